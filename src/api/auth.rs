@@ -1,0 +1,203 @@
+//! Access tokens: a ready one from the environment, or App+User tokens obtained and renewed from a
+//! refresh token. Tokens are `SecretString`s: they are never printed, logged or put in an error.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::CallError;
+
+/// The resource Partner Center tokens are issued for.
+pub const RESOURCE: &str = "https://api.partnercenter.microsoft.com";
+
+/// Where tokens come from.
+pub enum Credentials {
+    /// A bearer token used as is (`PCBULK_ACCESS_TOKEN`); a 401 cannot be cured by a refresh.
+    Static(SecretString),
+    /// App+User: a refresh token exchanged at `{authority}/{tenant}/oauth2/token`.
+    Refresh {
+        token_url: String,
+        client_id: String,
+        client_secret: Option<SecretString>,
+        refresh_token: SecretString,
+    },
+}
+
+struct Cached {
+    access: SecretString,
+    /// When to stop using it: a little before the service would refuse it.
+    renew_at: Instant,
+}
+
+/// Hands out access tokens to the dispatcher and renews them when they near expiry or are refused.
+pub struct Tokens {
+    creds: Credentials,
+    cache: Mutex<Option<Cached>>,
+    /// The newest refresh token: each grant returns a new one.
+    refresh: Mutex<Option<SecretString>>,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct TokenRefusal {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+impl Tokens {
+    pub fn new(creds: Credentials) -> Self {
+        let refresh = match &creds {
+            Credentials::Refresh { refresh_token, .. } => Some(refresh_token.clone()),
+            Credentials::Static(_) => None,
+        };
+        Tokens {
+            creds,
+            cache: Mutex::new(None),
+            refresh: Mutex::new(refresh),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a plain reqwest client builds"),
+        }
+    }
+
+    /// A token good for the next call.
+    pub async fn access_token(&self) -> Result<SecretString, CallError> {
+        match &self.creds {
+            Credentials::Static(t) => Ok(t.clone()),
+            Credentials::Refresh { .. } => {
+                let mut cache = self.cache.lock().await;
+                if let Some(c) = cache.as_ref() {
+                    if Instant::now() < c.renew_at {
+                        return Ok(c.access.clone());
+                    }
+                }
+                let fresh = self.grant().await?;
+                let access = fresh.access.clone();
+                *cache = Some(fresh);
+                Ok(access)
+            }
+        }
+    }
+
+    /// Called after a 401 with the token that was refused. Returns whether a new token is now
+    /// available (false for a static token, which cannot be renewed).
+    pub async fn renew(&self, refused: &SecretString) -> Result<bool, CallError> {
+        if matches!(self.creds, Credentials::Static(_)) {
+            return Ok(false);
+        }
+        let mut cache = self.cache.lock().await;
+        let already_renewed = cache
+            .as_ref()
+            .is_some_and(|c| c.access.expose_secret() != refused.expose_secret());
+        if !already_renewed {
+            *cache = Some(self.grant().await?);
+        }
+        Ok(true)
+    }
+
+    async fn grant(&self) -> Result<Cached, CallError> {
+        let Credentials::Refresh {
+            token_url,
+            client_id,
+            client_secret,
+            ..
+        } = &self.creds
+        else {
+            unreachable!("grant is only called for refresh credentials")
+        };
+        let mut refresh_slot = self.refresh.lock().await;
+        let refresh = refresh_slot
+            .clone()
+            .ok_or_else(|| CallError::Unauthorized("no refresh token".into()))?;
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh.expose_secret().to_owned()),
+            ("client_id", client_id.clone()),
+            ("resource", RESOURCE.to_owned()),
+        ];
+        if let Some(s) = client_secret {
+            form.push(("client_secret", s.expose_secret().to_owned()));
+        }
+        let resp = self
+            .http
+            .post(token_url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| CallError::Transport {
+                message: format!(
+                    "could not reach the token authority{}",
+                    if e.is_timeout() { " (timed out)" } else { "" }
+                ),
+                timeout: e.is_timeout(),
+            })?;
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            let refusal: TokenRefusal = serde_json::from_slice(&body).unwrap_or(TokenRefusal {
+                error: format!("HTTP {}", status.as_u16()),
+                error_description: String::new(),
+            });
+            return Err(CallError::Unauthorized(explain_refusal(&refusal)));
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
+            CallError::Unauthorized("the token authority's answer was not a token response".into())
+        })?;
+        if let Some(new_refresh) = answer.refresh_token {
+            *refresh_slot = Some(SecretString::from(new_refresh));
+        }
+        let lifetime = answer
+            .expires_in
+            .as_ref()
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .unwrap_or(3600);
+        // Renew a little before expiry: a fifth of the lifetime early, at most five minutes.
+        let margin = (lifetime / 5).min(300);
+        Ok(Cached {
+            access: SecretString::from(answer.access_token),
+            renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),
+        })
+    }
+}
+
+/// Turns a token refusal into advice; the description is the authority's own and carries no secret.
+fn explain_refusal(r: &TokenRefusal) -> String {
+    let d = &r.error_description;
+    let first_line = d.lines().next().unwrap_or("").trim();
+    let advice = if d.contains("AADSTS50076") || d.contains("AADSTS50078") {
+        "multi-factor authentication has expired: consent again interactively and set a new PCBULK_REFRESH_TOKEN"
+    } else if d.contains("AADSTS700007") {
+        "the refresh token was issued to another application: check PCBULK_CLIENT_ID"
+    } else if r.error == "invalid_grant" {
+        "the refresh token is expired or revoked: sign in again and set a new PCBULK_REFRESH_TOKEN"
+    } else if r.error == "invalid_client" {
+        "the application was refused: check PCBULK_CLIENT_ID and PCBULK_CLIENT_SECRET"
+    } else {
+        "check the PCBULK_* credentials"
+    };
+    if first_line.is_empty() {
+        format!(
+            "the token authority refused the refresh ({}): {advice}",
+            r.error
+        )
+    } else {
+        format!(
+            "the token authority refused the refresh ({}: {first_line}): {advice}",
+            r.error
+        )
+    }
+}

@@ -1,0 +1,116 @@
+//! The Partner Center client: what a call is, what comes back, and how errors are read.
+//!
+//! Operations build [`Request`]s and call them through the [`Api`] trait; the dispatcher implements it
+//! (rate limit, retries, tokens) on top of a [`http::Transport`].
+
+pub mod auth;
+pub mod error;
+pub mod http;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+pub use error::{CallError, ServiceError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Put,
+    Patch,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+        }
+    }
+}
+
+/// One Partner Center call, relative to `{base}/v1`.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Lower-case path under `/v1`, starting with `/`.
+    pub path: String,
+    pub body: Option<Value>,
+    /// The ETag for `If-Match`, unquoted; it is sent quoted.
+    pub if_match: Option<String>,
+}
+
+impl Request {
+    pub fn get(path: impl Into<String>) -> Self {
+        Request {
+            method: Method::Get,
+            path: path.into(),
+            body: None,
+            if_match: None,
+        }
+    }
+
+    pub fn put(path: impl Into<String>, body: Value) -> Self {
+        Request {
+            method: Method::Put,
+            path: path.into(),
+            body: Some(body),
+            if_match: None,
+        }
+    }
+
+    pub fn patch(path: impl Into<String>, body: Value) -> Self {
+        Request {
+            method: Method::Patch,
+            path: path.into(),
+            body: Some(body),
+            if_match: None,
+        }
+    }
+
+    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_match = Some(etag.into());
+        self
+    }
+}
+
+/// What the service answered to one call.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `Retry-After`, raw (seconds or an HTTP date).
+    pub retry_after: Option<String>,
+    /// The service's own trace ids, kept for the results file.
+    pub ms_cv: Option<String>,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body without a leading UTF-8 byte-order mark, which some responses carry.
+    pub fn text(&self) -> &[u8] {
+        self.body
+            .strip_prefix(b"\xef\xbb\xbf".as_slice())
+            .unwrap_or(&self.body)
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<Value, CallError> {
+        serde_json::from_slice(self.text()).map_err(|e| {
+            CallError::Decode(format!(
+                "the service answered {} with a body that is not JSON ({e})",
+                self.status
+            ))
+        })
+    }
+}
+
+/// Calls Partner Center. The dispatcher's implementation rate-limits, retries and authenticates.
+pub trait Api: Send + Sync {
+    /// Sends one call (retrying it as policy allows) and returns the successful response, or the
+    /// error that ended it.
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, CallError>>;
+}

@@ -1,0 +1,407 @@
+//! Command-line arguments (clap) and their conversion into checked configurations; nothing past
+//! this module sees clap types.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::api::auth::Credentials;
+use crate::dispatch::{MaxErrors, RetryPolicy, Settings};
+use crate::input::ReadOptions;
+use crate::ops::{self, OpSpec};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pcbulk",
+    version,
+    about = "Apply bulk updates to Microsoft Partner Center from a CSV file"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the file and apply every valid row to Partner Center (or to the sandbox).
+    Apply(ApplyArgs),
+    /// Check a file without sending anything: every row comes out `valid` or `invalid`.
+    Validate(InputArgs),
+    /// Print a header and an example row for an operation.
+    Template {
+        /// support-contact, service-request, support-profile or billing-profile
+        operation: String,
+    },
+    /// Run the Partner Center simulator on loopback.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InputArgs {
+    /// The CSV file of changes.
+    pub input: PathBuf,
+    /// The operation for every row (else from an `operation` column, else from the header).
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// Where to write the results (default: <input stem>.results.csv beside the input).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Read the file in this encoding (utf-8, utf-16le, utf-16be, windows-1252) instead of detecting it.
+    #[arg(long)]
+    pub encoding: Option<String>,
+    /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
+    #[arg(long)]
+    pub delimiter: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Cloud {
+    Global,
+    Usgov,
+    China,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Calls per second over all calls.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Partner Center API base URL (also PCBULK_BASE_URL); https, or http on loopback.
+    #[arg(long, conflicts_with_all = ["cloud", "sandbox"])]
+    pub base_url: Option<String>,
+    /// Which Partner Center cloud to use.
+    #[arg(long, value_enum)]
+    pub cloud: Option<Cloud>,
+    /// Run against the embedded simulator, seeded with the demo tenant; needs no credentials.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Continue a run from its results file.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume, also re-attempt rows that failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Validate and report what would be sent, without sending anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
+    #[arg(long)]
+    pub max_errors: Option<String>,
+    /// Attempts per call, the first included.
+    #[arg(long, default_value_t = 6)]
+    pub max_attempts: u32,
+    /// Seconds to wait for one call before it counts as timed out.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    /// Loopback address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    pub listen: SocketAddr,
+    /// Seed for everything random the sandbox does.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Lifetime in seconds of access tokens from the token endpoint.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime: u64,
+    /// Extra subscriptions for Contoso (ids d1000000-0000-4000-8000-000000000000 upward), for load tests.
+    #[arg(long, default_value_t = 0)]
+    pub subscriptions: usize,
+}
+
+/// Where a file comes from and where its results go.
+#[derive(Debug)]
+pub struct InputConfig {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub operation: Option<&'static OpSpec>,
+    pub read: ReadOptions,
+}
+
+/// Where calls go.
+pub enum Target {
+    Sandbox,
+    Service {
+        base_url: String,
+        credentials: Credentials,
+    },
+}
+
+pub struct ApplyConfig {
+    pub input: InputConfig,
+    /// `None` for a dry run, which sends nothing.
+    pub target: Option<Target>,
+    pub settings: Settings,
+    pub timeout: Duration,
+}
+
+impl TryFrom<&InputArgs> for InputConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &InputArgs) -> anyhow::Result<Self> {
+        let operation = match &a.operation {
+            Some(name) => Some(ops::by_name(name).with_context(|| {
+                format!(
+                    "--operation {name:?} is not an operation; use one of {}",
+                    ops::names()
+                )
+            })?),
+            None => None,
+        };
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| default_results_path(&a.input));
+        if same_file(&out, &a.input) {
+            bail!(
+                "--out {} is the input file; the results must go elsewhere",
+                out.display()
+            );
+        }
+        let delimiter = match a.delimiter.as_deref() {
+            None => None,
+            Some("," | "comma") => Some(b','),
+            Some(";" | "semicolon") => Some(b';'),
+            Some("\t" | "tab" | "\\t") => Some(b'\t'),
+            Some("|" | "pipe") => Some(b'|'),
+            Some(other) => bail!("--delimiter {other:?} is not one of , ; tab |"),
+        };
+        Ok(InputConfig {
+            input: a.input.clone(),
+            out,
+            operation,
+            read: ReadOptions {
+                encoding: a.encoding.clone(),
+                delimiter,
+            },
+        })
+    }
+}
+
+/// `<input stem>.results.csv` beside the input.
+pub fn default_results_path(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    input.with_file_name(format!("{stem}.results.csv"))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn parse_max_errors(v: &str) -> anyhow::Result<MaxErrors> {
+    let v = v.trim();
+    let bad = || format!("--max-errors {v:?} is not a count (e.g. 10) or a share (e.g. 5%)");
+    if let Some(p) = v.strip_suffix('%') {
+        let p: f64 = p.trim().parse().with_context(bad)?;
+        if !(p > 0.0 && p <= 100.0) {
+            bail!(bad());
+        }
+        Ok(MaxErrors::Percent(p))
+    } else {
+        let n: usize = v.parse().with_context(bad)?;
+        if n == 0 {
+            bail!(bad());
+        }
+        Ok(MaxErrors::Count(n))
+    }
+}
+
+/// An address pcbulk may send to: https anywhere, http only on loopback.
+pub fn check_url(what: &str, url: &str) -> anyhow::Result<String> {
+    let parsed =
+        reqwest::Url::parse(url).with_context(|| format!("{what} {url:?} is not a URL"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            bail!("{what} must be https:// (http:// is allowed only on loopback addresses): {url}")
+        }
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+impl Cloud {
+    fn base_url(self) -> &'static str {
+        match self {
+            Cloud::Global | Cloud::Usgov => "https://api.partnercenter.microsoft.com",
+            Cloud::China => "https://partner.partnercenterapi.microsoftonline.cn",
+        }
+    }
+
+    fn authority(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::Usgov => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Credentials from the environment (SPEC: Credentials).
+fn credentials(cloud: Cloud) -> anyhow::Result<Credentials> {
+    if let Some(t) = env("PCBULK_ACCESS_TOKEN") {
+        return Ok(Credentials::Static(SecretString::from(t.trim().to_owned())));
+    }
+    let refresh = env("PCBULK_REFRESH_TOKEN");
+    let tenant = env("PCBULK_TENANT_ID");
+    let client = env("PCBULK_CLIENT_ID");
+    match (refresh, tenant, client) {
+        (Some(refresh), Some(tenant), Some(client_id)) => {
+            let authority = match env("PCBULK_AUTHORITY") {
+                Some(a) => check_url("PCBULK_AUTHORITY", &a)?,
+                None => cloud.authority().to_owned(),
+            };
+            Ok(Credentials::Refresh {
+                token_url: format!("{authority}/{}/oauth2/token", tenant.trim()),
+                client_id: client_id.trim().to_owned(),
+                client_secret: env("PCBULK_CLIENT_SECRET").map(SecretString::from),
+                refresh_token: SecretString::from(refresh.trim().to_owned()),
+            })
+        }
+        (None, None, None) => bail!(
+            "no credentials: set PCBULK_ACCESS_TOKEN, or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and \
+             PCBULK_CLIENT_ID (and PCBULK_CLIENT_SECRET for a web app); or try the tool with --sandbox"
+        ),
+        _ => bail!(
+            "incomplete credentials: App+User needs all of PCBULK_REFRESH_TOKEN, PCBULK_TENANT_ID and \
+             PCBULK_CLIENT_ID"
+        ),
+    }
+}
+
+impl TryFrom<&ApplyArgs> for ApplyConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &ApplyArgs) -> anyhow::Result<Self> {
+        if a.resume || a.retry_failed {
+            bail!(
+                "--resume and --retry-failed are not available in this version of pcbulk: it cannot yet \
+                 continue a run. Nothing was sent. The results file of the earlier run says which rows \
+                 succeeded; put the others in a new file and apply that"
+            );
+        }
+        if !(a.rate.is_finite() && a.rate > 0.0) {
+            bail!(
+                "--rate must be a number of calls per second above 0, not {}",
+                a.rate
+            );
+        }
+        if a.concurrency == 0 || a.concurrency > 256 {
+            bail!(
+                "--concurrency must be between 1 and 256, not {}",
+                a.concurrency
+            );
+        }
+        if a.max_attempts == 0 || a.max_attempts > 50 {
+            bail!(
+                "--max-attempts must be between 1 and 50, not {}",
+                a.max_attempts
+            );
+        }
+        if !(a.timeout.is_finite() && a.timeout > 0.0) {
+            bail!(
+                "--timeout must be a number of seconds above 0, not {}",
+                a.timeout
+            );
+        }
+        let input = InputConfig::try_from(&a.input)?;
+        let cloud = a.cloud.unwrap_or(Cloud::Global);
+        if matches!(cloud, Cloud::China) {
+            if let Some(op) = input
+                .operation
+                .filter(|o| matches!(o.name, "support-contact" | "service-request"))
+            {
+                bail!("{} is not offered in the China cloud", op.name);
+            }
+        }
+        let target = if a.dry_run {
+            None
+        } else if a.sandbox {
+            Some(Target::Sandbox)
+        } else {
+            let base_url = match a.base_url.clone().or_else(|| env("PCBULK_BASE_URL")) {
+                Some(u) => check_url("the base URL", &u)?,
+                None => cloud.base_url().to_owned(),
+            };
+            Some(Target::Service {
+                base_url,
+                credentials: credentials(cloud)?,
+            })
+        };
+        let max_errors = a.max_errors.as_deref().map(parse_max_errors).transpose()?;
+        Ok(ApplyConfig {
+            input,
+            target,
+            settings: Settings {
+                rate: a.rate,
+                concurrency: a.concurrency,
+                retry: RetryPolicy {
+                    max_attempts: a.max_attempts,
+                    ..RetryPolicy::default()
+                },
+                max_errors,
+            },
+            timeout: Duration::from_secs_f64(a.timeout),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_except_on_loopback() {
+        assert!(check_url("u", "https://api.partnercenter.microsoft.com/").is_ok());
+        assert!(check_url("u", "http://127.0.0.1:8765").is_ok());
+        assert!(check_url("u", "http://[::1]:80").is_ok());
+        assert!(check_url("u", "http://localhost:1").is_ok());
+        assert!(check_url("u", "http://api.partnercenter.microsoft.com").is_err());
+        assert!(check_url("u", "http://10.0.0.1").is_err());
+        assert!(check_url("u", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn max_errors_count_or_share() {
+        assert_eq!(parse_max_errors("10").unwrap(), MaxErrors::Count(10));
+        assert_eq!(parse_max_errors("5%").unwrap(), MaxErrors::Percent(5.0));
+        for bad in ["0", "0%", "150%", "ten", "-1"] {
+            assert!(parse_max_errors(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_default_beside_the_input() {
+        assert_eq!(
+            default_results_path(Path::new("/data/june.csv")),
+            PathBuf::from("/data/june.results.csv")
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! Applies validated rows: a worker pool bounded by `--concurrency`, every call through one rate
+//! limiter and one retry policy, and exactly one [`Outcome`] per row.
+
+pub mod retry;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::api::auth::Tokens;
+use crate::api::http::{CallIds, Transport};
+use crate::api::{Api, CallError, Request, ServiceError};
+use crate::ops::{Applied, Change};
+use crate::results::{Outcome, Status};
+pub use retry::RetryPolicy;
+
+/// One validated row, ready to send.
+pub struct Job {
+    pub row: usize,
+    pub line: u64,
+    pub change: Box<dyn Change>,
+}
+
+/// When to give up on the whole run because too many rows failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxErrors {
+    Count(usize),
+    /// A share of the rows to send, in percent.
+    Percent(f64),
+}
+
+impl MaxErrors {
+    fn threshold(self, rows: usize) -> usize {
+        match self {
+            MaxErrors::Count(n) => n.max(1),
+            MaxErrors::Percent(p) => ((rows as f64 * p / 100.0).ceil() as usize).max(1),
+        }
+    }
+}
+
+/// A run-wide stop: once raised, no new row starts and rows not started are `skipped`.
+#[derive(Default)]
+pub struct Stop {
+    raised: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Stop {
+    pub fn raise(&self, reason: impl Into<String>) {
+        let mut r = self.reason.lock().expect("stop reason lock");
+        if r.is_none() {
+            *r = Some(reason.into());
+        }
+        self.raised.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().expect("stop reason lock").clone()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Calls per second over all calls (burst 1).
+    pub rate: f64,
+    /// Calls in flight at once.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub max_errors: Option<MaxErrors>,
+}
+
+/// Shared by all workers: the transport, tokens, limiter and retry policy.
+pub struct Dispatcher {
+    transport: Arc<dyn Transport>,
+    tokens: Arc<Tokens>,
+    limiter: DefaultDirectRateLimiter,
+    settings: Settings,
+    pub stop: Arc<Stop>,
+}
+
+impl Dispatcher {
+    pub fn new(transport: Arc<dyn Transport>, tokens: Arc<Tokens>, settings: Settings) -> Self {
+        let period = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
+        let quota = Quota::with_period(period)
+            .expect("a positive period")
+            .allow_burst(NonZeroU32::MIN);
+        Dispatcher {
+            transport,
+            tokens,
+            limiter: RateLimiter::direct(quota),
+            settings,
+            stop: Arc::new(Stop::default()),
+        }
+    }
+
+    /// Runs every job, sending each row's outcome to `done` as it finishes.
+    pub async fn run(self: Arc<Self>, jobs: Vec<Job>, done: impl Fn(Outcome) + Send + Sync) {
+        let threshold = self.settings.max_errors.map(|m| m.threshold(jobs.len()));
+        let failed = AtomicUsize::new(0);
+        let concurrency = self.settings.concurrency.max(1);
+        futures::stream::iter(jobs)
+            .map(|job| {
+                let d = Arc::clone(&self);
+                async move { d.run_one(job).await }
+            })
+            .buffer_unordered(concurrency)
+            .for_each(|o| {
+                if o.status == Status::Failed {
+                    let n = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                    if threshold.is_some_and(|t| n >= t) {
+                        self.stop.raise(format!(
+                            "{n} rows failed, reaching --max-errors; the rest were not attempted"
+                        ));
+                    }
+                }
+                done(o);
+                futures::future::ready(())
+            })
+            .await;
+    }
+
+    async fn run_one(&self, job: Job) -> Outcome {
+        if let Some(reason) = self.stop.reason() {
+            return Outcome::unsent(job.row, job.line, Status::Skipped, "aborted", &reason);
+        }
+        let started = Instant::now();
+        let api = RowApi {
+            d: self,
+            correlation_id: Uuid::new_v4(),
+            record: Mutex::new(Record::default()),
+        };
+        let result = job.change.apply(&api).await;
+        let rec = api.record.into_inner().expect("record lock");
+        let (status, code, message) = match result {
+            Ok(Applied::Changed) => (Status::Succeeded, String::new(), String::new()),
+            Ok(Applied::Unchanged) => (
+                Status::Unchanged,
+                String::new(),
+                "already had the requested values; nothing was written".into(),
+            ),
+            Err(e @ CallError::Unauthorized(_)) => {
+                self.stop.raise(format!("credentials refused: {e}"));
+                (
+                    Status::Skipped,
+                    e.code(),
+                    format!("credentials refused: {e}"),
+                )
+            }
+            Err(e @ CallError::Aborted(_)) => (Status::Skipped, e.code(), e.to_string()),
+            Err(e) => (Status::Failed, e.code(), describe(&e, rec.attempts)),
+        };
+        Outcome {
+            row: job.row,
+            line: job.line,
+            status,
+            http_status: rec.last_status,
+            error_code: code,
+            error_message: message,
+            attempts: rec.attempts,
+            correlation_id: api.correlation_id.to_string(),
+            request_id: rec.request_id.map(|u| u.to_string()).unwrap_or_default(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// One sentence for the results file: the service's words, plus what to do where pcbulk knows.
+fn describe(e: &CallError, attempts: u32) -> String {
+    let msg = e.to_string();
+    let msg = msg.trim().trim_end_matches('.');
+    let hint = match e {
+        CallError::Transport { .. }
+        | CallError::Service(ServiceError {
+            status: 429 | 500..=599,
+            ..
+        }) => {
+            format!(" (gave up after {attempts} attempts; run again with --retry-failed)")
+        }
+        _ => String::new(),
+    };
+    format!("{msg}{hint}")
+}
+
+#[derive(Default)]
+struct Record {
+    attempts: u32,
+    last_status: Option<u16>,
+    request_id: Option<Uuid>,
+}
+
+/// The [`Api`] a row's change calls through: one correlation id for the row, one request id per
+/// call (kept on every retry of it), attempts counted.
+struct RowApi<'d> {
+    d: &'d Dispatcher,
+    correlation_id: Uuid,
+    record: Mutex<Record>,
+}
+
+impl RowApi<'_> {
+    fn note(&self, f: impl FnOnce(&mut Record)) {
+        f(&mut self.record.lock().expect("record lock"));
+    }
+
+    async fn call_with_retries(&self, req: Request) -> Result<crate::api::Response, CallError> {
+        let d = self.d;
+        let ids = CallIds {
+            request_id: Uuid::new_v4(),
+            correlation_id: self.correlation_id,
+        };
+        let mut attempts = 0u32;
+        let mut renewed = false;
+        loop {
+            d.limiter.until_ready().await;
+            let token = d.tokens.access_token().await?;
+            attempts += 1;
+            self.note(|r| {
+                r.attempts += 1;
+                r.request_id = Some(ids.request_id);
+            });
+            let sent = d.transport.send(&req, ids, token.expose_secret()).await;
+            let (err, retry_after) = match sent {
+                Ok(resp) => {
+                    self.note(|r| r.last_status = Some(resp.status));
+                    if resp.is_success() {
+                        return Ok(resp);
+                    }
+                    if resp.status == 401 {
+                        if !renewed && d.tokens.renew(&token).await? {
+                            renewed = true;
+                            continue;
+                        }
+                        return Err(CallError::Unauthorized(
+                            "Partner Center refused the access token (401); set a fresh \
+                             PCBULK_ACCESS_TOKEN, or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID \
+                             and PCBULK_CLIENT_ID, then run again with --resume"
+                                .into(),
+                        ));
+                    }
+                    let err =
+                        CallError::Service(ServiceError::from_response(resp.status, &resp.body));
+                    (err, resp.retry_after)
+                }
+                Err(e) => (e, None),
+            };
+            let delay = d.settings.retry.next_delay(
+                attempts,
+                &err,
+                retry_after.as_deref(),
+                &mut rand::rng(),
+            );
+            match delay {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(err),
+            }
+        }
+    }
+}
+
+impl Api for RowApi<'_> {
+    fn call(&self, req: Request) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
+        Box::pin(self.call_with_retries(req))
+    }
+}

@@ -1,0 +1,130 @@
+//! When to try a call again, and how long to wait first.
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+
+use crate::api::CallError;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling; doubles each attempt.
+    pub base: Duration,
+    /// Largest backoff ceiling.
+    pub cap: Duration,
+    /// The longest Retry-After honoured as given; longer ones are clamped to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(20),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// How long to wait before attempt `attempts + 1`, or `None` when the call should not be tried
+    /// again. `retry_after` is the raw header of the failed answer, if any.
+    pub fn next_delay(
+        &self,
+        attempts: u32,
+        err: &CallError,
+        retry_after: Option<&str>,
+        rng: &mut impl Rng,
+    ) -> Option<Duration> {
+        if !err.is_retryable() || attempts >= self.max_attempts {
+            return None;
+        }
+        if let Some(wait) = retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())) {
+            return Some(wait.min(self.max_retry_after));
+        }
+        Some(self.backoff(attempts, rng))
+    }
+
+    /// Capped exponential backoff with full jitter: uniform in `[0, min(cap, base·2^(n-1))]`.
+    pub fn backoff(&self, attempts: u32, rng: &mut impl Rng) -> Duration {
+        let exp = attempts.saturating_sub(1).min(20);
+        let ceiling = self.base.saturating_mul(1 << exp).min(self.cap);
+        ceiling.mul_f64(rng.random::<f64>())
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ServiceError;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn svc(status: u16) -> CallError {
+        CallError::Service(ServiceError {
+            status,
+            code: None,
+            message: String::new(),
+        })
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("57", now), Some(Duration::from_secs(57)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_stays_under_its_doubling_cap() {
+        let p = RetryPolicy::default();
+        let mut rng = StdRng::seed_from_u64(7);
+        for attempts in 1..=10u32 {
+            let ceiling = p.base.saturating_mul(1 << (attempts - 1)).min(p.cap);
+            for _ in 0..50 {
+                assert!(p.backoff(attempts, &mut rng) <= ceiling);
+            }
+        }
+    }
+
+    #[test]
+    fn no_retry_for_client_errors_or_after_the_last_attempt() {
+        let p = RetryPolicy::default();
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!(p.next_delay(1, &svc(404), None, &mut rng).is_none());
+        assert!(p.next_delay(6, &svc(503), None, &mut rng).is_none());
+        assert!(p.next_delay(5, &svc(503), None, &mut rng).is_some());
+        assert_eq!(
+            p.next_delay(1, &svc(429), Some("3"), &mut rng),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            p.next_delay(1, &svc(429), Some("99999"), &mut rng),
+            Some(p.max_retry_after)
+        );
+    }
+}

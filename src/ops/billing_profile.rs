@@ -1,0 +1,245 @@
+//! A customer's billing profile: GET it (with its ETag), change only the named fields, PUT the full
+//! resource back with `If-Match` and the ETag in `Attributes`. Every field the GET returned, known or
+//! not, goes back unchanged. A stale ETag (412, or 400 with code 2055) means someone wrote in between:
+//! read again and re-apply, a bounded number of times.
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use super::check::{country, culture, email, length, phone, required};
+use super::json::{get, get_str, object_mut, set};
+use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Request};
+
+pub static SPEC: OpSpec = OpSpec {
+    name: "billing-profile",
+    required: &["customer_id"],
+    one_of: &[],
+    optional: &[
+        "first_name",
+        "last_name",
+        "email",
+        "culture",
+        "language",
+        "company_name",
+        "address_line1",
+        "address_line2",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "region",
+        "phone_number",
+    ],
+    example: &[
+        ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
+        ("email", "billing@contoso.com"),
+        ("address_line1", "One Microsoft Way"),
+        ("city", "Redmond"),
+        ("state", "WA"),
+        ("postal_code", "98052"),
+        ("country", "US"),
+        ("phone_number", "4255550100"),
+    ],
+    plan,
+};
+
+/// How many times a stale ETag is answered by reading again before the row fails.
+pub const MAX_ETAG_ROUNDS: u32 = 5;
+
+/// Where each column lives in the resource: (column, in defaultAddress?, field).
+const FIELDS: &[(&str, bool, &str)] = &[
+    ("first_name", false, "firstName"),
+    ("last_name", false, "lastName"),
+    ("email", false, "email"),
+    ("culture", false, "culture"),
+    ("language", false, "language"),
+    ("company_name", false, "companyName"),
+    ("address_line1", true, "addressLine1"),
+    ("address_line2", true, "addressLine2"),
+    ("city", true, "city"),
+    ("state", true, "state"),
+    ("postal_code", true, "postalCode"),
+    ("country", true, "country"),
+    ("region", true, "region"),
+    ("phone_number", true, "phoneNumber"),
+];
+
+#[derive(Debug)]
+struct UpdateBillingProfile {
+    customer_id: String,
+    /// (in defaultAddress?, field, new value)
+    changes: Vec<(bool, &'static str, String)>,
+}
+
+/// The documented limits, per column.
+fn check(column: &'static str, v: &str) -> Result<String, Problem> {
+    match column {
+        "first_name" | "last_name" => length(column, v, 1, 50),
+        "email" => email(column, v),
+        "culture" | "language" => culture(column, v),
+        "address_line1" => length(column, v, 1, 200),
+        "address_line2" => length(column, v, 0, 200),
+        "state" => length(column, v, 0, 2),
+        "country" => country(column, v),
+        "phone_number" => phone(column, v),
+        _ => length(column, v, 1, 200),
+    }
+}
+
+fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
+    let mut p = Problems::default();
+    let customer_id =
+        p.take(required(row, "customer_id").and_then(|v| super::check::guid("customer_id", v)));
+    let mut changes = Vec::new();
+    for (column, in_address, field) in FIELDS {
+        if let Some(v) = row.get(column).and_then(|v| p.take(check(column, v))) {
+            changes.push((*in_address, *field, v));
+        }
+    }
+    if changes.is_empty() && FIELDS.iter().all(|(c, _, _)| row.get(c).is_none()) {
+        p.push(Problem::new(
+            "customer_id",
+            "nothing_to_change",
+            "every billing field is empty; fill in at least one field to change",
+        ));
+    }
+    p.finish(|| {
+        Some(UpdateBillingProfile {
+            customer_id: customer_id?,
+            changes,
+        })
+    })
+}
+
+impl UpdateBillingProfile {
+    fn path(&self) -> String {
+        format!("/customers/{}/profiles/billing", self.customer_id)
+    }
+
+    /// The profile read, with this row's fields set; `None` when nothing would change.
+    fn changed(&self, mut profile: Value) -> Option<Value> {
+        let obj = profile.as_object_mut()?;
+        let mut changed = false;
+        for (in_address, field, value) in &self.changes {
+            let target = if *in_address {
+                object_mut(obj, "defaultAddress")
+            } else {
+                &mut *obj
+            };
+            changed |= set(target, field, json!(value));
+        }
+        changed.then_some(profile)
+    }
+}
+
+fn etag_of(profile: &Value) -> Option<String> {
+    get(profile, "attributes")
+        .and_then(|a| get_str(a, "etag"))
+        .map(|e| e.trim_matches('"').to_owned())
+        .filter(|e| !e.is_empty())
+}
+
+impl Change for UpdateBillingProfile {
+    fn target(&self) -> Option<String> {
+        Some(format!("billing profile of customer {}", self.customer_id))
+    }
+
+    fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
+        Box::pin(async move {
+            let mut round = 0;
+            loop {
+                round += 1;
+                let current = api.call(Request::get(self.path())).await?.json()?;
+                let etag = etag_of(&current).ok_or_else(|| {
+                    CallError::Decode("the billing profile read carried no attributes.etag".into())
+                })?;
+                let Some(profile) = self.changed(current) else {
+                    return Ok(Applied::Unchanged);
+                };
+                match api
+                    .call(Request::put(self.path(), profile).if_match(etag))
+                    .await
+                {
+                    Ok(_) => return Ok(Applied::Changed),
+                    Err(CallError::Service(e)) if e.is_stale_etag() && round < MAX_ETAG_ROUNDS => {
+                        continue
+                    }
+                    Err(CallError::Service(e)) if e.is_stale_etag() => {
+                        let mut e = e;
+                        e.message = format!(
+                            "{} (the profile changed under every one of {MAX_ETAG_ROUNDS} attempts; \
+                             someone else is editing it, try again later)",
+                            e.message.trim_end_matches('.')
+                        );
+                        return Err(CallError::Service(e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Value {
+        json!({
+            "id": "a58ceba5-60ac-48e4-a0bc-2a855811807a",
+            "firstName": "Ann", "middleName": "Q", "lastName": "Lee",
+            "email": "old@contoso.com", "culture": "en-US", "language": "en",
+            "companyName": "Contoso",
+            "defaultAddress": {"country": "US", "city": "Redmond", "state": "WA",
+                "addressLine1": "One Microsoft Way", "addressLine3": "Bldg 7", "district": "King",
+                "postalCode": "98052", "phoneNumber": "4255555555"},
+            "links": {"self": {"uri": "/v1/customers/x/profiles/billing", "method": "GET", "headers": []}},
+            "attributes": {"etag": "abc", "objectType": "CustomerBillingProfile"}
+        })
+    }
+
+    #[test]
+    fn only_named_fields_change_and_unknown_fields_survive() {
+        let c = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![
+                (false, "email", "new@contoso.com".into()),
+                (true, "city", "Seattle".into()),
+            ],
+        };
+        let out = c.changed(profile()).unwrap();
+        let mut want = profile();
+        want["email"] = json!("new@contoso.com");
+        want["defaultAddress"]["city"] = json!("Seattle");
+        assert_eq!(out, want);
+        assert_eq!(etag_of(&out).as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn same_values_mean_unchanged() {
+        let c = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![(true, "city", "Redmond".into())],
+        };
+        assert_eq!(c.changed(profile()), None);
+    }
+
+    #[test]
+    fn documented_limits() {
+        let r = Row::new()
+            .with("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1")
+            .with("state", "Washington")
+            .with("country", "USA")
+            .with("first_name", &"x".repeat(51));
+        let errs = plan(&r).unwrap_err();
+        let cols: Vec<_> = errs.iter().map(|p| p.column.unwrap()).collect();
+        assert_eq!(cols, vec!["first_name", "state", "country"]);
+    }
+
+    #[test]
+    fn a_row_with_only_the_customer_is_refused() {
+        let r = Row::new().with("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1");
+        assert_eq!(plan(&r).unwrap_err()[0].code, "nothing_to_change");
+    }
+}

@@ -1,0 +1,198 @@
+//! The four Partner Center updates. Each file here owns one operation's columns, validation, and the
+//! calls that apply a row; the shared dispatcher runs them all the same way.
+//!
+//! Adding a fifth update means one new file and one line in [`OPERATIONS`].
+
+pub mod billing_profile;
+pub mod check;
+pub mod json;
+pub mod service_request;
+pub mod support_contact;
+pub mod support_profile;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use futures::future::BoxFuture;
+
+use crate::api::{Api, CallError};
+
+/// Every operation pcbulk knows, in the order `template` and messages list them.
+pub static OPERATIONS: &[&OpSpec] = &[
+    &support_contact::SPEC,
+    &service_request::SPEC,
+    &support_profile::SPEC,
+    &billing_profile::SPEC,
+];
+
+/// What an operation needs from the CSV and how it turns a row into a change.
+pub struct OpSpec {
+    pub name: &'static str,
+    /// Columns that must be in the header and filled in on every row.
+    pub required: &'static [&'static str],
+    /// At least one of these must be in the header, and filled in on every row.
+    pub one_of: &'static [&'static str],
+    /// Columns read when present; an empty cell means "leave as it is".
+    pub optional: &'static [&'static str],
+    /// An example row for `pcbulk template`, as (column, value).
+    pub example: &'static [(&'static str, &'static str)],
+    /// Validates a row and builds the change it asks for. Never sends anything.
+    pub plan: fn(&Row) -> Planned,
+}
+
+impl OpSpec {
+    /// Every column this operation reads.
+    pub fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.required
+            .iter()
+            .chain(self.one_of)
+            .chain(self.optional)
+            .copied()
+    }
+}
+
+impl fmt::Debug for OpSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Finds an operation by its name (`support-contact`, ...), forgiving case and `_`/`-`/spaces.
+pub fn by_name(name: &str) -> Option<&'static OpSpec> {
+    let n = crate::input::header::normalize(name);
+    OPERATIONS
+        .iter()
+        .copied()
+        .find(|op| crate::input::header::normalize(op.name) == n)
+}
+
+/// The names of all operations, for messages.
+pub fn names() -> String {
+    OPERATIONS
+        .iter()
+        .map(|o| o.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every column any operation reads, plus `operation` for mixed files.
+pub fn all_columns() -> Vec<&'static str> {
+    let mut cols = vec!["operation"];
+    for op in OPERATIONS {
+        for c in op.columns() {
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+    }
+    cols
+}
+
+/// One data row's values by canonical column, trimmed; empty cells are absent.
+#[derive(Debug, Default, Clone)]
+pub struct Row {
+    values: HashMap<&'static str, String>,
+}
+
+impl Row {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, column: &'static str, value: &str) -> Self {
+        self.set(column, value);
+        self
+    }
+
+    pub fn set(&mut self, column: &'static str, value: &str) {
+        let v = value.trim();
+        if !v.is_empty() {
+            self.values.insert(column, v.to_owned());
+        }
+    }
+
+    /// The trimmed value of a column, or `None` when the cell is empty or the column absent.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.values.get(column).map(String::as_str)
+    }
+}
+
+/// One thing wrong with a row, found before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The canonical column at fault, if one is.
+    pub column: Option<&'static str>,
+    /// A stable pcbulk code for the results file (`invalid_guid`, ...).
+    pub code: &'static str,
+    /// What is wrong and what would be accepted.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(column: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            column: Some(column),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a change ended when the service accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// The target already had the requested values; nothing was written.
+    Unchanged,
+}
+
+/// What validating a row gives: the change to send, or everything wrong with the row.
+pub type Planned = Result<Box<dyn Change>, Vec<Problem>>;
+
+/// A validated row, ready to send.
+pub trait Change: Send + Sync + fmt::Debug {
+    /// What the row changes, for spotting two rows that change the same thing (`None`: rows may
+    /// repeat, as notes on one service request do).
+    fn target(&self) -> Option<String>;
+
+    /// Makes the calls that apply the change.
+    fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>>;
+}
+
+/// Collects problems while a row is checked, then yields the change or all the problems at once.
+#[derive(Default)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    pub fn push(&mut self, p: Problem) {
+        self.0.push(p);
+    }
+
+    /// Keeps the value when the check passed, records the problem otherwise.
+    pub fn take<T>(&mut self, r: Result<T, Problem>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(p) => {
+                self.0.push(p);
+                None
+            }
+        }
+    }
+
+    pub fn finish<C: Change + 'static>(
+        self,
+        build: impl FnOnce() -> Option<C>,
+    ) -> Result<Box<dyn Change>, Vec<Problem>> {
+        if !self.0.is_empty() {
+            return Err(self.0);
+        }
+        match build() {
+            Some(c) => Ok(Box::new(c)),
+            None => Err(vec![Problem {
+                column: None,
+                code: "invalid_row",
+                message: "the row could not be read".into(),
+            }]),
+        }
+    }
+}

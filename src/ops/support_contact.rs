@@ -1,0 +1,158 @@
+//! Subscription support contact: `PUT /customers/{customer}/subscriptions/{subscription}/supportcontact`
+//! with the reseller's tenant id, PartnerID and name.
+
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::check::{guid, partner_id, required};
+use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Request};
+
+pub static SPEC: OpSpec = OpSpec {
+    name: "support-contact",
+    required: &[
+        "customer_id",
+        "subscription_id",
+        "support_tenant_id",
+        "support_mpn_id",
+        "name",
+    ],
+    one_of: &[],
+    optional: &[],
+    example: &[
+        ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
+        ("subscription_id", "c8d8fbab-6a62-44dc-be50-b7c74e43a296"),
+        ("support_tenant_id", "3b33e682-00c3-41ee-9dd2-a548adf56438"),
+        ("support_mpn_id", "4391507"),
+        ("name", "Trey Research"),
+    ],
+    plan,
+};
+
+#[derive(Debug)]
+struct SetSupportContact {
+    customer_id: String,
+    subscription_id: String,
+    support_tenant_id: String,
+    support_mpn_id: String,
+    name: String,
+}
+
+fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
+    let mut p = Problems::default();
+    let customer_id = p.take(required(row, "customer_id").and_then(|v| guid("customer_id", v)));
+    let subscription_id =
+        p.take(required(row, "subscription_id").and_then(|v| guid("subscription_id", v)));
+    let support_tenant_id =
+        p.take(required(row, "support_tenant_id").and_then(|v| guid("support_tenant_id", v)));
+    let support_mpn_id =
+        p.take(required(row, "support_mpn_id").and_then(|v| partner_id("support_mpn_id", v)));
+    let name = p.take(required(row, "name").map(str::to_owned));
+    p.finish(|| {
+        Some(SetSupportContact {
+            customer_id: customer_id?,
+            subscription_id: subscription_id?,
+            support_tenant_id: support_tenant_id?,
+            support_mpn_id: support_mpn_id?,
+            name: name?,
+        })
+    })
+}
+
+impl SetSupportContact {
+    fn path(&self) -> String {
+        format!(
+            "/customers/{}/subscriptions/{}/supportcontact",
+            self.customer_id, self.subscription_id
+        )
+    }
+
+    fn body(&self) -> serde_json::Value {
+        json!({
+            "SupportTenantId": self.support_tenant_id,
+            "SupportMpnId": self.support_mpn_id,
+            "Name": self.name,
+            "Attributes": {"ObjectType": "SupportContact"},
+        })
+    }
+}
+
+impl Change for SetSupportContact {
+    fn target(&self) -> Option<String> {
+        Some(format!("subscription {}", self.subscription_id))
+    }
+
+    fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
+        Box::pin(async move {
+            api.call(Request::put(self.path(), self.body())).await?;
+            Ok(Applied::Changed)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        Row::new()
+            .with("customer_id", "{0C39D6D5-C70D-4C55-BC02-F620844F3FD1}")
+            .with("subscription_id", "C8D8FBAB-6A62-44DC-BE50-B7C74E43A296")
+            .with("support_tenant_id", "3B33E682-00C3-41EE-9DD2-A548ADF56438")
+            .with("support_mpn_id", "4391507")
+            .with("name", " Trey Research ")
+    }
+
+    #[test]
+    fn builds_the_documented_put_with_lower_case_ids() {
+        let c = plan(&row()).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(
+            dbg.contains("0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
+            "{dbg}"
+        );
+        let c = SetSupportContact {
+            customer_id: "0c39d6d5-c70d-4c55-bc02-f620844f3fd1".into(),
+            subscription_id: "c8d8fbab-6a62-44dc-be50-b7c74e43a296".into(),
+            support_tenant_id: "3b33e682-00c3-41ee-9dd2-a548adf56438".into(),
+            support_mpn_id: "4391507".into(),
+            name: "Trey Research".into(),
+        };
+        assert_eq!(
+            c.path(),
+            "/customers/0c39d6d5-c70d-4c55-bc02-f620844f3fd1/subscriptions/c8d8fbab-6a62-44dc-be50-b7c74e43a296/supportcontact"
+        );
+        assert_eq!(c.body()["SupportMpnId"], "4391507");
+        assert_eq!(
+            c.body()["SupportTenantId"],
+            "3b33e682-00c3-41ee-9dd2-a548adf56438"
+        );
+        assert_eq!(
+            c.target().unwrap(),
+            "subscription c8d8fbab-6a62-44dc-be50-b7c74e43a296"
+        );
+    }
+
+    #[test]
+    fn reports_every_bad_cell_at_once() {
+        let r = row()
+            .with("customer_id", "not-a-guid")
+            .with("support_mpn_id", "43-91507");
+        let errs = plan(&r).unwrap_err();
+        let cols: Vec<_> = errs.iter().map(|p| p.column.unwrap()).collect();
+        assert_eq!(cols, vec!["customer_id", "support_mpn_id"]);
+    }
+
+    #[test]
+    fn empty_required_cell_is_refused() {
+        let mut r = Row::new();
+        for (c, v) in SPEC.example {
+            if *c != "name" {
+                r.set(c, v);
+            }
+        }
+        let errs = plan(&r).unwrap_err();
+        assert_eq!(errs[0].code, "missing_value");
+        assert_eq!(errs[0].column, Some("name"));
+    }
+}

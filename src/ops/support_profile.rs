@@ -1,0 +1,147 @@
+//! The partner's support profile: GET it, change e-mail / telephone / website, PUT the full resource.
+//!
+//! The reference PUTs to `/profiles/supportprofile` while the GET page and both SDKs use
+//! `/profiles/support`; each call tries the documented path first and the other on 404 or 405.
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use super::check::{email, phone, website};
+use super::json::set;
+use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Request, Response};
+
+pub static SPEC: OpSpec = OpSpec {
+    name: "support-profile",
+    required: &[],
+    one_of: &["email", "telephone", "website"],
+    optional: &[],
+    example: &[
+        ("email", "support@contoso.com"),
+        ("telephone", "+1 425 555 0100"),
+        ("website", "www.contoso.com/support"),
+    ],
+    plan,
+};
+
+const GET_PATHS: [&str; 2] = ["/profiles/support", "/profiles/supportprofile"];
+const PUT_PATHS: [&str; 2] = ["/profiles/supportprofile", "/profiles/support"];
+
+#[derive(Debug)]
+struct UpdateSupportProfile {
+    /// (field as the service names it, new value)
+    fields: Vec<(&'static str, String)>,
+}
+
+fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
+    let mut p = Problems::default();
+    let mut fields = Vec::new();
+    if let Some(v) = row.get("email").and_then(|v| p.take(email("email", v))) {
+        fields.push(("email", v));
+    }
+    if let Some(v) = row
+        .get("telephone")
+        .and_then(|v| p.take(phone("telephone", v)))
+    {
+        fields.push(("telephone", v));
+    }
+    if let Some(v) = row
+        .get("website")
+        .and_then(|v| p.take(website("website", v)))
+    {
+        fields.push(("website", v));
+    }
+    if ["email", "telephone", "website"]
+        .iter()
+        .all(|c| row.get(c).is_none())
+    {
+        p.push(Problem::new(
+            "email",
+            "missing_value",
+            "email, telephone and website are all empty; fill in at least one",
+        ));
+    }
+    p.finish(|| Some(UpdateSupportProfile { fields }))
+}
+
+/// Sends `make(path)` to the first path, and to the second if the first is not found there.
+async fn either_path(
+    api: &dyn Api,
+    paths: [&str; 2],
+    make: impl Fn(&str) -> Request,
+) -> Result<Response, CallError> {
+    match api.call(make(paths[0])).await {
+        Err(CallError::Service(e)) if matches!(e.status, 404 | 405) => {
+            api.call(make(paths[1])).await
+        }
+        other => other,
+    }
+}
+
+impl UpdateSupportProfile {
+    /// The profile read, with this row's fields set; `None` when nothing would change.
+    fn changed(&self, mut profile: Value) -> Option<Value> {
+        let obj = profile.as_object_mut()?;
+        let mut changed = false;
+        for (field, value) in &self.fields {
+            changed |= set(obj, field, json!(value));
+        }
+        changed.then_some(profile)
+    }
+}
+
+impl Change for UpdateSupportProfile {
+    fn target(&self) -> Option<String> {
+        Some("the partner's support profile".into())
+    }
+
+    fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
+        Box::pin(async move {
+            let current = either_path(api, GET_PATHS, |p| Request::get(p))
+                .await?
+                .json()?;
+            if !current.is_object() {
+                return Err(CallError::Decode(
+                    "the support profile read was not a JSON object".into(),
+                ));
+            }
+            let Some(profile) = self.changed(current) else {
+                return Ok(Applied::Unchanged);
+            };
+            either_path(api, PUT_PATHS, |p| Request::put(p, profile.clone())).await?;
+            Ok(Applied::Changed)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_resource_goes_back_with_only_the_named_fields_changed() {
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "new@contoso.com".into())],
+        };
+        let read = json!({
+            "email": "old@contoso.com", "telephone": "1", "website": "w.com",
+            "profileType": "support_profile",
+            "links": {"self": {"uri": "/v1/profiles/support"}},
+            "attributes": {"objectType": "PartnerSupportProfile"}
+        });
+        let mut want = read.clone();
+        want["email"] = json!("new@contoso.com");
+        assert_eq!(c.changed(read.clone()), Some(want));
+        let same = UpdateSupportProfile {
+            fields: vec![("email", "old@contoso.com".into())],
+        };
+        assert_eq!(same.changed(read), None);
+    }
+
+    #[test]
+    fn each_field_is_checked() {
+        let errs = plan(&Row::new().with("email", "nope").with("website", "x y")).unwrap_err();
+        let codes: Vec<_> = errs.iter().map(|p| p.code).collect();
+        assert_eq!(codes, vec!["invalid_email", "invalid_website"]);
+    }
+}

@@ -1,0 +1,362 @@
+//! From a parsed table to a verdict per row: which operation, which columns, valid or not, and no
+//! two rows changing the same thing. Nothing here touches the network.
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+
+use crate::input::header::canonical;
+use crate::input::Table;
+use crate::ops::{self, Change, OpSpec, Problem, Row};
+
+/// A file that cannot be run at all (exit 2).
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub enum Verdict {
+    Ready(Box<dyn Change>),
+    Invalid { code: String, message: String },
+}
+
+pub struct PlannedRow {
+    pub row: usize,
+    pub line: u64,
+    /// The input cells, trimmed, one per header column.
+    pub cells: Vec<String>,
+    pub op: Option<&'static OpSpec>,
+    pub verdict: Verdict,
+}
+
+pub struct Plan {
+    pub headers: Vec<String>,
+    pub rows: Vec<PlannedRow>,
+}
+
+/// How the operation is chosen for each row.
+enum Choice {
+    One(&'static OpSpec),
+    /// Mixed file: the `operation` column (its index) names each row's.
+    PerRow(usize),
+}
+
+/// Plans every row of `table`; `forced` is `--operation`.
+pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, UsageError> {
+    let known = ops::all_columns();
+    let columns: Vec<Option<&'static str>> =
+        table.headers.iter().map(|h| canonical(h, &known)).collect();
+    let choice = choose(&columns, forced)?;
+    let headers: Vec<String> = table.headers.iter().map(|h| h.trim().to_owned()).collect();
+    let label = |col: &str| -> String {
+        columns
+            .iter()
+            .position(|c| *c == Some(col))
+            .map(|i| headers[i].clone())
+            .unwrap_or_else(|| col.to_owned())
+    };
+
+    if let Choice::One(op) = choice {
+        check_columns(op, &columns)?;
+    }
+    let mut checked: Vec<&'static str> = Vec::new();
+    let mut rows = Vec::with_capacity(table.rows.len());
+    for raw in &table.rows {
+        let mut cells: Vec<String> = raw.cells.iter().map(|c| c.trim().to_owned()).collect();
+        let ragged = ragged(cells.len(), headers.len(), &cells);
+        cells.resize(headers.len(), String::new());
+        let op = match choice {
+            Choice::One(op) => Ok(op),
+            Choice::PerRow(i) => row_op(&cells[i], &label("operation")),
+        };
+        let op_ok = op.as_ref().ok().copied();
+        let verdict = match (ragged, op) {
+            (Some(message), _) => Verdict::Invalid {
+                code: "ragged_row".into(),
+                message,
+            },
+            (None, Err(message)) => Verdict::Invalid {
+                code: "invalid_operation".into(),
+                message,
+            },
+            (None, Ok(op)) => {
+                if !checked.contains(&op.name) {
+                    check_columns(op, &columns)?;
+                    checked.push(op.name);
+                }
+                let mut row = Row::new();
+                for (i, col) in columns.iter().enumerate() {
+                    if let Some(col) = col {
+                        row.set(col, &cells[i]);
+                    }
+                }
+                match (op.plan)(&row) {
+                    Ok(change) => Verdict::Ready(change),
+                    Err(problems) => invalid(&problems, &label),
+                }
+            }
+        };
+        rows.push(PlannedRow {
+            row: raw.row,
+            line: raw.line,
+            cells,
+            op: op_ok,
+            verdict,
+        });
+    }
+    refuse_duplicates(&mut rows);
+    Ok(Plan { headers, rows })
+}
+
+fn row_op(value: &str, label: &str) -> Result<&'static OpSpec, String> {
+    if value.is_empty() {
+        return Err(format!(
+            "column \"{label}\" is empty; name the operation for this row: {}",
+            ops::names()
+        ));
+    }
+    ops::by_name(value).ok_or_else(|| {
+        format!(
+            "column \"{label}\": {value:?} is not an operation; use one of {}",
+            ops::names()
+        )
+    })
+}
+
+/// A row with more cells than the header (other than trailing empty ones) or fewer.
+fn ragged(n: usize, want: usize, cells: &[String]) -> Option<String> {
+    let extra_filled = cells.iter().skip(want).any(|c| !c.is_empty());
+    if n < want || extra_filled {
+        Some(format!(
+            "the row has {n} cells but the header has {want}; check for a value with an unquoted \
+             delimiter or a missing one (put values that contain the delimiter in double quotes)"
+        ))
+    } else {
+        None
+    }
+}
+
+fn choose(
+    columns: &[Option<&'static str>],
+    forced: Option<&'static OpSpec>,
+) -> Result<Choice, UsageError> {
+    if let Some(op) = forced {
+        return Ok(Choice::One(op));
+    }
+    if let Some(i) = columns.iter().position(|c| *c == Some("operation")) {
+        return Ok(Choice::PerRow(i));
+    }
+    let present: Vec<&str> = columns.iter().flatten().copied().collect();
+    let fits = |op: &&OpSpec| {
+        op.required.iter().all(|c| present.contains(c))
+            && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
+            && present.iter().all(|c| op.columns().any(|k| k == *c))
+    };
+    let matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
+    match matching.as_slice() {
+        [op] => Ok(Choice::One(op)),
+        [] => Err(UsageError(format!(
+            "cannot tell which operation the file is for: its header matches none.\n\
+             Give --operation OP, or an \"operation\" column, or these columns:\n{}",
+            expected_columns()
+        ))),
+        many => Err(UsageError(format!(
+            "the header fits more than one operation ({}); give --operation OP",
+            many.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Every operation's columns, one line each, for messages and `template`.
+pub fn expected_columns() -> String {
+    ops::OPERATIONS
+        .iter()
+        .map(|op| describe_columns(op))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn describe_columns(op: &OpSpec) -> String {
+    let mut s = format!("  {}: {}", op.name, op.required.join(", "));
+    if !op.one_of.is_empty() {
+        if !op.required.is_empty() {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("at least one of {}", op.one_of.join(" / ")));
+    }
+    if !op.optional.is_empty() {
+        s.push_str(&format!(" (optional: {})", op.optional.join(", ")));
+    }
+    s
+}
+
+fn check_columns(op: &OpSpec, columns: &[Option<&'static str>]) -> Result<(), UsageError> {
+    let has = |c: &str| columns.contains(&Some(c));
+    let mut missing: Vec<String> = op
+        .required
+        .iter()
+        .filter(|c| !has(c))
+        .map(|c| c.to_string())
+        .collect();
+    if !op.one_of.is_empty() && !op.one_of.iter().any(|c| has(c)) {
+        missing.push(format!("one of {}", op.one_of.join(" / ")));
+    }
+    if op.name == "billing-profile" && !op.optional.iter().any(|c| has(c)) {
+        missing.push("at least one field to change".into());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "the file has no column for {} which {} needs.\nExpected columns:\n{}",
+        missing.join(", "),
+        op.name,
+        describe_columns(op)
+    )))
+}
+
+fn invalid(problems: &[Problem], label: &dyn Fn(&str) -> String) -> Verdict {
+    let message = problems
+        .iter()
+        .map(|p| match p.column {
+            Some(c) => format!("column \"{}\": {}", label(c), p.message),
+            None => p.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Verdict::Invalid {
+        code: problems[0].code.to_owned(),
+        message,
+    }
+}
+
+/// A second row that changes the same target as an earlier one is refused, naming the first.
+fn refuse_duplicates(rows: &mut [PlannedRow]) {
+    let mut first: HashMap<String, (usize, u64)> = HashMap::new();
+    for r in rows.iter_mut() {
+        let Verdict::Ready(change) = &r.verdict else {
+            continue;
+        };
+        let Some(target) = change.target() else {
+            continue;
+        };
+        if let Some((row, line)) = first.get(&target) {
+            r.verdict = Verdict::Invalid {
+                code: "duplicate_target".into(),
+                message: format!(
+                    "row {row} (line {line}) already changes the {target}; only the first row is \
+                     applied: merge the two rows or remove one"
+                ),
+            };
+        } else {
+            first.insert(target, (r.row, r.line));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{read_bytes, ReadOptions};
+
+    fn planned(csv: &str, forced: Option<&'static str>) -> Result<Plan, UsageError> {
+        let t = read_bytes(csv.as_bytes(), &ReadOptions::default()).unwrap();
+        plan(&t, forced.map(|f| ops::by_name(f).unwrap()))
+    }
+
+    fn verdicts(p: &Plan) -> Vec<String> {
+        p.rows
+            .iter()
+            .map(|r| match &r.verdict {
+                Verdict::Ready(_) => "ready".to_string(),
+                Verdict::Invalid { code, .. } => code.clone(),
+            })
+            .collect()
+    }
+
+    const SC: &str = "Customer ID,Subscription ID,Support Tenant ID,Partner ID,Name\n";
+    const C1: &str = "0c39d6d5-c70d-4c55-bc02-f620844f3fd1";
+    const T1: &str = "3b33e682-00c3-41ee-9dd2-a548adf56438";
+
+    #[test]
+    fn operation_inferred_from_header_and_duplicates_name_the_first_row() {
+        let s1 = "c8d8fbab-6a62-44dc-be50-b7c74e43a296";
+        let csv = format!(
+            "{SC}{C1},{s1},{T1},4391507,Trey\n{C1},{{{}}},{T1},4391507,Trey\n",
+            s1.to_uppercase()
+        );
+        let p = planned(&csv, None).unwrap();
+        assert_eq!(p.rows[0].op.unwrap().name, "support-contact");
+        assert_eq!(verdicts(&p), vec!["ready", "duplicate_target"]);
+        let Verdict::Invalid { message, .. } = &p.rows[1].verdict else {
+            panic!()
+        };
+        assert!(message.contains("row 1 (line 2)"), "{message}");
+    }
+
+    #[test]
+    fn missing_required_column_is_a_usage_error_naming_the_columns() {
+        let err = planned(
+            "customer_id,subscription_id,name\nx,y,z\n",
+            Some("support-contact"),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.0.contains("support_tenant_id, support_mpn_id"),
+            "{}",
+            err.0
+        );
+    }
+
+    #[test]
+    fn billing_file_with_email_is_not_mistaken_for_support_profile() {
+        let p = planned(&format!("customer_id,email\n{C1},a@b.com\n"), None).unwrap();
+        assert_eq!(p.rows[0].op.unwrap().name, "billing-profile");
+        let p = planned("Email\na@b.com\n", None).unwrap();
+        assert_eq!(p.rows[0].op.unwrap().name, "support-profile");
+    }
+
+    #[test]
+    fn a_header_matching_nothing_is_a_usage_error() {
+        assert!(planned("foo,bar\n1,2\n", None).is_err());
+    }
+
+    #[test]
+    fn mixed_file_takes_each_rows_operation_and_refuses_unknown_ones() {
+        let csv = format!(
+            "operation,service_request_id,note,customer_id,city\n\
+             service-request,616122292874576,hello,,\n\
+             Billing Profile,,,{C1},Lund\n\
+             teleport,,,,\n"
+        );
+        let p = planned(&csv, None).unwrap();
+        assert_eq!(verdicts(&p), vec!["ready", "ready", "invalid_operation"]);
+        assert_eq!(p.rows[1].op.unwrap().name, "billing-profile");
+    }
+
+    #[test]
+    fn ragged_rows_are_invalid_with_the_counts_and_trailing_empties_are_fine() {
+        let csv = format!("customer_id,city\n{C1},Lund,extra\n{C1}\n{C1},Lund,,\n");
+        let p = planned(&csv, None).unwrap();
+        assert_eq!(verdicts(&p), vec!["ragged_row", "ragged_row", "ready"]);
+        let Verdict::Invalid { message, .. } = &p.rows[0].verdict else {
+            panic!()
+        };
+        assert!(
+            message.contains("3 cells but the header has 2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn invalid_message_names_the_column_as_the_user_wrote_it() {
+        let csv =
+            format!("{SC}not-a-guid,c8d8fbab-6a62-44dc-be50-b7c74e43a296,{T1},4391507,Trey\n");
+        let p = planned(&csv, None).unwrap();
+        let Verdict::Invalid { code, message } = &p.rows[0].verdict else {
+            panic!()
+        };
+        assert_eq!(code, "invalid_guid");
+        assert!(message.starts_with("column \"Customer ID\""), "{message}");
+    }
+}

@@ -1,0 +1,263 @@
+//! The results file: one line per input row, appended and flushed as rows finish, rewritten in input
+//! order when the run completes. Its one writer runs on its own thread; workers send it [`Outcome`]s.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::input::header::normalize;
+
+/// The columns pcbulk adds after the input's own, in this order (SPEC: Results CSV).
+pub const RESULT_COLUMNS: &[&str] = &[
+    "row",
+    "line",
+    "status",
+    "http_status",
+    "error_code",
+    "error_message",
+    "attempts",
+    "correlation_id",
+    "request_id",
+    "duration_ms",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Succeeded,
+    Unchanged,
+    Invalid,
+    Failed,
+    Skipped,
+    Valid,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Succeeded,
+        Status::Unchanged,
+        Status::Invalid,
+        Status::Failed,
+        Status::Skipped,
+        Status::Valid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Unchanged => "unchanged",
+            Status::Invalid => "invalid",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Valid => "valid",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one input row ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub row: usize,
+    pub line: u64,
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub error_code: String,
+    pub error_message: String,
+    pub attempts: u32,
+    pub correlation_id: String,
+    pub request_id: String,
+    pub duration_ms: u64,
+}
+
+impl Outcome {
+    /// An outcome for a row that was never sent.
+    pub fn unsent(row: usize, line: u64, status: Status, code: &str, message: &str) -> Self {
+        Outcome {
+            row,
+            line,
+            status,
+            http_status: None,
+            error_code: code.to_owned(),
+            error_message: message.to_owned(),
+            attempts: 0,
+            correlation_id: String::new(),
+            request_id: String::new(),
+            duration_ms: 0,
+        }
+    }
+}
+
+/// Makes a cell safe to open in a spreadsheet: one that would run as a formula (starting with `=`,
+/// `+`, `-`, `@`, tab or CR) gets a leading apostrophe, which spreadsheets show as text.
+pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// The results header: the input's own names (a name that matches a results column becomes
+/// `input_<name>`), then [`RESULT_COLUMNS`].
+pub fn header(input_headers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = input_headers
+        .iter()
+        .map(|h| {
+            let h = h.trim();
+            match RESULT_COLUMNS.iter().find(|c| normalize(c) == normalize(h)) {
+                Some(c) => format!("input_{c}"),
+                None => h.to_owned(),
+            }
+        })
+        .collect();
+    out.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+    out
+}
+
+/// Owns the results file.
+pub struct ResultsWriter {
+    path: PathBuf,
+    header: Vec<String>,
+    /// Each row's input cells (trimmed, one per header column), by row number − 1.
+    inputs: Vec<Vec<String>>,
+    outcomes: Vec<Option<Outcome>>,
+    out: csv::Writer<File>,
+}
+
+impl ResultsWriter {
+    /// Creates (truncates) the file and writes the header.
+    pub fn create(
+        path: &Path,
+        input_headers: &[String],
+        inputs: Vec<Vec<String>>,
+    ) -> io::Result<Self> {
+        let header = header(input_headers);
+        let mut out = csv::Writer::from_writer(File::create(path)?);
+        out.write_record(&header)?;
+        out.flush()?;
+        let n = inputs.len();
+        Ok(ResultsWriter {
+            path: path.to_owned(),
+            header,
+            inputs,
+            outcomes: vec![None; n],
+            out,
+        })
+    }
+
+    fn record(&self, o: &Outcome) -> Vec<String> {
+        let mut cells: Vec<String> = self.inputs[o.row - 1]
+            .iter()
+            .map(|c| neutralize(c).into_owned())
+            .collect();
+        cells.extend([
+            o.row.to_string(),
+            o.line.to_string(),
+            o.status.to_string(),
+            o.http_status.map(|s| s.to_string()).unwrap_or_default(),
+            neutralize(&o.error_code).into_owned(),
+            neutralize(&o.error_message).into_owned(),
+            o.attempts.to_string(),
+            o.correlation_id.clone(),
+            o.request_id.clone(),
+            o.duration_ms.to_string(),
+        ]);
+        cells
+    }
+
+    /// Appends one finished row and flushes it to the OS, so a killed run keeps it.
+    pub fn append(&mut self, o: Outcome) -> io::Result<()> {
+        let rec = self.record(&o);
+        self.out.write_record(&rec)?;
+        self.out.flush()?;
+        let slot = &mut self.outcomes[o.row - 1];
+        debug_assert!(slot.is_none(), "row {} finished twice", o.row);
+        *slot = Some(o);
+        Ok(())
+    }
+
+    /// Rewrites the file in input order (through a temporary file and a rename, so a crash leaves
+    /// either the appended file or the ordered one, never half of each). Returns every outcome.
+    pub fn finish(mut self) -> io::Result<Vec<Outcome>> {
+        self.out.flush()?;
+        let missing: Vec<usize> = (0..self.outcomes.len())
+            .filter(|i| self.outcomes[*i].is_none())
+            .map(|i| i + 1)
+            .collect();
+        if !missing.is_empty() {
+            return Err(io::Error::other(format!(
+                "internal error: rows {missing:?} have no outcome"
+            )));
+        }
+        let tmp = self.path.with_extension("csv.tmp");
+        {
+            let file = File::create(&tmp)?;
+            let mut w = csv::Writer::from_writer(file);
+            w.write_record(&self.header)?;
+            for o in self.outcomes.iter().flatten() {
+                w.write_record(self.record(o))?;
+            }
+            let mut file = w.into_inner().map_err(|e| e.into_error())?;
+            file.flush()?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        Ok(self.outcomes.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_others_left_alone() {
+        for bad in ["=1+1", "+46 8 555", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralize(bad), format!("'{bad}"));
+        }
+        for ok in ["Trey Research", "4391507", "", "a=b"] {
+            assert_eq!(neutralize(ok), ok);
+        }
+    }
+
+    #[test]
+    fn input_columns_that_clash_with_results_columns_are_renamed() {
+        let h = header(&["Customer ID".into(), "Status".into(), "error-code".into()]);
+        assert_eq!(
+            &h[..3],
+            &["Customer ID", "input_status", "input_error_code"]
+        );
+        assert_eq!(&h[3..], RESULT_COLUMNS);
+    }
+
+    #[test]
+    fn rows_finish_out_of_order_and_land_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let inputs = vec![
+            vec!["a".to_string()],
+            vec!["b".to_string()],
+            vec!["=c".to_string()],
+        ];
+        let mut w = ResultsWriter::create(&path, &["x".into()], inputs).unwrap();
+        for row in [3, 1, 2] {
+            w.append(Outcome::unsent(row, row as u64 + 1, Status::Valid, "", ""))
+                .unwrap();
+        }
+        let appended = std::fs::read_to_string(&path).unwrap();
+        assert!(appended.lines().nth(1).unwrap().starts_with("'=c,3,"));
+        w.finish().unwrap();
+        let ordered = std::fs::read_to_string(&path).unwrap();
+        let firsts: Vec<&str> = ordered
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        assert_eq!(firsts, vec!["a", "b", "'=c"]);
+    }
+}

@@ -1,0 +1,106 @@
+//! `pcbulk sandbox`: an HTTP server on loopback that behaves like Partner Center as the reference
+//! describes it — state, validation, error bodies, idempotency by MS-RequestId, stale ETags, tokens.
+//!
+//! Written from `shared/reference/partner-center-api.md`, not from the client: nothing here uses the
+//! client's request, response or parsing code (`crate::api`, `crate::ops`), so a misreading on one side
+//! cannot hide behind the same misreading on the other.
+
+mod routes;
+pub mod tenant;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use routes::Shared;
+
+/// How the sandbox behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub seed: u64,
+    /// Lifetime of access tokens issued by the token endpoint.
+    pub token_lifetime: Duration,
+    /// How long a refresh token stays usable after a newer one was issued.
+    pub refresh_grace: Duration,
+    /// Extra plain subscriptions for Contoso, for load tests.
+    pub extra_subscriptions: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 1,
+            token_lifetime: Duration::from_secs(3600),
+            refresh_grace: Duration::from_secs(60),
+            extra_subscriptions: 0,
+        }
+    }
+}
+
+/// A sandbox serving in the background of this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The base URL to give the client (`--base-url`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The tenant as `GET /_sandbox/state` shows it.
+    pub fn state(&self) -> Value {
+        self.shared.state_json()
+    }
+
+    /// Every change applied so far, one sentence each.
+    pub fn changes(&self) -> Vec<String> {
+        self.shared.changes()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Binds and starts serving; returns once the socket is listening.
+pub async fn start(opts: Options) -> std::io::Result<Running> {
+    if !opts.listen.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the sandbox listens on loopback only (127.0.0.1 or [::1]), not {}",
+                opts.listen
+            ),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(opts));
+    let app = routes::router(Arc::clone(&shared));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Running {
+        addr,
+        shared,
+        stop: Some(stop),
+        task,
+    })
+}
