@@ -272,3 +272,204 @@ impl Api for RowApi<'_> {
         Box::pin(self.call_with_retries(req))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Response, ServiceError};
+    use std::collections::VecDeque;
+
+    /// A transport that answers from a script and records what it was sent.
+    #[derive(Default)]
+    pub(crate) struct Scripted {
+        answers: Mutex<VecDeque<Result<Response, CallError>>>,
+        pub seen: Mutex<Vec<(String, CallIds, String)>>,
+    }
+
+    impl Scripted {
+        pub(crate) fn new(answers: Vec<Result<Response, CallError>>) -> Arc<Self> {
+            Arc::new(Scripted {
+                answers: Mutex::new(answers.into()),
+                seen: Mutex::default(),
+            })
+        }
+    }
+
+    impl Transport for Scripted {
+        fn send<'a>(
+            &'a self,
+            req: &'a Request,
+            ids: CallIds,
+            token: &'a str,
+        ) -> BoxFuture<'a, Result<Response, CallError>> {
+            self.seen.lock().unwrap().push((
+                format!("{} {}", req.method.as_str(), req.path),
+                ids,
+                token.to_owned(),
+            ));
+            let next = self.answers.lock().unwrap().pop_front();
+            Box::pin(async move { next.expect("the script ran out") })
+        }
+    }
+
+    pub(crate) fn status(status: u16) -> Result<Response, CallError> {
+        Ok(Response {
+            status,
+            body: b"{}".to_vec(),
+            ..Response::default()
+        })
+    }
+
+    fn dispatcher(t: Arc<Scripted>, max_errors: Option<MaxErrors>) -> Arc<Dispatcher> {
+        let tokens = Arc::new(Tokens::new(crate::api::auth::Credentials::Static(
+            "tok".to_string().into(),
+        )));
+        Arc::new(Dispatcher::new(
+            t,
+            tokens,
+            Settings {
+                rate: 1e6,
+                concurrency: 1,
+                retry: RetryPolicy::default(),
+                max_errors,
+            },
+        ))
+    }
+
+    #[derive(Debug)]
+    struct Put(&'static str);
+
+    impl Change for Put {
+        fn target(&self) -> Option<String> {
+            None
+        }
+        fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
+            Box::pin(async move {
+                api.call(Request::put(self.0, serde_json::json!({})))
+                    .await?;
+                Ok(Applied::Changed)
+            })
+        }
+    }
+
+    async fn run(d: Arc<Dispatcher>, paths: &[&'static str]) -> Vec<Outcome> {
+        let jobs = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Job {
+                row: i + 1,
+                line: i as u64 + 2,
+                change: Box::new(Put(p)),
+            })
+            .collect();
+        let out = Mutex::new(Vec::new());
+        d.run(jobs, |o| out.lock().unwrap().push(o)).await;
+        let mut v = out.into_inner().unwrap();
+        v.sort_by_key(|o| o.row);
+        v
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_carry_the_same_request_id_and_count_attempts() {
+        let dropped = Err(CallError::Transport {
+            message: "reset".into(),
+            timeout: false,
+        });
+        let t = Scripted::new(vec![status(503), dropped, status(200)]);
+        let out = run(dispatcher(t.clone(), None), &["/a"]).await;
+        assert_eq!(out[0].status, Status::Succeeded);
+        assert_eq!(out[0].attempts, 3);
+        let seen = t.seen.lock().unwrap();
+        let ids: Vec<_> = seen.iter().map(|(_, ids, _)| ids.request_id).collect();
+        assert!(
+            ids.iter().all(|id| *id == ids[0]),
+            "one MS-RequestId for every retry"
+        );
+        assert_eq!(out[0].request_id, ids[0].to_string());
+        assert_eq!(out[0].correlation_id, seen[0].1.correlation_id.to_string());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_errors_are_not_retried() {
+        let t = Scripted::new(vec![Ok(Response {
+            status: 404,
+            body: br#"{"code":"20003","description":"Subscription not found"}"#.to_vec(),
+            ..Response::default()
+        })]);
+        let out = run(dispatcher(t.clone(), None), &["/a"]).await;
+        assert_eq!(out[0].status, Status::Failed);
+        assert_eq!(out[0].attempts, 1);
+        assert_eq!(out[0].error_code, "20003");
+        assert_eq!(out[0].http_status, Some(404));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_calls_wait_retry_after_then_succeed() {
+        let throttled = Ok(Response {
+            status: 429,
+            retry_after: Some("7".into()),
+            ..Response::default()
+        });
+        let t = Scripted::new(vec![throttled, status(200)]);
+        let started = tokio::time::Instant::now();
+        let out = run(dispatcher(t, None), &["/a"]).await;
+        assert_eq!(out[0].status, Status::Succeeded);
+        assert!(
+            started.elapsed() >= Duration::from_secs(7),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_run_out_after_max_attempts() {
+        let t = Scripted::new((0..6).map(|_| status(500)).collect());
+        let out = run(dispatcher(t.clone(), None), &["/a"]).await;
+        assert_eq!(out[0].status, Status::Failed);
+        assert_eq!(out[0].attempts, 6);
+        assert!(
+            out[0].error_message.contains("--retry-failed"),
+            "{}",
+            out[0].error_message
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_static_token_stops_the_run_and_skips_the_rest() {
+        let t = Scripted::new(vec![status(401)]);
+        let out = run(dispatcher(t.clone(), None), &["/a", "/b", "/c"]).await;
+        let statuses: Vec<_> = out.iter().map(|o| o.status).collect();
+        assert_eq!(statuses, vec![Status::Skipped; 3]);
+        assert_eq!(
+            t.seen.lock().unwrap().len(),
+            1,
+            "nothing sent after the 401"
+        );
+        assert!(out[0].error_message.contains("PCBULK_ACCESS_TOKEN"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_errors_skips_rows_not_yet_started() {
+        let t = Scripted::new(vec![status(400), status(400), status(200)]);
+        let out = run(
+            dispatcher(t.clone(), Some(MaxErrors::Count(2))),
+            &["/a", "/b", "/c"],
+        )
+        .await;
+        let statuses: Vec<_> = out.iter().map(|o| o.status).collect();
+        assert_eq!(
+            statuses,
+            vec![Status::Failed, Status::Failed, Status::Skipped]
+        );
+    }
+
+    #[test]
+    fn service_error_shape_is_kept_for_results() {
+        let e = CallError::Service(ServiceError {
+            status: 400,
+            code: Some("800016".into()),
+            message: "x".into(),
+        });
+        assert_eq!(e.code(), "800016");
+    }
+}

@@ -237,6 +237,63 @@ mod tests {
         assert_eq!(cols, vec!["first_name", "state", "country"]);
     }
 
+    fn with_etag(etag: &str) -> Value {
+        let mut p = profile();
+        p["attributes"]["etag"] = json!(etag);
+        p
+    }
+
+    fn change() -> UpdateBillingProfile {
+        UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![(false, "email", "new@contoso.com".into())],
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_etag_means_read_again_and_put_with_the_new_one() {
+        use crate::ops::fake::{fail, ok, FakeApi};
+        for stale in [fail(412, None), fail(400, Some("2055"))] {
+            let api = FakeApi::new(vec![
+                ok(with_etag("e1")),
+                stale,
+                ok(with_etag("e2")),
+                ok(json!({})),
+            ]);
+            assert_eq!(change().apply(&api).await.unwrap(), Applied::Changed);
+            let sent = api.sent.lock().unwrap();
+            let methods: Vec<_> = sent.iter().map(|r| r.method.as_str()).collect();
+            assert_eq!(methods, vec!["GET", "PUT", "GET", "PUT"]);
+            assert_eq!(sent[1].if_match.as_deref(), Some("e1"));
+            assert_eq!(sent[3].if_match.as_deref(), Some("e2"));
+            assert_eq!(sent[3].body.as_ref().unwrap()["attributes"]["etag"], "e2");
+            assert_eq!(sent[3].body.as_ref().unwrap()["middleName"], "Q");
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_etag_every_time_fails_after_the_bound() {
+        use crate::ops::fake::{fail, ok, FakeApi};
+        let mut script = Vec::new();
+        for i in 0..MAX_ETAG_ROUNDS {
+            script.push(ok(with_etag(&format!("e{i}"))));
+            script.push(fail(412, None));
+        }
+        let api = FakeApi::new(script);
+        let err = change().apply(&api).await.unwrap_err();
+        assert!(err.to_string().contains("someone else is editing"), "{err}");
+        assert_eq!(api.sent.lock().unwrap().len(), 2 * MAX_ETAG_ROUNDS as usize);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_taken_for_stale_etags() {
+        use crate::ops::fake::{fail, ok, FakeApi};
+        let api = FakeApi::new(vec![ok(with_etag("e1")), fail(400, Some("600051"))]);
+        let err = change().apply(&api).await.unwrap_err();
+        assert_eq!(err.code(), "600051");
+        assert_eq!(api.sent.lock().unwrap().len(), 2);
+    }
+
     #[test]
     fn a_row_with_only_the_customer_is_refused() {
         let r = Row::new().with("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1");

@@ -196,3 +196,58 @@ impl Problems {
         }
     }
 }
+
+/// A scripted [`Api`] for the operations' tests: answers in order, records every request.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+
+    use crate::api::{Api, CallError, Request, Response, ServiceError};
+
+    #[derive(Default)]
+    pub struct FakeApi {
+        answers: Mutex<VecDeque<Result<Response, CallError>>>,
+        pub sent: Mutex<Vec<Request>>,
+    }
+
+    impl FakeApi {
+        pub fn new(answers: Vec<Result<Response, CallError>>) -> Self {
+            FakeApi {
+                answers: Mutex::new(answers.into()),
+                sent: Mutex::default(),
+            }
+        }
+    }
+
+    pub fn ok(body: serde_json::Value) -> Result<Response, CallError> {
+        Ok(Response {
+            status: 200,
+            body: serde_json::to_vec(&body).unwrap(),
+            ..Response::default()
+        })
+    }
+
+    pub fn fail(status: u16, code: Option<&str>) -> Result<Response, CallError> {
+        Err(CallError::Service(ServiceError {
+            status,
+            code: code.map(str::to_owned),
+            message: format!("HTTP {status}"),
+        }))
+    }
+
+    impl Api for FakeApi {
+        fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, CallError>> {
+            self.sent.lock().unwrap().push(req);
+            let next = self
+                .answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("script ran out");
+            Box::pin(async move { next })
+        }
+    }
+}

@@ -92,7 +92,7 @@ impl UpdateSupportProfile {
 
 impl Change for UpdateSupportProfile {
     fn target(&self) -> Option<String> {
-        Some("the partner's support profile".into())
+        Some("partner's support profile".into())
     }
 
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
@@ -136,6 +136,49 @@ mod tests {
             fields: vec![("email", "old@contoso.com".into())],
         };
         assert_eq!(same.changed(read), None);
+    }
+
+    #[tokio::test]
+    async fn falls_back_to_the_other_documented_path_on_404() {
+        use crate::ops::fake::{fail, ok, FakeApi};
+        let read = json!({"email": "old@x.com", "telephone": "1", "website": "w.com", "profileType": "support_profile"});
+        let api = FakeApi::new(vec![
+            fail(404, None),
+            ok(read),
+            fail(405, None),
+            ok(json!({})),
+        ]);
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "new@x.com".into())],
+        };
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        let paths: Vec<_> = api
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r.method.as_str(), r.path))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                "GET /profiles/support",
+                "GET /profiles/supportprofile",
+                "PUT /profiles/supportprofile",
+                "PUT /profiles/support"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_put_when_nothing_changes() {
+        use crate::ops::fake::{ok, FakeApi};
+        let api = FakeApi::new(vec![ok(json!({"email": "same@x.com"}))]);
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "same@x.com".into())],
+        };
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Unchanged);
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
     }
 
     #[test]

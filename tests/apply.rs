@@ -1,0 +1,417 @@
+//! The real binary against a real sandbox over HTTP, one story per operation, asserting on what the
+//! sandbox holds and saw, not on what the client claims.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const SUB_11: &str = "d0000001-0000-4000-8000-000000000011";
+const SUB_12: &str = "d0000001-0000-4000-8000-000000000012";
+const SUB_21: &str = "d0000002-0000-4000-8000-000000000021";
+const SUB_NCE: &str = "d0000002-0000-4000-8000-000000000022";
+
+#[test]
+fn support_contacts_reach_the_sandbox_exactly_as_the_csv_asks() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "contacts.csv",
+        format!(
+            "Customer ID,Subscription ID,Support Tenant ID,Partner ID,Name,Status\n\
+             {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research,todo\n\
+             {{{}}},{},{FABRIKAM_RESELLER_TENANT},5123456,  Fabrikam Resellers  ,todo\n\
+             {FABRIKAM},{SUB_21},not-a-guid,4391507,Trey Research,todo\n\
+             {FABRIKAM},{SUB_NCE},{TREY_TENANT},4391507,Trey Research,todo\n",
+            CONTOSO.to_uppercase(),
+            SUB_12.to_uppercase()
+        ),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+
+    let rows = results(&w.path("contacts.results.csv"));
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_str(),
+                r["status"].as_str(),
+                r["error_code"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("1", "succeeded", ""),
+            ("2", "succeeded", ""),
+            ("3", "invalid", "invalid_guid"),
+            ("4", "failed", "800002")
+        ]
+    );
+    assert_eq!(
+        rows[0]["input_status"], "todo",
+        "a user's Status column is echoed, not hidden"
+    );
+    assert_eq!(rows[1]["Name"], "Fabrikam Resellers", "values are trimmed");
+    assert_eq!(rows[3]["http_status"], "400");
+    assert!(rows[3]["error_message"].contains("New Commerce"));
+    assert!(rows[2]["error_message"].contains("Support Tenant ID"));
+    assert_eq!(rows[2]["attempts"], "0");
+    for r in &rows[..2] {
+        assert_eq!(r["attempts"], "1");
+        assert_eq!(r["correlation_id"].len(), 36);
+        assert_eq!(r["request_id"].len(), 36);
+    }
+
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportMpnId"],
+        "4391507"
+    );
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportTenantId"],
+        TREY_TENANT
+    );
+    assert_eq!(
+        sb.subscription(SUB_12)["supportContact"]["name"],
+        "Fabrikam Resellers"
+    );
+    assert_eq!(
+        sb.subscription(SUB_12)["supportContact"]["supportTenantId"],
+        FABRIKAM_RESELLER_TENANT
+    );
+    assert_eq!(
+        sb.subscription(SUB_21)["supportContact"]["supportMpnId"],
+        "1000001",
+        "invalid row never sent"
+    );
+
+    let stats = sb.stats();
+    assert_eq!(stats["total"], 3, "only the valid rows were sent: {stats}");
+    assert_eq!(
+        stats["violations"], 0,
+        "headers as the reference asks: {stats}"
+    );
+}
+
+#[test]
+fn service_request_notes_land_once_each_and_statuses_change() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "sr.csv",
+        "service_request_id,note,new_status\n\
+         616122292874576,First note,\n\
+         616122292874576,Second note,attention needed\n\
+         616122292874577,,CLOSED\n\
+         616122292874578,,sometime\n",
+    );
+    let out = sb.apply(&input, &["--concurrency", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(
+        statuses(&w.path("sr.results.csv")),
+        vec!["succeeded", "succeeded", "succeeded", "invalid"]
+    );
+    let sr = sb.service_request("616122292874576");
+    let notes: Vec<&str> = sr["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, vec!["First note", "Second note"]);
+    assert_eq!(sr["status"], "attention_needed");
+    assert_eq!(sb.service_request("616122292874577")["status"], "closed");
+    assert_eq!(
+        sb.service_request("616122292874578")["status"],
+        "attention_needed",
+        "invalid row never sent"
+    );
+    assert_eq!(sb.stats()["violations"], 0);
+}
+
+#[test]
+fn support_profile_is_read_then_written_whole() {
+    let sb = Sandbox::start(&[]);
+    let before = sb.state()["supportProfile"].clone();
+    let w = Workdir::new();
+    let input = w.write("sp.csv", "Website\nhttps://help.adatum.example\n");
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let after = sb.state()["supportProfile"].clone();
+    let mut want = before.clone();
+    want["website"] = json!("https://help.adatum.example");
+    assert_eq!(
+        after, want,
+        "only the website changed; email, telephone, profileType kept"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats["violations"], 0, "a full resource was sent: {stats}");
+    assert_eq!(stats["calls"]["GET supportprofile 200"], 1);
+    assert_eq!(stats["calls"]["PUT supportprofile 200"], 1);
+
+    // Running the same file again finds nothing to change and writes nothing.
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("sp.results.csv")), vec!["unchanged"]);
+    assert_eq!(sb.stats()["calls"]["PUT supportprofile 200"], 1);
+}
+
+#[test]
+fn billing_profile_changes_named_fields_and_keeps_every_other() {
+    let sb = Sandbox::start(&[]);
+    let before = sb.customer(CONTOSO)["billingProfile"].clone();
+    let w = Workdir::new();
+    let input = w.write(
+        "billing.csv",
+        format!(
+            "customer_id;email;city;phone_number;country\r\n\
+             {CONTOSO};ap@contoso.example;Seattle;;\r\n\
+             {NORTHWIND};;;;SE\r\n\
+             {FABRIKAM};;;;RU\r\n"
+        ),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        statuses(&w.path("billing.results.csv")),
+        vec!["succeeded", "unchanged", "succeeded"]
+    );
+
+    let after = sb.customer(CONTOSO)["billingProfile"].clone();
+    let mut want = before.clone();
+    want["email"] = json!("ap@contoso.example");
+    want["defaultAddress"]["city"] = json!("Seattle");
+    want["attributes"]["etag"] = after["attributes"]["etag"].clone();
+    assert_ne!(
+        after["attributes"]["etag"], before["attributes"]["etag"],
+        "a write changes the etag"
+    );
+    assert_eq!(
+        after, want,
+        "middleName, addressLine3, district and the rest kept"
+    );
+    assert_eq!(
+        sb.customer(FABRIKAM)["billingProfile"]["defaultAddress"]["country"],
+        "RU"
+    );
+
+    let stats = sb.stats();
+    assert_eq!(stats["violations"], 0, "{stats}");
+    assert_eq!(
+        stats["calls"]["PUT billingprofile 200"], 2,
+        "no write for the unchanged row"
+    );
+}
+
+#[test]
+fn a_clean_file_exits_0_and_results_keep_input_order() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for sub in [SUB_11, SUB_12, "d0000001-0000-4000-8000-000000000013"] {
+        csv.push_str(&format!(
+            "{CONTOSO},{sub},{TREY_TENANT},4391507,Trey Research\n\n"
+        ));
+    }
+    let input = w.write("in.csv", csv);
+    let out = sb.apply(
+        &input,
+        &[
+            "--out",
+            w.path("out.csv").to_str().unwrap(),
+            "--concurrency",
+            "3",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let rows = results(&w.path("out.csv"));
+    let order: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["row"].as_str(), r["line"].as_str()))
+        .collect();
+    assert_eq!(order, vec![("1", "2"), ("2", "4"), ("3", "6")]);
+    let header: Vec<String> = csv::Reader::from_path(w.path("out.csv"))
+        .unwrap()
+        .headers()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        header[5..],
+        [
+            "row",
+            "line",
+            "status",
+            "http_status",
+            "error_code",
+            "error_message",
+            "attempts",
+            "correlation_id",
+            "request_id",
+            "duration_ms"
+        ]
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 succeeded"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_missing_required_column_is_exit_2_and_nothing_is_sent() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        format!("customer_id,subscription_id,name\n{CONTOSO},{SUB_11},Trey\n"),
+    );
+    let out = sb.apply(&input, &["--operation", "support-contact"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("support_tenant_id, support_mpn_id"), "{err}");
+    assert_eq!(sb.stats()["total"], 0);
+}
+
+#[test]
+fn without_credentials_nothing_is_sent_and_the_message_says_what_to_set() {
+    let w = Workdir::new();
+    let input = w.write("sp.csv", "email\na@b.example\n");
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PCBULK_ACCESS_TOKEN"));
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", "http://partner.example"])
+        .env("PCBULK_ACCESS_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        2,
+        "plain http off loopback is refused: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_refused_token_aborts_with_exit_3_keeps_every_row_and_never_prints_the_token() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("sp.csv", "email\nnew@adatum.example\n");
+    let secret = "very-secret-token-value-1234";
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", secret)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(!text(&out).contains(secret));
+    let results_text = std::fs::read_to_string(w.path("sp.results.csv")).unwrap();
+    assert!(!results_text.contains(secret));
+    assert_eq!(statuses(&w.path("sp.results.csv")), vec!["skipped"]);
+    assert!(text(&out).contains("credentials refused"), "{}", text(&out));
+}
+
+#[test]
+fn app_user_tokens_come_from_the_refresh_token_and_are_renewed_as_they_expire() {
+    let sb = Sandbox::start(&["--token-lifetime", "1"]);
+    let w = Workdir::new();
+    let mut csv = String::from("service_request_id,note\n");
+    for i in 0..8 {
+        csv.push_str(&format!("616122292874579,note {i}\n"));
+    }
+    let input = w.write("sr.csv", csv);
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url, "--rate", "4", "--concurrency", "2"])
+        .env("PCBULK_REFRESH_TOKEN", "sandbox-refresh-token")
+        .env("PCBULK_TENANT_ID", "contoso.onmicrosoft.com")
+        .env("PCBULK_CLIENT_ID", "00000000-0000-4000-8000-00000000c11e")
+        .env("PCBULK_AUTHORITY", &sb.url)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains("sandbox-refresh-token"));
+    let stats = sb.stats();
+    assert!(
+        stats["tokensIssued"].as_u64().unwrap() >= 2,
+        "tokens renewed over a 2 s run: {stats}"
+    );
+    let notes = sb.service_request("616122292874579")["notes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(notes, 8, "every note once, through token renewals");
+}
+
+#[test]
+fn dry_run_and_validate_send_nothing() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "sp.csv",
+        "email,telephone\nnew@adatum.example,\nbad-email,\n",
+    );
+    let out = sb.apply(&input, &["--dry-run"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(
+        statuses(&w.path("sp.results.csv")),
+        vec!["valid", "invalid"]
+    );
+    assert_eq!(sb.stats()["total"], 0);
+
+    let clean = w.write("clean.csv", "email\nnew@adatum.example\n");
+    let out = pcbulk().arg("validate").arg(&clean).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("clean.results.csv")), vec!["valid"]);
+}
+
+#[test]
+fn every_template_is_a_valid_file_for_its_operation() {
+    let w = Workdir::new();
+    for op in [
+        "support-contact",
+        "service-request",
+        "support-profile",
+        "billing-profile",
+    ] {
+        let out = pcbulk().args(["template", op]).output().unwrap();
+        assert_eq!(code(&out), 0);
+        let file = w.write(&format!("{op}.csv"), &out.stdout);
+        let out = pcbulk().arg("validate").arg(&file).output().unwrap();
+        assert_eq!(code(&out), 0, "{op}: {}", text(&out));
+        assert_eq!(
+            statuses(&w.path(&format!("{op}.results.csv"))),
+            vec!["valid"],
+            "{op}"
+        );
+    }
+}
+
+#[test]
+fn formulas_from_input_and_from_the_service_are_neutralised() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "sr.csv",
+        "service_request_id,note,comment\n616122292874576,hello,=HYPERLINK(\"x\")\n",
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let rows = results(&w.path("sr.results.csv"));
+    assert_eq!(rows[0]["comment"], "'=HYPERLINK(\"x\")");
+}

@@ -1,0 +1,189 @@
+//! Test helpers that read like the user's story: a work dir with an input file, the real `pcbulk`
+//! binary, a real sandbox process on loopback, and the results file parsed back.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const CONTOSO: &str = "c0000001-0000-4000-8000-000000000001";
+pub const FABRIKAM: &str = "c0000002-0000-4000-8000-000000000002";
+pub const NORTHWIND: &str = "c0000003-0000-4000-8000-000000000003";
+pub const TREY_TENANT: &str = "e0000001-0000-4000-8000-000000000001";
+pub const FABRIKAM_RESELLER_TENANT: &str = "e0000002-0000-4000-8000-000000000002";
+
+/// The `pcbulk` binary with no PCBULK_* variables from the caller's environment.
+pub fn pcbulk() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pcbulk"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PCBULK_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A `pcbulk sandbox` process on a free loopback port, stopped when dropped.
+pub struct Sandbox {
+    child: Child,
+    /// Kept open so the sandbox never writes to a closed pipe.
+    _stdout: BufReader<std::process::ChildStdout>,
+    pub url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Sandbox {
+    pub fn start(extra: &[&str]) -> Sandbox {
+        let mut child = pcbulk()
+            .args(["sandbox", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pcbulk sandbox");
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout
+            .read_line(&mut first)
+            .expect("sandbox prints its address");
+        let url = first
+            .trim()
+            .strip_prefix("pcbulk sandbox listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Sandbox {
+            child,
+            _stdout: stdout,
+            url,
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .and_then(|r| r.json())
+            .expect("sandbox answers")
+    }
+
+    pub fn state(&self) -> Value {
+        self.get("/_sandbox/state")
+    }
+
+    pub fn stats(&self) -> Value {
+        self.get("/_sandbox/stats")
+    }
+
+    pub fn customer(&self, id: &str) -> Value {
+        self.state()["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .expect("customer in state")
+    }
+
+    pub fn subscription(&self, id: &str) -> Value {
+        self.state()["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["subscriptions"].as_array().unwrap().clone())
+            .find(|s| s["id"] == id)
+            .expect("subscription in state")
+    }
+
+    pub fn service_request(&self, id: &str) -> Value {
+        self.state()["serviceRequests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .expect("service request in state")
+    }
+
+    /// `pcbulk apply INPUT --base-url <sandbox>` with the always-accepted token.
+    pub fn apply(&self, input: &Path, extra: &[&str]) -> Output {
+        pcbulk()
+            .arg("apply")
+            .arg(input)
+            .args(["--base-url", &self.url, "--rate", "200"])
+            .args(extra)
+            .env("PCBULK_ACCESS_TOKEN", "sandbox")
+            .output()
+            .expect("run pcbulk")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary folder for one test's files.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The results file as a list of rows, each column → cell.
+pub fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).expect("results file exists");
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn statuses(path: &Path) -> Vec<String> {
+    results(path)
+        .into_iter()
+        .map(|r| r["status"].clone())
+        .collect()
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
