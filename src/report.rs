@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::results::{Outcome, Status};
 use crate::run::Summary;
@@ -19,9 +19,15 @@ impl Progress {
             let b = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
             b.set_style(
                 ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} rows · {per_sec} · ETA {eta} {msg}",
+                    "{bar:30} {pos}/{len} rows · {rate} · ETA {eta} {msg}",
                 )
-                .expect("a valid template"),
+                .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} rows/s", s.per_sec());
+                    },
+                ),
             );
             b
         } else {

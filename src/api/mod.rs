@@ -114,3 +114,24 @@ pub trait Api: Send + Sync {
     /// error that ended it.
     fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, CallError>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_before_json_is_stripped() {
+        let r = Response {
+            status: 200,
+            body: b"\xef\xbb\xbf{\"email\":\"a@b.c\"}".to_vec(),
+            ..Response::default()
+        };
+        assert_eq!(r.json().unwrap()["email"], "a@b.c");
+        let not_json = Response {
+            status: 200,
+            body: b"<html>".to_vec(),
+            ..Response::default()
+        };
+        assert!(matches!(not_json.json(), Err(CallError::Decode(_))));
+    }
+}
