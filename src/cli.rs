@@ -118,6 +118,170 @@ pub struct SandboxArgs {
     /// Extra subscriptions for Contoso (ids d1000000-0000-4000-8000-000000000000 upward), for load tests.
     #[arg(long, default_value_t = 0)]
     pub subscriptions: usize,
+    /// Seconds a refresh token stays usable after a newer one was issued.
+    #[arg(long, default_value_t = 60)]
+    pub refresh_grace: u64,
+    /// Partner-wide limit in calls per second (a token bucket, or fixed windows with --window).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Token bucket size: calls admitted at once after a pause (default: one second's worth).
+    #[arg(long, requires = "rate", conflicts_with = "window")]
+    pub burst: Option<f64>,
+    /// Fixed windows of this many seconds, each admitting rate × window calls; a throttled call is
+    /// told to come back when the window ends.
+    #[arg(long, requires = "rate")]
+    pub window: Option<f64>,
+    /// A limit per customer tenant, in calls per second (token bucket).
+    #[arg(long)]
+    pub customer_rate: Option<f64>,
+    /// Token bucket size of the per-customer limit (default: one second's worth).
+    #[arg(long, requires = "customer_rate")]
+    pub customer_burst: Option<f64>,
+    /// Send Retry-After as an HTTP date instead of seconds.
+    #[arg(long)]
+    pub retry_after_date: bool,
+    /// Latency of each call in milliseconds: `N` or `MIN-MAX` (uniform).
+    #[arg(long, default_value = "0")]
+    pub latency_ms: String,
+    /// A slow tail: `SHARE:MS`, e.g. 0.01:2000 makes 1% of calls take 2 s.
+    #[arg(long)]
+    pub tail: Option<String>,
+    /// Share of calls answered 500 or 503 (half each), not applied.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_share: f64,
+    /// Share of calls whose connection drops before the change is applied.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_before: f64,
+    /// Share of calls whose connection drops after the change is applied.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_after: f64,
+    /// Share of answers that start with a UTF-8 byte-order mark.
+    #[arg(long, default_value_t = 0.0)]
+    pub bom_share: f64,
+    /// Share of billing-profile PUTs that find the profile edited meanwhile (stale ETag).
+    #[arg(long, default_value_t = 0.0)]
+    pub etag_churn: f64,
+    /// How a stale ETag is refused: 412, 2055 (400 with code 2055) or mix.
+    #[arg(long, default_value = "412")]
+    pub stale_etag: String,
+}
+
+fn share(name: &str, v: f64) -> anyhow::Result<f64> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        bail!("--{name} is a share between 0 and 1, not {v}")
+    }
+}
+
+fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        bail!("--{name} must be above 0, not {v}")
+    }
+}
+
+fn millis(name: &str, v: &str) -> anyhow::Result<Duration> {
+    let ms: f64 = v
+        .trim()
+        .parse()
+        .ok()
+        .filter(|m: &f64| m.is_finite() && *m >= 0.0)
+        .with_context(|| format!("--{name}: {v:?} is not a number of milliseconds"))?;
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &SandboxArgs) -> anyhow::Result<Self> {
+        use crate::sandbox::faults::{Knobs, StaleEtag, Throttle};
+        let bucket = |rate: f64, burst: Option<f64>, name: &str| -> anyhow::Result<Throttle> {
+            let rate = positive(name, rate)?;
+            let burst = burst.unwrap_or(rate.max(1.0));
+            if burst < 1.0 {
+                bail!("a burst must be at least 1 call, not {burst}");
+            }
+            Ok(Throttle::Bucket { rate, burst })
+        };
+        let throttle = match (a.rate, a.window) {
+            (None, _) => None,
+            (Some(r), Some(w)) => {
+                let (r, w) = (positive("rate", r)?, positive("window", w)?);
+                let limit = (r * w).round().max(1.0) as u64;
+                Some(Throttle::Window {
+                    limit,
+                    window: Duration::from_secs_f64(w),
+                })
+            }
+            (Some(r), None) => Some(bucket(r, a.burst, "rate")?),
+        };
+        let customer_throttle = a
+            .customer_rate
+            .map(|r| bucket(r, a.customer_burst, "customer-rate"))
+            .transpose()?;
+        let (latency_min, latency_max) = match a.latency_ms.split_once('-') {
+            Some((lo, hi)) => (millis("latency-ms", lo)?, millis("latency-ms", hi)?),
+            None => {
+                let v = millis("latency-ms", &a.latency_ms)?;
+                (v, v)
+            }
+        };
+        if latency_max < latency_min {
+            bail!(
+                "--latency-ms {}: the maximum is below the minimum",
+                a.latency_ms
+            );
+        }
+        let (tail_share, tail) = match &a.tail {
+            None => (0.0, Duration::ZERO),
+            Some(t) => {
+                let (sh, ms) = t
+                    .split_once(':')
+                    .with_context(|| format!("--tail {t:?} is not SHARE:MS, e.g. 0.01:2000"))?;
+                let sh: f64 = sh
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--tail {t:?}: bad share"))?;
+                (share("tail", sh)?, millis("tail", ms)?)
+            }
+        };
+        let fail_share = share("fail-share", a.fail_share)?;
+        let drop_before = share("drop-before", a.drop_before)?;
+        let drop_after = share("drop-after", a.drop_after)?;
+        if fail_share + drop_before + drop_after > 1.0 {
+            bail!("--fail-share, --drop-before and --drop-after add up to more than 1");
+        }
+        let stale_etag = match a.stale_etag.as_str() {
+            "412" => StaleEtag::Status412,
+            "2055" | "400" => StaleEtag::Code2055,
+            "mix" => StaleEtag::Mix,
+            other => bail!("--stale-etag {other:?} is not one of 412, 2055, mix"),
+        };
+        Ok(crate::sandbox::Options {
+            listen: a.listen,
+            seed: a.seed,
+            token_lifetime: Duration::from_secs(a.token_lifetime),
+            refresh_grace: Duration::from_secs(a.refresh_grace),
+            extra_subscriptions: a.subscriptions,
+            knobs: Knobs {
+                throttle,
+                customer_throttle,
+                retry_after_date: a.retry_after_date,
+                latency_min,
+                latency_max,
+                tail_share,
+                tail,
+                fail_share,
+                drop_before,
+                drop_after,
+                bom_share: share("bom-share", a.bom_share)?,
+                etag_churn: share("etag-churn", a.etag_churn)?,
+                stale_etag,
+            },
+        })
+    }
 }
 
 /// Where a file comes from and where its results go.

@@ -84,13 +84,7 @@ fn run_command(cli: Cli) -> anyhow::Result<u8> {
 }
 
 async fn serve_sandbox(args: cli::SandboxArgs) -> anyhow::Result<()> {
-    let opts = sandbox::Options {
-        listen: args.listen,
-        seed: args.seed,
-        token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
-        extra_subscriptions: args.subscriptions,
-        ..sandbox::Options::default()
-    };
+    let opts = sandbox::Options::try_from(&args)?;
     let running = sandbox::start(opts).await?;
     let url = running.base_url();
     let mut out = std::io::stdout();

@@ -5,6 +5,7 @@
 //! client's request, response or parsing code (`crate::api`, `crate::ops`), so a misreading on one side
 //! cannot hide behind the same misreading on the other.
 
+pub mod faults;
 mod routes;
 pub mod tenant;
 
@@ -28,6 +29,8 @@ pub struct Options {
     pub refresh_grace: Duration,
     /// Extra plain subscriptions for Contoso, for load tests.
     pub extra_subscriptions: usize,
+    /// Throttling, latency and faults.
+    pub knobs: faults::Knobs,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             token_lifetime: Duration::from_secs(3600),
             refresh_grace: Duration::from_secs(60),
             extra_subscriptions: 0,
+            knobs: faults::Knobs::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use super::faults::{Fate, Faults};
 use super::tenant::{etag_text, Tenant, RESELLERS};
 use super::Options;
 
@@ -38,6 +39,8 @@ struct Stats {
     violation_examples: Vec<String>,
     max_in_flight: usize,
     tokens_issued: u64,
+    throttled: u64,
+    faults: BTreeMap<&'static str, u64>,
 }
 
 struct Stored {
@@ -61,6 +64,7 @@ pub struct Shared {
     stats: Mutex<Stats>,
     idempotency: Mutex<HashMap<String, Stored>>,
     tokens: Mutex<TokenBook>,
+    faults: Mutex<Faults>,
     in_flight: AtomicUsize,
 }
 
@@ -68,6 +72,7 @@ impl Shared {
     pub fn new(opts: Options) -> Self {
         Shared {
             tenant: Mutex::new(Tenant::demo(opts.extra_subscriptions)),
+            faults: Mutex::new(Faults::new(opts.knobs.clone(), opts.seed)),
             opts,
             stats: Mutex::default(),
             idempotency: Mutex::default(),
@@ -91,7 +96,12 @@ impl Shared {
             "requestIdReuse": s.request_id_reuse, "unauthorized": s.unauthorized,
             "violations": s.violations, "violationExamples": s.violation_examples,
             "maxInFlight": s.max_in_flight, "tokensIssued": s.tokens_issued,
+            "throttled": s.throttled, "faults": s.faults,
         })
+    }
+
+    fn fault(&self, kind: &'static str) {
+        *self.stats.lock().unwrap().faults.entry(kind).or_default() += 1;
     }
 
     fn violation(&self, what: String) {
@@ -144,7 +154,7 @@ async fn handle(
         }
         ["v1", rest @ ..] => {
             let _guard = InFlight::enter(&s);
-            api(&s, &method, rest, &headers, &body)
+            api(&s, &method, rest, &headers, &body).await
         }
         _ => (StatusCode::NOT_FOUND, "").into_response(),
     }
@@ -170,17 +180,71 @@ fn is_guid(v: &str) -> bool {
         })
 }
 
-fn api(s: &Shared, method: &Method, rest: &[&str], h: &HeaderMap, body: &Bytes) -> Response {
+async fn api(s: &Shared, method: &Method, rest: &[&str], h: &HeaderMap, body: &Bytes) -> Response {
     let ids = CallIds {
         request_id: header(h, "MS-RequestId").map(str::to_owned),
         correlation_id: header(h, "MS-CorrelationId").map(str::to_owned),
     };
     let route = route_name(rest);
+    let delay = s.faults.lock().unwrap().latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if let Err(resp) = authorize(s, h, &ids) {
         count(s, method, route, 401);
         return *resp;
     }
+    let customer = match rest {
+        ["customers", c, ..] => Some(*c),
+        _ => None,
+    };
+    let admitted = s.faults.lock().unwrap().admit(customer);
+    if let Err(wait) = admitted {
+        s.stats.lock().unwrap().throttled += 1;
+        count(s, method, route, 429);
+        return throttled(s, wait, &ids);
+    }
     check_headers(s, method, route, h);
+    let (fate, bom) = s.faults.lock().unwrap().fate();
+    match fate {
+        Fate::Fail(code) => {
+            s.fault(if code == 500 { "500" } else { "503" });
+            count(s, method, route, code);
+            let (st, b) = error(
+                code,
+                800003,
+                "An unexpected service error occurred; try again later",
+            );
+            return reply(st, b, &ids, bom);
+        }
+        Fate::DropBefore => {
+            s.fault("dropBefore");
+            count(s, method, route, 0);
+            return dropped();
+        }
+        Fate::Normal | Fate::DropAfter => {}
+    }
+    let (status, answer) = answer(s, method, rest, route, h, body, &ids);
+    if fate == Fate::DropAfter {
+        s.fault("dropAfter");
+        return dropped();
+    }
+    if bom {
+        s.fault("bom");
+    }
+    reply(status, answer, &ids, bom)
+}
+
+/// Answers a call that got past throttling and faults: replays a write it has seen, or applies it.
+fn answer(
+    s: &Shared,
+    method: &Method,
+    rest: &[&str],
+    route: &'static str,
+    h: &HeaderMap,
+    body: &Bytes,
+    ids: &CallIds,
+) -> Answer {
     let is_write = *method == Method::PUT || *method == Method::PATCH;
     let fingerprint = format!(
         "{method} /{} {}",
@@ -195,18 +259,18 @@ fn api(s: &Shared, method: &Method, rest: &[&str], h: &HeaderMap, body: &Bytes) 
                 if stored.fingerprint == fingerprint {
                     s.stats.lock().unwrap().replays += 1;
                     count(s, method, route, stored.status.as_u16());
-                    return reply(stored.status, stored.body.clone(), &ids);
+                    return (stored.status, stored.body.clone());
                 }
-                s.stats.lock().unwrap().request_id_reuse += 1;
                 drop(idem);
-                let (st, b) = error(400, 800002, "MS-RequestId was already used for a different call; every new call needs a new MS-RequestId");
-                count(s, method, route, st.as_u16());
-                return reply(st, b, &ids);
+                s.stats.lock().unwrap().request_id_reuse += 1;
+                let refused = error(400, 800002, "MS-RequestId was already used for a different call; every new call needs a new MS-RequestId");
+                count(s, method, route, refused.0.as_u16());
+                return refused;
             }
         }
     }
     let (status, answer) = dispatch(s, method, rest, h, body);
-    if is_write && status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+    if is_write {
         if let Some(rid) = ids.request_id.as_deref() {
             s.idempotency.lock().unwrap().insert(
                 rid.to_ascii_lowercase(),
@@ -219,7 +283,37 @@ fn api(s: &Shared, method: &Method, rest: &[&str], h: &HeaderMap, body: &Bytes) 
         }
     }
     count(s, method, route, status.as_u16());
-    reply(status, answer, &ids)
+    (status, answer)
+}
+
+/// The throttling answer: 429, Retry-After, and the body of the other shape.
+fn throttled(s: &Shared, wait: std::time::Duration, ids: &CallIds) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let body = json!({"statusCode": 429, "message": format!("Rate limit is exceeded. Try again in {secs} seconds.")});
+    let mut resp = reply(StatusCode::TOO_MANY_REQUESTS, body, ids, false);
+    let value = if s.opts.knobs.retry_after_date {
+        httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(secs))
+    } else {
+        secs.to_string()
+    };
+    resp.headers_mut()
+        .insert("Retry-After", HeaderValue::from_str(&value).unwrap());
+    resp
+}
+
+/// A connection that drops before a whole answer arrives: the status line, then a body that fails,
+/// so the client never learns how the call ended.
+fn dropped() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sandbox dropped the connection",
+        ))
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(failing));
+    resp.headers_mut()
+        .insert("Content-Type", HeaderValue::from_static("application/json"));
+    resp
 }
 
 fn route_name(rest: &[&str]) -> &'static str {
@@ -256,7 +350,7 @@ fn authorize(s: &Shared, h: &HeaderMap, ids: &CallIds) -> Result<(), Box<Respons
     };
     s.stats.lock().unwrap().unauthorized += 1;
     let (st, body) = error(401, 401, &format!("Unauthorized: {why}"));
-    let mut resp = reply(st, body, ids);
+    let mut resp = reply(st, body, ids, false);
     resp.headers_mut().insert(
         "WWW-Authenticate",
         HeaderValue::from_str(&format!(
@@ -296,9 +390,19 @@ fn check_headers(s: &Shared, method: &Method, route: &str, h: &HeaderMap) {
     }
 }
 
-fn reply(status: StatusCode, body: Value, ids: &CallIds) -> Response {
-    let mut resp = (status, axum::Json(body)).into_response();
+fn reply(status: StatusCode, body: Value, ids: &CallIds, bom: bool) -> Response {
+    let mut bytes = if bom {
+        b"\xef\xbb\xbf".to_vec()
+    } else {
+        Vec::new()
+    };
+    bytes.extend(serde_json::to_vec(&body).expect("JSON serializes"));
+    let mut resp = (status, bytes).into_response();
     let h = resp.headers_mut();
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     for (name, v) in [
         ("MS-RequestId", &ids.request_id),
         ("MS-CorrelationId", &ids.correlation_id),
@@ -598,15 +702,37 @@ fn put_billing(
     if if_match.is_none() {
         s.violation(format!("PUT billingprofile {c}: If-Match missing"));
     }
-    if [&if_match, &body_etag]
+    let mut faults = s.faults.lock().unwrap();
+    let churned = faults.churn();
+    let current = if churned {
+        // Someone else edited the profile just now: the etag the client holds is stale.
+        let customer = t.customers.get_mut(c).expect("checked above");
+        customer.etag += 1;
+        etag_text(c, customer.etag)
+    } else {
+        current
+    };
+    let stale = [&if_match, &body_etag]
         .iter()
-        .any(|e| e.as_deref().is_some_and(|e| e != current))
-    {
+        .any(|e| e.as_deref().is_some_and(|e| e != current));
+    let as_412 = stale && faults.stale_as_412();
+    drop(faults);
+    if churned {
+        s.fault("etagChurn");
+    }
+    if stale {
+        s.fault("staleEtag");
+        let status = if as_412 {
+            StatusCode::PRECONDITION_FAILED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         return Err((
-            StatusCode::PRECONDITION_FAILED,
+            status,
             json!({"code": 2055, "description": "Etag is no longer valid", "data": [], "source": "PartnerFD"}),
         ));
     }
+    let customer = t.customers.get(c).expect("checked above");
     let mut new = camel(b);
     let obj = new.as_object_mut().expect("body is an object");
     obj.remove("attributes");

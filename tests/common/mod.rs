@@ -72,6 +72,52 @@ impl Sandbox {
             .expect("sandbox answers")
     }
 
+    /// A call as the reference says a client makes it; `extra` headers are added or, when the value
+    /// is empty, removed.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Result<reqwest::blocking::Response> {
+        let mut headers = vec![
+            ("Authorization".to_string(), "Bearer sandbox".to_string()),
+            ("Accept".into(), "application/json".into()),
+            ("MS-Contract-Version".into(), "v1".into()),
+            ("MS-RequestId".into(), uuid::Uuid::new_v4().to_string()),
+            ("MS-CorrelationId".into(), uuid::Uuid::new_v4().to_string()),
+            ("X-Locale".into(), "en-US".into()),
+        ];
+        if body.is_some() {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
+        for (k, v) in extra {
+            headers.retain(|(h, _)| !h.eq_ignore_ascii_case(k));
+            if !v.is_empty() {
+                headers.push((k.to_string(), v.to_string()));
+            }
+        }
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}/v1{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = body {
+            req = req.body(serde_json::to_vec(&b).unwrap());
+        }
+        req.send()
+    }
+
+    /// The body of an answer as JSON, a leading byte-order mark allowed.
+    pub fn json(resp: reqwest::blocking::Response) -> Value {
+        let bytes = resp.bytes().unwrap();
+        let b = bytes
+            .strip_prefix(b"\xef\xbb\xbf".as_slice())
+            .unwrap_or(&bytes);
+        serde_json::from_slice(b).unwrap_or(Value::Null)
+    }
+
     pub fn state(&self) -> Value {
         self.get("/_sandbox/state")
     }
@@ -110,13 +156,15 @@ impl Sandbox {
             .expect("service request in state")
     }
 
-    /// `pcbulk apply INPUT --base-url <sandbox>` with the always-accepted token.
+    /// `pcbulk apply INPUT --base-url <sandbox>` with the always-accepted token (and `--rate 200`
+    /// unless `extra` sets one).
     pub fn apply(&self, input: &Path, extra: &[&str]) -> Output {
-        pcbulk()
-            .arg("apply")
-            .arg(input)
-            .args(["--base-url", &self.url, "--rate", "200"])
-            .args(extra)
+        let mut c = pcbulk();
+        c.arg("apply").arg(input).args(["--base-url", &self.url]);
+        if !extra.contains(&"--rate") {
+            c.args(["--rate", "200"]);
+        }
+        c.args(extra)
             .env("PCBULK_ACCESS_TOKEN", "sandbox")
             .output()
             .expect("run pcbulk")

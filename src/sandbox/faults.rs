@@ -1,0 +1,285 @@
+//! What can go wrong at the sandbox, switchable and deterministic under a seed: throttling (a token
+//! bucket or fixed windows, partner-wide and per customer tenant), latency, server errors, dropped
+//! connections before or after a change is applied, byte-order marks, and ETags that go stale.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How a limiter admits calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Throttle {
+    /// `rate` calls per second, up to `burst` at once.
+    Bucket { rate: f64, burst: f64 },
+    /// `limit` calls per fixed window of `window`; past it, wait for the window's end — Partner
+    /// Center's "try again in 57 seconds".
+    Window { limit: u64, window: Duration },
+}
+
+/// A limiter's running state.
+#[derive(Debug)]
+pub struct Limiter {
+    shape: Throttle,
+    tokens: f64,
+    last: Instant,
+    window_start: Instant,
+    used: u64,
+}
+
+impl Limiter {
+    pub fn new(shape: Throttle, now: Instant) -> Self {
+        let tokens = match shape {
+            Throttle::Bucket { burst, .. } => burst,
+            Throttle::Window { .. } => 0.0,
+        };
+        Limiter {
+            shape,
+            tokens,
+            last: now,
+            window_start: now,
+            used: 0,
+        }
+    }
+
+    /// Admits a call, or says how long until one would be admitted.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.shape {
+            Throttle::Bucket { rate, burst } => {
+                let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+                self.tokens = (self.tokens + elapsed * rate).min(burst);
+                self.last = now;
+                if self.tokens >= 1.0 {
+                    self.tokens -= 1.0;
+                    Ok(())
+                } else {
+                    Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+                }
+            }
+            Throttle::Window { limit, window } => {
+                while now.saturating_duration_since(self.window_start) >= window {
+                    self.window_start += window;
+                    self.used = 0;
+                }
+                if self.used < limit {
+                    self.used += 1;
+                    Ok(())
+                } else {
+                    Err((self.window_start + window).saturating_duration_since(now))
+                }
+            }
+        }
+    }
+}
+
+/// How a stale ETag is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleEtag {
+    /// 412 Precondition Failed.
+    Status412,
+    /// 400 with code 2055.
+    Code2055,
+    /// Either, at random.
+    Mix,
+}
+
+/// Every knob; the defaults are a well-behaved service.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    pub throttle: Option<Throttle>,
+    pub customer_throttle: Option<Throttle>,
+    /// Send Retry-After as an HTTP date instead of seconds.
+    pub retry_after_date: bool,
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+    /// A share of calls that take `tail` instead.
+    pub tail_share: f64,
+    pub tail: Duration,
+    /// A share of calls answered 500 or 503 (half each) without being applied.
+    pub fail_share: f64,
+    /// A share of calls whose connection drops before the change is applied.
+    pub drop_before: f64,
+    /// A share of calls whose connection drops after the change is applied.
+    pub drop_after: f64,
+    /// A share of answers that start with a UTF-8 byte-order mark.
+    pub bom_share: f64,
+    /// A share of billing-profile PUTs that find the profile edited meanwhile.
+    pub etag_churn: f64,
+    pub stale_etag: StaleEtag,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            throttle: None,
+            customer_throttle: None,
+            retry_after_date: false,
+            latency_min: Duration::ZERO,
+            latency_max: Duration::ZERO,
+            tail_share: 0.0,
+            tail: Duration::ZERO,
+            fail_share: 0.0,
+            drop_before: 0.0,
+            drop_after: 0.0,
+            bom_share: 0.0,
+            etag_churn: 0.0,
+            stale_etag: StaleEtag::Status412,
+        }
+    }
+}
+
+/// What happens to one call, decided when it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Normal,
+    Fail(u16),
+    DropBefore,
+    DropAfter,
+}
+
+/// The knobs with their random source and limiter state.
+pub struct Faults {
+    pub knobs: Knobs,
+    rng: StdRng,
+    partner: Option<Limiter>,
+    customers: HashMap<String, Limiter>,
+}
+
+impl Faults {
+    pub fn new(knobs: Knobs, seed: u64) -> Self {
+        let now = Instant::now();
+        Faults {
+            partner: knobs.throttle.map(|t| Limiter::new(t, now)),
+            knobs,
+            rng: StdRng::seed_from_u64(seed),
+            customers: HashMap::new(),
+        }
+    }
+
+    /// How long this call takes before it is answered.
+    pub fn latency(&mut self) -> Duration {
+        let k = &self.knobs;
+        if k.tail_share > 0.0 && self.rng.random::<f64>() < k.tail_share {
+            return k.tail;
+        }
+        if k.latency_max > k.latency_min {
+            let span = (k.latency_max - k.latency_min).as_secs_f64();
+            k.latency_min + Duration::from_secs_f64(self.rng.random::<f64>() * span)
+        } else {
+            k.latency_min
+        }
+    }
+
+    /// Admits a call for the partner, and for the customer tenant it concerns, if any.
+    pub fn admit(&mut self, customer: Option<&str>) -> Result<(), Duration> {
+        let now = Instant::now();
+        if let Some(p) = self.partner.as_mut() {
+            p.admit(now)?;
+        }
+        if let (Some(shape), Some(c)) = (self.knobs.customer_throttle, customer) {
+            self.customers
+                .entry(c.to_owned())
+                .or_insert_with(|| Limiter::new(shape, now))
+                .admit(now)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls this call's fate and whether its answer carries a BOM.
+    pub fn fate(&mut self) -> (Fate, bool) {
+        let k = self.knobs.clone();
+        let r: f64 = self.rng.random();
+        let fate = if r < k.fail_share {
+            Fate::Fail(if self.rng.random::<bool>() { 500 } else { 503 })
+        } else if r < k.fail_share + k.drop_before {
+            Fate::DropBefore
+        } else if r < k.fail_share + k.drop_before + k.drop_after {
+            Fate::DropAfter
+        } else {
+            Fate::Normal
+        };
+        let bom = k.bom_share > 0.0 && self.rng.random::<f64>() < k.bom_share;
+        (fate, bom)
+    }
+
+    /// Whether someone else edits this billing profile just before this PUT.
+    pub fn churn(&mut self) -> bool {
+        self.knobs.etag_churn > 0.0 && self.rng.random::<f64>() < self.knobs.etag_churn
+    }
+
+    /// How this stale ETag is refused: 412, or 400 with code 2055.
+    pub fn stale_as_412(&mut self) -> bool {
+        match self.knobs.stale_etag {
+            StaleEtag::Status412 => true,
+            StaleEtag::Code2055 => false,
+            StaleEtag::Mix => self.rng.random(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_admits_burst_then_rate() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(
+            Throttle::Bucket {
+                rate: 10.0,
+                burst: 3.0,
+            },
+            t0,
+        );
+        assert!((0..3).all(|_| l.admit(t0).is_ok()));
+        let wait = l.admit(t0).unwrap_err();
+        assert!(
+            wait <= Duration::from_millis(100) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
+        assert!(l.admit(t0 + Duration::from_millis(100)).is_ok());
+    }
+
+    #[test]
+    fn window_refuses_until_its_end() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(5);
+        let mut l = Limiter::new(
+            Throttle::Window {
+                limit: 2,
+                window: w,
+            },
+            t0,
+        );
+        assert!(l.admit(t0).is_ok() && l.admit(t0).is_ok());
+        assert_eq!(
+            l.admit(t0 + Duration::from_secs(2)).unwrap_err(),
+            Duration::from_secs(3)
+        );
+        assert!(l.admit(t0 + Duration::from_secs(5)).is_ok());
+        assert!(
+            l.admit(t0 + Duration::from_secs(11)).is_ok(),
+            "windows roll on when idle"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_fates() {
+        let knobs = Knobs {
+            fail_share: 0.3,
+            drop_before: 0.2,
+            drop_after: 0.2,
+            ..Knobs::default()
+        };
+        let roll = |seed| {
+            let mut f = Faults::new(knobs.clone(), seed);
+            (0..50).map(|_| f.fate()).collect::<Vec<_>>()
+        };
+        assert_eq!(roll(7), roll(7));
+        assert_ne!(roll(7), roll(8));
+        let fates = roll(7);
+        assert!(fates.iter().any(|(f, _)| *f == Fate::DropAfter));
+        assert!(fates.iter().any(|(f, _)| matches!(f, Fate::Fail(_))));
+    }
+}

@@ -1,0 +1,577 @@
+//! The sandbox itself, over HTTP, against what the reference says Partner Center does.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const SUB_11: &str = "d0000001-0000-4000-8000-000000000011";
+
+fn contact_path() -> String {
+    format!("/customers/{CONTOSO}/subscriptions/{SUB_11}/supportcontact")
+}
+
+fn trey() -> Value {
+    json!({"SupportTenantId": TREY_TENANT, "SupportMpnId": "4391507", "Name": "Trey Research"})
+}
+
+fn billing_path(c: &str) -> String {
+    format!("/customers/{c}/profiles/billing")
+}
+
+#[test]
+fn paths_are_case_insensitive_and_answers_echo_the_ids() {
+    let sb = Sandbox::start(&[]);
+    let r = sb
+        .call(
+            "GET",
+            &contact_path()
+                .to_uppercase()
+                .replace("/CUSTOMERS", "/Customers"),
+            None,
+            &[("MS-RequestId", "11111111-1111-4111-8111-111111111111")],
+        )
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["MS-RequestId"],
+        "11111111-1111-4111-8111-111111111111"
+    );
+    assert!(r.headers().contains_key("MS-CV"));
+    assert_eq!(Sandbox::json(r)["supportMpnId"], "1000001");
+}
+
+#[test]
+fn error_bodies_for_what_the_service_refuses() {
+    let sb = Sandbox::start(&[]);
+    let cases: Vec<(String, Value, u16, Value)> = vec![
+        (contact_path(), json!({"SupportTenantId": "e0000009-0000-4000-8000-000000000009", "SupportMpnId": "9000009", "Name": "Litware"}), 400, json!(800016)),
+        (contact_path(), json!({"SupportTenantId": TREY_TENANT, "SupportMpnId": "5555555", "Name": "Nobody"}), 404, json!("800015")),
+        (format!("/customers/{FABRIKAM}/subscriptions/d0000002-0000-4000-8000-000000000022/supportcontact"), trey(), 400, json!(800002)),
+        (format!("/customers/{CONTOSO}/subscriptions/d0000002-0000-4000-8000-000000000021/supportcontact"), trey(), 404, json!("20003")),
+        (format!("/customers/c0000009-0000-4000-8000-000000000009/subscriptions/{SUB_11}/supportcontact"), trey(), 404, json!("20002")),
+    ];
+    for (path, body, status, code) in cases {
+        let r = sb.call("PUT", &path, Some(body), &[]).unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let b = Sandbox::json(r);
+        assert_eq!(b["code"], code, "{path}: {b}");
+        assert!(b["description"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportMpnId"],
+        "1000001",
+        "nothing applied"
+    );
+}
+
+#[test]
+fn a_repeated_request_id_is_answered_with_the_first_answer_and_not_applied_again() {
+    let sb = Sandbox::start(&[]);
+    let rid = "22222222-2222-4222-8222-222222222222";
+    let note = json!({"NewNote": {"Text": "only once"}});
+    for _ in 0..3 {
+        let r = sb
+            .call(
+                "PATCH",
+                "/servicerequests/616122292874576",
+                Some(note.clone()),
+                &[("MS-RequestId", rid)],
+            )
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            Sandbox::json(r)["notes"].as_array().unwrap().len(),
+            1,
+            "the first answer, replayed"
+        );
+    }
+    assert_eq!(
+        sb.service_request("616122292874576")["notes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let other = json!({"NewNote": {"Text": "a different call"}});
+    let r = sb
+        .call(
+            "PATCH",
+            "/servicerequests/616122292874576",
+            Some(other),
+            &[("MS-RequestId", rid)],
+        )
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let stats = sb.stats();
+    assert_eq!(stats["replays"], 2);
+    assert_eq!(stats["requestIdReuse"], 1);
+}
+
+#[test]
+fn token_bucket_throttles_with_retry_after_and_the_429_body() {
+    let sb = Sandbox::start(&["--rate", "2", "--burst", "3"]);
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            let r = sb.call("GET", "/profiles/support", None, &[]).unwrap();
+            let s = r.status().as_u16();
+            if s == 429 {
+                let after: u64 = r.headers()["Retry-After"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(
+                    (1..=1).contains(&after),
+                    "a token returns within a second: {after}"
+                );
+                let b = Sandbox::json(r);
+                assert_eq!(b["statusCode"], 429);
+                assert_eq!(
+                    b["message"],
+                    "Rate limit is exceeded. Try again in 1 seconds."
+                );
+            }
+            s
+        })
+        .collect();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (3..=5).contains(&ok),
+        "burst of 3 plus what refilled: {statuses:?}"
+    );
+    assert_eq!(sb.stats()["throttled"].as_u64().unwrap() as usize, 8 - ok);
+}
+
+#[test]
+fn fixed_window_says_to_come_back_when_the_window_ends() {
+    let sb = Sandbox::start(&["--rate", "1", "--window", "30"]);
+    let mut throttled = Vec::new();
+    for _ in 0..35 {
+        let r = sb.call("GET", "/profiles/support", None, &[]).unwrap();
+        if r.status() == 429 {
+            let after: u64 = r.headers()["Retry-After"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let msg = Sandbox::json(r)["message"].as_str().unwrap().to_owned();
+            assert_eq!(
+                msg,
+                format!("Rate limit is exceeded. Try again in {after} seconds.")
+            );
+            throttled.push(after);
+        }
+    }
+    assert_eq!(throttled.len(), 5, "30 calls per 30 s window");
+    assert!(
+        throttled.iter().all(|a| (25..=30).contains(a)),
+        "until the window ends: {throttled:?}"
+    );
+}
+
+#[test]
+fn retry_after_can_be_an_http_date() {
+    // 0.02 calls/s over 60 s windows: one call per window.
+    let sb = Sandbox::start(&["--rate", "0.02", "--window", "60", "--retry-after-date"]);
+    sb.call("GET", "/profiles/support", None, &[]).unwrap();
+    let r = sb.call("GET", "/profiles/support", None, &[]).unwrap();
+    assert_eq!(r.status(), 429);
+    let when = httpdate::parse_http_date(r.headers()["Retry-After"].to_str().unwrap()).unwrap();
+    let ahead = when
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        ahead > Duration::from_secs(50) && ahead <= Duration::from_secs(61),
+        "{ahead:?}"
+    );
+}
+
+#[test]
+fn per_customer_limit_slows_only_that_customer() {
+    let sb = Sandbox::start(&["--customer-rate", "1", "--customer-burst", "2"]);
+    let contoso: Vec<u16> = (0..4)
+        .map(|_| {
+            sb.call("GET", &billing_path(CONTOSO), None, &[])
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(
+        contoso.iter().filter(|s| **s == 429).count(),
+        2,
+        "{contoso:?}"
+    );
+    assert_eq!(
+        sb.call("GET", &billing_path(FABRIKAM), None, &[])
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        sb.call("GET", "/profiles/support", None, &[])
+            .unwrap()
+            .status(),
+        200,
+        "not a customer call"
+    );
+}
+
+#[test]
+fn latency_delays_each_answer() {
+    let sb = Sandbox::start(&["--latency-ms", "150-200"]);
+    let t = Instant::now();
+    sb.call("GET", "/profiles/support", None, &[]).unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(150));
+}
+
+#[test]
+fn server_errors_are_not_applied() {
+    let sb = Sandbox::start(&["--fail-share", "1"]);
+    let r = sb.call("PUT", &contact_path(), Some(trey()), &[]).unwrap();
+    assert!(matches!(r.status().as_u16(), 500 | 503));
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportMpnId"],
+        "1000001"
+    );
+    let faults = &sb.stats()["faults"];
+    assert_eq!(
+        faults["500"].as_u64().unwrap_or(0) + faults["503"].as_u64().unwrap_or(0),
+        1
+    );
+}
+
+#[test]
+fn a_connection_dropped_before_applying_changes_nothing() {
+    let sb = Sandbox::start(&["--drop-before", "1"]);
+    let r = sb
+        .call("PUT", &contact_path(), Some(trey()), &[])
+        .and_then(|r| r.bytes());
+    assert!(r.is_err(), "the client gets no whole answer");
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportMpnId"],
+        "1000001"
+    );
+    assert_eq!(sb.stats()["faults"]["dropBefore"], 1);
+}
+
+#[test]
+fn a_connection_dropped_after_applying_keeps_the_change_and_a_retry_replays_it() {
+    let sb = Sandbox::start(&["--drop-after", "1"]);
+    let rid = "33333333-3333-4333-8333-333333333333";
+    let note = json!({"NewNote": {"Text": "lost answer"}});
+    for _ in 0..3 {
+        let r = sb
+            .call(
+                "PATCH",
+                "/servicerequests/616122292874577",
+                Some(note.clone()),
+                &[("MS-RequestId", rid)],
+            )
+            .and_then(|r| r.bytes());
+        assert!(r.is_err());
+    }
+    let notes = sb.service_request("616122292874577")["notes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(notes, 1, "applied once, however often the answer is lost");
+    assert_eq!(sb.stats()["replays"], 2);
+}
+
+#[test]
+fn answers_can_start_with_a_byte_order_mark() {
+    let sb = Sandbox::start(&["--bom-share", "1"]);
+    let bytes = sb
+        .call("GET", "/profiles/support", None, &[])
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert!(bytes.starts_with(b"\xef\xbb\xbf{"));
+}
+
+#[test]
+fn same_seed_same_faults() {
+    let pattern = |seed: &str| -> Vec<bool> {
+        let sb = Sandbox::start(&[
+            "--seed",
+            seed,
+            "--fail-share",
+            "0.3",
+            "--drop-before",
+            "0.2",
+        ]);
+        (0..30)
+            .map(|_| {
+                sb.call("GET", "/profiles/support", None, &[])
+                    .and_then(|r| r.bytes())
+                    .is_ok()
+            })
+            .collect()
+    };
+    let a = pattern("7");
+    assert_eq!(a, pattern("7"));
+    assert!(
+        a.contains(&true) && a.contains(&false),
+        "some answered, some dropped: {a:?}"
+    );
+}
+
+#[test]
+fn billing_etag_changes_on_every_write_and_stale_ones_are_refused() {
+    for (flag, status) in [("412", 412u16), ("2055", 400)] {
+        let sb = Sandbox::start(&["--stale-etag", flag]);
+        let profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
+        let etag = profile["attributes"]["etag"].as_str().unwrap().to_owned();
+        let quoted = format!("\"{etag}\"");
+        let r = sb
+            .call(
+                "PUT",
+                &billing_path(CONTOSO),
+                Some(profile.clone()),
+                &[("If-Match", &quoted)],
+            )
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let new_etag = Sandbox::json(r)["attributes"]["etag"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(new_etag, etag);
+        let r = sb
+            .call(
+                "PUT",
+                &billing_path(CONTOSO),
+                Some(profile),
+                &[("If-Match", &quoted)],
+            )
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(Sandbox::json(r)["code"], 2055);
+    }
+}
+
+#[test]
+fn etag_churn_makes_a_fresh_etag_stale() {
+    let sb = Sandbox::start(&["--etag-churn", "1"]);
+    let profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
+    let etag = format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap());
+    let r = sb
+        .call(
+            "PUT",
+            &billing_path(CONTOSO),
+            Some(profile),
+            &[("If-Match", &etag)],
+        )
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(sb.stats()["faults"]["etagChurn"], 1);
+}
+
+#[test]
+fn a_billing_put_is_a_full_replacement_and_dropped_fields_are_flagged() {
+    let sb = Sandbox::start(&[]);
+    let mut profile = Sandbox::json(sb.call("GET", &billing_path(NORTHWIND), None, &[]).unwrap());
+    let etag = format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap());
+    profile.as_object_mut().unwrap().remove("middleName");
+    let r = sb
+        .call(
+            "PUT",
+            &billing_path(NORTHWIND),
+            Some(profile),
+            &[("If-Match", &etag)],
+        )
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        sb.customer(NORTHWIND)["billingProfile"]
+            .get("middleName")
+            .is_none(),
+        "what is not sent is lost"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats["violations"], 1);
+    assert!(stats["violationExamples"][0]
+        .as_str()
+        .unwrap()
+        .contains("middleName"));
+}
+
+#[test]
+fn protocol_violations_are_counted_and_refused_where_the_service_would() {
+    let sb = Sandbox::start(&[]);
+    // Missing headers: counted, still answered.
+    let r = sb
+        .call(
+            "GET",
+            "/profiles/support",
+            None,
+            &[
+                ("MS-RequestId", ""),
+                ("MS-CorrelationId", "not-a-guid"),
+                ("MS-Contract-Version", ""),
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A billing PUT without any ETag: refused.
+    let mut profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
+    profile.as_object_mut().unwrap().remove("attributes");
+    assert_eq!(
+        sb.call("PUT", &billing_path(CONTOSO), Some(profile), &[])
+            .unwrap()
+            .status(),
+        400
+    );
+    // An empty PATCH: refused.
+    assert_eq!(
+        sb.call(
+            "PATCH",
+            "/servicerequests/616122292874576",
+            Some(json!({})),
+            &[]
+        )
+        .unwrap()
+        .status(),
+        400
+    );
+    // A support-profile PUT that is not the full resource: counted, and the missing fields are lost.
+    assert_eq!(
+        sb.call(
+            "PUT",
+            "/profiles/supportprofile",
+            Some(json!({"Email": "x@y.example"})),
+            &[]
+        )
+        .unwrap()
+        .status(),
+        200
+    );
+    assert!(sb.state()["supportProfile"]["telephone"].is_null());
+    // A PUT without Content-Type: counted.
+    sb.call(
+        "PUT",
+        &contact_path(),
+        Some(trey()),
+        &[("Content-Type", "")],
+    )
+    .unwrap();
+    let stats = sb.stats();
+    let examples: BTreeSet<String> = stats["violationExamples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    for want in [
+        "MS-RequestId missing",
+        "MS-CorrelationId is not a GUID",
+        "MS-Contract-Version",
+        "no ETag",
+        "nothing to change",
+        "not the full resource",
+        "Content-Type",
+    ] {
+        assert!(
+            examples.iter().any(|e| e.contains(want)),
+            "{want} in {examples:?}"
+        );
+    }
+}
+
+#[test]
+fn tokens_rotate_refresh_tokens_with_a_grace_period_and_expire() {
+    let sb = Sandbox::start(&["--token-lifetime", "1", "--refresh-grace", "60"]);
+    let http = reqwest::blocking::Client::new();
+    let grant = |refresh: &str| {
+        http.post(format!("{}/contoso.onmicrosoft.com/oauth2/token", sb.url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", "x"),
+                ("resource", "https://api.partnercenter.microsoft.com"),
+            ])
+            .send()
+            .unwrap()
+    };
+    let first: Value = grant("sandbox-refresh-token").json().unwrap();
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(first["token_type"], "Bearer");
+    assert_eq!(first["expires_in"], "1", "expires_in may be a string");
+    let second: Value = grant(&r1).json().unwrap();
+    let r2 = second["refresh_token"].as_str().unwrap();
+    assert_ne!(r1, r2, "a new refresh token every grant");
+    assert_eq!(
+        grant(&r1).status(),
+        200,
+        "the old one still works within the grace period"
+    );
+    let refused = grant("made-up");
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("AADSTS"));
+
+    let access = second["access_token"].as_str().unwrap();
+    let bearer = format!("Bearer {access}");
+    assert_eq!(
+        sb.call(
+            "GET",
+            "/profiles/support",
+            None,
+            &[("Authorization", &bearer)]
+        )
+        .unwrap()
+        .status(),
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = sb
+        .call(
+            "GET",
+            "/profiles/support",
+            None,
+            &[("Authorization", &bearer)],
+        )
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["WWW-Authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("expired"));
+    assert_eq!(
+        sb.call(
+            "GET",
+            "/profiles/support",
+            None,
+            &[("Authorization", "Bearer nonsense")]
+        )
+        .unwrap()
+        .status(),
+        401
+    );
+    assert_eq!(
+        sb.call("GET", "/profiles/support", None, &[])
+            .unwrap()
+            .status(),
+        200,
+        "`sandbox` always works"
+    );
+}
+
+#[test]
+fn the_sandbox_refuses_to_listen_off_loopback() {
+    let out = pcbulk()
+        .args(["sandbox", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("loopback"));
+}
