@@ -146,9 +146,15 @@ pub struct SandboxArgs {
     /// A slow tail: `SHARE:MS`, e.g. 0.01:2000 makes 1% of calls take 2 s.
     #[arg(long)]
     pub tail: Option<String>,
-    /// Share of calls answered 500 or 503 (half each), not applied.
+    /// Share of calls answered with a server error (see --fail-status), not applied.
     #[arg(long, default_value_t = 0.0)]
     pub fail_share: f64,
+    /// The server errors --fail-share answers with, comma-separated, chosen at random.
+    #[arg(long, default_value = "500,503")]
+    pub fail_status: String,
+    /// Extra customers with billing profiles (ids c1000000-0000-4000-8000-000000000000 upward).
+    #[arg(long, default_value_t = 0)]
+    pub customers: usize,
     /// Share of calls whose connection drops before the change is applied.
     #[arg(long, default_value_t = 0.0)]
     pub drop_before: f64,
@@ -253,6 +259,14 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
         if fail_share + drop_before + drop_after > 1.0 {
             bail!("--fail-share, --drop-before and --drop-after add up to more than 1");
         }
+        let fail_statuses = a
+            .fail_status
+            .split(',')
+            .map(|v| match v.trim().parse::<u16>() {
+                Ok(code @ 500..=599) => Ok(code),
+                _ => bail!("--fail-status {v:?} is not a 5xx status"),
+            })
+            .collect::<anyhow::Result<Vec<u16>>>()?;
         let stale_etag = match a.stale_etag.as_str() {
             "412" => StaleEtag::Status412,
             "2055" | "400" => StaleEtag::Code2055,
@@ -265,6 +279,7 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             token_lifetime: Duration::from_secs(a.token_lifetime),
             refresh_grace: Duration::from_secs(a.refresh_grace),
             extra_subscriptions: a.subscriptions,
+            extra_customers: a.customers,
             knobs: Knobs {
                 throttle,
                 customer_throttle,
@@ -274,6 +289,7 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
                 tail_share,
                 tail,
                 fail_share,
+                fail_statuses,
                 drop_before,
                 drop_after,
                 bom_share: share("bom-share", a.bom_share)?,

@@ -68,6 +68,15 @@ impl Request {
         }
     }
 
+    /// The customer tenant the call concerns (`/customers/{id}/...`), for per-customer throttling.
+    pub fn customer(&self) -> Option<&str> {
+        let mut parts = self.path.trim_start_matches('/').split('/');
+        match (parts.next(), parts.next()) {
+            (Some("customers"), Some(id)) if !id.is_empty() => Some(id),
+            _ => None,
+        }
+    }
+
     pub fn if_match(mut self, etag: impl Into<String>) -> Self {
         self.if_match = Some(etag.into());
         self

@@ -1,7 +1,9 @@
 //! Applies validated rows: a worker pool bounded by `--concurrency`, every call through one rate
 //! limiter and one retry policy, and exactly one [`Outcome`] per row.
 
+pub mod budget;
 pub mod retry;
+pub mod throttle;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,7 +21,9 @@ use crate::api::http::{CallIds, Transport};
 use crate::api::{Api, CallError, Request, ServiceError};
 use crate::ops::{Applied, Change};
 use crate::results::{Outcome, Status};
+use budget::RetryBudget;
 pub use retry::RetryPolicy;
+use throttle::Controller;
 
 /// One validated row, ready to send.
 pub struct Job {
@@ -72,7 +76,7 @@ impl Stop {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Calls per second over all calls (burst 1).
+    /// The most calls per second over all calls (burst 1); the adaptive controller stays below it.
     pub rate: f64,
     /// Calls in flight at once.
     pub concurrency: usize,
@@ -84,7 +88,11 @@ pub struct Settings {
 pub struct Dispatcher {
     transport: Arc<dyn Transport>,
     tokens: Arc<Tokens>,
+    /// The `--rate` ceiling, never exceeded.
     limiter: DefaultDirectRateLimiter,
+    /// The rate the service allows, as found so far.
+    controller: Controller,
+    budget: RetryBudget,
     settings: Settings,
     pub stop: Arc<Stop>,
 }
@@ -92,13 +100,17 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(transport: Arc<dyn Transport>, tokens: Arc<Tokens>, settings: Settings) -> Self {
         let period = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
+        // The ceiling: on average never above --rate. A burst of two lets a call that a timer woke a
+        // millisecond late be followed by the next on time, instead of every lateness adding up.
         let quota = Quota::with_period(period)
             .expect("a positive period")
-            .allow_burst(NonZeroU32::MIN);
+            .allow_burst(NonZeroU32::new(2).expect("2 is not 0"));
         Dispatcher {
             transport,
             tokens,
             limiter: RateLimiter::direct(quota),
+            controller: Controller::new(settings.rate),
+            budget: RetryBudget::default(),
             settings,
             stop: Arc::new(Stop::default()),
         }
@@ -158,7 +170,11 @@ impl Dispatcher {
                 )
             }
             Err(e @ CallError::Aborted(_)) => (Status::Skipped, e.code(), e.to_string()),
-            Err(e) => (Status::Failed, e.code(), describe(&e, rec.attempts)),
+            Err(e) => (
+                Status::Failed,
+                e.code(),
+                describe(&e, rec.attempts, rec.budget_spent),
+            ),
         };
         Outcome {
             row: job.row,
@@ -176,25 +192,32 @@ impl Dispatcher {
 }
 
 /// One sentence for the results file: the service's words, plus what to do where pcbulk knows.
-fn describe(e: &CallError, attempts: u32) -> String {
+fn describe(e: &CallError, attempts: u32, budget_spent: bool) -> String {
     let msg = e.to_string();
     let msg = msg.trim().trim_end_matches('.');
-    let hint = match e {
+    if budget_spent {
+        return format!(
+            "{msg} (not retried: so many calls were failing that pcbulk stopped retrying to spare the \
+             service; run again later with --retry-failed)"
+        );
+    }
+    match e {
         CallError::Transport { .. }
         | CallError::Service(ServiceError {
-            status: 429 | 500..=599,
+            status: 408 | 429 | 500..=599,
             ..
-        }) => {
-            format!(" (gave up after {attempts} attempts; run again with --retry-failed)")
-        }
-        _ => String::new(),
-    };
-    format!("{msg}{hint}")
+        }) => format!(
+            "{msg} (gave up after {attempts} attempts; run again later with --retry-failed)"
+        ),
+        _ => msg.to_owned(),
+    }
 }
 
 #[derive(Default)]
 struct Record {
     attempts: u32,
+    /// A retry was refused because the run's retry budget was spent.
+    budget_spent: bool,
     last_status: Option<u16>,
     request_id: Option<Uuid>,
 }
@@ -218,9 +241,11 @@ impl RowApi<'_> {
             request_id: Uuid::new_v4(),
             correlation_id: self.correlation_id,
         };
+        let customer = req.customer();
         let mut attempts = 0u32;
         let mut renewed = false;
         loop {
+            d.controller.acquire(customer).await;
             d.limiter.until_ready().await;
             let token = d.tokens.access_token().await?;
             attempts += 1;
@@ -228,11 +253,14 @@ impl RowApi<'_> {
                 r.attempts += 1;
                 r.request_id = Some(ids.request_id);
             });
+            let sent_at = tokio::time::Instant::now();
+            d.budget.on_call();
             let sent = d.transport.send(&req, ids, token.expose_secret()).await;
             let (err, retry_after) = match sent {
                 Ok(resp) => {
                     self.note(|r| r.last_status = Some(resp.status));
                     if resp.is_success() {
+                        d.controller.on_success(customer);
                         return Ok(resp);
                     }
                     if resp.status == 401 {
@@ -243,9 +271,15 @@ impl RowApi<'_> {
                         return Err(CallError::Unauthorized(
                             "Partner Center refused the access token (401); set a fresh \
                              PCBULK_ACCESS_TOKEN, or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID \
-                             and PCBULK_CLIENT_ID, then run again with --resume"
+                             and PCBULK_CLIENT_ID, then run again"
                                 .into(),
                         ));
+                    }
+                    if resp.status == 429 {
+                        let wait = resp.retry_after.as_deref().and_then(|v| {
+                            retry::parse_retry_after(v, std::time::SystemTime::now())
+                        });
+                        d.controller.on_throttled(customer, sent_at, wait);
                     }
                     let err =
                         CallError::Service(ServiceError::from_response(resp.status, &resp.body));
@@ -260,6 +294,10 @@ impl RowApi<'_> {
                 &mut rand::rng(),
             );
             match delay {
+                Some(_) if !d.budget.try_retry() => {
+                    self.note(|r| r.budget_spent = true);
+                    return Err(err);
+                }
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => return Err(err),
             }

@@ -96,8 +96,9 @@ pub struct Knobs {
     /// A share of calls that take `tail` instead.
     pub tail_share: f64,
     pub tail: Duration,
-    /// A share of calls answered 500 or 503 (half each) without being applied.
+    /// A share of calls answered with one of `fail_statuses` (chosen at random) without being applied.
     pub fail_share: f64,
+    pub fail_statuses: Vec<u16>,
     /// A share of calls whose connection drops before the change is applied.
     pub drop_before: f64,
     /// A share of calls whose connection drops after the change is applied.
@@ -120,6 +121,7 @@ impl Default for Knobs {
             tail_share: 0.0,
             tail: Duration::ZERO,
             fail_share: 0.0,
+            fail_statuses: vec![500, 503],
             drop_before: 0.0,
             drop_after: 0.0,
             bom_share: 0.0,
@@ -191,7 +193,8 @@ impl Faults {
         let k = self.knobs.clone();
         let r: f64 = self.rng.random();
         let fate = if r < k.fail_share {
-            Fate::Fail(if self.rng.random::<bool>() { 500 } else { 503 })
+            let i = self.rng.random_range(0..k.fail_statuses.len().max(1));
+            Fate::Fail(k.fail_statuses.get(i).copied().unwrap_or(503))
         } else if r < k.fail_share + k.drop_before {
             Fate::DropBefore
         } else if r < k.fail_share + k.drop_before + k.drop_after {

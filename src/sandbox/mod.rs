@@ -29,6 +29,8 @@ pub struct Options {
     pub refresh_grace: Duration,
     /// Extra plain subscriptions for Contoso, for load tests.
     pub extra_subscriptions: usize,
+    /// Extra customers with billing profiles, for load tests.
+    pub extra_customers: usize,
     /// Throttling, latency and faults.
     pub knobs: faults::Knobs,
 }
@@ -41,6 +43,7 @@ impl Default for Options {
             token_lifetime: Duration::from_secs(3600),
             refresh_grace: Duration::from_secs(60),
             extra_subscriptions: 0,
+            extra_customers: 0,
             knobs: faults::Knobs::default(),
         }
     }

@@ -71,7 +71,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(opts: Options) -> Self {
         Shared {
-            tenant: Mutex::new(Tenant::demo(opts.extra_subscriptions)),
+            tenant: Mutex::new(Tenant::demo(opts.extra_subscriptions, opts.extra_customers)),
             faults: Mutex::new(Faults::new(opts.knobs.clone(), opts.seed)),
             opts,
             stats: Mutex::default(),

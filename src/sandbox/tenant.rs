@@ -95,8 +95,9 @@ fn billing(id: &str, first: &str, last: &str, company: &str, address: Value) -> 
 
 impl Tenant {
     /// The demo tenant. `extra_subscriptions` adds that many plain subscriptions to Contoso
-    /// (`d1000000-…`, numbered from 0), for load tests.
-    pub fn demo(extra_subscriptions: usize) -> Tenant {
+    /// (`d1000000-…`, numbered from 0) and `extra_customers` that many customers with billing
+    /// profiles (`c1000000-…`), for load tests.
+    pub fn demo(extra_subscriptions: usize, extra_customers: usize) -> Tenant {
         let mut customers = BTreeMap::new();
         customers.insert(CONTOSO.to_owned(), Customer {
             company_name: "Contoso Ltd".into(),
@@ -126,6 +127,31 @@ impl Tenant {
             })),
             etag: 1,
         });
+
+        for i in 0..extra_customers {
+            let id = format!("c1000000-0000-4000-8000-{i:012x}");
+            let company = format!("Load Customer {i}");
+            let billing = billing(
+                &id,
+                "Test",
+                "User",
+                &company,
+                json!({
+                    "country": "US", "region": null, "city": "Redmond", "state": "WA",
+                    "addressLine1": format!("{i} Main Street"), "addressLine2": null, "addressLine3": "Suite 1",
+                    "postalCode": "98052", "firstName": "Test", "lastName": "User", "phoneNumber": "4255550100",
+                    "district": "King County"
+                }),
+            );
+            customers.insert(
+                id,
+                Customer {
+                    company_name: company,
+                    billing,
+                    etag: 1,
+                },
+            );
+        }
 
         let mut subscriptions = BTreeMap::new();
         let mut add = |id: String, customer: &str, offer: &str, nce: bool| {

@@ -1,0 +1,198 @@
+//! Dispatch against the sandbox, the figures of the resilient-dispatch issue: how much of an unknown
+//! limit pcbulk uses, how many of its calls are throttled, and whether faults ever cost a row or
+//! apply one twice. Runs the release binary against a `pcbulk sandbox` process on 127.0.0.1.
+//!
+//! Run: `cargo bench --bench dispatch` (about two minutes; `-- smooth` etc. runs one scenario).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use common::{results, Sandbox, Workdir, CONTOSO, TREY_TENANT};
+use serde_json::Value;
+
+const ROWS: usize = 600;
+const LATENCY: &str = "20-60";
+
+fn contacts_csv() -> String {
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!(
+            "{CONTOSO},d1000000-0000-4000-8000-{i:012x},{TREY_TENANT},4391507,Trey Research\n"
+        ));
+    }
+    csv
+}
+
+struct Figures {
+    succeeded: usize,
+    rows: usize,
+    seconds: f64,
+    calls: u64,
+    throttled: u64,
+    admitted: u64,
+}
+
+fn run(sandbox: &[&str], client: &[&str], csv: &str) -> (Figures, Sandbox, Workdir) {
+    let sb = Sandbox::start(sandbox);
+    let w = Workdir::new();
+    let input = w.write("in.csv", csv);
+    let t = Instant::now();
+    let out = sb.apply(&input, client);
+    let seconds = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        eprintln!("{}", common::text(&out));
+    }
+    let rows = results(&w.path("in.results.csv"));
+    let stats = sb.stats();
+    let calls = stats["total"].as_u64().unwrap();
+    let throttled = stats["throttled"].as_u64().unwrap();
+    let faults: u64 = stats["faults"]
+        .as_object()
+        .map(|f| {
+            f.iter()
+                .filter(|(k, _)| matches!(k.as_str(), "500" | "503" | "dropBefore"))
+                .map(|(_, v)| v.as_u64().unwrap())
+                .sum()
+        })
+        .unwrap_or(0);
+    let figures = Figures {
+        succeeded: rows.iter().filter(|r| r["status"] == "succeeded").count(),
+        rows: rows.len(),
+        seconds,
+        calls,
+        throttled,
+        admitted: calls - throttled - faults,
+    };
+    (figures, sb, w)
+}
+
+fn limit_scenario(name: &str, sandbox: &[&str], client: &[&str], limit: f64) {
+    let mut args = vec!["--latency-ms", LATENCY, "--subscriptions", "600"];
+    args.extend_from_slice(sandbox);
+    let (f, _, _) = run(&args, client, &contacts_csv());
+    let admitted_rate = f.admitted as f64 / f.seconds;
+    println!(
+        "{name}: {}/{} rows succeeded in {:.1} s; admitted {:.2} calls/s = {:.1}% of {limit}/s; \
+         429s {}/{} calls = {:.1}%",
+        f.succeeded,
+        f.rows,
+        f.seconds,
+        admitted_rate,
+        100.0 * admitted_rate / limit,
+        f.throttled,
+        f.calls,
+        100.0 * f.throttled as f64 / f.calls as f64
+    );
+}
+
+fn faults_scenario() {
+    let srs = [
+        "616122292874576",
+        "616122292874577",
+        "616122292874578",
+        "616122292874579",
+    ];
+    let mut csv = String::from("operation,service_request_id,note,customer_id,company_name,city\n");
+    for i in 0..100 {
+        csv.push_str(&format!(
+            "service-request,{},bench note {i},,,\n",
+            srs[i % 4]
+        ));
+    }
+    for i in 0..50 {
+        csv.push_str(&format!(
+            "billing-profile,,,c1000000-0000-4000-8000-{i:012x},Renamed {i},Town {i}\n"
+        ));
+    }
+    let sandbox = [
+        "--latency-ms",
+        LATENCY,
+        "--customers",
+        "50",
+        "--seed",
+        "11",
+        "--fail-share",
+        "0.1",
+        "--fail-status",
+        "503",
+        "--drop-before",
+        "0.05",
+        "--drop-after",
+        "0.05",
+    ];
+    let (f, sb, _w) = run(&sandbox, &["--rate", "100", "--concurrency", "8"], &csv);
+    let state = sb.state();
+    let mut notes: BTreeMap<String, usize> = BTreeMap::new();
+    for sr in state["serviceRequests"].as_array().unwrap() {
+        for n in sr["notes"].as_array().unwrap() {
+            *notes
+                .entry(n["text"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    let once = (0..100)
+        .filter(|i| notes.get(&format!("bench note {i}")) == Some(&1))
+        .count();
+    let customers: Vec<&Value> = state["customers"].as_array().unwrap().iter().collect();
+    let billing_ok = (0..50)
+        .filter(|i| {
+            let id = format!("c1000000-0000-4000-8000-{i:012x}");
+            customers.iter().any(|c| {
+                let b = &c["billingProfile"];
+                c["id"] == id.as_str()
+                    && b["companyName"] == format!("Renamed {i}").as_str()
+                    && b["defaultAddress"]["city"] == format!("Town {i}").as_str()
+                    && b["defaultAddress"]["addressLine1"] == format!("{i} Main Street").as_str()
+                    && b["defaultAddress"]["addressLine3"] == "Suite 1"
+                    && b["middleName"] == ""
+                    && b["defaultAddress"]["district"] == "King County"
+            })
+        })
+        .count();
+    let stats = sb.stats();
+    println!(
+        "faults (10% 503, 5% dropped before, 5% after apply): {}/{} rows succeeded in {:.1} s; \
+         notes present exactly once: {once}/100; billing profiles with the CSV's values and every \
+         other field: {billing_ok}/50; faults injected {}; replays {}; calls {}",
+        f.succeeded, f.rows, f.seconds, stats["faults"], stats["replays"], f.calls
+    );
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    if want("smooth") {
+        limit_scenario(
+            "smooth (token bucket 20/s burst 5, --rate 100)",
+            &["--rate", "20", "--burst", "5"],
+            &["--rate", "100", "--concurrency", "8"],
+            20.0,
+        );
+    }
+    if want("window") {
+        limit_scenario(
+            "window (100 calls per 5 s window, --rate 100)",
+            &["--rate", "20", "--window", "5"],
+            &["--rate", "100", "--concurrency", "8"],
+            20.0,
+        );
+    }
+    if want("known") {
+        limit_scenario(
+            "known (token bucket 20/s burst 5, --rate 20)",
+            &["--rate", "20", "--burst", "5"],
+            &["--rate", "20", "--concurrency", "8"],
+            20.0,
+        );
+    }
+    if want("faults") {
+        faults_scenario();
+    }
+}

@@ -1,0 +1,367 @@
+//! The adaptive rate controller: finds the service's unpublished limit, uses it, and backs off
+//! politely. Hand-written: governor (which still enforces the `--rate` ceiling underneath) fixes its
+//! quota at construction, and this rate changes between calls.
+//!
+//! One [`Pacer`] for the partner and one per customer tenant. Each starts at half the ceiling
+//! and doubles every half second (slow start) until the first 429. A 429 whose Retry-After is short
+//! (under [`LONG_WAIT`]) means "slower": the pacer remembers the rate it could sustain (`w_max`, the
+//! smaller of its rate and the successes of the last second), drops to `BETA × w_max`, and climbs
+//! back along a cubic curve, as CUBIC and the AWS SDKs' adaptive mode do: quickly while far below
+//! `w_max`, flat near it, then probing above. 429s within [`COOLDOWN`] of a cut belong to the same
+//! episode and do not cut again. A 429 with a long Retry-After means "blocked until
+//! then" (a fixed window): the pacer sends nothing until that moment, then resumes at its rate, rather
+//! than collecting more 429s. A 429 for a call sent before the pacer last reacted says nothing new and
+//! is ignored.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Multiplicative decrease on a throttle.
+pub const BETA: f64 = 0.8;
+/// Cubic growth constant, as a share of `w_max` per second³.
+pub const C: f64 = 0.02;
+/// Slow start: the rate doubles every this long until the first throttle.
+pub const DOUBLING: Duration = Duration::from_millis(500);
+/// A Retry-After at least this long is read as "blocked until then".
+pub const LONG_WAIT: Duration = Duration::from_secs(2);
+/// After a cut, further 429s are part of the same episode (the service's bucket is still empty) for
+/// this long, and do not cut again.
+pub const COOLDOWN: Duration = Duration::from_secs(1);
+/// The rate never goes below this (calls per second).
+pub const MIN_RATE: f64 = 0.05;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    SlowStart,
+    Avoidance,
+}
+
+/// One adaptive rate: when the next call may go.
+#[derive(Debug)]
+pub struct Pacer {
+    ceiling: f64,
+    phase: Phase,
+    /// The slow-start rate as of `grown_at`.
+    rate: f64,
+    grown_at: Instant,
+    w_max: f64,
+    last_cut: Instant,
+    next_slot: Instant,
+    paused_until: Option<Instant>,
+    successes: VecDeque<Instant>,
+    started: Instant,
+}
+
+impl Pacer {
+    pub fn new(ceiling: f64, now: Instant) -> Self {
+        Pacer {
+            ceiling,
+            phase: Phase::SlowStart,
+            rate: (ceiling / 2.0).max(MIN_RATE).min(ceiling),
+            grown_at: now,
+            w_max: ceiling,
+            last_cut: now,
+            next_slot: now,
+            paused_until: None,
+            successes: VecDeque::new(),
+            started: now,
+        }
+    }
+
+    /// The rate the pacer allows at `now`.
+    pub fn rate(&mut self, now: Instant) -> f64 {
+        match self.phase {
+            Phase::SlowStart => {
+                let dt = now.saturating_duration_since(self.grown_at).as_secs_f64();
+                self.rate = (self.rate * 2f64.powf(dt / DOUBLING.as_secs_f64())).min(self.ceiling);
+                self.grown_at = now;
+                self.rate
+            }
+            Phase::Avoidance => {
+                let t = now.saturating_duration_since(self.last_cut).as_secs_f64();
+                let c = C * self.w_max;
+                let k = (self.w_max * (1.0 - BETA) / c).cbrt();
+                (c * (t - k).powi(3) + self.w_max).clamp(MIN_RATE, self.ceiling)
+            }
+        }
+    }
+
+    /// Reserves the next send slot and returns when it is. A caller that comes late (timers fire a
+    /// millisecond or so after their time) may use the slot it missed, so lateness does not add up
+    /// over a run: at most one interval of credit, never a burst beyond two calls.
+    pub fn reserve(&mut self, now: Instant) -> Instant {
+        let interval = Duration::from_secs_f64(1.0 / self.rate(now));
+        let mut slot = self.next_slot.max(now.checked_sub(interval).unwrap_or(now));
+        if let Some(p) = self.paused_until {
+            slot = slot.max(p);
+        }
+        self.next_slot = slot + interval;
+        slot.max(now)
+    }
+
+    /// Whether the pacer is holding all calls at `now`.
+    pub fn paused(&self, now: Instant) -> bool {
+        self.paused_until.is_some_and(|p| now < p)
+    }
+
+    pub fn on_success(&mut self, now: Instant) {
+        self.successes.push_back(now);
+        while self
+            .successes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1))
+        {
+            self.successes.pop_front();
+        }
+    }
+
+    /// Successes per second over the last second (over the time since the start, if shorter, but
+    /// at least a quarter second).
+    fn admitted_rate(&self, now: Instant) -> f64 {
+        let span = now
+            .saturating_duration_since(self.started)
+            .clamp(Duration::from_millis(250), Duration::from_secs(1));
+        self.successes.len() as f64 / span.as_secs_f64()
+    }
+
+    /// A call sent at `sent` was answered 429 at `now`, with this Retry-After (if any).
+    pub fn on_throttled(&mut self, now: Instant, sent: Instant, retry_after: Option<Duration>) {
+        if let Some(wait) = retry_after.filter(|w| *w >= LONG_WAIT) {
+            let until = now + wait;
+            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+            return;
+        }
+        if self.phase == Phase::Avoidance
+            && (sent < self.last_cut || now.saturating_duration_since(self.last_cut) < COOLDOWN)
+        {
+            return; // the same episode as the last cut: nothing new
+        }
+        let current = self.rate(now);
+        let admitted = self.admitted_rate(now);
+        self.w_max = if admitted > 0.0 {
+            current.min(admitted)
+        } else {
+            current
+        }
+        .max(MIN_RATE);
+        tracing::debug!(
+            current,
+            admitted,
+            w_max = self.w_max,
+            new_rate = self.w_max * BETA,
+            "throttled: cutting the rate"
+        );
+        self.phase = Phase::Avoidance;
+        self.last_cut = now;
+        // Calls already reserved at the old rate keep their slots; new ones follow the new rate.
+        self.next_slot = self.next_slot.max(now);
+    }
+}
+
+/// A pacer behind a gate: callers queue, and each slot is computed when the one before it is used,
+/// at the rate of that moment (booking slots ahead at an old rate would waste a rising one).
+struct Gated {
+    gate: tokio::sync::Mutex<()>,
+    pacer: Mutex<Pacer>,
+}
+
+impl Gated {
+    fn new(ceiling: f64) -> Self {
+        Gated {
+            gate: tokio::sync::Mutex::new(()),
+            pacer: Mutex::new(Pacer::new(ceiling, Instant::now())),
+        }
+    }
+
+    fn pacer(&self) -> std::sync::MutexGuard<'_, Pacer> {
+        self.pacer.lock().expect("pacer")
+    }
+
+    async fn wait_turn(&self) {
+        let _turn = self.gate.lock().await;
+        loop {
+            let at = self.pacer().reserve(Instant::now());
+            tokio::time::sleep_until(at).await;
+            if !self.pacer().paused(Instant::now()) {
+                return;
+            }
+        }
+    }
+}
+
+/// The partner's pacer and one per customer tenant.
+pub struct Controller {
+    ceiling: f64,
+    partner: Gated,
+    customers: Mutex<HashMap<String, std::sync::Arc<Gated>>>,
+    /// Which customers (or "" for partner-level calls) were throttled lately, for telling a
+    /// partner-wide limit from a per-customer one.
+    recent: Mutex<HashMap<String, Instant>>,
+}
+
+/// Throttles from this many different customers within [`SPREAD`] mean the partner-wide limit.
+const DISTINCT: usize = 2;
+const SPREAD: Duration = Duration::from_secs(2);
+
+impl Controller {
+    pub fn new(ceiling: f64) -> Self {
+        Controller {
+            ceiling,
+            partner: Gated::new(ceiling),
+            customers: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn customer(&self, c: &str) -> std::sync::Arc<Gated> {
+        let mut map = self.customers.lock().expect("pacers");
+        map.entry(c.to_owned())
+            .or_insert_with(|| std::sync::Arc::new(Gated::new(self.ceiling)))
+            .clone()
+    }
+
+    /// Waits until a call for `customer` may be sent.
+    pub async fn acquire(&self, customer: Option<&str>) {
+        let own = customer.map(|c| self.customer(c));
+        loop {
+            if let Some(g) = &own {
+                g.wait_turn().await;
+            }
+            self.partner.wait_turn().await;
+            // The customer may have been paused while this call waited for the partner's turn.
+            if !own
+                .as_ref()
+                .is_some_and(|g| g.pacer().paused(Instant::now()))
+            {
+                return;
+            }
+        }
+    }
+
+    pub fn on_success(&self, customer: Option<&str>) {
+        let now = Instant::now();
+        self.partner.pacer().on_success(now);
+        if let Some(c) = customer {
+            self.customer(c).pacer().on_success(now);
+        }
+    }
+
+    /// A 429: slows the customer's pacer, and the partner's when the throttling is not confined to
+    /// one customer.
+    pub fn on_throttled(
+        &self,
+        customer: Option<&str>,
+        sent: Instant,
+        retry_after: Option<Duration>,
+    ) {
+        let now = Instant::now();
+        let partner_wide = {
+            let mut recent = self.recent.lock().expect("recent");
+            recent.insert(customer.unwrap_or("").to_owned(), now);
+            recent.retain(|_, t| now.saturating_duration_since(*t) <= SPREAD);
+            customer.is_none() || recent.len() >= DISTINCT
+        };
+        if let Some(c) = customer {
+            self.customer(c)
+                .pacer()
+                .on_throttled(now, sent, retry_after);
+        }
+        if partner_wide {
+            self.partner.pacer().on_throttled(now, sent, retry_after);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn slow_start_doubles_to_the_ceiling() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0);
+        assert_eq!(p.rate(t0), 50.0);
+        assert!((p.rate(t0 + ms(250)) - 50.0 * 2f64.sqrt()).abs() < 0.01);
+        assert_eq!(p.rate(t0 + ms(2000)), 100.0);
+    }
+
+    #[test]
+    fn a_short_retry_after_cuts_to_beta_of_what_was_admitted_then_climbs_back() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0);
+        for i in 0..20 {
+            p.on_success(t0 + ms(1000 + i * 50)); // 20 successes in the last second
+        }
+        let t1 = t0 + ms(2000);
+        p.on_throttled(t1, t1, Some(Duration::from_secs(1)));
+        assert!((p.rate(t1) - 20.0 * BETA).abs() < 0.01, "{}", p.rate(t1));
+        let k = ((1.0 - BETA) / C).cbrt();
+        let at_k = p.rate(t1 + Duration::from_secs_f64(k));
+        assert!((at_k - 20.0).abs() < 0.01, "back to w_max after K: {at_k}");
+        assert!(
+            p.rate(t1 + Duration::from_secs_f64(k + 3.0)) > 20.0,
+            "then probes above"
+        );
+    }
+
+    #[test]
+    fn a_long_retry_after_pauses_without_cutting() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0);
+        let before = p.rate(t0);
+        p.on_throttled(t0, t0, Some(Duration::from_secs(4)));
+        assert!(p.paused(t0 + ms(3900)));
+        assert!(!p.paused(t0 + ms(4000)));
+        assert!(p.reserve(t0) >= t0 + Duration::from_secs(4));
+        assert_eq!(p.rate(t0), before);
+    }
+
+    #[test]
+    fn throttles_of_the_same_episode_cut_once() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0);
+        let t1 = t0 + ms(1000);
+        p.on_throttled(t1, t1, None);
+        let after_first = p.rate(t1);
+        p.on_throttled(t1 + ms(10), t1 - ms(5), None);
+        p.on_throttled(t1 + ms(500), t1 + ms(400), None);
+        assert_eq!(p.rate(t1), after_first, "one episode, one cut");
+        p.on_throttled(t1 + COOLDOWN, t1 + COOLDOWN, None);
+        assert!(
+            p.rate(t1 + COOLDOWN) < after_first,
+            "a later episode cuts again"
+        );
+    }
+
+    #[test]
+    fn slots_are_spaced_by_the_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(10.0, t0);
+        let t1 = t0 + Duration::from_secs(2); // slow start has reached the ceiling
+        for _ in 0..10 {
+            p.on_success(t1);
+        }
+        p.on_throttled(t1, t1, None); // into avoidance at w_max 10 → 8/s
+        let a = p.reserve(t1);
+        let b = p.reserve(t1);
+        let gap = b.duration_since(a).as_secs_f64();
+        assert!((gap - 1.0 / 8.0).abs() < 0.001, "{gap}");
+        // A caller that comes 30 ms after its slot gets it at once, and the next slot stays on the
+        // schedule: lateness does not accumulate.
+        let c_slot = b + Duration::from_millis(125);
+        let late = c_slot + Duration::from_millis(30);
+        assert_eq!(p.reserve(late), late);
+        let d_slot = p.reserve(late);
+        assert!(
+            d_slot.duration_since(c_slot) <= Duration::from_millis(125),
+            "the next slot follows the missed one, not the late caller"
+        );
+    }
+}
