@@ -181,6 +181,14 @@ impl ResultsWriter {
         Ok(())
     }
 
+    /// Rows with no outcome yet, as (row, line) — after a run was cut short.
+    pub fn unfinished(&self) -> Vec<usize> {
+        (0..self.outcomes.len())
+            .filter(|i| self.outcomes[*i].is_none())
+            .map(|i| i + 1)
+            .collect()
+    }
+
     /// Rewrites the file in input order (through a temporary file and a rename, so a crash leaves
     /// either the appended file or the ordered one, never half of each). Returns every outcome.
     pub fn finish(mut self) -> io::Result<Vec<Outcome>> {

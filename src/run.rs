@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use crate::api::auth::{Credentials, Tokens};
 use crate::api::http::HttpTransport;
 use crate::cli::{ApplyConfig, InputConfig, Target};
-use crate::dispatch::{Dispatcher, Job};
+use crate::dispatch::{Dispatcher, Job, Stop};
 use crate::exit;
 use crate::input;
 use crate::plan::{self, Plan, Verdict};
@@ -62,27 +62,65 @@ fn prepare(cfg: &InputConfig) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// What the results writer is told.
+enum Msg {
+    Row(Outcome),
+    /// The run was cut short with rows in flight: mark them `skipped` with this message.
+    CutShort(String),
+}
+
 /// The results writer on its own thread: the one owner of the file and of the progress display.
 struct Writer {
-    tx: mpsc::Sender<Outcome>,
+    tx: mpsc::Sender<Msg>,
     handle: thread::JoinHandle<std::io::Result<Vec<Outcome>>>,
+    /// Held while a line is written, so an immediate exit never tears one.
+    writing: Arc<Mutex<()>>,
 }
 
 impl Writer {
     fn start(cfg: &InputConfig, plan: &Plan, progress: Progress) -> anyhow::Result<Writer> {
         let inputs = plan.rows.iter().map(|r| r.cells.clone()).collect();
+        let lines: Vec<u64> = plan.rows.iter().map(|r| r.line).collect();
         let mut w = ResultsWriter::create(&cfg.out, &plan.headers, inputs)
             .with_context(|| format!("cannot write the results file {}", cfg.out.display()))?;
-        let (tx, rx) = mpsc::channel::<Outcome>();
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let writing = Arc::new(Mutex::new(()));
+        let lock = Arc::clone(&writing);
         let handle = thread::spawn(move || {
-            for o in rx {
-                progress.row_done(&o);
-                w.append(o)?;
+            for msg in rx {
+                let _writing = lock.lock().unwrap_or_else(|e| e.into_inner());
+                match msg {
+                    Msg::Row(o) => {
+                        progress.row_done(&o);
+                        w.append(o)?;
+                    }
+                    Msg::CutShort(message) => {
+                        for row in w.unfinished() {
+                            let o = Outcome::unsent(
+                                row,
+                                lines[row - 1],
+                                Status::Skipped,
+                                "interrupted",
+                                &message,
+                            );
+                            w.append(o)?;
+                        }
+                    }
+                }
             }
             progress.finish();
+            let _writing = lock.lock().unwrap_or_else(|e| e.into_inner());
             w.finish()
         });
-        Ok(Writer { tx, handle })
+        Ok(Writer {
+            tx,
+            handle,
+            writing,
+        })
+    }
+
+    fn send(&self, o: Outcome) {
+        let _ = self.tx.send(Msg::Row(o));
     }
 
     fn finish(self) -> anyhow::Result<Vec<Outcome>> {
@@ -93,6 +131,61 @@ impl Writer {
             .map_err(|_| anyhow::anyhow!("the results writer stopped unexpectedly"))?
             .context("cannot write the results file")?;
         Ok(outcomes)
+    }
+}
+
+/// How long calls in flight may finish after an interrupt.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn interrupt() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// Runs the dispatch until it ends or is interrupted. On a first signal no new row starts and calls
+/// in flight get [`GRACE`] to finish; on a second, the process exits at once (between two lines of
+/// the results file, never in the middle of one). Returns whether rows were cut off in flight.
+async fn interruptible(
+    run: impl std::future::Future<Output = ()>,
+    stop: &Stop,
+    writer: &Writer,
+) -> bool {
+    tokio::pin!(run);
+    tokio::select! {
+        _ = &mut run => return false,
+        sig = interrupt() => {
+            stop.raise(format!("interrupted by {sig}; rows not started were skipped"));
+            eprintln!(
+                "pcbulk: {sig}: no new rows; finishing the calls in flight (up to {} s). \
+                 Interrupt again to stop at once.",
+                GRACE.as_secs()
+            );
+        }
+    }
+    tokio::select! {
+        _ = &mut run => false,
+        _ = tokio::time::sleep(GRACE) => true,
+        sig = interrupt() => {
+            let _no_line_half_written = writer.writing.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!(
+                "pcbulk: {sig} again: stopped at once. Rows that were in flight or not started have \
+                 no line in the results file; they may or may not have been applied."
+            );
+            std::process::exit(exit::ABORTED.into());
+        }
     }
 }
 
@@ -130,7 +223,7 @@ fn split(plan: Plan, writer: &Writer) -> Vec<Job> {
                 change,
             }),
             Verdict::Invalid { code, message } => {
-                let _ = writer.tx.send(Outcome::unsent(
+                writer.send(Outcome::unsent(
                     r.row,
                     r.line,
                     Status::Invalid,
@@ -153,9 +246,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
         Progress::new(plan.rows.len() as u64, show_progress),
     )?;
     for job in split(plan, &writer) {
-        let _ = writer
-            .tx
-            .send(Outcome::unsent(job.row, job.line, Status::Valid, "", ""));
+        writer.send(Outcome::unsent(job.row, job.line, Status::Valid, "", ""));
     }
     let outcomes = writer.finish()?;
     Ok(summarize(outcomes, cfg, started, None))
@@ -195,11 +286,16 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> anyhow::Result<Summ
     )?;
     let jobs = split(plan, &writer);
     let tx = writer.tx.clone();
-    Arc::clone(&dispatcher)
-        .run(jobs, move |o| {
-            let _ = tx.send(o);
-        })
-        .await;
+    let run = Arc::clone(&dispatcher).run(jobs, move |o| {
+        let _ = tx.send(Msg::Row(o));
+    });
+    if interruptible(run, &dispatcher.stop, &writer).await {
+        let _ = writer.tx.send(Msg::CutShort(format!(
+            "interrupted while the call was in flight and not finished within {} s: the change may \
+             or may not have been applied; check before sending it again",
+            GRACE.as_secs()
+        )));
+    }
     let outcomes = writer.finish()?;
     let mut summary = summarize(outcomes, &cfg.input, started, dispatcher.stop.reason());
     if let Some(s) = running {

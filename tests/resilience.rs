@@ -157,3 +157,198 @@ fn a_stale_etag_run_reads_again_and_keeps_every_other_field() {
     );
     assert_eq!(stats["violations"], 0, "{stats}");
 }
+
+#[test]
+fn throttling_of_one_customer_slows_only_that_customers_rows() {
+    let sb = Sandbox::start(&[
+        "--customer-rate",
+        "2",
+        "--customer-burst",
+        "2",
+        "--subscriptions",
+        "12",
+    ]);
+    let w = Workdir::new();
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for i in 0..12 {
+        csv.push_str(&format!(
+            "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research\n",
+            extra_subscription(i)
+        ));
+    }
+    for sub in [
+        "d0000003-0000-4000-8000-000000000031",
+        "d0000003-0000-4000-8000-000000000032",
+    ] {
+        csv.push_str(&format!(
+            "{NORTHWIND},{sub},{TREY_TENANT},4391507,Trey Research\n"
+        ));
+    }
+    let input = w.write("in.csv", csv);
+    let out = sb.apply(&input, &["--rate", "100", "--concurrency", "4"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"));
+    let slowest_contoso = rows[..12]
+        .iter()
+        .map(|r| r["duration_ms"].parse::<u64>().unwrap())
+        .max()
+        .unwrap();
+    for r in &rows[12..] {
+        assert_eq!(r["attempts"], "1", "Northwind was never throttled: {r:?}");
+        let took: u64 = r["duration_ms"].parse().unwrap();
+        assert!(
+            took < slowest_contoso,
+            "Northwind's rows did not wait behind Contoso's: {took} ms vs {slowest_contoso} ms"
+        );
+    }
+    assert!(
+        sb.stats()["maxInFlight"].as_u64().unwrap() <= 4,
+        "--concurrency bounds calls in flight"
+    );
+}
+
+fn interrupt(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn an_interrupt_lets_calls_in_flight_finish_accounts_for_every_row_and_exits_3() {
+    let sb = Sandbox::start(&["--latency-ms", "300", "--subscriptions", "30"]);
+    let w = Workdir::new();
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for i in 0..30 {
+        csv.push_str(&format!(
+            "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research\n",
+            extra_subscription(i)
+        ));
+    }
+    let input = w.write("in.csv", csv);
+    let child = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url, "--rate", "5", "--concurrency", "2"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains("interrupted by SIGINT"),
+        "{}",
+        text(&out)
+    );
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows.len(), 30, "every row has its line");
+    let done = rows.iter().filter(|r| r["status"] == "succeeded").count();
+    assert!(
+        done > 0 && done < 30,
+        "{done} rows done before the interrupt"
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let applied =
+            sb.subscription(&extra_subscription(i))["supportContact"]["supportMpnId"] == "4391507";
+        match r["status"].as_str() {
+            "succeeded" => assert!(applied, "row {} succeeded but is not in the sandbox", i + 1),
+            "skipped" => assert!(!applied, "row {} skipped but applied", i + 1),
+            other => panic!("row {} is {other}", i + 1),
+        }
+    }
+}
+
+#[test]
+fn a_second_interrupt_stops_at_once_without_tearing_the_results_file() {
+    let sb = Sandbox::start(&["--latency-ms", "20000", "--subscriptions", "10"]);
+    let w = Workdir::new();
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name,comment\n");
+    for i in 0..10 {
+        csv.push_str(&format!(
+            "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research,\"a, quoted\ncomment\"\n",
+            extra_subscription(i)
+        ));
+    }
+    csv.push_str("not-a-guid,x,y,z,w,invalid rows are written at once\n");
+    let input = w.write("in.csv", csv);
+    let started = std::time::Instant::now();
+    let child = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url, "--concurrency", "2"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    interrupt(&child);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "did not wait for the 20 s calls"
+    );
+    // Every line parses whole; the two rows in flight have none; the rest were skipped at the first
+    // interrupt, quoted newlines and all.
+    let rows = results(&w.path("in.results.csv"));
+    let invalid: Vec<_> = rows.iter().filter(|r| r["status"] == "invalid").collect();
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(invalid[0]["comment"], "invalid rows are written at once");
+    let skipped: Vec<_> = rows.iter().filter(|r| r["status"] == "skipped").collect();
+    assert_eq!(skipped.len(), 8, "{rows:?}");
+    assert!(skipped.iter().all(|r| r["comment"] == "a, quoted\ncomment"));
+    assert_eq!(rows.len(), 9);
+}
+
+#[test]
+fn max_errors_aborts_with_exit_3_and_skips_the_rest() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let litware = "e0000009-0000-4000-8000-000000000009";
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for sub in ["11", "12", "13"] {
+        csv.push_str(&format!(
+            "{CONTOSO},d0000001-0000-4000-8000-0000000000{sub},{litware},9000009,Litware\n"
+        ));
+    }
+    let input = w.write("in.csv", csv);
+    let out = sb.apply(&input, &["--max-errors", "2", "--concurrency", "1"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(
+        statuses(&w.path("in.results.csv")),
+        vec!["failed", "failed", "skipped"]
+    );
+    assert!(text(&out).contains("--max-errors"), "{}", text(&out));
+    assert_eq!(sb.stats()["total"], 2, "the third row was never sent");
+}
+
+#[test]
+fn a_call_that_outlives_timeout_is_retried_then_fails_with_a_clear_message() {
+    let sb = Sandbox::start(&["--latency-ms", "3000"]);
+    let w = Workdir::new();
+    let input = w.write("sp.csv", "email\nnew@adatum.example\n");
+    let out = sb.apply(&input, &["--timeout", "0.3", "--max-attempts", "2"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("sp.results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert_eq!(rows[0]["error_code"], "timeout");
+    assert_eq!(rows[0]["attempts"], "2");
+    assert!(
+        rows[0]["error_message"].contains("timed out"),
+        "{}",
+        rows[0]["error_message"]
+    );
+}

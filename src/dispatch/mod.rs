@@ -6,7 +6,7 @@ pub mod retry;
 pub mod throttle;
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,10 @@ use crate::results::{Outcome, Status};
 use budget::RetryBudget;
 pub use retry::RetryPolicy;
 use throttle::Controller;
+
+/// Rows in progress per call permit, and at least this many rows in progress.
+const ROWS_PER_CALL: usize = 4;
+const MIN_ROWS_IN_PROGRESS: usize = 32;
 
 /// One validated row, ready to send.
 pub struct Job {
@@ -50,27 +54,47 @@ impl MaxErrors {
 }
 
 /// A run-wide stop: once raised, no new row starts and rows not started are `skipped`.
-#[derive(Default)]
 pub struct Stop {
-    raised: AtomicBool,
-    reason: Mutex<Option<String>>,
+    reason: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            reason: tokio::sync::watch::Sender::new(None),
+        }
+    }
 }
 
 impl Stop {
+    /// Stops the run; the first reason given is the one reported.
     pub fn raise(&self, reason: impl Into<String>) {
-        let mut r = self.reason.lock().expect("stop reason lock");
-        if r.is_none() {
-            *r = Some(reason.into());
-        }
-        self.raised.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::SeqCst)
+        let reason = reason.into();
+        self.reason.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
     }
 
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().expect("stop reason lock").clone()
+        self.reason.borrow().clone()
+    }
+
+    /// Resolves with the reason once the run is stopping.
+    pub async fn stopped(&self) -> String {
+        let mut rx = self.reason.subscribe();
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|r| r.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            Err(_) => std::future::pending().await, // the sender lives as long as the run
+        }
     }
 }
 
@@ -93,6 +117,9 @@ pub struct Dispatcher {
     /// The rate the service allows, as found so far.
     controller: Controller,
     budget: RetryBudget,
+    /// `--concurrency`: permits for calls in flight, held only while a call is on the wire, so rows
+    /// waiting for a throttled customer's turn do not hold up other customers' rows.
+    calls: tokio::sync::Semaphore,
     settings: Settings,
     pub stop: Arc<Stop>,
 }
@@ -111,6 +138,7 @@ impl Dispatcher {
             limiter: RateLimiter::direct(quota),
             controller: Controller::new(settings.rate),
             budget: RetryBudget::default(),
+            calls: tokio::sync::Semaphore::new(settings.concurrency.max(1)),
             settings,
             stop: Arc::new(Stop::default()),
         }
@@ -120,13 +148,16 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, jobs: Vec<Job>, done: impl Fn(Outcome) + Send + Sync) {
         let threshold = self.settings.max_errors.map(|m| m.threshold(jobs.len()));
         let failed = AtomicUsize::new(0);
-        let concurrency = self.settings.concurrency.max(1);
+        // Rows in progress: more than calls in flight, so a row whose customer is being throttled
+        // waits for its turn while other rows use the call permits.
+        let rows_in_progress =
+            (self.settings.concurrency * ROWS_PER_CALL).max(MIN_ROWS_IN_PROGRESS);
         futures::stream::iter(jobs)
             .map(|job| {
                 let d = Arc::clone(&self);
                 async move { d.run_one(job).await }
             })
-            .buffer_unordered(concurrency)
+            .buffer_unordered(rows_in_progress)
             .for_each(|o| {
                 if o.status == Status::Failed {
                     let n = failed.fetch_add(1, Ordering::SeqCst) + 1;
@@ -169,7 +200,7 @@ impl Dispatcher {
                     format!("credentials refused: {e}"),
                 )
             }
-            Err(e @ CallError::Aborted(_)) => (Status::Skipped, e.code(), e.to_string()),
+            Err(CallError::Aborted(reason)) => (Status::Skipped, "aborted".into(), reason),
             Err(e) => (
                 Status::Failed,
                 e.code(),
@@ -235,6 +266,17 @@ impl RowApi<'_> {
         f(&mut self.record.lock().expect("record lock"));
     }
 
+    /// Waits for the call's turn: the adaptive pacers, the `--rate` ceiling, then a call permit.
+    async fn turn(&self, customer: Option<&str>) -> tokio::sync::SemaphorePermit<'_> {
+        self.d.controller.acquire(customer).await;
+        self.d.limiter.until_ready().await;
+        self.d
+            .calls
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     async fn call_with_retries(&self, req: Request) -> Result<crate::api::Response, CallError> {
         let d = self.d;
         let ids = CallIds {
@@ -245,17 +287,28 @@ impl RowApi<'_> {
         let mut attempts = 0u32;
         let mut renewed = false;
         loop {
-            d.controller.acquire(customer).await;
-            d.limiter.until_ready().await;
+            // A row that has sent nothing yet has not started: when the run stops while it waits
+            // for its turn, it gives the turn up and is skipped. A row already under way finishes,
+            // so no change is left half made.
+            let first = self.record.lock().expect("record lock").attempts == 0;
+            let permit = if first {
+                tokio::select! {
+                    permit = self.turn(customer) => permit,
+                    reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
+                }
+            } else {
+                self.turn(customer).await
+            };
             let token = d.tokens.access_token().await?;
+            let sent_at = tokio::time::Instant::now();
             attempts += 1;
             self.note(|r| {
                 r.attempts += 1;
                 r.request_id = Some(ids.request_id);
             });
-            let sent_at = tokio::time::Instant::now();
             d.budget.on_call();
             let sent = d.transport.send(&req, ids, token.expose_secret()).await;
+            drop(permit);
             let (err, retry_after) = match sent {
                 Ok(resp) => {
                     self.note(|r| r.last_status = Some(resp.status));
