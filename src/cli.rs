@@ -87,7 +87,7 @@ pub struct ApplyArgs {
     /// Continue a run from its results file.
     #[arg(long)]
     pub resume: bool,
-    /// With --resume, also re-attempt rows that failed.
+    /// Continue like --resume, and also re-attempt rows that failed.
     #[arg(long)]
     pub retry_failed: bool,
     /// Validate and report what would be sent, without sending anything.
@@ -320,6 +320,10 @@ pub enum Target {
 
 pub struct ApplyConfig {
     pub input: InputConfig,
+    /// Continue the run recorded in the journal beside the results file.
+    pub resume: bool,
+    /// With `resume`, also re-attempt rows that failed.
+    pub retry_failed: bool,
     /// `None` for a dry run, which sends nothing.
     pub target: Option<Target>,
     pub settings: Settings,
@@ -480,12 +484,14 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: &ApplyArgs) -> anyhow::Result<Self> {
-        if a.resume || a.retry_failed {
+        if (a.resume || a.retry_failed) && a.sandbox {
             bail!(
-                "--resume and --retry-failed are not available in this version of pcbulk: it cannot yet \
-                 continue a run. Nothing was sent. The results file of the earlier run says which rows \
-                 succeeded; put the others in a new file and apply that"
+                "--resume needs the service the run was sent to, and the embedded sandbox ends with \
+                 the run: start `pcbulk sandbox` in another terminal and use --base-url to try --resume"
             );
+        }
+        if (a.resume || a.retry_failed) && a.dry_run {
+            bail!("--resume and --dry-run do not go together: a dry run sends nothing to resume");
         }
         if !(a.rate.is_finite() && a.rate > 0.0) {
             bail!(
@@ -538,6 +544,8 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
         let max_errors = a.max_errors.as_deref().map(parse_max_errors).transpose()?;
         Ok(ApplyConfig {
             input,
+            resume: a.resume || a.retry_failed,
+            retry_failed: a.retry_failed,
             target,
             settings: Settings {
                 rate: a.rate,

@@ -11,14 +11,19 @@ use secrecy::SecretString;
 
 use crate::api::auth::{Credentials, Tokens};
 use crate::api::http::HttpTransport;
+use crate::api::{Method, Request};
 use crate::cli::{ApplyConfig, InputConfig, Target};
 use crate::dispatch::{Dispatcher, Job, Stop};
 use crate::exit;
+use crate::failpoint;
 use crate::input;
+use crate::journal::{self, Journal, Replay, SentCall};
+use crate::ops::Pending;
 use crate::plan::{self, Plan, Verdict};
 use crate::report::Progress;
 use crate::results::{Outcome, ResultsWriter, Status};
 use crate::sandbox;
+use uuid::Uuid;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -65,6 +70,8 @@ fn prepare(cfg: &InputConfig) -> anyhow::Result<Plan> {
 /// What the results writer is told.
 enum Msg {
     Row(Outcome),
+    /// A row finished by an earlier run (from the journal): written, not journaled again.
+    Known(Outcome),
     /// The run was cut short with rows in flight: mark them `skipped` with this message.
     CutShort(String),
 }
@@ -78,7 +85,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(cfg: &InputConfig, plan: &Plan, progress: Progress) -> anyhow::Result<Writer> {
+    fn start(
+        cfg: &InputConfig,
+        plan: &Plan,
+        progress: Progress,
+        journal: Option<Arc<Journal>>,
+    ) -> anyhow::Result<Writer> {
         let inputs = plan.rows.iter().map(|r| r.cells.clone()).collect();
         let lines: Vec<u64> = plan.rows.iter().map(|r| r.line).collect();
         let mut w = ResultsWriter::create(&cfg.out, &plan.headers, inputs)
@@ -91,6 +103,13 @@ impl Writer {
                 let _writing = lock.lock().unwrap_or_else(|e| e.into_inner());
                 match msg {
                     Msg::Row(o) => {
+                        progress.row_done(&o);
+                        if let Some(j) = &journal {
+                            j.append(&journal::Record::Row((&o).into()), false)?;
+                        }
+                        w.append(o)?;
+                    }
+                    Msg::Known(o) => {
                         progress.row_done(&o);
                         w.append(o)?;
                     }
@@ -110,6 +129,7 @@ impl Writer {
             }
             progress.finish();
             let _writing = lock.lock().unwrap_or_else(|e| e.into_inner());
+            failpoint::hit("before-final-rewrite");
             w.finish()
         });
         Ok(Writer {
@@ -212,16 +232,13 @@ fn summarize(
     }
 }
 
-/// Splits the plan: invalid rows become outcomes at once, valid rows become jobs.
-fn split(plan: Plan, writer: &Writer) -> Vec<Job> {
+/// Splits the plan: invalid rows become outcomes at once, and so do rows an earlier run finished
+/// (on resume); the rest become jobs, with any write whose outcome the journal leaves unknown.
+fn split(plan: Plan, writer: &Writer, resume: Option<(&Replay, bool)>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for r in plan.rows {
-        match r.verdict {
-            Verdict::Ready(change) => jobs.push(Job {
-                row: r.row,
-                line: r.line,
-                change,
-            }),
+        let change = match r.verdict {
+            Verdict::Ready(change) => change,
             Verdict::Invalid { code, message } => {
                 writer.send(Outcome::unsent(
                     r.row,
@@ -230,10 +247,48 @@ fn split(plan: Plan, writer: &Writer) -> Vec<Job> {
                     &code,
                     &message,
                 ));
+                continue;
+            }
+        };
+        let op = r.op.map(|o| o.name).unwrap_or("");
+        let mut job = Job::new(r.row, r.line, op, change);
+        if let Some((replay, retry_failed)) = resume {
+            if let Some(done) = replay.finished(r.row, r.line, retry_failed) {
+                let _ = writer.tx.send(Msg::Known(done));
+                continue;
+            }
+            if let Some((correlation_id, call)) = replay.unanswered.get(&r.row) {
+                job.pending = pending(correlation_id, call);
+            }
+            if let Some((_, _, extra)) = replay.before.get(&r.row) {
+                job.extra = extra.clone();
             }
         }
+        jobs.push(job);
     }
     jobs
+}
+
+/// A journaled write, as a call to send again.
+fn pending(correlation_id: &str, call: &SentCall) -> Option<(Uuid, Pending)> {
+    let method = match call.method.as_str() {
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        _ => return None,
+    };
+    let request = Request {
+        method,
+        path: call.path.clone(),
+        body: call.body.clone(),
+        if_match: call.if_match.clone(),
+    };
+    Some((
+        Uuid::parse_str(correlation_id).ok()?,
+        Pending {
+            request,
+            request_id: Uuid::parse_str(&call.request_id).ok()?,
+        },
+    ))
 }
 
 /// `pcbulk validate`, and `apply --dry-run`: no network at all.
@@ -244,8 +299,9 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
         cfg,
         &plan,
         Progress::new(plan.rows.len() as u64, show_progress),
+        None,
     )?;
-    for job in split(plan, &writer) {
+    for job in split(plan, &writer, None) {
         writer.send(Outcome::unsent(job.row, job.line, Status::Valid, "", ""));
     }
     let outcomes = writer.finish()?;
@@ -276,15 +332,38 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> anyhow::Result<Summ
             credentials,
         } => (None, base_url, credentials),
     };
+    let journal_path = journal::path_for(&cfg.input.out);
+    let job = journal::Job {
+        input_sha256: sha256_of(&cfg.input.input)?,
+        input: cfg.input.input.display().to_string(),
+        operation: cfg.input.operation.map(|o| o.name.to_owned()),
+        target: if running.is_some() {
+            "sandbox".into()
+        } else {
+            base_url.clone()
+        },
+    };
+    let (journal, replay) = open_journal(&journal_path, &job, cfg.resume, cfg.retry_failed)?;
+    let journal = Arc::new(journal);
     let transport = Arc::new(HttpTransport::new(&base_url, cfg.timeout)?);
     let tokens = Arc::new(Tokens::new(credentials));
-    let dispatcher = Arc::new(Dispatcher::new(transport, tokens, cfg.settings.clone()));
+    let dispatcher = Arc::new(Dispatcher::new(
+        transport,
+        tokens,
+        cfg.settings.clone(),
+        Some(Arc::clone(&journal)),
+    ));
     let writer = Writer::start(
         &cfg.input,
         &plan,
         Progress::new(plan.rows.len() as u64, show_progress),
+        Some(Arc::clone(&journal)),
     )?;
-    let jobs = split(plan, &writer);
+    let jobs = split(
+        plan,
+        &writer,
+        replay.as_ref().map(|r| (r, cfg.retry_failed)),
+    );
     let tx = writer.tx.clone();
     let run = Arc::clone(&dispatcher).run(jobs, move |o| {
         let _ = tx.send(Msg::Row(o));
@@ -298,9 +377,89 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> anyhow::Result<Summ
     }
     let outcomes = writer.finish()?;
     let mut summary = summarize(outcomes, &cfg.input, started, dispatcher.stop.reason());
+    if summary.aborted.is_none() {
+        journal
+            .append(&journal::Record::Done, true)
+            .context("cannot write the journal")?;
+    }
     if let Some(s) = running {
         summary.sandbox_changes = Some(s.changes());
         s.shutdown().await;
     }
     Ok(summary)
+}
+
+fn sha256_of(path: &std::path::Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// Opens the journal for this run. A new run replaces a finished journal and refuses to replace an
+/// unfinished one; a resume checks that it is the same job and reads what the earlier run did.
+fn open_journal(
+    path: &std::path::Path,
+    job: &journal::Job,
+    resume: bool,
+    retry_failed: bool,
+) -> anyhow::Result<(Journal, Option<Replay>)> {
+    let existing = if path.exists() {
+        Some(
+            journal::read(path)
+                .with_context(|| format!("cannot read the journal {}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    if !resume {
+        if let Some(r) = existing.as_ref().filter(|r| !r.done && r.job.is_some()) {
+            anyhow::bail!(
+                "{} records an unfinished run ({} rows finished): run the same command with --resume \
+                 to finish it without applying anything twice, or delete that file to start over",
+                path.display(),
+                r.outcomes.len()
+            );
+        }
+        let j = Journal::create(path, job)
+            .with_context(|| format!("cannot write the journal {}", path.display()))?;
+        return Ok((j, None));
+    }
+    let Some(replay) = existing else {
+        anyhow::bail!(
+            "nothing to resume: there is no journal {} (it is written beside the results file; give \
+             the same --out as the run you are resuming)",
+            path.display()
+        );
+    };
+    let Some(earlier) = &replay.job else {
+        anyhow::bail!(
+            "the journal {} has no run header: it cannot be resumed",
+            path.display()
+        );
+    };
+    if earlier.input_sha256 != job.input_sha256 {
+        anyhow::bail!(
+            "refusing to resume: {} is not the file the run started with ({} has changed since, or \
+             another file was given); resume with the original file",
+            job.input, earlier.input
+        );
+    }
+    if earlier.operation != job.operation {
+        anyhow::bail!(
+            "refusing to resume: the run started with --operation {}, not {}",
+            earlier.operation.as_deref().unwrap_or("(none)"),
+            job.operation.as_deref().unwrap_or("(none)")
+        );
+    }
+    if earlier.target != job.target {
+        anyhow::bail!(
+            "refusing to resume: the run was sent to {}, not {}; resume against the same service",
+            earlier.target,
+            job.target
+        );
+    }
+    let j = Journal::reopen(path)
+        .with_context(|| format!("cannot write the journal {}", path.display()))?;
+    j.append(&journal::Record::Resume { retry_failed }, true)?;
+    Ok((j, Some(replay)))
 }

@@ -60,7 +60,7 @@ fn support_contacts_reach_the_sandbox_exactly_as_the_csv_asks() {
     assert!(rows[2]["error_message"].contains("Support Tenant ID"));
     assert_eq!(rows[2]["attempts"], "0");
     for r in &rows[..2] {
-        assert_eq!(r["attempts"], "1");
+        assert_eq!(r["attempts"], "2", "read, then written");
         assert_eq!(r["correlation_id"].len(), 36);
         assert_eq!(r["request_id"].len(), 36);
     }
@@ -88,7 +88,11 @@ fn support_contacts_reach_the_sandbox_exactly_as_the_csv_asks() {
     );
 
     let stats = sb.stats();
-    assert_eq!(stats["total"], 3, "only the valid rows were sent: {stats}");
+    assert_eq!(stats["calls"]["PUT supportcontact 200"], 2, "{stats}");
+    assert_eq!(
+        stats["total"], 6,
+        "only the valid rows were sent, a read and a write each: {stats}"
+    );
     assert_eq!(
         stats["violations"], 0,
         "headers as the reference asks: {stats}"

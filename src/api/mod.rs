@@ -117,11 +117,28 @@ impl Response {
     }
 }
 
-/// Calls Partner Center. The dispatcher's implementation rate-limits, retries and authenticates.
+/// Calls Partner Center. The dispatcher's implementation rate-limits, retries, authenticates and
+/// journals.
 pub trait Api: Send + Sync {
     /// Sends one call (retrying it as policy allows) and returns the successful response, or the
-    /// error that ended it.
+    /// error that ended it. A new call gets a new MS-RequestId.
     fn call(&self, req: Request) -> BoxFuture<'_, Result<Response, CallError>>;
+
+    /// Sends again a call whose outcome is unknown, with its original MS-RequestId, so the service
+    /// can recognise it as the same call.
+    fn resend(
+        &self,
+        req: Request,
+        request_id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Response, CallError>>;
+
+    /// Records what a row found before changing it (by input column), for undo; `extra` holds what
+    /// a resume needs beyond columns.
+    fn record_before(
+        &self,
+        values: std::collections::BTreeMap<String, String>,
+        extra: std::collections::BTreeMap<String, Value>,
+    );
 }
 
 #[cfg(test)]

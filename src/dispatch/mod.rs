@@ -19,10 +19,12 @@ use uuid::Uuid;
 use crate::api::auth::Tokens;
 use crate::api::http::{CallIds, Transport};
 use crate::api::{Api, CallError, Request, ServiceError};
-use crate::ops::{Applied, Change};
+use crate::journal::{self, Journal, SentCall};
+use crate::ops::{Applied, Change, Pending};
 use crate::results::{Outcome, Status};
 use budget::RetryBudget;
 pub use retry::RetryPolicy;
+use std::collections::BTreeMap;
 use throttle::Controller;
 
 /// Rows in progress per call permit, and at least this many rows in progress.
@@ -33,7 +35,26 @@ const MIN_ROWS_IN_PROGRESS: usize = 32;
 pub struct Job {
     pub row: usize,
     pub line: u64,
+    /// The operation's name, for the journal.
+    pub op: &'static str,
     pub change: Box<dyn Change>,
+    /// After a crash: the row's write whose outcome is unknown, and the correlation id it went with.
+    pub pending: Option<(Uuid, Pending)>,
+    /// After a crash: what the row journaled beyond its before-values.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Job {
+    pub fn new(row: usize, line: u64, op: &'static str, change: Box<dyn Change>) -> Self {
+        Job {
+            row,
+            line,
+            op,
+            change,
+            pending: None,
+            extra: BTreeMap::new(),
+        }
+    }
 }
 
 /// When to give up on the whole run because too many rows failed.
@@ -121,11 +142,17 @@ pub struct Dispatcher {
     /// waiting for a throttled customer's turn do not hold up other customers' rows.
     calls: tokio::sync::Semaphore,
     settings: Settings,
+    journal: Option<Arc<Journal>>,
     pub stop: Arc<Stop>,
 }
 
 impl Dispatcher {
-    pub fn new(transport: Arc<dyn Transport>, tokens: Arc<Tokens>, settings: Settings) -> Self {
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        tokens: Arc<Tokens>,
+        settings: Settings,
+        journal: Option<Arc<Journal>>,
+    ) -> Self {
         let period = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
         // The ceiling: on average never above --rate. A burst of two lets a call that a timer woke a
         // millisecond late be followed by the next on time, instead of every lateness adding up.
@@ -140,6 +167,7 @@ impl Dispatcher {
             budget: RetryBudget::default(),
             calls: tokio::sync::Semaphore::new(settings.concurrency.max(1)),
             settings,
+            journal,
             stop: Arc::new(Stop::default()),
         }
     }
@@ -148,6 +176,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, jobs: Vec<Job>, done: impl Fn(Outcome) + Send + Sync) {
         let threshold = self.settings.max_errors.map(|m| m.threshold(jobs.len()));
         let failed = AtomicUsize::new(0);
+        let failed = &failed;
         // Rows in progress: more than calls in flight, so a row whose customer is being throttled
         // waits for its turn while other rows use the call permits.
         let rows_in_progress =
@@ -155,18 +184,23 @@ impl Dispatcher {
         futures::stream::iter(jobs)
             .map(|job| {
                 let d = Arc::clone(&self);
-                async move { d.run_one(job).await }
+                async move {
+                    let o = d.run_one(job).await;
+                    // Counted here, before this task yields, so no row takes the freed call permit
+                    // before the limit is seen.
+                    if o.status == Status::Failed {
+                        let n = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                        if threshold.is_some_and(|t| n >= t) {
+                            d.stop.raise(format!(
+                                "{n} rows failed, reaching --max-errors; the rest were not attempted"
+                            ));
+                        }
+                    }
+                    o
+                }
             })
             .buffer_unordered(rows_in_progress)
             .for_each(|o| {
-                if o.status == Status::Failed {
-                    let n = failed.fetch_add(1, Ordering::SeqCst) + 1;
-                    if threshold.is_some_and(|t| n >= t) {
-                        self.stop.raise(format!(
-                            "{n} rows failed, reaching --max-errors; the rest were not attempted"
-                        ));
-                    }
-                }
                 done(o);
                 futures::future::ready(())
             })
@@ -178,12 +212,25 @@ impl Dispatcher {
             return Outcome::unsent(job.row, job.line, Status::Skipped, "aborted", &reason);
         }
         let started = Instant::now();
+        let (correlation_id, pending) = match job.pending {
+            Some((c, p)) => (c, Some(p)),
+            None => (Uuid::new_v4(), None),
+        };
         let api = RowApi {
             d: self,
-            correlation_id: Uuid::new_v4(),
+            row: job.row,
+            op: job.op,
+            correlation_id,
             record: Mutex::new(Record::default()),
         };
-        let result = job.change.apply(&api).await;
+        let result = match pending {
+            Some(p) => match job.change.settle(&api, p, &job.extra).await {
+                Ok(Some(applied)) => Ok(applied),
+                Ok(None) => job.change.apply(&api).await,
+                Err(e) => Err(e),
+            },
+            None => job.change.apply(&api).await,
+        };
         let rec = api.record.into_inner().expect("record lock");
         let (status, code, message) = match result {
             Ok(Applied::Changed) => (Status::Succeeded, String::new(), String::new()),
@@ -247,6 +294,8 @@ fn describe(e: &CallError, attempts: u32, budget_spent: bool) -> String {
 #[derive(Default)]
 struct Record {
     attempts: u32,
+    /// The row has sent a write (so it is under way and must finish).
+    wrote: bool,
     /// A retry was refused because the run's retry budget was spent.
     budget_spent: bool,
     last_status: Option<u16>,
@@ -257,6 +306,8 @@ struct Record {
 /// call (kept on every retry of it), attempts counted.
 struct RowApi<'d> {
     d: &'d Dispatcher,
+    row: usize,
+    op: &'static str,
     correlation_id: Uuid,
     record: Mutex<Record>,
 }
@@ -268,7 +319,7 @@ impl RowApi<'_> {
 
     /// Waits for the call's turn: the adaptive pacers, the `--rate` ceiling, then a call permit.
     async fn turn(&self, customer: Option<&str>) -> tokio::sync::SemaphorePermit<'_> {
-        self.d.controller.acquire(customer).await;
+        self.d.controller.acquire(customer, self.row).await;
         self.d.limiter.until_ready().await;
         self.d
             .calls
@@ -277,20 +328,68 @@ impl RowApi<'_> {
             .expect("the semaphore is never closed")
     }
 
-    async fn call_with_retries(&self, req: Request) -> Result<crate::api::Response, CallError> {
+    /// Journals a write before it is sent (durably: a crash after this line leaves a call whose
+    /// outcome a resume settles).
+    fn journal_send(&self, req: &Request, request_id: Uuid) -> Result<(), CallError> {
+        let Some(j) = &self.d.journal else {
+            return Ok(());
+        };
+        let call = SentCall {
+            method: req.method.as_str().to_owned(),
+            path: req.path.clone(),
+            body: req.body.clone(),
+            if_match: req.if_match.clone(),
+            request_id: request_id.to_string(),
+        };
+        let rec = journal::Record::Send {
+            row: self.row,
+            correlation_id: self.correlation_id.to_string(),
+            call,
+        };
+        j.append(&rec, true).map_err(|e| {
+            self.d.stop.raise(format!(
+                "cannot write the journal {}: {e}",
+                j.path().display()
+            ));
+            CallError::Aborted(format!("not sent: the journal could not be written ({e})"))
+        })
+    }
+
+    fn journal_answer(&self, request_id: Uuid, status: u16) {
+        if let Some(j) = &self.d.journal {
+            let rec = journal::Record::Answer {
+                row: self.row,
+                request_id: request_id.to_string(),
+                status: Some(status),
+            };
+            // Not durable: if this line is lost, a resume sends the call again under the same
+            // MS-RequestId, which the service answers as the same call.
+            let _ = j.append(&rec, false);
+        }
+    }
+
+    async fn call_with_retries(
+        &self,
+        req: Request,
+        request_id: Option<Uuid>,
+    ) -> Result<crate::api::Response, CallError> {
         let d = self.d;
         let ids = CallIds {
-            request_id: Uuid::new_v4(),
+            request_id: request_id.unwrap_or_else(Uuid::new_v4),
             correlation_id: self.correlation_id,
         };
         let customer = req.customer();
+        let is_write = req.method != crate::api::Method::Get;
         let mut attempts = 0u32;
         let mut renewed = false;
+        // Whether some attempt got no answer: then a failure does not prove the write was not applied.
+        let mut unknown = false;
+        let mut journaled = false;
         loop {
-            // A row that has sent nothing yet has not started: when the run stops while it waits
-            // for its turn, it gives the turn up and is skipped. A row already under way finishes,
-            // so no change is left half made.
-            let first = self.record.lock().expect("record lock").attempts == 0;
+            // A row that has written nothing yet has not started (reads change nothing): when the
+            // run stops while it waits for its turn, it gives the turn up and is skipped. A row that
+            // has written finishes, so no change is left half made.
+            let first = !self.record.lock().expect("record lock").wrote;
             let permit = if first {
                 tokio::select! {
                     permit = self.turn(customer) => permit,
@@ -299,7 +398,17 @@ impl RowApi<'_> {
             } else {
                 self.turn(customer).await
             };
+            if first {
+                if let Some(reason) = d.stop.reason() {
+                    return Err(CallError::Aborted(reason));
+                }
+            }
             let token = d.tokens.access_token().await?;
+            if is_write && !journaled {
+                self.journal_send(&req, ids.request_id)?;
+                journaled = true;
+                self.note(|r| r.wrote = true);
+            }
             let sent_at = tokio::time::Instant::now();
             attempts += 1;
             self.note(|r| {
@@ -314,6 +423,9 @@ impl RowApi<'_> {
                     self.note(|r| r.last_status = Some(resp.status));
                     if resp.is_success() {
                         d.controller.on_success(customer);
+                        if is_write {
+                            self.journal_answer(ids.request_id, resp.status);
+                        }
                         return Ok(resp);
                     }
                     if resp.status == 401 {
@@ -338,7 +450,18 @@ impl RowApi<'_> {
                         CallError::Service(ServiceError::from_response(resp.status, &resp.body));
                     (err, resp.retry_after)
                 }
-                Err(e) => (e, None),
+                Err(e) => {
+                    unknown = true;
+                    (e, None)
+                }
+            };
+            let give_up = |err: CallError| {
+                if is_write && !unknown {
+                    if let Some(status) = err.status() {
+                        self.journal_answer(ids.request_id, status);
+                    }
+                }
+                Err(err)
             };
             let delay = d.settings.retry.next_delay(
                 attempts,
@@ -349,10 +472,10 @@ impl RowApi<'_> {
             match delay {
                 Some(_) if !d.budget.try_retry() => {
                     self.note(|r| r.budget_spent = true);
-                    return Err(err);
+                    return give_up(err);
                 }
                 Some(wait) => tokio::time::sleep(wait).await,
-                None => return Err(err),
+                None => return give_up(err),
             }
         }
     }
@@ -360,7 +483,31 @@ impl RowApi<'_> {
 
 impl Api for RowApi<'_> {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
-        Box::pin(self.call_with_retries(req))
+        Box::pin(self.call_with_retries(req, None))
+    }
+
+    fn resend(
+        &self,
+        req: Request,
+        request_id: Uuid,
+    ) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
+        Box::pin(self.call_with_retries(req, Some(request_id)))
+    }
+
+    fn record_before(
+        &self,
+        values: BTreeMap<String, String>,
+        extra: BTreeMap<String, serde_json::Value>,
+    ) {
+        if let Some(j) = &self.d.journal {
+            let rec = journal::Record::Before {
+                row: self.row,
+                op: self.op.to_owned(),
+                values,
+                extra,
+            };
+            let _ = j.append(&rec, false);
+        }
     }
 }
 
@@ -424,6 +571,7 @@ mod tests {
                 retry: RetryPolicy::default(),
                 max_errors,
             },
+            None,
         ))
     }
 
@@ -447,11 +595,7 @@ mod tests {
         let jobs = paths
             .iter()
             .enumerate()
-            .map(|(i, p)| Job {
-                row: i + 1,
-                line: i as u64 + 2,
-                change: Box::new(Put(p)),
-            })
+            .map(|(i, p)| Job::new(i + 1, i as u64 + 2, "test", Box::new(Put(p))))
             .collect();
         let out = Mutex::new(Vec::new());
         d.run(jobs, |o| out.lock().unwrap().push(o)).await;

@@ -161,17 +161,75 @@ impl Pacer {
     }
 }
 
+/// A gate that lets one caller through at a time, the lowest row first: a row under way (its
+/// second call) goes before rows behind it, so rows finish in order rather than all reading first.
+#[derive(Default)]
+struct RowGate {
+    state: Mutex<(bool, std::collections::BTreeSet<(usize, u64)>, u64)>,
+    turn: tokio::sync::Notify,
+}
+
+/// Holds the gate; releasing it lets the next row in.
+struct Pass<'g>(&'g RowGate);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().expect("gate").0 = false;
+        self.0.turn.notify_waiters();
+    }
+}
+
+/// Takes a waiter out of the queue if it gives up (the run stopped) before its turn.
+struct Waiting<'g>(&'g RowGate, (usize, u64));
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let removed = self.0.state.lock().expect("gate").1.remove(&self.1);
+        if removed {
+            self.0.turn.notify_waiters();
+        }
+    }
+}
+
+impl RowGate {
+    async fn enter(&self, row: usize) -> Pass<'_> {
+        let key = {
+            let mut st = self.state.lock().expect("gate");
+            st.2 += 1;
+            let key = (row, st.2);
+            st.1.insert(key);
+            key
+        };
+        let waiting = Waiting(self, key);
+        loop {
+            let notified = self.turn.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.state.lock().expect("gate");
+                if !st.0 && st.1.first() == Some(&key) {
+                    st.0 = true;
+                    st.1.remove(&key);
+                    std::mem::forget(waiting);
+                    return Pass(self);
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
 /// A pacer behind a gate: callers queue, and each slot is computed when the one before it is used,
 /// at the rate of that moment (booking slots ahead at an old rate would waste a rising one).
 struct Gated {
-    gate: tokio::sync::Mutex<()>,
+    gate: RowGate,
     pacer: Mutex<Pacer>,
 }
 
 impl Gated {
     fn new(ceiling: f64) -> Self {
         Gated {
-            gate: tokio::sync::Mutex::new(()),
+            gate: RowGate::default(),
             pacer: Mutex::new(Pacer::new(ceiling, Instant::now())),
         }
     }
@@ -180,8 +238,8 @@ impl Gated {
         self.pacer.lock().expect("pacer")
     }
 
-    async fn wait_turn(&self) {
-        let _turn = self.gate.lock().await;
+    async fn wait_turn(&self, row: usize) {
+        let _turn = self.gate.enter(row).await;
         loop {
             let at = self.pacer().reserve(Instant::now());
             tokio::time::sleep_until(at).await;
@@ -223,14 +281,14 @@ impl Controller {
             .clone()
     }
 
-    /// Waits until a call for `customer` may be sent.
-    pub async fn acquire(&self, customer: Option<&str>) {
+    /// Waits until a call of `row` for `customer` may be sent; lower rows go first.
+    pub async fn acquire(&self, customer: Option<&str>, row: usize) {
         let own = customer.map(|c| self.customer(c));
         loop {
             if let Some(g) = &own {
-                g.wait_turn().await;
+                g.wait_turn(row).await;
             }
-            self.partner.wait_turn().await;
+            self.partner.wait_turn(row).await;
             // The customer may have been paused while this call waited for the partner's turn.
             if !own
                 .as_ref()
@@ -363,5 +421,45 @@ mod tests {
             d_slot.duration_since(c_slot) <= Duration::from_millis(125),
             "the next slot follows the missed one, not the late caller"
         );
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_lowest_row_waiting_goes_first() {
+        let gate = Arc::new(RowGate::default());
+        let held = gate.enter(1).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for row in [9, 4, 7] {
+            let (g, o) = (Arc::clone(&gate), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let _p = g.enter(row).await;
+                o.lock().unwrap().push(row);
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![4, 7, 9]);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_leaves_the_queue() {
+        let gate = RowGate::default();
+        let held = gate.enter(1).await;
+        {
+            let f = gate.enter(2);
+            tokio::pin!(f);
+            assert!(futures::poll!(f.as_mut()).is_pending());
+        }
+        drop(held);
+        let _p = gate.enter(5).await; // would hang if row 2 were still queued
     }
 }

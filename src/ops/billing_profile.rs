@@ -133,6 +133,25 @@ impl UpdateBillingProfile {
     }
 }
 
+impl UpdateBillingProfile {
+    /// The named fields as read, by input column.
+    fn before(&self, current: &Value) -> std::collections::BTreeMap<String, String> {
+        let address = get(current, "defaultAddress");
+        self.changes
+            .iter()
+            .filter_map(|(in_address, field, _)| {
+                let column = FIELDS
+                    .iter()
+                    .find(|(_, a, f)| a == in_address && f == field)?
+                    .0;
+                let from = if *in_address { address } else { Some(current) };
+                let value = from.and_then(|o| get_str(o, field)).unwrap_or("");
+                Some((column.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+}
+
 fn etag_of(profile: &Value) -> Option<String> {
     get(profile, "attributes")
         .and_then(|a| get_str(a, "etag"))
@@ -154,9 +173,11 @@ impl Change for UpdateBillingProfile {
                 let etag = etag_of(&current).ok_or_else(|| {
                     CallError::Decode("the billing profile read carried no attributes.etag".into())
                 })?;
+                let before = self.before(&current);
                 let Some(profile) = self.changed(current) else {
                     return Ok(Applied::Unchanged);
                 };
+                api.record_before(before, Default::default());
                 match api
                     .call(Request::put(self.path(), profile).if_match(etag))
                     .await

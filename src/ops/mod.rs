@@ -157,6 +157,36 @@ pub trait Change: Send + Sync + fmt::Debug {
 
     /// Makes the calls that apply the change.
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>>;
+
+    /// After a crash: settles a write whose outcome is unknown (`pending`, as journaled, with the
+    /// row's journaled `extra` before-values). Returns `Some` when the row is done, `None` when it
+    /// should be applied afresh. By default the call is sent again with its own MS-RequestId, which
+    /// the service answers as the same call; every operation's journaled write is its last call.
+    fn settle<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        pending: Pending,
+        _extra: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        Box::pin(resend(api, pending))
+    }
+}
+
+/// A write whose outcome is unknown: the call and its MS-RequestId.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub request: crate::api::Request,
+    pub request_id: uuid::Uuid,
+}
+
+/// Sends a pending write again; a refusal that is not about the service's health means the row
+/// should be applied afresh (a stale ETag, say, after an edit in between).
+pub async fn resend(api: &dyn Api, pending: Pending) -> Result<Option<Applied>, CallError> {
+    match api.resend(pending.request, pending.request_id).await {
+        Ok(_) => Ok(Some(Applied::Changed)),
+        Err(CallError::Service(e)) if (400..500).contains(&e.status) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Collects problems while a row is checked, then yields the change or all the problems at once.
@@ -211,6 +241,7 @@ pub(crate) mod fake {
     pub struct FakeApi {
         answers: Mutex<VecDeque<Result<Response, CallError>>>,
         pub sent: Mutex<Vec<Request>>,
+        pub before: Mutex<std::collections::BTreeMap<String, String>>,
     }
 
     impl FakeApi {
@@ -218,6 +249,7 @@ pub(crate) mod fake {
             FakeApi {
                 answers: Mutex::new(answers.into()),
                 sent: Mutex::default(),
+                before: Mutex::default(),
             }
         }
     }
@@ -248,6 +280,22 @@ pub(crate) mod fake {
                 .pop_front()
                 .expect("script ran out");
             Box::pin(async move { next })
+        }
+
+        fn resend(
+            &self,
+            req: Request,
+            _id: uuid::Uuid,
+        ) -> BoxFuture<'_, Result<Response, CallError>> {
+            self.call(req)
+        }
+
+        fn record_before(
+            &self,
+            values: std::collections::BTreeMap<String, String>,
+            _extra: std::collections::BTreeMap<String, serde_json::Value>,
+        ) {
+            self.before.lock().unwrap().extend(values);
         }
     }
 }

@@ -3,11 +3,14 @@
 //! A note is not idempotent: sent twice, it is added twice. The dispatcher keeps one MS-RequestId on
 //! every retry of the PATCH so the service can recognise a retry after a lost answer.
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
 use super::check::{required, token};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use super::json::{get, get_str};
+use super::{resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
 use crate::api::{Api, CallError, Request};
 
 pub static SPEC: OpSpec = OpSpec {
@@ -81,18 +84,39 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
 }
 
 impl UpdateServiceRequest {
+    fn path(&self) -> String {
+        format!("/servicerequests/{}", self.id.to_ascii_lowercase())
+    }
+
     /// Only what changes, as the reference asks of a PATCH.
-    fn body(&self) -> Value {
+    fn body(&self, status: Option<&str>) -> Value {
         let mut body = Map::new();
         if let Some(text) = &self.note {
             body.insert("NewNote".into(), json!({ "Text": text }));
         }
-        if let Some(s) = self.status {
+        if let Some(s) = status {
             body.insert("Status".into(), json!(s));
         }
         Value::Object(body)
     }
+
+    /// How many of the request's notes have this row's text.
+    fn notes_with_text(&self, sr: &Value) -> usize {
+        let Some(note) = &self.note else { return 0 };
+        get(sr, "notes")
+            .and_then(Value::as_array)
+            .map(|notes| {
+                notes
+                    .iter()
+                    .filter(|n| get_str(n, "text") == Some(note.as_str()))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
 }
+
+/// The journal's name for how many notes had the row's text before it was sent.
+const NOTES_BEFORE: &str = "notes_with_text";
 
 impl Change for UpdateServiceRequest {
     fn target(&self) -> Option<String> {
@@ -101,9 +125,42 @@ impl Change for UpdateServiceRequest {
 
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
         Box::pin(async move {
-            let path = format!("/servicerequests/{}", self.id.to_ascii_lowercase());
-            api.call(Request::patch(path, self.body())).await?;
+            let sr = api.call(Request::get(self.path())).await?.json()?;
+            let status_now = get_str(&sr, "status").unwrap_or("").to_ascii_lowercase();
+            let status = self.status.filter(|s| *s != status_now);
+            if self.note.is_none() && status.is_none() {
+                return Ok(Applied::Unchanged);
+            }
+            let mut before = BTreeMap::new();
+            if status.is_some() {
+                before.insert("new_status".to_owned(), status_now);
+            }
+            let extra =
+                BTreeMap::from([(NOTES_BEFORE.to_owned(), json!(self.notes_with_text(&sr)))]);
+            api.record_before(before, extra);
+            api.call(Request::patch(self.path(), self.body(status)))
+                .await?;
             Ok(Applied::Changed)
+        })
+    }
+
+    /// A note whose PATCH has an unknown outcome is looked for before it is sent again: if the
+    /// request now has more notes with its text than before, it went in.
+    fn settle<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        pending: Pending,
+        extra: &'a BTreeMap<String, Value>,
+    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        Box::pin(async move {
+            if self.note.is_some() {
+                let sr = api.call(Request::get(self.path())).await?.json()?;
+                let before = extra.get(NOTES_BEFORE).and_then(Value::as_u64).unwrap_or(0) as usize;
+                if self.notes_with_text(&sr) > before {
+                    return Ok(Some(Applied::Changed));
+                }
+            }
+            resend(api, pending).await
         })
     }
 }
@@ -127,19 +184,72 @@ mod tests {
             note: Some("hi".into()),
             status: None,
         };
-        assert_eq!(c.body(), json!({"NewNote": {"Text": "hi"}}));
+        assert_eq!(c.body(None), json!({"NewNote": {"Text": "hi"}}));
         let c = UpdateServiceRequest {
             id: "1".into(),
             note: None,
             status: Some("closed"),
         };
-        assert_eq!(c.body(), json!({"Status": "closed"}));
+        assert_eq!(c.body(Some("closed")), json!({"Status": "closed"}));
     }
 
     #[test]
     fn a_row_with_neither_note_nor_status_is_refused() {
         let errs = plan(&Row::new().with("service_request_id", "616122292874576")).unwrap_err();
         assert_eq!(errs[0].code, "missing_value");
+    }
+
+    #[tokio::test]
+    async fn a_status_already_set_is_unchanged_and_left_out_of_a_note_patch() {
+        use crate::ops::fake::{ok, FakeApi};
+        let sr = json!({"id": "6", "status": "closed", "notes": []});
+        let c = UpdateServiceRequest {
+            id: "6".into(),
+            note: None,
+            status: Some("closed"),
+        };
+        let api = FakeApi::new(vec![ok(sr.clone())]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Unchanged);
+        let c = UpdateServiceRequest {
+            id: "6".into(),
+            note: Some("n".into()),
+            status: Some("closed"),
+        };
+        let api = FakeApi::new(vec![ok(sr), ok(json!({}))]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        assert_eq!(
+            api.sent.lock().unwrap()[1].body,
+            Some(json!({"NewNote": {"Text": "n"}}))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_note_is_looked_for_before_it_is_sent_again() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = UpdateServiceRequest {
+            id: "6".into(),
+            note: Some("n".into()),
+            status: None,
+        };
+        let pending = || Pending {
+            request: Request::patch("/servicerequests/6", json!({"NewNote": {"Text": "n"}})),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let extra = BTreeMap::from([(NOTES_BEFORE.to_owned(), json!(1))]);
+        // The note is there twice now, once before: it went in; nothing is sent.
+        let api = FakeApi::new(vec![ok(json!({"notes": [{"text": "n"}, {"text": "n"}]}))]);
+        assert_eq!(
+            c.settle(&api, pending(), &extra).await.unwrap(),
+            Some(Applied::Changed)
+        );
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
+        // Still once: it did not; the PATCH goes again.
+        let api = FakeApi::new(vec![ok(json!({"notes": [{"text": "n"}]})), ok(json!({}))]);
+        assert_eq!(
+            c.settle(&api, pending(), &extra).await.unwrap(),
+            Some(Applied::Changed)
+        );
+        assert_eq!(api.sent.lock().unwrap()[1].method.as_str(), "PATCH");
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Subscription support contact: `PUT /customers/{customer}/subscriptions/{subscription}/supportcontact`
 //! with the reseller's tenant id, PartnerID and name.
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 use serde_json::json;
+
+use super::json::get_str;
 
 use super::check::{guid, partner_id, required};
 use super::{Applied, Change, OpSpec, Problem, Problems, Row};
@@ -60,6 +64,29 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
 }
 
 impl SetSupportContact {
+    /// The contact read, as input columns.
+    fn before(&self, current: &serde_json::Value) -> BTreeMap<String, String> {
+        [
+            ("support_tenant_id", "supportTenantId"),
+            ("support_mpn_id", "supportMpnId"),
+            ("name", "name"),
+        ]
+        .into_iter()
+        .map(|(col, field)| {
+            (
+                col.to_owned(),
+                get_str(current, field).unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+    }
+
+    fn is_same(&self, before: &BTreeMap<String, String>) -> bool {
+        before["support_tenant_id"].eq_ignore_ascii_case(&self.support_tenant_id)
+            && before["support_mpn_id"] == self.support_mpn_id
+            && before["name"] == self.name
+    }
+
     fn path(&self) -> String {
         format!(
             "/customers/{}/subscriptions/{}/supportcontact",
@@ -84,6 +111,19 @@ impl Change for SetSupportContact {
 
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
         Box::pin(async move {
+            let current = match api.call(Request::get(self.path())).await {
+                Ok(resp) => Some(resp.json()?),
+                // No contact to read: nothing to compare or put back.
+                Err(CallError::Service(e)) if e.status == 404 => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(current) = current {
+                let before = self.before(&current);
+                if self.is_same(&before) {
+                    return Ok(Applied::Unchanged);
+                }
+                api.record_before(before, Default::default());
+            }
             api.call(Request::put(self.path(), self.body())).await?;
             Ok(Applied::Changed)
         })
@@ -131,6 +171,24 @@ mod tests {
             c.target().unwrap(),
             "subscription c8d8fbab-6a62-44dc-be50-b7c74e43a296"
         );
+    }
+
+    #[tokio::test]
+    async fn reads_first_and_writes_nothing_when_the_contact_is_already_right() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = plan(&row()).unwrap();
+        let same = json!({"supportTenantId": "3B33E682-00C3-41EE-9DD2-A548ADF56438", "supportMpnId": "4391507", "name": "Trey Research"});
+        let api = FakeApi::new(vec![ok(same)]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Unchanged);
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
+
+        let other = json!({"supportTenantId": "b0000000-0000-4000-8000-000000000000", "supportMpnId": "1000001", "name": "Adatum"});
+        let api = FakeApi::new(vec![ok(other), ok(json!({}))]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        let before = api.before.lock().unwrap().clone();
+        assert_eq!(before["support_mpn_id"], "1000001");
+        assert_eq!(before["name"], "Adatum");
+        assert_eq!(api.sent.lock().unwrap()[1].method.as_str(), "PUT");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::check::{email, phone, website};
-use super::json::set;
+use super::json::{get_str, set};
 use super::{Applied, Change, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Request, Response};
 
@@ -105,9 +105,15 @@ impl Change for UpdateSupportProfile {
                     "the support profile read was not a JSON object".into(),
                 ));
             }
+            let before = self
+                .fields
+                .iter()
+                .map(|(f, _)| (f.to_string(), get_str(&current, f).unwrap_or("").to_owned()))
+                .collect();
             let Some(profile) = self.changed(current) else {
                 return Ok(Applied::Unchanged);
             };
+            api.record_before(before, Default::default());
             either_path(api, PUT_PATHS, |p| Request::put(p, profile.clone())).await?;
             Ok(Applied::Changed)
         })

@@ -1,0 +1,404 @@
+//! The journal: an append-only record of a run, beside the results file, that lets a run killed at
+//! any instant be finished without applying anything twice.
+//!
+//! One JSON object per line. The call a row is about to make (`send`: method, path, body, If-Match
+//! and MS-RequestId) is written and fsynced *before* the call goes out; its answer, the row's
+//! before-values and its final outcome follow. A line torn by a crash can only be the last one, and is
+//! ignored: a `send` whose `answer` is missing is a call whose outcome is unknown, which a resume
+//! re-sends with the same MS-RequestId.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::results::{Outcome, Status};
+
+/// The journal beside a results file.
+pub fn path_for(results: &Path) -> PathBuf {
+    let mut name = results.file_name().unwrap_or_default().to_os_string();
+    name.push(".journal");
+    results.with_file_name(name)
+}
+
+/// What a run is: a resume must be the same job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// SHA-256 of the input file's bytes.
+    pub input_sha256: String,
+    pub input: String,
+    /// `--operation`, if given.
+    pub operation: Option<String>,
+    /// The base URL calls go to.
+    pub target: String,
+}
+
+/// One call, as sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentCall {
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    Run(Job),
+    /// A resumed run took over.
+    Resume {
+        retry_failed: bool,
+    },
+    /// The values a row found before changing them, by input column; `extra` holds what undo or a
+    /// resume needs beyond columns (how many notes had the row's text, say).
+    Before {
+        row: usize,
+        op: String,
+        values: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        extra: BTreeMap<String, Value>,
+    },
+    /// A write is about to be sent (fsynced before it is).
+    Send {
+        row: usize,
+        correlation_id: String,
+        call: SentCall,
+    },
+    /// The answer to a write (any HTTP status), or that none came.
+    Answer {
+        row: usize,
+        request_id: String,
+        status: Option<u16>,
+    },
+    /// A row's final outcome.
+    Row(OutcomeRecord),
+    /// Every row has its outcome and the results file is complete.
+    Done,
+}
+
+/// An [`Outcome`] as the journal stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    pub row: usize,
+    pub line: u64,
+    pub status: String,
+    pub http_status: Option<u16>,
+    pub error_code: String,
+    pub error_message: String,
+    pub attempts: u32,
+    pub correlation_id: String,
+    pub request_id: String,
+    pub duration_ms: u64,
+}
+
+impl From<&Outcome> for OutcomeRecord {
+    fn from(o: &Outcome) -> Self {
+        OutcomeRecord {
+            row: o.row,
+            line: o.line,
+            status: o.status.as_str().to_owned(),
+            http_status: o.http_status,
+            error_code: o.error_code.clone(),
+            error_message: o.error_message.clone(),
+            attempts: o.attempts,
+            correlation_id: o.correlation_id.clone(),
+            request_id: o.request_id.clone(),
+            duration_ms: o.duration_ms,
+        }
+    }
+}
+
+impl OutcomeRecord {
+    pub fn to_outcome(&self) -> Option<Outcome> {
+        let status = Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == self.status)?;
+        Some(Outcome {
+            row: self.row,
+            line: self.line,
+            status,
+            http_status: self.http_status,
+            error_code: self.error_code.clone(),
+            error_message: self.error_message.clone(),
+            attempts: self.attempts,
+            correlation_id: self.correlation_id.clone(),
+            request_id: self.request_id.clone(),
+            duration_ms: self.duration_ms,
+        })
+    }
+}
+
+/// Appends records; safe to share between tasks (each record is one write under a lock).
+pub struct Journal {
+    file: Mutex<File>,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Starts a new journal (replacing any old one) with the job's header, made durable.
+    pub fn create(path: &Path, job: &Job) -> io::Result<Journal> {
+        let file = File::create(path)?;
+        let j = Journal {
+            file: Mutex::new(file),
+            path: path.to_owned(),
+        };
+        j.append(&Record::Run(job.clone()), true)?;
+        Ok(j)
+    }
+
+    /// Opens an existing journal to append to it.
+    pub fn reopen(path: &Path) -> io::Result<Journal> {
+        let mut file = OpenOptions::new().append(true).open(path)?;
+        // A torn last line gets a newline of its own, so the next record starts clean.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let bytes = std::fs::read(path)?;
+            if bytes.last() != Some(&b'\n') {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Journal {
+            file: Mutex::new(file),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record; with `durable`, waits until it is on disk.
+    pub fn append(&self, record: &Record, durable: bool) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(&line)?;
+        if durable {
+            f.sync_data()?;
+        }
+        crate::failpoint::hit("after-journal-append");
+        Ok(())
+    }
+}
+
+/// A journal read back: the job and what each row got to.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub job: Option<Job>,
+    pub done: bool,
+    /// The last final outcome of each row.
+    pub outcomes: BTreeMap<usize, OutcomeRecord>,
+    /// Writes sent with no answer recorded, per row (the last one).
+    pub unanswered: BTreeMap<usize, (String, SentCall)>,
+    pub before: BTreeMap<usize, (String, BTreeMap<String, String>, BTreeMap<String, Value>)>,
+    /// Writes answered with success, per row (the last one): the row's last call went through.
+    pub answered_ok: BTreeMap<usize, (String, u16)>,
+}
+
+impl Replay {
+    /// The outcome of a row an earlier run finished, if it did: a final status (`failed` only
+    /// without `retry_failed`), or a successful answer to its write with the row's line lost.
+    pub fn finished(&self, row: usize, line: u64, retry_failed: bool) -> Option<Outcome> {
+        if let Some(o) = self.outcomes.get(&row) {
+            let final_status = match o.status.as_str() {
+                "succeeded" | "unchanged" | "invalid" => true,
+                "failed" => !retry_failed,
+                _ => false,
+            };
+            if final_status {
+                return o.to_outcome();
+            }
+        }
+        // No final line, but the row's write was answered with success: its last call went through.
+        let (request_id, status) = self.answered_ok.get(&row)?;
+        Some(Outcome {
+            row,
+            line,
+            status: Status::Succeeded,
+            http_status: Some(*status),
+            error_code: String::new(),
+            error_message: String::new(),
+            attempts: 1,
+            correlation_id: String::new(),
+            request_id: request_id.clone(),
+            duration_ms: 0,
+        })
+    }
+}
+
+/// Reads a journal. A last line torn by a crash is ignored; damage anywhere else is an error.
+pub fn read(path: &Path) -> io::Result<Replay> {
+    let text = std::fs::read_to_string(path)?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut r = Replay::default();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = match serde_json::from_str(line) {
+            Ok(rec) => rec,
+            // A torn record: the last non-empty line, or one followed only by the newline that
+            // `reopen` adds after it.
+            Err(_)
+                if lines[i + 1..].iter().all(|l| l.trim().is_empty())
+                    || is_torn_then_resumed(&lines, i) =>
+            {
+                continue
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} line {}: {e}", path.display(), i + 1),
+                ))
+            }
+        };
+        match record {
+            Record::Run(job) => {
+                if r.job.is_none() {
+                    r.job = Some(job);
+                }
+            }
+            Record::Resume { .. } => r.done = false,
+            Record::Before {
+                row,
+                op,
+                values,
+                extra,
+            } => {
+                r.before.insert(row, (op, values, extra));
+            }
+            Record::Send {
+                row,
+                correlation_id,
+                call,
+            } => {
+                r.unanswered.insert(row, (correlation_id, call));
+            }
+            Record::Answer {
+                row,
+                request_id,
+                status,
+            } => {
+                if r.unanswered
+                    .get(&row)
+                    .is_some_and(|(_, c)| c.request_id == request_id)
+                {
+                    r.unanswered.remove(&row);
+                }
+                match status {
+                    Some(s @ 200..=299) => {
+                        r.answered_ok.insert(row, (request_id, s));
+                    }
+                    _ => {
+                        r.answered_ok.remove(&row);
+                    }
+                }
+            }
+            Record::Row(o) => {
+                r.outcomes.insert(o.row, o);
+            }
+            Record::Done => r.done = true,
+        }
+    }
+    Ok(r)
+}
+
+/// A line that does not parse, followed by a resumed run's records: the tail of a crashed run.
+fn is_torn_then_resumed(lines: &[&str], i: usize) -> bool {
+    lines
+        .get(i + 1..)
+        .and_then(|rest| rest.iter().find(|l| !l.trim().is_empty()))
+        .is_some_and(|next| next.contains("\"t\":\"resume\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            input_sha256: "ab".into(),
+            input: "in.csv".into(),
+            operation: None,
+            target: "http://127.0.0.1:1".into(),
+        }
+    }
+
+    fn call(id: &str) -> SentCall {
+        SentCall {
+            method: "PATCH".into(),
+            path: "/servicerequests/1".into(),
+            body: Some(serde_json::json!({"NewNote": {"Text": "x"}})),
+            if_match: None,
+            request_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn a_send_without_its_answer_is_unanswered_and_a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv.journal");
+        let j = Journal::create(&p, &job()).unwrap();
+        j.append(
+            &Record::Send {
+                row: 1,
+                correlation_id: "c1".into(),
+                call: call("a"),
+            },
+            true,
+        )
+        .unwrap();
+        j.append(
+            &Record::Answer {
+                row: 1,
+                request_id: "a".into(),
+                status: Some(200),
+            },
+            false,
+        )
+        .unwrap();
+        j.append(
+            &Record::Send {
+                row: 2,
+                correlation_id: "c2".into(),
+                call: call("b"),
+            },
+            true,
+        )
+        .unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"t":"answer","row":2,"requ"#).unwrap();
+        let r = read(&p).unwrap();
+        assert_eq!(r.job, Some(job()));
+        assert!(!r.unanswered.contains_key(&1));
+        assert_eq!(r.unanswered[&2].1.request_id, "b");
+
+        // A resumed run appends after the torn line; the journal still reads.
+        let j = Journal::reopen(&p).unwrap();
+        j.append(
+            &Record::Resume {
+                retry_failed: false,
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(read(&p).unwrap().unanswered.len(), 1);
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        std::fs::write(&p, "{\"t\":\"done\"}\nnot json\n{\"t\":\"done\"}\n").unwrap();
+        assert!(read(&p).is_err());
+    }
+}
