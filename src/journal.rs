@@ -189,6 +189,14 @@ impl Journal {
     }
 }
 
+/// A row's journaled before-values.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    pub op: String,
+    pub values: BTreeMap<String, String>,
+    pub extra: BTreeMap<String, Value>,
+}
+
 /// A journal read back: the job and what each row got to.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -198,7 +206,7 @@ pub struct Replay {
     pub outcomes: BTreeMap<usize, OutcomeRecord>,
     /// Writes sent with no answer recorded, per row (the last one).
     pub unanswered: BTreeMap<usize, (String, SentCall)>,
-    pub before: BTreeMap<usize, (String, BTreeMap<String, String>, BTreeMap<String, Value>)>,
+    pub before: BTreeMap<usize, Before>,
     /// Writes answered with success, per row (the last one): the row's last call went through.
     pub answered_ok: BTreeMap<usize, (String, u16)>,
 }
@@ -273,7 +281,7 @@ pub fn read(path: &Path) -> io::Result<Replay> {
                 values,
                 extra,
             } => {
-                r.before.insert(row, (op, values, extra));
+                r.before.insert(row, Before { op, values, extra });
             }
             Record::Send {
                 row,

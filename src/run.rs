@@ -260,8 +260,8 @@ fn split(plan: Plan, writer: &Writer, resume: Option<(&Replay, bool)>) -> Vec<Jo
             if let Some((correlation_id, call)) = replay.unanswered.get(&r.row) {
                 job.pending = pending(correlation_id, call);
             }
-            if let Some((_, _, extra)) = replay.before.get(&r.row) {
-                job.extra = extra.clone();
+            if let Some(before) = replay.before.get(&r.row) {
+                job.extra = before.extra.clone();
             }
         }
         jobs.push(job);

@@ -165,8 +165,16 @@ impl Pacer {
 /// second call) goes before rows behind it, so rows finish in order rather than all reading first.
 #[derive(Default)]
 struct RowGate {
-    state: Mutex<(bool, std::collections::BTreeSet<(usize, u64)>, u64)>,
+    state: Mutex<GateState>,
     turn: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct GateState {
+    busy: bool,
+    /// Waiting callers as (row, arrival): the first is next.
+    queue: std::collections::BTreeSet<(usize, u64)>,
+    arrivals: u64,
 }
 
 /// Holds the gate; releasing it lets the next row in.
@@ -174,7 +182,7 @@ struct Pass<'g>(&'g RowGate);
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().expect("gate").0 = false;
+        self.0.state.lock().expect("gate").busy = false;
         self.0.turn.notify_waiters();
     }
 }
@@ -184,7 +192,7 @@ struct Waiting<'g>(&'g RowGate, (usize, u64));
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let removed = self.0.state.lock().expect("gate").1.remove(&self.1);
+        let removed = self.0.state.lock().expect("gate").queue.remove(&self.1);
         if removed {
             self.0.turn.notify_waiters();
         }
@@ -195,9 +203,9 @@ impl RowGate {
     async fn enter(&self, row: usize) -> Pass<'_> {
         let key = {
             let mut st = self.state.lock().expect("gate");
-            st.2 += 1;
-            let key = (row, st.2);
-            st.1.insert(key);
+            st.arrivals += 1;
+            let key = (row, st.arrivals);
+            st.queue.insert(key);
             key
         };
         let waiting = Waiting(self, key);
@@ -207,9 +215,9 @@ impl RowGate {
             notified.as_mut().enable();
             {
                 let mut st = self.state.lock().expect("gate");
-                if !st.0 && st.1.first() == Some(&key) {
-                    st.0 = true;
-                    st.1.remove(&key);
+                if !st.busy && st.queue.first() == Some(&key) {
+                    st.busy = true;
+                    st.queue.remove(&key);
                     std::mem::forget(waiting);
                     return Pass(self);
                 }
