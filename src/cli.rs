@@ -36,6 +36,14 @@ pub enum Command {
         /// support-contact, service-request, support-profile or billing-profile
         operation: String,
     },
+    /// Write a CSV that puts back what a run changed (from its results file and journal).
+    Undo {
+        /// The results file of the run to undo.
+        results: PathBuf,
+        /// Where to write the undo file (default: <input stem>.undo.csv beside the results).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the Partner Center simulator on loopback.
     Sandbox(SandboxArgs),
 }

@@ -16,6 +16,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod sandbox;
+pub mod undo;
 
 use std::io::Write;
 
@@ -76,6 +77,11 @@ fn run_command(cli: Cli) -> anyhow::Result<u8> {
             w.write_record(op.example.iter().map(|(c, _)| *c))?;
             w.write_record(op.example.iter().map(|(_, v)| *v))?;
             w.flush()?;
+            Ok(exit::OK)
+        }
+        Command::Undo { results, out } => {
+            let report = undo::write_undo(&results, out.as_deref())?;
+            print!("{}", undo::report_text(&report));
             Ok(exit::OK)
         }
         Command::Sandbox(args) => {

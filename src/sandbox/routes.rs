@@ -14,7 +14,9 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::faults::{Fate, Faults};
-use super::tenant::{etag_text, Tenant, RESELLERS};
+use super::tenant::{
+    etag_text, support_contact, Reseller, Tenant, PARTNER_MPN, PARTNER_TENANT, RESELLERS,
+};
 use super::Options;
 
 /// The bearer token the sandbox always accepts.
@@ -544,7 +546,15 @@ fn put_support_contact(t: &mut Tenant, c: &str, sub: &str, b: &Value) -> Result<
             "Invalid input: SupportTenantId must be a GUID, SupportMpnId digits, Name not empty",
         ));
     }
-    let Some(reseller) = RESELLERS.iter().find(|r| r.mpn_id == mpn) else {
+    // The partner itself, the contact every subscription starts with, may be put back.
+    let partner = Reseller {
+        tenant_id: PARTNER_TENANT,
+        mpn_id: PARTNER_MPN,
+        name: "the partner",
+        indirect_reseller: true,
+    };
+    let found = RESELLERS.iter().find(|r| r.mpn_id == mpn);
+    let Some(reseller) = found.or((mpn == PARTNER_MPN).then_some(&partner)) else {
         return Err(error(404, 800015, &format!("PartnerID {mpn} isn't found")));
     };
     if !reseller.indirect_reseller {
@@ -561,11 +571,7 @@ fn put_support_contact(t: &mut Tenant, c: &str, sub: &str, b: &Value) -> Result<
             &format!("SupportTenantId {tenant_id} is not the tenant of PartnerID {mpn}"),
         ));
     }
-    let contact = json!({
-        "supportTenantId": tenant_id, "supportMpnId": mpn, "name": name,
-        "links": {"self": {"uri": format!("/customers/{c}/subscriptions/{sub}/supportcontact"), "method": "Get", "headers": []}},
-        "attributes": {"objectType": "SupportContact"}
-    });
+    let contact = support_contact(c, sub, &tenant_id, mpn, name);
     let sub_entry = t.subscriptions.get_mut(sub).expect("checked above");
     let before = sub_entry
         .support_contact

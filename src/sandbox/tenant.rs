@@ -74,8 +74,13 @@ pub struct Tenant {
     pub changes: Vec<String>,
 }
 
-fn partner_contact() -> Value {
-    json!({"supportTenantId": PARTNER_TENANT, "supportMpnId": PARTNER_MPN, "name": "Adatum Cloud (partner)"})
+/// A SupportContact as the service returns it.
+pub fn support_contact(customer: &str, sub: &str, tenant_id: &str, mpn: &str, name: &str) -> Value {
+    json!({
+        "supportTenantId": tenant_id, "supportMpnId": mpn, "name": name,
+        "links": {"self": {"uri": format!("/customers/{customer}/subscriptions/{sub}/supportcontact"), "method": "Get", "headers": []}},
+        "attributes": {"objectType": "SupportContact"}
+    })
 }
 
 fn billing(id: &str, first: &str, last: &str, company: &str, address: Value) -> Value {
@@ -155,13 +160,20 @@ impl Tenant {
 
         let mut subscriptions = BTreeMap::new();
         let mut add = |id: String, customer: &str, offer: &str, nce: bool| {
+            let contact = support_contact(
+                customer,
+                &id,
+                PARTNER_TENANT,
+                PARTNER_MPN,
+                "Adatum Cloud (partner)",
+            );
             subscriptions.insert(
                 id,
                 Subscription {
                     customer_id: customer.into(),
                     offer_name: offer.into(),
                     new_commerce: nce,
-                    support_contact: partner_contact(),
+                    support_contact: contact,
                 },
             );
         };

@@ -1,0 +1,393 @@
+//! Crash safety: runs killed at random moments (SIGKILL) and at crash points, then resumed, against a
+//! sandbox with latency, throttling and dropped responses. The sandbox's own state must show every row
+//! applied exactly once; the results file must have one line per row; undo must put the tenant back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::Value;
+
+const SRS: [&str; 4] = [
+    "616122292874576",
+    "616122292874577",
+    "616122292874578",
+    "616122292874579",
+];
+const NOTES: usize = 24;
+const CONTACTS: usize = 16;
+const BILLING: usize = 6;
+const ROWS: usize = NOTES + CONTACTS + BILLING;
+
+fn mixed_input() -> String {
+    let mut csv = String::from(
+        "operation,service_request_id,note,customer_id,subscription_id,support_tenant_id,support_mpn_id,name,company_name\n",
+    );
+    for i in 0..NOTES {
+        csv.push_str(&format!(
+            "service-request,{},crash note {i},,,,,,\n",
+            SRS[i % 4]
+        ));
+    }
+    for i in 0..CONTACTS {
+        csv.push_str(&format!(
+            "support-contact,,,{CONTOSO},d1000000-0000-4000-8000-{i:012x},{TREY_TENANT},4391507,Trey Research,\n"
+        ));
+    }
+    for i in 0..BILLING {
+        csv.push_str(&format!(
+            "billing-profile,,,c1000000-0000-4000-8000-{i:012x},,,,,Renamed {i}\n"
+        ));
+    }
+    csv
+}
+
+const FAULTY: &[&str] = &[
+    "--latency-ms",
+    "10-60",
+    "--rate",
+    "40",
+    "--burst",
+    "5",
+    "--drop-before",
+    "0.05",
+    "--drop-after",
+    "0.08",
+    "--subscriptions",
+    "16",
+    "--customers",
+    "6",
+];
+
+fn apply_cmd(sb: &Sandbox, input: &Path, resume: bool) -> Command {
+    let mut c = pcbulk();
+    c.arg("apply")
+        .arg(input)
+        .args(["--base-url", &sb.url, "--rate", "100", "--concurrency", "4"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+/// Runs, killing the process with SIGKILL after `after` if it is still going. Returns its output, or
+/// `None` if it was killed.
+fn run_killed_after(mut cmd: Command, after: Duration) -> Option<Output> {
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + after;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    None
+}
+
+/// Every row applied exactly once, from the sandbox's own state.
+fn assert_exactly_once(sb: &Sandbox, results_path: &Path, context: &str) {
+    let state = sb.state();
+    let mut notes: BTreeMap<String, usize> = BTreeMap::new();
+    for sr in state["serviceRequests"].as_array().unwrap() {
+        for n in sr["notes"].as_array().unwrap() {
+            *notes
+                .entry(n["text"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    for i in 0..NOTES {
+        assert_eq!(
+            notes.get(&format!("crash note {i}")),
+            Some(&1),
+            "{context}: note {i} in {notes:?}"
+        );
+    }
+    let changes: Vec<&str> = state["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for i in 0..CONTACTS {
+        let sub = format!("d1000000-0000-4000-8000-{i:012x}");
+        assert_eq!(
+            changes.iter().filter(|c| c.contains(&sub)).count(),
+            1,
+            "{context}: {sub} changed once"
+        );
+        assert_eq!(
+            sb.subscription(&sub)["supportContact"]["supportMpnId"],
+            "4391507"
+        );
+    }
+    for i in 0..BILLING {
+        let c = format!("c1000000-0000-4000-8000-{i:012x}");
+        let b = sb.customer(&c)["billingProfile"].clone();
+        assert_eq!(
+            b["companyName"],
+            format!("Renamed {i}").as_str(),
+            "{context}"
+        );
+        assert_eq!(
+            b["defaultAddress"]["addressLine3"], "Suite 1",
+            "{context}: other fields kept"
+        );
+        let etag = b["attributes"]["etag"].as_str().unwrap();
+        assert!(
+            etag.ends_with("-000002"),
+            "{context}: {c} written exactly once ({etag})"
+        );
+    }
+    let rows = results(results_path);
+    assert_eq!(rows.len(), ROWS, "{context}: one line per row");
+    let row_numbers: Vec<String> = rows.iter().map(|r| r["row"].clone()).collect();
+    let want: Vec<String> = (1..=ROWS).map(|r| r.to_string()).collect();
+    assert_eq!(row_numbers, want, "{context}: in input order");
+    assert!(
+        rows.iter().all(|r| r["status"] == "succeeded"),
+        "{context}: {rows:?}"
+    );
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
+    let mut rng = StdRng::seed_from_u64(20261122);
+    for trial in 0..4 {
+        let sb = Sandbox::start(&[FAULTY, &["--seed", &trial.to_string()]].concat());
+        let w = Workdir::new();
+        let input = w.write("in.csv", mixed_input());
+        let mut resume = false;
+        let mut kills = 0;
+        let final_out = loop {
+            // A few kills per run, at random moments; then let it finish.
+            let after = if kills < 3 {
+                Duration::from_millis(rng.random_range(150..1200))
+            } else {
+                Duration::from_secs(120)
+            };
+            match run_killed_after(apply_cmd(&sb, &input, resume), after) {
+                Some(out) => break out,
+                None => {
+                    kills += 1;
+                    resume = true;
+                }
+            }
+        };
+        assert_eq!(
+            code(&final_out),
+            0,
+            "trial {trial} after {kills} kills: {}",
+            text(&final_out)
+        );
+        assert_exactly_once(
+            &sb,
+            &w.path("in.results.csv"),
+            &format!("trial {trial}, {kills} kills"),
+        );
+        let stats = sb.stats();
+        assert_eq!(stats["requestIdReuse"], 0, "{stats}");
+    }
+}
+
+#[test]
+fn crashed_at_every_kind_of_point_and_resumed_every_row_is_applied_exactly_once() {
+    // after-journal-append:N aborts right after the N-th journal record is written: after the run
+    // header, a before-value, a write's intent (before it is sent), an answer, or a row's outcome.
+    // before-final-rewrite aborts as the results file is about to be rewritten in order.
+    let points = [
+        "after-journal-append:2",
+        "after-journal-append:7",
+        "after-journal-append:23",
+        "after-journal-append:61",
+        "before-final-rewrite",
+    ];
+    for (trial, point) in points.iter().enumerate() {
+        let sb = Sandbox::start(&[FAULTY, &["--seed", &(100 + trial).to_string()]].concat());
+        let w = Workdir::new();
+        let input = w.write("in.csv", mixed_input());
+        let crashed = apply_cmd(&sb, &input, false)
+            .env("PCBULK_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(
+            !crashed.status.success(),
+            "{point}: the crash point was reached"
+        );
+        let out = apply_cmd(&sb, &input, true).output().unwrap();
+        assert_eq!(code(&out), 0, "{point}: {}", text(&out));
+        assert_exactly_once(&sb, &w.path("in.results.csv"), point);
+    }
+}
+
+#[test]
+fn a_resumed_run_writes_the_same_results_as_an_uninterrupted_one() {
+    let columns_that_vary = ["duration_ms", "attempts", "correlation_id", "request_id"];
+    let strip = |rows: Vec<BTreeMap<String, String>>| -> Vec<BTreeMap<String, String>> {
+        rows.into_iter()
+            .map(|mut r| {
+                for c in columns_that_vary {
+                    r.remove(c);
+                }
+                r
+            })
+            .collect()
+    };
+    let calm = Sandbox::start(&["--subscriptions", "16", "--customers", "6"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", mixed_input());
+    let out = apply_cmd(&calm, &input, false).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let uninterrupted = strip(results(&w.path("in.results.csv")));
+
+    let sb = Sandbox::start(&[
+        "--subscriptions",
+        "16",
+        "--customers",
+        "6",
+        "--latency-ms",
+        "30",
+    ]);
+    let w2 = Workdir::new();
+    let input2 = w2.write("in.csv", mixed_input());
+    assert!(run_killed_after(apply_cmd(&sb, &input2, false), Duration::from_millis(600)).is_none());
+    let out = apply_cmd(&sb, &input2, true).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(strip(results(&w2.path("in.results.csv"))), uninterrupted);
+}
+
+#[test]
+fn resume_refuses_another_file_operation_or_target_and_a_new_run_refuses_an_unfinished_journal() {
+    let sb = Sandbox::start(&[
+        "--latency-ms",
+        "200",
+        "--subscriptions",
+        "16",
+        "--customers",
+        "6",
+    ]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", mixed_input());
+    assert!(run_killed_after(apply_cmd(&sb, &input, false), Duration::from_millis(700)).is_none());
+
+    let again = apply_cmd(&sb, &input, false).output().unwrap();
+    assert_eq!(code(&again), 2, "{}", text(&again));
+    assert!(text(&again).contains("--resume"), "{}", text(&again));
+
+    std::fs::write(
+        &input,
+        mixed_input().replace("crash note 3,", "crash note 3 edited,"),
+    )
+    .unwrap();
+    let edited = apply_cmd(&sb, &input, true).output().unwrap();
+    assert_eq!(code(&edited), 2, "{}", text(&edited));
+    assert!(
+        text(&edited).contains("not the file the run started with"),
+        "{}",
+        text(&edited)
+    );
+    std::fs::write(&input, mixed_input()).unwrap();
+
+    let other_op = apply_cmd(&sb, &input, true)
+        .args(["--operation", "support-contact"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&other_op), 2, "{}", text(&other_op));
+
+    let elsewhere = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--resume", "--base-url", "http://127.0.0.1:9"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap();
+    assert_eq!(code(&elsewhere), 2, "{}", text(&elsewhere));
+    assert!(
+        text(&elsewhere).contains("was sent to"),
+        "{}",
+        text(&elsewhere)
+    );
+
+    let finished = apply_cmd(&sb, &input, true).output().unwrap();
+    assert_eq!(code(&finished), 0, "{}", text(&finished));
+}
+
+fn snapshot(sb: &Sandbox) -> Value {
+    let mut s = sb.state();
+    s.as_object_mut().unwrap().remove("changes");
+    for c in s["customers"].as_array_mut().unwrap() {
+        c["billingProfile"]["attributes"]["etag"] = Value::Null;
+    }
+    for sr in s["serviceRequests"].as_array_mut().unwrap() {
+        for k in ["lastModifiedDate", "lastClosedDate", "notes"] {
+            sr[k] = Value::Null;
+        }
+    }
+    s
+}
+
+#[test]
+fn undo_then_apply_puts_the_tenant_back() {
+    let sb = Sandbox::start(&[]);
+    let before = snapshot(&sb);
+    let w = Workdir::new();
+    let input = w.write(
+        "changes.csv",
+        format!(
+            "operation,customer_id,subscription_id,support_tenant_id,partner_id,name,service_request_id,note,new_status,email,city\n\
+             support-contact,{FABRIKAM},d0000002-0000-4000-8000-000000000021,e0000002-0000-4000-8000-000000000002,5123456,Fabrikam Resellers,,,,,\n\
+             support-contact,{CONTOSO},d0000001-0000-4000-8000-000000000011,{TREY_TENANT},4391507,Trey Research,,,,,\n\
+             service-request,,,,,,616122292874577,Taken over by Fabrikam Resellers.,attention_needed,,\n\
+             service-request,,,,,,616122292874578,Just a note.,,,\n\
+             billing-profile,{NORTHWIND},,,,,,,,ap@northwind.example,Malmö C\n\
+             support-profile,,,,,,,,,escalations@adatum.example,\n"
+        ),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_ne!(snapshot(&sb), before);
+
+    let undo = pcbulk()
+        .arg("undo")
+        .arg(w.path("changes.results.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&undo), 0, "{}", text(&undo));
+    assert!(
+        text(&undo).contains("cannot remove a note"),
+        "{}",
+        text(&undo)
+    );
+    let undo_file = w.path("changes.undo.csv");
+    let undo_rows = results(&undo_file);
+    assert_eq!(
+        undo_rows.len(),
+        5,
+        "every change but the note-only row: {undo_rows:?}"
+    );
+
+    let out = sb.apply(&undo_file, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        snapshot(&sb),
+        before,
+        "the tenant is as it was, notes aside"
+    );
+    let notes = sb.service_request("616122292874578")["notes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        notes, 1,
+        "the note stays: Partner Center cannot remove notes"
+    );
+}
