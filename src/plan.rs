@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
-use crate::input::header::canonical;
+use crate::input::header::{canonical, normalize};
 use crate::input::Table;
 use crate::ops::{self, Change, OpSpec, Problem, Row};
 
@@ -31,6 +31,69 @@ pub struct PlannedRow {
 pub struct Plan {
     pub headers: Vec<String>,
     pub rows: Vec<PlannedRow>,
+    /// Things worth telling the user that do not stop the run (a header that looks like a typo).
+    pub warnings: Vec<String>,
+    /// The input's delimiter, which the results file uses too.
+    pub delimiter: u8,
+}
+
+/// A header that names no known column but is close to one.
+struct NearMiss {
+    header: String,
+    column: &'static str,
+}
+
+impl NearMiss {
+    fn sentence(&self) -> String {
+        format!(
+            "column \"{}\" is not one pcbulk reads (it is kept and echoed to the results); did you \
+             mean {}?",
+            self.header, self.column
+        )
+    }
+}
+
+/// Headers that name no column but are within a typo or two of one.
+fn near_misses(headers: &[String], columns: &[Option<&'static str>]) -> Vec<NearMiss> {
+    let known = ops::all_columns();
+    headers
+        .iter()
+        .zip(columns)
+        .filter(|(_, c)| c.is_none())
+        .filter_map(|(h, _)| {
+            let n = normalize(h);
+            let (dist, column) = known
+                .iter()
+                .map(|k| (strsim::osa_distance(&n, &normalize(k)), *k))
+                .min()?;
+            let allowed = (n.len() / 4).clamp(1, 3);
+            (dist <= allowed && !columns.contains(&Some(column))).then(|| NearMiss {
+                header: h.clone(),
+                column,
+            })
+        })
+        .collect()
+}
+
+/// Other names for a column that are only unambiguous for some operations: "Tenant ID" is the
+/// customer's tenant in a billing file, but could be either tenant in a support-contact one.
+fn op_alias(op: &OpSpec, header: &str) -> Option<&'static str> {
+    let n = normalize(header);
+    let names_customer = matches!(
+        n.as_str(),
+        "tenantid" | "tenant" | "customer" | "customertenant"
+    );
+    let has = |c: &str| op.columns().any(|k| k == c);
+    (names_customer && has("customer_id") && !has("support_tenant_id")).then_some("customer_id")
+}
+
+/// The columns the headers name, for one operation (with its own aliases) or for any.
+fn resolve(headers: &[String], op: Option<&OpSpec>) -> Vec<Option<&'static str>> {
+    let known = ops::all_columns();
+    headers
+        .iter()
+        .map(|h| canonical(h, &known).or_else(|| op.and_then(|o| op_alias(o, h))))
+        .collect()
 }
 
 /// How the operation is chosen for each row.
@@ -42,11 +105,9 @@ enum Choice {
 
 /// Plans every row of `table`; `forced` is `--operation`.
 pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, UsageError> {
-    let known = ops::all_columns();
-    let columns: Vec<Option<&'static str>> =
-        table.headers.iter().map(|h| canonical(h, &known)).collect();
-    let choice = choose(&columns, forced)?;
+    let (choice, columns) = choose(&table.headers, forced)?;
     let headers: Vec<String> = table.headers.iter().map(|h| h.trim().to_owned()).collect();
+    let warnings = near_misses(&headers, &columns);
     let label = |col: &str| -> String {
         columns
             .iter()
@@ -56,7 +117,7 @@ pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, Usag
     };
 
     if let Choice::One(op) = choice {
-        check_columns(op, &columns)?;
+        check_columns(op, &columns, &warnings)?;
     }
     let mut checked: Vec<&'static str> = Vec::new();
     let mut rows = Vec::with_capacity(table.rows.len());
@@ -80,7 +141,7 @@ pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, Usag
             },
             (None, Ok(op)) => {
                 if !checked.contains(&op.name) {
-                    check_columns(op, &columns)?;
+                    check_columns(op, &columns, &warnings)?;
                     checked.push(op.name);
                 }
                 let mut row = Row::new();
@@ -104,7 +165,12 @@ pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, Usag
         });
     }
     refuse_duplicates(&mut rows);
-    Ok(Plan { headers, rows })
+    Ok(Plan {
+        headers,
+        rows,
+        warnings: warnings.into_iter().map(|m| m.sentence()).collect(),
+        delimiter: table.delimiter,
+    })
 }
 
 fn row_op(value: &str, label: &str) -> Result<&'static OpSpec, String> {
@@ -136,29 +202,42 @@ fn ragged(n: usize, want: usize, cells: &[String]) -> Option<String> {
 }
 
 fn choose(
-    columns: &[Option<&'static str>],
+    headers: &[String],
     forced: Option<&'static OpSpec>,
-) -> Result<Choice, UsageError> {
+) -> Result<(Choice, Vec<Option<&'static str>>), UsageError> {
     if let Some(op) = forced {
-        return Ok(Choice::One(op));
+        return Ok((Choice::One(op), resolve(headers, Some(op))));
     }
+    let columns = resolve(headers, None);
     if let Some(i) = columns.iter().position(|c| *c == Some("operation")) {
-        return Ok(Choice::PerRow(i));
+        return Ok((Choice::PerRow(i), columns));
     }
-    let present: Vec<&str> = columns.iter().flatten().copied().collect();
     let fits = |op: &&OpSpec| {
+        let cols = resolve(headers, Some(op));
+        let present: Vec<&str> = cols.iter().flatten().copied().collect();
         op.required.iter().all(|c| present.contains(c))
             && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
             && present.iter().all(|c| op.columns().any(|k| k == *c))
     };
     let matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
     match matching.as_slice() {
-        [op] => Ok(Choice::One(op)),
-        [] => Err(UsageError(format!(
-            "cannot tell which operation the file is for: its header matches none.\n\
-             Give --operation OP, or an \"operation\" column, or these columns:\n{}",
-            expected_columns()
-        ))),
+        [op] => Ok((Choice::One(op), resolve(headers, Some(op)))),
+        [] => {
+            let hints: Vec<String> = near_misses(headers, &columns)
+                .iter()
+                .map(NearMiss::sentence)
+                .collect();
+            let hints = if hints.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", hints.join("\n"))
+            };
+            Err(UsageError(format!(
+                "cannot tell which operation the file is for: its header matches none.{hints}\n\
+                 Give --operation OP, or an \"operation\" column, or these columns:\n{}",
+                expected_columns()
+            )))
+        }
         many => Err(UsageError(format!(
             "the header fits more than one operation ({}); give --operation OP",
             many.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
@@ -189,7 +268,11 @@ fn describe_columns(op: &OpSpec) -> String {
     s
 }
 
-fn check_columns(op: &OpSpec, columns: &[Option<&'static str>]) -> Result<(), UsageError> {
+fn check_columns(
+    op: &OpSpec,
+    columns: &[Option<&'static str>],
+    near: &[NearMiss],
+) -> Result<(), UsageError> {
     let has = |c: &str| columns.contains(&Some(c));
     let mut missing: Vec<String> = op
         .required
@@ -206,8 +289,13 @@ fn check_columns(op: &OpSpec, columns: &[Option<&'static str>]) -> Result<(), Us
     if missing.is_empty() {
         return Ok(());
     }
+    let hints: String = near
+        .iter()
+        .filter(|m| missing.iter().any(|c| c == m.column))
+        .map(|m| format!("\n{}", m.sentence()))
+        .collect();
     Err(UsageError(format!(
-        "the file has no column for {} which {} needs.\nExpected columns:\n{}",
+        "the file has no column for {} which {} needs.{hints}\nExpected columns:\n{}",
         missing.join(", "),
         op.name,
         describe_columns(op)
@@ -314,6 +402,52 @@ mod tests {
         assert_eq!(p.rows[0].op.unwrap().name, "billing-profile");
         let p = planned("Email\na@b.com\n", None).unwrap();
         assert_eq!(p.rows[0].op.unwrap().name, "support-profile");
+    }
+
+    #[test]
+    fn a_typo_in_a_header_gets_a_did_you_mean() {
+        let err = planned(
+            &format!(
+                "Custmer ID,Subscription ID,Support Tenant ID,Partner ID,Name\n{C1},x,y,1,n\n"
+            ),
+            Some("support-contact"),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.0.contains("\"Custmer ID\"") && err.0.contains("did you mean customer_id"),
+            "{}",
+            err.0
+        );
+        let p = planned(
+            &format!("{}Commnet\n", SC.trim_end().to_owned() + ","),
+            None,
+        )
+        .unwrap();
+        assert!(
+            p.warnings.is_empty(),
+            "no close column: a user's own column is fine"
+        );
+        let p = planned(&format!("customer_id,emial,city\n{C1},a@b.co,Lund\n"), None).unwrap();
+        assert!(
+            p.warnings[0].contains("did you mean email"),
+            "{:?}",
+            p.warnings
+        );
+    }
+
+    #[test]
+    fn tenant_id_names_the_customer_only_where_that_is_unambiguous() {
+        let p = planned(&format!("Tenant ID,City\n{C1},Lund\n"), None).unwrap();
+        assert_eq!(p.rows[0].op.unwrap().name, "billing-profile");
+        assert!(matches!(p.rows[0].verdict, Verdict::Ready(_)));
+        let err = planned(
+            "Tenant ID,Subscription ID,Partner ID,Name\nx,y,1,n\n",
+            Some("support-contact"),
+        )
+        .err()
+        .unwrap();
+        assert!(err.0.contains("customer_id"), "{}", err.0);
     }
 
     #[test]

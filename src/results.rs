@@ -119,9 +119,22 @@ pub fn header(input_headers: &[String]) -> Vec<String> {
     out
 }
 
+/// Written first: Excel reads a CSV without it in the machine's legacy code page, and accents come out
+/// garbled; with it, as UTF-8. Readers that know CSV (Python's `utf-8-sig`, the csv crate, pcbulk) skip it.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+fn writer(file: File, delimiter: u8) -> io::Result<csv::Writer<File>> {
+    let mut file = file;
+    file.write_all(BOM)?;
+    Ok(csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(file))
+}
+
 /// Owns the results file.
 pub struct ResultsWriter {
     path: PathBuf,
+    delimiter: u8,
     header: Vec<String>,
     /// Each row's input cells (trimmed, one per header column), by row number − 1.
     inputs: Vec<Vec<String>>,
@@ -130,19 +143,22 @@ pub struct ResultsWriter {
 }
 
 impl ResultsWriter {
-    /// Creates (truncates) the file and writes the header.
+    /// Creates (truncates) the file and writes the header; cells are separated by the input's own
+    /// delimiter, so a file from Excel with semicolons comes back with semicolons.
     pub fn create(
         path: &Path,
         input_headers: &[String],
         inputs: Vec<Vec<String>>,
+        delimiter: u8,
     ) -> io::Result<Self> {
         let header = header(input_headers);
-        let mut out = csv::Writer::from_writer(File::create(path)?);
+        let mut out = writer(File::create(path)?, delimiter)?;
         out.write_record(&header)?;
         out.flush()?;
         let n = inputs.len();
         Ok(ResultsWriter {
             path: path.to_owned(),
+            delimiter,
             header,
             inputs,
             outcomes: vec![None; n],
@@ -204,10 +220,13 @@ impl ResultsWriter {
         }
         let tmp = self.path.with_extension("csv.tmp");
         {
-            let file = File::create(&tmp)?;
-            let mut w = csv::Writer::from_writer(file);
+            let mut w = writer(File::create(&tmp)?, self.delimiter)?;
             w.write_record(&self.header)?;
-            for o in self.outcomes.iter().flatten() {
+            let half = self.outcomes.len() / 2;
+            for (i, o) in self.outcomes.iter().flatten().enumerate() {
+                if i == half {
+                    crate::failpoint::hit("mid-final-rewrite");
+                }
                 w.write_record(self.record(o))?;
             }
             let mut file = w.into_inner().map_err(|e| e.into_error())?;
@@ -252,15 +271,17 @@ mod tests {
             vec!["b".to_string()],
             vec!["=c".to_string()],
         ];
-        let mut w = ResultsWriter::create(&path, &["x".into()], inputs).unwrap();
+        let mut w = ResultsWriter::create(&path, &["x".into()], inputs, b',').unwrap();
         for row in [3, 1, 2] {
             w.append(Outcome::unsent(row, row as u64 + 1, Status::Valid, "", ""))
                 .unwrap();
         }
         let appended = std::fs::read_to_string(&path).unwrap();
+        assert!(appended.starts_with('\u{feff}'), "a BOM for Excel");
         assert!(appended.lines().nth(1).unwrap().starts_with("'=c,3,"));
         w.finish().unwrap();
         let ordered = std::fs::read_to_string(&path).unwrap();
+        assert!(ordered.starts_with('\u{feff}'));
         let firsts: Vec<&str> = ordered
             .lines()
             .skip(1)

@@ -62,8 +62,12 @@ impl Summary {
 /// Reads and plans the input; any error here is a usage error (exit 2) and nothing is sent.
 fn prepare(cfg: &InputConfig) -> anyhow::Result<Plan> {
     let table = input::read_path(&cfg.input, &cfg.read)?;
-    let plan = plan::plan(&table, cfg.operation)
+    let mut plan = plan::plan(&table, cfg.operation)
         .with_context(|| format!("{} cannot be run", cfg.input.display()))?;
+    plan.delimiter = table.delimiter;
+    for w in &plan.warnings {
+        eprintln!("pcbulk: warning: {w}");
+    }
     Ok(plan)
 }
 
@@ -93,7 +97,7 @@ impl Writer {
     ) -> anyhow::Result<Writer> {
         let inputs = plan.rows.iter().map(|r| r.cells.clone()).collect();
         let lines: Vec<u64> = plan.rows.iter().map(|r| r.line).collect();
-        let mut w = ResultsWriter::create(&cfg.out, &plan.headers, inputs)
+        let mut w = ResultsWriter::create(&cfg.out, &plan.headers, inputs, plan.delimiter)
             .with_context(|| format!("cannot write the results file {}", cfg.out.display()))?;
         let (tx, rx) = mpsc::channel::<Msg>();
         let writing = Arc::new(Mutex::new(()));

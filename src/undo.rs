@@ -57,10 +57,11 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
     let replay = journal::read(&journal_path)
         .with_context(|| format!("cannot read the journal {}", journal_path.display()))?;
 
-    // The results file holds each row's input cells and final status.
-    let mut reader = csv::Reader::from_path(results)
+    // The results file holds each row's input cells and final status; read it as any input (it may
+    // have a BOM, and the input's delimiter).
+    let table = crate::input::read_path(results, &crate::input::ReadOptions::default())
         .with_context(|| format!("cannot read the results file {}", results.display()))?;
-    let headers: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    let headers = &table.headers;
     let known = ops::all_columns();
     let column_of: Vec<Option<&'static str>> =
         headers.iter().map(|h| canonical(h, &known)).collect();
@@ -81,10 +82,15 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
     };
     // (op, columns → value) per undo row, in input order.
     let mut undo_rows: Vec<(String, BTreeMap<&'static str, String>)> = Vec::new();
-    for rec in reader.records() {
-        let rec = rec?;
-        let row: usize = rec.get(row_index).unwrap_or("").parse().unwrap_or(0);
-        if rec.get(status_index) != Some("succeeded") {
+    for raw in &table.rows {
+        let rec = &raw.cells;
+        let row: usize = rec
+            .get(row_index)
+            .map(String::as_str)
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
+        if rec.get(status_index).map(String::as_str) != Some("succeeded") {
             continue;
         }
         let Some(before) = replay.before.get(&row) else {
@@ -101,6 +107,7 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
                 .iter()
                 .position(|c| *c == Some(key))
                 .and_then(|i| rec.get(i))
+                .map(String::as_str)
                 .unwrap_or("");
             cells.insert(key, value.to_owned());
         }

@@ -95,6 +95,9 @@ pub enum CallError {
     /// The run is stopping (error limit, refused credentials, interrupt); the call was not made.
     #[error("not attempted: {0}")]
     Aborted(String),
+    /// pcbulk refused to send the write: what it read shows the service would refuse it.
+    #[error("{message}")]
+    Invalid { code: String, message: String },
 }
 
 impl CallError {
@@ -104,7 +107,10 @@ impl CallError {
         match self {
             CallError::Service(e) => matches!(e.status, 408 | 429 | 500 | 502 | 503 | 504),
             CallError::Transport { .. } => true,
-            CallError::Unauthorized(_) | CallError::Decode(_) | CallError::Aborted(_) => false,
+            CallError::Unauthorized(_)
+            | CallError::Decode(_)
+            | CallError::Aborted(_)
+            | CallError::Invalid { .. } => false,
         }
     }
 
@@ -127,6 +133,7 @@ impl CallError {
             CallError::Unauthorized(_) => "unauthorized".into(),
             CallError::Decode(_) => "bad_response".into(),
             CallError::Aborted(_) => "aborted".into(),
+            CallError::Invalid { code, .. } => code.clone(),
         }
     }
 }

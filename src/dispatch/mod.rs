@@ -248,6 +248,7 @@ impl Dispatcher {
                 )
             }
             Err(CallError::Aborted(reason)) => (Status::Skipped, "aborted".into(), reason),
+            Err(CallError::Invalid { code, message }) => (Status::Invalid, code, message),
             Err(e) => (
                 Status::Failed,
                 e.code(),

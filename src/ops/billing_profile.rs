@@ -133,6 +133,30 @@ impl UpdateBillingProfile {
     }
 }
 
+/// Some countries need a phone number on the billing address (600051 otherwise): checked on the
+/// profile as it would be written, since the phone may be in the profile already or in the row.
+fn phone_where_required(profile: &Value) -> Result<(), CallError> {
+    let address = get(profile, "defaultAddress");
+    let country = address
+        .and_then(|a| get_str(a, "country"))
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let phone = address
+        .and_then(|a| get_str(a, "phoneNumber"))
+        .unwrap_or("")
+        .trim();
+    if phone.is_empty() && super::countries::PHONE_REQUIRED.contains(&country.as_str()) {
+        return Err(CallError::Invalid {
+            code: "phone_required".into(),
+            message: format!(
+                "column \"phone_number\": Partner Center requires a phone number for billing addresses \
+                 in {country}, and the profile has none; add a phone_number to the row (nothing was written)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl UpdateBillingProfile {
     /// The named fields as read, by input column.
     fn before(&self, current: &Value) -> std::collections::BTreeMap<String, String> {
@@ -177,6 +201,7 @@ impl Change for UpdateBillingProfile {
                 let Some(profile) = self.changed(current) else {
                     return Ok(Applied::Unchanged);
                 };
+                phone_where_required(&profile)?;
                 api.record_before(before, Default::default());
                 match api
                     .call(Request::put(self.path(), profile).if_match(etag))
@@ -313,6 +338,30 @@ mod tests {
         let err = change().apply(&api).await.unwrap_err();
         assert_eq!(err.code(), "600051");
         assert_eq!(api.sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_country_that_needs_a_phone_gets_one_or_nothing_is_written() {
+        use crate::ops::fake::{ok, FakeApi};
+        let mut no_phone = with_etag("e1");
+        no_phone["defaultAddress"]["phoneNumber"] = json!("");
+        let to_hungary = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![(true, "country", "HU".into())],
+        };
+        let api = FakeApi::new(vec![ok(no_phone.clone())]);
+        let err = to_hungary.apply(&api).await.unwrap_err();
+        assert_eq!(err.code(), "phone_required");
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "only the read");
+        let with_phone = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![
+                (true, "country", "HU".into()),
+                (true, "phoneNumber", "+36 1 234 5678".into()),
+            ],
+        };
+        let api = FakeApi::new(vec![ok(no_phone), ok(json!({}))]);
+        assert_eq!(with_phone.apply(&api).await.unwrap(), Applied::Changed);
     }
 
     #[test]

@@ -163,20 +163,26 @@ pub fn length(
     }
 }
 
-/// An ISO 3166-1 alpha-2 country code; sent upper-case.
+/// An ISO 3166-1 alpha-2 country code (one of the 249 assigned); sent upper-case.
 pub fn country(column: &'static str, value: &str) -> Result<String, Problem> {
     let up = value.to_ascii_uppercase();
-    if up.len() == 2 && up.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(up)
-    } else {
-        Err(Problem::new(
-            column,
-            "invalid_country",
-            format!(
-                "{column} {value:?} is not a 2-letter ISO country code; expected e.g. US, FR or SE"
-            ),
-        ))
+    if super::countries::is_country(&up) {
+        return Ok(up);
     }
+    let hint = match up.as_str() {
+        "UK" => " (the United Kingdom is GB)",
+        "EL" => " (Greece is GR)",
+        _ if up.len() == 3 => " (that looks like a 3-letter code; use the 2-letter one)",
+        _ => "",
+    };
+    Err(Problem::new(
+        column,
+        "invalid_country",
+        format!(
+            "{column} {value:?} is not an ISO 3166-1 country code{hint}; expected two letters such as \
+             US, FR, DE or SE"
+        ),
+    ))
 }
 
 /// A culture name such as `en-US` or `fr-FR`, or a language such as `en`.
@@ -271,6 +277,11 @@ mod tests {
         assert_eq!(country("country", "se").unwrap(), "SE");
         assert!(country("country", "SWE").is_err());
         assert!(country("country", "S1").is_err());
+        assert!(
+            country("country", "XX").is_err(),
+            "two letters, but not a country"
+        );
+        assert!(country("country", "uk").unwrap_err().message.contains("GB"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod billing_profile;
 pub mod check;
+pub mod countries;
 pub mod json;
 pub mod service_request;
 pub mod support_contact;

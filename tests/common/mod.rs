@@ -201,17 +201,18 @@ impl Workdir {
     }
 }
 
-/// The results file as a list of rows, each column → cell.
+/// The results file as a list of rows, each column → cell (read with pcbulk's own reader: the file
+/// starts with a BOM and uses the input's delimiter).
 pub fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).expect("results file exists");
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
+    let t = pcbulk::input::read_path(path, &pcbulk::input::ReadOptions::default())
+        .expect("results file exists");
+    t.rows
+        .iter()
+        .map(|r| {
+            t.headers
                 .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .cloned()
+                .zip(r.cells.iter().cloned())
                 .collect()
         })
         .collect()
