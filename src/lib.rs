@@ -16,6 +16,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod sandbox;
+pub mod stream;
 pub mod undo;
 
 use std::io::Write;
@@ -62,7 +63,7 @@ fn run_command(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Validate(args) => {
             let cfg = InputConfig::try_from(&args)?;
-            let summary = run::validate(&cfg, true)?;
+            let summary = stream::validate(&cfg, true)?;
             print!("{}", report::summary_text(&summary));
             Ok(summary.exit_code())
         }

@@ -103,31 +103,59 @@ enum Choice {
     PerRow(usize),
 }
 
-/// Plans every row of `table`; `forced` is `--operation`.
-pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, UsageError> {
-    let (choice, columns) = choose(&table.headers, forced)?;
-    let headers: Vec<String> = table.headers.iter().map(|h| h.trim().to_owned()).collect();
-    let warnings = near_misses(&headers, &columns);
-    let label = |col: &str| -> String {
-        columns
+/// Plans rows against one header: built once, then used for every row (from any thread).
+pub struct Planner {
+    choice: Choice,
+    columns: Vec<Option<&'static str>>,
+    /// The header cells, trimmed.
+    pub headers: Vec<String>,
+    near: Vec<NearMiss>,
+}
+
+impl Planner {
+    /// Reads the header: which operation(s), which columns; a missing column is a usage error.
+    pub fn new(headers: &[String], forced: Option<&'static OpSpec>) -> Result<Self, UsageError> {
+        let (choice, columns) = choose(headers, forced)?;
+        let headers: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
+        let near = near_misses(&headers, &columns);
+        if let Choice::One(op) = choice {
+            check_columns(op, &columns, &near)?;
+        }
+        Ok(Planner {
+            choice,
+            columns,
+            headers,
+            near,
+        })
+    }
+
+    /// Header typos worth a warning.
+    pub fn warnings(&self) -> Vec<String> {
+        self.near.iter().map(NearMiss::sentence).collect()
+    }
+
+    /// The header's name for a column, as the user wrote it.
+    fn label(&self, col: &str) -> String {
+        self.columns
             .iter()
             .position(|c| *c == Some(col))
-            .map(|i| headers[i].clone())
+            .map(|i| self.headers[i].clone())
             .unwrap_or_else(|| col.to_owned())
-    };
-
-    if let Choice::One(op) = choice {
-        check_columns(op, &columns, &warnings)?;
     }
-    let mut checked: Vec<&'static str> = Vec::new();
-    let mut rows = Vec::with_capacity(table.rows.len());
-    for raw in &table.rows {
-        let mut cells: Vec<String> = raw.cells.iter().map(|c| c.trim().to_owned()).collect();
-        let ragged = ragged(cells.len(), headers.len(), &cells);
-        cells.resize(headers.len(), String::new());
-        let op = match choice {
+
+    /// One row's operation and verdict; `cells` as in the file. Duplicates are not looked at here
+    /// (see [`Duplicates`]). A mixed file's row whose operation needs a column the header lacks is a
+    /// usage error.
+    pub fn plan_row(
+        &self,
+        cells: &[&str],
+    ) -> Result<(Option<&'static OpSpec>, Verdict), UsageError> {
+        let want = self.headers.len();
+        let cell = |i: usize| cells.get(i).map(|c| c.trim()).unwrap_or("");
+        let ragged = ragged(cells, want);
+        let op = match self.choice {
             Choice::One(op) => Ok(op),
-            Choice::PerRow(i) => row_op(&cells[i], &label("operation")),
+            Choice::PerRow(i) => row_op(cell(i), &self.label("operation")),
         };
         let op_ok = op.as_ref().ok().copied();
         let verdict = match (ragged, op) {
@@ -140,35 +168,150 @@ pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, Usag
                 message,
             },
             (None, Ok(op)) => {
-                if !checked.contains(&op.name) {
-                    check_columns(op, &columns, &warnings)?;
-                    checked.push(op.name);
+                if matches!(self.choice, Choice::PerRow(_)) {
+                    check_columns(op, &self.columns, &self.near)?;
                 }
                 let mut row = Row::new();
-                for (i, col) in columns.iter().enumerate() {
+                for (i, col) in self.columns.iter().enumerate() {
                     if let Some(col) = col {
-                        row.set(col, &cells[i]);
+                        row.set(col, cell(i));
                     }
                 }
                 match (op.plan)(&row) {
                     Ok(change) => Verdict::Ready(change),
-                    Err(problems) => invalid(&problems, &label),
+                    Err(problems) => invalid(&problems, &|c| self.label(c)),
                 }
             }
         };
+        Ok((op_ok, verdict))
+    }
+}
+
+/// Which rows change the same target, in a compact index: a 128-bit hash of each target with the
+/// first row's number and line (24 bytes a target), so a file of a million rows stays small.
+#[derive(Default)]
+pub struct Duplicates {
+    first: HashMap<u128, (u32, u32), PreHashed>,
+}
+
+/// The keys are hashes already: use their bits as they are rather than hash them again.
+#[derive(Default, Clone, Copy)]
+struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = KeyBits;
+    fn build_hasher(&self) -> KeyBits {
+        KeyBits(0)
+    }
+}
+
+struct KeyBits(u64);
+
+impl std::hash::Hasher for KeyBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= n as u64 ^ (n >> 64) as u64;
+    }
+}
+
+/// The index key of a target: its 128-bit xxh3 hash (two different targets share one with a
+/// chance of about 10⁻²⁶ in a million rows). Pure, so it can be computed on any thread.
+pub fn target_key(target: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(target.as_bytes())
+}
+
+/// A verdict's target key, if it has a target.
+pub fn verdict_key(verdict: &Verdict) -> Option<u128> {
+    match verdict {
+        Verdict::Ready(change) => change.target().map(|t| target_key(&t)),
+        Verdict::Invalid { .. } => None,
+    }
+}
+
+impl Duplicates {
+    /// An index with room for about `targets` targets, so it is not copied as it grows.
+    pub fn with_capacity(targets: usize) -> Self {
+        Duplicates {
+            first: HashMap::with_capacity_and_hasher(targets, PreHashed),
+        }
+    }
+
+    /// Records a row's target key; if an earlier row has it, that row's number and line.
+    pub fn first_of(&mut self, key: u128, row: usize, line: u64) -> Option<(u32, u32)> {
+        let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        match self.first.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((small(row as u64), small(line)));
+                None
+            }
+        }
+    }
+
+    /// A second row for a target already seen is refused, naming the first. `key` is the verdict's
+    /// [`verdict_key`], when the caller has computed it already.
+    pub fn refuse_keyed(
+        &mut self,
+        verdict: &mut Verdict,
+        key: Option<u128>,
+        row: usize,
+        line: u64,
+    ) {
+        let Some(key) = key else { return };
+        let Some((first_row, first_line)) = self.first_of(key, row, line) else {
+            return;
+        };
+        let target = match verdict {
+            Verdict::Ready(change) => change.target().unwrap_or_default(),
+            Verdict::Invalid { .. } => return,
+        };
+        *verdict = Verdict::Invalid {
+            code: "duplicate_target".into(),
+            message: format!(
+                "row {first_row} (line {first_line}) already changes the {target}; only the first \
+                 row is applied: merge the two rows or remove one"
+            ),
+        };
+    }
+
+    pub fn refuse(&mut self, verdict: &mut Verdict, row: usize, line: u64) {
+        let key = verdict_key(verdict);
+        self.refuse_keyed(verdict, key, row, line);
+    }
+}
+
+/// Plans every row of `table`; `forced` is `--operation`.
+pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, UsageError> {
+    let planner = Planner::new(&table.headers, forced)?;
+    let mut duplicates = Duplicates::default();
+    let mut rows = Vec::with_capacity(table.rows.len());
+    for raw in &table.rows {
+        let cells: Vec<&str> = raw.cells.iter().map(String::as_str).collect();
+        let (op, mut verdict) = planner.plan_row(&cells)?;
+        duplicates.refuse(&mut verdict, raw.row, raw.line);
+        let mut trimmed: Vec<String> = cells.iter().map(|c| c.trim().to_owned()).collect();
+        trimmed.resize(planner.headers.len(), String::new());
         rows.push(PlannedRow {
             row: raw.row,
             line: raw.line,
-            cells,
-            op: op_ok,
+            cells: trimmed,
+            op,
             verdict,
         });
     }
-    refuse_duplicates(&mut rows);
     Ok(Plan {
-        headers,
+        warnings: planner.warnings(),
+        headers: planner.headers,
         rows,
-        warnings: warnings.into_iter().map(|m| m.sentence()).collect(),
         delimiter: table.delimiter,
     })
 }
@@ -189,8 +332,9 @@ fn row_op(value: &str, label: &str) -> Result<&'static OpSpec, String> {
 }
 
 /// A row with more cells than the header (other than trailing empty ones) or fewer.
-fn ragged(n: usize, want: usize, cells: &[String]) -> Option<String> {
-    let extra_filled = cells.iter().skip(want).any(|c| !c.is_empty());
+fn ragged(cells: &[&str], want: usize) -> Option<String> {
+    let n = cells.len();
+    let extra_filled = cells.iter().skip(want).any(|c| !c.trim().is_empty());
     if n < want || extra_filled {
         Some(format!(
             "the row has {n} cells but the header has {want}; check for a value with an unquoted \
@@ -314,30 +458,6 @@ fn invalid(problems: &[Problem], label: &dyn Fn(&str) -> String) -> Verdict {
     Verdict::Invalid {
         code: problems[0].code.to_owned(),
         message,
-    }
-}
-
-/// A second row that changes the same target as an earlier one is refused, naming the first.
-fn refuse_duplicates(rows: &mut [PlannedRow]) {
-    let mut first: HashMap<String, (usize, u64)> = HashMap::new();
-    for r in rows.iter_mut() {
-        let Verdict::Ready(change) = &r.verdict else {
-            continue;
-        };
-        let Some(target) = change.target() else {
-            continue;
-        };
-        if let Some((row, line)) = first.get(&target) {
-            r.verdict = Verdict::Invalid {
-                code: "duplicate_target".into(),
-                message: format!(
-                    "row {row} (line {line}) already changes the {target}; only the first row is \
-                     applied: merge the two rows or remove one"
-                ),
-            };
-        } else {
-            first.insert(target, (r.row, r.line));
-        }
     }
 }
 

@@ -14,9 +14,10 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(rows: u64, enabled: bool) -> Self {
+    /// A bar for `rows` rows, or a counter when the number is not known (a streamed file).
+    pub fn new(rows: Option<u64>, enabled: bool) -> Self {
         let bar = if enabled && std::io::stderr().is_terminal() {
-            let b = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
+            let b = ProgressBar::with_draw_target(rows, ProgressDrawTarget::stderr());
             b.set_style(
                 ProgressStyle::with_template(
                     "{bar:30} {pos}/{len} rows · {rate} · ETA {eta} {msg}",
@@ -44,6 +45,11 @@ impl Progress {
         }
     }
 
+    /// Many rows done at once (a streamed batch): one update, not one per row.
+    pub fn rows_done(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
@@ -54,8 +60,8 @@ pub fn summary_text(s: &Summary) -> String {
     let mut out = String::new();
     let counts: Vec<String> = Status::ALL
         .iter()
-        .filter(|st| s.count(**st) > 0)
-        .map(|st| format!("{} {st}", s.count(*st)))
+        .filter(|st| s.count_of(**st) > 0)
+        .map(|st| format!("{} {st}", s.count_of(*st)))
         .collect();
     out.push_str(&format!(
         "pcbulk: {} rows in {:.1} s: {}\n",
@@ -67,8 +73,7 @@ pub fn summary_text(s: &Summary) -> String {
             counts.join(", ")
         }
     ));
-    const SHOWN: usize = 10;
-    for o in s.problems.iter().take(SHOWN) {
+    for o in &s.problems {
         let http = o
             .http_status
             .map(|h| format!(" (HTTP {h})"))
@@ -78,10 +83,10 @@ pub fn summary_text(s: &Summary) -> String {
             o.row, o.line, o.status, o.error_message
         ));
     }
-    if s.problems.len() > SHOWN {
+    if s.problems_total > s.problems.len() {
         out.push_str(&format!(
             "  ... and {} more in the results file\n",
-            s.problems.len() - SHOWN
+            s.problems_total - s.problems.len()
         ));
     }
     if let Some(why) = &s.aborted {

@@ -131,6 +131,134 @@ fn writer(file: File, delimiter: u8) -> io::Result<csv::Writer<File>> {
         .from_writer(file))
 }
 
+/// One results line: the row's input cells (neutralised), then the outcome's columns.
+fn line<S: AsRef<str>>(inputs: &[S], o: &Outcome) -> Vec<String> {
+    let mut cells: Vec<String> = inputs
+        .iter()
+        .map(|c| neutralize(c.as_ref()).into_owned())
+        .collect();
+    cells.extend([
+        o.row.to_string(),
+        o.line.to_string(),
+        o.status.to_string(),
+        o.http_status.map(|s| s.to_string()).unwrap_or_default(),
+        neutralize(&o.error_code).into_owned(),
+        neutralize(&o.error_message).into_owned(),
+        o.attempts.to_string(),
+        o.correlation_id.clone(),
+        o.request_id.clone(),
+        o.duration_ms.to_string(),
+    ]);
+    cells
+}
+
+/// A results file written in order as rows stream past (validate): nothing is held in memory.
+/// Lines are encoded by [`encode_line`] (on any thread) and appended here as bytes.
+pub struct StreamWriter {
+    out: std::io::BufWriter<File>,
+}
+
+impl StreamWriter {
+    pub fn create(path: &Path, input_headers: &[String], delimiter: u8) -> io::Result<Self> {
+        let mut file = File::create(path)?;
+        file.write_all(BOM)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&encode(&header(input_headers), delimiter)?)?;
+        Ok(StreamWriter { out })
+    }
+
+    pub fn write_encoded(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One record, CSV-encoded with the delimiter, ending in a newline.
+fn encode<S: AsRef<[u8]>>(cells: &[S], delimiter: u8) -> io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(Vec::with_capacity(256));
+    w.write_record(cells)?;
+    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Appends one CSV field: quoted (quotes doubled) when it holds the delimiter, a quote or a line
+/// break, as the csv crate writes it.
+fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
+    if !first {
+        buf.push(delimiter);
+    }
+    let needs_quotes = field
+        .iter()
+        .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+    if !needs_quotes {
+        buf.extend_from_slice(field);
+        return;
+    }
+    buf.push(b'"');
+    for &b in field {
+        if b == b'"' {
+            buf.push(b'"');
+        }
+        buf.push(b);
+    }
+    buf.push(b'"');
+}
+
+/// A results line, CSV-encoded: the row's input cells, then the outcome's columns. The same bytes as
+/// the csv crate would write, without its per-writer buffers (this runs once a row, on any thread).
+pub fn encode_line<S: AsRef<str>>(inputs: &[S], o: &Outcome, delimiter: u8) -> io::Result<Vec<u8>> {
+    use std::fmt::Write as _;
+    let mut buf = Vec::with_capacity(256);
+    let mut first = true;
+    for c in inputs {
+        push_field(
+            &mut buf,
+            neutralize(c.as_ref()).as_bytes(),
+            delimiter,
+            first,
+        );
+        first = false;
+    }
+    let mut num = String::new();
+    let mut push_num = |buf: &mut Vec<u8>, n: u64| {
+        num.clear();
+        let _ = write!(num, "{n}");
+        push_field(buf, num.as_bytes(), delimiter, false);
+    };
+    if first {
+        // No input columns: the first results column starts the line.
+        push_field(&mut buf, o.row.to_string().as_bytes(), delimiter, true);
+    } else {
+        push_num(&mut buf, o.row as u64);
+    }
+    push_num(&mut buf, o.line);
+    push_field(&mut buf, o.status.as_str().as_bytes(), delimiter, false);
+    let http = o.http_status.map(|h| h.to_string()).unwrap_or_default();
+    push_field(&mut buf, http.as_bytes(), delimiter, false);
+    push_field(
+        &mut buf,
+        neutralize(&o.error_code).as_bytes(),
+        delimiter,
+        false,
+    );
+    push_field(
+        &mut buf,
+        neutralize(&o.error_message).as_bytes(),
+        delimiter,
+        false,
+    );
+    push_num(&mut buf, o.attempts as u64);
+    push_field(&mut buf, o.correlation_id.as_bytes(), delimiter, false);
+    push_field(&mut buf, o.request_id.as_bytes(), delimiter, false);
+    push_num(&mut buf, o.duration_ms);
+    buf.push(b'\n');
+    Ok(buf)
+}
+
 /// Owns the results file.
 pub struct ResultsWriter {
     path: PathBuf,
@@ -167,23 +295,7 @@ impl ResultsWriter {
     }
 
     fn record(&self, o: &Outcome) -> Vec<String> {
-        let mut cells: Vec<String> = self.inputs[o.row - 1]
-            .iter()
-            .map(|c| neutralize(c).into_owned())
-            .collect();
-        cells.extend([
-            o.row.to_string(),
-            o.line.to_string(),
-            o.status.to_string(),
-            o.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            neutralize(&o.error_code).into_owned(),
-            neutralize(&o.error_message).into_owned(),
-            o.attempts.to_string(),
-            o.correlation_id.clone(),
-            o.request_id.clone(),
-            o.duration_ms.to_string(),
-        ]);
-        cells
+        line(&self.inputs[o.row - 1], o)
     }
 
     /// Appends one finished row and flushes it to the OS, so a killed run keeps it.
@@ -260,6 +372,32 @@ mod tests {
             &["Customer ID", "input_status", "input_error_code"]
         );
         assert_eq!(&h[3..], RESULT_COLUMNS);
+    }
+
+    #[test]
+    fn encode_line_writes_what_the_csv_crate_writes() {
+        let o = Outcome {
+            row: 3,
+            line: 4,
+            status: Status::Invalid,
+            http_status: Some(400),
+            error_code: "x".into(),
+            error_message: "a \"quoted\", two-line\nmessage".into(),
+            attempts: 2,
+            correlation_id: "c".into(),
+            request_id: "r".into(),
+            duration_ms: 17,
+        };
+        let inputs = ["plain", "semi;colon", "=SUM(1)", "", "comma,here"];
+        for delimiter in [b',', b';', b'\t'] {
+            let want = encode(&line(&inputs, &o), delimiter).unwrap();
+            assert_eq!(
+                encode_line(&inputs, &o, delimiter).unwrap(),
+                want,
+                "{}",
+                delimiter as char
+            );
+        }
     }
 
     #[test]

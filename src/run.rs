@@ -33,14 +33,42 @@ pub struct Summary {
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
     pub elapsed: Duration,
-    /// Invalid and failed rows, for the summary's list of problems.
+    /// The first invalid and failed rows, for the summary's list of problems.
     pub problems: Vec<Outcome>,
+    /// How many rows are invalid or failed in all.
+    pub problems_total: usize,
     /// What the sandbox changed, for `apply --sandbox`.
     pub sandbox_changes: Option<Vec<String>>,
 }
 
+/// How many problem rows a summary keeps to show.
+pub const PROBLEMS_SHOWN: usize = 10;
+
 impl Summary {
-    pub fn count(&self, s: Status) -> usize {
+    pub fn new(results: PathBuf) -> Self {
+        Summary {
+            counts: BTreeMap::new(),
+            results,
+            aborted: None,
+            elapsed: Duration::ZERO,
+            problems: Vec::new(),
+            problems_total: 0,
+            sandbox_changes: None,
+        }
+    }
+
+    /// Counts one row's outcome (keeping the first few problems to show).
+    pub fn count(&mut self, o: Outcome) {
+        *self.counts.entry(o.status).or_insert(0) += 1;
+        if matches!(o.status, Status::Invalid | Status::Failed) {
+            self.problems_total += 1;
+            if self.problems.len() < PROBLEMS_SHOWN {
+                self.problems.push(o);
+            }
+        }
+    }
+
+    pub fn count_of(&self, s: Status) -> usize {
         self.counts.get(&s).copied().unwrap_or(0)
     }
 
@@ -51,7 +79,7 @@ impl Summary {
     pub fn exit_code(&self) -> u8 {
         if self.aborted.is_some() {
             exit::ABORTED
-        } else if self.count(Status::Invalid) + self.count(Status::Failed) > 0 {
+        } else if self.count_of(Status::Invalid) + self.count_of(Status::Failed) > 0 {
             exit::ROWS_FAILED
         } else {
             exit::OK
@@ -219,21 +247,13 @@ fn summarize(
     started: Instant,
     aborted: Option<String>,
 ) -> Summary {
-    let mut counts = BTreeMap::new();
-    for o in &outcomes {
-        *counts.entry(o.status).or_insert(0) += 1;
+    let mut summary = Summary::new(cfg.out.clone());
+    for o in outcomes {
+        summary.count(o);
     }
-    Summary {
-        counts,
-        results: cfg.out.clone(),
-        aborted,
-        elapsed: started.elapsed(),
-        problems: outcomes
-            .into_iter()
-            .filter(|o| matches!(o.status, Status::Invalid | Status::Failed))
-            .collect(),
-        sandbox_changes: None,
-    }
+    summary.aborted = aborted;
+    summary.elapsed = started.elapsed();
+    summary
 }
 
 /// Splits the plan: invalid rows become outcomes at once, and so do rows an earlier run finished
@@ -295,27 +315,10 @@ fn pending(correlation_id: &str, call: &SentCall) -> Option<(Uuid, Pending)> {
     ))
 }
 
-/// `pcbulk validate`, and `apply --dry-run`: no network at all.
-pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summary> {
-    let started = Instant::now();
-    let plan = prepare(cfg)?;
-    let writer = Writer::start(
-        cfg,
-        &plan,
-        Progress::new(plan.rows.len() as u64, show_progress),
-        None,
-    )?;
-    for job in split(plan, &writer, None) {
-        writer.send(Outcome::unsent(job.row, job.line, Status::Valid, "", ""));
-    }
-    let outcomes = writer.finish()?;
-    Ok(summarize(outcomes, cfg, started, None))
-}
-
 /// `pcbulk apply`.
 pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> anyhow::Result<Summary> {
     let Some(target) = cfg.target else {
-        return validate(&cfg.input, show_progress);
+        return crate::stream::validate(&cfg.input, show_progress);
     };
     let started = Instant::now();
     let plan = prepare(&cfg.input)?;
@@ -360,7 +363,7 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> anyhow::Result<Summ
     let writer = Writer::start(
         &cfg.input,
         &plan,
-        Progress::new(plan.rows.len() as u64, show_progress),
+        Progress::new(Some(plan.rows.len() as u64), show_progress),
         Some(Arc::clone(&journal)),
     )?;
     let jobs = split(

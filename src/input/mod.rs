@@ -4,6 +4,7 @@
 //! it can be checked against a CSV conformance suite. Header matching lives in [`header`].
 
 pub mod header;
+pub mod records;
 
 use std::path::Path;
 
@@ -139,75 +140,31 @@ pub fn detect_delimiter(header_line: &str) -> u8 {
 /// Splits text into header and rows. Blank lines, and lines whose every cell is empty (what Excel
 /// writes for an empty row: `;;;`), are skipped and do not count as rows.
 pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<String>, Vec<RawRow>), InputError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
-    let lines = LineIndex::new(text);
+    let mut records = records::Records::new(text.as_bytes(), delimiter);
     let mut headers: Option<Vec<String>> = None;
     let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        let more = reader.read_record(&mut record).map_err(|e| {
-            let line = e.position().map(|p| lines.line_of(p.byte())).unwrap_or(0);
-            InputError::Csv {
-                line,
-                message: e.to_string(),
-            }
-        })?;
-        if !more {
-            break;
-        }
-        if record.iter().all(|c| c.trim().is_empty()) {
+    while let Some(rec) = records.next_record().map_err(|e| InputError::Csv {
+        line: 0,
+        message: e.to_string(),
+    })? {
+        // The text is UTF-8 and fields split at ASCII delimiters, so each field is UTF-8 too.
+        let cells: Vec<String> = rec
+            .fields()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
+        if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        let line = record
-            .position()
-            .map(|p| lines.line_of(p.byte()))
-            .unwrap_or(0);
-        let cells: Vec<String> = record.iter().map(str::to_owned).collect();
         match headers {
             None => headers = Some(cells),
             Some(_) => rows.push(RawRow {
                 row: rows.len() + 1,
-                line,
+                line: rec.line,
                 cells,
             }),
         }
     }
     Ok((headers.unwrap_or_default(), rows))
-}
-
-/// Byte offset → 1-based line number. The csv crate's own line count skips blank lines, so the
-/// `line` column is computed here from where each record starts; `\n`, `\r\n` and a lone `\r` all
-/// end a line.
-struct LineIndex<'t> {
-    text: &'t [u8],
-    starts: Vec<u64>,
-}
-
-impl<'t> LineIndex<'t> {
-    fn new(text: &'t str) -> Self {
-        let b = text.as_bytes();
-        let mut starts = vec![0u64];
-        for (i, &c) in b.iter().enumerate() {
-            if c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')) {
-                starts.push(i as u64 + 1);
-            }
-        }
-        LineIndex { text: b, starts }
-    }
-
-    /// The line of the record the csv reader reports at `byte`: that offset is where the previous
-    /// record ended, before any blank lines the reader skipped, so those are stepped over first.
-    fn line_of(&self, byte: u64) -> u64 {
-        let mut at = byte as usize;
-        while matches!(self.text.get(at), Some(b'\r' | b'\n')) {
-            at += 1;
-        }
-        self.starts.partition_point(|s| *s <= at as u64) as u64
-    }
 }
 
 #[cfg(test)]

@@ -273,11 +273,12 @@ mod tests {
 
     #[test]
     fn documented_limits() {
+        let long = "x".repeat(51);
         let r = Row::new()
             .with("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1")
             .with("state", "Washington")
             .with("country", "USA")
-            .with("first_name", &"x".repeat(51));
+            .with("first_name", &long);
         let errs = plan(&r).unwrap_err();
         let cols: Vec<_> = errs.iter().map(|p| p.column.unwrap()).collect();
         assert_eq!(cols, vec!["first_name", "state", "country"]);

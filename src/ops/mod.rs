@@ -11,7 +11,6 @@ pub mod service_request;
 pub mod support_contact;
 pub mod support_profile;
 
-use std::collections::HashMap;
 use std::fmt;
 
 use futures::future::BoxFuture;
@@ -89,32 +88,37 @@ pub fn all_columns() -> Vec<&'static str> {
     cols
 }
 
-/// One data row's values by canonical column, trimmed; empty cells are absent.
+/// One data row's values by canonical column, trimmed; empty cells are absent. Borrows the cells:
+/// validating a row allocates nothing until a change is built.
 #[derive(Debug, Default, Clone)]
-pub struct Row {
-    values: HashMap<&'static str, String>,
+pub struct Row<'a> {
+    values: Vec<(&'static str, &'a str)>,
 }
 
-impl Row {
+impl<'a> Row<'a> {
     pub fn new() -> Self {
-        Self::default()
+        Row { values: Vec::new() }
     }
 
-    pub fn with(mut self, column: &'static str, value: &str) -> Self {
+    pub fn with(mut self, column: &'static str, value: &'a str) -> Self {
         self.set(column, value);
         self
     }
 
-    pub fn set(&mut self, column: &'static str, value: &str) {
+    pub fn set(&mut self, column: &'static str, value: &'a str) {
         let v = value.trim();
+        self.values.retain(|(c, _)| *c != column);
         if !v.is_empty() {
-            self.values.insert(column, v.to_owned());
+            self.values.push((column, v));
         }
     }
 
     /// The trimmed value of a column, or `None` when the cell is empty or the column absent.
-    pub fn get(&self, column: &str) -> Option<&str> {
-        self.values.get(column).map(String::as_str)
+    pub fn get(&self, column: &str) -> Option<&'a str> {
+        self.values
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, v)| *v)
     }
 }
 

@@ -134,7 +134,7 @@ impl Change for SetSupportContact {
 mod tests {
     use super::*;
 
-    fn row() -> Row {
+    fn row() -> Row<'static> {
         Row::new()
             .with("customer_id", "{0C39D6D5-C70D-4C55-BC02-F620844F3FD1}")
             .with("subscription_id", "C8D8FBAB-6A62-44DC-BE50-B7C74E43A296")
