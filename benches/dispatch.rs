@@ -10,22 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{results, Sandbox, Workdir, CONTOSO, TREY_TENANT};
+use common::{results, Sandbox, Workdir};
 use serde_json::Value;
 
 const ROWS: usize = 600;
 const LATENCY: &str = "20-60";
-
-fn contacts_csv() -> String {
-    let mut csv =
-        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
-    for i in 0..ROWS {
-        csv.push_str(&format!(
-            "{CONTOSO},d1000000-0000-4000-8000-{i:012x},{TREY_TENANT},4391507,Trey Research\n"
-        ));
-    }
-    csv
-}
 
 struct Figures {
     succeeded: usize,
@@ -73,7 +62,7 @@ fn run(sandbox: &[&str], client: &[&str], csv: &str) -> (Figures, Sandbox, Workd
 fn limit_scenario(name: &str, sandbox: &[&str], client: &[&str], limit: f64) {
     let mut args = vec!["--latency-ms", LATENCY, "--subscriptions", "600"];
     args.extend_from_slice(sandbox);
-    let (f, _, _) = run(&args, client, &contacts_csv());
+    let (f, _, _) = run(&args, client, &common::contacts_csv(ROWS));
     let admitted_rate = f.admitted as f64 / f.seconds;
     println!(
         "{name}: {}/{} rows succeeded in {:.1} s; admitted {:.2} calls/s = {:.1}% of {limit}/s; \

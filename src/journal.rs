@@ -79,61 +79,9 @@ pub enum Record {
         status: Option<u16>,
     },
     /// A row's final outcome.
-    Row(OutcomeRecord),
+    Row(Outcome),
     /// Every row has its outcome and the results file is complete.
     Done,
-}
-
-/// An [`Outcome`] as the journal stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutcomeRecord {
-    pub row: usize,
-    pub line: u64,
-    pub status: String,
-    pub http_status: Option<u16>,
-    pub error_code: String,
-    pub error_message: String,
-    pub attempts: u32,
-    pub correlation_id: String,
-    pub request_id: String,
-    pub duration_ms: u64,
-}
-
-impl From<&Outcome> for OutcomeRecord {
-    fn from(o: &Outcome) -> Self {
-        OutcomeRecord {
-            row: o.row,
-            line: o.line,
-            status: o.status.as_str().to_owned(),
-            http_status: o.http_status,
-            error_code: o.error_code.clone(),
-            error_message: o.error_message.clone(),
-            attempts: o.attempts,
-            correlation_id: o.correlation_id.clone(),
-            request_id: o.request_id.clone(),
-            duration_ms: o.duration_ms,
-        }
-    }
-}
-
-impl OutcomeRecord {
-    pub fn to_outcome(&self) -> Option<Outcome> {
-        let status = Status::ALL
-            .into_iter()
-            .find(|s| s.as_str() == self.status)?;
-        Some(Outcome {
-            row: self.row,
-            line: self.line,
-            status,
-            http_status: self.http_status,
-            error_code: self.error_code.clone(),
-            error_message: self.error_message.clone(),
-            attempts: self.attempts,
-            correlation_id: self.correlation_id.clone(),
-            request_id: self.request_id.clone(),
-            duration_ms: self.duration_ms,
-        })
-    }
 }
 
 /// Appends records; safe to share between tasks (each record is one write under a lock).
@@ -203,7 +151,7 @@ pub struct Replay {
     pub job: Option<Job>,
     pub done: bool,
     /// The last final outcome of each row.
-    pub outcomes: BTreeMap<usize, OutcomeRecord>,
+    pub outcomes: BTreeMap<usize, Outcome>,
     /// Writes sent with no answer recorded, per row (the last one).
     pub unanswered: BTreeMap<usize, (String, SentCall)>,
     pub before: BTreeMap<usize, Before>,
@@ -216,13 +164,13 @@ impl Replay {
     /// without `retry_failed`), or a successful answer to its write with the row's line lost.
     pub fn finished(&self, row: usize, line: u64, retry_failed: bool) -> Option<Outcome> {
         if let Some(o) = self.outcomes.get(&row) {
-            let final_status = match o.status.as_str() {
-                "succeeded" | "unchanged" | "invalid" => true,
-                "failed" => !retry_failed,
-                _ => false,
+            let final_status = match o.status {
+                Status::Succeeded | Status::Unchanged | Status::Invalid => true,
+                Status::Failed => !retry_failed,
+                Status::Skipped | Status::Valid => false,
             };
             if final_status {
-                return o.to_outcome();
+                return Some(o.clone());
             }
         }
         // No final line, but the row's write was answered with success: its last call went through.

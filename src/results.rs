@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::input::header::normalize;
 
 /// The columns pcbulk adds after the input's own, in this order (SPEC: Results CSV).
@@ -22,7 +24,8 @@ pub const RESULT_COLUMNS: &[&str] = &[
     "duration_ms",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     Succeeded,
     Unchanged,
@@ -60,8 +63,8 @@ impl fmt::Display for Status {
     }
 }
 
-/// How one input row ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How one input row ended (also a journal record: see `journal::Record::Row`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub row: usize,
     pub line: u64,

@@ -137,7 +137,7 @@ impl Writer {
                     Msg::Row(o) => {
                         progress.row_done(&o);
                         if let Some(j) = &journal {
-                            j.append(&journal::Record::Row((&o).into()), false)?;
+                            j.append(&journal::Record::Row(o.clone()), false)?;
                         }
                         w.append(o)?;
                     }

@@ -14,23 +14,11 @@ const SRS: [&str; 4] = [
     "616122292874579",
 ];
 
-fn extra_subscription(i: usize) -> String {
-    format!("d1000000-0000-4000-8000-{i:012x}")
-}
-
 #[test]
 fn a_throttled_run_waits_as_told_and_applies_every_row() {
     let sb = Sandbox::start(&["--rate", "10", "--burst", "2", "--subscriptions", "30"]);
     let w = Workdir::new();
-    let mut csv =
-        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
-    for i in 0..30 {
-        csv.push_str(&format!(
-            "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research\n",
-            extra_subscription(i)
-        ));
-    }
-    let input = w.write("in.csv", csv);
+    let input = w.write("in.csv", contacts_csv(30));
     let out = sb.apply(&input, &["--rate", "100", "--concurrency", "4"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(statuses(&w.path("in.results.csv"))
@@ -225,15 +213,7 @@ fn interrupt(child: &std::process::Child) {
 fn an_interrupt_lets_calls_in_flight_finish_accounts_for_every_row_and_exits_3() {
     let sb = Sandbox::start(&["--latency-ms", "300", "--subscriptions", "30"]);
     let w = Workdir::new();
-    let mut csv =
-        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
-    for i in 0..30 {
-        csv.push_str(&format!(
-            "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research\n",
-            extra_subscription(i)
-        ));
-    }
-    let input = w.write("in.csv", csv);
+    let input = w.write("in.csv", contacts_csv(30));
     let child = pcbulk()
         .arg("apply")
         .arg(&input)

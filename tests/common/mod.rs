@@ -15,6 +15,24 @@ pub const NORTHWIND: &str = "c0000003-0000-4000-8000-000000000003";
 pub const TREY_TENANT: &str = "e0000001-0000-4000-8000-000000000001";
 pub const FABRIKAM_RESELLER_TENANT: &str = "e0000002-0000-4000-8000-000000000002";
 
+/// The id of the sandbox's i-th extra Contoso subscription (`pcbulk sandbox --subscriptions N`).
+pub fn extra_subscription(i: usize) -> String {
+    format!("d1000000-0000-4000-8000-{i:012x}")
+}
+
+/// A support-contact file moving Contoso's extra subscriptions `0..n` to Trey Research.
+pub fn contacts_csv(n: usize) -> String {
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research\n",
+            extra_subscription(i)
+        ));
+    }
+    csv
+}
+
 /// The `pcbulk` binary with no PCBULK_* variables from the caller's environment.
 pub fn pcbulk() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pcbulk"));
