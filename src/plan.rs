@@ -171,7 +171,7 @@ impl Planner {
                 if matches!(self.choice, Choice::PerRow(_)) {
                     check_columns(op, &self.columns, &self.near)?;
                 }
-                let mut row = Row::new();
+                let mut row = Row::with_capacity(self.columns.len());
                 for (i, col) in self.columns.iter().enumerate() {
                     if let Some(col) = col {
                         row.set(col, cell(i));

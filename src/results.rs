@@ -213,51 +213,34 @@ fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
 
 /// A results line, CSV-encoded: the row's input cells, then the outcome's columns. The same bytes as
 /// the csv crate would write, without its per-writer buffers (this runs once a row, on any thread).
-pub fn encode_line<S: AsRef<str>>(inputs: &[S], o: &Outcome, delimiter: u8) -> io::Result<Vec<u8>> {
-    use std::fmt::Write as _;
+pub fn encode_line<'c>(
+    inputs: impl IntoIterator<Item = &'c str>,
+    o: &Outcome,
+    delimiter: u8,
+) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(256);
     let mut first = true;
-    for c in inputs {
-        push_field(
-            &mut buf,
-            neutralize(c.as_ref()).as_bytes(),
-            delimiter,
-            first,
-        );
+    let mut field = |buf: &mut Vec<u8>, bytes: &[u8]| {
+        push_field(buf, bytes, delimiter, first);
         first = false;
-    }
-    let mut num = String::new();
-    let mut push_num = |buf: &mut Vec<u8>, n: u64| {
-        num.clear();
-        let _ = write!(num, "{n}");
-        push_field(buf, num.as_bytes(), delimiter, false);
     };
-    if first {
-        // No input columns: the first results column starts the line.
-        push_field(&mut buf, o.row.to_string().as_bytes(), delimiter, true);
-    } else {
-        push_num(&mut buf, o.row as u64);
+    for c in inputs {
+        field(&mut buf, neutralize(c).as_bytes());
     }
-    push_num(&mut buf, o.line);
-    push_field(&mut buf, o.status.as_str().as_bytes(), delimiter, false);
-    let http = o.http_status.map(|h| h.to_string()).unwrap_or_default();
-    push_field(&mut buf, http.as_bytes(), delimiter, false);
-    push_field(
-        &mut buf,
-        neutralize(&o.error_code).as_bytes(),
-        delimiter,
-        false,
-    );
-    push_field(
-        &mut buf,
-        neutralize(&o.error_message).as_bytes(),
-        delimiter,
-        false,
-    );
-    push_num(&mut buf, o.attempts as u64);
-    push_field(&mut buf, o.correlation_id.as_bytes(), delimiter, false);
-    push_field(&mut buf, o.request_id.as_bytes(), delimiter, false);
-    push_num(&mut buf, o.duration_ms);
+    let mut n = itoa::Buffer::new();
+    field(&mut buf, n.format(o.row).as_bytes());
+    field(&mut buf, n.format(o.line).as_bytes());
+    field(&mut buf, o.status.as_str().as_bytes());
+    match o.http_status {
+        Some(h) => field(&mut buf, n.format(h).as_bytes()),
+        None => field(&mut buf, b""),
+    }
+    field(&mut buf, neutralize(&o.error_code).as_bytes());
+    field(&mut buf, neutralize(&o.error_message).as_bytes());
+    field(&mut buf, n.format(o.attempts).as_bytes());
+    field(&mut buf, o.correlation_id.as_bytes());
+    field(&mut buf, o.request_id.as_bytes());
+    field(&mut buf, n.format(o.duration_ms).as_bytes());
     buf.push(b'\n');
     Ok(buf)
 }
@@ -395,7 +378,7 @@ mod tests {
         for delimiter in [b',', b';', b'\t'] {
             let want = encode(&line(&inputs, &o), delimiter).unwrap();
             assert_eq!(
-                encode_line(&inputs, &o, delimiter).unwrap(),
+                encode_line(inputs, &o, delimiter).unwrap(),
                 want,
                 "{}",
                 delimiter as char

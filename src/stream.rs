@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::cli::InputConfig;
 use crate::input::records::Records;
-use crate::input::{detect_delimiter, InputError, RawRow};
+use crate::input::{detect_delimiter, InputError};
 use crate::plan::{target_key, Duplicates, Planner, Verdict};
 use crate::report::Progress;
 use crate::results::{encode_line, Outcome, Status, StreamWriter};
@@ -24,6 +24,33 @@ use crate::run::Summary;
 const BATCH: usize = 16 * 1024;
 /// How much of the file is read to tell its encoding and delimiter.
 const SNIFF: usize = 64 * 1024;
+
+/// A streamed row: its cells in one string, with where each ends (two allocations, not one a cell).
+struct StreamRow {
+    row: usize,
+    line: u64,
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl StreamRow {
+    fn cells(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut from = 0usize;
+        self.ends.iter().map(move |&to| {
+            let c = &self.text[from..to as usize];
+            from = to as usize;
+            c
+        })
+    }
+
+    /// The cells trimmed, as many as the header has (missing ones empty).
+    fn trimmed(&self, width: usize) -> impl Iterator<Item = &str> + '_ {
+        self.cells()
+            .map(str::trim)
+            .chain(std::iter::repeat(""))
+            .take(width)
+    }
+}
 
 /// An input opened for streaming.
 struct Source {
@@ -92,43 +119,44 @@ fn open(cfg: &InputConfig) -> anyhow::Result<(Source, u8)> {
 }
 
 impl Source {
-    /// The next non-blank record as cells, with the line it starts on.
-    fn next_cells(&mut self) -> anyhow::Result<Option<(u64, Vec<String>)>> {
+    /// The next non-blank record, with the line it starts on.
+    fn next_row(&mut self, row: usize) -> anyhow::Result<Option<StreamRow>> {
         loop {
             let Some(rec) = self.records.next_record()? else {
                 return Ok(None);
             };
+            let mut text = String::new();
+            let mut ends = Vec::with_capacity(16);
             let fields: Vec<&[u8]> = rec.fields().collect();
             let utf8 = fields.iter().all(|f| std::str::from_utf8(f).is_ok());
-            let cells: Vec<String> = if utf8 || !self.raw_utf8 {
-                fields
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect()
-            } else {
-                fields
-                    .iter()
-                    .map(|f| WINDOWS_1252.decode_without_bom_handling(f).0.into_owned())
-                    .collect()
+            for f in fields {
+                if utf8 || !self.raw_utf8 {
+                    text.push_str(&String::from_utf8_lossy(f));
+                } else {
+                    text.push_str(&WINDOWS_1252.decode_without_bom_handling(f).0);
+                }
+                ends.push(text.len() as u32);
+            }
+            let r = StreamRow {
+                row,
+                line: rec.line,
+                text,
+                ends,
             };
-            if cells.iter().all(|c| c.trim().is_empty()) {
+            if r.cells().all(|c| c.trim().is_empty()) {
                 continue;
             }
-            return Ok(Some((rec.line, cells)));
+            return Ok(Some(r));
         }
     }
 
-    fn batch(&mut self, first_row: usize) -> anyhow::Result<Vec<RawRow>> {
+    fn batch(&mut self, first_row: usize) -> anyhow::Result<Vec<StreamRow>> {
         let mut rows = Vec::with_capacity(BATCH);
         while rows.len() < BATCH {
-            let Some((line, cells)) = self.next_cells()? else {
+            let Some(r) = self.next_row(first_row + rows.len())? else {
                 break;
             };
-            rows.push(RawRow {
-                row: first_row + rows.len(),
-                line,
-                cells,
-            });
+            rows.push(r);
         }
         Ok(rows)
     }
@@ -144,19 +172,13 @@ struct Checked {
     target: Option<String>,
 }
 
-fn trimmed(raw: &RawRow, width: usize) -> Vec<&str> {
-    let mut cells: Vec<&str> = raw.cells.iter().map(|c| c.trim()).collect();
-    cells.resize(width, "");
-    cells
-}
-
 fn check_row(
     planner: &Planner,
-    raw: &RawRow,
+    raw: &StreamRow,
     width: usize,
     delimiter: u8,
 ) -> anyhow::Result<Checked> {
-    let cells: Vec<&str> = raw.cells.iter().map(String::as_str).collect();
+    let cells: Vec<&str> = raw.cells().collect();
     let (_, verdict) = planner.plan_row(&cells)?;
     let (outcome, target) = match &verdict {
         Verdict::Ready(change) => (
@@ -168,7 +190,7 @@ fn check_row(
             None,
         ),
     };
-    let line = encode_line(&trimmed(raw, width), &outcome, delimiter)?;
+    let line = encode_line(raw.trimmed(width), &outcome, delimiter)?;
     Ok(Checked {
         outcome,
         line,
@@ -188,7 +210,7 @@ fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
 /// Checks a validated batch for duplicates (in order: the first row of a target wins) and writes its
 /// lines.
 fn write_batch(
-    rows: &[RawRow],
+    rows: &[StreamRow],
     checks: Vec<Checked>,
     duplicates: &mut Duplicates,
     out: &mut StreamWriter,
@@ -213,7 +235,7 @@ fn write_batch(
                 "duplicate_target",
                 &message,
             );
-            c.line = encode_line(&trimmed(raw, width), &c.outcome, delimiter)?;
+            c.line = encode_line(raw.trimmed(width), &c.outcome, delimiter)?;
         }
         out.write_encoded(&c.line)?;
         summary.count(c.outcome);
@@ -225,9 +247,10 @@ fn write_batch(
 pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (mut source, delimiter) = open(cfg)?;
-    let Some((_, headers)) = source.next_cells()? else {
+    let Some(header) = source.next_row(0)? else {
         return Err(InputError::NoHeader(cfg.input.display().to_string()).into());
     };
+    let headers: Vec<String> = header.cells().map(str::to_owned).collect();
     let planner = Planner::new(&headers, cfg.operation)
         .with_context(|| format!("{} cannot be run", cfg.input.display()))?;
     for w in planner.warnings() {
@@ -249,17 +272,14 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
     let mut reading = source.batch(to_read_from)?;
     // Size the duplicate index from the file's size and the first batch's bytes per row.
     if let (Some(first), Some(last)) = (reading.first(), reading.last()) {
-        let bytes: usize = reading
-            .iter()
-            .map(|r| r.cells.iter().map(|c| c.len() + 1).sum::<usize>())
-            .sum();
+        let bytes: usize = reading.iter().map(|r| r.text.len() + r.ends.len()).sum();
         let per_row = (bytes / reading.len()).max(1) as u64;
         let estimate = (file_size / per_row) as usize + 16;
         if last.row > first.row {
             duplicates = Duplicates::with_capacity(estimate.min(50_000_000));
         }
     }
-    let mut checked: Option<(Vec<RawRow>, Vec<Checked>)> = None;
+    let mut checked: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
     while !reading.is_empty() || checked.is_some() {
         let current = std::mem::take(&mut reading);
         to_read_from += current.len();

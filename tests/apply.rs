@@ -419,3 +419,54 @@ fn formulas_from_input_and_from_the_service_are_neutralised() {
     let rows = results(&w.path("sr.results.csv"));
     assert_eq!(rows[0]["comment"], "'=HYPERLINK(\"x\")");
 }
+
+#[test]
+fn validate_streams_a_large_file_across_batches_in_order_and_finds_duplicates_far_apart() {
+    let w = Workdir::new();
+    let mut csv =
+        String::from("customer_id;subscription_id;support_tenant_id;support_mpn_id;name\r\n");
+    for i in 1..=40_000usize {
+        let sub = match i {
+            35_000 => "d1000000-0000-4000-8000-000000000005".to_owned(), // the same as row 5
+            _ => format!("d1000000-0000-4000-8000-{i:012x}"),
+        };
+        let mpn = if i == 20_000 { "43915O7" } else { "4391507" };
+        csv.push_str(&format!(
+            "{CONTOSO};{sub};{TREY_TENANT};{mpn};Trey Research\r\n"
+        ));
+        if i == 10_000 {
+            csv.push_str(";;;;\r\n\r\n"); // an empty row and a blank line
+        }
+    }
+    let input = w.write("big.csv", csv);
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("big.results.csv"));
+    assert_eq!(rows.len(), 40_000);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["row"], (i + 1).to_string());
+    }
+    assert_eq!(rows[9_999]["line"], "10001");
+    assert_eq!(
+        rows[10_000]["line"], "10004",
+        "the empty row and the blank line are counted as lines"
+    );
+    let invalid: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["status"] == "invalid")
+        .map(|r| (r["row"].as_str(), r["error_code"].as_str()))
+        .collect();
+    assert_eq!(
+        invalid,
+        vec![
+            ("20000", "invalid_partner_id"),
+            ("35000", "duplicate_target")
+        ]
+    );
+    assert!(
+        rows[34_999]["error_message"].contains("row 5 (line 6)"),
+        "{}",
+        rows[34_999]["error_message"]
+    );
+    assert!(rows.iter().filter(|r| r["status"] == "valid").count() == 39_998);
+}

@@ -100,6 +100,13 @@ impl<'a> Row<'a> {
         Row { values: Vec::new() }
     }
 
+    /// A row with room for `n` columns.
+    pub fn with_capacity(n: usize) -> Self {
+        Row {
+            values: Vec::with_capacity(n),
+        }
+    }
+
     pub fn with(mut self, column: &'static str, value: &'a str) -> Self {
         self.set(column, value);
         self
