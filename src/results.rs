@@ -36,6 +36,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in declaration order (so `status as usize` indexes it).
     pub const ALL: [Status; 6] = [
         Status::Succeeded,
         Status::Unchanged,

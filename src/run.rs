@@ -1,6 +1,5 @@
 //! The jobs the commands run: read → plan → (send) → results, and the summary they end with.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -28,7 +27,8 @@ use uuid::Uuid;
 /// How a run ended.
 #[derive(Debug)]
 pub struct Summary {
-    pub counts: BTreeMap<Status, usize>,
+    /// Rows by status, indexed as [`Status::ALL`].
+    counts: [usize; Status::ALL.len()],
     pub results: PathBuf,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
@@ -47,7 +47,7 @@ pub const PROBLEMS_SHOWN: usize = 10;
 impl Summary {
     pub fn new(results: PathBuf) -> Self {
         Summary {
-            counts: BTreeMap::new(),
+            counts: [0; Status::ALL.len()],
             results,
             aborted: None,
             elapsed: Duration::ZERO,
@@ -59,7 +59,7 @@ impl Summary {
 
     /// Counts one row's outcome (keeping the first few problems to show).
     pub fn count(&mut self, o: Outcome) {
-        *self.counts.entry(o.status).or_insert(0) += 1;
+        self.counts[o.status as usize] += 1;
         if matches!(o.status, Status::Invalid | Status::Failed) {
             self.problems_total += 1;
             if self.problems.len() < PROBLEMS_SHOWN {
@@ -69,11 +69,11 @@ impl Summary {
     }
 
     pub fn count_of(&self, s: Status) -> usize {
-        self.counts.get(&s).copied().unwrap_or(0)
+        self.counts[s as usize]
     }
 
     pub fn rows(&self) -> usize {
-        self.counts.values().sum()
+        self.counts.iter().sum()
     }
 
     pub fn exit_code(&self) -> u8 {

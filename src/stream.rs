@@ -125,18 +125,24 @@ impl Source {
             let Some(rec) = self.records.next_record()? else {
                 return Ok(None);
             };
-            let mut text = String::new();
-            let mut ends = Vec::with_capacity(16);
-            let fields: Vec<&[u8]> = rec.fields().collect();
-            let utf8 = fields.iter().all(|f| std::str::from_utf8(f).is_ok());
-            for f in fields {
-                if utf8 || !self.raw_utf8 {
-                    text.push_str(&String::from_utf8_lossy(f));
-                } else {
-                    text.push_str(&WINDOWS_1252.decode_without_bom_handling(f).0);
+            // The record's fields lie end to end: one check and one copy for the whole row. A row
+            // that is not UTF-8 (in a file that otherwise is) is read as Windows-1252.
+            let (text, ends) = match std::str::from_utf8(rec.bytes()) {
+                Ok(t) => (t.to_owned(), rec.ends().iter().map(|&e| e as u32).collect()),
+                Err(_) => {
+                    let mut text = String::new();
+                    let mut ends = Vec::with_capacity(rec.ends().len());
+                    for f in rec.fields() {
+                        if self.raw_utf8 {
+                            text.push_str(&WINDOWS_1252.decode_without_bom_handling(f).0);
+                        } else {
+                            text.push_str(&String::from_utf8_lossy(f));
+                        }
+                        ends.push(text.len() as u32);
+                    }
+                    (text, ends)
                 }
-                ends.push(text.len() as u32);
-            }
+            };
             let r = StreamRow {
                 row,
                 line: rec.line,
@@ -167,9 +173,8 @@ struct Checked {
     outcome: Outcome,
     /// The results line as it stands unless the row turns out to be a duplicate.
     line: Vec<u8>,
-    /// The duplicate index key of its target, and the target (for the message), if it has one.
+    /// The duplicate index key of its target, if it has one.
     key: Option<u128>,
-    target: Option<String>,
 }
 
 fn check_row(
@@ -195,7 +200,6 @@ fn check_row(
         outcome,
         line,
         key: target.as_deref().map(target_key),
-        target,
     })
 }
 
@@ -207,40 +211,50 @@ fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
     v
 }
 
-/// Checks a validated batch for duplicates (in order: the first row of a target wins) and writes its
-/// lines.
-fn write_batch(
-    rows: &[StreamRow],
-    checks: Vec<Checked>,
-    duplicates: &mut Duplicates,
-    out: &mut StreamWriter,
-    summary: &mut Summary,
+/// The in-order end of the pipeline: the duplicate index, the results file and the counts.
+struct Sink<'p> {
+    planner: &'p Planner,
+    duplicates: Duplicates,
+    out: StreamWriter,
+    summary: Summary,
     width: usize,
     delimiter: u8,
-) -> anyhow::Result<()> {
-    for (raw, mut c) in rows.iter().zip(checks) {
-        let first = c
-            .key
-            .and_then(|k| duplicates.first_of(k, raw.row, raw.line));
-        if let Some((first_row, first_line)) = first {
-            let message = format!(
-                "row {first_row} (line {first_line}) already changes the {}; only the first row is \
-                 applied: merge the two rows or remove one",
-                c.target.as_deref().unwrap_or("same target")
-            );
-            c.outcome = Outcome::unsent(
-                raw.row,
-                raw.line,
-                Status::Invalid,
-                "duplicate_target",
-                &message,
-            );
-            c.line = encode_line(raw.trimmed(width), &c.outcome, delimiter)?;
+}
+
+impl Sink<'_> {
+    /// Checks a validated batch for duplicates (in order: the first row of a target wins) and
+    /// writes its lines.
+    fn write_batch(&mut self, rows: &[StreamRow], checks: &mut [Checked]) -> anyhow::Result<()> {
+        for (raw, c) in rows.iter().zip(checks.iter_mut()) {
+            let first = c
+                .key
+                .and_then(|k| self.duplicates.first_of(k, raw.row, raw.line));
+            if let Some((first_row, first_line)) = first {
+                // Rare: plan the row again for its target's name.
+                let cells: Vec<&str> = raw.cells().collect();
+                let target = match self.planner.plan_row(&cells) {
+                    Ok((_, Verdict::Ready(change))) => change.target(),
+                    _ => None,
+                };
+                let message = format!(
+                    "row {first_row} (line {first_line}) already changes the {}; only the first row \
+                     is applied: merge the two rows or remove one",
+                    target.as_deref().unwrap_or("same target")
+                );
+                c.outcome = Outcome::unsent(
+                    raw.row,
+                    raw.line,
+                    Status::Invalid,
+                    "duplicate_target",
+                    &message,
+                );
+                c.line = encode_line(raw.trimmed(self.width), &c.outcome, self.delimiter)?;
+            }
+            self.out.write_encoded(&c.line)?;
+            self.summary.count(c.outcome.clone()); // cheap: a valid row's outcome holds empty strings
         }
-        out.write_encoded(&c.line)?;
-        summary.count(c.outcome);
+        Ok(())
     }
-    Ok(())
 }
 
 /// `pcbulk validate`: every row `valid` or `invalid`, streamed; no network at all.
@@ -257,12 +271,11 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
         eprintln!("pcbulk: warning: {w}");
     }
     tracing::debug!(encoding = source.encoding, "validating as a stream");
-    let mut out = StreamWriter::create(&cfg.out, &planner.headers, delimiter)
+    let out = StreamWriter::create(&cfg.out, &planner.headers, delimiter)
         .with_context(|| format!("cannot write the results file {}", cfg.out.display()))?;
     let progress = Progress::new(None, show_progress);
     let mut duplicates = Duplicates::default();
     let file_size = std::fs::metadata(&cfg.input).map(|m| m.len()).unwrap_or(0);
-    let mut summary = Summary::new(cfg.out.clone());
     let width = planner.headers.len();
 
     // A three-stage pipeline over batches: read batch k+2, validate batch k+1 (across the pool) and
@@ -279,13 +292,27 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
             duplicates = Duplicates::with_capacity(estimate.min(50_000_000));
         }
     }
+    let mut sink = Sink {
+        planner: &planner,
+        duplicates,
+        out,
+        summary: Summary::new(cfg.out.clone()),
+        width,
+        delimiter,
+    };
     let mut checked: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
+    // A written batch is freed by the reading step that follows, which has time to spare.
+    let mut written_batch: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
     while !reading.is_empty() || checked.is_some() {
         let current = std::mem::take(&mut reading);
         to_read_from += current.len();
-        let done = checked.take();
+        let mut done = checked.take();
+        let garbage = written_batch.take();
         let (next, (validated, written)) = rayon::join(
-            || timed(&mut t_read, || source.batch(to_read_from)),
+            || {
+                drop(garbage);
+                timed(&mut t_read, || source.batch(to_read_from))
+            },
             || {
                 rayon::join(
                     || {
@@ -297,16 +324,8 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
                         })
                     },
                     || {
-                        timed(&mut t_write, || match done {
-                            Some((rows, checks)) => write_batch(
-                                &rows,
-                                checks,
-                                &mut duplicates,
-                                &mut out,
-                                &mut summary,
-                                width,
-                                delimiter,
-                            ),
+                        timed(&mut t_write, || match done.as_mut() {
+                            Some((rows, checks)) => sink.write_batch(rows, checks),
                             None => Ok(()),
                         })
                     },
@@ -314,6 +333,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
             },
         );
         written?;
+        written_batch = done;
         let validated =
             validated.with_context(|| format!("{} cannot be run", cfg.input.display()))?;
         progress.rows_done(current.len() as u64);
@@ -323,6 +343,9 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
         reading = next?;
     }
     tracing::debug!(t_read, t_check, t_write, "seconds per stage");
+    let Sink {
+        out, mut summary, ..
+    } = sink;
     out.finish().context("cannot write the results file")?;
     progress.finish();
     summary.elapsed = started.elapsed();

@@ -29,6 +29,16 @@ pub struct Record<'r> {
 }
 
 impl<'r> Record<'r> {
+    /// All the fields' bytes, one after another.
+    pub fn bytes(&self) -> &'r [u8] {
+        self.out
+    }
+
+    /// Where each field ends in [`Record::bytes`].
+    pub fn ends(&self) -> &'r [usize] {
+        self.ends
+    }
+
     pub fn fields(&self) -> impl Iterator<Item = &'r [u8]> + '_ {
         let out = self.out;
         let mut from = 0;
