@@ -212,6 +212,16 @@ fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
     buf.push(b'"');
 }
 
+/// A line of cells exactly as given (already neutralised), CSV-encoded.
+pub fn encode_cells<'c>(cells: impl IntoIterator<Item = &'c [u8]>, delimiter: u8) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256);
+    for (i, c) in cells.into_iter().enumerate() {
+        push_field(&mut buf, c, delimiter, i == 0);
+    }
+    buf.push(b'\n');
+    buf
+}
+
 /// A results line, CSV-encoded: the row's input cells, then the outcome's columns. The same bytes as
 /// the csv crate would write, without its per-writer buffers (this runs once a row, on any thread).
 pub fn encode_line<'c>(

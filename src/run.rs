@@ -64,8 +64,20 @@ impl Summary {
             self.problems_total += 1;
             if self.problems.len() < PROBLEMS_SHOWN {
                 self.problems.push(o);
+            } else if self.problems.last().is_some_and(|p| p.row > o.row) {
+                // A problem found after the fact (a duplicate) may come before those shown.
+                self.problems.pop();
+                self.problems.push(o);
+                self.problems.sort_by_key(|p| p.row);
             }
         }
+    }
+
+    /// A row counted as `was` turns out to be `o` (a duplicate found after the fact).
+    pub fn recount(&mut self, was: Status, o: Outcome) {
+        self.counts[was as usize] -= 1;
+        self.count(o);
+        self.problems.sort_by_key(|p| p.row);
     }
 
     pub fn count_of(&self, s: Status) -> usize {

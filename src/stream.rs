@@ -15,9 +15,9 @@ use rayon::prelude::*;
 use crate::cli::InputConfig;
 use crate::input::records::Records;
 use crate::input::{detect_delimiter, InputError};
-use crate::plan::{target_key, Duplicates, Planner, Verdict};
+use crate::plan::{target_key, Planner, Verdict};
 use crate::report::Progress;
-use crate::results::{encode_line, Outcome, Status, StreamWriter};
+use crate::results::{encode_cells, encode_line, Outcome, Status, StreamWriter};
 use crate::run::Summary;
 
 /// Rows per batch: large enough to keep both cores busy, small enough to keep memory flat.
@@ -211,50 +211,157 @@ fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
     v
 }
 
-/// The in-order end of the pipeline: the duplicate index, the results file and the counts.
-struct Sink<'p> {
-    planner: &'p Planner,
-    duplicates: Duplicates,
-    out: StreamWriter,
-    summary: Summary,
-    width: usize,
-    delimiter: u8,
+/// A fixed-size Bloom filter over target keys: a key it says was never seen is new for certain; one
+/// it says may have been seen is checked exactly afterwards. Its 16 MB do not grow with the file.
+struct Bloom {
+    bits: Vec<u64>,
 }
 
-impl Sink<'_> {
-    /// Checks a validated batch for duplicates (in order: the first row of a target wins) and
-    /// writes its lines.
+impl Bloom {
+    const BITS: u64 = 1 << 27;
+    const HASHES: u64 = 7;
+
+    fn new() -> Self {
+        Bloom {
+            bits: vec![0; (Self::BITS / 64) as usize],
+        }
+    }
+
+    /// Adds a key; returns whether it may have been added before.
+    fn insert(&mut self, key: u128) -> bool {
+        let (h1, h2) = (key as u64, (key >> 64) as u64 | 1);
+        let mut seen = true;
+        for i in 0..Self::HASHES {
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % Self::BITS;
+            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+            if self.bits[word] & mask == 0 {
+                seen = false;
+                self.bits[word] |= mask;
+            }
+        }
+        seen
+    }
+}
+
+/// The in-order end of the pipeline: the duplicate check's first pass, the results file and the
+/// counts. Every keyed row's (key, row, line) goes to a side file on disk, so the exact check that
+/// follows, when there are candidates, needs memory only for them.
+struct Sink {
+    bloom: Bloom,
+    candidates: std::collections::HashSet<u128>,
+    keys: std::io::BufWriter<File>,
+    out: StreamWriter,
+    summary: Summary,
+}
+
+impl Sink {
+    /// Writes a validated batch's lines, in order, and notes its targets.
     fn write_batch(&mut self, rows: &[StreamRow], checks: &mut [Checked]) -> anyhow::Result<()> {
-        for (raw, c) in rows.iter().zip(checks.iter_mut()) {
-            let first = c
-                .key
-                .and_then(|k| self.duplicates.first_of(k, raw.row, raw.line));
-            if let Some((first_row, first_line)) = first {
-                // Rare: plan the row again for its target's name.
-                let cells: Vec<&str> = raw.cells().collect();
-                let target = match self.planner.plan_row(&cells) {
-                    Ok((_, Verdict::Ready(change))) => change.target(),
-                    _ => None,
-                };
-                let message = format!(
-                    "row {first_row} (line {first_line}) already changes the {}; only the first row \
-                     is applied: merge the two rows or remove one",
-                    target.as_deref().unwrap_or("same target")
-                );
-                c.outcome = Outcome::unsent(
-                    raw.row,
-                    raw.line,
-                    Status::Invalid,
-                    "duplicate_target",
-                    &message,
-                );
-                c.line = encode_line(raw.trimmed(self.width), &c.outcome, self.delimiter)?;
+        use std::io::Write as _;
+        for (raw, c) in rows.iter().zip(checks.iter()) {
+            if let Some(k) = c.key {
+                if self.bloom.insert(k) {
+                    self.candidates.insert(k);
+                }
+                self.keys.write_all(&k.to_le_bytes())?;
+                self.keys.write_all(&(raw.row as u64).to_le_bytes())?;
+                self.keys.write_all(&raw.line.to_le_bytes())?;
             }
             self.out.write_encoded(&c.line)?;
             self.summary.count(c.outcome.clone()); // cheap: a valid row's outcome holds empty strings
         }
         Ok(())
     }
+}
+
+/// The exact check over the side file, for candidate keys only: each duplicate row and the first
+/// row (and line) that had its target.
+fn confirm_duplicates(
+    keys: &std::path::Path,
+    candidates: &std::collections::HashSet<u128>,
+) -> anyhow::Result<std::collections::HashMap<u64, (u64, u64)>> {
+    let mut first: std::collections::HashMap<u128, (u64, u64)> = std::collections::HashMap::new();
+    let mut dups = std::collections::HashMap::new();
+    let mut r = std::io::BufReader::new(File::open(keys)?);
+    let mut rec = [0u8; 32];
+    while r.read_exact(&mut rec).is_ok() {
+        let key = u128::from_le_bytes(rec[..16].try_into().expect("16 bytes"));
+        if !candidates.contains(&key) {
+            continue;
+        }
+        let row = u64::from_le_bytes(rec[16..24].try_into().expect("8 bytes"));
+        let line = u64::from_le_bytes(rec[24..].try_into().expect("8 bytes"));
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                dups.insert(row, *e.get());
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((row, line));
+            }
+        }
+    }
+    Ok(dups)
+}
+
+/// Copies the results written so far to their final place, turning duplicate rows `invalid`.
+#[allow(clippy::too_many_arguments)]
+fn rewrite_with_duplicates(
+    part: &std::path::Path,
+    out: &std::path::Path,
+    planner: &Planner,
+    dups: &std::collections::HashMap<u64, (u64, u64)>,
+    summary: &mut Summary,
+    width: usize,
+    delimiter: u8,
+) -> anyhow::Result<()> {
+    let mut file = File::open(part)?;
+    let mut bom = [0u8; 3];
+    file.read_exact(&mut bom)?;
+    let mut records = Records::new(std::io::BufReader::new(file), delimiter);
+    let mut w = StreamWriter::create(out, &planner.headers, delimiter)?;
+    let mut header = true;
+    while let Some(rec) = records.next_record()? {
+        if std::mem::take(&mut header) {
+            continue;
+        }
+        let fields: Vec<&[u8]> = rec.fields().collect();
+        let row: u64 = std::str::from_utf8(fields.get(width).copied().unwrap_or(b""))
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
+        let Some((first_row, first_line)) = dups.get(&row) else {
+            w.write_encoded(&encode_cells(fields.iter().copied(), delimiter))?;
+            continue;
+        };
+        let cells: Vec<&str> = fields[..width]
+            .iter()
+            .map(|f| std::str::from_utf8(f).unwrap_or(""))
+            .collect();
+        let line: u64 = std::str::from_utf8(fields[width + 1])
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
+        let target = match planner.plan_row(&cells) {
+            Ok((_, Verdict::Ready(change))) => change.target(),
+            _ => None,
+        };
+        let message = format!(
+            "row {first_row} (line {first_line}) already changes the {}; only the first row is \
+             applied: merge the two rows or remove one",
+            target.as_deref().unwrap_or("same target")
+        );
+        let o = Outcome::unsent(
+            row as usize,
+            line,
+            Status::Invalid,
+            "duplicate_target",
+            &message,
+        );
+        w.write_encoded(&encode_line(cells.iter().copied(), &o, delimiter)?)?;
+        summary.recount(Status::Valid, o);
+    }
+    w.finish()?;
+    Ok(())
 }
 
 /// `pcbulk validate`: every row `valid` or `invalid`, streamed; no network at all.
@@ -271,34 +378,23 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
         eprintln!("pcbulk: warning: {w}");
     }
     tracing::debug!(encoding = source.encoding, "validating as a stream");
-    let out = StreamWriter::create(&cfg.out, &planner.headers, delimiter)
-        .with_context(|| format!("cannot write the results file {}", cfg.out.display()))?;
+    // Results go to a part file first: duplicates are only certain once the whole file is read.
+    let part = cfg.out.with_extension("csv.part");
+    let keys_path = cfg.out.with_extension("csv.keys");
+    let out = StreamWriter::create(&part, &planner.headers, delimiter)
+        .with_context(|| format!("cannot write the results file {}", part.display()))?;
+    let keys = std::io::BufWriter::with_capacity(1 << 20, File::create(&keys_path)?);
     let progress = Progress::new(None, show_progress);
-    let mut duplicates = Duplicates::default();
-    let file_size = std::fs::metadata(&cfg.input).map(|m| m.len()).unwrap_or(0);
     let width = planner.headers.len();
-
-    // A three-stage pipeline over batches: read batch k+2, validate batch k+1 (across the pool) and
-    // write batch k (duplicates are checked here, in order), all at once.
     let (mut t_read, mut t_check, mut t_write) = (0.0, 0.0, 0.0);
     let mut to_read_from = 1;
     let mut reading = source.batch(to_read_from)?;
-    // Size the duplicate index from the file's size and the first batch's bytes per row.
-    if let (Some(first), Some(last)) = (reading.first(), reading.last()) {
-        let bytes: usize = reading.iter().map(|r| r.text.len() + r.ends.len()).sum();
-        let per_row = (bytes / reading.len()).max(1) as u64;
-        let estimate = (file_size / per_row) as usize + 16;
-        if last.row > first.row {
-            duplicates = Duplicates::with_capacity(estimate.min(50_000_000));
-        }
-    }
     let mut sink = Sink {
-        planner: &planner,
-        duplicates,
+        bloom: Bloom::new(),
+        candidates: std::collections::HashSet::new(),
+        keys,
         out,
         summary: Summary::new(cfg.out.clone()),
-        width,
-        delimiter,
     };
     let mut checked: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
     // A written batch is freed by the reading step that follows, which has time to spare.
@@ -344,10 +440,76 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> anyhow::Result<Summar
     }
     tracing::debug!(t_read, t_check, t_write, "seconds per stage");
     let Sink {
-        out, mut summary, ..
+        out,
+        mut summary,
+        candidates,
+        keys,
+        ..
     } = sink;
     out.finish().context("cannot write the results file")?;
+    drop(keys.into_inner().map_err(|e| e.into_error())?);
+    let dups = if candidates.is_empty() {
+        Default::default()
+    } else {
+        confirm_duplicates(&keys_path, &candidates)?
+    };
+    if dups.is_empty() {
+        std::fs::rename(&part, &cfg.out)
+            .with_context(|| format!("cannot write the results file {}", cfg.out.display()))?;
+    } else {
+        rewrite_with_duplicates(
+            &part,
+            &cfg.out,
+            &planner,
+            &dups,
+            &mut summary,
+            width,
+            delimiter,
+        )?;
+        let _ = std::fs::remove_file(&part);
+    }
+    let _ = std::fs::remove_file(&keys_path);
     progress.finish();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn a_candidate_is_a_duplicate_only_if_its_key_came_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let mut f = File::create(&path).unwrap();
+        for (key, row, line) in [(7u128, 1u64, 2u64), (9, 2, 3), (7, 3, 5), (11, 4, 6)] {
+            f.write_all(&key.to_le_bytes()).unwrap();
+            f.write_all(&row.to_le_bytes()).unwrap();
+            f.write_all(&line.to_le_bytes()).unwrap();
+        }
+        drop(f);
+        // 9 is a false alarm of the filter; 11 was never a candidate.
+        let candidates = [7u128, 9].into_iter().collect();
+        let dups = confirm_duplicates(&path, &candidates).unwrap();
+        assert_eq!(dups.len(), 1);
+        assert_eq!(dups[&3], (1, 2), "row 3 repeats row 1, line 2");
+    }
+
+    #[test]
+    fn the_filter_never_forgets_a_key() {
+        let mut b = Bloom::new();
+        let keys: Vec<u128> = (0..50_000u128)
+            .map(|i| crate::plan::target_key(&format!("subscription {i}")))
+            .collect();
+        assert!(
+            keys.iter().all(|k| !b.insert(*k)),
+            "new keys are new (no false alarm at this size)"
+        );
+        assert!(
+            keys.iter().all(|k| b.insert(*k)),
+            "every key added is seen again"
+        );
+    }
 }
