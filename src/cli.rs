@@ -336,6 +336,9 @@ pub struct ApplyConfig {
     pub target: Option<Target>,
     pub settings: Settings,
     pub timeout: Duration,
+    /// Operations the chosen cloud does not offer (the China cloud has no support-contact or
+    /// service-request updates); a file that needs one is refused before anything is sent.
+    pub unavailable: &'static [&'static str],
 }
 
 impl TryFrom<&InputArgs> for InputConfig {
@@ -565,6 +568,10 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
                 max_errors,
             },
             timeout: Duration::from_secs_f64(a.timeout),
+            unavailable: match cloud {
+                Cloud::China => &["support-contact", "service-request"],
+                Cloud::Global | Cloud::Usgov => &[],
+            },
         })
     }
 }

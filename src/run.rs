@@ -334,6 +334,17 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> anyhow::Result<Summ
     };
     let started = Instant::now();
     let plan = prepare(&cfg.input)?;
+    if let Some(op) = plan
+        .rows
+        .iter()
+        .filter_map(|r| r.op)
+        .find(|op| cfg.unavailable.contains(&op.name))
+    {
+        anyhow::bail!(
+            "{} updates are not offered in the China cloud (21Vianet); nothing was sent",
+            op.name
+        );
+    }
     let (running, base_url, credentials) = match target {
         Target::Sandbox => {
             let s = sandbox::start(sandbox::Options::default())

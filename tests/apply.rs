@@ -470,3 +470,22 @@ fn validate_streams_a_large_file_across_batches_in_order_and_finds_duplicates_fa
     );
     assert!(rows.iter().filter(|r| r["status"] == "valid").count() == 39_998);
 }
+
+#[test]
+fn the_china_cloud_refuses_operations_it_does_not_offer_before_sending_anything() {
+    let w = Workdir::new();
+    let input = w.write("sr.csv", "service_request_id,note\n616122292874576,hello\n");
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--cloud", "china"])
+        .env("PCBULK_ACCESS_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("not offered in the China cloud"),
+        "{}",
+        text(&out)
+    );
+}
