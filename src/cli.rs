@@ -478,6 +478,7 @@ fn credentials(cloud: Cloud) -> anyhow::Result<Credentials> {
                 client_id: client_id.trim().to_owned(),
                 client_secret: env("PCBULK_CLIENT_SECRET").map(SecretString::from),
                 refresh_token: SecretString::from(refresh.trim().to_owned()),
+                token_cache: env("PCBULK_TOKEN_CACHE").map(PathBuf::from),
             })
         }
         (None, None, None) => bail!(

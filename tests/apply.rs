@@ -489,3 +489,64 @@ fn the_china_cloud_refuses_operations_it_does_not_offer_before_sending_anything(
         text(&out)
     );
 }
+
+#[test]
+fn the_token_cache_keeps_the_newest_refresh_token_for_the_next_run() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let cache = w.path("pcbulk-token");
+    let run = |refresh: &str, note: &str| {
+        let input = w.write(
+            "sr.csv",
+            format!("service_request_id,note\n616122292874576,{note}\n"),
+        );
+        pcbulk()
+            .arg("apply")
+            .arg(&input)
+            .args(["--base-url", &sb.url])
+            .env("PCBULK_REFRESH_TOKEN", refresh)
+            .env("PCBULK_TENANT_ID", "contoso.onmicrosoft.com")
+            .env("PCBULK_CLIENT_ID", "00000000-0000-4000-8000-00000000c11e")
+            .env("PCBULK_AUTHORITY", &sb.url)
+            .env("PCBULK_TOKEN_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = run("sandbox-refresh-token", "one");
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    assert!(
+        cached.starts_with("sbx-rt-"),
+        "the newest refresh token is kept"
+    );
+    assert!(!text(&first).contains(&cached), "and never printed");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // Months later the environment's token is stale; the cached one carries the job.
+    let second = run("an-old-refresh-token", "two");
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    let newer = std::fs::read_to_string(&cache).unwrap();
+    assert_ne!(newer, cached, "rotated again");
+
+    // A cached token that was revoked falls back to the one in the environment.
+    std::fs::write(&cache, "revoked-token").unwrap();
+    let third = run("sandbox-refresh-token", "three");
+    assert_eq!(code(&third), 0, "{}", text(&third));
+    assert!(std::fs::read_to_string(&cache)
+        .unwrap()
+        .starts_with("sbx-rt-"));
+    assert_eq!(
+        sb.service_request("616122292874576")["notes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -22,7 +22,35 @@ pub enum Credentials {
         client_id: String,
         client_secret: Option<SecretString>,
         refresh_token: SecretString,
+        /// `PCBULK_TOKEN_CACHE`: where the newest refresh token is kept between runs (each grant
+        /// returns a new one; a monthly job that keeps using the first dies after 90 days).
+        token_cache: Option<std::path::PathBuf>,
     },
+}
+
+/// Reads a cached refresh token, if the file holds one.
+fn read_cache(path: &std::path::Path) -> Option<SecretString> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let t = text.trim();
+    (!t.is_empty()).then(|| SecretString::from(t.to_owned()))
+}
+
+/// Replaces the cache with a new refresh token: written to a temporary file readable by the owner
+/// only, flushed to disk, then renamed over the old one, so the cache is never half written.
+fn write_cache(path: &std::path::Path, token: &SecretString) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(token.expose_secret().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 struct Cached {
@@ -35,8 +63,9 @@ struct Cached {
 pub struct Tokens {
     creds: Credentials,
     cache: Mutex<Option<Cached>>,
-    /// The newest refresh token: each grant returns a new one.
-    refresh: Mutex<Option<SecretString>>,
+    /// Refresh tokens to try, newest first (the cached one, then the environment's): each grant
+    /// returns a new one, which goes first.
+    refresh: Mutex<Vec<SecretString>>,
     http: reqwest::Client,
 }
 
@@ -60,8 +89,15 @@ struct TokenRefusal {
 impl Tokens {
     pub fn new(creds: Credentials) -> Self {
         let refresh = match &creds {
-            Credentials::Refresh { refresh_token, .. } => Some(refresh_token.clone()),
-            Credentials::Static(_) => None,
+            Credentials::Refresh {
+                refresh_token,
+                token_cache,
+                ..
+            } => {
+                let cached = token_cache.as_deref().and_then(read_cache);
+                cached.into_iter().chain([refresh_token.clone()]).collect()
+            }
+            Credentials::Static(_) => Vec::new(),
         };
         Tokens {
             creds,
@@ -110,6 +146,45 @@ impl Tokens {
     }
 
     async fn grant(&self) -> Result<Cached, CallError> {
+        let Credentials::Refresh { token_cache, .. } = &self.creds else {
+            unreachable!("grant is only called for refresh credentials")
+        };
+        let mut candidates = self.refresh.lock().await;
+        loop {
+            let refresh = candidates
+                .first()
+                .cloned()
+                .ok_or_else(|| CallError::Unauthorized("no refresh token".into()))?;
+            match self.exchange(&refresh).await {
+                Ok((cached, new_refresh)) => {
+                    if let Some(new) = new_refresh {
+                        if let Some(path) = token_cache {
+                            write_cache(path, &new).map_err(|e| {
+                                CallError::Unauthorized(format!(
+                                    "cannot write the token cache {}: {e}",
+                                    path.display()
+                                ))
+                            })?;
+                        }
+                        *candidates = vec![new];
+                    }
+                    return Ok(cached);
+                }
+                // The cached token may be older than one an admin has set since: try the next.
+                Err(e) if candidates.len() > 1 => {
+                    tracing::warn!("a refresh token was refused ({e}); trying the next one");
+                    candidates.remove(0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One refresh grant: the access token, and the new refresh token if the authority sent one.
+    async fn exchange(
+        &self,
+        refresh: &SecretString,
+    ) -> Result<(Cached, Option<SecretString>), CallError> {
         let Credentials::Refresh {
             token_url,
             client_id,
@@ -117,12 +192,8 @@ impl Tokens {
             ..
         } = &self.creds
         else {
-            unreachable!("grant is only called for refresh credentials")
+            unreachable!("exchange is only called for refresh credentials")
         };
-        let mut refresh_slot = self.refresh.lock().await;
-        let refresh = refresh_slot
-            .clone()
-            .ok_or_else(|| CallError::Unauthorized("no refresh token".into()))?;
         let mut form = vec![
             ("grant_type", "refresh_token".to_owned()),
             ("refresh_token", refresh.expose_secret().to_owned()),
@@ -157,9 +228,6 @@ impl Tokens {
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
             CallError::Unauthorized("the token authority's answer was not a token response".into())
         })?;
-        if let Some(new_refresh) = answer.refresh_token {
-            *refresh_slot = Some(SecretString::from(new_refresh));
-        }
         let lifetime = answer
             .expires_in
             .as_ref()
@@ -167,10 +235,11 @@ impl Tokens {
             .unwrap_or(3600);
         // Renew a little before expiry: a fifth of the lifetime early, at most five minutes.
         let margin = (lifetime / 5).min(300);
-        Ok(Cached {
+        let cached = Cached {
             access: SecretString::from(answer.access_token),
             renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),
-        })
+        };
+        Ok((cached, answer.refresh_token.map(SecretString::from)))
     }
 }
 
