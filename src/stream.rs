@@ -304,7 +304,6 @@ fn confirm_duplicates(
 }
 
 /// Copies the results written so far to their final place, turning duplicate rows `invalid`.
-#[allow(clippy::too_many_arguments)]
 fn rewrite_with_duplicates(
     part: &std::path::Path,
     out: &std::path::Path,
