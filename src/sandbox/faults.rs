@@ -144,6 +144,7 @@ pub enum Fate {
 pub struct Faults {
     pub knobs: Knobs,
     rng: StdRng,
+    seed: u64,
     partner: Option<Limiter>,
     customers: HashMap<String, Limiter>,
 }
@@ -155,6 +156,7 @@ impl Faults {
             partner: knobs.throttle.map(|t| Limiter::new(t, now)),
             knobs,
             rng: StdRng::seed_from_u64(seed),
+            seed,
             customers: HashMap::new(),
         }
     }
@@ -206,9 +208,17 @@ impl Faults {
         (fate, bom)
     }
 
-    /// Whether someone else edits this billing profile just before this PUT.
-    pub fn churn(&mut self) -> bool {
-        self.knobs.etag_churn > 0.0 && self.rng.random::<f64>() < self.knobs.etag_churn
+    /// Whether someone else edits this billing profile just before a PUT meets it at `version`.
+    /// Decided from the seed, the customer and the version, not from the order calls arrive in, so a
+    /// seeded run meets the same edits however its calls interleave.
+    pub fn churn(&self, customer: &str, version: u64) -> bool {
+        if self.knobs.etag_churn <= 0.0 {
+            return false;
+        }
+        let mut key = customer.as_bytes().to_vec();
+        key.extend_from_slice(&version.to_le_bytes());
+        let draw = xxhash_rust::xxh3::xxh3_64_with_seed(&key, self.seed) as f64 / u64::MAX as f64;
+        draw < self.knobs.etag_churn
     }
 
     /// How this stale ETag is refused: 412, or 400 with code 2055.
@@ -265,6 +275,23 @@ mod tests {
             l.admit(t0 + Duration::from_secs(11)).is_ok(),
             "windows roll on when idle"
         );
+    }
+
+    #[test]
+    fn etag_churn_depends_on_seed_customer_and_version_not_on_call_order() {
+        let knobs = Knobs {
+            etag_churn: 0.5,
+            ..Knobs::default()
+        };
+        let (a, b) = (Faults::new(knobs.clone(), 3), Faults::new(knobs.clone(), 3));
+        let forward: Vec<bool> = (1..40).map(|v| a.churn("c1", v)).collect();
+        let backward: Vec<bool> = (1..40).rev().map(|v| b.churn("c1", v)).collect();
+        assert_eq!(forward, backward.into_iter().rev().collect::<Vec<_>>());
+        assert!(forward.contains(&true) && forward.contains(&false));
+        let other_seed: Vec<bool> = (1..40)
+            .map(|v| Faults::new(knobs.clone(), 4).churn("c1", v))
+            .collect();
+        assert_ne!(forward, other_seed);
     }
 
     #[test]

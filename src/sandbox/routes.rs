@@ -709,7 +709,7 @@ fn put_billing(
         s.violation(format!("PUT billingprofile {c}: If-Match missing"));
     }
     let mut faults = s.faults.lock().unwrap();
-    let churned = faults.churn();
+    let churned = faults.churn(c, t.customers[c].etag);
     let current = if churned {
         // Someone else edited the profile just now: the etag the client holds is stale.
         let customer = t.customers.get_mut(c).expect("checked above");
