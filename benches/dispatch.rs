@@ -7,7 +7,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::{results, Sandbox, Workdir};
@@ -115,14 +114,7 @@ fn faults_scenario() {
     ];
     let (f, sb, _w) = run(&sandbox, &["--rate", "100", "--concurrency", "8"], &csv);
     let state = sb.state();
-    let mut notes: BTreeMap<String, usize> = BTreeMap::new();
-    for sr in state["serviceRequests"].as_array().unwrap() {
-        for n in sr["notes"].as_array().unwrap() {
-            *notes
-                .entry(n["text"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-    }
+    let notes = sb.note_counts();
     let once = (0..100)
         .filter(|i| notes.get(&format!("bench note {i}")) == Some(&1))
         .count();

@@ -97,14 +97,7 @@ fn run_killed_after(mut cmd: Command, after: Duration) -> Option<Output> {
 /// Every row applied exactly once, from the sandbox's own state.
 fn assert_exactly_once(sb: &Sandbox, results_path: &Path, context: &str) {
     let state = sb.state();
-    let mut notes: BTreeMap<String, usize> = BTreeMap::new();
-    for sr in state["serviceRequests"].as_array().unwrap() {
-        for n in sr["notes"].as_array().unwrap() {
-            *notes
-                .entry(n["text"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-    }
+    let notes = sb.note_counts();
     for i in 0..NOTES {
         assert_eq!(
             notes.get(&format!("crash note {i}")),

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::*;
 
 const SRS: [&str; 4] = [
@@ -70,14 +68,7 @@ fn a_faulty_run_adds_every_note_exactly_once() {
         "some rows needed retries"
     );
 
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for sr in SRS {
-        for n in sb.service_request(sr)["notes"].as_array().unwrap() {
-            *seen
-                .entry(n["text"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-    }
+    let seen = sb.note_counts();
     assert_eq!(seen.len(), 40);
     assert!(seen.values().all(|n| *n == 1), "every note once: {seen:?}");
     let stats = sb.stats();

@@ -174,6 +174,19 @@ impl Sandbox {
             .expect("service request in state")
     }
 
+    /// How many times each note text stands on the tenant's service requests.
+    pub fn note_counts(&self) -> BTreeMap<String, usize> {
+        let mut notes = BTreeMap::new();
+        for sr in self.state()["serviceRequests"].as_array().unwrap() {
+            for n in sr["notes"].as_array().unwrap() {
+                *notes
+                    .entry(n["text"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        notes
+    }
+
     /// `pcbulk apply INPUT --base-url <sandbox>` with the always-accepted token (and `--rate 200`
     /// unless `extra` sets one).
     pub fn apply(&self, input: &Path, extra: &[&str]) -> Output {
