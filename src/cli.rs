@@ -1,16 +1,18 @@
-//! Command-line arguments (clap) and their conversion into checked configurations; nothing past
-//! this module sees clap types.
+//! Command-line arguments (clap) and their conversion into the library's configurations
+//! (`config`): typed value parsers with bounds, `env =` for the variables that stand for flags.
+//! Nothing past this module sees clap types.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::api::auth::Credentials;
+use crate::config::{check_url, default_results_path, same_file, ApplyConfig, InputConfig, Target};
 use crate::dispatch::{MaxErrors, RetryPolicy, Settings};
+use crate::error::{usage, Error};
 use crate::input::ReadOptions;
 use crate::ops::{self, OpSpec};
 
@@ -34,7 +36,8 @@ pub enum Command {
     /// Print a header and an example row for an operation.
     Template {
         /// support-contact, service-request, support-profile or billing-profile
-        operation: String,
+        #[arg(value_parser = operation)]
+        operation: &'static OpSpec,
     },
     /// Write a CSV that puts back what a run changed (from its results file and journal).
     Undo {
@@ -53,8 +56,8 @@ pub struct InputArgs {
     /// The CSV file of changes.
     pub input: PathBuf,
     /// The operation for every row (else from an `operation` column, else from the header).
-    #[arg(long)]
-    pub operation: Option<String>,
+    #[arg(long, value_parser = operation)]
+    pub operation: Option<&'static OpSpec>,
     /// Where to write the results (default: <input stem>.results.csv beside the input).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -62,8 +65,8 @@ pub struct InputArgs {
     #[arg(long)]
     pub encoding: Option<String>,
     /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
-    #[arg(long)]
-    pub delimiter: Option<String>,
+    #[arg(long, value_parser = delimiter)]
+    pub delimiter: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -73,18 +76,24 @@ pub enum Cloud {
     China,
 }
 
+/// The most calls per second a flag may ask for: far above any service limit, and low enough that
+/// every interval computed from it is a real duration.
+const MAX_RATE: f64 = 1_000_000.0;
+/// The longest time a flag may give, in seconds (a day).
+const MAX_SECONDS: f64 = 86_400.0;
+
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Calls per second over all calls.
-    #[arg(long, default_value_t = 10.0)]
+    /// Calls per second over all calls (at most 1000000).
+    #[arg(long, default_value = "10", value_parser = rate)]
     pub rate: f64,
-    /// Calls in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Partner Center API base URL (also PCBULK_BASE_URL); https, or http on loopback.
-    #[arg(long, conflicts_with_all = ["cloud", "sandbox"])]
+    /// Calls in flight at once (1 to 256).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Partner Center API base URL; https, or http on loopback.
+    #[arg(long, env = "PCBULK_BASE_URL", conflicts_with_all = ["cloud", "sandbox"])]
     pub base_url: Option<String>,
     /// Which Partner Center cloud to use.
     #[arg(long, value_enum)]
@@ -102,14 +111,14 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
-    #[arg(long)]
-    pub max_errors: Option<String>,
-    /// Attempts per call, the first included.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, value_parser = max_errors)]
+    pub max_errors: Option<MaxErrors>,
+    /// Attempts per call, the first included (1 to 50).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub max_attempts: u32,
-    /// Seconds to wait for one call before it counts as timed out.
-    #[arg(long, default_value_t = 30.0)]
-    pub timeout: f64,
+    /// Seconds to wait for one call before it counts as timed out (at most a day).
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    pub timeout: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -120,174 +129,221 @@ pub struct SandboxArgs {
     /// Seed for everything random the sandbox does.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Lifetime in seconds of access tokens from the token endpoint.
-    #[arg(long, default_value_t = 3600)]
+    /// Lifetime in seconds of access tokens from the token endpoint (at most a year).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub token_lifetime: u64,
     /// Extra subscriptions for Contoso (ids d1000000-0000-4000-8000-000000000000 upward), for load tests.
-    #[arg(long, default_value_t = 0)]
-    pub subscriptions: usize,
-    /// Seconds a refresh token stays usable after a newer one was issued.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub subscriptions: u32,
+    /// Seconds a refresh token stays usable after a newer one was issued (at most a year).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     pub refresh_grace: u64,
     /// Partner-wide limit in calls per second (a token bucket, or fixed windows with --window).
-    #[arg(long)]
+    #[arg(long, value_parser = rate)]
     pub rate: Option<f64>,
     /// Token bucket size: calls admitted at once after a pause (default: one second's worth).
-    #[arg(long, requires = "rate", conflicts_with = "window")]
+    #[arg(long, requires = "rate", conflicts_with = "window", value_parser = rate)]
     pub burst: Option<f64>,
     /// Fixed windows of this many seconds, each admitting rate × window calls; a throttled call is
     /// told to come back when the window ends.
-    #[arg(long, requires = "rate")]
-    pub window: Option<f64>,
+    #[arg(long, requires = "rate", value_parser = seconds)]
+    pub window: Option<Duration>,
     /// A limit per customer tenant, in calls per second (token bucket).
-    #[arg(long)]
+    #[arg(long, value_parser = rate)]
     pub customer_rate: Option<f64>,
     /// Token bucket size of the per-customer limit (default: one second's worth).
-    #[arg(long, requires = "customer_rate")]
+    #[arg(long, requires = "customer_rate", value_parser = rate)]
     pub customer_burst: Option<f64>,
     /// Send Retry-After as an HTTP date instead of seconds.
     #[arg(long)]
     pub retry_after_date: bool,
     /// Latency of each call in milliseconds: `N` or `MIN-MAX` (uniform).
-    #[arg(long, default_value = "0")]
-    pub latency_ms: String,
+    #[arg(long, default_value = "0", value_parser = latency)]
+    pub latency_ms: (Duration, Duration),
     /// A slow tail: `SHARE:MS`, e.g. 0.01:2000 makes 1% of calls take 2 s.
-    #[arg(long)]
-    pub tail: Option<String>,
+    #[arg(long, value_parser = tail)]
+    pub tail: Option<(f64, Duration)>,
     /// Share of calls answered with a server error (see --fail-status), not applied.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = share)]
     pub fail_share: f64,
     /// The server errors --fail-share answers with, comma-separated, chosen at random.
-    #[arg(long, default_value = "500,503")]
-    pub fail_status: String,
+    #[arg(long, default_value = "500,503", value_parser = fail_statuses)]
+    pub fail_status: Statuses,
     /// Extra customers with billing profiles (ids c1000000-0000-4000-8000-000000000000 upward).
-    #[arg(long, default_value_t = 0)]
-    pub customers: usize,
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub customers: u32,
     /// Share of calls whose connection drops before the change is applied.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = share)]
     pub drop_before: f64,
     /// Share of calls whose connection drops after the change is applied.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = share)]
     pub drop_after: f64,
     /// Share of answers that start with a UTF-8 byte-order mark.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = share)]
     pub bom_share: f64,
     /// Share of billing-profile PUTs that find the profile edited meanwhile (stale ETag).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = share)]
     pub etag_churn: f64,
     /// How a stale ETag is refused: 412, 2055 (400 with code 2055) or mix.
-    #[arg(long, default_value = "412")]
+    #[arg(long, default_value = "412", value_parser = ["412", "2055", "400", "mix"])]
     pub stale_etag: String,
 }
 
-fn share(name: &str, v: f64) -> anyhow::Result<f64> {
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        bail!("--{name} is a share between 0 and 1, not {v}")
+// Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
+
+fn operation(v: &str) -> Result<&'static OpSpec, String> {
+    ops::by_name(v).ok_or_else(|| format!("{v:?} is not an operation; use one of {}", ops::names()))
+}
+
+fn delimiter(v: &str) -> Result<u8, String> {
+    match v {
+        "," | "comma" => Ok(b','),
+        ";" | "semicolon" => Ok(b';'),
+        "\t" | "tab" | "\\t" => Ok(b'\t'),
+        "|" | "pipe" => Ok(b'|'),
+        other => Err(format!("{other:?} is not one of , ; tab |")),
     }
 }
 
-fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        bail!("--{name} must be above 0, not {v}")
-    }
-}
-
-fn millis(name: &str, v: &str) -> anyhow::Result<Duration> {
-    let ms: f64 = v
-        .trim()
-        .parse()
+fn number(v: &str) -> Result<f64, String> {
+    v.trim()
+        .parse::<f64>()
         .ok()
-        .filter(|m: &f64| m.is_finite() && *m >= 0.0)
-        .with_context(|| format!("--{name}: {v:?} is not a number of milliseconds"))?;
-    Ok(Duration::from_secs_f64(ms / 1000.0))
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| format!("{v:?} is not a number"))
+}
+
+fn rate(v: &str) -> Result<f64, String> {
+    let r = number(v)?;
+    if r > 0.0 && r <= MAX_RATE {
+        Ok(r)
+    } else {
+        Err(format!(
+            "{r} is not a number of calls per second above 0 and at most {MAX_RATE}"
+        ))
+    }
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    let s = number(v)?;
+    if s > 0.0 && s <= MAX_SECONDS {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(format!(
+            "{s} is not a number of seconds above 0 and at most {MAX_SECONDS}"
+        ))
+    }
+}
+
+fn millis(v: &str) -> Result<Duration, String> {
+    let ms = number(v)?;
+    if (0.0..=MAX_SECONDS * 1000.0).contains(&ms) {
+        Ok(Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        Err(format!(
+            "{ms} is not a number of milliseconds from 0 to a day"
+        ))
+    }
+}
+
+fn share(v: &str) -> Result<f64, String> {
+    let s = number(v)?;
+    if (0.0..=1.0).contains(&s) {
+        Ok(s)
+    } else {
+        Err(format!("{s} is not a share between 0 and 1"))
+    }
+}
+
+fn latency(v: &str) -> Result<(Duration, Duration), String> {
+    let (lo, hi) = match v.split_once('-') {
+        Some((lo, hi)) => (millis(lo)?, millis(hi)?),
+        None => (millis(v)?, millis(v)?),
+    };
+    if hi < lo {
+        return Err(format!("{v}: the maximum is below the minimum"));
+    }
+    Ok((lo, hi))
+}
+
+fn tail(v: &str) -> Result<(f64, Duration), String> {
+    let (sh, ms) = v
+        .split_once(':')
+        .ok_or_else(|| format!("{v:?} is not SHARE:MS, e.g. 0.01:2000"))?;
+    Ok((share(sh)?, millis(ms)?))
+}
+
+/// HTTP statuses given as one comma-separated value.
+#[derive(Debug, Clone)]
+pub struct Statuses(pub Vec<u16>);
+
+fn fail_statuses(v: &str) -> Result<Statuses, String> {
+    v.split(',')
+        .map(|s| match s.trim().parse::<u16>() {
+            Ok(code @ 500..=599) => Ok(code),
+            _ => Err(format!("{s:?} is not a 5xx status")),
+        })
+        .collect::<Result<_, _>>()
+        .map(Statuses)
+}
+
+fn max_errors(v: &str) -> Result<MaxErrors, String> {
+    let v = v.trim();
+    let bad = || format!("{v:?} is not a count (e.g. 10) or a share (e.g. 5%)");
+    if let Some(p) = v.strip_suffix('%') {
+        match p.trim().parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => Ok(MaxErrors::Percent(p)),
+            _ => Err(bad()),
+        }
+    } else {
+        match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(MaxErrors::Count(n)),
+            _ => Err(bad()),
+        }
+    }
 }
 
 impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
-    type Error = anyhow::Error;
+    type Error = Error;
 
-    fn try_from(a: &SandboxArgs) -> anyhow::Result<Self> {
+    fn try_from(a: &SandboxArgs) -> Result<Self, Error> {
         use crate::sandbox::faults::{Knobs, StaleEtag, Throttle};
-        let bucket = |rate: f64, burst: Option<f64>, name: &str| -> anyhow::Result<Throttle> {
-            let rate = positive(name, rate)?;
+        let bucket = |rate: f64, burst: Option<f64>| -> Result<Throttle, Error> {
             let burst = burst.unwrap_or(rate.max(1.0));
             if burst < 1.0 {
-                bail!("a burst must be at least 1 call, not {burst}");
+                usage!("a burst must be at least 1 call, not {burst}");
             }
             Ok(Throttle::Bucket { rate, burst })
         };
         let throttle = match (a.rate, a.window) {
             (None, _) => None,
-            (Some(r), Some(w)) => {
-                let (r, w) = (positive("rate", r)?, positive("window", w)?);
-                let limit = (r * w).round().max(1.0) as u64;
-                Some(Throttle::Window {
-                    limit,
-                    window: Duration::from_secs_f64(w),
-                })
-            }
-            (Some(r), None) => Some(bucket(r, a.burst, "rate")?),
+            (Some(r), Some(window)) => Some(Throttle::Window {
+                limit: (r * window.as_secs_f64()).round().clamp(1.0, 1e12) as u64,
+                window,
+            }),
+            (Some(r), None) => Some(bucket(r, a.burst)?),
         };
         let customer_throttle = a
             .customer_rate
-            .map(|r| bucket(r, a.customer_burst, "customer-rate"))
+            .map(|r| bucket(r, a.customer_burst))
             .transpose()?;
-        let (latency_min, latency_max) = match a.latency_ms.split_once('-') {
-            Some((lo, hi)) => (millis("latency-ms", lo)?, millis("latency-ms", hi)?),
-            None => {
-                let v = millis("latency-ms", &a.latency_ms)?;
-                (v, v)
-            }
-        };
-        if latency_max < latency_min {
-            bail!(
-                "--latency-ms {}: the maximum is below the minimum",
-                a.latency_ms
-            );
+        let (latency_min, latency_max) = a.latency_ms;
+        let (tail_share, tail) = a.tail.unwrap_or((0.0, Duration::ZERO));
+        if a.fail_share + a.drop_before + a.drop_after > 1.0 {
+            usage!("--fail-share, --drop-before and --drop-after add up to more than 1");
         }
-        let (tail_share, tail) = match &a.tail {
-            None => (0.0, Duration::ZERO),
-            Some(t) => {
-                let (sh, ms) = t
-                    .split_once(':')
-                    .with_context(|| format!("--tail {t:?} is not SHARE:MS, e.g. 0.01:2000"))?;
-                let sh: f64 = sh
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("--tail {t:?}: bad share"))?;
-                (share("tail", sh)?, millis("tail", ms)?)
-            }
-        };
-        let fail_share = share("fail-share", a.fail_share)?;
-        let drop_before = share("drop-before", a.drop_before)?;
-        let drop_after = share("drop-after", a.drop_after)?;
-        if fail_share + drop_before + drop_after > 1.0 {
-            bail!("--fail-share, --drop-before and --drop-after add up to more than 1");
-        }
-        let fail_statuses = a
-            .fail_status
-            .split(',')
-            .map(|v| match v.trim().parse::<u16>() {
-                Ok(code @ 500..=599) => Ok(code),
-                _ => bail!("--fail-status {v:?} is not a 5xx status"),
-            })
-            .collect::<anyhow::Result<Vec<u16>>>()?;
         let stale_etag = match a.stale_etag.as_str() {
-            "412" => StaleEtag::Status412,
             "2055" | "400" => StaleEtag::Code2055,
             "mix" => StaleEtag::Mix,
-            other => bail!("--stale-etag {other:?} is not one of 412, 2055, mix"),
+            _ => StaleEtag::Status412,
         };
         Ok(crate::sandbox::Options {
             listen: a.listen,
             seed: a.seed,
             token_lifetime: Duration::from_secs(a.token_lifetime),
             refresh_grace: Duration::from_secs(a.refresh_grace),
-            extra_subscriptions: a.subscriptions,
-            extra_customers: a.customers,
+            extra_subscriptions: a.subscriptions as usize,
+            extra_customers: a.customers as usize,
             knobs: Knobs {
                 throttle,
                 customer_throttle,
@@ -296,146 +352,42 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
                 latency_max,
                 tail_share,
                 tail,
-                fail_share,
-                fail_statuses,
-                drop_before,
-                drop_after,
-                bom_share: share("bom-share", a.bom_share)?,
-                etag_churn: share("etag-churn", a.etag_churn)?,
+                fail_share: a.fail_share,
+                fail_statuses: a.fail_status.0.clone(),
+                drop_before: a.drop_before,
+                drop_after: a.drop_after,
+                bom_share: a.bom_share,
+                etag_churn: a.etag_churn,
                 stale_etag,
             },
         })
     }
 }
 
-/// Where a file comes from and where its results go.
-#[derive(Debug)]
-pub struct InputConfig {
-    pub input: PathBuf,
-    pub out: PathBuf,
-    pub operation: Option<&'static OpSpec>,
-    pub read: ReadOptions,
-}
-
-/// Where calls go.
-pub enum Target {
-    Sandbox,
-    Service {
-        base_url: String,
-        credentials: Credentials,
-    },
-}
-
-pub struct ApplyConfig {
-    pub input: InputConfig,
-    /// Continue the run recorded in the journal beside the results file.
-    pub resume: bool,
-    /// With `resume`, also re-attempt rows that failed.
-    pub retry_failed: bool,
-    /// `None` for a dry run, which sends nothing.
-    pub target: Option<Target>,
-    pub settings: Settings,
-    pub timeout: Duration,
-    /// Operations the chosen cloud does not offer (the China cloud has no support-contact or
-    /// service-request updates); a file that needs one is refused before anything is sent.
-    pub unavailable: &'static [&'static str],
-}
-
 impl TryFrom<&InputArgs> for InputConfig {
-    type Error = anyhow::Error;
+    type Error = Error;
 
-    fn try_from(a: &InputArgs) -> anyhow::Result<Self> {
-        let operation = match &a.operation {
-            Some(name) => Some(ops::by_name(name).with_context(|| {
-                format!(
-                    "--operation {name:?} is not an operation; use one of {}",
-                    ops::names()
-                )
-            })?),
-            None => None,
-        };
+    fn try_from(a: &InputArgs) -> Result<Self, Error> {
         let out = a
             .out
             .clone()
             .unwrap_or_else(|| default_results_path(&a.input));
         if same_file(&out, &a.input) {
-            bail!(
+            usage!(
                 "--out {} is the input file; the results must go elsewhere",
                 out.display()
             );
         }
-        let delimiter = match a.delimiter.as_deref() {
-            None => None,
-            Some("," | "comma") => Some(b','),
-            Some(";" | "semicolon") => Some(b';'),
-            Some("\t" | "tab" | "\\t") => Some(b'\t'),
-            Some("|" | "pipe") => Some(b'|'),
-            Some(other) => bail!("--delimiter {other:?} is not one of , ; tab |"),
-        };
         Ok(InputConfig {
             input: a.input.clone(),
             out,
-            operation,
+            operation: a.operation,
             read: ReadOptions {
                 encoding: a.encoding.clone(),
-                delimiter,
+                delimiter: a.delimiter,
             },
         })
     }
-}
-
-/// `<input stem>.results.csv` beside the input.
-pub fn default_results_path(input: &Path) -> PathBuf {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "input".into());
-    input.with_file_name(format!("{stem}.results.csv"))
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-fn parse_max_errors(v: &str) -> anyhow::Result<MaxErrors> {
-    let v = v.trim();
-    let bad = || format!("--max-errors {v:?} is not a count (e.g. 10) or a share (e.g. 5%)");
-    if let Some(p) = v.strip_suffix('%') {
-        let p: f64 = p.trim().parse().with_context(bad)?;
-        if !(p > 0.0 && p <= 100.0) {
-            bail!(bad());
-        }
-        Ok(MaxErrors::Percent(p))
-    } else {
-        let n: usize = v.parse().with_context(bad)?;
-        if n == 0 {
-            bail!(bad());
-        }
-        Ok(MaxErrors::Count(n))
-    }
-}
-
-/// An address pcbulk may send to: https anywhere, http only on loopback.
-pub fn check_url(what: &str, url: &str) -> anyhow::Result<String> {
-    let parsed =
-        reqwest::Url::parse(url).with_context(|| format!("{what} {url:?} is not a URL"))?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            bail!("{what} must be https:// (http:// is allowed only on loopback addresses): {url}")
-        }
-    }
-    Ok(url.trim_end_matches('/').to_owned())
 }
 
 impl Cloud {
@@ -460,7 +412,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// Credentials from the environment (SPEC: Credentials).
-fn credentials(cloud: Cloud) -> anyhow::Result<Credentials> {
+fn credentials(cloud: Cloud) -> Result<Credentials, Error> {
     if let Some(t) = env("PCBULK_ACCESS_TOKEN") {
         return Ok(Credentials::Static(SecretString::from(t.trim().to_owned())));
     }
@@ -481,11 +433,11 @@ fn credentials(cloud: Cloud) -> anyhow::Result<Credentials> {
                 token_cache: env("PCBULK_TOKEN_CACHE").map(PathBuf::from),
             })
         }
-        (None, None, None) => bail!(
+        (None, None, None) => usage!(
             "no credentials: set PCBULK_ACCESS_TOKEN, or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and \
              PCBULK_CLIENT_ID (and PCBULK_CLIENT_SECRET for a web app); or try the tool with --sandbox"
         ),
-        _ => bail!(
+        _ => usage!(
             "incomplete credentials: App+User needs all of PCBULK_REFRESH_TOKEN, PCBULK_TENANT_ID and \
              PCBULK_CLIENT_ID"
         ),
@@ -493,59 +445,27 @@ fn credentials(cloud: Cloud) -> anyhow::Result<Credentials> {
 }
 
 impl TryFrom<&ApplyArgs> for ApplyConfig {
-    type Error = anyhow::Error;
+    type Error = Error;
 
-    fn try_from(a: &ApplyArgs) -> anyhow::Result<Self> {
+    fn try_from(a: &ApplyArgs) -> Result<Self, Error> {
         if (a.resume || a.retry_failed) && a.sandbox {
-            bail!(
+            usage!(
                 "--resume needs the service the run was sent to, and the embedded sandbox ends with \
                  the run: start `pcbulk sandbox` in another terminal and use --base-url to try --resume"
             );
         }
         if (a.resume || a.retry_failed) && a.dry_run {
-            bail!("--resume and --dry-run do not go together: a dry run sends nothing to resume");
-        }
-        if !(a.rate.is_finite() && a.rate > 0.0) {
-            bail!(
-                "--rate must be a number of calls per second above 0, not {}",
-                a.rate
-            );
-        }
-        if a.concurrency == 0 || a.concurrency > 256 {
-            bail!(
-                "--concurrency must be between 1 and 256, not {}",
-                a.concurrency
-            );
-        }
-        if a.max_attempts == 0 || a.max_attempts > 50 {
-            bail!(
-                "--max-attempts must be between 1 and 50, not {}",
-                a.max_attempts
-            );
-        }
-        if !(a.timeout.is_finite() && a.timeout > 0.0) {
-            bail!(
-                "--timeout must be a number of seconds above 0, not {}",
-                a.timeout
-            );
+            usage!("--resume and --dry-run do not go together: a dry run sends nothing to resume");
         }
         let input = InputConfig::try_from(&a.input)?;
         let cloud = a.cloud.unwrap_or(Cloud::Global);
-        if matches!(cloud, Cloud::China) {
-            if let Some(op) = input
-                .operation
-                .filter(|o| matches!(o.name, "support-contact" | "service-request"))
-            {
-                bail!("{} is not offered in the China cloud", op.name);
-            }
-        }
         let target = if a.dry_run {
             None
         } else if a.sandbox {
             Some(Target::Sandbox)
         } else {
-            let base_url = match a.base_url.clone().or_else(|| env("PCBULK_BASE_URL")) {
-                Some(u) => check_url("the base URL", &u)?,
+            let base_url = match a.base_url.as_deref().filter(|u| !u.trim().is_empty()) {
+                Some(u) => check_url("the base URL", u)?,
                 None => cloud.base_url().to_owned(),
             };
             Some(Target::Service {
@@ -553,7 +473,6 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
                 credentials: credentials(cloud)?,
             })
         };
-        let max_errors = a.max_errors.as_deref().map(parse_max_errors).transpose()?;
         Ok(ApplyConfig {
             input,
             resume: a.resume || a.retry_failed,
@@ -561,14 +480,14 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
             target,
             settings: Settings {
                 rate: a.rate,
-                concurrency: a.concurrency,
+                concurrency: a.concurrency.into(),
                 retry: RetryPolicy {
                     max_attempts: a.max_attempts,
                     ..RetryPolicy::default()
                 },
-                max_errors,
+                max_errors: a.max_errors,
             },
-            timeout: Duration::from_secs_f64(a.timeout),
+            timeout: a.timeout,
             unavailable: match cloud {
                 Cloud::China => &["support-contact", "service-request"],
                 Cloud::Global | Cloud::Usgov => &[],
@@ -580,32 +499,64 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
-    fn urls_must_be_https_except_on_loopback() {
-        assert!(check_url("u", "https://api.partnercenter.microsoft.com/").is_ok());
-        assert!(check_url("u", "http://127.0.0.1:8765").is_ok());
-        assert!(check_url("u", "http://[::1]:80").is_ok());
-        assert!(check_url("u", "http://localhost:1").is_ok());
-        assert!(check_url("u", "http://api.partnercenter.microsoft.com").is_err());
-        assert!(check_url("u", "http://10.0.0.1").is_err());
-        assert!(check_url("u", "ftp://127.0.0.1").is_err());
-    }
-
-    #[test]
-    fn max_errors_count_or_share() {
-        assert_eq!(parse_max_errors("10").unwrap(), MaxErrors::Count(10));
-        assert_eq!(parse_max_errors("5%").unwrap(), MaxErrors::Percent(5.0));
-        for bad in ["0", "0%", "150%", "ten", "-1"] {
-            assert!(parse_max_errors(bad).is_err(), "{bad}");
+    fn every_command_parses_with_its_defaults() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        for args in [
+            &["pcbulk", "sandbox"][..],
+            &["pcbulk", "apply", "x.csv", "--sandbox"],
+            &["pcbulk", "validate", "x.csv", "--delimiter", ";"],
+            &["pcbulk", "template", "support-contact"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            if let Command::Sandbox(a) = &cli.command {
+                assert!(crate::sandbox::Options::try_from(a).is_ok());
+            }
         }
     }
 
     #[test]
-    fn results_default_beside_the_input() {
-        assert_eq!(
-            default_results_path(Path::new("/data/june.csv")),
-            PathBuf::from("/data/june.results.csv")
-        );
+    fn max_errors_count_or_share() {
+        assert_eq!(max_errors("10").unwrap(), MaxErrors::Count(10));
+        assert_eq!(max_errors("5%").unwrap(), MaxErrors::Percent(5.0));
+        for bad in ["0", "0%", "150%", "ten", "-1"] {
+            assert!(max_errors(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absurd_numbers_are_refused_by_the_parser_not_a_panic() {
+        for args in [
+            &["pcbulk", "apply", "x.csv", "--timeout", "1e300"][..],
+            &["pcbulk", "apply", "x.csv", "--rate", "1e10"],
+            &["pcbulk", "apply", "x.csv", "--rate", "NaN"],
+            &["pcbulk", "apply", "x.csv", "--rate", "0"],
+            &["pcbulk", "apply", "x.csv", "--concurrency", "100000"],
+            &["pcbulk", "sandbox", "--latency-ms", "1e300"],
+            &["pcbulk", "sandbox", "--latency-ms", "5-1"],
+            &["pcbulk", "sandbox", "--rate", "5", "--window", "1e300"],
+            &[
+                "pcbulk",
+                "sandbox",
+                "--token-lifetime",
+                "18446744073709551615",
+            ],
+            &["pcbulk", "sandbox", "--tail", "0.5:inf"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        let ok = Cli::try_parse_from([
+            "pcbulk",
+            "apply",
+            "x.csv",
+            "--rate",
+            "1e6",
+            "--timeout",
+            "86400",
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }

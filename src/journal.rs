@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::{usage, Error};
 use crate::results::{Outcome, Status};
 
 /// The journal beside a results file.
@@ -85,19 +86,36 @@ pub enum Record {
 }
 
 /// Appends records; safe to share between tasks (each record is one write under a lock).
+///
+/// Durable records are made durable in groups: a record is written, then waits until an fsync that
+/// started after it was written has ended. While one fsync runs, the records written meanwhile wait
+/// for the next, and that one covers them all: one fsync for every intent written while the last
+/// one was syncing, and still "durable before its call is sent".
 pub struct Journal {
-    file: Mutex<File>,
+    file: Mutex<Written>,
+    /// Held while an fsync runs; holds the sequence number of the last record it made durable.
+    synced: Mutex<u64>,
     path: PathBuf,
 }
 
+struct Written {
+    file: File,
+    /// Records written so far.
+    seq: u64,
+}
+
 impl Journal {
+    fn new(file: File, path: &Path) -> Journal {
+        Journal {
+            file: Mutex::new(Written { file, seq: 0 }),
+            synced: Mutex::new(0),
+            path: path.to_owned(),
+        }
+    }
+
     /// Starts a new journal (replacing any old one) with the job's header, made durable.
     pub fn create(path: &Path, job: &Job) -> io::Result<Journal> {
-        let file = File::create(path)?;
-        let j = Journal {
-            file: Mutex::new(file),
-            path: path.to_owned(),
-        };
+        let j = Journal::new(File::create(path)?, path);
         j.append(&Record::Run(job.clone()), true)?;
         Ok(j)
     }
@@ -113,25 +131,56 @@ impl Journal {
                 file.write_all(b"\n")?;
             }
         }
-        Ok(Journal {
-            file: Mutex::new(file),
-            path: path.to_owned(),
-        })
+        Ok(Journal::new(file, path))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends one record; with `durable`, waits until it is on disk.
-    pub fn append(&self, record: &Record, durable: bool) -> io::Result<()> {
+    /// Writes one record; returns its sequence number.
+    fn write(&self, record: &Record) -> io::Result<u64> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        f.write_all(&line)?;
-        if durable {
-            f.sync_data()?;
+        let mut w = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        w.file.write_all(&line)?;
+        w.seq += 1;
+        Ok(w.seq)
+    }
+
+    /// Waits until record `seq` is on disk: an fsync already covering it, or one of its own that
+    /// covers every record written so far.
+    fn sync_through(&self, seq: u64) -> io::Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= seq {
+            return Ok(());
         }
+        let (file, upto) = {
+            let w = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            (w.file.try_clone()?, w.seq)
+        };
+        file.sync_data()?;
+        *synced = upto;
+        Ok(())
+    }
+
+    /// Appends one record; with `durable`, waits until it is on disk.
+    pub fn append(&self, record: &Record, durable: bool) -> io::Result<()> {
+        let seq = self.write(record)?;
+        if durable {
+            self.sync_through(seq)?;
+        }
+        crate::failpoint::hit("after-journal-append");
+        Ok(())
+    }
+
+    /// Appends one record and waits, off the async threads, until it is on disk.
+    pub async fn append_durable(self: std::sync::Arc<Self>, record: &Record) -> io::Result<()> {
+        let seq = self.write(record)?;
+        let j = std::sync::Arc::clone(&self);
+        tokio::task::spawn_blocking(move || j.sync_through(seq))
+            .await
+            .map_err(io::Error::other)??;
         crate::failpoint::hit("after-journal-append");
         Ok(())
     }
@@ -265,6 +314,76 @@ pub fn read(path: &Path) -> io::Result<Replay> {
         }
     }
     Ok(r)
+}
+
+/// Opens the journal for this run. A new run replaces a finished journal and refuses to replace an
+/// unfinished one; a resume checks that it is the same job and reads what the earlier run did.
+pub fn open_for_run(
+    path: &std::path::Path,
+    job: &Job,
+    resume: bool,
+    retry_failed: bool,
+) -> Result<(Journal, Option<Replay>), Error> {
+    let existing = if path.exists() {
+        Some(
+            read(path)
+                .map_err(|e| Error::io(format!("cannot read the journal {}", path.display()), e))?,
+        )
+    } else {
+        None
+    };
+    if !resume {
+        if let Some(r) = existing.as_ref().filter(|r| !r.done && r.job.is_some()) {
+            usage!(
+                "{} records an unfinished run ({} rows finished): run the same command with --resume \
+                 to finish it without applying anything twice, or delete that file to start over",
+                path.display(),
+                r.outcomes.len()
+            );
+        }
+        let j = Journal::create(path, job)
+            .map_err(|e| Error::io(format!("cannot write the journal {}", path.display()), e))?;
+        return Ok((j, None));
+    }
+    let Some(replay) = existing else {
+        usage!(
+            "nothing to resume: there is no journal {} (it is written beside the results file; give \
+             the same --out as the run you are resuming)",
+            path.display()
+        );
+    };
+    let Some(earlier) = &replay.job else {
+        usage!(
+            "the journal {} has no run header: it cannot be resumed",
+            path.display()
+        );
+    };
+    if earlier.input_sha256 != job.input_sha256 {
+        usage!(
+            "refusing to resume: {} is not the file the run started with ({} has changed since, or \
+             another file was given); resume with the original file",
+            job.input, earlier.input
+        );
+    }
+    if earlier.operation != job.operation {
+        usage!(
+            "refusing to resume: the run started with --operation {}, not {}",
+            earlier.operation.as_deref().unwrap_or("(none)"),
+            job.operation.as_deref().unwrap_or("(none)")
+        );
+    }
+    if earlier.target != job.target {
+        usage!(
+            "refusing to resume: the run was sent to {}, not {}; resume against the same service",
+            earlier.target,
+            job.target
+        );
+    }
+    let cannot = |e| Error::io(format!("cannot write the journal {}", path.display()), e);
+    let j = Journal::reopen(path).map_err(cannot)?;
+    j.append(&Record::Resume { retry_failed }, true)
+        .map_err(cannot)?;
+    Ok((j, Some(replay)))
 }
 
 /// A line that does not parse, followed by a resumed run's records: the tail of a crashed run.

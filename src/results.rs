@@ -1,10 +1,10 @@
-//! The results file: one line per input row, appended and flushed as rows finish, rewritten in input
-//! order when the run completes. Its one writer runs on its own thread; workers send it [`Outcome`]s.
+//! The results file: one line per input row, in input order, written as rows finish (rows finish in
+//! input order: see `pipeline::engine`). Lines are encoded on any thread and appended as bytes.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -127,35 +127,6 @@ pub fn header(input_headers: &[String]) -> Vec<String> {
 /// garbled; with it, as UTF-8. Readers that know CSV (Python's `utf-8-sig`, the csv crate, pcbulk) skip it.
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
-fn writer(file: File, delimiter: u8) -> io::Result<csv::Writer<File>> {
-    let mut file = file;
-    file.write_all(BOM)?;
-    Ok(csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .from_writer(file))
-}
-
-/// One results line: the row's input cells (neutralised), then the outcome's columns.
-fn line<S: AsRef<str>>(inputs: &[S], o: &Outcome) -> Vec<String> {
-    let mut cells: Vec<String> = inputs
-        .iter()
-        .map(|c| neutralize(c.as_ref()).into_owned())
-        .collect();
-    cells.extend([
-        o.row.to_string(),
-        o.line.to_string(),
-        o.status.to_string(),
-        o.http_status.map(|s| s.to_string()).unwrap_or_default(),
-        neutralize(&o.error_code).into_owned(),
-        neutralize(&o.error_message).into_owned(),
-        o.attempts.to_string(),
-        o.correlation_id.clone(),
-        o.request_id.clone(),
-        o.duration_ms.to_string(),
-    ]);
-    cells
-}
-
 /// A results file written in order as rows stream past (validate): nothing is held in memory.
 /// Lines are encoded by [`encode_line`] (on any thread) and appended here as bytes.
 pub struct StreamWriter {
@@ -175,9 +146,25 @@ impl StreamWriter {
         self.out.write_all(line)
     }
 
+    /// Hands what is buffered to the OS.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Flushes, and waits until the file is on disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()
+    }
+
     pub fn finish(mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// Creates (or truncates) a file of pcbulk's own to write.
+pub fn create_new_file(path: &Path) -> io::Result<File> {
+    File::create(path)
 }
 
 /// One record, CSV-encoded with the delimiter, ending in a newline.
@@ -228,7 +215,7 @@ pub fn encode_line<'c>(
     inputs: impl IntoIterator<Item = &'c str>,
     o: &Outcome,
     delimiter: u8,
-) -> io::Result<Vec<u8>> {
+) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256);
     let mut first = true;
     let mut field = |buf: &mut Vec<u8>, bytes: &[u8]| {
@@ -253,103 +240,33 @@ pub fn encode_line<'c>(
     field(&mut buf, o.request_id.as_bytes());
     field(&mut buf, n.format(o.duration_ms).as_bytes());
     buf.push(b'\n');
-    Ok(buf)
-}
-
-/// Owns the results file.
-pub struct ResultsWriter {
-    path: PathBuf,
-    delimiter: u8,
-    header: Vec<String>,
-    /// Each row's input cells (trimmed, one per header column), by row number − 1.
-    inputs: Vec<Vec<String>>,
-    outcomes: Vec<Option<Outcome>>,
-    out: csv::Writer<File>,
-}
-
-impl ResultsWriter {
-    /// Creates (truncates) the file and writes the header; cells are separated by the input's own
-    /// delimiter, so a file from Excel with semicolons comes back with semicolons.
-    pub fn create(
-        path: &Path,
-        input_headers: &[String],
-        inputs: Vec<Vec<String>>,
-        delimiter: u8,
-    ) -> io::Result<Self> {
-        let header = header(input_headers);
-        let mut out = writer(File::create(path)?, delimiter)?;
-        out.write_record(&header)?;
-        out.flush()?;
-        let n = inputs.len();
-        Ok(ResultsWriter {
-            path: path.to_owned(),
-            delimiter,
-            header,
-            inputs,
-            outcomes: vec![None; n],
-            out,
-        })
-    }
-
-    fn record(&self, o: &Outcome) -> Vec<String> {
-        line(&self.inputs[o.row - 1], o)
-    }
-
-    /// Appends one finished row and flushes it to the OS, so a killed run keeps it.
-    pub fn append(&mut self, o: Outcome) -> io::Result<()> {
-        let rec = self.record(&o);
-        self.out.write_record(&rec)?;
-        self.out.flush()?;
-        let slot = &mut self.outcomes[o.row - 1];
-        debug_assert!(slot.is_none(), "row {} finished twice", o.row);
-        *slot = Some(o);
-        Ok(())
-    }
-
-    /// Rows with no outcome yet, as (row, line) — after a run was cut short.
-    pub fn unfinished(&self) -> Vec<usize> {
-        (0..self.outcomes.len())
-            .filter(|i| self.outcomes[*i].is_none())
-            .map(|i| i + 1)
-            .collect()
-    }
-
-    /// Rewrites the file in input order (through a temporary file and a rename, so a crash leaves
-    /// either the appended file or the ordered one, never half of each). Returns every outcome.
-    pub fn finish(mut self) -> io::Result<Vec<Outcome>> {
-        self.out.flush()?;
-        let missing: Vec<usize> = (0..self.outcomes.len())
-            .filter(|i| self.outcomes[*i].is_none())
-            .map(|i| i + 1)
-            .collect();
-        if !missing.is_empty() {
-            return Err(io::Error::other(format!(
-                "internal error: rows {missing:?} have no outcome"
-            )));
-        }
-        let tmp = self.path.with_extension("csv.tmp");
-        {
-            let mut w = writer(File::create(&tmp)?, self.delimiter)?;
-            w.write_record(&self.header)?;
-            let half = self.outcomes.len() / 2;
-            for (i, o) in self.outcomes.iter().flatten().enumerate() {
-                if i == half {
-                    crate::failpoint::hit("mid-final-rewrite");
-                }
-                w.write_record(self.record(o))?;
-            }
-            let mut file = w.into_inner().map_err(|e| e.into_error())?;
-            file.flush()?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        Ok(self.outcomes.into_iter().flatten().collect())
-    }
+    buf
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One results line: the row's input cells (neutralised), then the outcome's columns.
+    fn line<S: AsRef<str>>(inputs: &[S], o: &Outcome) -> Vec<String> {
+        let mut cells: Vec<String> = inputs
+            .iter()
+            .map(|c| neutralize(c.as_ref()).into_owned())
+            .collect();
+        cells.extend([
+            o.row.to_string(),
+            o.line.to_string(),
+            o.status.to_string(),
+            o.http_status.map(|s| s.to_string()).unwrap_or_default(),
+            neutralize(&o.error_code).into_owned(),
+            neutralize(&o.error_message).into_owned(),
+            o.attempts.to_string(),
+            o.correlation_id.clone(),
+            o.request_id.clone(),
+            o.duration_ms.to_string(),
+        ]);
+        cells
+    }
 
     #[test]
     fn formula_cells_are_neutralised_and_others_left_alone() {
@@ -389,39 +306,11 @@ mod tests {
         for delimiter in [b',', b';', b'\t'] {
             let want = encode(&line(&inputs, &o), delimiter).unwrap();
             assert_eq!(
-                encode_line(inputs, &o, delimiter).unwrap(),
+                encode_line(inputs, &o, delimiter),
                 want,
                 "{}",
                 delimiter as char
             );
         }
-    }
-
-    #[test]
-    fn rows_finish_out_of_order_and_land_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        let inputs = vec![
-            vec!["a".to_string()],
-            vec!["b".to_string()],
-            vec!["=c".to_string()],
-        ];
-        let mut w = ResultsWriter::create(&path, &["x".into()], inputs, b',').unwrap();
-        for row in [3, 1, 2] {
-            w.append(Outcome::unsent(row, row as u64 + 1, Status::Valid, "", ""))
-                .unwrap();
-        }
-        let appended = std::fs::read_to_string(&path).unwrap();
-        assert!(appended.starts_with('\u{feff}'), "a BOM for Excel");
-        assert!(appended.lines().nth(1).unwrap().starts_with("'=c,3,"));
-        w.finish().unwrap();
-        let ordered = std::fs::read_to_string(&path).unwrap();
-        assert!(ordered.starts_with('\u{feff}'));
-        let firsts: Vec<&str> = ordered
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').next().unwrap())
-            .collect();
-        assert_eq!(firsts, vec!["a", "b", "'=c"]);
     }
 }

@@ -196,15 +196,15 @@ fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
 fn crashed_at_every_kind_of_point_and_resumed_every_row_is_applied_exactly_once() {
     // after-journal-append:N aborts right after the N-th journal record is written: after the run
     // header, a before-value, a write's intent (before it is sent), an answer, or a row's outcome.
-    // before-final-rewrite and mid-final-rewrite abort as the results file is about to be, and is
-    // half-way through being, rewritten in order.
+    // before-results-sync aborts with every line written but before the results file is synced;
+    // mid-results when half the rows have their line.
     let points = [
         "after-journal-append:2",
         "after-journal-append:7",
         "after-journal-append:23",
         "after-journal-append:61",
-        "before-final-rewrite",
-        "mid-final-rewrite",
+        "before-results-sync",
+        "mid-results",
     ];
     for (trial, point) in points.iter().enumerate() {
         let sb = Sandbox::start(&[FAULTY, &["--seed", &(100 + trial).to_string()]].concat());

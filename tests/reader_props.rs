@@ -2,7 +2,7 @@
 //! byte sequence makes the reader or the validator panic.
 
 use pcbulk::input::{read_bytes, ReadOptions};
-use pcbulk::plan::plan;
+use pcbulk::planner::plan;
 use proptest::prelude::*;
 
 /// Header cells: names a spreadsheet might have (no delimiter characters, so detection is certain).

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pcbulk::input::{read_bytes, ReadOptions};
-use pcbulk::plan::plan;
+use pcbulk::planner::plan;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(table) = read_bytes(data, &ReadOptions::default()) {

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -19,6 +18,7 @@ use uuid::Uuid;
 use crate::api::auth::Tokens;
 use crate::api::http::{CallIds, Transport};
 use crate::api::{Api, CallError, Request, ServiceError};
+use crate::events::{Emitter, Event};
 use crate::journal::{self, Journal, SentCall};
 use crate::ops::{Applied, Change, Pending};
 use crate::results::{Outcome, Status};
@@ -27,8 +27,8 @@ pub use retry::RetryPolicy;
 use std::collections::BTreeMap;
 use throttle::Controller;
 
-/// Rows in progress per call permit, and at least this many rows in progress.
-const ROWS_PER_CALL: usize = 4;
+/// Rows in progress at once in the unit tests' runs.
+#[cfg(test)]
 const MIN_ROWS_IN_PROGRESS: usize = 32;
 
 /// One validated row, ready to send.
@@ -144,6 +144,9 @@ pub struct Dispatcher {
     settings: Settings,
     journal: Option<Arc<Journal>>,
     pub stop: Arc<Stop>,
+    events: Emitter,
+    /// Rows failed so far, for `--max-errors`.
+    failed: AtomicUsize,
 }
 
 impl Dispatcher {
@@ -169,37 +172,46 @@ impl Dispatcher {
             settings,
             journal,
             stop: Arc::new(Stop::default()),
+            events: Emitter::none(),
+            failed: AtomicUsize::new(0),
         }
     }
 
-    /// Runs every job, sending each row's outcome to `done` as it finishes.
+    /// Sends what happens (calls, answers, throttling, retries, token renewals) to `events`.
+    pub fn with_events(mut self, events: Emitter) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// How many failed rows stop the run, for a run sending `rows` rows (`--max-errors`).
+    pub fn error_threshold(&self, rows: usize) -> Option<usize> {
+        self.settings.max_errors.map(|m| m.threshold(rows))
+    }
+
+    /// Runs one row and counts its failure towards `threshold`: reaching it stops the run.
+    pub async fn run_job(self: Arc<Self>, job: Job, threshold: Option<usize>) -> Outcome {
+        let o = self.run_one(job).await;
+        // Counted here, before this task yields, so no row takes the freed call permit before the
+        // limit is seen.
+        if o.status == Status::Failed {
+            let n = self.failed.fetch_add(1, Ordering::SeqCst) + 1;
+            if threshold.is_some_and(|t| n >= t) {
+                self.stop.raise(format!(
+                    "{n} rows failed, reaching --max-errors; the rest were not attempted"
+                ));
+            }
+        }
+        o
+    }
+
+    /// Runs every job, sending each row's outcome to `done` as it finishes (in any order).
+    #[cfg(test)]
     pub async fn run(self: Arc<Self>, jobs: Vec<Job>, done: impl Fn(Outcome) + Send + Sync) {
-        let threshold = self.settings.max_errors.map(|m| m.threshold(jobs.len()));
-        let failed = AtomicUsize::new(0);
-        let failed = &failed;
-        // Rows in progress: more than calls in flight, so a row whose customer is being throttled
-        // waits for its turn while other rows use the call permits.
-        let rows_in_progress =
-            (self.settings.concurrency * ROWS_PER_CALL).max(MIN_ROWS_IN_PROGRESS);
+        use futures::StreamExt;
+        let threshold = self.error_threshold(jobs.len());
         futures::stream::iter(jobs)
-            .map(|job| {
-                let d = Arc::clone(&self);
-                async move {
-                    let o = d.run_one(job).await;
-                    // Counted here, before this task yields, so no row takes the freed call permit
-                    // before the limit is seen.
-                    if o.status == Status::Failed {
-                        let n = failed.fetch_add(1, Ordering::SeqCst) + 1;
-                        if threshold.is_some_and(|t| n >= t) {
-                            d.stop.raise(format!(
-                                "{n} rows failed, reaching --max-errors; the rest were not attempted"
-                            ));
-                        }
-                    }
-                    o
-                }
-            })
-            .buffer_unordered(rows_in_progress)
+            .map(|job| Arc::clone(&self).run_job(job, threshold))
+            .buffer_unordered(MIN_ROWS_IN_PROGRESS)
             .for_each(|o| {
                 done(o);
                 futures::future::ready(())
@@ -329,9 +341,9 @@ impl RowApi<'_> {
             .expect("the semaphore is never closed")
     }
 
-    /// Journals a write before it is sent (durably: a crash after this line leaves a call whose
-    /// outcome a resume settles).
-    fn journal_send(&self, req: &Request, request_id: Uuid) -> Result<(), CallError> {
+    /// Journals a write before it is sent, durably: a crash after this leaves a call whose outcome
+    /// a resume settles. One fsync covers every intent written while the one before it ran.
+    async fn journal_send(&self, req: &Request, request_id: Uuid) -> Result<(), CallError> {
         let Some(j) = &self.d.journal else {
             return Ok(());
         };
@@ -347,7 +359,7 @@ impl RowApi<'_> {
             correlation_id: self.correlation_id.to_string(),
             call,
         };
-        j.append(&rec, true).map_err(|e| {
+        Arc::clone(j).append_durable(&rec).await.map_err(|e| {
             self.d.stop.raise(format!(
                 "cannot write the journal {}: {e}",
                 j.path().display()
@@ -369,6 +381,72 @@ impl RowApi<'_> {
         }
     }
 
+    /// Waits for a call's turn. A row that has written nothing yet has not started (reads change
+    /// nothing): when the run stops while it waits, it gives the turn up and is skipped. A row that
+    /// has written finishes, so no change is left half made.
+    async fn wait_turn(
+        &self,
+        customer: Option<&str>,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
+        let d = self.d;
+        let first = !self.record.lock().expect("record lock").wrote;
+        if !first {
+            return Ok(self.turn(customer).await);
+        }
+        let permit = tokio::select! {
+            permit = self.turn(customer) => permit,
+            reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
+        };
+        match d.stop.reason() {
+            Some(reason) => Err(CallError::Aborted(reason)),
+            None => Ok(permit),
+        }
+    }
+
+    /// What a failed attempt means: the error, and the Retry-After it came with. A 401 renews the
+    /// token once (`Ok(None)`: send again at once); a 429 slows the pacers.
+    async fn failed_attempt(
+        &self,
+        sent: Result<crate::api::Response, CallError>,
+        token: &secrecy::SecretString,
+        renewed: &mut bool,
+        customer: Option<&str>,
+        sent_at: tokio::time::Instant,
+    ) -> Result<Option<(CallError, Option<String>)>, CallError> {
+        let d = self.d;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Some((e, None))),
+        };
+        if resp.status == 401 {
+            if !*renewed && d.tokens.renew(token).await? {
+                *renewed = true;
+                d.events.emit(Event::TokenRenewed);
+                return Ok(None);
+            }
+            return Err(CallError::Unauthorized(
+                "Partner Center refused the access token (401); set a fresh PCBULK_ACCESS_TOKEN, or \
+                 PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and PCBULK_CLIENT_ID, then run again"
+                    .into(),
+            ));
+        }
+        if resp.status == 429 {
+            let wait = resp
+                .retry_after
+                .as_deref()
+                .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
+            d.events.emit(Event::Throttled {
+                row: self.row,
+                retry_after: wait,
+            });
+            d.controller.on_throttled(customer, sent_at, wait);
+        }
+        let err = CallError::Service(ServiceError::from_response(resp.status, &resp.body));
+        Ok(Some((err, resp.retry_after)))
+    }
+
+    /// Sends a call until it succeeds, fails for good, or the retries run out: one MS-RequestId for
+    /// every attempt, a write's intent journaled durably before its first attempt.
     async fn call_with_retries(
         &self,
         req: Request,
@@ -381,32 +459,14 @@ impl RowApi<'_> {
         };
         let customer = req.customer();
         let is_write = req.method != crate::api::Method::Get;
-        let mut attempts = 0u32;
-        let mut renewed = false;
+        let (mut attempts, mut renewed, mut journaled) = (0u32, false, false);
         // Whether some attempt got no answer: then a failure does not prove the write was not applied.
         let mut unknown = false;
-        let mut journaled = false;
         loop {
-            // A row that has written nothing yet has not started (reads change nothing): when the
-            // run stops while it waits for its turn, it gives the turn up and is skipped. A row that
-            // has written finishes, so no change is left half made.
-            let first = !self.record.lock().expect("record lock").wrote;
-            let permit = if first {
-                tokio::select! {
-                    permit = self.turn(customer) => permit,
-                    reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
-                }
-            } else {
-                self.turn(customer).await
-            };
-            if first {
-                if let Some(reason) = d.stop.reason() {
-                    return Err(CallError::Aborted(reason));
-                }
-            }
+            let permit = self.wait_turn(customer).await?;
             let token = d.tokens.access_token().await?;
             if is_write && !journaled {
-                self.journal_send(&req, ids.request_id)?;
+                self.journal_send(&req, ids.request_id).await?;
                 journaled = true;
                 self.note(|r| r.wrote = true);
             }
@@ -417,44 +477,35 @@ impl RowApi<'_> {
                 r.request_id = Some(ids.request_id);
             });
             d.budget.on_call();
+            d.events.emit(Event::CallSent {
+                row: self.row,
+                method: req.method.as_str(),
+                attempt: attempts,
+            });
             let sent = d.transport.send(&req, ids, token.expose_secret()).await;
             drop(permit);
-            let (err, retry_after) = match sent {
-                Ok(resp) => {
-                    self.note(|r| r.last_status = Some(resp.status));
-                    if resp.is_success() {
-                        d.controller.on_success(customer);
-                        if is_write {
-                            self.journal_answer(ids.request_id, resp.status);
-                        }
-                        return Ok(resp);
-                    }
-                    if resp.status == 401 {
-                        if !renewed && d.tokens.renew(&token).await? {
-                            renewed = true;
-                            continue;
-                        }
-                        return Err(CallError::Unauthorized(
-                            "Partner Center refused the access token (401); set a fresh \
-                             PCBULK_ACCESS_TOKEN, or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID \
-                             and PCBULK_CLIENT_ID, then run again"
-                                .into(),
-                        ));
-                    }
-                    if resp.status == 429 {
-                        let wait = resp.retry_after.as_deref().and_then(|v| {
-                            retry::parse_retry_after(v, std::time::SystemTime::now())
-                        });
-                        d.controller.on_throttled(customer, sent_at, wait);
-                    }
-                    let err =
-                        CallError::Service(ServiceError::from_response(resp.status, &resp.body));
-                    (err, resp.retry_after)
+            let status = sent.as_ref().ok().map(|r| r.status);
+            d.events.emit(Event::CallAnswered {
+                row: self.row,
+                status,
+                elapsed: sent_at.elapsed(),
+            });
+            if let Some(s) = status {
+                self.note(|r| r.last_status = Some(s));
+            }
+            if sent.as_ref().is_ok_and(|r| r.is_success()) {
+                d.controller.on_success(customer);
+                if is_write {
+                    self.journal_answer(ids.request_id, status.unwrap_or(200));
                 }
-                Err(e) => {
-                    unknown = true;
-                    (e, None)
-                }
+                return sent;
+            }
+            unknown |= sent.is_err();
+            let Some((err, retry_after)) = self
+                .failed_attempt(sent, &token, &mut renewed, customer, sent_at)
+                .await?
+            else {
+                continue;
             };
             let give_up = |err: CallError| {
                 if is_write && !unknown {
@@ -475,7 +526,14 @@ impl RowApi<'_> {
                     self.note(|r| r.budget_spent = true);
                     return give_up(err);
                 }
-                Some(wait) => tokio::time::sleep(wait).await,
+                Some(wait) => {
+                    d.events.emit(Event::RetryScheduled {
+                        row: self.row,
+                        attempt: attempts + 1,
+                        wait,
+                    });
+                    tokio::time::sleep(wait).await
+                }
                 None => return give_up(err),
             }
         }

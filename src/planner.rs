@@ -1,8 +1,6 @@
 //! From a parsed table to a verdict per row: which operation, which columns, valid or not, and no
 //! two rows changing the same thing. Nothing here touches the network.
 
-use std::collections::HashMap;
-
 use thiserror::Error;
 
 use crate::input::header::{canonical, normalize};
@@ -144,7 +142,7 @@ impl Planner {
     }
 
     /// One row's operation and verdict; `cells` as in the file. Duplicates are not looked at here
-    /// (see [`Duplicates`]). A mixed file's row whose operation needs a column the header lacks is a
+    /// (see `pipeline::duplicates`). A mixed file's row whose operation needs a column the header lacks is a
     /// usage error.
     pub fn plan_row(
         &self,
@@ -187,117 +185,22 @@ impl Planner {
     }
 }
 
-/// Which rows change the same target, in a compact index: a 128-bit hash of each target with the
-/// first row's number and line (24 bytes a target), so a file of a million rows stays small.
-#[derive(Default)]
-pub struct Duplicates {
-    first: HashMap<u128, (u32, u32), PreHashed>,
-}
-
-/// The keys are hashes already: use their bits as they are rather than hash them again.
-#[derive(Default, Clone, Copy)]
-struct PreHashed;
-
-impl std::hash::BuildHasher for PreHashed {
-    type Hasher = KeyBits;
-    fn build_hasher(&self) -> KeyBits {
-        KeyBits(0)
-    }
-}
-
-struct KeyBits(u64);
-
-impl std::hash::Hasher for KeyBits {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 ^= n as u64 ^ (n >> 64) as u64;
-    }
-}
-
-/// The index key of a target: its 128-bit xxh3 hash (two different targets share one with a
-/// chance of about 10⁻²⁶ in a million rows). Pure, so it can be computed on any thread.
-pub fn target_key(target: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(target.as_bytes())
-}
-
-/// A verdict's target key, if it has a target.
-pub fn verdict_key(verdict: &Verdict) -> Option<u128> {
-    match verdict {
-        Verdict::Ready(change) => change.target().map(|t| target_key(&t)),
-        Verdict::Invalid { .. } => None,
-    }
-}
-
-impl Duplicates {
-    /// An index with room for about `targets` targets, so it is not copied as it grows.
-    pub fn with_capacity(targets: usize) -> Self {
-        Duplicates {
-            first: HashMap::with_capacity_and_hasher(targets, PreHashed),
-        }
-    }
-
-    /// Records a row's target key; if an earlier row has it, that row's number and line.
-    pub fn first_of(&mut self, key: u128, row: usize, line: u64) -> Option<(u32, u32)> {
-        let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        match self.first.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((small(row as u64), small(line)));
-                None
-            }
-        }
-    }
-
-    /// A second row for a target already seen is refused, naming the first. `key` is the verdict's
-    /// [`verdict_key`], when the caller has computed it already.
-    pub fn refuse_keyed(
-        &mut self,
-        verdict: &mut Verdict,
-        key: Option<u128>,
-        row: usize,
-        line: u64,
-    ) {
-        let Some(key) = key else { return };
-        let Some((first_row, first_line)) = self.first_of(key, row, line) else {
-            return;
-        };
-        let target = match verdict {
-            Verdict::Ready(change) => change.target().unwrap_or_default(),
-            Verdict::Invalid { .. } => return,
-        };
-        *verdict = Verdict::Invalid {
-            code: "duplicate_target".into(),
-            message: format!(
-                "row {first_row} (line {first_line}) already changes the {target}; only the first \
-                 row is applied: merge the two rows or remove one"
-            ),
-        };
-    }
-
-    pub fn refuse(&mut self, verdict: &mut Verdict, row: usize, line: u64) {
-        let key = verdict_key(verdict);
-        self.refuse_keyed(verdict, key, row, line);
-    }
-}
-
-/// Plans every row of `table`; `forced` is `--operation`.
+/// Plans every row of an in-memory `table` (tests, fuzzing); `forced` is `--operation`. Commands
+/// stream instead (see `pipeline`); both find duplicates with the same detector.
 pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, UsageError> {
+    use crate::pipeline::duplicates::{self, Detector};
     let planner = Planner::new(&table.headers, forced)?;
-    let mut duplicates = Duplicates::default();
+    let mut detector = Detector::new(Vec::new());
     let mut rows = Vec::with_capacity(table.rows.len());
     for raw in &table.rows {
         let cells: Vec<&str> = raw.cells.iter().map(String::as_str).collect();
-        let (op, mut verdict) = planner.plan_row(&cells)?;
-        duplicates.refuse(&mut verdict, raw.row, raw.line);
+        let (op, verdict) = planner.plan_row(&cells)?;
+        if let Verdict::Ready(change) = &verdict {
+            if let Some(t) = change.target() {
+                let noted = detector.note(duplicates::target_key(&t), raw.row, raw.line);
+                noted.expect("writing to memory cannot fail");
+            }
+        }
         let mut trimmed: Vec<String> = cells.iter().map(|c| c.trim().to_owned()).collect();
         trimmed.resize(planner.headers.len(), String::new());
         rows.push(PlannedRow {
@@ -307,6 +210,19 @@ pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, Usag
             op,
             verdict,
         });
+    }
+    let (candidates, spill) = detector.into_parts();
+    let dups = duplicates::confirm(&spill[..], &candidates).expect("reading memory cannot fail");
+    for r in &mut rows {
+        if let (Some((first_row, first_line)), Verdict::Ready(change)) =
+            (dups.get(&(r.row as u64)), &r.verdict)
+        {
+            let target = change.target().unwrap_or_default();
+            r.verdict = Verdict::Invalid {
+                code: "duplicate_target".into(),
+                message: duplicates::message(*first_row, *first_line, &target),
+            };
+        }
     }
     Ok(Plan {
         warnings: planner.warnings(),

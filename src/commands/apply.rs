@@ -1,0 +1,289 @@
+//! `pcbulk apply`: check the file, then send it, streamed, with a journal, and keep the run record
+//! (results file, journal outcomes, progress, summary) from the run's events.
+
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::SecretString;
+
+use crate::api::auth::{Credentials, Tokens};
+use crate::api::http::HttpTransport;
+use crate::config::{ApplyConfig, Target};
+use crate::dispatch::Dispatcher;
+use crate::error::{exit, Error};
+use crate::events::{Emitter, Event, Listener};
+use crate::failpoint;
+use crate::journal::{self, Journal};
+use crate::pipeline::check;
+use crate::pipeline::engine::{Drive, Reading, GRACE};
+use crate::report::progress::Progress;
+use crate::report::summary::Summary;
+use crate::results::{encode_line, StreamWriter};
+use crate::sandbox;
+
+/// Everything a run leaves behind, kept from its events on one thread: the results file (in input
+/// order, as rows finish), each row's outcome in the journal, the progress display and the summary.
+struct RunRecord {
+    results: StreamWriter,
+    journal: Arc<Journal>,
+    progress: Progress,
+    summary: Summary,
+    width: usize,
+    delimiter: u8,
+    /// Rows written so far, and the row half-way through (for the crash tests).
+    written: usize,
+    half: usize,
+}
+
+impl Listener for RunRecord {
+    fn on(&mut self, event: &Event) -> std::io::Result<()> {
+        if let Event::RowFinished(f) = event {
+            if !f.known {
+                self.journal
+                    .append(&journal::Record::Row(f.outcome.clone()), false)?;
+            }
+            let line = encode_line(f.raw.trimmed(self.width), &f.outcome, self.delimiter);
+            self.results.write_encoded(&line)?;
+            self.written += 1;
+            if self.written == self.half {
+                failpoint::hit("mid-results");
+            }
+        }
+        self.progress.on(event)?;
+        self.summary.on(event)
+    }
+}
+
+impl RunRecord {
+    /// Listens until the stream ends; a record that cannot be written stops the run (the rows
+    /// already sent are in the journal).
+    fn listen(mut self, events: Receiver<Event>, stop: Arc<crate::dispatch::Stop>) -> Summary {
+        let mut broken = false;
+        loop {
+            // Lines reach the file when the stream is idle, not one write per row.
+            let event = match events.try_recv() {
+                Ok(e) => e,
+                Err(_) => {
+                    if !broken {
+                        if let Err(e) = self.results.flush() {
+                            broken = self.fail(&stop, e);
+                        }
+                    }
+                    match events.recv() {
+                        Ok(e) => e,
+                        Err(_) => break,
+                    }
+                }
+            };
+            if broken {
+                continue;
+            }
+            if let Err(e) = self.on(&event) {
+                broken = self.fail(&stop, e);
+            }
+        }
+        self.progress.finish();
+        failpoint::hit("before-results-sync");
+        if !broken {
+            if let Err(e) = self.results.sync() {
+                self.fail(&stop, e);
+            }
+        }
+        self.summary
+    }
+
+    fn fail(&mut self, stop: &crate::dispatch::Stop, e: std::io::Error) -> bool {
+        let why = format!(
+            "cannot write the results or the journal ({e}); what was sent is in {}",
+            self.journal.path().display()
+        );
+        stop.raise(why.clone());
+        self.summary.aborted.get_or_insert(why);
+        true
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn interrupt() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// Runs the sending pass until it ends or is interrupted. On a first signal no new row starts and
+/// calls in flight get [`GRACE`] to finish (rows cut off then still get their lines); on a second,
+/// it returns `true`: stop at once.
+async fn drive_interruptibly(drive: &mut Drive, stop: &crate::dispatch::Stop) -> bool {
+    {
+        let run = drive.run();
+        tokio::pin!(run);
+        tokio::select! {
+            _ = &mut run => return false,
+            sig = interrupt() => {
+                stop.raise(format!("interrupted by {sig}; rows not started were skipped"));
+                eprintln!(
+                    "pcbulk: {sig}: no new rows; finishing the calls in flight (up to {} s). \
+                     Interrupt again to stop at once.",
+                    GRACE.as_secs()
+                );
+            }
+        }
+        tokio::select! {
+            _ = &mut run => return false,
+            _ = tokio::time::sleep(GRACE) => {}
+            sig = interrupt() => {
+                eprintln!(
+                    "pcbulk: {sig} again: stopped at once. Rows that were in flight have no line in \
+                     the results file; they may or may not have been applied."
+                );
+                return true;
+            }
+        }
+    }
+    drive
+        .cut_short(&format!(
+            "interrupted while the call was in flight and not finished within {} s: the change may \
+             or may not have been applied; check before sending it again",
+            GRACE.as_secs()
+        ))
+        .await;
+    false
+}
+
+/// `pcbulk apply`.
+pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
+    let Some(target) = cfg.target else {
+        return check::validate(&cfg.input, show_progress);
+    };
+    let started = Instant::now();
+    let scan = check::scan(&cfg.input)?;
+    for w in scan.planner.warnings() {
+        eprintln!("pcbulk: warning: {w}");
+    }
+    if let Some(op) = scan
+        .operations
+        .iter()
+        .find(|op| cfg.unavailable.contains(op))
+    {
+        return Err(Error::usage(format!(
+            "{op} updates are not offered in the China cloud (21Vianet); nothing was sent"
+        )));
+    }
+    let (running, base_url, credentials) = match target {
+        Target::Sandbox => {
+            let s = sandbox::start(sandbox::Options::default())
+                .await
+                .map_err(|e| Error::usage(format!("cannot start the sandbox: {e:#}")))?;
+            let url = s.base_url();
+            let token = Credentials::Static(SecretString::from("sandbox"));
+            (Some(s), url, token)
+        }
+        Target::Service {
+            base_url,
+            credentials,
+        } => (None, base_url, credentials),
+    };
+    let job = journal::Job {
+        input_sha256: scan.sha256.clone(),
+        input: cfg.input.input.display().to_string(),
+        operation: cfg.input.operation.map(|o| o.name.to_owned()),
+        target: if running.is_some() {
+            "sandbox".into()
+        } else {
+            base_url.clone()
+        },
+    };
+    let journal_path = journal::path_for(&cfg.input.out);
+    let (journal, replay) =
+        journal::open_for_run(&journal_path, &job, cfg.resume, cfg.retry_failed)?;
+    let journal = Arc::new(journal);
+    let transport = HttpTransport::new(&base_url, cfg.timeout)
+        .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;
+    let (events, received) = Emitter::channel();
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            Arc::new(transport),
+            Arc::new(Tokens::new(credentials)),
+            cfg.settings.clone(),
+            Some(Arc::clone(&journal)),
+        )
+        .with_events(events.clone()),
+    );
+    let cannot = |e| {
+        Error::io(
+            format!("cannot write the results file {}", cfg.input.out.display()),
+            e,
+        )
+    };
+    let record = RunRecord {
+        results: StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter)
+            .map_err(cannot)?,
+        journal: Arc::clone(&journal),
+        progress: Progress::new(Some(scan.rows as u64), show_progress),
+        summary: Summary::new(cfg.input.out.clone()),
+        width: scan.planner.headers.len(),
+        delimiter: scan.delimiter,
+        written: 0,
+        half: scan.rows / 2,
+    };
+    let stop = Arc::clone(&dispatcher.stop);
+    let listener = std::thread::spawn(move || record.listen(received, stop));
+    events.emit(Event::RunStarted {
+        rows: scan.rows,
+        to_send: scan.to_send,
+    });
+    let to_send = scan.to_send;
+    let reading = Reading::from_scan(
+        cfg.input.clone(),
+        scan,
+        replay.map(|r| (r, cfg.retry_failed)),
+    );
+    let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
+    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop).await;
+    if at_once {
+        drive.stop_at_once();
+    }
+    drop(drive);
+    events.emit(Event::RunFinished {
+        aborted: dispatcher.stop.reason(),
+    });
+    drop(events);
+    drop(dispatcher);
+    let mut summary = listener
+        .join()
+        .map_err(|_| Error::Aborted("the results writer stopped unexpectedly".into()))?;
+    if at_once {
+        std::process::exit(exit::ABORTED.into());
+    }
+    summary.elapsed = started.elapsed();
+    if summary.aborted.is_none() {
+        journal.append(&journal::Record::Done, true).map_err(|e| {
+            Error::Aborted(format!(
+                "every row has its line, but the journal {} could not be closed: {e}",
+                journal_path.display()
+            ))
+        })?;
+    }
+    if let Some(s) = running {
+        summary.sandbox_changes = Some(s.changes());
+        s.shutdown().await;
+    }
+    Ok(summary)
+}

@@ -1,0 +1,104 @@
+//! What a command runs with, checked: the library's own configuration types. The command line
+//! (`cli`) only converts flags into these.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::api::auth::Credentials;
+use crate::dispatch::Settings;
+use crate::error::{usage, Error};
+use crate::input::ReadOptions;
+use crate::ops::OpSpec;
+
+/// Where a file comes from and where its results go.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub operation: Option<&'static OpSpec>,
+    pub read: ReadOptions,
+}
+
+/// Where calls go.
+pub enum Target {
+    Sandbox,
+    Service {
+        base_url: String,
+        credentials: Credentials,
+    },
+}
+
+pub struct ApplyConfig {
+    pub input: InputConfig,
+    /// Continue the run recorded in the journal beside the results file.
+    pub resume: bool,
+    /// With `resume`, also re-attempt rows that failed.
+    pub retry_failed: bool,
+    /// `None` for a dry run, which sends nothing.
+    pub target: Option<Target>,
+    pub settings: Settings,
+    pub timeout: Duration,
+    /// Operations the chosen cloud does not offer (the China cloud has no support-contact or
+    /// service-request updates); a file that needs one is refused before anything is sent.
+    pub unavailable: &'static [&'static str],
+}
+
+/// `<input stem>.results.csv` beside the input.
+pub fn default_results_path(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    input.with_file_name(format!("{stem}.results.csv"))
+}
+
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// An address pcbulk may send to: https anywhere, http only on loopback.
+pub fn check_url(what: &str, url: &str) -> Result<String, Error> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|_| Error::usage(format!("{what} {url:?} is not a URL")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            usage!("{what} must be https:// (http:// is allowed only on loopback addresses): {url}")
+        }
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_except_on_loopback() {
+        assert!(check_url("u", "https://api.partnercenter.microsoft.com/").is_ok());
+        assert!(check_url("u", "http://127.0.0.1:8765").is_ok());
+        assert!(check_url("u", "http://[::1]:80").is_ok());
+        assert!(check_url("u", "http://localhost:1").is_ok());
+        assert!(check_url("u", "http://api.partnercenter.microsoft.com").is_err());
+        assert!(check_url("u", "http://10.0.0.1").is_err());
+        assert!(check_url("u", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn results_default_beside_the_input() {
+        assert_eq!(
+            default_results_path(Path::new("/data/june.csv")),
+            PathBuf::from("/data/june.results.csv")
+        );
+    }
+}

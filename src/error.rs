@@ -1,0 +1,73 @@
+//! Exit codes (SPEC: Exit codes) and the error type that carries one: every error is classified
+//! where it arises, so nothing is taken for "nothing was sent" by default.
+
+use thiserror::Error;
+
+use crate::input::InputError;
+
+/// Exit codes, in one place.
+pub mod exit {
+    /// Every row succeeded or was unchanged (validate / dry run: every row is valid).
+    pub const OK: u8 = 0;
+    /// The run finished, but at least one row is invalid or failed.
+    pub const ROWS_FAILED: u8 = 1;
+    /// Usage or configuration error, or unreadable input: nothing was sent.
+    pub const USAGE: u8 = 2;
+    /// Aborted (max errors, credentials refused, interrupted, a record that could not be written
+    /// once sending began): results so far are on disk.
+    pub const ABORTED: u8 = 3;
+}
+
+/// Why a command could not do its job.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// Bad flags or configuration, or a file that cannot be run: nothing was sent.
+    #[error("{0}")]
+    Usage(String),
+    /// The input could not be read: nothing was sent.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A local file could not be read or written before anything was sent.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// Sending had begun when the run had to stop: what was sent is in the journal.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Input(_) | Error::Io { .. } => exit::USAGE,
+            Error::Aborted(_) => exit::ABORTED,
+        }
+    }
+}
+
+impl From<crate::planner::UsageError> for Error {
+    fn from(e: crate::planner::UsageError) -> Self {
+        Error::Usage(e.0)
+    }
+}
+
+/// `bail!` for usage errors.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err($crate::error::Error::Usage(format!($($arg)*)))
+    };
+}
+pub(crate) use usage;

@@ -1,0 +1,90 @@
+//! The run-event stream: the engine and the dispatcher say what happens, and everything that shows
+//! or records a run (results file, journal outcomes, progress, summary, later reports) listens. The
+//! dispatcher knows no output and no command line; it only emits.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::pipeline::source::StreamRow;
+use crate::results::Outcome;
+
+/// Something that happened in a run.
+#[derive(Debug)]
+pub enum Event {
+    /// Sending starts: this many data rows, this many of them to send.
+    RunStarted { rows: usize, to_send: usize },
+    /// A row was read and planned for sending.
+    RowPlanned { row: usize },
+    /// A call went out (`attempt` counts from 1).
+    CallSent {
+        row: usize,
+        method: &'static str,
+        attempt: u32,
+    },
+    /// An answer came (`None`: no answer, the connection failed or timed out).
+    CallAnswered {
+        row: usize,
+        status: Option<u16>,
+        elapsed: Duration,
+    },
+    /// A 429, with the wait the service asked for.
+    Throttled {
+        row: usize,
+        retry_after: Option<Duration>,
+    },
+    /// A call will be sent again after `wait`.
+    RetryScheduled {
+        row: usize,
+        attempt: u32,
+        wait: Duration,
+    },
+    /// A new access token was fetched after the old one was refused or ran out.
+    TokenRenewed,
+    /// A row has its final outcome. Rows finish in input order.
+    RowFinished(Box<Finished>),
+    /// Every row has finished (or the run was cut short: `aborted` says why).
+    RunFinished { aborted: Option<String> },
+}
+
+/// A finished row: its input cells, its outcome, and whether an earlier run had finished it already
+/// (read from the journal on `--resume`, so not journaled again).
+#[derive(Debug)]
+pub struct Finished {
+    pub raw: StreamRow,
+    pub outcome: Outcome,
+    pub known: bool,
+}
+
+/// Where events go: cheap to clone, safe to use from any thread or task. A closed stream (the
+/// listener gone) drops events silently; the listener owns what must be durable.
+#[derive(Clone)]
+pub struct Emitter {
+    tx: Option<mpsc::SyncSender<Event>>,
+}
+
+/// How many events may wait for the listener before an emitter waits for it.
+const QUEUE: usize = 64 * 1024;
+
+impl Emitter {
+    /// An emitter and the receiving end of its stream.
+    pub fn channel() -> (Emitter, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        (Emitter { tx: Some(tx) }, rx)
+    }
+
+    /// An emitter that goes nowhere (tests, and code run without a listener).
+    pub fn none() -> Emitter {
+        Emitter { tx: None }
+    }
+
+    pub fn emit(&self, e: Event) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(e);
+        }
+    }
+}
+
+/// Something that listens to a run's events.
+pub trait Listener {
+    fn on(&mut self, event: &Event) -> std::io::Result<()>;
+}

@@ -1,0 +1,333 @@
+//! The checking pass every command starts with: the file is read in batches, each batch is planned
+//! across all cores (rayon) while the next is read, and the rows' targets go to the duplicate
+//! detector in order. `validate` writes its results from this pass; `apply` keeps only what it needs
+//! to send (the duplicates, the counts, the file's hash) and reads the rows again as it sends them.
+
+use std::fs::File;
+use std::io::Read;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::duplicates::{self, Detector, Firsts};
+use super::source::{Source, StreamRow};
+use crate::config::InputConfig;
+use crate::error::Error;
+use crate::input::records::Records;
+use crate::planner::{Planner, Verdict};
+use crate::report::progress::Progress;
+use crate::report::summary::Summary;
+use crate::results::{encode_cells, encode_line, Outcome, Status, StreamWriter};
+
+/// What the checking pass found, for `apply`.
+pub struct Scan {
+    pub planner: Planner,
+    pub delimiter: u8,
+    /// Data rows in the file.
+    pub rows: usize,
+    /// Rows that will be sent (valid and not a duplicate).
+    pub to_send: usize,
+    /// Duplicate rows, with the first row of their target.
+    pub dups: Firsts,
+    /// SHA-256 of the bytes read.
+    pub sha256: String,
+    /// The operations of the rows to send.
+    pub operations: Vec<&'static str>,
+}
+
+/// One row, checked on a worker thread.
+struct Checked {
+    outcome: Outcome,
+    /// The results line as it stands unless the row turns out to be a duplicate (validate only).
+    line: Vec<u8>,
+    /// The duplicate index key of its target, if it has one.
+    key: Option<u128>,
+    op: Option<&'static str>,
+}
+
+fn check_row(
+    planner: &Planner,
+    raw: &StreamRow,
+    width: usize,
+    delimiter: Option<u8>,
+) -> Result<Checked, Error> {
+    let cells: Vec<&str> = raw.cells().collect();
+    let (op, verdict) = planner.plan_row(&cells)?;
+    let (outcome, target) = match &verdict {
+        Verdict::Ready(change) => (
+            Outcome::unsent(raw.row, raw.line, Status::Valid, "", ""),
+            change.target(),
+        ),
+        Verdict::Invalid { code, message } => (
+            Outcome::unsent(raw.row, raw.line, Status::Invalid, code, message),
+            None,
+        ),
+    };
+    let line = match delimiter {
+        Some(d) => encode_line(raw.trimmed(width), &outcome, d),
+        None => Vec::new(),
+    };
+    Ok(Checked {
+        key: target.as_deref().map(duplicates::target_key),
+        op: op
+            .filter(|_| outcome.status == Status::Valid)
+            .map(|o| o.name),
+        outcome,
+        line,
+    })
+}
+
+/// Runs `f`, adding its wall time to `total` (for the debug log's stage times).
+fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let v = f();
+    *total += t.elapsed().as_secs_f64();
+    v
+}
+
+/// Opens the input and reads its header into a planner.
+pub fn open(cfg: &InputConfig) -> Result<(Source, Planner), Error> {
+    let mut source = Source::open(cfg)?;
+    let header = source.header(&cfg.input)?;
+    let planner = Planner::new(&header, cfg.operation)
+        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
+    Ok((source, planner))
+}
+
+/// The pass: reads, checks across cores, and hands each checked batch to `sink` in input order.
+/// With `encode`, each row's results line is encoded on the workers too.
+fn pass(
+    source: &mut Source,
+    planner: &Planner,
+    encode: bool,
+    mut sink: impl FnMut(&[StreamRow], &[Checked]) -> Result<(), Error> + Send,
+) -> Result<(), Error> {
+    let width = planner.headers.len();
+    let delimiter = encode.then_some(source.delimiter);
+    let (mut t_read, mut t_check, mut t_write) = (0.0, 0.0, 0.0);
+    let mut to_read_from = 1;
+    let mut reading = source.batch(to_read_from)?;
+    let mut checked: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
+    // A written batch is freed by the reading step that follows, which has time to spare.
+    let mut written_batch: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
+    while !reading.is_empty() || checked.is_some() {
+        let current = std::mem::take(&mut reading);
+        to_read_from += current.len();
+        let done = checked.take();
+        let garbage = written_batch.take();
+        let (next, (validated, written)) = rayon::join(
+            || {
+                drop(garbage);
+                timed(&mut t_read, || source.batch(to_read_from))
+            },
+            || {
+                rayon::join(
+                    || {
+                        timed(&mut t_check, || {
+                            current
+                                .par_iter()
+                                .map(|raw| check_row(planner, raw, width, delimiter))
+                                .collect::<Result<Vec<Checked>, Error>>()
+                        })
+                    },
+                    || {
+                        timed(&mut t_write, || match &done {
+                            Some((rows, checks)) => sink(rows, checks),
+                            None => Ok(()),
+                        })
+                    },
+                )
+            },
+        );
+        written?;
+        written_batch = done;
+        let validated = validated?;
+        if !current.is_empty() {
+            checked = Some((current, validated));
+        }
+        reading = next?;
+    }
+    tracing::debug!(t_read, t_check, t_write, "seconds per stage");
+    Ok(())
+}
+
+/// `apply`'s first pass: no results, only what sending needs.
+pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
+    let (mut source, planner) = open(cfg)?;
+    // Keys spill to a file beside the results: a million rows are 32 MB there, not in memory.
+    let spill_path = cfg.out.with_extension("csv.keys");
+    let spill = crate::results::create_new_file(&spill_path)
+        .map_err(|e| Error::io(format!("cannot write {}", spill_path.display()), e))?;
+    let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
+    let (mut rows, mut valid) = (0usize, 0usize);
+    let mut operations: Vec<&'static str> = Vec::new();
+    let scanned = pass(&mut source, &planner, false, |raws, checks| {
+        for (raw, c) in raws.iter().zip(checks) {
+            rows += 1;
+            if let Some(k) = c.key {
+                detector
+                    .note(k, raw.row, raw.line)
+                    .map_err(|e| Error::io("cannot write the duplicate index", e))?;
+            }
+            if let Some(op) = c.op {
+                valid += 1;
+                if !operations.contains(&op) {
+                    operations.push(op);
+                }
+            }
+        }
+        Ok(())
+    });
+    let dups = scanned.and_then(|()| {
+        let (candidates, spill) = detector.into_parts();
+        let spill = spill
+            .into_inner()
+            .map_err(|e| Error::io("cannot write the duplicate index", e.into_error()))?;
+        drop(spill);
+        let file =
+            File::open(&spill_path).map_err(|e| Error::io("cannot read the duplicate index", e))?;
+        duplicates::confirm(file, &candidates)
+            .map_err(|e| Error::io("cannot read the duplicate index", e))
+    });
+    let _ = std::fs::remove_file(&spill_path);
+    let dups = dups?;
+    Ok(Scan {
+        delimiter: source.delimiter,
+        sha256: source.sha256(),
+        to_send: valid - dups.len(),
+        rows,
+        dups,
+        operations,
+        planner,
+    })
+}
+
+/// Copies the results written so far to their final place, turning duplicate rows `invalid`.
+fn rewrite_with_duplicates(
+    part: &std::path::Path,
+    out: &std::path::Path,
+    planner: &Planner,
+    dups: &Firsts,
+    summary: &mut Summary,
+    delimiter: u8,
+) -> Result<(), Error> {
+    let width = planner.headers.len();
+    let io = |e| {
+        Error::io(
+            format!("cannot write the results file {}", out.display()),
+            e,
+        )
+    };
+    let mut file = File::open(part).map_err(io)?;
+    let mut bom = [0u8; 3];
+    file.read_exact(&mut bom).map_err(io)?;
+    let mut records = Records::new(std::io::BufReader::new(file), delimiter);
+    let mut w = StreamWriter::create(out, &planner.headers, delimiter).map_err(io)?;
+    let mut header = true;
+    while let Some(rec) = records.next_record().map_err(io)? {
+        if std::mem::take(&mut header) {
+            continue;
+        }
+        let fields: Vec<&[u8]> = rec.fields().collect();
+        let number = |i: usize| -> u64 {
+            std::str::from_utf8(fields.get(i).copied().unwrap_or(b""))
+                .unwrap_or("")
+                .parse()
+                .unwrap_or(0)
+        };
+        let row = number(width);
+        let Some((first_row, first_line)) = dups.get(&row) else {
+            w.write_encoded(&encode_cells(fields.iter().copied(), delimiter))
+                .map_err(io)?;
+            continue;
+        };
+        let cells: Vec<&str> = fields[..width]
+            .iter()
+            .map(|f| std::str::from_utf8(f).unwrap_or(""))
+            .collect();
+        let target = match planner.plan_row(&cells) {
+            Ok((_, Verdict::Ready(change))) => change.target(),
+            _ => None,
+        };
+        let message = duplicates::message(
+            *first_row,
+            *first_line,
+            target.as_deref().unwrap_or("same target"),
+        );
+        let o = Outcome::unsent(
+            row as usize,
+            number(width + 1),
+            Status::Invalid,
+            "duplicate_target",
+            &message,
+        );
+        w.write_encoded(&encode_line(cells.iter().copied(), &o, delimiter))
+            .map_err(io)?;
+        summary.recount(Status::Valid, o);
+    }
+    w.finish().map_err(io)?;
+    Ok(())
+}
+
+/// `pcbulk validate`: every row `valid` or `invalid`, streamed; no network at all.
+pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let (mut source, planner) = open(cfg)?;
+    for w in planner.warnings() {
+        eprintln!("pcbulk: warning: {w}");
+    }
+    tracing::debug!(encoding = source.encoding, "validating as a stream");
+    let delimiter = source.delimiter;
+    // Results go to a part file first: duplicates are only certain once the whole file is read.
+    let part = cfg.out.with_extension("csv.part");
+    let keys_path = cfg.out.with_extension("csv.keys");
+    let cannot = |p: &std::path::Path| format!("cannot write the results file {}", p.display());
+    let mut out = StreamWriter::create(&part, &planner.headers, delimiter)
+        .map_err(|e| Error::io(cannot(&part), e))?;
+    let keys = crate::results::create_new_file(&keys_path)
+        .map_err(|e| Error::io(format!("cannot write {}", keys_path.display()), e))?;
+    let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, keys));
+    let progress = Progress::new(None, show_progress);
+    let mut summary = Summary::new(cfg.out.clone());
+    let passed = pass(&mut source, &planner, true, |raws, checks| {
+        for (raw, c) in raws.iter().zip(checks) {
+            if let Some(k) = c.key {
+                detector
+                    .note(k, raw.row, raw.line)
+                    .map_err(|e| Error::io("cannot write the duplicate index", e))?;
+            }
+            out.write_encoded(&c.line)
+                .map_err(|e| Error::io(cannot(&part), e))?;
+            summary.count(c.outcome.clone()); // cheap: a valid row's outcome holds empty strings
+        }
+        progress.rows_done(raws.len() as u64);
+        Ok(())
+    });
+    let finished = passed.and_then(|()| {
+        out.finish().map_err(|e| Error::io(cannot(&part), e))?;
+        let (candidates, keys) = detector.into_parts();
+        drop(
+            keys.into_inner()
+                .map_err(|e| Error::io("cannot write the duplicate index", e.into_error()))?,
+        );
+        let dups = if candidates.is_empty() {
+            Default::default()
+        } else {
+            let f = File::open(&keys_path)
+                .map_err(|e| Error::io("cannot read the duplicate index", e))?;
+            duplicates::confirm(f, &candidates)
+                .map_err(|e| Error::io("cannot read the duplicate index", e))?
+        };
+        if dups.is_empty() {
+            std::fs::rename(&part, &cfg.out).map_err(|e| Error::io(cannot(&cfg.out), e))
+        } else {
+            rewrite_with_duplicates(&part, &cfg.out, &planner, &dups, &mut summary, delimiter)
+        }
+    });
+    let _ = std::fs::remove_file(&part);
+    let _ = std::fs::remove_file(&keys_path);
+    finished?;
+    progress.finish();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

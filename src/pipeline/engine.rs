@@ -1,0 +1,342 @@
+//! `apply`'s sending pass, streamed: a reader thread reads and plans the rows again (the checking
+//! pass has found the duplicates), the dispatcher sends up to [`WINDOW`] rows at a time, and rows
+//! finish in input order, so the results file is written as the run goes and memory does not grow
+//! with the file. Everything that happens is an [`Event`]; the run record listens.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use uuid::Uuid;
+
+use super::check::Scan;
+use super::duplicates;
+use super::source::{Source, StreamRow};
+use crate::api::{Method, Request};
+use crate::config::InputConfig;
+use crate::dispatch::{Dispatcher, Job};
+use crate::events::{Emitter, Event, Finished};
+use crate::journal::{Replay, SentCall};
+use crate::ops::Pending;
+use crate::planner::{Planner, Verdict};
+use crate::results::{Outcome, Status};
+
+/// Rows under way at once (sent, waiting for a throttled customer, or finished and waiting for an
+/// earlier row to finish): the bound on memory, and on how far rows may finish out of order.
+pub const WINDOW: usize = 2048;
+
+/// How long calls in flight may finish after an interrupt.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// A row as the reader hands it over.
+enum Item {
+    Send(StreamRow, Job),
+    /// Finished without sending: invalid, a duplicate, or finished by an earlier run (`known`).
+    Done(StreamRow, Outcome, bool),
+    /// The file could not be read again.
+    Broken(String),
+}
+
+/// What the reader needs to turn rows into items.
+pub struct Reading {
+    pub input: InputConfig,
+    pub planner: Planner,
+    pub dups: duplicates::Firsts,
+    pub replay: Option<(Replay, bool)>,
+}
+
+impl Reading {
+    pub fn from_scan(input: InputConfig, scan: Scan, replay: Option<(Replay, bool)>) -> Self {
+        Reading {
+            input,
+            planner: scan.planner,
+            dups: scan.dups,
+            replay,
+        }
+    }
+
+    fn item(&self, raw: StreamRow) -> Item {
+        let cells: Vec<&str> = raw.cells().collect();
+        let (op, verdict) = match self.planner.plan_row(&cells) {
+            Ok(v) => v,
+            Err(e) => return Item::Broken(e.0),
+        };
+        let change = match verdict {
+            Verdict::Invalid { code, message } => {
+                let o = Outcome::unsent(raw.row, raw.line, Status::Invalid, &code, &message);
+                return Item::Done(raw, o, false);
+            }
+            Verdict::Ready(change) => change,
+        };
+        if let Some((first_row, first_line)) = self.dups.get(&(raw.row as u64)) {
+            let target = change.target().unwrap_or_default();
+            let message = duplicates::message(*first_row, *first_line, &target);
+            let o = Outcome::unsent(
+                raw.row,
+                raw.line,
+                Status::Invalid,
+                "duplicate_target",
+                &message,
+            );
+            return Item::Done(raw, o, false);
+        }
+        let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);
+        if let Some((replay, retry_failed)) = &self.replay {
+            if let Some(done) = replay.finished(raw.row, raw.line, *retry_failed) {
+                return Item::Done(raw, done, true);
+            }
+            if let Some((correlation_id, call)) = replay.unanswered.get(&raw.row) {
+                job.pending = pending(correlation_id, call);
+            }
+            if let Some(before) = replay.before.get(&raw.row) {
+                job.extra = before.extra.clone();
+            }
+        }
+        Item::Send(raw, job)
+    }
+
+    /// Reads the file on its own thread, handing items over as the window makes room.
+    fn spawn(self) -> tokio::sync::mpsc::Receiver<Item> {
+        let (tx, rx) = tokio::sync::mpsc::channel(WINDOW);
+        std::thread::spawn(move || {
+            let broken = |e: String| Item::Broken(format!("cannot read the input again: {e}"));
+            let mut source = match Source::open(&self.input) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.blocking_send(broken(e.to_string()));
+                    return;
+                }
+            };
+            if let Err(e) = source.header(&self.input.input) {
+                let _ = tx.blocking_send(broken(e.to_string()));
+                return;
+            }
+            let mut row = 1;
+            loop {
+                let item = match source.next_row(row) {
+                    Ok(Some(raw)) => self.item(raw),
+                    Ok(None) => return,
+                    Err(e) => broken(e.to_string()),
+                };
+                let last = matches!(item, Item::Broken(_));
+                if tx.blocking_send(item).is_err() || last {
+                    return;
+                }
+                row += 1;
+            }
+        });
+        rx
+    }
+}
+
+/// A journaled write, as a call to send again.
+fn pending(correlation_id: &str, call: &SentCall) -> Option<(Uuid, Pending)> {
+    let method = match call.method.as_str() {
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        _ => return None,
+    };
+    let request = Request {
+        method,
+        path: call.path.clone(),
+        body: call.body.clone(),
+        if_match: call.if_match.clone(),
+    };
+    Some((
+        Uuid::parse_str(correlation_id).ok()?,
+        Pending {
+            request,
+            request_id: Uuid::parse_str(&call.request_id).ok()?,
+        },
+    ))
+}
+
+/// A row under way: its input cells, and its outcome once it has one.
+struct Slot {
+    raw: StreamRow,
+    known: bool,
+    outcome: Option<Outcome>,
+}
+
+/// The sending pass, in a form that survives being interrupted: the rows under way and the rest of
+/// the file stay here, so a cut-short run can still give every row its line.
+pub struct Drive {
+    dispatcher: Arc<Dispatcher>,
+    events: Emitter,
+    items: tokio::sync::mpsc::Receiver<Item>,
+    /// Calls under way, each with its slot's sequence number.
+    inflight: FuturesUnordered<BoxFuture<'static, (u64, Outcome)>>,
+    /// Rows under way in input order; the first is number `first`.
+    slots: VecDeque<Slot>,
+    first: u64,
+    threshold: Option<usize>,
+}
+
+impl Drive {
+    pub fn start(
+        reading: Reading,
+        dispatcher: Arc<Dispatcher>,
+        events: Emitter,
+        to_send: usize,
+    ) -> Drive {
+        let threshold = dispatcher.error_threshold(to_send);
+        Drive {
+            items: reading.spawn(),
+            dispatcher,
+            events,
+            inflight: FuturesUnordered::new(),
+            slots: VecDeque::new(),
+            first: 0,
+            threshold,
+        }
+    }
+
+    fn emit(&self, slot: Slot, outcome: Outcome) {
+        self.events.emit(Event::RowFinished(Box::new(Finished {
+            raw: slot.raw,
+            outcome,
+            known: slot.known,
+        })));
+    }
+
+    /// Records an outcome, and finishes every row at the front that has one.
+    fn done(&mut self, seq: u64, outcome: Outcome) {
+        let at = (seq - self.first) as usize;
+        self.slots[at].outcome = Some(outcome);
+        while self.slots.front().is_some_and(|s| s.outcome.is_some()) {
+            let mut slot = self.slots.pop_front().expect("a front slot");
+            self.first += 1;
+            let o = slot.outcome.take().expect("an outcome");
+            self.emit(slot, o);
+        }
+    }
+
+    fn take(&mut self, item: Item) -> bool {
+        let seq = self.first + self.slots.len() as u64;
+        match item {
+            Item::Send(raw, job) => {
+                self.events.emit(Event::RowPlanned { row: raw.row });
+                let d = Arc::clone(&self.dispatcher);
+                let threshold = self.threshold;
+                self.slots.push_back(Slot {
+                    raw,
+                    known: false,
+                    outcome: None,
+                });
+                self.inflight
+                    .push(async move { (seq, d.run_job(job, threshold).await) }.boxed());
+            }
+            Item::Done(raw, outcome, known) => {
+                self.slots.push_back(Slot {
+                    raw,
+                    known,
+                    outcome: None,
+                });
+                self.done(seq, outcome);
+            }
+            Item::Broken(message) => {
+                self.dispatcher.stop.raise(message);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends every row, finishing them in input order.
+    pub async fn run(&mut self) {
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some((seq, o)) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.done(seq, o)
+                }
+                item = self.items.recv(), if reading && self.slots.len() < WINDOW => {
+                    match item {
+                        Some(item) => reading = self.take(item),
+                        None => reading = false,
+                    }
+                }
+                else => break,
+            }
+        }
+    }
+
+    /// Ends a run whose rows in flight did not finish in time: they, and every row not read yet,
+    /// get a line all the same (`skipped`).
+    pub async fn cut_short(&mut self, message: &str) {
+        self.inflight = FuturesUnordered::new();
+        while let Some(mut slot) = self.slots.pop_front() {
+            self.first += 1;
+            let o = slot.outcome.take().unwrap_or_else(|| {
+                Outcome::unsent(
+                    slot.raw.row,
+                    slot.raw.line,
+                    Status::Skipped,
+                    "interrupted",
+                    message,
+                )
+            });
+            self.emit(slot, o);
+        }
+        let reason = self.dispatcher.stop.reason().unwrap_or_default();
+        while let Some(item) = self.items.recv().await {
+            let (raw, o, known) = match item {
+                Item::Send(raw, _) => {
+                    let o = Outcome::unsent(raw.row, raw.line, Status::Skipped, "aborted", &reason);
+                    (raw, o, false)
+                }
+                Item::Done(raw, o, known) => (raw, o, known),
+                Item::Broken(_) => break,
+            };
+            self.emit(
+                Slot {
+                    raw,
+                    known,
+                    outcome: None,
+                },
+                o,
+            );
+        }
+    }
+
+    /// Stops at once: the rows that have an outcome get their lines (out of order if an earlier
+    /// row is still in flight); rows in flight and rows not read get none.
+    pub fn stop_at_once(&mut self) {
+        self.inflight = FuturesUnordered::new();
+        while let Some(mut slot) = self.slots.pop_front() {
+            if let Some(o) = slot.outcome.take() {
+                self.emit(slot, o);
+            }
+        }
+        self.items.close();
+        while let Ok(item) = self.items.try_recv() {
+            match item {
+                Item::Done(raw, o, known) => self.emit(
+                    Slot {
+                        raw,
+                        known,
+                        outcome: None,
+                    },
+                    o,
+                ),
+                Item::Send(raw, _) => {
+                    let reason = self.dispatcher.stop.reason().unwrap_or_default();
+                    let o = Outcome::unsent(raw.row, raw.line, Status::Skipped, "aborted", &reason);
+                    self.emit(
+                        Slot {
+                            raw,
+                            known: false,
+                            outcome: None,
+                        },
+                        o,
+                    );
+                }
+                Item::Broken(_) => break,
+            }
+        }
+    }
+}

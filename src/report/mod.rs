@@ -1,0 +1,57 @@
+//! What the user sees while a run goes and when it ends: progress, and the summary.
+
+pub mod progress;
+pub mod summary;
+
+use crate::results::Status;
+use summary::Summary;
+
+/// The end-of-run summary: counts by status, a few problem rows, where the results are.
+pub fn summary_text(s: &Summary) -> String {
+    let mut out = String::new();
+    let counts: Vec<String> = Status::ALL
+        .iter()
+        .filter(|st| s.count_of(**st) > 0)
+        .map(|st| format!("{} {st}", s.count_of(*st)))
+        .collect();
+    out.push_str(&format!(
+        "pcbulk: {} rows in {:.1} s: {}\n",
+        s.rows(),
+        s.elapsed.as_secs_f64(),
+        if counts.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            counts.join(", ")
+        }
+    ));
+    for o in &s.problems {
+        let http = o
+            .http_status
+            .map(|h| format!(" (HTTP {h})"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  row {} (line {}) {}{http}: {}\n",
+            o.row, o.line, o.status, o.error_message
+        ));
+    }
+    if s.problems_total > s.problems.len() {
+        out.push_str(&format!(
+            "  ... and {} more in the results file\n",
+            s.problems_total - s.problems.len()
+        ));
+    }
+    if let Some(why) = &s.aborted {
+        out.push_str(&format!("stopped early: {why}\n"));
+    }
+    out.push_str(&format!("results: {}\n", s.results.display()));
+    if let Some(changes) = &s.sandbox_changes {
+        out.push_str(&format!(
+            "the sandbox tenant changed ({}):\n",
+            changes.len()
+        ));
+        for c in changes {
+            out.push_str(&format!("  {c}\n"));
+        }
+    }
+    out
+}
