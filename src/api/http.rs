@@ -56,6 +56,34 @@ impl HttpTransport {
     pub fn url(&self, path: &str) -> String {
         format!("{}/v1{}", self.base, path)
     }
+
+    /// A call as it goes on the wire: every header the reference lists, the body as JSON.
+    pub fn request(&self, req: &Request, ids: CallIds, token: &str) -> reqwest::RequestBuilder {
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
+        let mut b = self
+            .client
+            .request(method, self.url(&req.path))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Accept", "application/json")
+            .header("MS-Contract-Version", "v1")
+            .header("MS-RequestId", ids.request_id.to_string())
+            .header("MS-CorrelationId", ids.correlation_id.to_string())
+            .header("X-Locale", &self.locale)
+            .header("MS-PartnerCenter-Application", &self.application);
+        if let Some(etag) = &req.if_match {
+            b = b.header("If-Match", format!("\"{}\"", etag.trim_matches('"')));
+        }
+        if let Some(body) = &req.body {
+            b = b
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(body).expect("a JSON value serializes"));
+        }
+        b
+    }
 }
 
 impl Transport for HttpTransport {
@@ -66,30 +94,11 @@ impl Transport for HttpTransport {
         token: &'a str,
     ) -> BoxFuture<'a, Result<Response, CallError>> {
         Box::pin(async move {
-            let method = match req.method {
-                Method::Get => reqwest::Method::GET,
-                Method::Put => reqwest::Method::PUT,
-                Method::Patch => reqwest::Method::PATCH,
-            };
-            let mut b = self
-                .client
-                .request(method, self.url(&req.path))
-                .header("Authorization", format!("Bearer {token}"))
-                .header("Accept", "application/json")
-                .header("MS-Contract-Version", "v1")
-                .header("MS-RequestId", ids.request_id.to_string())
-                .header("MS-CorrelationId", ids.correlation_id.to_string())
-                .header("X-Locale", &self.locale)
-                .header("MS-PartnerCenter-Application", &self.application);
-            if let Some(etag) = &req.if_match {
-                b = b.header("If-Match", format!("\"{}\"", etag.trim_matches('"')));
-            }
-            if let Some(body) = &req.body {
-                b = b
-                    .header("Content-Type", "application/json")
-                    .body(serde_json::to_vec(body).expect("a JSON value serializes"));
-            }
-            let resp = b.send().await.map_err(transport_error)?;
+            let resp = self
+                .request(req, ids, token)
+                .send()
+                .await
+                .map_err(transport_error)?;
             let status = resp.status().as_u16();
             let header = |name: &str| {
                 resp.headers()

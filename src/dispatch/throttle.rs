@@ -102,6 +102,21 @@ impl Pacer {
         slot.max(now)
     }
 
+    /// Takes the next slot if it is due at `now`, and says whether it did; leaves the pacer as it was
+    /// otherwise. The fast path of a pacer far below its rate: no timer, no queue.
+    pub fn try_now(&mut self, now: Instant) -> bool {
+        if self.paused(now) {
+            return false;
+        }
+        let interval = Duration::from_secs_f64(1.0 / self.rate(now));
+        let slot = self.next_slot.max(now.checked_sub(interval).unwrap_or(now));
+        if slot > now {
+            return false;
+        }
+        self.next_slot = slot + interval;
+        true
+    }
+
     /// Whether the pacer is holding all calls at `now`.
     pub fn paused(&self, now: Instant) -> bool {
         self.paused_until.is_some_and(|p| now < p)
@@ -247,6 +262,13 @@ impl Gated {
     }
 
     async fn wait_turn(&self, row: usize) {
+        // Nobody waiting and a slot due: go at once (the gate stays free; the pacer's slot is taken).
+        {
+            let st = self.gate.state.lock().expect("gate");
+            if !st.busy && st.queue.is_empty() && self.pacer().try_now(Instant::now()) {
+                return;
+            }
+        }
         let _turn = self.gate.enter(row).await;
         loop {
             let at = self.pacer().reserve(Instant::now());
@@ -284,6 +306,9 @@ impl Controller {
 
     fn customer(&self, c: &str) -> std::sync::Arc<Gated> {
         let mut map = self.customers.lock().expect("pacers");
+        if let Some(g) = map.get(c) {
+            return std::sync::Arc::clone(g);
+        }
         map.entry(c.to_owned())
             .or_insert_with(|| std::sync::Arc::new(Gated::new(self.ceiling)))
             .clone()
@@ -429,6 +454,29 @@ mod tests {
             d_slot.duration_since(c_slot) <= Duration::from_millis(125),
             "the next slot follows the missed one, not the late caller"
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn a_due_slot_is_taken_at_once_and_an_early_one_is_left_alone() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(10.0, t0 - Duration::from_secs(5)); // slow start done: 10/s
+        assert!(p.try_now(t0), "the first slot is due");
+        assert!(
+            p.try_now(t0 + Duration::from_millis(10)),
+            "one slot of catch-up credit, as reserve gives"
+        );
+        assert!(
+            !p.try_now(t0 + Duration::from_millis(20)),
+            "the next is 100 ms after the last"
+        );
+        assert!(p.try_now(t0 + Duration::from_millis(100)));
+        p.on_throttled(t0, t0, Some(Duration::from_secs(3)));
+        assert!(!p.try_now(t0 + Duration::from_secs(2)), "paused");
     }
 }
 
