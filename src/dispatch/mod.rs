@@ -716,6 +716,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_dispatcher_tells_every_call_answer_throttle_and_retry_as_events() {
+        let throttled = Ok(Response {
+            status: 429,
+            retry_after: Some("3".into()),
+            ..Response::default()
+        });
+        let t = Scripted::new(vec![throttled, status(200)]);
+        let (events, received) = Emitter::channel();
+        let d = Arc::try_unwrap(dispatcher(t, None))
+            .ok()
+            .expect("one owner")
+            .with_events(events);
+        run(Arc::new(d), &["/a"]).await;
+        let seen: Vec<String> = received
+            .try_iter()
+            .map(|e| match e {
+                Event::CallSent { row, attempt, .. } => format!("sent {row}#{attempt}"),
+                Event::CallAnswered { status, .. } => format!("answered {status:?}"),
+                Event::Throttled { retry_after, .. } => format!("throttled {retry_after:?}"),
+                Event::RetryScheduled { attempt, wait, .. } => format!("retry #{attempt} {wait:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "sent 1#1",
+                "answered Some(429)",
+                "throttled Some(3s)",
+                "retry #2 3s",
+                "sent 1#2",
+                "answered Some(200)",
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn retries_run_out_after_max_attempts() {
         let t = Scripted::new((0..6).map(|_| status(500)).collect());
         let out = run(dispatcher(t.clone(), None), &["/a"]).await;
