@@ -488,10 +488,7 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
                 max_errors: a.max_errors,
             },
             timeout: a.timeout,
-            unavailable: match cloud {
-                Cloud::China => &["support-contact", "service-request"],
-                Cloud::Global | Cloud::Usgov => &[],
-            },
+            china: matches!(cloud, Cloud::China),
         })
     }
 }

@@ -38,9 +38,9 @@ pub struct ApplyConfig {
     pub target: Option<Target>,
     pub settings: Settings,
     pub timeout: Duration,
-    /// Operations the chosen cloud does not offer (the China cloud has no support-contact or
-    /// service-request updates); a file that needs one is refused before anything is sent.
-    pub unavailable: &'static [&'static str],
+    /// The China cloud (21Vianet) offers only some operations (`OpSpec::in_china`); a file that
+    /// needs another is refused before anything is sent.
+    pub china: bool,
 }
 
 /// `<input stem>.results.csv` beside the input.

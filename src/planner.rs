@@ -343,7 +343,7 @@ fn check_columns(
     if !op.one_of.is_empty() && !op.one_of.iter().any(|c| has(c)) {
         missing.push(format!("one of {}", op.one_of.join(" / ")));
     }
-    if op.name == "billing-profile" && !op.optional.iter().any(|c| has(c)) {
+    if op.needs_an_optional && !op.optional.iter().any(|c| has(c)) {
         missing.push("at least one field to change".into());
     }
     if missing.is_empty() {

@@ -37,12 +37,7 @@ pub fn default_out(results: &Path) -> PathBuf {
 
 /// The columns that say which thing a row changed, per operation.
 fn key_columns(op: &str) -> &'static [&'static str] {
-    match op {
-        "support-contact" => &["customer_id", "subscription_id"],
-        "service-request" => &["service_request_id"],
-        "billing-profile" => &["customer_id"],
-        _ => &[],
-    }
+    crate::ops::by_name(op).map_or(&[], |o| o.undo_keys)
 }
 
 pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoReport> {

@@ -180,10 +180,12 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
     if let Some(op) = scan
         .operations
         .iter()
-        .find(|op| cfg.unavailable.contains(op))
+        .filter_map(|name| crate::ops::by_name(name))
+        .find(|op| cfg.china && !op.in_china)
     {
         return Err(Error::usage(format!(
-            "{op} updates are not offered in the China cloud (21Vianet); nothing was sent"
+            "{} updates are not offered in the China cloud (21Vianet); nothing was sent",
+            op.name
         )));
     }
     let (running, base_url, credentials) = match target {

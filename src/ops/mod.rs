@@ -34,6 +34,13 @@ pub struct OpSpec {
     pub one_of: &'static [&'static str],
     /// Columns read when present; an empty cell means "leave as it is".
     pub optional: &'static [&'static str],
+    /// With no `one_of`: at least one of the optional columns must be in the header (a billing
+    /// file must change something).
+    pub needs_an_optional: bool,
+    /// The columns that say which thing a row changed (for `undo`).
+    pub undo_keys: &'static [&'static str],
+    /// Offered in the China cloud (21Vianet)?
+    pub in_china: bool,
     /// An example row for `pcbulk template`, as (column, value).
     pub example: &'static [(&'static str, &'static str)],
     /// Validates a row and builds the change it asks for. Never sends anything.

@@ -18,6 +18,9 @@ pub static SPEC: OpSpec = OpSpec {
     required: &["service_request_id"],
     one_of: &["note", "new_status"],
     optional: &[],
+    needs_an_optional: false,
+    undo_keys: &["service_request_id"],
+    in_china: false,
     example: &[
         ("service_request_id", "616122292874576"),
         ("note", "Reseller Trey Research now handles this request."),

@@ -16,6 +16,9 @@ pub static SPEC: OpSpec = OpSpec {
     required: &[],
     one_of: &["email", "telephone", "website"],
     optional: &[],
+    needs_an_optional: false,
+    undo_keys: &[],
+    in_china: true,
     example: &[
         ("email", "support@contoso.com"),
         ("telephone", "+1 425 555 0100"),
