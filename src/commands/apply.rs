@@ -1,7 +1,7 @@
 //! `pcbulk apply`: check the file, then send it, streamed, with a journal, and keep the run record
 //! (results file, journal outcomes, progress, summary) from the run's events.
 
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +21,9 @@ use crate::report::progress::Progress;
 use crate::report::summary::Summary;
 use crate::results::{encode_line, StreamWriter};
 use crate::sandbox;
+
+/// How often the run record drains the event stream.
+const DRAIN: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Everything a run leaves behind, kept from its events on one thread: the results file (in input
 /// order, as rows finish), each row's outcome in the journal, the progress display and the summary.
@@ -61,20 +64,21 @@ impl RunRecord {
     fn listen(mut self, events: Receiver<Event>, stop: Arc<crate::dispatch::Stop>) -> Summary {
         let mut broken = false;
         loop {
-            // Lines reach the file when the stream is idle, not one write per row.
+            // Drained every few milliseconds rather than woken for each event: a run emits several
+            // events a call, and a wake-up each would cost more than the work. Lines reach the file
+            // each time the stream is drained.
             let event = match events.try_recv() {
                 Ok(e) => e,
-                Err(_) => {
+                Err(TryRecvError::Empty) => {
                     if !broken {
                         if let Err(e) = self.results.flush() {
                             broken = self.fail(&stop, e);
                         }
                     }
-                    match events.recv() {
-                        Ok(e) => e,
-                        Err(_) => break,
-                    }
+                    std::thread::sleep(DRAIN);
+                    continue;
                 }
+                Err(TryRecvError::Disconnected) => break,
             };
             if broken {
                 continue;

@@ -157,11 +157,13 @@ impl Dispatcher {
         journal: Option<Arc<Journal>>,
     ) -> Self {
         let period = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
-        // The ceiling: on average never above --rate. A burst of two lets a call that a timer woke a
-        // millisecond late be followed by the next on time, instead of every lateness adding up.
+        // The ceiling: on average never above --rate. A burst of a timer tick's worth of calls (at
+        // least two) lets calls that a timer woke a little late be followed by the next on time,
+        // instead of every lateness adding up, and costs no timer below the ceiling.
+        let burst = (settings.rate * throttle::TICK.as_secs_f64()).clamp(2.0, 10_000.0) as u32;
         let quota = Quota::with_period(period)
             .expect("a positive period")
-            .allow_burst(NonZeroU32::new(2).expect("2 is not 0"));
+            .allow_burst(NonZeroU32::new(burst).expect("at least 2"));
         Dispatcher {
             transport,
             tokens,

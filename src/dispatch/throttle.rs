@@ -25,6 +25,10 @@ pub const BETA: f64 = 0.8;
 pub const C: f64 = 0.02;
 /// Slow start: the rate doubles every this long until the first throttle.
 pub const DOUBLING: Duration = Duration::from_millis(500);
+/// The timer's granularity: a slot due within this long is taken at once rather than slept for (a
+/// shorter sleep is not possible, and sleeping a whole tick per call would cap a pacer near 1,000
+/// calls a second). Slots stay spaced by the rate, so the average never exceeds it.
+pub const TICK: Duration = Duration::from_millis(1);
 /// A Retry-After at least this long is read as "blocked until then".
 pub const LONG_WAIT: Duration = Duration::from_secs(2);
 /// After a cut, further 429s are part of the same episode (the service's bucket is still empty) for
@@ -102,15 +106,16 @@ impl Pacer {
         slot.max(now)
     }
 
-    /// Takes the next slot if it is due at `now`, and says whether it did; leaves the pacer as it was
-    /// otherwise. The fast path of a pacer far below its rate: no timer, no queue.
+    /// Takes the next slot if it is due at `now` (within a [`TICK`]), and says whether it did;
+    /// leaves the pacer as it was otherwise. The fast path of a pacer below its rate: no timer, no
+    /// queue.
     pub fn try_now(&mut self, now: Instant) -> bool {
         if self.paused(now) {
             return false;
         }
         let interval = Duration::from_secs_f64(1.0 / self.rate(now));
         let slot = self.next_slot.max(now.checked_sub(interval).unwrap_or(now));
-        if slot > now {
+        if slot > now + TICK {
             return false;
         }
         self.next_slot = slot + interval;
@@ -271,8 +276,11 @@ impl Gated {
         }
         let _turn = self.gate.enter(row).await;
         loop {
-            let at = self.pacer().reserve(Instant::now());
-            tokio::time::sleep_until(at).await;
+            let now = Instant::now();
+            let at = self.pacer().reserve(now);
+            if at > now + TICK {
+                tokio::time::sleep_until(at).await;
+            }
             if !self.pacer().paused(Instant::now()) {
                 return;
             }
@@ -474,7 +482,15 @@ mod fast_path_tests {
             !p.try_now(t0 + Duration::from_millis(20)),
             "the next is 100 ms after the last"
         );
-        assert!(p.try_now(t0 + Duration::from_millis(100)));
+        assert!(
+            p.try_now(t0 + Duration::from_millis(99) + Duration::from_micros(500)),
+            "a slot due within a timer tick is taken at once"
+        );
+        assert!(
+            !p.try_now(t0 + Duration::from_millis(100)),
+            "and spaced as before"
+        );
+        assert!(p.try_now(t0 + Duration::from_millis(200)));
         p.on_throttled(t0, t0, Some(Duration::from_secs(3)));
         assert!(!p.try_now(t0 + Duration::from_secs(2)), "paused");
     }

@@ -7,9 +7,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use uuid::Uuid;
 
 use super::check::Scan;
@@ -167,8 +164,9 @@ pub struct Drive {
     dispatcher: Arc<Dispatcher>,
     events: Emitter,
     items: tokio::sync::mpsc::Receiver<Item>,
-    /// Calls under way, each with its slot's sequence number.
-    inflight: FuturesUnordered<BoxFuture<'static, (u64, Outcome)>>,
+    /// Rows being sent, each a task of its own (so rows run on every worker thread), with its slot's
+    /// sequence number; dropping the set cancels them.
+    inflight: tokio::task::JoinSet<(u64, Outcome)>,
     /// Rows under way in input order; the first is number `first`.
     slots: VecDeque<Slot>,
     first: u64,
@@ -187,7 +185,7 @@ impl Drive {
             items: reading.spawn(),
             dispatcher,
             events,
-            inflight: FuturesUnordered::new(),
+            inflight: tokio::task::JoinSet::new(),
             slots: VecDeque::new(),
             first: 0,
             threshold,
@@ -219,6 +217,7 @@ impl Drive {
         match item {
             Item::Send(raw, job) => {
                 self.events.emit(Event::RowPlanned { row: raw.row });
+                let (raw_row, raw_line) = (raw.row, raw.line);
                 let d = Arc::clone(&self.dispatcher);
                 let threshold = self.threshold;
                 self.slots.push_back(Slot {
@@ -226,8 +225,21 @@ impl Drive {
                     known: false,
                     outcome: None,
                 });
-                self.inflight
-                    .push(async move { (seq, d.run_job(job, threshold).await) }.boxed());
+                let (row, line) = (raw_row, raw_line);
+                self.inflight.spawn(async move {
+                    let run = std::panic::AssertUnwindSafe(d.run_job(job, threshold));
+                    let o = futures::FutureExt::catch_unwind(run).await.unwrap_or_else(|_| {
+                        Outcome::unsent(
+                            row,
+                            line,
+                            Status::Failed,
+                            "internal_error",
+                            "pcbulk hit an internal error on this row; the change may or may not \
+                             have been applied: check it before sending it again, and report the bug",
+                        )
+                    });
+                    (seq, o)
+                });
             }
             Item::Done(raw, outcome, known) => {
                 self.slots.push_back(Slot {
@@ -251,8 +263,11 @@ impl Drive {
         loop {
             tokio::select! {
                 biased;
-                Some((seq, o)) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    self.done(seq, o)
+                Some(joined) = self.inflight.join_next(), if !self.inflight.is_empty() => {
+                    // Tasks catch their own panics and are only aborted by `cut_short`.
+                    if let Ok((seq, o)) = joined {
+                        self.done(seq, o)
+                    }
                 }
                 item = self.items.recv(), if reading && self.slots.len() < WINDOW => {
                     match item {
@@ -268,7 +283,7 @@ impl Drive {
     /// Ends a run whose rows in flight did not finish in time: they, and every row not read yet,
     /// get a line all the same (`skipped`).
     pub async fn cut_short(&mut self, message: &str) {
-        self.inflight = FuturesUnordered::new();
+        self.inflight.abort_all();
         while let Some(mut slot) = self.slots.pop_front() {
             self.first += 1;
             let o = slot.outcome.take().unwrap_or_else(|| {
@@ -306,7 +321,7 @@ impl Drive {
     /// Stops at once: the rows that have an outcome get their lines (out of order if an earlier
     /// row is still in flight); rows in flight and rows not read get none.
     pub fn stop_at_once(&mut self) {
-        self.inflight = FuturesUnordered::new();
+        self.inflight.abort_all();
         while let Some(mut slot) = self.slots.pop_front() {
             if let Some(o) = slot.outcome.take() {
                 self.emit(slot, o);

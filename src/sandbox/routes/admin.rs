@@ -1,0 +1,31 @@
+//! The `/_sandbox/*` endpoints, for tests and for people watching a run: `GET /_sandbox/state`, the
+//! tenant as it now stands, and `GET /_sandbox/stats`, what the server saw (calls by route and
+//! outcome, replays, header violations, throttling, faults, tokens issued).
+
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::Shared;
+
+/// `/_sandbox/state`: the tenant as JSON.
+pub(super) fn state(s: &Shared) -> Response {
+    axum::Json(s.state_json()).into_response()
+}
+
+/// `/_sandbox/stats`: what the server saw so far.
+pub(super) fn stats(s: &Shared) -> Response {
+    axum::Json(s.stats_json()).into_response()
+}
+
+impl Shared {
+    fn stats_json(&self) -> Value {
+        let s = self.stats.lock().unwrap();
+        json!({
+            "calls": s.calls, "total": s.total, "replays": s.replays,
+            "requestIdReuse": s.request_id_reuse, "unauthorized": s.unauthorized,
+            "violations": s.violations, "violationExamples": s.violation_examples,
+            "maxInFlight": s.max_in_flight, "tokensIssued": s.tokens_issued,
+            "throttled": s.throttled, "faults": s.faults,
+        })
+    }
+}

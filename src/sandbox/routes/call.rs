@@ -1,0 +1,193 @@
+//! Everything a `/v1` call goes through around the resource it names: latency, authorization,
+//! throttling (429 and Retry-After), injected failures and dropped connections, the header checks
+//! the reference asks of every call, replay of a write by its MS-RequestId, and the call counts.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+use super::common::{error, header, is_guid, reply, Answer, CallIds};
+use super::state::{Shared, Stored};
+use super::tokens::authorize;
+use super::{dispatch, route_name};
+use crate::sandbox::faults::Fate;
+
+pub(super) async fn api(
+    s: &Shared,
+    method: &Method,
+    rest: &[&str],
+    h: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let ids = CallIds {
+        request_id: header(h, "MS-RequestId").map(str::to_owned),
+        correlation_id: header(h, "MS-CorrelationId").map(str::to_owned),
+    };
+    let route = route_name(rest);
+    let delay = s.faults.lock().unwrap().latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Err(resp) = authorize(s, h, &ids) {
+        count(s, method, route, 401);
+        return *resp;
+    }
+    let customer = match rest {
+        ["customers", c, ..] => Some(*c),
+        _ => None,
+    };
+    let admitted = s.faults.lock().unwrap().admit(customer);
+    if let Err(wait) = admitted {
+        s.stats.lock().unwrap().throttled += 1;
+        count(s, method, route, 429);
+        return throttled(s, wait, &ids);
+    }
+    check_headers(s, method, route, h);
+    let (fate, bom) = s.faults.lock().unwrap().fate();
+    match fate {
+        Fate::Fail(code) => {
+            s.fault(if code == 500 { "500" } else { "503" });
+            count(s, method, route, code);
+            let (st, b) = error(
+                code,
+                800003,
+                "An unexpected service error occurred; try again later",
+            );
+            return reply(st, b, &ids, bom);
+        }
+        Fate::DropBefore => {
+            s.fault("dropBefore");
+            count(s, method, route, 0);
+            return dropped();
+        }
+        Fate::Normal | Fate::DropAfter => {}
+    }
+    let (status, answer) = answer(s, method, rest, route, h, body, &ids);
+    if fate == Fate::DropAfter {
+        s.fault("dropAfter");
+        return dropped();
+    }
+    if bom {
+        s.fault("bom");
+    }
+    reply(status, answer, &ids, bom)
+}
+
+/// Answers a call that got past throttling and faults: replays a write it has seen, or applies it.
+fn answer(
+    s: &Shared,
+    method: &Method,
+    rest: &[&str],
+    route: &'static str,
+    h: &HeaderMap,
+    body: &Bytes,
+    ids: &CallIds,
+) -> Answer {
+    let is_write = *method == Method::PUT || *method == Method::PATCH;
+    let fingerprint = format!(
+        "{method} /{} {}",
+        rest.join("/"),
+        String::from_utf8_lossy(body)
+    );
+    if is_write {
+        if let Some(rid) = ids.request_id.as_deref() {
+            let key = rid.to_ascii_lowercase();
+            let idem = s.idempotency.lock().unwrap();
+            if let Some(stored) = idem.get(&key) {
+                if stored.fingerprint == fingerprint {
+                    s.stats.lock().unwrap().replays += 1;
+                    count(s, method, route, stored.status.as_u16());
+                    return (stored.status, stored.body.clone());
+                }
+                drop(idem);
+                s.stats.lock().unwrap().request_id_reuse += 1;
+                let refused = error(400, 800002, "MS-RequestId was already used for a different call; every new call needs a new MS-RequestId");
+                count(s, method, route, refused.0.as_u16());
+                return refused;
+            }
+        }
+    }
+    let (status, answer) = dispatch(s, method, rest, h, body);
+    if is_write {
+        if let Some(rid) = ids.request_id.as_deref() {
+            s.idempotency.lock().unwrap().insert(
+                rid.to_ascii_lowercase(),
+                Stored {
+                    fingerprint,
+                    status,
+                    body: answer.clone(),
+                },
+            );
+        }
+    }
+    count(s, method, route, status.as_u16());
+    (status, answer)
+}
+
+/// The throttling answer: 429, Retry-After, and the body of the other shape.
+fn throttled(s: &Shared, wait: std::time::Duration, ids: &CallIds) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let body = json!({"statusCode": 429, "message": format!("Rate limit is exceeded. Try again in {secs} seconds.")});
+    let mut resp = reply(StatusCode::TOO_MANY_REQUESTS, body, ids, false);
+    let value = if s.opts.knobs.retry_after_date {
+        httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(secs))
+    } else {
+        secs.to_string()
+    };
+    resp.headers_mut()
+        .insert("Retry-After", HeaderValue::from_str(&value).unwrap());
+    resp
+}
+
+/// A connection that drops before a whole answer arrives: the status line, then a body that fails,
+/// so the client never learns how the call ended.
+fn dropped() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sandbox dropped the connection",
+        ))
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(failing));
+    resp.headers_mut()
+        .insert("Content-Type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn count(s: &Shared, method: &Method, route: &str, status: u16) {
+    let mut st = s.stats.lock().unwrap();
+    st.total += 1;
+    *st.calls
+        .entry(format!("{method} {route} {status}"))
+        .or_default() += 1;
+}
+
+/// Counts what the reference asks of every call and the client did not do.
+fn check_headers(s: &Shared, method: &Method, route: &str, h: &HeaderMap) {
+    let mut problems = Vec::new();
+    match header(h, "MS-RequestId") {
+        Some(v) if is_guid(&v.to_ascii_lowercase()) => {}
+        Some(_) => problems.push("MS-RequestId is not a GUID"),
+        None => problems.push("MS-RequestId missing"),
+    }
+    match header(h, "MS-CorrelationId") {
+        Some(v) if is_guid(&v.to_ascii_lowercase()) => {}
+        Some(_) => problems.push("MS-CorrelationId is not a GUID"),
+        None => problems.push("MS-CorrelationId missing"),
+    }
+    if header(h, "MS-Contract-Version") != Some("v1") {
+        problems.push("MS-Contract-Version is not v1");
+    }
+    if !header(h, "Accept").is_some_and(|a| a.contains("application/json")) {
+        problems.push("Accept is not application/json");
+    }
+    if (*method == Method::PUT || *method == Method::PATCH)
+        && !header(h, "Content-Type").is_some_and(|c| c.starts_with("application/json"))
+    {
+        problems.push("Content-Type is not application/json");
+    }
+    for p in problems {
+        s.violation(format!("{method} {route}: {p}"));
+    }
+}

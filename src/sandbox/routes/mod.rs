@@ -1,0 +1,124 @@
+//! The sandbox's HTTP surface and its hand-written router. Routing is by hand because Partner
+//! Center's path segments are case-insensitive, which axum's router is not: the path is lowercased
+//! and split into segments, then matched here — first to the `/_sandbox/*` admin endpoints, the
+//! token endpoint or the `/v1` API, then, for `/v1`, by method and resource to the file serving it.
+//!
+//! - `admin`: `/_sandbox/state` and `/_sandbox/stats`.
+//! - `tokens`: the token endpoint and the bearer check.
+//! - `call`: what every `/v1` call goes through (latency, throttling, faults, idempotency).
+//! - `support_contact`, `service_requests`, `support_profile`, `billing_profile`: the resources.
+//! - `common`: error bodies, reply headers and field lookups the others share.
+//! - `state`: the state shared by all connections, and the counts.
+
+mod admin;
+mod billing_profile;
+mod call;
+mod common;
+mod service_requests;
+mod state;
+mod support_contact;
+mod support_profile;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+
+use billing_profile::{get_billing, put_billing};
+use common::{error, Answer};
+use service_requests::{get_service_request, patch_service_request};
+use state::InFlight;
+use support_contact::{get_support_contact, put_support_contact};
+use support_profile::{get_support_profile, put_support_profile};
+
+pub use state::Shared;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+async fn handle(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_ascii_lowercase();
+    let segs: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    match segs.as_slice() {
+        ["_sandbox", "state"] => admin::state(&s),
+        ["_sandbox", "stats"] => admin::stats(&s),
+        [_tenant, "oauth2", "token"] | [_tenant, "oauth2", "v2.0", "token"]
+            if method == Method::POST =>
+        {
+            tokens::token_endpoint(&s, &body)
+        }
+        ["v1", rest @ ..] => {
+            let _guard = InFlight::enter(&s);
+            call::api(&s, &method, rest, &headers, &body).await
+        }
+        _ => (StatusCode::NOT_FOUND, "").into_response(),
+    }
+}
+
+/// The route a `/v1` path names, for the call counts and to tell 405 from 404.
+pub(super) fn route_name(rest: &[&str]) -> &'static str {
+    match rest {
+        ["customers", _, "subscriptions", _, "supportcontact"] => "supportcontact",
+        ["servicerequests", _] => "servicerequest",
+        ["profiles", "support" | "supportprofile"] => "supportprofile",
+        ["customers", _, "profiles", "billing"] => "billingprofile",
+        _ => "other",
+    }
+}
+
+/// Hands a `/v1` call to the resource it names, by method and path, under the tenant's lock.
+pub(super) fn dispatch(
+    s: &Shared,
+    method: &Method,
+    rest: &[&str],
+    h: &HeaderMap,
+    body: &Bytes,
+) -> Answer {
+    let parse = || -> Result<Value, Answer> {
+        let b = body
+            .strip_prefix(b"\xef\xbb\xbf".as_slice())
+            .unwrap_or(body);
+        match serde_json::from_slice::<Value>(b) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err(error(400, 800002, "The request body is not a JSON object")),
+        }
+    };
+    let mut t = s.tenant.lock().unwrap();
+    let result = match (method.clone(), rest) {
+        (Method::GET, ["customers", c, "subscriptions", sub, "supportcontact"]) => {
+            get_support_contact(&t, c, sub)
+        }
+        (Method::PUT, ["customers", c, "subscriptions", sub, "supportcontact"]) => {
+            parse().and_then(|b| put_support_contact(&mut t, c, sub, &b))
+        }
+        (Method::GET, ["servicerequests", id]) => get_service_request(&t, id),
+        (Method::PATCH, ["servicerequests", id]) => {
+            parse().and_then(|b| patch_service_request(s, &mut t, id, &b))
+        }
+        (Method::GET, ["profiles", "support" | "supportprofile"]) => get_support_profile(&t),
+        (Method::PUT, ["profiles", "support" | "supportprofile"]) => {
+            parse().and_then(|b| put_support_profile(s, &mut t, &b))
+        }
+        (Method::GET, ["customers", c, "profiles", "billing"]) => get_billing(&t, c),
+        (Method::PUT, ["customers", c, "profiles", "billing"]) => {
+            parse().and_then(|b| put_billing(s, &mut t, c, h, &b))
+        }
+        (_, r) if route_name(r) != "other" => {
+            Err(error(405, 405, "Method not allowed on this resource"))
+        }
+        _ => Err(error(404, 404, "No such resource")),
+    };
+    result.unwrap_or_else(|e| e)
+}

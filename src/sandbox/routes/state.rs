@@ -1,0 +1,107 @@
+//! The sandbox's state, shared by all connections: the tenant, the fault plan, the tokens issued,
+//! the answers kept for replay by MS-RequestId, and the counts `GET /_sandbox/stats` reports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::sandbox::faults::Faults;
+use crate::sandbox::tenant::Tenant;
+use crate::sandbox::Options;
+
+/// Calls by route and outcome, and everything a test may want to know about what the server saw.
+#[derive(Default)]
+pub(super) struct Stats {
+    pub(super) calls: BTreeMap<String, u64>,
+    pub(super) total: u64,
+    pub(super) replays: u64,
+    pub(super) request_id_reuse: u64,
+    pub(super) unauthorized: u64,
+    pub(super) violations: u64,
+    pub(super) violation_examples: Vec<String>,
+    pub(super) max_in_flight: usize,
+    pub(super) tokens_issued: u64,
+    pub(super) throttled: u64,
+    pub(super) faults: BTreeMap<&'static str, u64>,
+}
+
+pub(super) struct Stored {
+    pub(super) fingerprint: String,
+    pub(super) status: StatusCode,
+    pub(super) body: Value,
+}
+
+#[derive(Default)]
+pub(super) struct TokenBook {
+    pub(super) access: HashMap<String, Instant>,
+    /// Refresh token → when a newer one replaced it.
+    pub(super) refresh: HashMap<String, Option<Instant>>,
+    pub(super) issued: u64,
+}
+
+/// The sandbox's state, shared by all connections.
+pub struct Shared {
+    pub(super) opts: Options,
+    pub(super) tenant: Mutex<Tenant>,
+    pub(super) stats: Mutex<Stats>,
+    pub(super) idempotency: Mutex<HashMap<String, Stored>>,
+    pub(super) tokens: Mutex<TokenBook>,
+    pub(super) faults: Mutex<Faults>,
+    pub(super) in_flight: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(opts: Options) -> Self {
+        Shared {
+            tenant: Mutex::new(Tenant::demo(opts.extra_subscriptions, opts.extra_customers)),
+            faults: Mutex::new(Faults::new(opts.knobs.clone(), opts.seed)),
+            opts,
+            stats: Mutex::default(),
+            idempotency: Mutex::default(),
+            tokens: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn state_json(&self) -> Value {
+        self.tenant.lock().unwrap().to_json()
+    }
+
+    pub fn changes(&self) -> Vec<String> {
+        self.tenant.lock().unwrap().changes.clone()
+    }
+
+    pub(super) fn fault(&self, kind: &'static str) {
+        *self.stats.lock().unwrap().faults.entry(kind).or_default() += 1;
+    }
+
+    pub(super) fn violation(&self, what: String) {
+        let mut s = self.stats.lock().unwrap();
+        s.violations += 1;
+        if s.violation_examples.len() < 20 {
+            s.violation_examples.push(what);
+        }
+    }
+}
+
+/// Counts a call in flight for as long as it lives.
+pub(super) struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    pub(super) fn enter(s: &'a Shared) -> Self {
+        let n = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut st = s.stats.lock().unwrap();
+        st.max_in_flight = st.max_in_flight.max(n);
+        InFlight(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
