@@ -63,7 +63,7 @@ pub struct Emitter {
 }
 
 /// How many events may wait for the listener before an emitter waits for it.
-const QUEUE: usize = 64 * 1024;
+const QUEUE: usize = 16 * 1024;
 
 impl Emitter {
     /// An emitter and the receiving end of its stream.

@@ -85,30 +85,128 @@ pub enum Record {
     Done,
 }
 
-/// Appends records; safe to share between tasks (each record is one write under a lock).
+/// Appends records; safe to share between threads and tasks.
 ///
-/// Durable records are made durable in groups: a record is written, then waits until an fsync that
-/// started after it was written has ended. While one fsync runs, the records written meanwhile wait
-/// for the next, and that one covers them all: one fsync for every intent written while the last
-/// one was syncing, and still "durable before its call is sent".
+/// Records go to a buffer; one syncer thread writes the buffer out in one write and, when a record
+/// asked to be durable, fsyncs. Durable records are made durable in groups: while one fsync runs,
+/// every record appended meanwhile waits for the next, and that one covers them all. The guarantee
+/// is unchanged: a durable record (a write's intent) is on disk before `append` returns, so before
+/// its call is sent. Other records reach the file within [`FLUSH`], or with the next durable one.
 pub struct Journal {
-    file: Mutex<Written>,
-    /// Held while an fsync runs; holds the sequence number of the last record it made durable.
-    synced: Mutex<u64>,
+    shared: std::sync::Arc<Shared>,
+    syncer: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
 }
 
-struct Written {
-    file: File,
-    /// Records written so far.
-    seq: u64,
+/// How long a record that need not be durable may wait in memory before it is written.
+pub const FLUSH: std::time::Duration = std::time::Duration::from_millis(5);
+
+struct Shared {
+    state: Mutex<State>,
+    /// The syncer waits here for work.
+    work: std::sync::Condvar,
+    /// Threads waiting for durability wait here.
+    synced_cv: std::sync::Condvar,
+    /// Tasks waiting for durability watch this (the last record made durable).
+    synced_tx: tokio::sync::watch::Sender<u64>,
+}
+
+struct State {
+    buf: Vec<u8>,
+    /// Records appended so far.
+    appended: u64,
+    /// The highest record some caller needs durable.
+    wanted: u64,
+    /// Records written to the file, and made durable.
+    written: u64,
+    synced: u64,
+    /// The first error the syncer met: every later append fails with it.
+    failed: Option<(io::ErrorKind, String)>,
+    closing: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn error_of(failed: &(io::ErrorKind, String)) -> io::Error {
+    io::Error::new(failed.0, failed.1.clone())
+}
+
+/// The syncer: writes what was appended, fsyncs when asked, until the journal is closed.
+fn sync_loop(shared: &Shared, mut file: File) {
+    loop {
+        let (buf, upto, durable) = {
+            let mut st = shared.lock();
+            // Durable records go at once; others wait up to FLUSH to share a write.
+            while st.wanted <= st.synced && !st.closing {
+                let (g, waited) = shared
+                    .work
+                    .wait_timeout(st, FLUSH)
+                    .unwrap_or_else(|e| e.into_inner());
+                st = g;
+                if waited.timed_out() && !st.buf.is_empty() {
+                    break;
+                }
+            }
+            if st.buf.is_empty() && st.wanted <= st.synced && st.closing {
+                return;
+            }
+            let buf = std::mem::take(&mut st.buf);
+            (buf, st.appended, st.wanted > st.synced)
+        };
+        let mut done = file.write_all(&buf);
+        if durable && done.is_ok() {
+            done = file.sync_data();
+        }
+        let mut st = shared.lock();
+        match done {
+            Ok(()) => {
+                st.written = upto;
+                if durable {
+                    st.synced = upto;
+                    shared.synced_tx.send_replace(upto);
+                }
+            }
+            Err(e) => {
+                st.failed.get_or_insert((e.kind(), e.to_string()));
+                st.synced = u64::MAX; // nobody waits for what will never come
+                shared.synced_tx.send_replace(u64::MAX);
+            }
+        }
+        shared.synced_cv.notify_all();
+        if st.failed.is_some() && st.closing {
+            return;
+        }
+    }
 }
 
 impl Journal {
     fn new(file: File, path: &Path) -> Journal {
+        let shared = std::sync::Arc::new(Shared {
+            state: Mutex::new(State {
+                buf: Vec::with_capacity(1 << 16),
+                appended: 0,
+                wanted: 0,
+                written: 0,
+                synced: 0,
+                failed: None,
+                closing: false,
+            }),
+            work: std::sync::Condvar::new(),
+            synced_cv: std::sync::Condvar::new(),
+            synced_tx: tokio::sync::watch::Sender::new(0),
+        });
+        let s = std::sync::Arc::clone(&shared);
+        let syncer = std::thread::Builder::new()
+            .name("pcbulk-journal".into())
+            .spawn(move || sync_loop(&s, file))
+            .expect("a thread for the journal");
         Journal {
-            file: Mutex::new(Written { file, seq: 0 }),
-            synced: Mutex::new(0),
+            shared,
+            syncer: Some(syncer),
             path: path.to_owned(),
         }
     }
@@ -122,12 +220,14 @@ impl Journal {
 
     /// Opens an existing journal to append to it.
     pub fn reopen(path: &Path) -> io::Result<Journal> {
-        let mut file = OpenOptions::new().append(true).open(path)?;
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = OpenOptions::new().read(true).append(true).open(path)?;
         // A torn last line gets a newline of its own, so the next record starts clean.
-        let len = file.metadata()?.len();
-        if len > 0 {
-            let bytes = std::fs::read(path)?;
-            if bytes.last() != Some(&b'\n') {
+        if file.metadata()?.len() > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
                 file.write_all(b"\n")?;
             }
         }
@@ -138,51 +238,65 @@ impl Journal {
         &self.path
     }
 
-    /// Writes one record; returns its sequence number.
-    fn write(&self, record: &Record) -> io::Result<u64> {
+    /// Adds one record to the buffer; returns its number. With `durable`, the syncer is told.
+    fn push(&self, record: &Record, durable: bool) -> io::Result<u64> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut w = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        w.file.write_all(&line)?;
-        w.seq += 1;
-        Ok(w.seq)
-    }
-
-    /// Waits until record `seq` is on disk: an fsync already covering it, or one of its own that
-    /// covers every record written so far.
-    fn sync_through(&self, seq: u64) -> io::Result<()> {
-        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
-        if *synced >= seq {
-            return Ok(());
+        let mut st = self.shared.lock();
+        if let Some(f) = &st.failed {
+            return Err(error_of(f));
         }
-        let (file, upto) = {
-            let w = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            (w.file.try_clone()?, w.seq)
-        };
-        file.sync_data()?;
-        *synced = upto;
-        Ok(())
+        st.buf.extend_from_slice(&line);
+        st.appended += 1;
+        let seq = st.appended;
+        if durable {
+            st.wanted = seq;
+            self.shared.work.notify_one();
+        }
+        Ok(seq)
     }
 
     /// Appends one record; with `durable`, waits until it is on disk.
     pub fn append(&self, record: &Record, durable: bool) -> io::Result<()> {
-        let seq = self.write(record)?;
+        let seq = self.push(record, durable)?;
         if durable {
-            self.sync_through(seq)?;
+            let mut st = self.shared.lock();
+            while st.synced < seq {
+                st = self
+                    .shared
+                    .synced_cv
+                    .wait(st)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if let Some(f) = &st.failed {
+                return Err(error_of(f));
+            }
         }
         crate::failpoint::hit("after-journal-append");
         Ok(())
     }
 
-    /// Appends one record and waits, off the async threads, until it is on disk.
-    pub async fn append_durable(self: std::sync::Arc<Self>, record: &Record) -> io::Result<()> {
-        let seq = self.write(record)?;
-        let j = std::sync::Arc::clone(&self);
-        tokio::task::spawn_blocking(move || j.sync_through(seq))
-            .await
-            .map_err(io::Error::other)??;
+    /// Appends one record and waits, without holding a thread, until it is on disk.
+    pub async fn append_durable(&self, record: &Record) -> io::Result<()> {
+        let seq = self.push(record, true)?;
+        let mut rx = self.shared.synced_tx.subscribe();
+        let _ = rx.wait_for(|s| *s >= seq).await;
+        if let Some(f) = &self.shared.lock().failed {
+            return Err(error_of(f));
+        }
         crate::failpoint::hit("after-journal-append");
         Ok(())
+    }
+}
+
+impl Drop for Journal {
+    /// Writes out what is buffered before the journal goes.
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.work.notify_one();
+        if let Some(t) = self.syncer.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -467,6 +581,59 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read(&p).unwrap().unanswered.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_durable_record_is_in_the_file_when_append_returns_however_many_share_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv.journal");
+        let j = std::sync::Arc::new(Journal::create(&p, &job()).unwrap());
+        let mut tasks = Vec::new();
+        for row in 0..64 {
+            let (j, p) = (std::sync::Arc::clone(&j), p.clone());
+            tasks.push(tokio::spawn(async move {
+                // A record that need not be durable, then an intent that must be.
+                j.append(
+                    &Record::Answer {
+                        row,
+                        request_id: format!("a{row}"),
+                        status: Some(200),
+                    },
+                    false,
+                )
+                .unwrap();
+                let rec = Record::Send {
+                    row,
+                    correlation_id: format!("c{row}"),
+                    call: call(&format!("r{row}")),
+                };
+                j.append_durable(&rec).await.unwrap();
+                let text = std::fs::read_to_string(&p).unwrap();
+                assert!(
+                    text.contains(&format!("\"request_id\":\"r{row}\"")),
+                    "row {row}"
+                );
+                assert!(
+                    text.contains(&format!("\"request_id\":\"a{row}\"")),
+                    "what came before it is written with it"
+                );
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(j);
+        assert_eq!(read(&p).unwrap().unanswered.len(), 64);
+    }
+
+    #[test]
+    fn records_that_need_not_be_durable_reach_the_file_when_the_journal_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let j = Journal::create(&p, &job()).unwrap();
+        j.append(&Record::Done, false).unwrap();
+        drop(j);
+        assert!(read(&p).unwrap().done);
     }
 
     #[test]

@@ -332,10 +332,14 @@ impl RowApi<'_> {
         f(&mut self.record.lock().expect("record lock"));
     }
 
-    /// Waits for the call's turn: the adaptive pacers, the `--rate` ceiling, then a call permit.
-    async fn turn(&self, customer: Option<&str>) -> tokio::sync::SemaphorePermit<'_> {
+    /// Waits for the call's turn: the adaptive pacers, then the `--rate` ceiling.
+    async fn pace(&self, customer: Option<&str>) {
         self.d.controller.acquire(customer, self.row).await;
         self.d.limiter.until_ready().await;
+    }
+
+    /// A call permit (`--concurrency`): held only while the call is on the wire.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.d
             .calls
             .acquire()
@@ -361,7 +365,7 @@ impl RowApi<'_> {
             correlation_id: self.correlation_id.to_string(),
             call,
         };
-        Arc::clone(j).append_durable(&rec).await.map_err(|e| {
+        j.append_durable(&rec).await.map_err(|e| {
             self.d.stop.raise(format!(
                 "cannot write the journal {}: {e}",
                 j.path().display()
@@ -383,25 +387,39 @@ impl RowApi<'_> {
         }
     }
 
-    /// Waits for a call's turn. A row that has written nothing yet has not started (reads change
-    /// nothing): when the run stops while it waits, it gives the turn up and is skipped. A row that
-    /// has written finishes, so no change is left half made.
+    /// Waits for a call's turn, then journals a write's intent (durably, before any permit is
+    /// held: a permit waiting on the disk would leave the wire idle), then takes a call permit.
+    /// A row that has written nothing yet has not started (reads change nothing): when the run
+    /// stops while it waits, it gives the turn up and is skipped. A row that has written finishes,
+    /// so no change is left half made.
     async fn wait_turn(
         &self,
         customer: Option<&str>,
+        intent: Option<(&Request, Uuid)>,
     ) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
         let d = self.d;
         let first = !self.record.lock().expect("record lock").wrote;
-        if !first {
-            return Ok(self.turn(customer).await);
+        if first {
+            tokio::select! {
+                () = self.pace(customer) => {}
+                reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
+            }
+            if let Some(reason) = d.stop.reason() {
+                return Err(CallError::Aborted(reason));
+            }
+        } else {
+            self.pace(customer).await;
         }
-        let permit = tokio::select! {
-            permit = self.turn(customer) => permit,
-            reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
-        };
-        match d.stop.reason() {
-            Some(reason) => Err(CallError::Aborted(reason)),
-            None => Ok(permit),
+        if let Some((req, request_id)) = intent {
+            self.journal_send(req, request_id).await?;
+            self.note(|r| r.wrote = true);
+        }
+        if !first || intent.is_some() {
+            return Ok(self.permit().await);
+        }
+        tokio::select! {
+            permit = self.permit() => Ok(permit),
+            reason = d.stop.stopped() => Err(CallError::Aborted(reason)),
         }
     }
 
@@ -465,13 +483,10 @@ impl RowApi<'_> {
         // Whether some attempt got no answer: then a failure does not prove the write was not applied.
         let mut unknown = false;
         loop {
-            let permit = self.wait_turn(customer).await?;
+            let intent = (is_write && !journaled).then_some((&req, ids.request_id));
+            let permit = self.wait_turn(customer, intent).await?;
+            journaled |= intent.is_some();
             let token = d.tokens.access_token().await?;
-            if is_write && !journaled {
-                self.journal_send(&req, ids.request_id).await?;
-                journaled = true;
-                self.note(|r| r.wrote = true);
-            }
             let sent_at = tokio::time::Instant::now();
             attempts += 1;
             self.note(|r| {
