@@ -32,8 +32,11 @@ pub trait Transport: Send + Sync {
 /// The real transport: reqwest with rustls.
 pub struct HttpTransport {
     client: reqwest::Client,
-    /// The base URL without a trailing slash, e.g. `https://api.partnercenter.microsoft.com`.
-    base: String,
+    /// The base URL, parsed once, e.g. `https://api.partnercenter.microsoft.com`; each call only
+    /// sets its path.
+    base: reqwest::Url,
+    /// The base URL's own path, without a trailing slash (usually empty).
+    base_path: String,
     locale: String,
     application: String,
 }
@@ -44,17 +47,24 @@ impl HttpTransport {
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10).min(timeout))
             .user_agent(concat!("pcbulk/", env!("CARGO_PKG_VERSION")))
+            // A redirect is never followed: it would send the call, its token and its body to
+            // another address. It comes back as the answer, and the row fails.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let base = reqwest::Url::parse(base.trim_end_matches('/'))?;
         Ok(HttpTransport {
             client,
-            base: base.trim_end_matches('/').to_owned(),
+            base_path: base.path().trim_end_matches('/').to_owned(),
+            base,
             locale: "en-US".into(),
             application: concat!("pcbulk/", env!("CARGO_PKG_VERSION")).into(),
         })
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}/v1{}", self.base, path)
+    pub fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        url.set_path(&format!("{}/v1{}", self.base_path, path));
+        url
     }
 
     /// A call as it goes on the wire: every header the reference lists, the body as JSON.
@@ -143,4 +153,23 @@ fn transport_error(e: reqwest::Error) -> CallError {
         format!("{kind} ({cause})")
     };
     CallError::Transport { message, timeout }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_call_url_is_the_base_its_path_and_v1() {
+        let t = HttpTransport::new("https://example.test/", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            t.url("/customers/a/profiles/billing").as_str(),
+            "https://example.test/v1/customers/a/profiles/billing"
+        );
+        let t = HttpTransport::new("http://127.0.0.1:9/pc/", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            t.url("/servicerequests/616122292874576").as_str(),
+            "http://127.0.0.1:9/pc/v1/servicerequests/616122292874576"
+        );
+    }
 }
