@@ -85,9 +85,13 @@ fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
     v
 }
 
-/// Opens the input and reads its header into a planner.
-pub fn open(cfg: &InputConfig) -> Result<(Source, Planner), Error> {
-    let mut source = Source::open(cfg)?;
+/// Opens the input (hashing it with `hashed`) and reads its header into a planner.
+pub fn open(cfg: &InputConfig, hashed: bool) -> Result<(Source, Planner), Error> {
+    let mut source = if hashed {
+        Source::open_hashed(cfg)?
+    } else {
+        Source::open(cfg)?
+    };
     let header = source.header(&cfg.input)?;
     let planner = Planner::new(&header, cfg.operation)
         .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
@@ -153,7 +157,7 @@ fn pass(
 
 /// `apply`'s first pass: no results, only what sending needs.
 pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
-    let (mut source, planner) = open(cfg)?;
+    let (mut source, planner) = open(cfg, true)?;
     // Keys spill to a file beside the results: a million rows are 32 MB there, not in memory.
     let spill_path = cfg.out.with_extension("csv.keys");
     let spill = crate::results::create_new_file(&spill_path)
@@ -272,7 +276,7 @@ fn rewrite_with_duplicates(
 /// `pcbulk validate`: every row `valid` or `invalid`, streamed; no network at all.
 pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error> {
     let started = Instant::now();
-    let (mut source, planner) = open(cfg)?;
+    let (mut source, planner) = open(cfg, false)?;
     for w in planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
     }

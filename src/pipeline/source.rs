@@ -48,20 +48,21 @@ impl StreamRow {
     }
 }
 
-/// The file's bytes as they are read, hashed on the way (SHA-256): the hash describes exactly the
-/// bytes the rows came from.
+/// The file's bytes as they are read, hashed on the way (SHA-256) when asked: the hash describes
+/// exactly the bytes the rows came from.
 struct Hashing<R> {
     inner: R,
-    hash: std::sync::Arc<std::sync::Mutex<Sha256>>,
+    hash: Option<std::sync::Arc<std::sync::Mutex<Sha256>>>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .update(&buf[..n]);
+        if let Some(h) = &self.hash {
+            h.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -81,6 +82,15 @@ impl Source {
     /// Tells the encoding (a BOM, else valid UTF-8, else Windows-1252; or `--encoding`) and the
     /// delimiter from the start of the file, and opens a decoding stream over the whole of it.
     pub fn open(cfg: &InputConfig) -> Result<Source, InputError> {
+        Source::open_with(cfg, false)
+    }
+
+    /// As [`Source::open`], hashing the bytes as they are read (see [`Source::sha256`]).
+    pub fn open_hashed(cfg: &InputConfig) -> Result<Source, InputError> {
+        Source::open_with(cfg, true)
+    }
+
+    fn open_with(cfg: &InputConfig, hashed: bool) -> Result<Source, InputError> {
         let path = &cfg.input;
         let io_err = |source| InputError::Io {
             path: path.display().to_string(),
@@ -89,7 +99,7 @@ impl Source {
         let hash = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
         let mut file = Hashing {
             inner: File::open(path).map_err(io_err)?,
-            hash: std::sync::Arc::clone(&hash),
+            hash: hashed.then(|| std::sync::Arc::clone(&hash)),
         };
         let mut prefix = Vec::with_capacity(SNIFF);
         (&mut file)
@@ -142,7 +152,8 @@ impl Source {
         })
     }
 
-    /// The SHA-256 (hex) of the bytes read so far: after the last row, of the whole file.
+    /// The SHA-256 (hex) of the bytes read so far (opened with [`Source::open_hashed`]): after the
+    /// last row, of the whole file.
     pub fn sha256(&self) -> String {
         let h = self.hash.lock().unwrap_or_else(|e| e.into_inner()).clone();
         format!("{:x}", h.finalize())
