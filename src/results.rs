@@ -138,7 +138,14 @@ impl StreamWriter {
         let mut file = File::create(path)?;
         file.write_all(BOM)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&encode(&header(input_headers), delimiter)?)?;
+        let header: Vec<String> = header(input_headers)
+            .iter()
+            .map(|h| neutralize(h).into_owned())
+            .collect();
+        out.write_all(&encode_cells(
+            header.iter().map(|h| h.as_bytes()),
+            delimiter,
+        ))?;
         Ok(StreamWriter { out })
     }
 
@@ -165,15 +172,6 @@ impl StreamWriter {
 /// Creates (or truncates) a file of pcbulk's own to write.
 pub fn create_new_file(path: &Path) -> io::Result<File> {
     File::create(path)
-}
-
-/// One record, CSV-encoded with the delimiter, ending in a newline.
-fn encode<S: AsRef<[u8]>>(cells: &[S], delimiter: u8) -> io::Result<Vec<u8>> {
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .from_writer(Vec::with_capacity(256));
-    w.write_record(cells)?;
-    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Appends one CSV field: quoted (quotes doubled) when it holds the delimiter, a quote or a line
@@ -247,6 +245,15 @@ pub fn encode_line<'c>(
 mod tests {
     use super::*;
 
+    /// The csv crate's encoding, to compare with.
+    fn encode<S: AsRef<[u8]>>(cells: &[S], delimiter: u8) -> io::Result<Vec<u8>> {
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(Vec::with_capacity(256));
+        w.write_record(cells)?;
+        w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+    }
+
     /// One results line: the row's input cells (neutralised), then the outcome's columns.
     fn line<S: AsRef<str>>(inputs: &[S], o: &Outcome) -> Vec<String> {
         let mut cells: Vec<String> = inputs
@@ -276,6 +283,17 @@ mod tests {
         for ok in ["Trey Research", "4391507", "", "a=b"] {
             assert_eq!(neutralize(ok), ok);
         }
+    }
+
+    #[test]
+    fn header_cells_are_neutralised_like_data_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let w = StreamWriter::create(&path, &["=HYPERLINK(1)".into(), "name".into()], b',');
+        w.unwrap().finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header = text.trim_start_matches('\u{feff}').lines().next().unwrap();
+        assert!(header.starts_with("'=HYPERLINK(1),name,row,"), "{header}");
     }
 
     #[test]
