@@ -180,9 +180,8 @@ fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
     if !first {
         buf.push(delimiter);
     }
-    let needs_quotes = field
-        .iter()
-        .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+    let needs_quotes = memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
+        || memchr::memchr(delimiter, field).is_some();
     if !needs_quotes {
         buf.extend_from_slice(field);
         return;

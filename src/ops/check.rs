@@ -22,8 +22,8 @@ pub fn guid(column: &'static str, value: &str) -> Result<String, Problem> {
         .unwrap_or(value)
         .trim();
     let ok = inner.len() == 36
-        && inner.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
+        && inner.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
             _ => c.is_ascii_hexdigit(),
         });
     if ok {
