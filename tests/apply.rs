@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::process::Command;
 
 const SUB_11: &str = "d0000001-0000-4000-8000-000000000011";
 const SUB_12: &str = "d0000001-0000-4000-8000-000000000012";
@@ -549,4 +550,24 @@ fn the_token_cache_keeps_the_newest_refresh_token_for_the_next_run() {
             .len(),
         3
     );
+}
+
+#[test]
+fn apply_refuses_an_input_it_cannot_read_twice_and_sends_nothing() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let fifo = w.path("pipe.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Nobody writes to the pipe: apply must refuse before it opens it (it would block on it).
+    let out = sb.apply(&fifo, &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+    assert!(
+        text(&out).contains("save it to a file first"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sb.stats()["total"], 0);
+    assert!(!w.path("pipe.results.csv").exists());
 }

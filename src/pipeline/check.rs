@@ -155,8 +155,20 @@ fn pass(
     Ok(())
 }
 
-/// `apply`'s first pass: no results, only what sending needs.
+/// `apply`'s first pass: no results, only what sending needs. The file is read again to send it,
+/// so it must be a regular file (not a pipe or a device, which cannot be read twice).
 pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
+    let meta = std::fs::metadata(&cfg.input).map_err(|source| crate::input::InputError::Io {
+        path: cfg.input.display().to_string(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(Error::usage(format!(
+            "{} is not a regular file: apply reads its input twice (once to check every row, once \
+             to send), so save it to a file first (validate reads any input once)",
+            cfg.input.display()
+        )));
+    }
     let (mut source, planner) = open(cfg, true)?;
     // Keys spill to a file beside the results: a million rows are 32 MB there, not in memory.
     let spill_path = cfg.out.with_extension("csv.keys");

@@ -43,6 +43,9 @@ pub struct Reading {
     pub planner: Planner,
     pub dups: duplicates::Firsts,
     pub replay: Option<(Replay, bool)>,
+    /// What the checking pass read: the sending pass must read the same.
+    rows: usize,
+    sha256: String,
 }
 
 impl Reading {
@@ -52,6 +55,8 @@ impl Reading {
             planner: scan.planner,
             dups: scan.dups,
             replay,
+            rows: scan.rows,
+            sha256: scan.sha256,
         }
     }
 
@@ -100,7 +105,7 @@ impl Reading {
         let (tx, rx) = tokio::sync::mpsc::channel(WINDOW);
         std::thread::spawn(move || {
             let broken = |e: String| Item::Broken(format!("cannot read the input again: {e}"));
-            let mut source = match Source::open(&self.input) {
+            let mut source = match Source::open_hashed(&self.input) {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.blocking_send(broken(e.to_string()));
@@ -114,8 +119,15 @@ impl Reading {
             let mut row = 1;
             loop {
                 let item = match source.next_row(row) {
-                    Ok(Some(raw)) => self.item(raw),
-                    Ok(None) => return,
+                    Ok(Some(raw)) if row <= self.rows => self.item(raw),
+                    Ok(None) if row == self.rows + 1 && source.sha256() == self.sha256 => return,
+                    // The file changed between the two passes: what was sent was read from it,
+                    // but it is not the file that was checked (or has rows the check never saw).
+                    Ok(_) => Item::Broken(format!(
+                        "{} changed while it was being applied (the rows sent were read from it \
+                         after it was checked); check the results, then run the file again",
+                        self.input.input.display()
+                    )),
                     Err(e) => broken(e.to_string()),
                 };
                 let last = matches!(item, Item::Broken(_));
