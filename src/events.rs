@@ -5,7 +5,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::pipeline::source::StreamRow;
+use crate::input::row::StreamRow;
 use crate::results::Outcome;
 
 /// Something that happened in a run.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dispatch;
+pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod failpoint;

@@ -188,7 +188,7 @@ impl Planner {
 /// Plans every row of an in-memory `table` (tests, fuzzing); `forced` is `--operation`. Commands
 /// stream instead (see `pipeline`); both find duplicates with the same detector.
 pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, UsageError> {
-    use crate::pipeline::duplicates::{self, Detector};
+    use crate::duplicates::{self, Detector};
     let planner = Planner::new(&table.headers, forced)?;
     let mut detector = Detector::new(Vec::new());
     let mut rows = Vec::with_capacity(table.rows.len());

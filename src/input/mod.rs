@@ -5,6 +5,7 @@
 
 pub mod header;
 pub mod records;
+pub mod row;
 
 use std::path::Path;
 

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::duplicates::{self, Detector, Firsts};
 use super::source::{Source, StreamRow};
 use crate::config::InputConfig;
+use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
 use crate::input::records::Records;
 use crate::planner::{Planner, Verdict};

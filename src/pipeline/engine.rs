@@ -10,11 +10,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::check::Scan;
-use super::duplicates;
 use super::source::{Source, StreamRow};
 use crate::api::{Method, Request};
 use crate::config::InputConfig;
 use crate::dispatch::{Dispatcher, Job};
+use crate::duplicates;
 use crate::events::{Emitter, Event, Finished};
 use crate::journal::{Replay, SentCall};
 use crate::ops::Pending;

@@ -11,42 +11,13 @@ use sha2::{Digest, Sha256};
 
 use crate::config::InputConfig;
 use crate::input::records::Records;
+pub use crate::input::row::StreamRow;
 use crate::input::{detect_delimiter, InputError};
 
 /// Rows per batch: large enough to keep both cores busy, small enough to keep memory flat.
 pub const BATCH: usize = 16 * 1024;
 /// How much of the file is read to tell its encoding and delimiter.
 const SNIFF: usize = 64 * 1024;
-
-/// A streamed row: its cells in one string, with where each ends (two allocations, not one a cell).
-#[derive(Debug, Clone)]
-pub struct StreamRow {
-    /// 1-based among data rows.
-    pub row: usize,
-    /// The line of the file it starts on.
-    pub line: u64,
-    text: String,
-    ends: Vec<u32>,
-}
-
-impl StreamRow {
-    pub fn cells(&self) -> impl Iterator<Item = &str> + '_ {
-        let mut from = 0usize;
-        self.ends.iter().map(move |&to| {
-            let c = &self.text[from..to as usize];
-            from = to as usize;
-            c
-        })
-    }
-
-    /// The cells trimmed, as many as the header has (missing ones empty).
-    pub fn trimmed(&self, width: usize) -> impl Iterator<Item = &str> + '_ {
-        self.cells()
-            .map(str::trim)
-            .chain(std::iter::repeat(""))
-            .take(width)
-    }
-}
 
 /// The file's bytes as they are read, hashed on the way (SHA-256) when asked: the hash describes
 /// exactly the bytes the rows came from.
@@ -198,12 +169,7 @@ impl Source {
                     (text, ends)
                 }
             };
-            let r = StreamRow {
-                row,
-                line: rec.line,
-                text,
-                ends,
-            };
+            let r = StreamRow::new(row, rec.line, text, ends);
             if r.cells().all(|c| c.trim().is_empty()) {
                 continue;
             }
