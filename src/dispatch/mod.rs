@@ -487,26 +487,10 @@ impl RowApi<'_> {
             let permit = self.wait_turn(customer, intent).await?;
             journaled |= intent.is_some();
             let token = d.tokens.access_token().await?;
-            let sent_at = tokio::time::Instant::now();
             attempts += 1;
-            self.note(|r| {
-                r.attempts += 1;
-                r.request_id = Some(ids.request_id);
-            });
-            d.budget.on_call();
-            d.events.emit(Event::CallSent {
-                row: self.row,
-                method: req.method.as_str(),
-                attempt: attempts,
-            });
-            let sent = d.transport.send(&req, ids, token.expose_secret()).await;
-            drop(permit);
+            let sent_at = tokio::time::Instant::now();
+            let sent = self.send_once(&req, ids, &token, attempts, permit).await;
             let status = sent.as_ref().ok().map(|r| r.status);
-            d.events.emit(Event::CallAnswered {
-                row: self.row,
-                status,
-                elapsed: sent_at.elapsed(),
-            });
             if let Some(s) = status {
                 self.note(|r| r.last_status = Some(s));
             }
@@ -543,17 +527,52 @@ impl RowApi<'_> {
                     self.note(|r| r.budget_spent = true);
                     return give_up(err);
                 }
-                Some(wait) => {
-                    d.events.emit(Event::RetryScheduled {
-                        row: self.row,
-                        attempt: attempts + 1,
-                        wait,
-                    });
-                    tokio::time::sleep(wait).await
-                }
+                Some(wait) => self.back_off(attempts, wait).await,
                 None => return give_up(err),
             }
         }
+    }
+
+    /// Sends one attempt of a call (holding its permit until the answer is in), counting it and
+    /// telling it as events.
+    async fn send_once(
+        &self,
+        req: &Request,
+        ids: CallIds,
+        token: &secrecy::SecretString,
+        attempt: u32,
+        permit: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<crate::api::Response, CallError> {
+        let d = self.d;
+        let sent_at = tokio::time::Instant::now();
+        self.note(|r| {
+            r.attempts += 1;
+            r.request_id = Some(ids.request_id);
+        });
+        d.budget.on_call();
+        d.events.emit(Event::CallSent {
+            row: self.row,
+            method: req.method.as_str(),
+            attempt,
+        });
+        let sent = d.transport.send(req, ids, token.expose_secret()).await;
+        drop(permit);
+        d.events.emit(Event::CallAnswered {
+            row: self.row,
+            status: sent.as_ref().ok().map(|r| r.status),
+            elapsed: sent_at.elapsed(),
+        });
+        sent
+    }
+
+    /// Waits before attempt `attempts + 1`.
+    async fn back_off(&self, attempts: u32, wait: Duration) {
+        self.d.events.emit(Event::RetryScheduled {
+            row: self.row,
+            attempt: attempts + 1,
+            wait,
+        });
+        tokio::time::sleep(wait).await
     }
 }
 
