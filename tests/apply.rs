@@ -571,3 +571,24 @@ fn apply_refuses_an_input_it_cannot_read_twice_and_sends_nothing() {
     assert_eq!(sb.stats()["total"], 0);
     assert!(!w.path("pipe.results.csv").exists());
 }
+
+#[test]
+fn a_results_file_that_cannot_be_written_leaves_no_journal_to_block_the_next_run() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    let out_path = w.path("in.results.csv");
+    std::fs::create_dir(&out_path).unwrap();
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot write the results file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sb.stats()["total"], 0, "nothing was sent");
+    std::fs::remove_dir(&out_path).unwrap();
+    let again = sb.apply(&input, &[]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert_eq!(statuses(&out_path), vec!["succeeded", "succeeded"]);
+}

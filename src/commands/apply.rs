@@ -238,9 +238,20 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
             e,
         )
     };
+    let results = StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter);
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing was sent: a new run's journal must not stand in the way of the next one.
+            if !cfg.resume {
+                drop(journal);
+                let _ = std::fs::remove_file(&journal_path);
+            }
+            return Err(cannot(e));
+        }
+    };
     let record = RunRecord {
-        results: StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter)
-            .map_err(cannot)?,
+        results,
         journal: Arc::clone(&journal),
         progress: Progress::new(Some(scan.rows as u64), show_progress),
         summary: Summary::new(cfg.input.out.clone()),
@@ -265,6 +276,8 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
     let at_once = drive_interruptibly(&mut drive, &dispatcher.stop).await;
     if at_once {
         drive.stop_at_once();
+    } else {
+        drive.account_for_unread_rows();
     }
     drop(drive);
     events.emit(Event::RunFinished {

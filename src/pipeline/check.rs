@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::source::{Source, StreamRow};
+use super::source::{Fingerprint, Source, StreamRow};
 use crate::config::InputConfig;
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
@@ -21,6 +21,10 @@ use crate::results::{encode_cells, encode_line, Outcome, Status, StreamWriter};
 
 /// What the checking pass found, for `apply`.
 pub struct Scan {
+    /// The input, open: the sending pass reads it again from its start.
+    pub file: File,
+    /// The input's length and modification time when it was checked.
+    pub fingerprint: Fingerprint,
     pub planner: Planner,
     pub delimiter: u8,
     /// Data rows in the file.
@@ -158,18 +162,29 @@ fn pass(
 /// `apply`'s first pass: no results, only what sending needs. The file is read again to send it,
 /// so it must be a regular file (not a pipe or a device, which cannot be read twice).
 pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
-    let meta = std::fs::metadata(&cfg.input).map_err(|source| crate::input::InputError::Io {
+    let io_err = |source| crate::input::InputError::Io {
         path: cfg.input.display().to_string(),
         source,
-    })?;
-    if !meta.is_file() {
+    };
+    // Looked at before it is opened: opening a pipe would wait for a writer.
+    let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
+    let file = if regular {
+        Some(File::open(&cfg.input).map_err(io_err)?)
+    } else {
+        None
+    };
+    let Some(file) = file.filter(|f| f.metadata().is_ok_and(|m| m.is_file())) else {
         return Err(Error::usage(format!(
             "{} is not a regular file: apply reads its input twice (once to check every row, once \
              to send), so save it to a file first (validate reads any input once)",
             cfg.input.display()
         )));
-    }
-    let (mut source, planner) = open(cfg, true)?;
+    };
+    let fingerprint = Fingerprint::of(&file).map_err(io_err)?;
+    let mut source = Source::from_file(cfg, file.try_clone().map_err(io_err)?, true)?;
+    let header = source.header(&cfg.input)?;
+    let planner = Planner::new(&header, cfg.operation)
+        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
     // Keys spill to a file beside the results: a million rows are 32 MB there, not in memory.
     let spill_path = cfg.out.with_extension("csv.keys");
     let spill = crate::results::create_new_file(&spill_path)
@@ -207,7 +222,16 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
     });
     let _ = std::fs::remove_file(&spill_path);
     let dups = dups?;
+    if Fingerprint::of(&file).map_err(io_err)? != fingerprint {
+        return Err(Error::usage(format!(
+            "{} changed while it was being checked; nothing was sent: run it again once it is \
+             saved",
+            cfg.input.display()
+        )));
+    }
     Ok(Scan {
+        file,
+        fingerprint,
         delimiter: source.delimiter,
         sha256: source.sha256(),
         to_send: valid - dups.len(),

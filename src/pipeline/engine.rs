@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::check::Scan;
-use super::source::{Source, StreamRow};
+use super::source::{Fingerprint, Source, StreamRow};
 use crate::api::{Method, Request};
 use crate::config::InputConfig;
 use crate::dispatch::{Dispatcher, Job};
@@ -46,7 +46,12 @@ pub struct Reading {
     /// What the checking pass read: the sending pass must read the same.
     rows: usize,
     sha256: String,
+    file: std::fs::File,
+    fingerprint: Fingerprint,
 }
+
+/// How many rows the reader reads between two looks at whether the file has changed.
+const LOOK_EVERY: usize = 256;
 
 impl Reading {
     pub fn from_scan(input: InputConfig, scan: Scan, replay: Option<(Replay, bool)>) -> Self {
@@ -57,6 +62,8 @@ impl Reading {
             replay,
             rows: scan.rows,
             sha256: scan.sha256,
+            file: scan.file,
+            fingerprint: scan.fingerprint,
         }
     }
 
@@ -105,10 +112,26 @@ impl Reading {
         let (tx, rx) = tokio::sync::mpsc::channel(WINDOW);
         std::thread::spawn(move || {
             let broken = |e: String| Item::Broken(format!("cannot read the input again: {e}"));
-            let mut source = match Source::open_hashed(&self.input) {
+            let changed = || {
+                Item::Broken(format!(
+                    "{} changed while it was being applied; the rows read before the change were \
+                     sent, the rest were not: check the results, then run the file again",
+                    self.input.input.display()
+                ))
+            };
+            // The file that was checked, through the same open file, from its start.
+            let reopened = self.file.try_clone().and_then(|mut f| {
+                use std::io::Seek;
+                f.seek(std::io::SeekFrom::Start(0))?;
+                Ok(f)
+            });
+            let mut source = match reopened
+                .map_err(|e| e.to_string())
+                .and_then(|f| Source::from_file(&self.input, f, true).map_err(|e| e.to_string()))
+            {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.blocking_send(broken(e.to_string()));
+                    let _ = tx.blocking_send(broken(e));
                     return;
                 }
             };
@@ -116,18 +139,19 @@ impl Reading {
                 let _ = tx.blocking_send(broken(e.to_string()));
                 return;
             }
+            let same = || Fingerprint::of(&self.file).is_ok_and(|f| f == self.fingerprint);
+            if !same() {
+                let _ = tx.blocking_send(changed());
+                return;
+            }
             let mut row = 1;
             loop {
                 let item = match source.next_row(row) {
+                    Ok(Some(_)) if row % LOOK_EVERY == 0 && !same() => changed(),
                     Ok(Some(raw)) if row <= self.rows => self.item(raw),
                     Ok(None) if row == self.rows + 1 && source.sha256() == self.sha256 => return,
-                    // The file changed between the two passes: what was sent was read from it,
-                    // but it is not the file that was checked (or has rows the check never saw).
-                    Ok(_) => Item::Broken(format!(
-                        "{} changed while it was being applied (the rows sent were read from it \
-                         after it was checked); check the results, then run the file again",
-                        self.input.input.display()
-                    )),
+                    // Rows the check never saw, too few rows, or other bytes.
+                    Ok(_) => changed(),
                     Err(e) => broken(e.to_string()),
                 };
                 let last = matches!(item, Item::Broken(_));
@@ -183,6 +207,9 @@ pub struct Drive {
     slots: VecDeque<Slot>,
     first: u64,
     threshold: Option<usize>,
+    /// Rows in the file (as checked), and rows given their line so far.
+    total: usize,
+    emitted: usize,
 }
 
 impl Drive {
@@ -193,7 +220,10 @@ impl Drive {
         to_send: usize,
     ) -> Drive {
         let threshold = dispatcher.error_threshold(to_send);
+        let total = reading.rows;
         Drive {
+            total,
+            emitted: 0,
             items: reading.spawn(),
             dispatcher,
             events,
@@ -204,7 +234,8 @@ impl Drive {
         }
     }
 
-    fn emit(&self, slot: Slot, outcome: Outcome) {
+    fn emit(&mut self, slot: Slot, outcome: Outcome) {
+        self.emitted += 1;
         self.events.emit(Event::RowFinished(Box::new(Finished {
             raw: slot.raw,
             outcome,
@@ -330,6 +361,25 @@ impl Drive {
         }
     }
 
+    /// Gives a line to every row the sending pass could not read (the file changed or could not be
+    /// read again): `skipped`, with the reason, and the row's number but not its cells.
+    pub fn account_for_unread_rows(&mut self) {
+        let reason = self.dispatcher.stop.reason().unwrap_or_default();
+        while self.emitted < self.total {
+            let row = self.emitted + 1;
+            let o = Outcome::unsent(row, 0, Status::Skipped, "input_changed", &reason);
+            let raw = StreamRow::new(row, 0, String::new(), Vec::new());
+            self.emit(
+                Slot {
+                    raw,
+                    known: false,
+                    outcome: None,
+                },
+                o,
+            );
+        }
+    }
+
     /// Stops at once: the rows that have an outcome get their lines (out of order if an earlier
     /// row is still in flight); rows in flight and rows not read get none.
     pub fn stop_at_once(&mut self) {
@@ -365,5 +415,70 @@ impl Drive {
                 Item::Broken(_) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::ReadOptions;
+
+    const HEADER: &str = "customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n";
+
+    fn rows(n: usize, name: &str) -> String {
+        let mut s = HEADER.to_string();
+        for i in 0..n {
+            s.push_str(&format!(
+                "0c39d6d5-c70d-4c55-bc02-f620844f3fd1,d1000000-0000-4000-8000-{i:012x},\
+                 3b33e682-00c3-41ee-9dd2-a548adf56438,4391507,{name}\n"
+            ));
+        }
+        s
+    }
+
+    /// Scans `before`, writes `after` over the file in place, and reads what the sending pass hands
+    /// over: the last item says whether the change was seen.
+    fn read_after_change(before: &str, after: Option<&str>) -> (usize, Option<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        std::fs::write(&input, before).unwrap();
+        let cfg = InputConfig {
+            input: input.clone(),
+            out: dir.path().join("in.results.csv"),
+            operation: None,
+            read: ReadOptions::default(),
+        };
+        let scan = crate::pipeline::check::scan(&cfg).unwrap();
+        if let Some(after) = after {
+            std::fs::write(&input, after).unwrap(); // the same file, rewritten
+        }
+        let mut rx = Reading::from_scan(cfg, scan, None).spawn();
+        let (mut sent, mut broken) = (0, None);
+        while let Some(item) = rx.blocking_recv() {
+            match item {
+                Item::Send(..) | Item::Done(..) => sent += 1,
+                Item::Broken(why) => broken = Some(why),
+            }
+        }
+        (sent, broken)
+    }
+
+    #[test]
+    fn the_sending_pass_reads_what_was_checked_or_says_the_file_changed() {
+        let (sent, broken) = read_after_change(&rows(10, "Trey"), None);
+        assert_eq!(
+            (sent, broken),
+            (10, None),
+            "an untouched file: every row, no alarm"
+        );
+
+        let (sent, broken) = read_after_change(&rows(10, "Trey"), Some(&rows(10, "Evil")));
+        let why = broken.expect("other bytes are seen");
+        assert!(why.contains("changed while it was being applied"), "{why}");
+        assert_eq!(sent, 0, "a file changed before sending began sends nothing");
+
+        let (sent, broken) = read_after_change(&rows(10, "Trey"), Some(&rows(12, "Trey")));
+        assert!(broken.is_some(), "a longer file is seen");
+        assert_eq!(sent, 0);
     }
 }

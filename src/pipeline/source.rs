@@ -62,6 +62,17 @@ impl Source {
     }
 
     fn open_with(cfg: &InputConfig, hashed: bool) -> Result<Source, InputError> {
+        let file = File::open(&cfg.input).map_err(|source| InputError::Io {
+            path: cfg.input.display().to_string(),
+            source,
+        })?;
+        Source::from_file(cfg, file, hashed)
+    }
+
+    /// As [`Source::open`], over a file already open (read from its start), hashing its bytes with
+    /// `hashed`: `apply` reads the file it checked through the same open file, so a file renamed
+    /// over it meanwhile changes nothing.
+    pub fn from_file(cfg: &InputConfig, file: File, hashed: bool) -> Result<Source, InputError> {
         let path = &cfg.input;
         let io_err = |source| InputError::Io {
             path: path.display().to_string(),
@@ -69,7 +80,7 @@ impl Source {
         };
         let hash = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
         let mut file = Hashing {
-            inner: File::open(path).map_err(io_err)?,
+            inner: file,
             hash: hashed.then(|| std::sync::Arc::clone(&hash)),
         };
         let mut prefix = Vec::with_capacity(SNIFF);
@@ -187,5 +198,22 @@ impl Source {
             rows.push(r);
         }
         Ok(rows)
+    }
+}
+
+/// What says a file has not changed: its length and modification time, as the open file sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Fingerprint {
+    pub fn of(file: &File) -> std::io::Result<Fingerprint> {
+        let m = file.metadata()?;
+        Ok(Fingerprint {
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
     }
 }
