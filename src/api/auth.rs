@@ -105,6 +105,9 @@ impl Tokens {
             refresh: Mutex::new(refresh),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Never follow a redirect: it would send the refresh token and the client secret
+                // to another address. A 3xx is a refused token request.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a plain reqwest client builds"),
         }

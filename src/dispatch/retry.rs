@@ -24,7 +24,7 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             base: Duration::from_millis(250),
             cap: Duration::from_secs(20),
-            max_retry_after: Duration::from_secs(300),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
@@ -56,19 +56,27 @@ impl RetryPolicy {
     }
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+/// The longest wait any `Retry-After` is taken at: a longer one, however it is written, is read as
+/// this, so no answer can stall a run for longer or overflow a clock.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3), at most [`MAX_RETRY_AFTER`].
+/// A value that is neither (negative, not a number, too long to be either) is ignored: `None`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if v.len() > 64 {
+        return None;
     }
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
+    if let Some(secs) = v.parse::<f64>().ok().filter(|s| s.is_finite()) {
+        return (secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 #[cfg(test)]
@@ -97,6 +105,27 @@ mod tests {
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_bounded_or_ignored_never_a_panic() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for huge in ["99999999999999999999999", "1e300", "18446744073709551616"] {
+            assert_eq!(
+                parse_retry_after(huge, now),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        let far = httpdate::fmt_http_date(now + Duration::from_secs(50 * 365 * 86_400));
+        assert_eq!(parse_retry_after(&far, now), Some(MAX_RETRY_AFTER));
+        for junk in ["-5", "-1e300", "NaN", "inf", "soon", "", &"9".repeat(5000)] {
+            assert_eq!(parse_retry_after(junk, now), None, "{junk:.20}");
+        }
+        assert_eq!(
+            parse_retry_after("2.5", now),
+            Some(Duration::from_millis(2500))
+        );
     }
 
     #[test]

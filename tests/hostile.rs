@@ -1,0 +1,186 @@
+//! pcbulk against a server that misbehaves the way proxies and buggy services do: a small loopback
+//! HTTP server whose every answer the test scripts (redirects, absurd Retry-After headers).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+/// One request as the hostile server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+}
+
+type Script = dyn Fn(&Seen, usize) -> String + Send + Sync;
+
+/// A loopback server answering each request with what `script` returns (a whole HTTP response),
+/// given the request and how many came before it.
+struct Hostile {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Hostile {
+    fn start(script: Box<Script>) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let script: Arc<Script> = Arc::from(script);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let (log, script) = (Arc::clone(&log), Arc::clone(&script));
+                std::thread::spawn(move || serve(conn, &log, &*script));
+            }
+        });
+        Hostile { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves one connection, request after request (keep-alive), until the client closes it.
+fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
+    let mut out = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut first = String::new();
+        if r.read_line(&mut first).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = first.split_whitespace();
+        let seen = Seen {
+            method: parts.next().unwrap_or("").to_owned(),
+            path: parts.next().unwrap_or("").to_owned(),
+        };
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = {
+            let mut l = log.lock().unwrap();
+            l.push(seen.clone());
+            l.len() - 1
+        };
+        if out.write_all(script(&seen, n).as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut s = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        s.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.push_str("Content-Type: application/json\r\n\r\n");
+    s.push_str(body);
+    s
+}
+
+const CONTACT: &str =
+    r#"{"supportTenantId":"00000000-0000-4000-8000-000000000001","supportMpnId":"1","name":"Old"}"#;
+
+fn one_contact_row(w: &Workdir) -> std::path::PathBuf {
+    w.write("in.csv", contacts_csv(1))
+}
+
+fn apply(url: &str, input: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    pcbulk()
+        .arg("apply")
+        .arg(input)
+        .args(["--base-url", url])
+        .args(extra)
+        .env("PCBULK_ACCESS_TOKEN", "hostile-test-token")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_redirected_write_is_not_followed_and_the_row_fails() {
+    let elsewhere = Hostile::start(Box::new(|_, _| answer("200 OK", &[], "{}")));
+    let target = format!("{}/v1/stolen", elsewhere.url);
+    let hostile = Hostile::start(Box::new(move |seen, _| match seen.method.as_str() {
+        "GET" => answer("200 OK", &[], CONTACT),
+        _ => answer("307 Temporary Redirect", &[("Location", &target)], ""),
+    }));
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "failed");
+    assert_eq!(rows[0]["http_status"], "307");
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.seen()
+    );
+    let puts: Vec<Seen> = hostile
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1, "sent once, not retried elsewhere");
+    assert!(puts[0].path.ends_with("/supportcontact"), "{puts:?}");
+}
+
+#[test]
+fn an_absurd_retry_after_neither_panics_nor_stalls_the_retry_path() {
+    // A negative Retry-After is ignored (pcbulk backs off on its own and retries); a huge one is
+    // read as the longest wait pcbulk honours, so with one attempt the row fails at once.
+    let hostile = Hostile::start(Box::new(|seen, n| match (seen.method.as_str(), n) {
+        ("GET", 0) => answer("429 Too Many Requests", &[("Retry-After", "-5")], "{}"),
+        ("GET", _) => answer("200 OK", &[], CONTACT),
+        _ => answer("200 OK", &[], "{}"),
+    }));
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("in.results.csv")), vec!["succeeded"]);
+
+    for huge in [
+        "1e300",
+        "99999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let header = huge.to_owned();
+        let hostile = Hostile::start(Box::new(move |_, _| {
+            answer("429 Too Many Requests", &[("Retry-After", &header)], "{}")
+        }));
+        let w = Workdir::new();
+        let input = one_contact_row(&w);
+        let out = apply(&hostile.url, &input, &["--max-attempts", "1"]);
+        assert_eq!(code(&out), 1, "{huge}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{huge}: {}", text(&out));
+        let rows = results(&w.path("in.results.csv"));
+        assert_eq!(rows.len(), 1, "{huge}");
+        assert_eq!(rows[0]["status"], "failed", "{huge}");
+        assert_eq!(rows[0]["http_status"], "429", "{huge}");
+    }
+}
