@@ -184,3 +184,44 @@ fn an_absurd_retry_after_neither_panics_nor_stalls_the_retry_path() {
         assert_eq!(rows[0]["http_status"], "429", "{huge}");
     }
 }
+
+#[test]
+fn a_token_the_service_echoes_and_its_escape_codes_reach_neither_results_nor_terminal() {
+    let hostile = Hostile::start(Box::new(|_, _| {
+        answer(
+            "400 Bad Request",
+            &[],
+            r#"{"code":"600","description":"token hostile-test-token refused \u001b[2J\u001b]0;pwned\u0007"}"#,
+        )
+    }));
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let all = format!(
+        "{}{}",
+        text(&out),
+        std::fs::read_to_string(w.path("in.results.csv")).unwrap()
+    );
+    assert!(!all.contains("hostile-test-token"), "{all}");
+    assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all:?}");
+    let rows = results(&w.path("in.results.csv"));
+    assert!(rows[0]["error_message"].contains("***"), "{:?}", rows[0]);
+}
+
+#[test]
+fn an_answer_too_large_to_be_partner_center_s_is_not_read_whole() {
+    let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(3 << 20));
+    let hostile = Hostile::start(Box::new(move |_, _| answer("200 OK", &[], &huge)));
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &["--max-attempts", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error_message"].contains("larger than 1 MiB"),
+        "{:?}",
+        rows[0]
+    );
+}

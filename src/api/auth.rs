@@ -220,12 +220,21 @@ impl Tokens {
                 timeout: e.is_timeout(),
             })?;
         let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = crate::api::http::read_bounded(resp).await?;
         if !status.is_success() {
-            let refusal: TokenRefusal = serde_json::from_slice(&body).unwrap_or(TokenRefusal {
+            let mut refusal: TokenRefusal = serde_json::from_slice(&body).unwrap_or(TokenRefusal {
                 error: format!("HTTP {}", status.as_u16()),
                 error_description: String::new(),
             });
+            // The authority's words, with whatever secret it echoes masked.
+            let secrets: Vec<&str> = form
+                .iter()
+                .filter(|(k, _)| matches!(*k, "refresh_token" | "client_secret"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            refusal.error = crate::api::error::clean(&refusal.error, &secrets);
+            refusal.error_description =
+                crate::api::error::clean(&refusal.error_description, &secrets);
             return Err(CallError::Unauthorized(explain_refusal(&refusal)));
         }
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {

@@ -39,6 +39,15 @@ fn code_text(v: &Value) -> Option<String> {
 impl ServiceError {
     /// Reads an error answer; a body that is not one of the known shapes still yields an error that
     /// says what came back.
+    /// The error an answer describes, its words cleaned ([`clean`]) and `secrets` masked: a service
+    /// that echoes the token back in its error does not get it into the results or onto a screen.
+    pub fn from_response_masking(status: u16, body: &[u8], secrets: &[&str]) -> Self {
+        let mut e = ServiceError::from_response(status, body);
+        e.message = clean(&e.message, secrets);
+        e.code = e.code.map(|c| clean(&c, secrets));
+        e
+    }
+
     pub fn from_response(status: u16, body: &[u8]) -> Self {
         let body = body
             .strip_prefix(b"\xef\xbb\xbf".as_slice())
@@ -67,8 +76,8 @@ impl ServiceError {
         });
         ServiceError {
             status,
-            code,
-            message,
+            code: code.map(|c| clean(&c, &[])),
+            message: clean(&message, &[]),
         }
     }
 
@@ -76,6 +85,36 @@ impl ServiceError {
     pub fn is_stale_etag(&self) -> bool {
         self.status == 412 || (self.status == 400 && self.code.as_deref() == Some("2055"))
     }
+}
+
+/// The most characters of a service's words pcbulk keeps (results, journal, terminal).
+pub const MAX_MESSAGE: usize = 1000;
+
+/// A service's words made safe to write anywhere: each secret replaced by `***`, control and
+/// escape characters shown as `\u{..}` instead of reaching a terminal raw, and at most
+/// [`MAX_MESSAGE`] characters.
+pub fn clean(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if text.contains(*s) {
+            text = text.replace(*s, "***");
+        }
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE + 4));
+    for (n, c) in text.chars().enumerate() {
+        if n == MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Why a call did not succeed.
@@ -141,6 +180,21 @@ impl CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_s_words_are_masked_escaped_and_bounded() {
+        let body = format!(
+            "{{\"code\":\"600\",\"description\":\"bad token eyJ-secret-1234 \\u001b[31mred\\u0007 {}\"}}",
+            "x".repeat(5000)
+        );
+        let e = ServiceError::from_response_masking(400, body.as_bytes(), &["eyJ-secret-1234"]);
+        assert!(!e.message.contains("eyJ-secret-1234"), "{}", e.message);
+        assert!(e.message.contains("***"));
+        assert!(!e.message.contains('\u{1b}') && !e.message.contains('\u{7}'));
+        assert!(e.message.contains("\\u{1b}[31mred"), "{}", &e.message[..60]);
+        assert!(e.message.chars().count() <= MAX_MESSAGE + 1);
+        assert_eq!(e.code.as_deref(), Some("600"));
+    }
 
     #[test]
     fn numeric_and_string_codes_read_the_same() {

@@ -118,7 +118,7 @@ impl Transport for HttpTransport {
             };
             let retry_after = header("Retry-After");
             let ms_cv = header("MS-CV");
-            let body = resp.bytes().await.map_err(transport_error)?.to_vec();
+            let body = read_bounded(resp).await?;
             Ok(Response {
                 status,
                 body,
@@ -127,6 +127,27 @@ impl Transport for HttpTransport {
             })
         })
     }
+}
+
+/// The most of an answer's body pcbulk reads: Partner Center's answers are a few kilobytes.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Reads an answer's body, up to [`MAX_BODY`]: a larger (or endless) one is a failed exchange.
+pub(crate) async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, CallError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(CallError::Transport {
+                message: format!(
+                    "the answer was larger than {} MiB; pcbulk stopped reading it",
+                    MAX_BODY >> 20
+                ),
+                timeout: false,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Describes a failed exchange without the URL's query or any header (no secret can leak).

@@ -461,7 +461,11 @@ impl RowApi<'_> {
             });
             d.controller.on_throttled(customer, sent_at, wait);
         }
-        let err = CallError::Service(ServiceError::from_response(resp.status, &resp.body));
+        let err = CallError::Service(ServiceError::from_response_masking(
+            resp.status,
+            &resp.body,
+            &[token.expose_secret()],
+        ));
         Ok(Some((err, resp.retry_after)))
     }
 
