@@ -14,6 +14,7 @@ use common::*;
 struct Seen {
     method: String,
     path: String,
+    body: String,
 }
 
 type Script = dyn Fn(&Seen, usize) -> String + Send + Sync;
@@ -57,9 +58,10 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
             return;
         }
         let mut parts = first.split_whitespace();
-        let seen = Seen {
+        let mut seen = Seen {
             method: parts.next().unwrap_or("").to_owned(),
             path: parts.next().unwrap_or("").to_owned(),
+            body: String::new(),
         };
         let mut length = 0usize;
         loop {
@@ -80,6 +82,7 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
+        seen.body = String::from_utf8_lossy(&body).into_owned();
         let n = {
             let mut l = log.lock().unwrap();
             l.push(seen.clone());
@@ -224,4 +227,33 @@ fn an_answer_too_large_to_be_partner_center_s_is_not_read_whole() {
         "{:?}",
         rows[0]
     );
+}
+
+#[test]
+fn every_billing_field_goes_back_as_it_came_big_numbers_and_trailing_zeros_included() {
+    let profile = r#"{"id":"b1","firstName":"Ann","lastName":"Lee","email":"a@b.example","culture":"en-US","language":"en","companyName":"Old Co","defaultAddress":{"country":"SE","city":"Lund","addressLine1":"Storgatan 1","postalCode":"22100","phoneNumber":"+46 46 123"},"creditLimit":123456789012345678901234567890,"ratio":1.50,"tiny":1e-400,"attributes":{"etag":"abc","objectType":"CustomerBillingProfile"}}"#;
+    let hostile = Hostile::start(Box::new(move |seen, _| match seen.method.as_str() {
+        "GET" => answer("200 OK", &[("ETag", "\"abc\"")], profile),
+        _ => answer("200 OK", &[], "{}"),
+    }));
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        format!("customer_id,company_name\n{CONTOSO},New Co\n"),
+    );
+    let out = apply(&hostile.url, &input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let put = hostile
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "PUT")
+        .expect("a PUT");
+    for field in [
+        r#""creditLimit":123456789012345678901234567890"#,
+        r#""ratio":1.50"#,
+        r#""tiny":1e-400"#,
+        r#""companyName":"New Co""#,
+    ] {
+        assert!(put.body.contains(field), "{field} not in {}", put.body);
+    }
 }
