@@ -257,3 +257,19 @@ fn every_billing_field_goes_back_as_it_came_big_numbers_and_trailing_zeros_inclu
         assert!(put.body.contains(field), "{field} not in {}", put.body);
     }
 }
+
+#[test]
+fn a_service_request_id_is_sent_as_the_file_gives_it() {
+    let hostile = Hostile::start(Box::new(|_, _| answer("404 Not Found", &[], "{}")));
+    let w = Workdir::new();
+    let input = w.write("in.csv", "service_request_id,note\nAbC123xyz,hello\n");
+    let out = apply(&hostile.url, &input, &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let seen = hostile.seen();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|s| s.path.ends_with("/servicerequests/AbC123xyz")),
+        "{seen:?}"
+    );
+}

@@ -23,14 +23,16 @@ fn billing_path(c: &str) -> String {
 }
 
 #[test]
-fn paths_are_case_insensitive_and_answers_echo_the_ids() {
+fn path_words_match_in_any_case_ids_exactly_and_answers_echo_the_ids() {
     let sb = Sandbox::start(&[]);
+    let shouting = contact_path()
+        .replace("/customers/", "/CUSTOMERS/")
+        .replace("/subscriptions/", "/Subscriptions/")
+        .replace("/supportcontact", "/SupportContact");
     let r = sb
         .call(
             "GET",
-            &contact_path()
-                .to_uppercase()
-                .replace("/CUSTOMERS", "/Customers"),
+            &shouting,
             None,
             &[("MS-RequestId", "11111111-1111-4111-8111-111111111111")],
         )
@@ -42,6 +44,18 @@ fn paths_are_case_insensitive_and_answers_echo_the_ids() {
     );
     assert!(r.headers().contains_key("MS-CV"));
     assert_eq!(Sandbox::json(r)["supportMpnId"], "1000001");
+    // An id is opaque: one written in another case names nothing.
+    let other_case = billing_path(&CONTOSO.to_uppercase());
+    assert_eq!(
+        sb.call("GET", &other_case, None, &[]).unwrap().status(),
+        404
+    );
+    assert_eq!(
+        sb.call("GET", &billing_path(CONTOSO), None, &[])
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]

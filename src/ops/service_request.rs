@@ -88,7 +88,8 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
 
 impl UpdateServiceRequest {
     fn path(&self) -> String {
-        format!("/servicerequests/{}", self.id.to_ascii_lowercase())
+        // An id is opaque: sent as the file gives it.
+        format!("/servicerequests/{}", self.id)
     }
 
     /// Only what changes, as the reference asks of a PATCH.

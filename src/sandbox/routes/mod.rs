@@ -1,6 +1,6 @@
 //! The sandbox's HTTP surface and its hand-written router. Routing is by hand because Partner
-//! Center's path segments are case-insensitive, which axum's router is not: the path is lowercased
-//! and split into segments, then matched here — first to the `/_sandbox/*` admin endpoints, the
+//! Center's path words are case-insensitive, which axum's router is not: the path is split into
+//! segments, its words lowercased (ids are left as they are and match exactly), then matched here — first to the `/_sandbox/*` admin endpoints, the
 //! token endpoint or the `/v1` API, then, for `/v1`, by method and resource to the file serving it.
 //!
 //! - `admin`: `/_sandbox/state` and `/_sandbox/stats`.
@@ -38,6 +38,25 @@ use support_profile::{get_support_profile, put_support_profile};
 
 pub use state::Shared;
 
+/// The words of the paths the sandbox serves (everything else in a path is an id).
+const WORDS: &[&str] = &[
+    "_sandbox",
+    "state",
+    "stats",
+    "oauth2",
+    "v2.0",
+    "token",
+    "v1",
+    "customers",
+    "subscriptions",
+    "supportcontact",
+    "servicerequests",
+    "profiles",
+    "support",
+    "supportprofile",
+    "billing",
+];
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
 }
@@ -49,8 +68,21 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().to_ascii_lowercase();
-    let segs: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    // Path words match in any case, as Partner Center's do; ids (every other segment) match exactly.
+    let words: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|x| !x.is_empty())
+        .map(|seg| {
+            let lower = seg.to_ascii_lowercase();
+            if WORDS.contains(&lower.as_str()) {
+                lower
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect();
+    let segs: Vec<&str> = words.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["_sandbox", "state"] => admin::state(&s),
         ["_sandbox", "stats"] => admin::stats(&s),
