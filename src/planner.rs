@@ -115,6 +115,17 @@ impl Planner {
     pub fn new(headers: &[String], forced: Option<&'static OpSpec>) -> Result<Self, UsageError> {
         let (choice, columns) = choose(headers, forced)?;
         let headers: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
+        // Two columns that mean the same thing: which one the user meant is not pcbulk's guess.
+        for (i, col) in columns.iter().enumerate() {
+            let Some(col) = col else { continue };
+            if let Some(j) = columns[..i].iter().position(|c| c == &Some(*col)) {
+                return Err(UsageError(format!(
+                    "columns \"{}\" and \"{}\" both mean {col}: keep one of them (or rename the \
+                     other to a name pcbulk does not read)",
+                    headers[j], headers[i]
+                )));
+            }
+        }
         let near = near_misses(&headers, &columns);
         if let Choice::One(op) = choice {
             check_columns(op, &columns, &near)?;
@@ -415,6 +426,22 @@ mod tests {
             panic!()
         };
         assert!(message.contains("row 1 (line 2)"), "{message}");
+    }
+
+    #[test]
+    fn two_columns_that_mean_the_same_are_an_error_not_last_wins() {
+        let err = planned(
+            &format!("Customer ID,customer_id,email\n{C1},{C1},a@b.example\n"),
+            None,
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            err.0
+                .contains("\"Customer ID\" and \"customer_id\" both mean customer_id"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]
