@@ -108,39 +108,68 @@ impl RunRecord {
     }
 }
 
-/// Waits for SIGINT or SIGTERM and names it.
-async fn interrupt() -> &'static str {
+/// SIGINT and SIGTERM, listened to from before the run starts to its end: a second signal sent
+/// right after the first is never missed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    /// The next signal, named.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.int) => "SIGINT",
+                () = recv(&mut self.term) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 
 /// Runs the sending pass until it ends or is interrupted. On a first signal no new row starts and
 /// calls in flight get [`GRACE`] to finish (rows cut off then still get their lines); on a second,
 /// it returns `true`: stop at once.
-async fn drive_interruptibly(drive: &mut Drive, stop: &crate::dispatch::Stop) -> bool {
+async fn drive_interruptibly(
+    drive: &mut Drive,
+    stop: &crate::dispatch::Stop,
+    signals: &mut Signals,
+) -> bool {
     {
         let run = drive.run();
         tokio::pin!(run);
         tokio::select! {
             _ = &mut run => return false,
-            sig = interrupt() => {
+            sig = signals.next() => {
                 stop.raise(format!("interrupted by {sig}; rows not started were skipped"));
                 eprintln!(
                     "pcbulk: {sig}: no new rows; finishing the calls in flight (up to {} s). \
@@ -152,7 +181,7 @@ async fn drive_interruptibly(drive: &mut Drive, stop: &crate::dispatch::Stop) ->
         tokio::select! {
             _ = &mut run => return false,
             _ = tokio::time::sleep(GRACE) => {}
-            sig = interrupt() => {
+            sig = signals.next() => {
                 eprintln!(
                     "pcbulk: {sig} again: stopped at once. Rows that were in flight have no line in \
                      the results file; they may or may not have been applied."
@@ -272,8 +301,9 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
         scan,
         replay.map(|r| (r, cfg.retry_failed)),
     );
+    let mut signals = Signals::listen();
     let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
-    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop).await;
+    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, &mut signals).await;
     if at_once {
         drive.stop_at_once();
     } else {

@@ -2,6 +2,7 @@
 //! limiter and one retry policy, and exactly one [`Outcome`] per row.
 
 pub mod budget;
+pub mod permits;
 pub mod retry;
 pub mod throttle;
 
@@ -140,7 +141,7 @@ pub struct Dispatcher {
     budget: RetryBudget,
     /// `--concurrency`: permits for calls in flight, held only while a call is on the wire, so rows
     /// waiting for a throttled customer's turn do not hold up other customers' rows.
-    calls: tokio::sync::Semaphore,
+    calls: permits::Permits,
     settings: Settings,
     journal: Option<Arc<Journal>>,
     pub stop: Arc<Stop>,
@@ -170,7 +171,7 @@ impl Dispatcher {
             limiter: RateLimiter::direct(quota),
             controller: Controller::new(settings.rate),
             budget: RetryBudget::default(),
-            calls: tokio::sync::Semaphore::new(settings.concurrency.max(1)),
+            calls: permits::Permits::new(settings.concurrency),
             settings,
             journal,
             stop: Arc::new(Stop::default()),
@@ -339,12 +340,8 @@ impl RowApi<'_> {
     }
 
     /// A call permit (`--concurrency`): held only while the call is on the wire.
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.d
-            .calls
-            .acquire()
-            .await
-            .expect("the semaphore is never closed")
+    async fn permit(&self) -> permits::Permit<'_> {
+        self.d.calls.acquire(self.row).await
     }
 
     /// Journals a write before it is sent, durably: a crash after this leaves a call whose outcome
@@ -396,7 +393,7 @@ impl RowApi<'_> {
         &self,
         customer: Option<&str>,
         intent: Option<(&Request, Uuid)>,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
+    ) -> Result<permits::Permit<'_>, CallError> {
         let d = self.d;
         let first = !self.record.lock().expect("record lock").wrote;
         if first {
@@ -545,7 +542,7 @@ impl RowApi<'_> {
         ids: CallIds,
         token: &secrecy::SecretString,
         attempt: u32,
-        permit: tokio::sync::SemaphorePermit<'_>,
+        permit: permits::Permit<'_>,
     ) -> Result<crate::api::Response, CallError> {
         let d = self.d;
         let sent_at = tokio::time::Instant::now();
