@@ -174,6 +174,13 @@ pub trait Change: Send + Sync + fmt::Debug {
     /// repeat, as notes on one service request do).
     fn target(&self) -> Option<String>;
 
+    /// What the row touches, for running rows that touch the same thing one after another, in input
+    /// order (so before-values and "is my note there yet?" checks are exact). By default its target;
+    /// notes on one service request share the request.
+    fn touches(&self) -> Option<String> {
+        self.target()
+    }
+
     /// Makes the calls that apply the change.
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>>;
 

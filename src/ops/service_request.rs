@@ -127,6 +127,10 @@ impl Change for UpdateServiceRequest {
         None
     }
 
+    fn touches(&self) -> Option<String> {
+        Some(format!("service request {}", self.id))
+    }
+
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
         Box::pin(async move {
             let sr = api.call(Request::get(self.path())).await?.json()?;

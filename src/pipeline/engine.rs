@@ -210,6 +210,11 @@ pub struct Drive {
     /// Rows in the file (as checked), and rows given their line so far.
     total: usize,
     emitted: usize,
+    /// What rows under way touch (service request, subscription, profile), each with the rows
+    /// waiting for it, in input order: rows that touch the same thing run one after another.
+    busy: std::collections::HashMap<String, VecDeque<(u64, Job)>>,
+    /// What each running row touches, by sequence number.
+    running: std::collections::HashMap<u64, String>,
 }
 
 impl Drive {
@@ -224,6 +229,8 @@ impl Drive {
         Drive {
             total,
             emitted: 0,
+            busy: std::collections::HashMap::new(),
+            running: std::collections::HashMap::new(),
             items: reading.spawn(),
             dispatcher,
             events,
@@ -243,6 +250,46 @@ impl Drive {
         })));
     }
 
+    /// Starts sending a row, as a task of its own.
+    fn send(&mut self, seq: u64, job: Job) {
+        let d = Arc::clone(&self.dispatcher);
+        let threshold = self.threshold;
+        let (row, line) = (job.row, job.line);
+        self.inflight.spawn(async move {
+            let run = std::panic::AssertUnwindSafe(d.run_job(job, threshold));
+            let o = futures::FutureExt::catch_unwind(run)
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::unsent(
+                    row,
+                    line,
+                    Status::Failed,
+                    "internal_error",
+                    "pcbulk hit an internal error on this row; the change may or may not have been \
+                     applied: check it before sending it again, and report the bug",
+                )
+                });
+            (seq, o)
+        });
+    }
+
+    /// A sent row has finished: the next row waiting for what it touched may start.
+    fn release(&mut self, seq: u64) {
+        let Some(thing) = self.running.remove(&seq) else {
+            return;
+        };
+        let next = self.busy.get_mut(&thing).and_then(VecDeque::pop_front);
+        match next {
+            Some((next_seq, job)) => {
+                self.running.insert(next_seq, thing);
+                self.send(next_seq, job);
+            }
+            None => {
+                self.busy.remove(&thing);
+            }
+        }
+    }
+
     /// Records an outcome, and finishes every row at the front that has one.
     fn done(&mut self, seq: u64, outcome: Outcome) {
         let at = (seq - self.first) as usize;
@@ -260,29 +307,23 @@ impl Drive {
         match item {
             Item::Send(raw, job) => {
                 self.events.emit(Event::RowPlanned { row: raw.row });
-                let (raw_row, raw_line) = (raw.row, raw.line);
-                let d = Arc::clone(&self.dispatcher);
-                let threshold = self.threshold;
                 self.slots.push_back(Slot {
                     raw,
                     known: false,
                     outcome: None,
                 });
-                let (row, line) = (raw_row, raw_line);
-                self.inflight.spawn(async move {
-                    let run = std::panic::AssertUnwindSafe(d.run_job(job, threshold));
-                    let o = futures::FutureExt::catch_unwind(run).await.unwrap_or_else(|_| {
-                        Outcome::unsent(
-                            row,
-                            line,
-                            Status::Failed,
-                            "internal_error",
-                            "pcbulk hit an internal error on this row; the change may or may not \
-                             have been applied: check it before sending it again, and report the bug",
-                        )
-                    });
-                    (seq, o)
-                });
+                match job.change.touches() {
+                    Some(thing) => match self.busy.get_mut(&thing) {
+                        // Waits for the rows before it that touch the same thing.
+                        Some(queue) => queue.push_back((seq, job)),
+                        None => {
+                            self.busy.insert(thing.clone(), VecDeque::new());
+                            self.running.insert(seq, thing);
+                            self.send(seq, job);
+                        }
+                    },
+                    None => self.send(seq, job),
+                }
             }
             Item::Done(raw, outcome, known) => {
                 self.slots.push_back(Slot {
@@ -309,6 +350,7 @@ impl Drive {
                 Some(joined) = self.inflight.join_next(), if !self.inflight.is_empty() => {
                     // Tasks catch their own panics and are only aborted by `cut_short`.
                     if let Ok((seq, o)) = joined {
+                        self.release(seq);
                         self.done(seq, o)
                     }
                 }
@@ -327,20 +369,27 @@ impl Drive {
     /// get a line all the same (`skipped`).
     pub async fn cut_short(&mut self, message: &str) {
         self.inflight.abort_all();
+        let reason = self.dispatcher.stop.reason().unwrap_or_default();
+        // Rows still waiting for a row before them that touched the same thing never started.
+        let waiting: std::collections::HashSet<u64> = self
+            .busy
+            .drain()
+            .flat_map(|(_, q)| q.into_iter().map(|(seq, _)| seq))
+            .collect();
+        self.running.clear();
         while let Some(mut slot) = self.slots.pop_front() {
+            let seq = self.first;
             self.first += 1;
             let o = slot.outcome.take().unwrap_or_else(|| {
-                Outcome::unsent(
-                    slot.raw.row,
-                    slot.raw.line,
-                    Status::Skipped,
-                    "interrupted",
-                    message,
-                )
+                let (code, why) = if waiting.contains(&seq) {
+                    ("aborted", reason.as_str())
+                } else {
+                    ("interrupted", message)
+                };
+                Outcome::unsent(slot.raw.row, slot.raw.line, Status::Skipped, code, why)
             });
             self.emit(slot, o);
         }
-        let reason = self.dispatcher.stop.reason().unwrap_or_default();
         while let Some(item) = self.items.recv().await {
             let (raw, o, known) = match item {
                 Item::Send(raw, _) => {
@@ -422,6 +471,7 @@ impl Drive {
 mod tests {
     use super::*;
     use crate::input::ReadOptions;
+    use futures::future::BoxFuture;
 
     const HEADER: &str = "customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n";
 
@@ -461,6 +511,95 @@ mod tests {
             }
         }
         (sent, broken)
+    }
+
+    /// A transport that answers after a few milliseconds and records, per path, the most calls it
+    /// had under way at once.
+    #[derive(Default)]
+    struct Overlap {
+        now: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+        most: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    }
+
+    impl crate::api::http::Transport for Overlap {
+        fn send<'a>(
+            &'a self,
+            req: &'a crate::api::Request,
+            _ids: crate::api::http::CallIds,
+            _token: &'a str,
+        ) -> BoxFuture<'a, Result<crate::api::Response, crate::api::CallError>> {
+            Box::pin(async move {
+                let path = req.path.clone();
+                {
+                    let mut now = self.now.lock().unwrap();
+                    let n = now.entry(path.clone()).or_default();
+                    *n += 1;
+                    let mut most = self.most.lock().unwrap();
+                    let m = most.entry(path.clone()).or_default();
+                    *m = (*m).max(*n);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                *self.now.lock().unwrap().get_mut(&path).unwrap() -= 1;
+                Ok(crate::api::Response {
+                    status: 200,
+                    body: br#"{"id":"1","status":"open","notes":[]}"#.to_vec(),
+                    ..crate::api::Response::default()
+                })
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_that_touch_the_same_thing_run_one_after_another_others_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        let mut csv = String::from("service_request_id,note\n");
+        for i in 0..12 {
+            csv.push_str(&format!("{},note {i}\n", ["111", "222", "333"][i % 3]));
+        }
+        std::fs::write(&input, csv).unwrap();
+        let cfg = InputConfig {
+            input,
+            out: dir.path().join("in.results.csv"),
+            operation: None,
+            read: ReadOptions::default(),
+        };
+        let scan = crate::pipeline::check::scan(&cfg).unwrap();
+        let transport = Arc::new(Overlap::default());
+        let settings = crate::dispatch::Settings {
+            rate: 1e6,
+            concurrency: 16,
+            retry: crate::dispatch::RetryPolicy::default(),
+            max_errors: None,
+        };
+        let tokens = Arc::new(crate::api::auth::Tokens::new(
+            crate::api::auth::Credentials::Static("t".to_string().into()),
+        ));
+        let dispatcher = Arc::new(Dispatcher::new(transport.clone(), tokens, settings, None));
+        let (events, received) = Emitter::channel();
+        let to_send = scan.to_send;
+        let reading = Reading::from_scan(cfg, scan, None);
+        let mut drive = Drive::start(reading, dispatcher, events, to_send);
+        drive.run().await;
+        drop(drive);
+        let finished: Vec<usize> = received
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::RowFinished(f) => Some(f.outcome.row),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            finished,
+            (1..=12).collect::<Vec<_>>(),
+            "every row, in order"
+        );
+        let most = transport.most.lock().unwrap().clone();
+        assert_eq!(most.len(), 3, "{most:?}");
+        assert!(
+            most.values().all(|m| *m == 1),
+            "one call at a time per service request: {most:?}"
+        );
     }
 
     #[test]
