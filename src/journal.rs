@@ -276,6 +276,28 @@ impl Journal {
         Ok(())
     }
 
+    /// Waits until every record appended so far is on disk (before the process exits at once).
+    pub fn sync(&self) -> io::Result<()> {
+        let seq = {
+            let mut st = self.shared.lock();
+            st.wanted = st.appended;
+            self.shared.work.notify_one();
+            st.appended
+        };
+        let mut st = self.shared.lock();
+        while st.synced < seq {
+            st = self
+                .shared
+                .synced_cv
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        match &st.failed {
+            Some(f) => Err(error_of(f)),
+            None => Ok(()),
+        }
+    }
+
     /// Appends one record and waits, without holding a thread, until it is on disk.
     pub async fn append_durable(&self, record: &Record) -> io::Result<()> {
         let seq = self.push(record, true)?;
@@ -634,6 +656,20 @@ mod tests {
         j.append(&Record::Done, false).unwrap();
         drop(j);
         assert!(read(&p).unwrap().done);
+    }
+
+    #[test]
+    fn sync_puts_every_record_appended_so_far_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let j = Journal::create(&p, &job()).unwrap();
+        j.append(&Record::Done, false).unwrap();
+        j.sync().unwrap();
+        assert!(
+            read(&p).unwrap().done,
+            "written before the journal is dropped"
+        );
+        drop(j);
     }
 
     #[test]

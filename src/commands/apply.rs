@@ -319,6 +319,8 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
         .join()
         .map_err(|_| Error::Aborted("the results writer stopped unexpectedly".into()))?;
     if at_once {
+        // The rows' outcomes are in the journal's buffer: on disk before the process goes.
+        let _ = journal.sync();
         std::process::exit(exit::ABORTED.into());
     }
     summary.elapsed = started.elapsed();
