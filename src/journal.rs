@@ -256,21 +256,27 @@ impl Journal {
         Ok(seq)
     }
 
+    /// Blocks until record `seq` is on disk (or the syncer has failed).
+    fn wait_synced(&self, seq: u64) -> io::Result<()> {
+        let mut st = self.shared.lock();
+        while st.synced < seq {
+            st = self
+                .shared
+                .synced_cv
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        match &st.failed {
+            Some(f) => Err(error_of(f)),
+            None => Ok(()),
+        }
+    }
+
     /// Appends one record; with `durable`, waits until it is on disk.
     pub fn append(&self, record: &Record, durable: bool) -> io::Result<()> {
         let seq = self.push(record, durable)?;
         if durable {
-            let mut st = self.shared.lock();
-            while st.synced < seq {
-                st = self
-                    .shared
-                    .synced_cv
-                    .wait(st)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-            if let Some(f) = &st.failed {
-                return Err(error_of(f));
-            }
+            self.wait_synced(seq)?;
         }
         crate::failpoint::hit("after-journal-append");
         Ok(())
@@ -284,18 +290,7 @@ impl Journal {
             self.shared.work.notify_one();
             st.appended
         };
-        let mut st = self.shared.lock();
-        while st.synced < seq {
-            st = self
-                .shared
-                .synced_cv
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        match &st.failed {
-            Some(f) => Err(error_of(f)),
-            None => Ok(()),
-        }
+        self.wait_synced(seq)
     }
 
     /// Appends one record and waits, without holding a thread, until it is on disk.
