@@ -384,11 +384,10 @@ impl RowApi<'_> {
         }
     }
 
-    /// Waits for a call's turn, then journals a write's intent (durably, before any permit is
-    /// held: a permit waiting on the disk would leave the wire idle), then takes a call permit.
-    /// A row that has written nothing yet has not started (reads change nothing): when the run
-    /// stops while it waits, it gives the turn up and is skipped. A row that has written finishes,
-    /// so no change is left half made.
+    /// Waits for a call's turn and a call permit, then journals a write's intent (durably, before
+    /// the call is sent). A row that has written nothing yet has not started (reads change
+    /// nothing): when the run stops while it waits, it gives the turn up and is skipped. A row that
+    /// has written finishes, so no change is left half made.
     async fn wait_turn(
         &self,
         customer: Option<&str>,
@@ -407,17 +406,26 @@ impl RowApi<'_> {
         } else {
             self.pace(customer).await;
         }
+        // A row that has written nothing gives its turn up if the run stops while it waits for a
+        // permit, and looks once more when it has one (the row that stopped the run may have just
+        // handed its permit over).
+        let permit = if first {
+            let permit = tokio::select! {
+                permit = self.permit() => permit,
+                reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
+            };
+            if let Some(reason) = d.stop.reason() {
+                return Err(CallError::Aborted(reason));
+            }
+            permit
+        } else {
+            self.permit().await
+        };
         if let Some((req, request_id)) = intent {
             self.journal_send(req, request_id).await?;
             self.note(|r| r.wrote = true);
         }
-        if !first || intent.is_some() {
-            return Ok(self.permit().await);
-        }
-        tokio::select! {
-            permit = self.permit() => Ok(permit),
-            reason = d.stop.stopped() => Err(CallError::Aborted(reason)),
-        }
+        Ok(permit)
     }
 
     /// What a failed attempt means: the error, and the Retry-After it came with. A 401 renews the
