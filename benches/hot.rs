@@ -83,7 +83,7 @@ fn build_a_request(c: &mut Criterion) {
                     "Attributes": {"ObjectType": "SupportContact"},
                 }),
             );
-            black_box(t.request(&req, ids, "token").build().unwrap());
+            black_box(t.request(&req, ids, "token").unwrap());
         })
     });
 }

@@ -592,3 +592,65 @@ fn a_results_file_that_cannot_be_written_leaves_no_journal_to_block_the_next_run
     assert_eq!(code(&again), 0, "{}", text(&again));
     assert_eq!(statuses(&out_path), vec!["succeeded", "succeeded"]);
 }
+
+/// Calls go straight out on pcbulk's own HTTP client unless the environment names a proxy for the
+/// service's address: then they go through it. The "service" here is an address nothing listens on,
+/// and the proxy is the sandbox, so only a run that really used the proxy can succeed.
+#[test]
+fn a_proxy_named_in_the_environment_carries_the_calls() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n\
+             {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n"
+        ),
+    );
+    let unreachable = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let run = |proxy: Option<&str>| {
+        let mut c = pcbulk();
+        c.arg("apply")
+            .arg(&input)
+            .args(["--base-url", &unreachable, "--max-attempts", "1"])
+            .args(["--out", w.path("out.csv").to_str().unwrap()])
+            .env("PCBULK_ACCESS_TOKEN", "sandbox");
+        for v in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+        ] {
+            c.env_remove(v);
+        }
+        c.env_remove("ALL_PROXY")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        if let Some(p) = proxy {
+            c.env("HTTP_PROXY", p);
+        }
+        c.output().expect("run pcbulk")
+    };
+    let before = sb.subscription(SUB_11)["supportContact"].clone();
+    assert_ne!(before["supportTenantId"], TREY_TENANT);
+    let direct = run(None);
+    assert_ne!(code(&direct), 0, "{}", text(&direct));
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"],
+        before,
+        "nothing reached the sandbox without the proxy"
+    );
+    std::fs::remove_file(w.path("out.csv")).unwrap();
+    let _ = std::fs::remove_file(w.path("out.csv.journal"));
+    let proxied = run(Some(&sb.url));
+    assert_eq!(code(&proxied), 0, "{}", text(&proxied));
+    assert_eq!(statuses(&w.path("out.csv")), ["succeeded"]);
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportTenantId"],
+        TREY_TENANT
+    );
+}

@@ -220,7 +220,7 @@ impl Tokens {
                 timeout: e.is_timeout(),
             })?;
         let status = resp.status();
-        let body = crate::api::http::read_bounded(resp).await?;
+        let body = crate::api::http::read_bounded_reqwest(resp).await?;
         if !status.is_success() {
             let mut refusal: TokenRefusal = serde_json::from_slice(&body).unwrap_or(TokenRefusal {
                 error: format!("HTTP {}", status.as_u16()),

@@ -315,9 +315,13 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
     });
     drop(events);
     drop(dispatcher);
-    let mut summary = listener
-        .join()
-        .map_err(|_| Error::Aborted("the results writer stopped unexpectedly".into()))?;
+    // Waited for off the runtime's thread: rows cut off at once still hold the event stream until
+    // the runtime drops their tasks, and it can only do that while this thread is free.
+    let mut summary = tokio::task::spawn_blocking(move || listener.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| Error::Aborted("the results writer stopped unexpectedly".into()))?;
     if at_once {
         // The rows' outcomes are in the journal's buffer: on disk before the process goes.
         let _ = journal.sync();
