@@ -187,6 +187,10 @@ pub struct SandboxArgs {
     /// How a stale ETag is refused: 412, 2055 (400 with code 2055) or mix.
     #[arg(long, default_value = "412", value_parser = ["412", "2055", "400", "mix"])]
     pub stale_etag: String,
+    /// Do not recognise a repeated MS-RequestId: a write sent again is applied again (a note added
+    /// twice), as by a service that does not replay retries.
+    #[arg(long)]
+    pub no_replay: bool,
 }
 
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
@@ -344,6 +348,7 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             refresh_grace: Duration::from_secs(a.refresh_grace),
             extra_subscriptions: a.subscriptions as usize,
             extra_customers: a.customers as usize,
+            replay: !a.no_replay,
             knobs: Knobs {
                 throttle,
                 customer_throttle,

@@ -152,11 +152,21 @@ fn assert_exactly_once(sb: &Sandbox, results_path: &Path, context: &str) {
     );
 }
 
+/// The sandbox's switch for trial `trial`: odd trials do not replay a repeated MS-RequestId.
+fn replay(trial: usize) -> &'static [&'static str] {
+    if trial % 2 == 1 {
+        &["--no-replay"]
+    } else {
+        &[]
+    }
+}
+
 #[test]
 fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
     let mut rng = StdRng::seed_from_u64(20261122);
-    for trial in 0..4 {
-        let sb = Sandbox::start(&[FAULTY, &["--seed", &trial.to_string()]].concat());
+    // Half the trials against a service that does not recognise a repeated MS-RequestId.
+    for trial in 0..6 {
+        let sb = Sandbox::start(&[FAULTY, &["--seed", &trial.to_string()], replay(trial)].concat());
         let w = Workdir::new();
         let input = w.write("in.csv", mixed_input());
         let mut resume = false;
@@ -206,8 +216,18 @@ fn crashed_at_every_kind_of_point_and_resumed_every_row_is_applied_exactly_once(
         "before-results-sync",
         "mid-results",
     ];
-    for (trial, point) in points.iter().enumerate() {
-        let sb = Sandbox::start(&[FAULTY, &["--seed", &(100 + trial).to_string()]].concat());
+    // Every point twice: once against a service that replays a repeated MS-RequestId, once against
+    // one that does not.
+    let points = points.iter().flat_map(|p| [p, p]);
+    for (trial, point) in points.enumerate() {
+        let sb = Sandbox::start(
+            &[
+                FAULTY,
+                &["--seed", &(100 + trial).to_string()],
+                replay(trial),
+            ]
+            .concat(),
+        );
         let w = Workdir::new();
         let input = w.write("in.csv", mixed_input());
         let crashed = apply_cmd(&sb, &input, false)

@@ -126,6 +126,26 @@ fn a_repeated_request_id_is_answered_with_the_first_answer_and_not_applied_again
 }
 
 #[test]
+fn with_no_replay_a_repeated_request_id_is_applied_again() {
+    let sb = Sandbox::start(&["--no-replay"]);
+    let rid = "33333333-3333-4333-8333-333333333333";
+    let note = json!({"NewNote": {"Text": "twice"}});
+    for n in 1..=2 {
+        let r = sb
+            .call(
+                "PATCH",
+                "/servicerequests/616122292874576",
+                Some(note.clone()),
+                &[("MS-RequestId", rid)],
+            )
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(Sandbox::json(r)["notes"].as_array().unwrap().len(), n);
+    }
+    assert_eq!(sb.stats()["replays"], 0);
+}
+
+#[test]
 fn token_bucket_throttles_with_retry_after_and_the_429_body() {
     let sb = Sandbox::start(&["--rate", "2", "--burst", "3"]);
     let statuses: Vec<u16> = (0..8)

@@ -132,6 +132,18 @@ pub trait Api: Send + Sync {
         request_id: uuid::Uuid,
     ) -> BoxFuture<'_, Result<Response, CallError>>;
 
+    /// Sends a write that the service may not recognise when it comes again (a note): like
+    /// [`Api::resend`], except that an attempt with no answer is not sent again blindly. Its
+    /// transport error comes back at once, for the caller to look at the service before sending it
+    /// again.
+    fn send_unrepeatable(
+        &self,
+        req: Request,
+        request_id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Response, CallError>> {
+        self.resend(req, request_id)
+    }
+
     /// Records what a row found before changing it (by input column), for undo; `extra` holds what
     /// a resume needs beyond columns.
     fn record_before(

@@ -476,10 +476,13 @@ impl RowApi<'_> {
 
     /// Sends a call until it succeeds, fails for good, or the retries run out: one MS-RequestId for
     /// every attempt, a write's intent journaled durably before its first attempt.
+    /// A `repeatable: false` call is not sent again after an attempt that got no answer: its
+    /// transport error is returned for the caller to settle.
     async fn call_with_retries(
         &self,
         req: Request,
         request_id: Option<Uuid>,
+        repeatable: bool,
     ) -> Result<crate::api::Response, CallError> {
         let d = self.d;
         let ids = CallIds {
@@ -511,6 +514,9 @@ impl RowApi<'_> {
                 return sent;
             }
             unknown |= sent.is_err();
+            if sent.is_err() && !repeatable {
+                return sent;
+            }
             let Some((err, retry_after)) = self
                 .failed_attempt(sent, &token, &mut renewed, customer, sent_at)
                 .await?
@@ -587,7 +593,7 @@ impl RowApi<'_> {
 
 impl Api for RowApi<'_> {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
-        Box::pin(self.call_with_retries(req, None))
+        Box::pin(self.call_with_retries(req, None, true))
     }
 
     fn resend(
@@ -595,7 +601,15 @@ impl Api for RowApi<'_> {
         req: Request,
         request_id: Uuid,
     ) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
-        Box::pin(self.call_with_retries(req, Some(request_id)))
+        Box::pin(self.call_with_retries(req, Some(request_id), true))
+    }
+
+    fn send_unrepeatable(
+        &self,
+        req: Request,
+        request_id: Uuid,
+    ) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
+        Box::pin(self.call_with_retries(req, Some(request_id), false))
     }
 
     fn record_before(
@@ -706,6 +720,45 @@ mod tests {
         let mut v = out.into_inner().unwrap();
         v.sort_by_key(|o| o.row);
         v
+    }
+
+    #[derive(Debug)]
+    struct Note;
+
+    impl Change for Note {
+        fn target(&self) -> Option<String> {
+            None
+        }
+        fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
+            Box::pin(async move {
+                let req = Request::patch("/servicerequests/1", serde_json::json!({}));
+                api.send_unrepeatable(req, Uuid::new_v4()).await?;
+                Ok(Applied::Changed)
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unrepeatable_write_is_retried_after_an_answer_but_never_after_a_lost_one() {
+        let dropped = || {
+            Err(CallError::Transport {
+                message: "reset".into(),
+                timeout: false,
+            })
+        };
+        // A 503 is an answer: the write was not applied; it goes again.
+        let t = Scripted::new(vec![status(503), status(200)]);
+        let d = dispatcher(t.clone(), None);
+        let job = Job::new(1, 2, "test", Box::new(Note));
+        assert_eq!(d.run_job(job, None).await.status, Status::Succeeded);
+        assert_eq!(t.seen.lock().unwrap().len(), 2);
+        // No answer: it may have been applied; it comes back to the operation unsent again.
+        let t = Scripted::new(vec![dropped(), status(200)]);
+        let d = dispatcher(t.clone(), None);
+        let job = Job::new(1, 2, "test", Box::new(Note));
+        let out = d.run_job(job, None).await;
+        assert_eq!(out.status, Status::Failed);
+        assert_eq!(t.seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use super::check::{country, culture, email, length, phone, required};
 use super::json::{get, get_str, object_mut, set};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Request};
+use uuid::Uuid;
 
 pub static SPEC: OpSpec = OpSpec {
     name: "billing-profile",
@@ -187,6 +188,18 @@ fn etag_of(profile: &Value) -> Option<String> {
 }
 
 impl Change for UpdateBillingProfile {
+    /// It went in if the profile now holds the row's values.
+    fn landed<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        _extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<bool>, CallError>> {
+        Box::pin(async move {
+            let current = api.call(Request::get(self.path())).await?.json()?;
+            Ok(Some(self.changed(current).is_none()))
+        })
+    }
+
     fn target(&self) -> Option<String> {
         Some(format!("billing profile of customer {}", self.customer_id))
     }
@@ -206,11 +219,9 @@ impl Change for UpdateBillingProfile {
                 };
                 phone_where_required(&profile)?;
                 api.record_before(before, Default::default());
-                match api
-                    .call(Request::put(self.path(), profile).if_match(etag))
-                    .await
-                {
-                    Ok(_) => return Ok(Applied::Changed),
+                let put = Request::put(self.path(), profile).if_match(etag);
+                match write_once(self, api, put, Uuid::new_v4(), &Extra::new(), false).await {
+                    Ok(()) => return Ok(Applied::Changed),
                     Err(CallError::Service(e)) if e.is_stale_etag() && round < MAX_ETAG_ROUNDS => {
                         continue
                     }

@@ -184,18 +184,78 @@ pub trait Change: Send + Sync + fmt::Debug {
     /// Makes the calls that apply the change.
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>>;
 
+    /// Whether the row's write went in, judged from what the service holds now (`extra`: the
+    /// row's extra before-values, as recorded). Asked when a write's answer was lost. `None`: the
+    /// operation cannot tell, and the write is sent again under its MS-RequestId for the service to
+    /// recognise.
+    fn landed<'a>(
+        &'a self,
+        _api: &'a dyn Api,
+        _extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<bool>, CallError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// After a crash: settles a write whose outcome is unknown (`pending`, as journaled, with the
     /// row's journaled `extra` before-values). Returns `Some` when the row is done, `None` when it
-    /// should be applied afresh. By default the call is sent again with its own MS-RequestId, which
-    /// the service answers as the same call; every operation's journaled write is its last call.
+    /// should be applied afresh. The service is looked at first ([`Change::landed`]); a write that
+    /// did not land is sent again with its own MS-RequestId. Every operation's journaled write is
+    /// its last call.
     fn settle<'a>(
         &'a self,
         api: &'a dyn Api,
         pending: Pending,
-        _extra: &'a std::collections::BTreeMap<String, serde_json::Value>,
+        extra: &'a Extra,
     ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
-        Box::pin(resend(api, pending))
+        Box::pin(async move {
+            match write_once(self, api, pending.request, pending.request_id, extra, true).await {
+                Ok(()) => Ok(Some(Applied::Changed)),
+                // Refused now (an edit in between, say): the row is applied afresh.
+                Err(CallError::Service(e)) if (400..500).contains(&e.status) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
+}
+
+/// What a row records beyond its columns' before-values, for [`Change::landed`] and a resume.
+pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// How many times a write whose answer was lost is looked for and sent again before its row fails
+/// (as "may or may not have been applied": the last attempt got no answer either).
+pub(crate) const LOST_ANSWERS: usize = 5;
+
+/// Sends a row's write so that it lands once, whether or not the service recognises a repeated
+/// MS-RequestId: when an attempt gets no answer, what the service holds is looked at
+/// ([`Change::landed`]) before the write goes again, under the same id. `look_first` looks before
+/// the first send too (a resume after a crash). An operation that cannot tell has its write sent
+/// again blindly, for the service's replay to recognise.
+pub async fn write_once<C: Change + ?Sized>(
+    change: &C,
+    api: &dyn Api,
+    req: crate::api::Request,
+    request_id: uuid::Uuid,
+    extra: &Extra,
+    look_first: bool,
+) -> Result<(), CallError> {
+    let mut look = look_first;
+    let mut lost = None;
+    for _ in 0..=LOST_ANSWERS {
+        if look {
+            match change.landed(api, extra).await? {
+                Some(true) => return Ok(()),
+                Some(false) => {}
+                None => return api.resend(req, request_id).await.map(drop),
+            }
+        }
+        match api.send_unrepeatable(req.clone(), request_id).await {
+            Ok(_) => return Ok(()),
+            Err(e @ CallError::Transport { .. }) => lost = Some(e),
+            Err(e) => return Err(e),
+        }
+        look = true;
+    }
+    Err(lost.expect("the loop ends early unless every answer was lost"))
 }
 
 /// A write whose outcome is unknown: the call and its MS-RequestId.
@@ -203,16 +263,6 @@ pub trait Change: Send + Sync + fmt::Debug {
 pub struct Pending {
     pub request: crate::api::Request,
     pub request_id: uuid::Uuid,
-}
-
-/// Sends a pending write again; a refusal that is not about the service's health means the row
-/// should be applied afresh (a stale ETag, say, after an edit in between).
-pub async fn resend(api: &dyn Api, pending: Pending) -> Result<Option<Applied>, CallError> {
-    match api.resend(pending.request, pending.request_id).await {
-        Ok(_) => Ok(Some(Applied::Changed)),
-        Err(CallError::Service(e)) if (400..500).contains(&e.status) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// Collects problems while a row is checked, then yields the change or all the problems at once.

@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 
 use super::check::{required, token};
 use super::json::{get, get_str};
-use super::{resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
+use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
+#[cfg(test)]
+use crate::api::Method;
 use crate::api::{Api, CallError, Request};
 
 pub static SPEC: OpSpec = OpSpec {
@@ -145,30 +147,30 @@ impl Change for UpdateServiceRequest {
             }
             let extra =
                 BTreeMap::from([(NOTES_BEFORE.to_owned(), json!(self.notes_with_text(&sr)))]);
-            api.record_before(before, extra);
-            api.call(Request::patch(self.path(), self.body(status)))
-                .await?;
+            api.record_before(before, extra.clone());
+            let patch = Request::patch(self.path(), self.body(status));
+            write_once(self, api, patch, uuid::Uuid::new_v4(), &extra, false).await?;
             Ok(Applied::Changed)
         })
     }
 
-    /// A note whose PATCH has an unknown outcome is looked for before it is sent again: if the
-    /// request now has more notes with its text than before, it went in.
-    fn settle<'a>(
+    /// A note went in if the request has more notes with its text than before; a status change
+    /// if the request has that status now.
+    fn landed<'a>(
         &'a self,
         api: &'a dyn Api,
-        pending: Pending,
-        extra: &'a BTreeMap<String, Value>,
-    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<bool>, CallError>> {
         Box::pin(async move {
+            let sr = api.call(Request::get(self.path())).await?.json()?;
             if self.note.is_some() {
-                let sr = api.call(Request::get(self.path())).await?.json()?;
                 let before = extra.get(NOTES_BEFORE).and_then(Value::as_u64).unwrap_or(0) as usize;
-                if self.notes_with_text(&sr) > before {
-                    return Ok(Some(Applied::Changed));
-                }
+                return Ok(Some(self.notes_with_text(&sr) > before));
             }
-            resend(api, pending).await
+            let now = get_str(&sr, "status").unwrap_or("");
+            Ok(Some(
+                self.status.is_some_and(|s| now.eq_ignore_ascii_case(s)),
+            ))
         })
     }
 }
@@ -176,6 +178,7 @@ impl Change for UpdateServiceRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Pending;
 
     #[test]
     fn status_spellings() {
@@ -258,6 +261,54 @@ mod tests {
             Some(Applied::Changed)
         );
         assert_eq!(api.sent.lock().unwrap()[1].method.as_str(), "PATCH");
+    }
+
+    #[tokio::test]
+    async fn a_note_whose_answer_is_lost_is_looked_for_before_it_goes_again() {
+        use crate::ops::fake::{ok, FakeApi};
+        let lost = || {
+            Err(CallError::Transport {
+                message: "the connection dropped".into(),
+                timeout: false,
+            })
+        };
+        let c = UpdateServiceRequest {
+            id: "6".into(),
+            note: Some("n".into()),
+            status: None,
+        };
+        let none = json!({"notes": []});
+        // Lost, and the note is there: it went in; the PATCH is not sent again.
+        let api = FakeApi::new(vec![
+            ok(none.clone()),
+            lost(),
+            ok(json!({"notes": [{"text": "n"}]})),
+        ]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        let methods: Vec<_> = api.sent.lock().unwrap().iter().map(|r| r.method).collect();
+        assert_eq!(methods, [Method::Get, Method::Patch, Method::Get]);
+        // Lost, and the note is not there: it goes again, once.
+        let api = FakeApi::new(vec![ok(none.clone()), lost(), ok(none.clone()), ok(none)]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        let methods: Vec<_> = api.sent.lock().unwrap().iter().map(|r| r.method).collect();
+        assert_eq!(
+            methods,
+            [Method::Get, Method::Patch, Method::Get, Method::Patch]
+        );
+        // Lost every time: the row fails with the transport error, after a bounded number of tries.
+        let mut script = vec![ok(json!({"notes": []}))];
+        for _ in 0..=crate::ops::LOST_ANSWERS {
+            script.push(lost());
+            script.push(ok(json!({"notes": []})));
+        }
+        script.pop();
+        let scripted = script.len();
+        let api = FakeApi::new(script);
+        assert!(matches!(
+            c.apply(&api).await,
+            Err(CallError::Transport { .. })
+        ));
+        assert_eq!(api.sent.lock().unwrap().len(), scripted);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::json::get_str;
 
 use super::check::{guid, partner_id, required};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Request};
 
 pub static SPEC: OpSpec = OpSpec {
@@ -127,8 +127,24 @@ impl Change for SetSupportContact {
                 }
                 api.record_before(before, Default::default());
             }
-            api.call(Request::put(self.path(), self.body())).await?;
+            let put = Request::put(self.path(), self.body());
+            write_once(self, api, put, uuid::Uuid::new_v4(), &Extra::new(), false).await?;
             Ok(Applied::Changed)
+        })
+    }
+
+    /// It went in if the contact now holds the row's values.
+    fn landed<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        _extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<bool>, CallError>> {
+        Box::pin(async move {
+            match api.call(Request::get(self.path())).await {
+                Ok(resp) => Ok(Some(self.is_same(&self.before(&resp.json()?)))),
+                Err(CallError::Service(e)) if e.status == 404 => Ok(Some(false)),
+                Err(e) => Err(e),
+            }
         })
     }
 }

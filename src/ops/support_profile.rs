@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use super::check::{email, phone, website};
 use super::json::{get_str, set};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
+use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Request, Response};
+use uuid::Uuid;
 
 pub static SPEC: OpSpec = OpSpec {
     name: "support-profile",
@@ -117,8 +118,29 @@ impl Change for UpdateSupportProfile {
                 return Ok(Applied::Unchanged);
             };
             api.record_before(before, Default::default());
-            either_path(api, PUT_PATHS, |p| Request::put(p, profile.clone())).await?;
+            let put = |path| Request::put(path, profile.clone());
+            let extra = Extra::new();
+            match write_once(self, api, put(PUT_PATHS[0]), Uuid::new_v4(), &extra, false).await {
+                Err(CallError::Service(e)) if matches!(e.status, 404 | 405) => {
+                    write_once(self, api, put(PUT_PATHS[1]), Uuid::new_v4(), &extra, false).await?
+                }
+                other => other?,
+            }
             Ok(Applied::Changed)
+        })
+    }
+
+    /// It went in if the profile now holds the row's values.
+    fn landed<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        _extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<bool>, CallError>> {
+        Box::pin(async move {
+            let current = either_path(api, GET_PATHS, |p| Request::get(p))
+                .await?
+                .json()?;
+            Ok(Some(current.is_object() && self.changed(current).is_none()))
         })
     }
 }

@@ -33,6 +33,10 @@ pub struct Options {
     pub extra_customers: usize,
     /// Throttling, latency and faults.
     pub knobs: faults::Knobs,
+    /// Whether a write sent again under an MS-RequestId already seen gets the first call's answer
+    /// (the reference's idempotency) or is applied again, as by a service that does not recognise
+    /// retries.
+    pub replay: bool,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             extra_subscriptions: 0,
             extra_customers: 0,
             knobs: faults::Knobs::default(),
+            replay: true,
         }
     }
 }

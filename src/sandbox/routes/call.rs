@@ -90,7 +90,8 @@ fn answer(
         rest.join("/"),
         String::from_utf8_lossy(body)
     );
-    if is_write {
+    let replay = is_write && s.opts.replay;
+    if replay {
         if let Some(rid) = ids.request_id.as_deref() {
             let key = rid.to_ascii_lowercase();
             let idem = s.idempotency.lock().unwrap();
@@ -109,7 +110,7 @@ fn answer(
         }
     }
     let (status, answer) = dispatch(s, method, rest, h, body);
-    if is_write {
+    if replay {
         if let Some(rid) = ids.request_id.as_deref() {
             s.idempotency.lock().unwrap().insert(
                 rid.to_ascii_lowercase(),
