@@ -654,3 +654,46 @@ fn a_proxy_named_in_the_environment_carries_the_calls() {
         TREY_TENANT
     );
 }
+
+/// 2,000 rows against an address nothing listens on: the run stops once calls in a row cannot
+/// connect, says which address it cannot reach, and skips the rows it never tried.
+#[test]
+fn an_unreachable_service_stops_the_run_early_with_exit_3_and_skips_the_rest() {
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2000));
+    let unreachable = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args([
+            "--base-url",
+            &unreachable,
+            "--rate",
+            "1000",
+            "--concurrency",
+            "8",
+        ])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("cannot reach {unreachable}")),
+        "{}",
+        text(&out)
+    );
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows.len(), 2000, "every row has its line");
+    let failed: Vec<_> = rows.iter().filter(|r| r["status"] == "failed").collect();
+    let skipped = rows.iter().filter(|r| r["status"] == "skipped").count();
+    assert_eq!(failed.len() + skipped, 2000);
+    assert!(
+        failed.len() <= 16 + 8,
+        "only rows already tried fail: {} failed",
+        failed.len()
+    );
+    assert!(failed.iter().all(|r| r["error_code"] == "unreachable"));
+}

@@ -125,6 +125,10 @@ pub enum CallError {
     /// The call timed out or the connection failed: the change may or may not have been applied.
     #[error("{message}")]
     Transport { message: String, timeout: bool },
+    /// No connection could be made (refused, no such host, TLS handshake, connect timeout): the
+    /// call was not sent.
+    #[error("{0}")]
+    Unreachable(String),
     /// Credentials were refused even after a refresh; the run cannot go on.
     #[error("{0}")]
     Unauthorized(String),
@@ -145,7 +149,7 @@ impl CallError {
     pub fn is_retryable(&self) -> bool {
         match self {
             CallError::Service(e) => matches!(e.status, 408 | 429 | 500 | 502 | 503 | 504),
-            CallError::Transport { .. } => true,
+            CallError::Transport { .. } | CallError::Unreachable(_) => true,
             CallError::Unauthorized(_)
             | CallError::Decode(_)
             | CallError::Aborted(_)
@@ -169,6 +173,7 @@ impl CallError {
                 .unwrap_or_else(|| format!("http_{}", e.status)),
             CallError::Transport { timeout: true, .. } => "timeout".into(),
             CallError::Transport { .. } => "connection_failed".into(),
+            CallError::Unreachable(_) => "unreachable".into(),
             CallError::Unauthorized(_) => "unauthorized".into(),
             CallError::Decode(_) => "bad_response".into(),
             CallError::Aborted(_) => "aborted".into(),

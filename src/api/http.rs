@@ -39,6 +39,11 @@ pub trait Transport: Send + Sync {
         ids: CallIds,
         token: &'a str,
     ) -> BoxFuture<'a, Result<Response, CallError>>;
+
+    /// Where calls go, for messages ("cannot reach https://...").
+    fn target(&self) -> String {
+        "the service".into()
+    }
 }
 
 type Direct =
@@ -218,12 +223,11 @@ impl HttpTransport {
         match &self.wire {
             Wire::Direct(client) => {
                 let resp = client.request(call.map(Full::new)).await.map_err(|e| {
-                    let kind = if e.is_connect() {
-                        "could not connect to the service"
+                    if e.is_connect() {
+                        unreachable(describe("could not connect to the service", &e))
                     } else {
-                        "the connection failed"
-                    };
-                    describe(kind, &e)
+                        describe("the connection failed", &e)
+                    }
                 })?;
                 let (parts, body) = resp.into_parts();
                 let body = read_bounded(body).await?;
@@ -264,6 +268,10 @@ fn answer(status: http::StatusCode, headers: &http::HeaderMap, body: Vec<u8>) ->
 }
 
 impl Transport for HttpTransport {
+    fn target(&self) -> String {
+        self.prefix.trim_end_matches("/v1").to_owned()
+    }
+
     fn send<'a>(
         &'a self,
         req: &'a Request,
@@ -346,6 +354,14 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
     }
 }
 
+/// A connection that could not be made: the call was not sent.
+fn unreachable(e: CallError) -> CallError {
+    match e {
+        CallError::Transport { message, .. } => CallError::Unreachable(message),
+        other => other,
+    }
+}
+
 /// Describes a failed reqwest exchange without the URL's query or any header.
 fn transport_error(e: reqwest::Error) -> CallError {
     let timeout = e.is_timeout();
@@ -359,6 +375,7 @@ fn transport_error(e: reqwest::Error) -> CallError {
         "the connection failed"
     };
     match describe(kind, &e) {
+        CallError::Transport { message, .. } if e.is_connect() => CallError::Unreachable(message),
         CallError::Transport { message, .. } => CallError::Transport { message, timeout },
         other => other,
     }

@@ -148,6 +148,9 @@ pub struct Dispatcher {
     events: Emitter,
     /// Rows failed so far, for `--max-errors`.
     failed: AtomicUsize,
+    /// Calls in a row that could not connect, with no answer between them: the service is out of
+    /// reach once it passes [`Dispatcher::unreachable_limit`].
+    unreachable: AtomicUsize,
 }
 
 impl Dispatcher {
@@ -177,6 +180,34 @@ impl Dispatcher {
             stop: Arc::new(Stop::default()),
             events: Emitter::none(),
             failed: AtomicUsize::new(0),
+            unreachable: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many calls in a row may fail to connect before the run stops: enough that every call
+    /// in flight has had a few tries, so a blip does not stop a run, and an address that is wrong
+    /// or down stops it within seconds.
+    fn unreachable_limit(&self) -> usize {
+        (2 * self.settings.concurrency).max(10)
+    }
+
+    /// Counts a call that could not connect, or resets the count on an answer; stops the run when
+    /// the service is out of reach.
+    fn note_reachability(&self, sent: &Result<crate::api::Response, CallError>) {
+        match sent {
+            Err(CallError::Unreachable(why)) => {
+                let n = self.unreachable.fetch_add(1, Ordering::SeqCst) + 1;
+                if n >= self.unreachable_limit() {
+                    self.stop.raise(format!(
+                        "cannot reach {}: {n} calls in a row could not connect, the last with: \
+                         {why}. The rows not attempted were skipped; check the address, the \
+                         network and any proxy, then run again with --resume",
+                        self.transport.target()
+                    ));
+                }
+            }
+            Err(_) => {}
+            Ok(_) => self.unreachable.store(0, Ordering::SeqCst),
         }
     }
 
@@ -297,11 +328,13 @@ fn describe(e: &CallError, attempts: u32, budget_spent: bool) -> String {
     }
     match e {
         CallError::Transport { .. }
+        | CallError::Unreachable(_)
         | CallError::Service(ServiceError {
             status: 408 | 429 | 500..=599,
             ..
         }) => format!(
-            "{msg} (gave up after {attempts} attempts; run again later with --retry-failed)"
+            "{msg} (gave up after {attempts} attempt{}; run again later with --retry-failed)",
+            if attempts == 1 { "" } else { "s" }
         ),
         _ => msg.to_owned(),
     }
@@ -513,8 +546,11 @@ impl RowApi<'_> {
                 }
                 return sent;
             }
-            unknown |= sent.is_err();
-            if sent.is_err() && !repeatable {
+            d.note_reachability(&sent);
+            // A call that could not connect was not sent: its outcome is known.
+            let lost = matches!(sent, Err(ref e) if !matches!(e, CallError::Unreachable(_)));
+            unknown |= lost;
+            if lost && !repeatable {
                 return sent;
             }
             let Some((err, retry_after)) = self
@@ -531,6 +567,10 @@ impl RowApi<'_> {
                 }
                 Err(err)
             };
+            // Not sent, and the run is stopping: no point waiting to try again.
+            if matches!(err, CallError::Unreachable(_)) && d.stop.reason().is_some() {
+                return give_up(err);
+            }
             let delay = d.settings.retry.next_delay(
                 attempts,
                 &err,
