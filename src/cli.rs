@@ -49,6 +49,11 @@ pub enum Command {
     },
     /// Run the Partner Center simulator on loopback.
     Sandbox(SandboxArgs),
+    /// Check credentials without changing anything.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +72,27 @@ pub struct InputArgs {
     /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
     #[arg(long, value_parser = delimiter)]
     pub delimiter: Option<u8>,
+}
+
+/// Where calls go.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// Partner Center API base URL; https, or http on loopback.
+    #[arg(long, env = "PCBULK_BASE_URL", conflicts_with_all = ["cloud", "sandbox"])]
+    pub base_url: Option<String>,
+    /// Which Partner Center cloud to use.
+    #[arg(long, value_enum)]
+    pub cloud: Option<Cloud>,
+    /// Run against the embedded simulator, seeded with the demo tenant; needs no credentials.
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Get a token with the configured credentials and make one harmless GET: prints the tenant,
+    /// cloud, base URL, token expiry and whether it is App+User. Exit 0, or 3 with the reason.
+    Status(TargetArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -92,15 +118,8 @@ pub struct ApplyArgs {
     /// Calls in flight at once (1 to 256).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Partner Center API base URL; https, or http on loopback.
-    #[arg(long, env = "PCBULK_BASE_URL", conflicts_with_all = ["cloud", "sandbox"])]
-    pub base_url: Option<String>,
-    /// Which Partner Center cloud to use.
-    #[arg(long, value_enum)]
-    pub cloud: Option<Cloud>,
-    /// Run against the embedded simulator, seeded with the demo tenant; needs no credentials.
-    #[arg(long)]
-    pub sandbox: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Continue a run from its results file.
     #[arg(long)]
     pub resume: bool,
@@ -449,11 +468,51 @@ fn credentials(cloud: Cloud) -> Result<Credentials, Error> {
     }
 }
 
+impl TryFrom<&TargetArgs> for Target {
+    type Error = Error;
+
+    fn try_from(a: &TargetArgs) -> Result<Self, Error> {
+        if a.sandbox {
+            return Ok(Target::Sandbox);
+        }
+        let cloud = a.cloud.unwrap_or(Cloud::Global);
+        let base_url = match a.base_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(u) => check_url("the base URL", u)?,
+            None => cloud.base_url().to_owned(),
+        };
+        Ok(Target::Service {
+            base_url,
+            credentials: credentials(cloud)?,
+        })
+    }
+}
+
+impl TargetArgs {
+    /// The cloud as the user named it (or the custom base URL / sandbox), for messages.
+    pub fn cloud_name(&self) -> &'static str {
+        if self.sandbox {
+            return "sandbox (embedded simulator)";
+        }
+        if self
+            .base_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+        {
+            return "custom base URL";
+        }
+        match self.cloud.unwrap_or(Cloud::Global) {
+            Cloud::Global => "global",
+            Cloud::Usgov => "usgov",
+            Cloud::China => "china (21Vianet)",
+        }
+    }
+}
+
 impl TryFrom<&ApplyArgs> for ApplyConfig {
     type Error = Error;
 
     fn try_from(a: &ApplyArgs) -> Result<Self, Error> {
-        if (a.resume || a.retry_failed) && a.sandbox {
+        if (a.resume || a.retry_failed) && a.target.sandbox {
             usage!(
                 "--resume needs the service the run was sent to, and the embedded sandbox ends with \
                  the run: start `pcbulk sandbox` in another terminal and use --base-url to try --resume"
@@ -463,20 +522,11 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
             usage!("--resume and --dry-run do not go together: a dry run sends nothing to resume");
         }
         let input = InputConfig::try_from(&a.input)?;
-        let cloud = a.cloud.unwrap_or(Cloud::Global);
+        let cloud = a.target.cloud.unwrap_or(Cloud::Global);
         let target = if a.dry_run {
             None
-        } else if a.sandbox {
-            Some(Target::Sandbox)
         } else {
-            let base_url = match a.base_url.as_deref().filter(|u| !u.trim().is_empty()) {
-                Some(u) => check_url("the base URL", u)?,
-                None => cloud.base_url().to_owned(),
-            };
-            Some(Target::Service {
-                base_url,
-                credentials: credentials(cloud)?,
-            })
+            Some(Target::try_from(&a.target)?)
         };
         Ok(ApplyConfig {
             input,

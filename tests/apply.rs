@@ -697,3 +697,52 @@ fn an_unreachable_service_stops_the_run_early_with_exit_3_and_skips_the_rest() {
     );
     assert!(failed.iter().all(|r| r["error_code"] == "unreachable"));
 }
+
+#[test]
+fn auth_status_with_app_user_credentials_tells_tenant_kind_and_expiry_and_changes_nothing() {
+    let sb = Sandbox::start(&[]);
+    let out = pcbulk()
+        .args(["auth", "status", "--base-url", &sb.url])
+        .env("PCBULK_REFRESH_TOKEN", "sandbox-refresh-token")
+        .env("PCBULK_TENANT_ID", "contoso.onmicrosoft.com")
+        .env("PCBULK_CLIENT_ID", "00000000-0000-4000-8000-00000000c11e")
+        .env("PCBULK_AUTHORITY", &sb.url)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(code(&out), 0, "{said}");
+    assert!(said.contains("tenant:   contoso.onmicrosoft.com"), "{said}");
+    assert!(said.contains("App+User"), "{said}");
+    assert!(said.contains(&format!("target:   {}", sb.url)), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("expires:") && l.ends_with(" min)")),
+        "{said}"
+    );
+    assert!(
+        !said.contains("sandbox-refresh-token") && !said.contains("sbx-"),
+        "{said}"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats["tokensIssued"], 1, "{stats}");
+    let calls = stats["calls"].as_object().unwrap();
+    assert!(
+        calls.keys().all(|k| k.starts_with("GET ")),
+        "nothing but a read: {stats}"
+    );
+}
+
+#[test]
+fn auth_status_with_a_refused_token_exits_3_with_the_reason_and_never_prints_it() {
+    let sb = Sandbox::start(&[]);
+    let secret = "very-secret-token-value-5678";
+    let out = pcbulk()
+        .args(["auth", "status", "--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", secret)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(code(&out), 3, "{said}");
+    assert!(said.contains("refused (401)"), "{said}");
+    assert!(!said.contains(secret), "{said}");
+}

@@ -1,7 +1,7 @@
 //! Access tokens: a ready one from the environment, or App+User tokens obtained and renewed from a
 //! refresh token. Tokens are `SecretString`s: they are never printed, logged or put in an error.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -57,6 +57,8 @@ struct Cached {
     access: SecretString,
     /// When to stop using it: a little before the service would refuse it.
     renew_at: Instant,
+    /// When the authority said it expires.
+    expires_at: SystemTime,
 }
 
 /// Hands out access tokens to the dispatcher and renews them when they near expiry or are refused.
@@ -250,9 +252,85 @@ impl Tokens {
         let cached = Cached {
             access: SecretString::from(answer.access_token),
             renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),
+            expires_at: SystemTime::now() + Duration::from_secs(lifetime),
         };
         Ok((cached, answer.refresh_token.map(SecretString::from)))
     }
+}
+
+/// What can be told of the credentials in use, for `pcbulk auth status`: never the token itself.
+#[derive(Debug, Default)]
+pub struct TokenFacts {
+    /// The token's tenant (`tid`), or the tenant the refresh grant went to.
+    pub tenant: Option<String>,
+    pub expires_at: Option<SystemTime>,
+    /// App+User (a user's delegated token), as Partner Center's updates need; `None` when the
+    /// token does not say.
+    pub app_user: Option<bool>,
+    /// Where the token came from, in the user's words.
+    pub source: &'static str,
+}
+
+impl Tokens {
+    /// What the current access token says of itself (after [`Tokens::access_token`]).
+    pub async fn facts(&self) -> TokenFacts {
+        let (access, expires_at, source, tenant) = match &self.creds {
+            Credentials::Static(t) => (t.clone(), None, "PCBULK_ACCESS_TOKEN (used as is)", None),
+            Credentials::Refresh { token_url, .. } => {
+                let cache = self.cache.lock().await;
+                let Some(c) = cache.as_ref() else {
+                    return TokenFacts::default();
+                };
+                // `{authority}/{tenant}/oauth2/token`
+                let tenant = token_url
+                    .trim_end_matches("/oauth2/token")
+                    .rsplit('/')
+                    .next()
+                    .map(str::to_owned);
+                (
+                    c.access.clone(),
+                    Some(c.expires_at),
+                    "PCBULK_REFRESH_TOKEN (App+User, renewed as needed)",
+                    tenant,
+                )
+            }
+        };
+        let claims = jwt_claims(access.expose_secret());
+        let claim = |k: &str| claims.as_ref().and_then(|c| c.get(k));
+        TokenFacts {
+            tenant: claim("tid")
+                .and_then(|v| v.as_str())
+                .map(|s| crate::api::error::clean(s, &[]))
+                .or(tenant),
+            expires_at: claim("exp")
+                .and_then(serde_json::Value::as_u64)
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s.min(u32::MAX as u64)))
+                .or(expires_at),
+            // A user's token carries scopes (`scp`); an application's only roles.
+            app_user: claims
+                .as_ref()
+                .map(|c| c.get("scp").is_some())
+                .or(match self.creds {
+                    Credentials::Refresh { .. } => Some(true),
+                    Credentials::Static(_) => None,
+                }),
+            source,
+        }
+    }
+}
+
+/// The claims of a JWT access token, read without checking its signature (the service checks it;
+/// this only describes it). `None` when the token is not a JWT.
+fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 64 * 1024 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Turns a token refusal into advice; the description is the authority's own and carries no secret.

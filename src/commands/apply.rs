@@ -5,11 +5,9 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
 
-use secrecy::SecretString;
-
-use crate::api::auth::{Credentials, Tokens};
+use crate::api::auth::Tokens;
 use crate::api::http::HttpTransport;
-use crate::config::{ApplyConfig, Target};
+use crate::config::ApplyConfig;
 use crate::dispatch::Dispatcher;
 use crate::error::{exit, Error};
 use crate::events::{Emitter, Event, Listener};
@@ -20,7 +18,6 @@ use crate::pipeline::engine::{Drive, Reading, GRACE};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
 use crate::results::{encode_line, StreamWriter};
-use crate::sandbox;
 
 /// How often the run record drains the event stream.
 const DRAIN: std::time::Duration = std::time::Duration::from_millis(5);
@@ -221,20 +218,11 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
             op.name
         )));
     }
-    let (running, base_url, credentials) = match target {
-        Target::Sandbox => {
-            let s = sandbox::start(sandbox::Options::default())
-                .await
-                .map_err(|e| Error::usage(format!("cannot start the sandbox: {e:#}")))?;
-            let url = s.base_url();
-            let token = Credentials::Static(SecretString::from("sandbox"));
-            (Some(s), url, token)
-        }
-        Target::Service {
-            base_url,
-            credentials,
-        } => (None, base_url, credentials),
-    };
+    let super::Reached {
+        sandbox: running,
+        base_url,
+        credentials,
+    } = super::reach(target).await?;
     let job = journal::Job {
         input_sha256: scan.sha256.clone(),
         input: cfg.input.input.display().to_string(),

@@ -1,12 +1,15 @@
 //! One module per command; each turns its configuration into a run and an exit code.
 
 pub mod apply;
+pub mod auth;
 pub mod sandbox;
 pub mod template;
 pub mod undo;
 pub mod validate;
 
-use crate::cli::{Cli, Command};
+use crate::api::auth::Credentials;
+use crate::cli::{AuthCommand, Cli, Command};
+use crate::config::Target;
 use crate::config::{ApplyConfig, InputConfig};
 use crate::error::Error;
 use crate::report;
@@ -45,9 +48,48 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Template { operation } => template::print(operation),
         Command::Undo { results, out } => undo::run(&results, out.as_deref()),
+        Command::Auth {
+            command: AuthCommand::Status(args),
+        } => {
+            let target = crate::config::Target::try_from(&args)?;
+            one_thread_runtime()?.block_on(auth::status(target, args.cloud_name()))
+        }
         Command::Sandbox(args) => {
             let opts = crate::sandbox::Options::try_from(&args)?;
             runtime()?.block_on(sandbox::serve(opts))
         }
+    }
+}
+
+/// A target made ready: the embedded sandbox started if that is the target, the base URL, and the
+/// credentials to use there.
+pub struct Reached {
+    pub sandbox: Option<crate::sandbox::Running>,
+    pub base_url: String,
+    pub credentials: Credentials,
+}
+
+/// Starts the embedded sandbox for `--sandbox` (whose token is always accepted); a service target
+/// is used as it is.
+pub async fn reach(target: Target) -> Result<Reached, Error> {
+    match target {
+        Target::Sandbox => {
+            let s = crate::sandbox::start(crate::sandbox::Options::default())
+                .await
+                .map_err(|e| Error::usage(format!("cannot start the sandbox: {e:#}")))?;
+            Ok(Reached {
+                base_url: s.base_url(),
+                sandbox: Some(s),
+                credentials: Credentials::Static(secrecy::SecretString::from("sandbox")),
+            })
+        }
+        Target::Service {
+            base_url,
+            credentials,
+        } => Ok(Reached {
+            sandbox: None,
+            base_url,
+            credentials,
+        }),
     }
 }
