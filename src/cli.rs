@@ -129,6 +129,10 @@ pub struct ApplyArgs {
     /// Validate and report what would be sent, without sending anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Go ahead without asking: the answer to the confirmation a production target asks for (a
+    /// run with no terminal to ask on needs it).
+    #[arg(long)]
+    pub yes: bool,
     /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
     #[arg(long, value_parser = max_errors)]
     pub max_errors: Option<MaxErrors>,
@@ -501,9 +505,9 @@ impl TargetArgs {
             return "custom base URL";
         }
         match self.cloud.unwrap_or(Cloud::Global) {
-            Cloud::Global => "global",
-            Cloud::Usgov => "usgov",
-            Cloud::China => "china (21Vianet)",
+            Cloud::Global => "global cloud",
+            Cloud::Usgov => "usgov cloud",
+            Cloud::China => "china cloud (21Vianet)",
         }
     }
 }
@@ -544,6 +548,8 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
             },
             timeout: a.timeout,
             china: matches!(cloud, Cloud::China),
+            cloud: a.target.cloud_name(),
+            yes: a.yes,
         })
     }
 }

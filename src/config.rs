@@ -41,6 +41,24 @@ pub struct ApplyConfig {
     /// The China cloud (21Vianet) offers only some operations (`OpSpec::in_china`); a file that
     /// needs another is refused before anything is sent.
     pub china: bool,
+    /// The cloud as the user named it, for the banner.
+    pub cloud: &'static str,
+    /// `--yes`: no confirmation asked before changing a production target.
+    pub yes: bool,
+}
+
+/// Whether a base URL points at this machine (a simulator or a test), where no confirmation is
+/// asked.
+pub fn is_loopback(base_url: &str) -> bool {
+    match url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 /// `<input stem>.results.csv` beside the input.

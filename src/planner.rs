@@ -108,6 +108,8 @@ pub struct Planner {
     /// The header cells, trimmed.
     pub headers: Vec<String>,
     near: Vec<NearMiss>,
+    /// How the operation was chosen, for the banner.
+    chosen_by: &'static str,
 }
 
 impl Planner {
@@ -130,17 +132,55 @@ impl Planner {
         if let Choice::One(op) = choice {
             check_columns(op, &columns, &near)?;
         }
+        let chosen_by = match (&choice, forced) {
+            (Choice::One(_), Some(_)) => "--operation",
+            (Choice::One(_), None) => "the header",
+            (Choice::PerRow(_), _) => "the operation column",
+        };
         Ok(Planner {
             choice,
             columns,
             headers,
             near,
+            chosen_by,
         })
     }
 
-    /// Header typos worth a warning.
+    fn choice_op(&self) -> Option<&'static OpSpec> {
+        match self.choice {
+            Choice::One(op) => Some(op),
+            Choice::PerRow(_) => None,
+        }
+    }
+
+    /// The operation, and how it was chosen: `("support-contact", "the header")`.
+    pub fn operation(&self) -> (&'static str, &'static str) {
+        match self.choice {
+            Choice::One(op) => (op.name, self.chosen_by),
+            Choice::PerRow(_) => ("each row's own", self.chosen_by),
+        }
+    }
+
+    /// Header typos, and columns that match nothing the operation reads: worth a warning.
     pub fn warnings(&self) -> Vec<String> {
-        self.near.iter().map(NearMiss::sentence).collect()
+        let mut w: Vec<String> = self.near.iter().map(NearMiss::sentence).collect();
+        let reads = match self.choice {
+            Choice::One(op) => format!("{} reads", op.name),
+            Choice::PerRow(_) => "pcbulk reads".to_owned(),
+        };
+        for (h, c) in self.headers.iter().zip(&self.columns) {
+            let read = match (self.choice_op(), c) {
+                (_, None) => false,
+                (Some(op), Some(c)) => *c == "operation" || op.columns().any(|k| k == *c),
+                (None, Some(_)) => true,
+            };
+            if !read && !h.is_empty() && !self.near.iter().any(|n| &n.header == h) {
+                w.push(format!(
+                    "column \"{h}\" matches no column {reads}; it is kept and echoed to the results"
+                ));
+            }
+        }
+        w
     }
 
     /// The header's name for a column, as the user wrote it.
@@ -292,6 +332,13 @@ fn choose(
     };
     let matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
     match matching.as_slice() {
+        [op] if op.partner_wide => Err(UsageError(format!(
+            "the header fits {0}, which changes the partner's own {0} for every customer: pcbulk \
+             never takes that from a header alone. If that is what you mean, give --operation {0} \
+             (or an \"operation\" column); otherwise these are the columns of each operation:\n{1}",
+            op.name,
+            expected_columns()
+        ))),
         [op] => Ok((Choice::One(op), resolve(headers, Some(op)))),
         [] => {
             let hints: Vec<String> = near_misses(headers, &columns)
@@ -463,8 +510,30 @@ mod tests {
     fn billing_file_with_email_is_not_mistaken_for_support_profile() {
         let p = planned(&format!("customer_id,email\n{C1},a@b.com\n"), None).unwrap();
         assert_eq!(p.rows[0].op.unwrap().name, "billing-profile");
-        let p = planned("Email\na@b.com\n", None).unwrap();
+        let p = planned("Email\na@b.com\n", Some("support-profile")).unwrap();
         assert_eq!(p.rows[0].op.unwrap().name, "support-profile");
+    }
+
+    #[test]
+    fn the_partner_wide_support_profile_is_never_guessed_from_a_header() {
+        for header in ["Email", "Client,Email", "email,telephone,website"] {
+            let Err(e) = planned(&format!("{header}\n{}\n", "x,".repeat(3)), None) else {
+                panic!("{header}: taken for an operation");
+            };
+            assert!(e.0.contains("--operation support-profile"), "{}", e.0);
+        }
+    }
+
+    #[test]
+    fn a_column_that_matches_nothing_is_named_in_a_warning() {
+        let p = planned("Client,Email\nx,a@b.com\n", Some("support-profile")).unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("\"Client\" matches no column support-profile reads")),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]
@@ -488,8 +557,9 @@ mod tests {
         )
         .unwrap();
         assert!(
-            p.warnings.is_empty(),
-            "no close column: a user's own column is fine"
+            p.warnings.len() == 1 && !p.warnings[0].contains("did you mean"),
+            "no close column: a user's own column is only named: {:?}",
+            p.warnings
         );
         let p = planned(&format!("customer_id,emial,city\n{C1},a@b.co,Lund\n"), None).unwrap();
         assert!(

@@ -141,7 +141,10 @@ fn support_profile_is_read_then_written_whole() {
     let sb = Sandbox::start(&[]);
     let before = sb.state()["supportProfile"].clone();
     let w = Workdir::new();
-    let input = w.write("sp.csv", "Website\nhttps://help.adatum.example\n");
+    let input = w.write(
+        "sp.csv",
+        "operation,Website\nsupport-profile,https://help.adatum.example\n",
+    );
     let out = sb.apply(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let after = sb.state()["supportProfile"].clone();
@@ -285,7 +288,7 @@ fn a_missing_required_column_is_exit_2_and_nothing_is_sent() {
 #[test]
 fn without_credentials_nothing_is_sent_and_the_message_says_what_to_set() {
     let w = Workdir::new();
-    let input = w.write("sp.csv", "email\na@b.example\n");
+    let input = w.write("sp.csv", "operation,email\nsupport-profile,a@b.example\n");
     let out = pcbulk()
         .arg("apply")
         .arg(&input)
@@ -313,7 +316,10 @@ fn without_credentials_nothing_is_sent_and_the_message_says_what_to_set() {
 fn a_refused_token_aborts_with_exit_3_keeps_every_row_and_never_prints_the_token() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
-    let input = w.write("sp.csv", "email\nnew@adatum.example\n");
+    let input = w.write(
+        "sp.csv",
+        "operation,email\nsupport-profile,new@adatum.example\n",
+    );
     let secret = "very-secret-token-value-1234";
     let out = pcbulk()
         .arg("apply")
@@ -369,7 +375,7 @@ fn dry_run_and_validate_send_nothing() {
     let w = Workdir::new();
     let input = w.write(
         "sp.csv",
-        "email,telephone\nnew@adatum.example,\nbad-email,\n",
+        "operation,email,telephone\nsupport-profile,new@adatum.example,\nsupport-profile,bad-email,\n",
     );
     let out = sb.apply(&input, &["--dry-run"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
@@ -379,7 +385,10 @@ fn dry_run_and_validate_send_nothing() {
     );
     assert_eq!(sb.stats()["total"], 0);
 
-    let clean = w.write("clean.csv", "email\nnew@adatum.example\n");
+    let clean = w.write(
+        "clean.csv",
+        "operation,email\nsupport-profile,new@adatum.example\n",
+    );
     let out = pcbulk().arg("validate").arg(&clean).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(statuses(&w.path("clean.results.csv")), vec!["valid"]);
@@ -745,4 +754,78 @@ fn auth_status_with_a_refused_token_exits_3_with_the_reason_and_never_prints_it(
     assert_eq!(code(&out), 3, "{said}");
     assert!(said.contains("refused (401)"), "{said}");
     assert!(!said.contains(secret), "{said}");
+}
+
+#[test]
+fn the_banner_says_the_operation_how_it_was_chosen_the_target_and_the_counts_before_any_call() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name,ticket\n\
+             {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research,T-1\n\
+             not-a-guid,{SUB_12},{TREY_TENANT},4391507,Trey Research,T-2\n"
+        ),
+    );
+    let out = sb.apply(&input, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let banner = err
+        .lines()
+        .position(|l| l.contains("pcbulk: apply support-contact (chosen by the header)"))
+        .unwrap_or_else(|| panic!("no banner: {err}"));
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[banner].contains(&sb.url), "{err}");
+    assert!(
+        lines[banner + 1].contains("1 row to send, 1 invalid")
+            && lines[banner + 1].contains("in.results.csv"),
+        "{err}"
+    );
+    assert!(
+        err.contains("column \"ticket\" matches no column support-contact reads"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_header_that_fits_only_the_support_profile_is_refused_and_nothing_is_sent() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", "Client,Email\nContoso,help@contoso.example\n");
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("--operation support-profile"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sb.stats()["total"], 0, "nothing sent");
+    let out = sb.apply(&input, &["--operation", "support-profile"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+/// A production address (neither loopback nor the sandbox) with no terminal to ask on and no
+/// --yes: exit 2, no results, no journal. (Any call would go to a dead loopback proxy, so even a
+/// regression sends nothing off this machine.)
+#[test]
+fn a_production_target_with_no_terminal_and_no_yes_is_refused_before_anything_is_sent() {
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(3));
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", "https://api.partnercenter.example"])
+        .env("PCBULK_ACCESS_TOKEN", "t")
+        .env("HTTPS_PROXY", &dead)
+        .env("NO_PROXY", "")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+    assert!(!w.path("in.results.csv").exists());
+    assert!(!w.path("in.results.csv.journal").exists());
 }

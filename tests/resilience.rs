@@ -379,7 +379,10 @@ fn max_errors_aborts_with_exit_3_and_skips_the_rest() {
 fn a_call_that_outlives_timeout_is_retried_then_fails_with_a_clear_message() {
     let sb = Sandbox::start(&["--latency-ms", "3000"]);
     let w = Workdir::new();
-    let input = w.write("sp.csv", "email\nnew@adatum.example\n");
+    let input = w.write(
+        "sp.csv",
+        "operation,email\nsupport-profile,new@adatum.example\n",
+    );
     let out = sb.apply(&input, &["--timeout", "0.3", "--max-attempts", "2"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     let rows = results(&w.path("sp.results.csv"));

@@ -171,7 +171,7 @@ fn utf8_with_bom_and_utf16_unicode_text() {
     let w = Workdir::new();
     let utf8 = w.write(
         "profile.csv",
-        "\u{feff}Email,Website\nsupport@adatum.example,www.adatum.example/hjälp\n",
+        "\u{feff}Operation,Email,Website\nsupport-profile,support@adatum.example,www.adatum.example/hjälp\n",
     );
     let out = sb.apply(&utf8, &[]);
     assert_eq!(code(&out), 0, "{}", common::text(&out));

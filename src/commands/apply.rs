@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::api::auth::Tokens;
 use crate::api::http::HttpTransport;
-use crate::config::ApplyConfig;
+use crate::config::{ApplyConfig, Target};
 use crate::dispatch::Dispatcher;
 use crate::error::{exit, Error};
 use crate::events::{Emitter, Event, Listener};
@@ -197,9 +197,61 @@ async fn drive_interruptibly(
     false
 }
 
+/// What is about to happen, on stderr, before the first call: the operation and how it was chosen,
+/// the target, the rows to send and the results path. A production target is then confirmed.
+fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan) {
+    let (op, how) = scan.planner.operation();
+    let to = match target {
+        Target::Sandbox => "the embedded sandbox (demo tenant)".to_owned(),
+        Target::Service { base_url, .. } => format!("{base_url} ({})", cfg.cloud),
+    };
+    let invalid = scan.rows - scan.to_send;
+    eprintln!(
+        "pcbulk: apply {op} (chosen by {how}) to {to}\n        {} to send, {invalid} invalid or \
+         duplicate; results: {}",
+        crate::report::count(scan.to_send, "row"),
+        cfg.input.out.display()
+    );
+}
+
+/// Asks before changing a production target (neither the sandbox nor loopback): yes on a
+/// terminal, or `--yes`; with neither, nothing is sent (exit 2).
+fn confirm(cfg: &ApplyConfig, target: &Target, to_send: usize) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Read, Write};
+    let Target::Service { base_url, .. } = target else {
+        return Ok(());
+    };
+    if cfg.yes || crate::config::is_loopback(base_url) || to_send == 0 {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::usage(format!(
+            "{base_url} is a production target and there is no terminal to confirm on: add --yes \
+             to go ahead (nothing was sent)"
+        )));
+    }
+    eprint!(
+        "Change {} in {base_url}? Type yes to go on: ",
+        crate::report::count(to_send, "row")
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .take(64)
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("cannot read the answer", e))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::usage("not confirmed: nothing was sent"))
+    }
+}
+
 /// `pcbulk apply`.
-pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
-    let Some(target) = cfg.target else {
+pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
+    let Some(target) = cfg.target.take() else {
         return check::validate(&cfg.input, show_progress);
     };
     let started = Instant::now();
@@ -218,6 +270,8 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
             op.name
         )));
     }
+    banner(&cfg, &target, &scan);
+    confirm(&cfg, &target, scan.to_send)?;
     let super::Reached {
         sandbox: running,
         base_url,

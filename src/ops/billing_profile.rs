@@ -35,6 +35,7 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: true,
     undo_keys: &["customer_id"],
     in_china: true,
+    partner_wide: false,
     example: &[
         ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
         ("email", "billing@contoso.com"),

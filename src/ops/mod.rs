@@ -41,6 +41,9 @@ pub struct OpSpec {
     pub undo_keys: &'static [&'static str],
     /// Offered in the China cloud (21Vianet)?
     pub in_china: bool,
+    /// Changes the partner's own settings rather than a customer's: never chosen from a header
+    /// alone, only by `--operation` or an `operation` column.
+    pub partner_wide: bool,
     /// An example row for `pcbulk template`, as (column, value).
     pub example: &'static [(&'static str, &'static str)],
     /// Validates a row and builds the change it asks for. Never sends anything.

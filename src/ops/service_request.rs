@@ -23,6 +23,7 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: false,
     undo_keys: &["service_request_id"],
     in_china: false,
+    partner_wide: false,
     example: &[
         ("service_request_id", "616122292874576"),
         ("note", "Reseller Trey Research now handles this request."),

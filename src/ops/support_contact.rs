@@ -26,6 +26,7 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: false,
     undo_keys: &["customer_id", "subscription_id"],
     in_china: false,
+    partner_wide: false,
     example: &[
         ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
         ("subscription_id", "c8d8fbab-6a62-44dc-be50-b7c74e43a296"),

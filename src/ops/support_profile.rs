@@ -20,6 +20,7 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: false,
     undo_keys: &[],
     in_china: true,
+    partner_wide: true,
     example: &[
         ("email", "support@contoso.com"),
         ("telephone", "+1 425 555 0100"),

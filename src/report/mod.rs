@@ -6,6 +6,15 @@ pub mod summary;
 use crate::results::Status;
 use summary::Summary;
 
+/// "1 row", "2 rows": a count with its noun.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The end-of-run summary: counts by status, a few problem rows, where the results are.
 pub fn summary_text(s: &Summary) -> String {
     let mut out = String::new();
@@ -15,8 +24,8 @@ pub fn summary_text(s: &Summary) -> String {
         .map(|st| format!("{} {st}", s.count_of(*st)))
         .collect();
     out.push_str(&format!(
-        "pcbulk: {} rows in {:.1} s: {}\n",
-        s.rows(),
+        "pcbulk: {} in {:.1} s: {}\n",
+        count(s.rows(), "row"),
         s.elapsed.as_secs_f64(),
         if counts.is_empty() {
             "nothing to do".to_string()
