@@ -705,6 +705,18 @@ fn an_unreachable_service_stops_the_run_early_with_exit_3_and_skips_the_rest() {
         failed.len()
     );
     assert!(failed.iter().all(|r| r["error_code"] == "unreachable"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    let resume = said
+        .lines()
+        .skip_while(|l| !l.starts_with("to finish the run"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no resume command: {said}"));
+    assert!(
+        resume.trim_start().starts_with("pcbulk apply ")
+            && resume.contains(&unreachable)
+            && resume.trim_end().ends_with("--resume"),
+        "{resume}"
+    );
 }
 
 #[test]

@@ -37,7 +37,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Apply(args) => {
             let cfg = ApplyConfig::try_from(&args)?;
-            let summary = one_thread_runtime()?.block_on(apply::apply(cfg, true))?;
+            let sandbox = cfg
+                .target
+                .as_ref()
+                .is_some_and(|t| matches!(t, Target::Sandbox));
+            let mut summary = one_thread_runtime()?.block_on(apply::apply(cfg, true))?;
+            if summary.aborted.is_some() && !sandbox {
+                summary.resume_command = Some(resume_command(std::env::args().collect()));
+            }
             print!("{}", report::summary_text(&summary));
             Ok(summary.exit_code())
         }
@@ -91,5 +98,61 @@ pub async fn reach(target: Target) -> Result<Reached, Error> {
             base_url,
             credentials,
         }),
+    }
+}
+
+/// The command line that was run, with `--resume` in place of any `--resume`/`--retry-failed` it had
+/// (keeping `--retry-failed`, which implies it), quoted for a POSIX shell.
+fn resume_command(args: Vec<String>) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(args.len() + 1);
+    let mut retry_failed = false;
+    for (i, a) in args.into_iter().enumerate() {
+        match a.as_str() {
+            "--resume" => continue,
+            "--retry-failed" => retry_failed = true,
+            _ => {}
+        }
+        out.push(if i == 0 {
+            "pcbulk".to_owned()
+        } else {
+            shell_quote(&a)
+        });
+    }
+    if !retry_failed {
+        out.push("--resume".into());
+    }
+    out.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resume_command_is_the_run_s_own_with_resume_quoted_for_a_shell() {
+        let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            super::resume_command(args(&["/usr/bin/pcbulk", "apply", "my file.csv", "--yes"])),
+            "pcbulk apply 'my file.csv' --yes --resume"
+        );
+        assert_eq!(
+            super::resume_command(args(&[
+                "pcbulk", "apply", "a.csv", "--resume", "--out", "it's.csv"
+            ])),
+            "pcbulk apply a.csv --out 'it'\\''s.csv' --resume"
+        );
+        assert_eq!(
+            super::resume_command(args(&["pcbulk", "apply", "a.csv", "--retry-failed"])),
+            "pcbulk apply a.csv --retry-failed"
+        );
     }
 }

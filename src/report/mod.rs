@@ -51,6 +51,12 @@ pub fn summary_text(s: &Summary) -> String {
     }
     if let Some(why) = &s.aborted {
         out.push_str(&format!("stopped early: {why}\n"));
+        if let Some(cmd) = &s.resume_command {
+            out.push_str(&format!(
+                "to finish the run without applying anything twice, once the cause is fixed:\n  \
+                 {cmd}\n"
+            ));
+        }
     }
     out.push_str(&format!("results: {}\n", s.results.display()));
     if let Some(changes) = &s.sandbox_changes {

@@ -22,6 +22,8 @@ pub struct Summary {
     pub problems_total: usize,
     /// What the sandbox changed, for `apply --sandbox`.
     pub sandbox_changes: Option<Vec<String>>,
+    /// The command that finishes a stopped run (`... --resume`), when one can.
+    pub resume_command: Option<String>,
 }
 
 /// How many problem rows a summary keeps to show.
@@ -37,6 +39,7 @@ impl Summary {
             problems: Vec::new(),
             problems_total: 0,
             sandbox_changes: None,
+            resume_command: None,
         }
     }
 
