@@ -51,7 +51,7 @@ impl<'r> Record<'r> {
 }
 
 /// Counts line breaks (`\n`, `\r\n`, a lone `\r`), carrying a `\r` at a chunk's end over.
-fn count_breaks(bytes: &[u8], prev_cr: &mut bool) -> u64 {
+pub(crate) fn count_breaks(bytes: &[u8], prev_cr: &mut bool) -> u64 {
     let mut n = 0;
     for &b in bytes {
         match b {
