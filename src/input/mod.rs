@@ -49,6 +49,12 @@ pub enum InputError {
     /// to say which it is.
     #[error("{}", encoding::not_utf8(*line, *byte, *utf8))]
     NotUtf8 { line: u64, byte: u8, utf8: Utf8At },
+    #[error(
+        "line {line}: the quote that opens the value in column {column} is never closed, so the \
+         value would run to the end of the file: close the quote (and double any quote that is \
+         part of the value: \"\")"
+    )]
+    UnclosedQuote { line: u64, column: usize },
 }
 
 /// How to read a file; `None` means detect.
@@ -272,6 +278,28 @@ mod tests {
         let e = refused(b"\xef\xbb\xbfid,city\n1,Malm\xf6\n");
         assert!(matches!(e, InputError::NotUtf8 { line: 2, .. }), "{e:?}");
         assert!(e.to_string().contains("byte-order mark"), "{e}");
+    }
+
+    #[test]
+    fn an_unterminated_quote_at_the_end_is_an_error_not_a_merged_row() {
+        let e = refused(b"id,note\n1,\"first note\n2,second note\n");
+        assert!(
+            matches!(e, InputError::UnclosedQuote { line: 2, column: 2 }),
+            "{e:?}"
+        );
+        let message = e.to_string();
+        assert!(message.starts_with("line 2:"), "{message}");
+        assert!(message.contains("column 2"), "{message}");
+        assert!(message.contains("close the quote"), "{message}");
+        // In a UTF-16 file too, where the quote is found after decoding.
+        let mut utf16 = vec![0xff, 0xfe];
+        for u in "a\tb\r\n\"x\r\ny\tz\r\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert!(matches!(
+            refused(&utf16),
+            InputError::UnclosedQuote { line: 2, column: 1 }
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use encoding_rs::Encoding;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::encoding::{Charset, Decode};
-use super::records::Records;
+use super::records::{RecordError, Records};
 use super::row::StreamRow;
 use super::{detect_delimiter, InputError, ReadOptions};
 
@@ -90,13 +90,15 @@ impl<'a> Reader<'a> {
     /// The next record with a cell that is not blank (numbered `row`), with the line it starts on.
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
         loop {
-            let rec = self
-                .records
-                .next_record()
-                .map_err(|source| InputError::Io {
+            let rec = self.records.next_record().map_err(|e| match e {
+                RecordError::Io(source) => InputError::Io {
                     path: self.path.clone(),
                     source,
-                })?;
+                },
+                RecordError::UnclosedQuote { line, column } => {
+                    InputError::UnclosedQuote { line, column }
+                }
+            })?;
             let Some(rec) = rec else {
                 return Ok(None);
             };

@@ -267,7 +267,7 @@ fn rewrite_with_duplicates(
     let mut records = Records::new(std::io::BufReader::new(file), delimiter);
     let mut w = StreamWriter::create(out, &planner.headers, delimiter).map_err(io)?;
     let mut header = true;
-    while let Some(rec) = records.next_record().map_err(io)? {
+    while let Some(rec) = records.next_record().map_err(|e| io(e.into()))? {
         if std::mem::take(&mut header) {
             continue;
         }
