@@ -66,9 +66,12 @@ pub struct InputArgs {
     /// Where to write the results (default: <input stem>.results.csv beside the input).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Read the file in this encoding (utf-8, utf-16le, utf-16be, windows-1252) instead of detecting it.
-    #[arg(long)]
-    pub encoding: Option<String>,
+    /// Read the file in this encoding instead of finding it: a label such as utf-8, windows-1252,
+    /// iso-8859-1, iso-8859-15, utf-16le or utf-16be (WHATWG names). Without it, a file is UTF-8 or
+    /// Windows-1252 as its bytes show, and one that mixes both is refused; a byte-order mark in
+    /// the file wins over it.
+    #[arg(long, value_parser = encoding, value_name = "LABEL")]
+    pub encoding: Option<&'static encoding_rs::Encoding>,
     /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
     #[arg(long, value_parser = delimiter)]
     pub delimiter: Option<u8>,
@@ -220,6 +223,16 @@ pub struct SandboxArgs {
 
 fn operation(v: &str) -> Result<&'static OpSpec, String> {
     ops::by_name(v).ok_or_else(|| format!("{v:?} is not an operation; use one of {}", ops::names()))
+}
+
+fn encoding(v: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    // The labels every browser knows; "replacement" ones would read the file as one U+FFFD.
+    encoding_rs::Encoding::for_label_no_replacement(v.trim().as_bytes()).ok_or_else(|| {
+        format!(
+            "{v:?} is not an encoding pcbulk knows; use a label such as utf-8, windows-1252, \
+             iso-8859-1, iso-8859-15, utf-16le or utf-16be"
+        )
+    })
 }
 
 fn delimiter(v: &str) -> Result<u8, String> {
@@ -411,7 +424,7 @@ impl TryFrom<&InputArgs> for InputConfig {
             out,
             operation: a.operation,
             read: ReadOptions {
-                encoding: a.encoding.clone(),
+                encoding: a.encoding,
                 delimiter: a.delimiter,
             },
         })

@@ -1,7 +1,7 @@
 //! Properties of the input reader: what the csv crate writes, pcbulk reads back cell for cell; and no
 //! byte sequence makes the reader or the validator panic.
 
-use pcbulk::input::{read_bytes, ReadOptions};
+use pcbulk::input::{read_bytes, InputError, ReadOptions};
 use pcbulk::planner::plan;
 use proptest::prelude::*;
 
@@ -14,6 +14,30 @@ fn header_cell() -> impl Strategy<Value = String> {
 /// byte-order mark, which a reader strips from the start of a file by design).
 fn cell() -> impl Strategy<Value = String> {
     proptest::string::string_regex("[^\u{feff}\u{0}]{0,20}").unwrap()
+}
+
+/// What the csv crate writes for a table, with CRLF or LF line ends.
+fn written(header: &[String], rows: &[Vec<String>], crlf: bool) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(if crlf {
+            csv::Terminator::CRLF
+        } else {
+            csv::Terminator::Any(b'\n')
+        })
+        .from_writer(Vec::new());
+    w.write_record(header).unwrap();
+    for r in rows {
+        w.write_record(r).unwrap();
+    }
+    w.into_inner().unwrap()
+}
+
+/// Lines in `bytes` as an editor counts them: `\r\n`, a lone `\r` and a lone `\n` each end one.
+fn lines(bytes: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(bytes)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
+    text.matches('\n').count() as u64
 }
 
 fn table() -> impl Strategy<Value = (Vec<String>, Vec<Vec<String>>)> {
@@ -35,19 +59,58 @@ proptest! {
 
     #[test]
     fn what_the_csv_crate_writes_reads_back_cell_for_cell((header, rows) in table(), crlf in any::<bool>()) {
-        let mut w = csv::WriterBuilder::new()
-            .terminator(if crlf { csv::Terminator::CRLF } else { csv::Terminator::Any(b'\n') })
-            .from_writer(Vec::new());
-        w.write_record(&header).unwrap();
-        for r in &rows {
-            w.write_record(r).unwrap();
-        }
-        let bytes = w.into_inner().unwrap();
+        let bytes = written(&header, &rows, crlf);
         let t = read_bytes(&bytes, &ReadOptions::default()).unwrap();
         prop_assert_eq!(t.delimiter, b',');
         prop_assert_eq!(&t.headers, &header);
         let got: Vec<Vec<String>> = t.rows.iter().map(|r| r.cells.clone()).collect();
         prop_assert_eq!(got, rows);
+    }
+
+    #[test]
+    fn rows_then_a_quote_left_open_are_refused_where_it_opens(
+        (header, rows) in table(),
+        crlf in any::<bool>(),
+        before in proptest::collection::vec(header_cell(), 0..4),
+        open in cell(),
+    ) {
+        // Whatever the rows, a last line whose last value opens a quote that never closes (quotes
+        // inside it doubled, line breaks and all) is an error naming that line and column.
+        let mut bytes = written(&header, &rows, crlf);
+        let line = lines(&bytes) + 1;
+        for b in &before {
+            bytes.extend_from_slice(b.as_bytes());
+            bytes.push(b',');
+        }
+        bytes.push(b'"');
+        bytes.extend_from_slice(open.replace('"', "\"\"").as_bytes());
+        match read_bytes(&bytes, &ReadOptions::default()) {
+            Err(InputError::UnclosedQuote { line: l, column }) => {
+                prop_assert_eq!(l, line);
+                prop_assert_eq!(column, before.len() + 1);
+            }
+            other => prop_assert!(false, "not refused: {:?}", other),
+        }
+    }
+
+    #[test]
+    fn utf8_rows_then_a_windows_1252_line_are_refused_naming_it(
+        (header, rows) in table(),
+        crlf in any::<bool>(),
+        accented in proptest::string::string_regex("[a-z]{0,5}[éöåüñ][a-z]{0,5}").unwrap(),
+    ) {
+        // UTF-8 text, then the same accented word as Windows-1252 writes it: refused, naming the
+        // line of the Windows-1252 bytes, whatever came before.
+        let mut bytes = written(&header, &rows, crlf);
+        bytes.extend_from_slice(accented.as_bytes());
+        bytes.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+        let line = lines(&bytes) + 1;
+        let (legacy, _, _) = encoding_rs::WINDOWS_1252.encode(&accented);
+        bytes.extend_from_slice(&legacy);
+        match read_bytes(&bytes, &ReadOptions::default()) {
+            Err(InputError::NotUtf8 { line: l, .. }) => prop_assert_eq!(l, line),
+            other => prop_assert!(false, "not refused: {:?}", other),
+        }
     }
 
     #[test]

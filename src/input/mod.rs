@@ -3,14 +3,18 @@
 //! This layer does no trimming and knows no column names: it returns exactly what the file holds, so
 //! it can be checked against a CSV conformance suite. Header matching lives in [`header`].
 
+pub mod encoding;
 pub mod header;
+pub mod reader;
 pub mod records;
 pub mod row;
 
 use std::path::Path;
 
-use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use thiserror::Error;
+
+use self::encoding::Utf8At;
+use self::reader::Reader;
 
 /// A parsed input file: the header cells and every non-blank data row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,76 +45,64 @@ pub enum InputError {
     },
     #[error("{0} has no header row: the first non-blank line must name the columns")]
     NoHeader(String),
-    #[error("unknown encoding {0:?}: use utf-8, utf-16le, utf-16be or windows-1252")]
-    UnknownEncoding(String),
-    #[error("line {line}: {message}")]
-    Csv { line: u64, message: String },
+    /// A file that is UTF-8 in places and not in others, with no byte-order mark or `--encoding`
+    /// to say which it is.
+    #[error("{}", encoding::not_utf8(*line, *byte, *utf8))]
+    NotUtf8 { line: u64, byte: u8, utf8: Utf8At },
+    #[error(
+        "line {line}: the quote that opens the value in column {column} is never closed, so the \
+         value would run to the end of the file: close the quote (and double any quote that is \
+         part of the value: \"\")"
+    )]
+    UnclosedQuote { line: u64, column: usize },
 }
 
 /// How to read a file; `None` means detect.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
-    pub encoding: Option<String>,
+    /// `--encoding`: read the file as this, refusing nothing (a byte-order mark still wins).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
     pub delimiter: Option<u8>,
 }
 
-/// Reads and parses a file.
+/// Reads and parses a file, streaming it through the one reader.
 pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Table, InputError> {
-    let bytes = std::fs::read(path).map_err(|source| InputError::Io {
+    let file = std::fs::File::open(path).map_err(|source| InputError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let table = read_bytes(&bytes, opts)?;
+    let table = read(Reader::new(file, opts, None, path.display().to_string())?)?;
     if table.headers.is_empty() {
         return Err(InputError::NoHeader(path.display().to_string()));
     }
     Ok(table)
 }
 
-/// Parses bytes already in memory (used by tests and by `read_path`).
+/// Parses bytes already in memory (used by tests and fuzzing) with the reader every command uses.
 pub fn read_bytes(bytes: &[u8], opts: &ReadOptions) -> Result<Table, InputError> {
-    let forced = match &opts.encoding {
-        Some(label) => Some(
-            Encoding::for_label(label.as_bytes())
-                .ok_or_else(|| InputError::UnknownEncoding(label.clone()))?,
-        ),
-        None => None,
-    };
-    let (text, encoding) = decode(bytes, forced);
-    let delimiter = opts
-        .delimiter
-        .unwrap_or_else(|| detect_delimiter(first_line(&text)));
-    let (headers, rows) = parse(&text, delimiter)?;
+    read(Reader::new(bytes, opts, None, "the input".to_owned())?)
+}
+
+/// Every row of a reader: the first non-blank one is the header; blank lines, and lines whose
+/// every cell is empty (what Excel writes for an empty row: `;;;`), are skipped and do not count as
+/// rows.
+fn read(mut reader: Reader<'_>) -> Result<Table, InputError> {
+    let cells = |r: &row::StreamRow| r.cells().map(str::to_owned).collect::<Vec<_>>();
+    let headers = reader.next_row(0)?.map(|h| cells(&h)).unwrap_or_default();
+    let mut rows = Vec::new();
+    while let Some(r) = reader.next_row(rows.len() + 1)? {
+        rows.push(RawRow {
+            row: r.row,
+            line: r.line,
+            cells: cells(&r),
+        });
+    }
     Ok(Table {
         headers,
         rows,
-        encoding: encoding.name(),
-        delimiter,
+        encoding: reader.charset().name(),
+        delimiter: reader.delimiter(),
     })
-}
-
-/// Decodes the file: a BOM wins (UTF-8, UTF-16LE/BE), then valid UTF-8, else Windows-1252, which is
-/// what Excel writes as "CSV" on western European machines.
-pub fn decode(bytes: &[u8], forced: Option<&'static Encoding>) -> (String, &'static Encoding) {
-    if let Some(enc) = forced {
-        let (text, _, _) = enc.decode(bytes); // decode() also strips a matching BOM
-        return (text.into_owned(), enc);
-    }
-    if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
-        let (text, _) = enc.decode_without_bom_handling(&bytes[bom_len..]);
-        return (text.into_owned(), enc);
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_owned(), UTF_8),
-        Err(_) => {
-            let (text, _) = WINDOWS_1252.decode_without_bom_handling(bytes);
-            (text.into_owned(), WINDOWS_1252)
-        }
-    }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
 /// Picks the delimiter that occurs most often outside quotes in the header line: `,` `;` tab `|`.
@@ -138,38 +130,10 @@ pub fn detect_delimiter(header_line: &str) -> u8 {
     best.0
 }
 
-/// Splits text into header and rows. Blank lines, and lines whose every cell is empty (what Excel
-/// writes for an empty row: `;;;`), are skipped and do not count as rows.
-pub fn parse(text: &str, delimiter: u8) -> Result<(Vec<String>, Vec<RawRow>), InputError> {
-    let mut records = records::Records::new(text.as_bytes(), delimiter);
-    let mut headers: Option<Vec<String>> = None;
-    let mut rows = Vec::new();
-    while let Some(rec) = records.next_record().map_err(|e| InputError::Csv {
-        line: 0,
-        message: e.to_string(),
-    })? {
-        // The text is UTF-8 and fields split at ASCII delimiters, so each field is UTF-8 too.
-        let cells: Vec<String> = rec
-            .fields()
-            .map(|f| String::from_utf8_lossy(f).into_owned())
-            .collect();
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        match headers {
-            None => headers = Some(cells),
-            Some(_) => rows.push(RawRow {
-                row: rows.len() + 1,
-                line: rec.line,
-                cells,
-            }),
-        }
-    }
-    Ok((headers.unwrap_or_default(), rows))
-}
-
 #[cfg(test)]
 mod tests {
+    use encoding_rs::WINDOWS_1252;
+
     use super::*;
 
     fn read(bytes: &[u8]) -> Table {
@@ -229,6 +193,113 @@ mod tests {
         let t = read(b"a,b\r1,2\r\r3,4\r");
         let got: Vec<(usize, u64)> = t.rows.iter().map(|r| (r.row, r.line)).collect();
         assert_eq!(got, vec![(1, 2), (2, 4)]);
+    }
+
+    fn refused(bytes: &[u8]) -> InputError {
+        read_bytes(bytes, &ReadOptions::default()).expect_err("refused")
+    }
+
+    /// `n` rows of ASCII, over the first 64 KiB the start of a file was once judged by.
+    fn ascii_rows(n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..n {
+            v.extend_from_slice(
+                format!("{i},plain ascii text to fill the start of a file\n").as_bytes(),
+            );
+        }
+        v
+    }
+
+    #[test]
+    fn a_file_mixing_utf8_and_windows_1252_is_refused_naming_the_first_line() {
+        let e = refused(b"id,city\n1,G\xc3\xb6teborg\n\n2,Stockholm\n3,Malm\xf6\n");
+        assert!(
+            matches!(
+                e,
+                InputError::NotUtf8 {
+                    line: 5,
+                    byte: 0xf6,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let message = e.to_string();
+        assert!(message.starts_with("line 5 is not UTF-8"), "{message}");
+        assert!(message.contains("though line 2 is"), "{message}");
+        assert!(message.contains("--encoding windows-1252"), "{message}");
+        // The other way round: the first line that is not UTF-8 is named, wherever UTF-8 comes.
+        let mut bytes = b"id,city\n1,Malm\xf6\n".to_vec();
+        bytes.extend(ascii_rows(2000));
+        bytes.extend_from_slice("2,Göteborg\n".as_bytes());
+        let e = refused(&bytes);
+        assert!(matches!(e, InputError::NotUtf8 { line: 2, .. }), "{e:?}");
+        assert!(e.to_string().contains("though line 2003 is"), "{e}");
+    }
+
+    #[test]
+    fn a_mix_past_the_start_of_the_file_is_refused_too() {
+        let mut bytes = b"id,city\n".to_vec();
+        bytes.extend(ascii_rows(2000));
+        bytes.extend_from_slice(b"1,G\xc3\xb6teborg\n2,\"Malm\xf6\n\"\n");
+        assert!(bytes.len() > 64 * 1024);
+        let e = refused(&bytes);
+        assert!(matches!(e, InputError::NotUtf8 { line: 2003, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_windows_1252_file_whose_first_accent_is_far_down_is_windows_1252() {
+        let mut bytes = b"id,city\n".to_vec();
+        bytes.extend(ascii_rows(2000));
+        bytes.extend_from_slice(b"1,Malm\xf6\n2,\xc5re\n");
+        let t = read(&bytes);
+        assert_eq!(t.encoding, "windows-1252");
+        assert_eq!(t.rows[2000].cells, vec!["1", "Malmö"]);
+        assert_eq!(t.rows[2001].cells, vec!["2", "Åre"]);
+    }
+
+    #[test]
+    fn with_encoding_given_a_mixed_file_is_read_as_told() {
+        let bytes = b"id,city\n1,Malm\xf6\n2,G\xc3\xb6teborg\n";
+        let told = |e| ReadOptions {
+            encoding: Some(e),
+            delimiter: None,
+        };
+        let t = read_bytes(bytes, &told(WINDOWS_1252)).unwrap();
+        assert_eq!(t.rows[0].cells[1], "Malmö");
+        assert_eq!(t.rows[1].cells[1], "GÃ¶teborg", "as told");
+        let t = read_bytes(bytes, &told(encoding_rs::UTF_8)).unwrap();
+        assert_eq!(t.rows[0].cells[1], "Malm\u{fffd}", "as told");
+        assert_eq!(t.rows[1].cells[1], "Göteborg");
+    }
+
+    #[test]
+    fn a_utf8_bom_then_a_line_that_is_not_utf8_is_refused() {
+        let e = refused(b"\xef\xbb\xbfid,city\n1,Malm\xf6\n");
+        assert!(matches!(e, InputError::NotUtf8 { line: 2, .. }), "{e:?}");
+        assert!(e.to_string().contains("byte-order mark"), "{e}");
+    }
+
+    #[test]
+    fn an_unterminated_quote_at_the_end_is_an_error_not_a_merged_row() {
+        let e = refused(b"id,note\n1,\"first note\n2,second note\n");
+        assert!(
+            matches!(e, InputError::UnclosedQuote { line: 2, column: 2 }),
+            "{e:?}"
+        );
+        let message = e.to_string();
+        assert!(message.starts_with("line 2:"), "{message}");
+        assert!(message.contains("column 2"), "{message}");
+        assert!(message.contains("close the quote"), "{message}");
+        // In a UTF-16 file too, where the quote is found after decoding.
+        let mut utf16 = vec![0xff, 0xfe];
+        for u in "a\tb\r\n\"x\r\ny\tz\r\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert!(matches!(
+            refused(&utf16),
+            InputError::UnclosedQuote { line: 2, column: 1 }
+        ));
     }
 
     #[test]

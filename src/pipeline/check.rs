@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::source::{Fingerprint, Source, StreamRow};
+use super::source::{Charset, Fingerprint, Source, StreamRow};
 use crate::config::InputConfig;
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
@@ -37,6 +37,8 @@ pub struct Scan {
     pub sha256: String,
     /// The operations of the rows to send.
     pub operations: Vec<&'static str>,
+    /// How the whole file was decoded: the sending pass reads it the same way.
+    pub charset: Charset,
 }
 
 /// One row, checked on a worker thread.
@@ -181,7 +183,7 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
         )));
     };
     let fingerprint = Fingerprint::of(&file).map_err(io_err)?;
-    let mut source = Source::from_file(cfg, file.try_clone().map_err(io_err)?, true)?;
+    let mut source = Source::from_file(cfg, file.try_clone().map_err(io_err)?, true, None)?;
     let header = source.header(&cfg.input)?;
     let planner = Planner::new(&header, cfg.operation)
         .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
@@ -234,6 +236,7 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
         fingerprint,
         delimiter: source.delimiter,
         sha256: source.sha256(),
+        charset: source.charset(),
         to_send: valid - dups.len(),
         rows,
         dups,
@@ -264,7 +267,7 @@ fn rewrite_with_duplicates(
     let mut records = Records::new(std::io::BufReader::new(file), delimiter);
     let mut w = StreamWriter::create(out, &planner.headers, delimiter).map_err(io)?;
     let mut header = true;
-    while let Some(rec) = records.next_record().map_err(io)? {
+    while let Some(rec) = records.next_record().map_err(|e| io(e.into()))? {
         if std::mem::take(&mut header) {
             continue;
         }
@@ -316,7 +319,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     for w in planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
     }
-    tracing::debug!(encoding = source.encoding, "validating as a stream");
+    tracing::debug!(delimiter = source.delimiter, "validating as a stream");
     let delimiter = source.delimiter;
     // Results go to a part file first: duplicates are only certain once the whole file is read.
     let part = cfg.out.with_extension("csv.part");
@@ -343,6 +346,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
         progress.rows_done(raws.len() as u64);
         Ok(())
     });
+    tracing::debug!(encoding = source.charset().name(), "read");
     let finished = passed.and_then(|()| {
         out.finish().map_err(|e| Error::io(cannot(&part), e))?;
         let (candidates, keys) = detector.into_parts();

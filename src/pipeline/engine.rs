@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::check::Scan;
-use super::source::{Fingerprint, Source, StreamRow};
+use super::source::{Charset, Fingerprint, Source, StreamRow};
 use crate::api::{Method, Request};
 use crate::config::InputConfig;
 use crate::dispatch::{Dispatcher, Job};
@@ -46,6 +46,7 @@ pub struct Reading {
     /// What the checking pass read: the sending pass must read the same.
     rows: usize,
     sha256: String,
+    charset: Charset,
     file: std::fs::File,
     fingerprint: Fingerprint,
 }
@@ -62,6 +63,7 @@ impl Reading {
             replay,
             rows: scan.rows,
             sha256: scan.sha256,
+            charset: scan.charset,
             file: scan.file,
             fingerprint: scan.fingerprint,
         }
@@ -125,10 +127,10 @@ impl Reading {
                 f.seek(std::io::SeekFrom::Start(0))?;
                 Ok(f)
             });
-            let mut source = match reopened
-                .map_err(|e| e.to_string())
-                .and_then(|f| Source::from_file(&self.input, f, true).map_err(|e| e.to_string()))
-            {
+            let mut source = match reopened.map_err(|e| e.to_string()).and_then(|f| {
+                Source::from_file(&self.input, f, true, Some(self.charset))
+                    .map_err(|e| e.to_string())
+            }) {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.blocking_send(broken(e));

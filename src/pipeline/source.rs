@@ -1,23 +1,20 @@
-//! The one way an input file is read: the encoding and delimiter decided once from its start, then a
-//! stream of rows (one csv-core record reader), each with the line it starts on. Every command reads
-//! through here; nothing holds the whole file.
+//! An input file opened for streaming through the one reader (`input::reader`: the encoding
+//! decided once for the whole file, the delimiter from its start), its bytes hashed on the way.
+//! Every command reads through here; nothing holds the whole file.
 
 use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::Read;
 
-use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
-use encoding_rs_io::DecodeReaderBytesBuilder;
 use sha2::{Digest, Sha256};
 
 use crate::config::InputConfig;
-use crate::input::records::Records;
+pub use crate::input::encoding::Charset;
+use crate::input::reader::Reader;
 pub use crate::input::row::StreamRow;
-use crate::input::{detect_delimiter, InputError};
+use crate::input::InputError;
 
 /// Rows per batch: large enough to keep both cores busy, small enough to keep memory flat.
 pub const BATCH: usize = 16 * 1024;
-/// How much of the file is read to tell its encoding and delimiter.
-const SNIFF: usize = 64 * 1024;
 
 /// The file's bytes as they are read, hashed on the way (SHA-256) when asked: the hash describes
 /// exactly the bytes the rows came from.
@@ -40,18 +37,13 @@ impl<R: Read> Read for Hashing<R> {
 
 /// An input opened for streaming.
 pub struct Source {
-    records: Records<Box<dyn Read + Send>>,
-    /// Bytes are UTF-8 unless a record's are not, which is then read as Windows-1252.
-    raw_utf8: bool,
-    pub encoding: &'static str,
+    reader: Reader<'static>,
     pub delimiter: u8,
     hash: std::sync::Arc<std::sync::Mutex<Sha256>>,
-    path: String,
 }
 
 impl Source {
-    /// Tells the encoding (a BOM, else valid UTF-8, else Windows-1252; or `--encoding`) and the
-    /// delimiter from the start of the file, and opens a decoding stream over the whole of it.
+    /// Opens the file as `--encoding` and `--delimiter` say, or as its bytes show.
     pub fn open(cfg: &InputConfig) -> Result<Source, InputError> {
         Source::open_with(cfg, false)
     }
@@ -66,72 +58,35 @@ impl Source {
             path: cfg.input.display().to_string(),
             source,
         })?;
-        Source::from_file(cfg, file, hashed)
+        Source::from_file(cfg, file, hashed, None)
     }
 
     /// As [`Source::open`], over a file already open (read from its start), hashing its bytes with
     /// `hashed`: `apply` reads the file it checked through the same open file, so a file renamed
-    /// over it meanwhile changes nothing.
-    pub fn from_file(cfg: &InputConfig, file: File, hashed: bool) -> Result<Source, InputError> {
-        let path = &cfg.input;
-        let io_err = |source| InputError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+    /// over it meanwhile changes nothing; and from `decided`, the [`Source::charset`] its check
+    /// ended with, so both passes read every row the same way.
+    pub fn from_file(
+        cfg: &InputConfig,
+        file: File,
+        hashed: bool,
+        decided: Option<Charset>,
+    ) -> Result<Source, InputError> {
         let hash = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
-        let mut file = Hashing {
+        let file = Hashing {
             inner: file,
             hash: hashed.then(|| std::sync::Arc::clone(&hash)),
         };
-        let mut prefix = Vec::with_capacity(SNIFF);
-        (&mut file)
-            .take(SNIFF as u64)
-            .read_to_end(&mut prefix)
-            .map_err(io_err)?;
-        let forced = match &cfg.read.encoding {
-            Some(label) => Some(
-                Encoding::for_label(label.as_bytes())
-                    .ok_or_else(|| InputError::UnknownEncoding(label.clone()))?,
-            ),
-            None => None,
-        };
-        let bom = Encoding::for_bom(&prefix);
-        let encoding = forced.or(bom.map(|(e, _)| e)).unwrap_or_else(|| {
-            match std::str::from_utf8(&prefix) {
-                Ok(_) => UTF_8,
-                // Cut off in the middle of a character by the sniff: still UTF-8.
-                Err(e) if e.error_len().is_none() => UTF_8,
-                Err(_) => WINDOWS_1252,
-            }
-        });
-        let (sniffed, _) = encoding.decode_with_bom_removal(&prefix);
-        let delimiter = cfg.read.delimiter.unwrap_or_else(|| {
-            detect_delimiter(sniffed.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
-        });
-        let whole = Cursor::new(prefix).chain(file);
-        let (reader, raw_utf8): (Box<dyn Read + Send>, bool) = if encoding == UTF_8 {
-            // Raw bytes, without a BOM; records that are not UTF-8 fall back to Windows-1252.
-            let mut r: Box<dyn Read + Send> = Box::new(whole);
-            if bom.is_some_and(|(e, _)| e == UTF_8) {
-                let mut skip = [0u8; 3];
-                r.read_exact(&mut skip).map_err(io_err)?;
-            }
-            (r, forced.is_none())
-        } else {
-            let decoded = DecodeReaderBytesBuilder::new()
-                .encoding(Some(encoding))
-                .bom_sniffing(true)
-                .build(whole);
-            (Box::new(decoded), false)
-        };
+        let reader = Reader::new(file, &cfg.read, decided, cfg.input.display().to_string())?;
         Ok(Source {
-            records: Records::new(reader, delimiter),
-            raw_utf8,
-            encoding: encoding.name(),
-            delimiter,
+            delimiter: reader.delimiter(),
+            reader,
             hash,
-            path: path.display().to_string(),
         })
+    }
+
+    /// How the rows read so far were decoded; after the last row, how the whole file was.
+    pub fn charset(&self) -> Charset {
+        self.reader.charset()
     }
 
     /// The SHA-256 (hex) of the bytes read so far (opened with [`Source::open_hashed`]): after the
@@ -151,41 +106,7 @@ impl Source {
 
     /// The next non-blank record, with the line it starts on.
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
-        loop {
-            let rec = self
-                .records
-                .next_record()
-                .map_err(|source| InputError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            let Some(rec) = rec else {
-                return Ok(None);
-            };
-            // The record's fields lie end to end: one check and one copy for the whole row. A row
-            // that is not UTF-8 (in a file that otherwise is) is read as Windows-1252.
-            let (text, ends) = match std::str::from_utf8(rec.bytes()) {
-                Ok(t) => (t.to_owned(), rec.ends().iter().map(|&e| e as u32).collect()),
-                Err(_) => {
-                    let mut text = String::new();
-                    let mut ends = Vec::with_capacity(rec.ends().len());
-                    for f in rec.fields() {
-                        if self.raw_utf8 {
-                            text.push_str(&WINDOWS_1252.decode_without_bom_handling(f).0);
-                        } else {
-                            text.push_str(&String::from_utf8_lossy(f));
-                        }
-                        ends.push(text.len() as u32);
-                    }
-                    (text, ends)
-                }
-            };
-            let r = StreamRow::new(row, rec.line, text, ends);
-            if r.cells().all(|c| c.trim().is_empty()) {
-                continue;
-            }
-            return Ok(Some(r));
-        }
+        self.reader.next_row(row)
     }
 
     /// Up to [`BATCH`] rows, numbered from `first_row`.

@@ -1,0 +1,120 @@
+//! The one way input bytes become rows, from any stream: the byte-order mark, `--encoding` and the
+//! delimiter found from the start, then one record at a time, read as the file's one encoding
+//! ([`Charset`]) and numbered by the line it starts on. Nothing holds the whole file.
+
+use std::io::Read;
+
+use encoding_rs::Encoding;
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use super::encoding::{Charset, Decode};
+use super::records::{RecordError, Records};
+use super::row::StreamRow;
+use super::{detect_delimiter, InputError, ReadOptions};
+
+/// How much of the file is read to find its byte-order mark and delimiter.
+const SNIFF: usize = 64 * 1024;
+
+/// Rows from a stream of bytes.
+pub struct Reader<'a> {
+    records: Records<Box<dyn Read + Send + 'a>>,
+    charset: Charset,
+    delimiter: u8,
+    /// Names the file in messages.
+    path: String,
+}
+
+impl<'a> Reader<'a> {
+    /// Opens `src` (named `path` in messages) as `opts` say. `decided` is what an earlier read of
+    /// the same bytes ended with ([`Reader::charset`]): a second read starts from it, so it reads
+    /// every record the way the first did.
+    pub fn new(
+        mut src: impl Read + Send + 'a,
+        opts: &ReadOptions,
+        decided: Option<Charset>,
+        path: String,
+    ) -> Result<Reader<'a>, InputError> {
+        let mut prefix = Vec::with_capacity(SNIFF);
+        (&mut src)
+            .take(SNIFF as u64)
+            .read_to_end(&mut prefix)
+            .map_err(|source| InputError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let bom = Encoding::for_bom(&prefix);
+        let charset = decided.unwrap_or_else(|| Charset::start(bom.map(|b| b.0), opts.encoding));
+        let delimiter = opts.delimiter.unwrap_or_else(|| {
+            let sniffed = match charset.stream_decoder() {
+                Some(e) => e.decode_with_bom_removal(&prefix).0,
+                None => {
+                    String::from_utf8_lossy(prefix.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&prefix))
+                }
+            };
+            detect_delimiter(sniffed.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
+        });
+        let mut whole = std::io::Cursor::new(prefix);
+        if charset.stream_decoder().is_none() && bom.is_some() {
+            // A UTF-8 byte-order mark (any other comes with a stream decoder) is not text.
+            whole.set_position(3);
+        }
+        let whole = whole.chain(src);
+        let reader: Box<dyn Read + Send + 'a> = match charset.stream_decoder() {
+            // Decoded to UTF-8 on the way in (a byte-order mark, which wins, removed).
+            Some(e) => Box::new(
+                DecodeReaderBytesBuilder::new()
+                    .encoding(Some(e))
+                    .bom_sniffing(true)
+                    .build(whole),
+            ),
+            // Raw bytes: each record is read as the charset says.
+            None => Box::new(whole),
+        };
+        Ok(Reader {
+            records: Records::new(reader, delimiter),
+            charset,
+            delimiter,
+            path,
+        })
+    }
+
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// How the records read so far were read; after the last, how the whole file was.
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+
+    /// The next record with a cell that is not blank (numbered `row`), with the line it starts on.
+    pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
+        loop {
+            let rec = self.records.next_record().map_err(|e| match e {
+                RecordError::Io(source) => InputError::Io {
+                    path: self.path.clone(),
+                    source,
+                },
+                RecordError::UnclosedQuote { line, column } => {
+                    InputError::UnclosedQuote { line, column }
+                }
+            })?;
+            let Some(rec) = rec else {
+                return Ok(None);
+            };
+            let (text, ends) = match self.charset.read(rec.bytes(), rec.line)? {
+                // The common case: one check and one copy for the whole row.
+                Decode::Utf8(text) => (
+                    text.to_owned(),
+                    rec.ends().iter().map(|&e| e as u32).collect(),
+                ),
+                other => other.text(rec.fields()),
+            };
+            let r = StreamRow::new(row, rec.line, text, ends);
+            if r.cells().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            return Ok(Some(r));
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The input means one thing, against the sandbox: a file is read in one encoding from its first line
+//! to its last, so an accented value is stored as written or the file is refused before anything is
+//! sent; and a quote left open at the end is an error, not the rows after it merged into one value.
+//! `validate` and `apply` read every file the same way.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+
+/// Rows a contact file has before its last line, enough to pass the first 64 KiB of the file that
+/// its encoding was once judged by.
+const FILLER: usize = 600;
+
+/// The results file, read with the csv crate: each row as column → cell.
+fn results_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).expect("results file exists");
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .map(str::to_owned)
+                .zip(rec.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// A support-contact file: Contoso's extra subscription `i` to Trey Research under `names[i]`
+/// (bytes as a file holds them), for every name given.
+fn contacts(names: &[Vec<u8>]) -> Vec<u8> {
+    let mut bytes = b"customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n".to_vec();
+    for (i, name) in names.iter().enumerate() {
+        let row = format!("{CONTOSO},{},{TREY_TENANT},4391507,", extra_subscription(i));
+        bytes.extend_from_slice(row.as_bytes());
+        bytes.extend_from_slice(name);
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// `first`, then [`FILLER`] plain names, then `last`: `first` on line 2, `last` on line
+/// `FILLER + 3`.
+fn names(first: &[u8], last: &[u8]) -> Vec<Vec<u8>> {
+    let mut v = vec![first.to_vec()];
+    v.extend((0..FILLER).map(|i| format!("Trey Research {i}").into_bytes()));
+    v.push(last.to_vec());
+    v
+}
+
+fn validate(input: &Path, extra: &[&str]) -> std::process::Output {
+    pcbulk()
+        .arg("validate")
+        .arg(input)
+        .args(extra)
+        .output()
+        .expect("run pcbulk")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The contact name stored on Contoso's extra subscription `i`.
+fn contact_name(sb: &Sandbox, i: usize) -> serde_json::Value {
+    sb.subscription(&extra_subscription(i))["supportContact"]["name"].clone()
+}
+
+#[test]
+fn a_file_mixing_utf8_and_windows_1252_is_refused_naming_the_first_line() {
+    let sb = Sandbox::start(&["--subscriptions", "700"]);
+    let w = Workdir::new();
+    let last_line = FILLER + 3;
+    let stored_before = contact_name(&sb, FILLER + 1);
+    // UTF-8 on line 2, and a line pasted from a Windows-1252 file far down, past the file's start.
+    let utf8_first = w.write(
+        "utf8-first.csv",
+        contacts(&names("Trey Göteborg AB".as_bytes(), b"Trey Malm\xf6 AB")),
+    );
+    // The other way round: Windows-1252 on line 2, UTF-8 far down.
+    let legacy_first = w.write(
+        "legacy-first.csv",
+        contacts(&names(b"Trey Malm\xf6 AB", "Trey Göteborg AB".as_bytes())),
+    );
+    for (input, bad, good) in [(&utf8_first, last_line, 2), (&legacy_first, 2, last_line)] {
+        for out in [sb.apply(input, &[]), validate(input, &[])] {
+            assert_eq!(code(&out), 2, "{}", text(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("line {bad} is not UTF-8 (it has the byte 0xF6)")),
+                "{err}"
+            );
+            assert!(err.contains(&format!("though line {good} is")), "{err}");
+            assert!(
+                err.contains("save the file as UTF-8") || err.contains("Save the file as UTF-8"),
+                "{err}"
+            );
+            assert!(err.contains("--encoding windows-1252"), "{err}");
+        }
+    }
+    assert_eq!(sb.stats()["total"], 0, "nothing was sent");
+    assert_eq!(contact_name(&sb, FILLER + 1), stored_before);
+    assert!(!w.path("utf8-first.results.csv").exists());
+    assert!(!w.path("legacy-first.results.csv").exists());
+}
+
+#[test]
+fn with_encoding_given_a_mixed_file_is_read_as_told() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    // Contoso's line in Windows-1252 (ö is the byte 0xF6), Fabrikam's in UTF-8.
+    let mut bytes = format!("Customer ID,City\n{CONTOSO},Malm").into_bytes();
+    bytes.push(0xf6);
+    bytes.extend_from_slice(format!("\n{FABRIKAM},Göteborg\n").as_bytes());
+    let input = w.write("billing.csv", bytes);
+
+    let city = |id| sb.customer(id)["billingProfile"]["defaultAddress"]["city"].clone();
+    assert_eq!(city(CONTOSO), "Redmond", "the seed");
+    let refused = sb.apply(&input, &[]);
+    assert_eq!(code(&refused), 2, "{}", text(&refused));
+    assert!(
+        stderr(&refused).contains("line 2 is not UTF-8"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(sb.stats()["total"], 0, "nothing was sent");
+    assert_eq!(city(CONTOSO), "Redmond");
+
+    let out = validate(&input, &["--encoding", "windows-1252"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let rows = results_csv(&w.path("billing.results.csv"));
+    assert_eq!(rows[0]["City"], "Malmö");
+    assert_eq!(rows[0]["status"], "valid");
+
+    let out = sb.apply(&input, &["--encoding", "windows-1252"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(city(CONTOSO), "Malmö", "exactly, not garbled");
+    assert_eq!(
+        city(FABRIKAM),
+        "GÃ¶teborg",
+        "the UTF-8 line read as the Windows-1252 it was said to be"
+    );
+    let rows = results_csv(&w.path("billing.results.csv"));
+    assert_eq!(rows[0]["City"], "Malmö");
+    assert_eq!(rows[0]["status"], "succeeded");
+}
+
+#[test]
+fn validate_and_apply_decode_one_file_the_same_way() {
+    let sb = Sandbox::start(&["--subscriptions", "700"]);
+    let w = Workdir::new();
+    // Windows-1252 whose first accent comes after the file's first 64 KiB, which are plain ASCII.
+    let bytes = contacts(&names(b"Trey Research", b"Malm\xf6 Support AB"));
+    assert!(bytes.len() > 64 * 1024);
+    let input = w.write("contacts.csv", bytes);
+
+    let out = validate(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let validated = results_csv(&w.path("contacts.results.csv"));
+    std::fs::remove_file(w.path("contacts.results.csv")).unwrap();
+
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let applied = results_csv(&w.path("contacts.results.csv"));
+
+    assert_eq!(validated.len(), FILLER + 2);
+    assert_eq!(validated[FILLER + 1]["name"], "Malmö Support AB");
+    let names = |rows: &[BTreeMap<String, String>]| -> Vec<String> {
+        rows.iter().map(|r| r["name"].clone()).collect()
+    };
+    assert_eq!(names(&validated), names(&applied));
+    assert_eq!(contact_name(&sb, FILLER + 1), "Malmö Support AB");
+}
+
+#[test]
+fn an_unterminated_quote_at_the_end_is_an_error_not_a_merged_row() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let notes_before = sb.note_counts();
+    // The first note's closing quote was lost: read to the end, it would swallow the next row.
+    let input = w.write(
+        "notes.csv",
+        "service_request_id,note\n\
+         616122292874576,\"Called the customer\n\
+         616122292874577,Sent the invoice again\n",
+    );
+    for out in [sb.apply(&input, &[]), validate(&input, &[])] {
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("line 2: the quote that opens the value in column 2 is never closed"),
+            "{err}"
+        );
+        assert!(err.contains("close the quote"), "{err}");
+    }
+    assert_eq!(sb.stats()["total"], 0, "nothing was sent");
+    assert_eq!(sb.note_counts(), notes_before);
+    assert!(!w.path("notes.results.csv").exists());
+}
