@@ -370,7 +370,8 @@ impl Replay {
     }
 }
 
-/// Reads a journal. A last line torn by a crash is ignored; damage anywhere else is an error.
+/// Reads a journal. A last line torn by a crash is ignored; damage anywhere else is an error (which
+/// does not name the file: the caller does).
 pub fn read(path: &Path) -> io::Result<Replay> {
     let text = std::fs::read_to_string(path)?;
     let lines: Vec<&str> = text.split('\n').collect();
@@ -392,7 +393,7 @@ pub fn read(path: &Path) -> io::Result<Replay> {
             Err(e) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{} line {}: {e}", path.display(), i + 1),
+                    format!("line {}: {e}", i + 1),
                 ))
             }
         };

@@ -54,8 +54,16 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
 
     // The results file holds each row's input cells and final status; read it as any input (it may
     // have a BOM, and the input's delimiter).
-    let table = crate::input::read_path(results, &crate::input::ReadOptions::default())
-        .with_context(|| format!("cannot read the results file {}", results.display()))?;
+    let table = crate::input::read_path(results, &crate::input::ReadOptions::default()).map_err(
+        |e| match e {
+            // Already "cannot read <path>: <why>".
+            crate::input::InputError::Io { .. } => anyhow::Error::new(e),
+            _ => anyhow::Error::new(e).context(format!(
+                "cannot read the results file {}",
+                results.display()
+            )),
+        },
+    )?;
     let headers = &table.headers;
     let known = ops::all_columns();
     let column_of: Vec<Option<&'static str>> =

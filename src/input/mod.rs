@@ -34,11 +34,9 @@ pub struct RawRow {
 
 #[derive(Debug, Error)]
 pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The OS error is in the message, so not a `#[source]` (see `crate::error`).
+    #[error("cannot read {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{0} has no header row: the first non-blank line must name the columns")]
     NoHeader(String),
     #[error("unknown encoding {0:?}: use utf-8, utf-16le, utf-16be or windows-1252")]
@@ -56,9 +54,9 @@ pub struct ReadOptions {
 
 /// Reads and parses a file.
 pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Table, InputError> {
-    let bytes = std::fs::read(path).map_err(|source| InputError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| InputError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     let table = read_bytes(&bytes, opts)?;
     if table.headers.is_empty() {

@@ -162,9 +162,9 @@ fn pass(
 /// `apply`'s first pass: no results, only what sending needs. The file is read again to send it,
 /// so it must be a regular file (not a pipe or a device, which cannot be read twice).
 pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
-    let io_err = |source| crate::input::InputError::Io {
+    let io_err = |cause| crate::input::InputError::Io {
         path: cfg.input.display().to_string(),
-        source,
+        cause,
     };
     // Looked at before it is opened: opening a pipe would wait for a writer.
     let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();

@@ -62,9 +62,9 @@ impl Source {
     }
 
     fn open_with(cfg: &InputConfig, hashed: bool) -> Result<Source, InputError> {
-        let file = File::open(&cfg.input).map_err(|source| InputError::Io {
+        let file = File::open(&cfg.input).map_err(|cause| InputError::Io {
             path: cfg.input.display().to_string(),
-            source,
+            cause,
         })?;
         Source::from_file(cfg, file, hashed)
     }
@@ -74,9 +74,9 @@ impl Source {
     /// over it meanwhile changes nothing.
     pub fn from_file(cfg: &InputConfig, file: File, hashed: bool) -> Result<Source, InputError> {
         let path = &cfg.input;
-        let io_err = |source| InputError::Io {
+        let io_err = |cause| InputError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         };
         let hash = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
         let mut file = Hashing {
@@ -152,13 +152,10 @@ impl Source {
     /// The next non-blank record, with the line it starts on.
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
         loop {
-            let rec = self
-                .records
-                .next_record()
-                .map_err(|source| InputError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
+            let rec = self.records.next_record().map_err(|cause| InputError::Io {
+                path: self.path.clone(),
+                cause,
+            })?;
             let Some(rec) = rec else {
                 return Ok(None);
             };
