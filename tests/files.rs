@@ -6,11 +6,41 @@
 mod common;
 
 use common::*;
+use std::collections::BTreeSet;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
+
+const PRECIOUS: &str = "someone else's file: not to be touched\n";
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The names in a folder.
+fn names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn is_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Asserts a refusal: exit 2, one error line that names `path` and says `why`, and nothing sent.
+fn assert_refused(out: &Output, sb: &Sandbox, path: &Path, why: &str) {
+    assert_eq!(code(out), 2, "{}", text(out));
+    let err = stderr(out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("pcbulk: cannot write"))
+        .unwrap_or_else(|| panic!("no error line: {}", text(out)));
+    assert!(line.contains(&path.display().to_string()), "{line}");
+    assert!(line.contains(why), "{line}");
+    assert!(line.contains("give --out another path"), "{line}");
+    assert_eq!(sb.stats()["total"], 0, "nothing was sent: {}", text(out));
 }
 
 fn validate(input: &Path, out: &Path) -> Output {
@@ -21,6 +51,98 @@ fn validate(input: &Path, out: &Path) -> Output {
         .arg(out)
         .output()
         .unwrap()
+}
+
+#[test]
+fn results_through_a_symlink_are_refused_and_the_target_is_untouched() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    let victim = w.write("victim.csv", PRECIOUS);
+    let link = w.path("out.csv");
+    symlink(&victim, &link).unwrap();
+    let before = names(&w.path(""));
+
+    let out = sb.apply(&input, &["--out", link.to_str().unwrap()]);
+    assert_refused(&out, &sb, &link, "symbolic link");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+    assert!(is_link(&link), "the link itself is left as it was");
+    assert_eq!(
+        names(&w.path("")),
+        before,
+        "no journal, no scratch file left behind"
+    );
+
+    // validate writes its results to a new file and renames it into place: it refuses the link
+    // too, rather than replacing it.
+    let out = validate(&input, &link);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", text(&out));
+    assert!(is_link(&link));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+    assert_eq!(names(&w.path("")), before);
+}
+
+#[test]
+fn a_results_path_hard_linked_to_the_input_is_refused() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let csv = contacts_csv(2);
+    let input = w.write("in.csv", &csv);
+    let alias = w.path("out.csv");
+    std::fs::hard_link(&input, &alias).unwrap();
+
+    for out in [
+        sb.apply(&input, &["--out", alias.to_str().unwrap()]),
+        validate(&input, &alias),
+    ] {
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        assert!(stderr(&out).contains("is the input file"), "{}", text(&out));
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), csv);
+    }
+    assert_eq!(sb.stats()["total"], 0);
+
+    // Another name of a file that is not the input: refused too, since pcbulk cannot know whose
+    // it is.
+    let other = w.write("other.csv", PRECIOUS);
+    let second = w.path("second.csv");
+    std::fs::hard_link(&other, &second).unwrap();
+    let out = sb.apply(&input, &["--out", second.to_str().unwrap()]);
+    assert_refused(&out, &sb, &second, "2 hard links");
+    let out = validate(&input, &second);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("2 hard links"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), PRECIOUS);
+    assert_eq!(std::fs::metadata(&other).unwrap().nlink(), 2);
+    assert!(!w.path("second.csv.journal").exists());
+}
+
+#[test]
+fn a_device_node_as_results_is_refused() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    let null = Path::new("/dev/null");
+    let out = sb.apply(&input, &["--out", "/dev/null"]);
+    assert_refused(&out, &sb, null, "a character device");
+    assert!(!Path::new("/dev/null.journal").exists());
+    assert!(std::fs::symlink_metadata(null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+
+    // validate renames its results into place, which would replace a device node: a pipe stands
+    // in for one here (renaming over /dev/null as root would break the machine, not the test).
+    let fifo = w.path("pipe.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = validate(&input, &fifo);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("a named pipe"), "{}", text(&out));
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
 
 #[test]

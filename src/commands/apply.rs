@@ -206,6 +206,8 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
         return check::validate(&cfg.input, show_progress);
     };
     let started = Instant::now();
+    // Looked at before anything is read or sent (and again as it is opened).
+    crate::results::refuse_unsafe(&cfg.input.out)?;
     let scan = check::scan(&cfg.input)?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
@@ -261,12 +263,6 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
         )
         .with_events(events.clone()),
     );
-    let cannot = |e| {
-        Error::io(
-            format!("cannot write the results file {}", cfg.input.out.display()),
-            e,
-        )
-    };
     let results = StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter);
     let results = match results {
         Ok(r) => r,
@@ -276,7 +272,7 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
                 drop(journal);
                 let _ = std::fs::remove_file(&journal_path);
             }
-            return Err(cannot(e));
+            return Err(crate::results::cannot_write(&cfg.input.out, e));
         }
     };
     let record = RunRecord {
