@@ -118,6 +118,43 @@ fn a_results_path_hard_linked_to_the_input_is_refused() {
 }
 
 #[test]
+fn a_journal_path_that_is_a_symlink_is_refused() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    let results = w.path("out.csv");
+    let journal = w.path("out.csv.journal");
+    let victim = w.write("victim.txt", PRECIOUS);
+    symlink(&victim, &journal).unwrap();
+
+    let out = sb.apply(&input, &["--out", results.to_str().unwrap()]);
+    assert_refused(&out, &sb, &journal, "symbolic link");
+    assert!(
+        stderr(&out).contains("cannot write the journal"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+    assert!(is_link(&journal));
+    assert!(!results.exists(), "refused before the results were started");
+
+    // A resume through a link to a real journal is refused as well, and that journal is kept.
+    std::fs::remove_file(&journal).unwrap();
+    let done = sb.apply(&input, &["--out", results.to_str().unwrap()]);
+    assert_eq!(code(&done), 0, "{}", text(&done));
+    let kept = w.path("kept.journal");
+    std::fs::rename(&journal, &kept).unwrap();
+    symlink(&kept, &journal).unwrap();
+    let journal_bytes = std::fs::read(&kept).unwrap();
+    let calls = sb.stats()["total"].clone();
+    let out = sb.apply(&input, &["--out", results.to_str().unwrap(), "--resume"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", text(&out));
+    assert_eq!(std::fs::read(&kept).unwrap(), journal_bytes);
+    assert_eq!(sb.stats()["total"], calls, "nothing was sent");
+}
+
+#[test]
 fn a_device_node_as_results_is_refused() {
     let sb = Sandbox::start(&["--subscriptions", "2"]);
     let w = Workdir::new();

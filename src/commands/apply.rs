@@ -200,14 +200,32 @@ async fn drive_interruptibly(
     false
 }
 
+/// Looks at the run's records (the results file and the journal) before anything is read or sent,
+/// so a path pcbulk must not write is refused at once. Each is looked at again as it is opened.
+fn refuse_unsafe_records(
+    cfg: &crate::config::InputConfig,
+    journal_path: &std::path::Path,
+) -> Result<(), Error> {
+    crate::results::refuse_unsafe(&cfg.out)?;
+    if crate::config::same_file(journal_path, &cfg.input) {
+        return Err(Error::usage(format!(
+            "the journal {} would be the input file; give --out another path",
+            journal_path.display()
+        )));
+    }
+    crate::fsafe::look(journal_path, journal::FIX)
+        .map(drop)
+        .map_err(|e| journal::cannot_write(journal_path, e))
+}
+
 /// `pcbulk apply`.
 pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
     let Some(target) = cfg.target else {
         return check::validate(&cfg.input, show_progress);
     };
     let started = Instant::now();
-    // Looked at before anything is read or sent (and again as it is opened).
-    crate::results::refuse_unsafe(&cfg.input.out)?;
+    let journal_path = journal::path_for(&cfg.input.out);
+    refuse_unsafe_records(&cfg.input, &journal_path)?;
     let scan = check::scan(&cfg.input)?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
@@ -247,7 +265,6 @@ pub async fn apply(cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Err
             base_url.clone()
         },
     };
-    let journal_path = journal::path_for(&cfg.input.out);
     let (journal, replay) =
         journal::open_for_run(&journal_path, &job, cfg.resume, cfg.retry_failed)?;
     let journal = Arc::new(journal);
