@@ -43,6 +43,18 @@ fn assert_refused(out: &Output, sb: &Sandbox, path: &Path, why: &str) {
     assert_eq!(sb.stats()["total"], 0, "nothing was sent: {}", text(out));
 }
 
+/// The rows of a CSV file pcbulk wrote, read with the csv crate (the file starts with a BOM).
+fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
+    let bytes = std::fs::read(path).unwrap();
+    let body = bytes
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(&bytes);
+    csv::Reader::from_reader(body)
+        .records()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn validate(input: &Path, out: &Path) -> Output {
     pcbulk()
         .arg("validate")
@@ -152,6 +164,56 @@ fn a_journal_path_that_is_a_symlink_is_refused() {
     assert!(stderr(&out).contains("symbolic link"), "{}", text(&out));
     assert_eq!(std::fs::read(&kept).unwrap(), journal_bytes);
     assert_eq!(sb.stats()["total"], calls, "nothing was sent");
+}
+
+#[test]
+fn an_undo_file_through_a_symlink_is_refused() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    let results = w.path("in.results.csv");
+    let done = sb.apply(&input, &[]);
+    assert_eq!(code(&done), 0, "{}", text(&done));
+
+    let victim = w.write("victim.csv", PRECIOUS);
+    let link = w.path("undo.csv");
+    symlink(&victim, &link).unwrap();
+    let undo = |out: &Path| {
+        pcbulk()
+            .arg("undo")
+            .arg(&results)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = undo(&link);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot write the undo file {}", link.display())),
+        "{err}"
+    );
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+    assert!(is_link(&link));
+
+    // Nor over the run's own records.
+    let results_bytes = std::fs::read(&results).unwrap();
+    let out = undo(&results);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr(&out).contains("the run's results file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&results).unwrap(), results_bytes);
+
+    // A plain path works: one row per change, each putting back the contact it had.
+    let plain = w.path("plain-undo.csv");
+    let out = undo(&plain);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(csv_rows(&plain).len(), 2);
 }
 
 #[test]
