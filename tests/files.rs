@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
-use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -214,6 +214,117 @@ fn an_undo_file_through_a_symlink_is_refused() {
     let out = undo(&plain);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(csv_rows(&plain).len(), 2);
+}
+
+/// `pcbulk apply` of one note with App+User credentials against the sandbox, keeping the newest
+/// refresh token in `cache`.
+fn apply_with_cache(sb: &Sandbox, w: &Workdir, cache: &Path, note: &str) -> Output {
+    let input = w.write(
+        "sr.csv",
+        format!("service_request_id,note\n616122292874576,{note}\n"),
+    );
+    pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_REFRESH_TOKEN", "sandbox-refresh-token")
+        .env("PCBULK_TENANT_ID", "contoso.onmicrosoft.com")
+        .env("PCBULK_CLIENT_ID", "00000000-0000-4000-8000-00000000c11e")
+        .env("PCBULK_AUTHORITY", &sb.url)
+        .env("PCBULK_TOKEN_CACHE", cache)
+        .output()
+        .unwrap()
+}
+
+fn notes(sb: &Sandbox) -> usize {
+    sb.service_request("616122292874576")["notes"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn the_token_cache_is_never_written_through_a_symlink() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let victim = w.write("victim.txt", PRECIOUS);
+    let cache = w.path("pcbulk-token");
+    symlink(&victim, &cache).unwrap();
+    let before = names(&w.path(""));
+
+    // The run itself goes on: only the cache is refused, with a warning that names it.
+    let out = apply_with_cache(&sb, &w, &cache, "through a link");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(notes(&sb), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("token cache {}", cache.display())),
+        "{err}"
+    );
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(err.contains("PCBULK_TOKEN_CACHE"), "{err}");
+    assert!(
+        !err.contains("sbx-rt-") && !err.contains("sandbox-refresh-token"),
+        "no token in a warning: {err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+    assert!(is_link(&cache));
+    let after: BTreeSet<String> = names(&w.path(""))
+        .into_iter()
+        .filter(|n| !n.starts_with("sr."))
+        .collect();
+    assert_eq!(after, before, "no temporary file left behind");
+
+    // Another name of someone's file is refused the same way.
+    let other = w.write("other.txt", PRECIOUS);
+    let second = w.path("second-token");
+    std::fs::hard_link(&other, &second).unwrap();
+    let out = apply_with_cache(&sb, &w, &second, "through a hard link");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stderr(&out).contains("2 hard links"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), PRECIOUS);
+    assert_eq!(notes(&sb), 2);
+}
+
+#[test]
+fn the_token_cache_temp_file_is_fresh_and_0600() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    // What an earlier pcbulk used as its temporary file, `<cache>.tmp`: a link planted there, and
+    // a file anyone can read. Neither is reused.
+    let victim = w.write("victim.txt", PRECIOUS);
+    let linked = w.path("linked-token");
+    symlink(&victim, w.path("linked-token.tmp")).unwrap();
+    let open = w.path("open-token");
+    let planted = w.write("open-token.tmp", "planted");
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = names(&w.path(""));
+
+    for (i, cache) in [&linked, &open].into_iter().enumerate() {
+        let out = apply_with_cache(&sb, &w, cache, &format!("run {i}"));
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let meta = std::fs::symlink_metadata(cache).unwrap();
+        assert!(meta.file_type().is_file(), "{}", cache.display());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.nlink(), 1);
+        let token = std::fs::read_to_string(cache).unwrap();
+        assert!(token.starts_with("sbx-rt-"), "the newest refresh token");
+        assert!(!text(&out).contains(&token), "and never printed");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), PRECIOUS);
+    assert!(is_link(&w.path("linked-token.tmp")));
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "planted");
+    assert_eq!(
+        std::fs::metadata(&planted).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let mut expected = before;
+    expected.extend(["linked-token".to_owned(), "open-token".to_owned()]);
+    let after: BTreeSet<String> = names(&w.path(""))
+        .into_iter()
+        .filter(|n| !n.starts_with("sr."))
+        .collect();
+    assert_eq!(after, expected, "no temporary file left behind");
 }
 
 #[test]
