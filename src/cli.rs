@@ -415,7 +415,7 @@ impl TryFrom<&InputArgs> for InputConfig {
             .unwrap_or_else(|| default_results_path(&a.input));
         if same_file(&out, &a.input) {
             usage!(
-                "--out {} is the input file; the results must go elsewhere",
+                "--out {} is the input file (or another name of it); the results must go elsewhere",
                 out.display()
             );
         }

@@ -70,7 +70,16 @@ pub fn default_results_path(input: &Path) -> PathBuf {
     input.with_file_name(format!("{stem}.results.csv"))
 }
 
+/// Whether two paths name the same file: one file under two names (a link, a hard link, a bind
+/// mount), or, when either is not there yet, the same path.
 pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (x.dev(), x.ino()) == (y.dev(), y.ino());
+        }
+    }
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,

@@ -1,5 +1,8 @@
 //! Exit codes (SPEC: Exit codes) and the error type that carries one: every error is classified
 //! where it arises, so nothing is taken for "nothing was sent" by default.
+//!
+//! An error's message is whole: the OS error it wraps is in its text and is not also its
+//! `source()`, so a printer that walks the chain (anyhow's `{:#}`) does not say it twice.
 
 use thiserror::Error;
 
@@ -28,10 +31,11 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
     /// A local file could not be read or written before anything was sent.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        source: std::io::Error,
+        /// In the message, so not a `#[source]`.
+        cause: std::io::Error,
     },
     /// Sending had begun when the run had to stop: what was sent is in the journal.
     #[error("{0}")]
@@ -39,10 +43,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            cause,
         }
     }
 
@@ -71,3 +75,28 @@ macro_rules! usage {
     };
 }
 pub(crate) use usage;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// anyhow's `{:#}` prints an error, then each `source()` in turn: an error whose message holds
+    /// its cause must not also return it.
+    #[test]
+    fn a_chained_error_says_the_os_error_once() {
+        let os = || std::io::Error::from_raw_os_error(2);
+        let said = os().to_string();
+        let input = || InputError::Io {
+            path: "in.csv".into(),
+            cause: os(),
+        };
+        for e in [
+            anyhow::Error::new(Error::io("cannot write out.csv", os())).context("apply"),
+            anyhow::Error::new(input()).context("cannot read the results file"),
+            anyhow::Error::new(Error::from(input())),
+        ] {
+            let text = format!("{e:#}");
+            assert_eq!(text.matches(&said).count(), 1, "{text}");
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! re-sends with the same MS-RequestId.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,6 +18,14 @@ use serde_json::Value;
 
 use crate::error::{usage, Error};
 use crate::results::{Outcome, Status};
+
+/// What to do about a journal path pcbulk refuses to write (see [`crate::fsafe`]).
+pub const FIX: &str = "the journal is kept beside the results file, so give --out another path";
+
+/// The error for a journal that cannot be written.
+pub fn cannot_write(path: &Path, e: io::Error) -> Error {
+    Error::io(format!("cannot write the journal {}", path.display()), e)
+}
 
 /// The journal beside a results file.
 pub fn path_for(results: &Path) -> PathBuf {
@@ -213,7 +221,7 @@ impl Journal {
 
     /// Starts a new journal (replacing any old one) with the job's header, made durable.
     pub fn create(path: &Path, job: &Job) -> io::Result<Journal> {
-        let j = Journal::new(File::create(path)?, path);
+        let j = Journal::new(crate::fsafe::create(path, FIX)?, path);
         j.append(&Record::Run(job.clone()), true)?;
         Ok(j)
     }
@@ -221,7 +229,7 @@ impl Journal {
     /// Opens an existing journal to append to it.
     pub fn reopen(path: &Path) -> io::Result<Journal> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut file = OpenOptions::new().read(true).append(true).open(path)?;
+        let mut file = crate::fsafe::open_append(path, FIX)?;
         // A torn last line gets a newline of its own, so the next record starts clean.
         if file.metadata()?.len() > 0 {
             let mut last = [0u8; 1];
@@ -370,7 +378,8 @@ impl Replay {
     }
 }
 
-/// Reads a journal. A last line torn by a crash is ignored; damage anywhere else is an error.
+/// Reads a journal. A last line torn by a crash is ignored; damage anywhere else is an error (which
+/// does not name the file: the caller does).
 pub fn read(path: &Path) -> io::Result<Replay> {
     let text = std::fs::read_to_string(path)?;
     let lines: Vec<&str> = text.split('\n').collect();
@@ -392,7 +401,7 @@ pub fn read(path: &Path) -> io::Result<Replay> {
             Err(e) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{} line {}: {e}", path.display(), i + 1),
+                    format!("line {}: {e}", i + 1),
                 ))
             }
         };
@@ -455,7 +464,11 @@ pub fn open_for_run(
     resume: bool,
     retry_failed: bool,
 ) -> Result<(Journal, Option<Replay>), Error> {
-    let existing = if path.exists() {
+    // Looked at before it is read: this run will write it.
+    let existing = if crate::fsafe::look(path, FIX)
+        .map_err(|e| cannot_write(path, e))?
+        .is_some()
+    {
         Some(
             read(path)
                 .map_err(|e| Error::io(format!("cannot read the journal {}", path.display()), e))?,
@@ -472,8 +485,7 @@ pub fn open_for_run(
                 r.outcomes.len()
             );
         }
-        let j = Journal::create(path, job)
-            .map_err(|e| Error::io(format!("cannot write the journal {}", path.display()), e))?;
+        let j = Journal::create(path, job).map_err(|e| cannot_write(path, e))?;
         return Ok((j, None));
     }
     let Some(replay) = existing else {
@@ -510,7 +522,7 @@ pub fn open_for_run(
             job.target
         );
     }
-    let cannot = |e| Error::io(format!("cannot write the journal {}", path.display()), e);
+    let cannot = |e| cannot_write(path, e);
     let j = Journal::reopen(path).map_err(cannot)?;
     j.append(&Record::Resume { retry_failed }, true)
         .map_err(cannot)?;
@@ -581,7 +593,7 @@ mod tests {
         )
         .unwrap();
         drop(j);
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(br#"{"t":"answer","row":2,"requ"#).unwrap();
         let r = read(&p).unwrap();
         assert_eq!(r.job, Some(job()));

@@ -15,6 +15,7 @@ pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod fsafe;
 pub mod input;
 pub mod journal;
 pub mod ops;

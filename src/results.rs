@@ -133,9 +133,33 @@ pub struct StreamWriter {
     out: std::io::BufWriter<File>,
 }
 
+/// What to do about a results path pcbulk refuses to write (see [`crate::fsafe`]).
+pub const FIX: &str = "give --out another path";
+
+/// Refuses a results path pcbulk must not write (a link, not a regular file, a file with other
+/// names), before anything is read or sent.
+pub fn refuse_unsafe(path: &Path) -> Result<(), crate::error::Error> {
+    crate::fsafe::look(path, FIX)
+        .map(drop)
+        .map_err(|e| cannot_write(path, e))
+}
+
+/// The error for a results file that cannot be written.
+pub fn cannot_write(path: &Path, e: io::Error) -> crate::error::Error {
+    crate::error::Error::io(
+        format!("cannot write the results file {}", path.display()),
+        e,
+    )
+}
+
 impl StreamWriter {
+    /// Creates (or empties) the results file at `path`, refusing one pcbulk must not write.
     pub fn create(path: &Path, input_headers: &[String], delimiter: u8) -> io::Result<Self> {
-        let mut file = File::create(path)?;
+        Self::new(crate::fsafe::create(path, FIX)?, input_headers, delimiter)
+    }
+
+    /// Starts a results file in `file`, which pcbulk has just made.
+    pub fn new(mut file: File, input_headers: &[String], delimiter: u8) -> io::Result<Self> {
         file.write_all(BOM)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let header: Vec<String> = header(input_headers)
@@ -164,14 +188,10 @@ impl StreamWriter {
         self.out.get_ref().sync_all()
     }
 
-    pub fn finish(mut self) -> io::Result<()> {
-        self.out.flush()
+    /// Flushes, and hands back the file.
+    pub fn finish(self) -> io::Result<File> {
+        self.out.into_inner().map_err(|e| e.into_error())
     }
-}
-
-/// Creates (or truncates) a file of pcbulk's own to write.
-pub fn create_new_file(path: &Path) -> io::Result<File> {
-    File::create(path)
 }
 
 /// Appends one CSV field: quoted (quotes doubled) when it holds the delimiter, a quote or a line

@@ -40,6 +40,24 @@ fn key_columns(op: &str) -> &'static [&'static str] {
     crate::ops::by_name(op).map_or(&[], |o| o.undo_keys)
 }
 
+/// What to do about an undo path pcbulk refuses to write (see [`crate::fsafe`]).
+const FIX: &str = "give --out another path";
+
+/// Refuses an undo path that is the run's own record, or that pcbulk must not write.
+fn refuse_unsafe_out(out: &Path, results: &Path, journal: &Path) -> anyhow::Result<()> {
+    for (record, what) in [(results, "results file"), (journal, "journal")] {
+        if crate::config::same_file(out, record) {
+            bail!(
+                "--out {} is the run's {what}; the undo file must go elsewhere",
+                out.display()
+            );
+        }
+    }
+    crate::fsafe::look(out, FIX)
+        .with_context(|| format!("cannot write the undo file {}", out.display()))?;
+    Ok(())
+}
+
 pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoReport> {
     let journal_path = journal::path_for(results);
     if !journal_path.exists() {
@@ -49,13 +67,25 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             journal_path.display()
         );
     }
+    let out = out
+        .map(Path::to_owned)
+        .unwrap_or_else(|| default_out(results));
+    refuse_unsafe_out(&out, results, &journal_path)?;
     let replay = journal::read(&journal_path)
         .with_context(|| format!("cannot read the journal {}", journal_path.display()))?;
 
     // The results file holds each row's input cells and final status; read it as any input (it may
     // have a BOM, and the input's delimiter).
-    let table = crate::input::read_path(results, &crate::input::ReadOptions::default())
-        .with_context(|| format!("cannot read the results file {}", results.display()))?;
+    let table = crate::input::read_path(results, &crate::input::ReadOptions::default()).map_err(
+        |e| match e {
+            // Already "cannot read <path>: <why>".
+            crate::input::InputError::Io { .. } => anyhow::Error::new(e),
+            _ => anyhow::Error::new(e).context(format!(
+                "cannot read the results file {}",
+                results.display()
+            )),
+        },
+    )?;
     let headers = &table.headers;
     let known = ops::all_columns();
     let column_of: Vec<Option<&'static str>> =
@@ -70,9 +100,7 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         .context("the results file has no status column")?;
 
     let mut report = UndoReport {
-        out: out
-            .map(Path::to_owned)
-            .unwrap_or_else(|| default_out(results)),
+        out,
         ..UndoReport::default()
     };
     // (op, columns → value) per undo row, in input order.
@@ -139,9 +167,10 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             }
         }
     }
-    let mut w = csv::Writer::from_path(&report.out)
-        .with_context(|| format!("cannot write {}", report.out.display()))?;
-    w.write_record(&columns)?;
+    let cannot = || format!("cannot write the undo file {}", report.out.display());
+    let file = crate::fsafe::create(&report.out, FIX).with_context(cannot)?;
+    let mut w = csv::Writer::from_writer(file);
+    w.write_record(&columns).with_context(cannot)?;
     for (op, cells) in &undo_rows {
         w.write_record(columns.iter().map(|c| {
             if *c == "operation" {
@@ -149,9 +178,10 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             } else {
                 cells.get(c).cloned().unwrap_or_default()
             }
-        }))?;
+        }))
+        .with_context(cannot)?;
     }
-    w.flush()?;
+    w.flush().with_context(cannot)?;
     report.rows = undo_rows.len();
     Ok(report)
 }

@@ -28,29 +28,49 @@ pub enum Credentials {
     },
 }
 
-/// Reads a cached refresh token, if the file holds one.
-fn read_cache(path: &std::path::Path) -> Option<SecretString> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let t = text.trim();
-    (!t.is_empty()).then(|| SecretString::from(t.to_owned()))
+/// What to do about a token cache path pcbulk refuses (see [`crate::fsafe`]).
+const CACHE_FIX: &str = "set PCBULK_TOKEN_CACHE to another path";
+
+/// A refresh token is a few kilobytes; a cache file far larger is not one.
+const CACHE_MAX: u64 = 64 * 1024;
+
+/// The token cache to use this run, and the refresh token it holds, if any. A path pcbulk would not
+/// write (a link, a device, a file with other names) is not read either: it is named in a warning
+/// and not used this run.
+fn open_cache(path: &std::path::Path) -> (Option<std::path::PathBuf>, Option<SecretString>) {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = crate::fsafe::open_read(path, CACHE_FIX)
+        .and_then(|f| f.take(CACHE_MAX).read_to_string(&mut text));
+    match read {
+        Ok(_) => {
+            let t = text.trim();
+            let token = (!t.is_empty()).then(|| SecretString::from(t.to_owned()));
+            (Some(path.to_owned()), token)
+        }
+        Err(e) if crate::fsafe::refusal(&e).is_some() => {
+            tracing::warn!(
+                "the token cache {} is not used this run: {e}",
+                path.display()
+            );
+            (None, None)
+        }
+        // Not there yet (the first run), or unreadable: written when a grant brings a new token.
+        Err(_) => (Some(path.to_owned()), None),
+    }
 }
 
-/// Replaces the cache with a new refresh token: written to a temporary file readable by the owner
-/// only, flushed to disk, then renamed over the old one, so the cache is never half written.
+/// Replaces the cache with a new refresh token: written to a fresh file readable by the owner only,
+/// flushed to disk, then renamed over the old one, so the cache is never half written and never
+/// written through a link.
 fn write_cache(path: &std::path::Path, token: &SecretString) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(token.expose_secret().as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    use crate::fsafe::{replace, Access};
+    replace(
+        path,
+        token.expose_secret().as_bytes(),
+        Access::Owner,
+        CACHE_FIX,
+    )
 }
 
 struct Cached {
@@ -64,6 +84,8 @@ struct Cached {
 /// Hands out access tokens to the dispatcher and renews them when they near expiry or are refused.
 pub struct Tokens {
     creds: Credentials,
+    /// Where the newest refresh token is kept, unless the path was refused.
+    token_cache: Option<std::path::PathBuf>,
     cache: Mutex<Option<Cached>>,
     /// Refresh tokens to try, newest first (the cached one, then the environment's): each grant
     /// returns a new one, which goes first.
@@ -90,19 +112,24 @@ struct TokenRefusal {
 
 impl Tokens {
     pub fn new(creds: Credentials) -> Self {
-        let refresh = match &creds {
+        let (token_cache, refresh) = match &creds {
             Credentials::Refresh {
                 refresh_token,
                 token_cache,
                 ..
             } => {
-                let cached = token_cache.as_deref().and_then(read_cache);
-                cached.into_iter().chain([refresh_token.clone()]).collect()
+                let (cache, cached) = match token_cache {
+                    Some(path) => open_cache(path),
+                    None => (None, None),
+                };
+                let refresh = cached.into_iter().chain([refresh_token.clone()]);
+                (cache, refresh.collect())
             }
-            Credentials::Static(_) => Vec::new(),
+            Credentials::Static(_) => (None, Vec::new()),
         };
         Tokens {
             creds,
+            token_cache,
             cache: Mutex::new(None),
             refresh: Mutex::new(refresh),
             http: reqwest::Client::builder()
@@ -151,9 +178,6 @@ impl Tokens {
     }
 
     async fn grant(&self) -> Result<Cached, CallError> {
-        let Credentials::Refresh { token_cache, .. } = &self.creds else {
-            unreachable!("grant is only called for refresh credentials")
-        };
         let mut candidates = self.refresh.lock().await;
         loop {
             let refresh = candidates
@@ -163,13 +187,15 @@ impl Tokens {
             match self.exchange(&refresh).await {
                 Ok((cached, new_refresh)) => {
                     if let Some(new) = new_refresh {
-                        if let Some(path) = token_cache {
-                            write_cache(path, &new).map_err(|e| {
-                                CallError::Unauthorized(format!(
-                                    "cannot write the token cache {}: {e}",
+                        // The run goes on with the new token; only the next run would miss it.
+                        if let Some(path) = &self.token_cache {
+                            if let Err(e) = write_cache(path, &new) {
+                                tracing::warn!(
+                                    "cannot write the token cache {}: {e}; the newest refresh token \
+                                     is not kept for the next run",
                                     path.display()
-                                ))
-                            })?;
+                                );
+                            }
                         }
                         *candidates = vec![new];
                     }

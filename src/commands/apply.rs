@@ -249,12 +249,32 @@ fn confirm(cfg: &ApplyConfig, target: &Target, to_send: usize) -> Result<(), Err
     }
 }
 
+/// Looks at the run's records (the results file and the journal) before anything is read or sent,
+/// so a path pcbulk must not write is refused at once. Each is looked at again as it is opened.
+fn refuse_unsafe_records(
+    cfg: &crate::config::InputConfig,
+    journal_path: &std::path::Path,
+) -> Result<(), Error> {
+    crate::results::refuse_unsafe(&cfg.out)?;
+    if crate::config::same_file(journal_path, &cfg.input) {
+        return Err(Error::usage(format!(
+            "the journal {} would be the input file; give --out another path",
+            journal_path.display()
+        )));
+    }
+    crate::fsafe::look(journal_path, journal::FIX)
+        .map(drop)
+        .map_err(|e| journal::cannot_write(journal_path, e))
+}
+
 /// `pcbulk apply`.
 pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
     let Some(target) = cfg.target.take() else {
         return check::validate(&cfg.input, show_progress);
     };
     let started = Instant::now();
+    let journal_path = journal::path_for(&cfg.input.out);
+    refuse_unsafe_records(&cfg.input, &journal_path)?;
     let scan = check::scan(&cfg.input)?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
@@ -287,7 +307,6 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
             base_url.clone()
         },
     };
-    let journal_path = journal::path_for(&cfg.input.out);
     let (journal, replay) =
         journal::open_for_run(&journal_path, &job, cfg.resume, cfg.retry_failed)?;
     let journal = Arc::new(journal);
@@ -303,12 +322,6 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         )
         .with_events(events.clone()),
     );
-    let cannot = |e| {
-        Error::io(
-            format!("cannot write the results file {}", cfg.input.out.display()),
-            e,
-        )
-    };
     let results = StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter);
     let results = match results {
         Ok(r) => r,
@@ -318,7 +331,7 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
                 drop(journal);
                 let _ = std::fs::remove_file(&journal_path);
             }
-            return Err(cannot(e));
+            return Err(crate::results::cannot_write(&cfg.input.out, e));
         }
     };
     let record = RunRecord {

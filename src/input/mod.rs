@@ -38,11 +38,9 @@ pub struct RawRow {
 
 #[derive(Debug, Error)]
 pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The OS error is in the message, so not a `#[source]` (see `crate::error`).
+    #[error("cannot read {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{0} has no header row: the first non-blank line must name the columns")]
     NoHeader(String),
     /// A file that is UTF-8 in places and not in others, with no byte-order mark or `--encoding`
@@ -67,9 +65,9 @@ pub struct ReadOptions {
 
 /// Reads and parses a file, streaming it through the one reader.
 pub fn read_path(path: &Path, opts: &ReadOptions) -> Result<Table, InputError> {
-    let file = std::fs::File::open(path).map_err(|source| InputError::Io {
+    let file = std::fs::File::open(path).map_err(|cause| InputError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     let table = read(Reader::new(file, opts, None, path.display().to_string())?)?;
     if table.headers.is_empty() {

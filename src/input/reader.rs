@@ -38,9 +38,9 @@ impl<'a> Reader<'a> {
         (&mut src)
             .take(SNIFF as u64)
             .read_to_end(&mut prefix)
-            .map_err(|source| InputError::Io {
+            .map_err(|cause| InputError::Io {
                 path: path.clone(),
-                source,
+                cause,
             })?;
         let bom = Encoding::for_bom(&prefix);
         let charset = decided.unwrap_or_else(|| Charset::start(bom.map(|b| b.0), opts.encoding));
@@ -91,9 +91,9 @@ impl<'a> Reader<'a> {
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
         loop {
             let rec = self.records.next_record().map_err(|e| match e {
-                RecordError::Io(source) => InputError::Io {
+                RecordError::Io(cause) => InputError::Io {
                     path: self.path.clone(),
-                    source,
+                    cause,
                 },
                 RecordError::UnclosedQuote { line, column } => {
                     InputError::UnclosedQuote { line, column }

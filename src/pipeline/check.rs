@@ -4,7 +4,8 @@
 //! to send (the duplicates, the counts, the file's hash) and reads the rows again as it sends them.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -13,6 +14,7 @@ use super::source::{Charset, Fingerprint, Source, StreamRow};
 use crate::config::InputConfig;
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
+use crate::fsafe::{self, Access};
 use crate::input::records::Records;
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
@@ -164,9 +166,9 @@ fn pass(
 /// `apply`'s first pass: no results, only what sending needs. The file is read again to send it,
 /// so it must be a regular file (not a pipe or a device, which cannot be read twice).
 pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
-    let io_err = |source| crate::input::InputError::Io {
+    let io_err = |cause| crate::input::InputError::Io {
         path: cfg.input.display().to_string(),
-        source,
+        cause,
     };
     // Looked at before it is opened: opening a pipe would wait for a writer.
     let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
@@ -187,10 +189,9 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
     let header = source.header(&cfg.input)?;
     let planner = Planner::new(&header, cfg.operation)
         .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
-    // Keys spill to a file beside the results: a million rows are 32 MB there, not in memory.
-    let spill_path = cfg.out.with_extension("csv.keys");
-    let spill = crate::results::create_new_file(&spill_path)
-        .map_err(|e| Error::io(format!("cannot write {}", spill_path.display()), e))?;
+    // Keys spill to a scratch file beside the results: a million rows are 32 MB there, not in
+    // memory.
+    let (spill_path, spill) = scratch(&cfg.out, "keys", Access::Owner)?;
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
     let (mut rows, mut valid) = (0usize, 0usize);
     let mut operations: Vec<&'static str> = Vec::new();
@@ -213,14 +214,7 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
     });
     let dups = scanned.and_then(|()| {
         let (candidates, spill) = detector.into_parts();
-        let spill = spill
-            .into_inner()
-            .map_err(|e| Error::io("cannot write the duplicate index", e.into_error()))?;
-        drop(spill);
-        let file =
-            File::open(&spill_path).map_err(|e| Error::io("cannot read the duplicate index", e))?;
-        duplicates::confirm(file, &candidates)
-            .map_err(|e| Error::io("cannot read the duplicate index", e))
+        confirm_duplicates(spill, &candidates)
     });
     let _ = std::fs::remove_file(&spill_path);
     let dups = dups?;
@@ -245,23 +239,49 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
     })
 }
 
-/// Copies the results written so far to their final place, turning duplicate rows `invalid`.
+/// A new scratch file beside the results (see [`fsafe::fresh`]): no file or link already there is
+/// reused.
+fn scratch(out: &Path, suffix: &str, access: Access) -> Result<(std::path::PathBuf, File), Error> {
+    fsafe::fresh(out, suffix, access).map_err(|e| {
+        Error::io(
+            format!(
+                "cannot write a scratch file beside the results file {}",
+                out.display()
+            ),
+            e,
+        )
+    })
+}
+
+/// The exact duplicate check over the keys spilled to `spill`, read back through the same file.
+fn confirm_duplicates(
+    spill: std::io::BufWriter<File>,
+    candidates: &std::collections::HashSet<u128>,
+) -> Result<Firsts, Error> {
+    if candidates.is_empty() {
+        return Ok(Firsts::default());
+    }
+    let mut file = spill
+        .into_inner()
+        .map_err(|e| Error::io("cannot write the duplicate index", e.into_error()))?;
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| duplicates::confirm(file, candidates))
+        .map_err(|e| Error::io("cannot read the duplicate index", e))
+}
+
+/// Copies the results written so far (`part`, positioned anywhere) to their final place, turning
+/// duplicate rows `invalid`.
 fn rewrite_with_duplicates(
-    part: &std::path::Path,
-    out: &std::path::Path,
+    mut file: File,
+    out: &Path,
     planner: &Planner,
     dups: &Firsts,
     summary: &mut Summary,
     delimiter: u8,
 ) -> Result<(), Error> {
     let width = planner.headers.len();
-    let io = |e| {
-        Error::io(
-            format!("cannot write the results file {}", out.display()),
-            e,
-        )
-    };
-    let mut file = File::open(part).map_err(io)?;
+    let io = |e| crate::results::cannot_write(out, e);
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut bom = [0u8; 3];
     file.read_exact(&mut bom).map_err(io)?;
     let mut records = Records::new(std::io::BufReader::new(file), delimiter);
@@ -320,58 +340,69 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
         eprintln!("pcbulk: warning: {w}");
     }
     tracing::debug!(delimiter = source.delimiter, "validating as a stream");
-    let delimiter = source.delimiter;
+    crate::results::refuse_unsafe(&cfg.out)?;
     // Results go to a part file first: duplicates are only certain once the whole file is read.
-    let part = cfg.out.with_extension("csv.part");
-    let keys_path = cfg.out.with_extension("csv.keys");
-    let cannot = |p: &std::path::Path| format!("cannot write the results file {}", p.display());
-    let mut out = StreamWriter::create(&part, &planner.headers, delimiter)
-        .map_err(|e| Error::io(cannot(&part), e))?;
-    let keys = crate::results::create_new_file(&keys_path)
-        .map_err(|e| Error::io(format!("cannot write {}", keys_path.display()), e))?;
+    let (part, part_file) = scratch(&cfg.out, "part", Access::Default)?;
+    let finished = scratch(&cfg.out, "keys", Access::Owner).and_then(|(keys_path, keys)| {
+        let delimiter = source.delimiter;
+        let checked = check_all(&mut source, &planner, part_file, keys, cfg, show_progress);
+        let _ = std::fs::remove_file(&keys_path);
+        let (part_file, dups, mut summary) = checked?;
+        if dups.is_empty() {
+            // Looked at again: the rename replaces whatever is at that path now.
+            crate::results::refuse_unsafe(&cfg.out)?;
+            std::fs::rename(&part, &cfg.out)
+                .map_err(|e| crate::results::cannot_write(&cfg.out, e))?;
+        } else {
+            rewrite_with_duplicates(
+                part_file,
+                &cfg.out,
+                &planner,
+                &dups,
+                &mut summary,
+                delimiter,
+            )?;
+        }
+        Ok(summary)
+    });
+    let _ = std::fs::remove_file(&part);
+    let mut summary = finished?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// `validate`'s pass: every row's line to `part`, every row's target to `keys`. Returns the part
+/// file, the duplicate rows and the counts.
+fn check_all(
+    source: &mut Source,
+    planner: &Planner,
+    part: File,
+    keys: File,
+    cfg: &InputConfig,
+    show_progress: bool,
+) -> Result<(File, Firsts, Summary), Error> {
+    let cannot = |e| crate::results::cannot_write(&cfg.out, e);
+    let mut out = StreamWriter::new(part, &planner.headers, source.delimiter).map_err(cannot)?;
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, keys));
     let progress = Progress::new(None, show_progress);
     let mut summary = Summary::new(cfg.out.clone());
-    let passed = pass(&mut source, &planner, true, |raws, checks| {
+    pass(source, planner, true, |raws, checks| {
         for (raw, c) in raws.iter().zip(checks) {
             if let Some(k) = c.key {
                 detector
                     .note(k, raw.row, raw.line)
                     .map_err(|e| Error::io("cannot write the duplicate index", e))?;
             }
-            out.write_encoded(&c.line)
-                .map_err(|e| Error::io(cannot(&part), e))?;
+            out.write_encoded(&c.line).map_err(cannot)?;
             summary.count(c.outcome.clone()); // cheap: a valid row's outcome holds empty strings
         }
         progress.rows_done(raws.len() as u64);
         Ok(())
-    });
+    })?;
     tracing::debug!(encoding = source.charset().name(), "read");
-    let finished = passed.and_then(|()| {
-        out.finish().map_err(|e| Error::io(cannot(&part), e))?;
-        let (candidates, keys) = detector.into_parts();
-        drop(
-            keys.into_inner()
-                .map_err(|e| Error::io("cannot write the duplicate index", e.into_error()))?,
-        );
-        let dups = if candidates.is_empty() {
-            Default::default()
-        } else {
-            let f = File::open(&keys_path)
-                .map_err(|e| Error::io("cannot read the duplicate index", e))?;
-            duplicates::confirm(f, &candidates)
-                .map_err(|e| Error::io("cannot read the duplicate index", e))?
-        };
-        if dups.is_empty() {
-            std::fs::rename(&part, &cfg.out).map_err(|e| Error::io(cannot(&cfg.out), e))
-        } else {
-            rewrite_with_duplicates(&part, &cfg.out, &planner, &dups, &mut summary, delimiter)
-        }
-    });
-    let _ = std::fs::remove_file(&part);
-    let _ = std::fs::remove_file(&keys_path);
-    finished?;
+    let part = out.finish().map_err(cannot)?;
+    let (candidates, keys) = detector.into_parts();
+    let dups = confirm_duplicates(keys, &candidates)?;
     progress.finish();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok((part, dups, summary))
 }

@@ -54,9 +54,9 @@ impl Source {
     }
 
     fn open_with(cfg: &InputConfig, hashed: bool) -> Result<Source, InputError> {
-        let file = File::open(&cfg.input).map_err(|source| InputError::Io {
+        let file = File::open(&cfg.input).map_err(|cause| InputError::Io {
             path: cfg.input.display().to_string(),
-            source,
+            cause,
         })?;
         Source::from_file(cfg, file, hashed, None)
     }
