@@ -101,7 +101,8 @@ pub struct ApplyArgs {
     /// Run against the embedded simulator, seeded with the demo tenant; needs no credentials.
     #[arg(long)]
     pub sandbox: bool,
-    /// Continue a run from its results file.
+    /// Continue a run from its results file and the journal beside it. The journal is checked
+    /// against the input first; one that does not fit is refused (exit 2) and nothing is sent.
     #[arg(long)]
     pub resume: bool,
     /// Continue like --resume, and also re-attempt rows that failed.

@@ -35,11 +35,6 @@ pub fn default_out(results: &Path) -> PathBuf {
     results.with_file_name(format!("{stem}.undo.csv"))
 }
 
-/// The columns that say which thing a row changed, per operation.
-fn key_columns(op: &str) -> &'static [&'static str] {
-    crate::ops::by_name(op).map_or(&[], |o| o.undo_keys)
-}
-
 pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoReport> {
     let journal_path = journal::path_for(results);
     if !journal_path.exists() {
@@ -49,8 +44,20 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             journal_path.display()
         );
     }
-    let replay = journal::read(&journal_path)
-        .with_context(|| format!("cannot read the journal {}", journal_path.display()))?;
+    let replay = match journal::read(&journal_path) {
+        Ok(r) => r,
+        Err(journal::ReadError::Io(e)) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the journal {}", journal_path.display()))
+        }
+        Err(journal::ReadError::Misfit(m)) => bail!(
+            "refusing to write an undo file: the journal {} line {}: {}. It is not a journal \
+             pcbulk wrote (it may be damaged or edited), so its before-values cannot be trusted",
+            journal_path.display(),
+            m.line,
+            m.what
+        ),
+    };
 
     // The results file holds each row's input cells and final status; read it as any input (it may
     // have a BOM, and the input's delimiter).
@@ -97,10 +104,10 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             continue;
         }
         let mut cells: BTreeMap<&'static str, String> = BTreeMap::new();
-        for key in key_columns(&before.op) {
+        for key in before.op.undo_keys {
             let value = column_of
                 .iter()
-                .position(|c| *c == Some(key))
+                .position(|c| c == &Some(*key))
                 .and_then(|i| rec.get(i))
                 .map(String::as_str)
                 .unwrap_or("");
@@ -116,7 +123,7 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
                 cells.insert(col, value.clone());
             }
         }
-        undo_rows.push((before.op.clone(), cells));
+        undo_rows.push((before.op.name.to_owned(), cells));
     }
 
     // One operation: its own columns; several: an operation column and all of theirs.

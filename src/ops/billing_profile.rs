@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::check::{country, culture, email, length, phone, required};
 use super::json::{get, get_str, object_mut, set};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request};
+use super::{check_call, Applied, Change, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Method, Request};
 
 pub static SPEC: OpSpec = OpSpec {
     name: "billing-profile",
@@ -228,6 +228,18 @@ impl Change for UpdateBillingProfile {
             }
         })
     }
+
+    /// A PUT to the row's customer, of a profile that holds the row's values, with the ETag its body
+    /// carries; the other fields are the service's.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        let body = call.body.clone().unwrap_or_default();
+        let etag = etag_of(&body).ok_or("its body carries no ETag")?;
+        check_call(call, Method::Put, &[self.path().as_str()], Some(&etag))?;
+        if self.changed(body).is_some() {
+            return Err("its body does not hold the row's values".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +310,24 @@ mod tests {
             customer_id: "x".into(),
             changes: vec![(false, "email", "new@contoso.com".into())],
         }
+    }
+
+    #[test]
+    fn a_journaled_put_must_hold_the_row_s_values_and_its_own_etag() {
+        let c = change();
+        let want = c.changed(with_etag("e1")).unwrap();
+        let put = |body: Value, etag: &str| Request::put(c.path(), body).if_match(etag);
+        assert_eq!(c.check_write(&put(want.clone(), "e1")), Ok(()));
+        assert!(
+            c.check_write(&put(want.clone(), "e2")).is_err(),
+            "another ETag"
+        );
+        assert!(
+            c.check_write(&put(profile(), "abc")).is_err(),
+            "not the row's email"
+        );
+        let elsewhere = Request::put("/customers/y/profiles/billing", want).if_match("e1");
+        assert!(c.check_write(&elsewhere).is_err());
     }
 
     #[tokio::test]

@@ -196,6 +196,47 @@ pub trait Change: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
         Box::pin(resend(api, pending))
     }
+
+    /// After a crash, before anything is sent: whether a journaled write is one this row makes (its
+    /// method, path, body and If-Match), so that a journal never makes pcbulk send what the input
+    /// did not ask for. What is wrong, if it is not.
+    fn check_write(&self, call: &crate::api::Request) -> Result<(), String>;
+
+    /// After a crash: whether what the row journaled beyond its before-values is what it journals.
+    /// By default, a row journals nothing there.
+    fn check_extra(
+        &self,
+        extra: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        match extra.keys().next() {
+            Some(k) => Err(format!("{k:?} is not something this operation journals")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether a journaled write has the method and one of the paths a row's write has, and no
+/// If-Match unless `etag` is given (then that one).
+pub fn check_call(
+    call: &crate::api::Request,
+    method: crate::api::Method,
+    paths: &[&str],
+    etag: Option<&str>,
+) -> Result<(), String> {
+    if call.method != method || !paths.contains(&call.path.as_str()) {
+        return Err(format!(
+            "the row sends {} {}",
+            method.as_str(),
+            paths.join(" or ")
+        ));
+    }
+    if call.if_match.as_deref() != etag {
+        return Err(match etag {
+            Some(_) => "its If-Match is not the ETag in its body".into(),
+            None => "the row sends no If-Match".into(),
+        });
+    }
+    Ok(())
 }
 
 /// A write whose outcome is unknown: the call and its MS-RequestId.

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::check::{required, token};
 use super::json::{get, get_str};
-use super::{resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request};
+use super::{check_call, resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
+use crate::api::{Api, CallError, Method, Request};
 
 pub static SPEC: OpSpec = OpSpec {
     name: "service-request",
@@ -170,6 +170,32 @@ impl Change for UpdateServiceRequest {
             }
             resend(api, pending).await
         })
+    }
+
+    /// The PATCH is the row's note and status, or its note alone (when the request had the status
+    /// already): nothing else.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        check_call(call, Method::Patch, &[self.path().as_str()], None)?;
+        let body = call.body.as_ref();
+        let fits = body == Some(&self.body(self.status))
+            || (self.note.is_some() && body == Some(&self.body(None)));
+        if !fits {
+            return Err("its body is not the row's note and status".into());
+        }
+        Ok(())
+    }
+
+    /// How many notes had the row's text: a count, and nothing else.
+    fn check_extra(&self, extra: &BTreeMap<String, Value>) -> Result<(), String> {
+        for (k, v) in extra {
+            if k != NOTES_BEFORE {
+                return Err(format!("{k:?} is not something this operation journals"));
+            }
+            if v.as_u64().is_none() {
+                return Err(format!("{NOTES_BEFORE} is not a count"));
+            }
+        }
+        Ok(())
     }
 }
 

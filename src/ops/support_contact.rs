@@ -9,8 +9,8 @@ use serde_json::json;
 use super::json::get_str;
 
 use super::check::{guid, partner_id, required};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request};
+use super::{check_call, Applied, Change, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Method, Request};
 
 pub static SPEC: OpSpec = OpSpec {
     name: "support-contact",
@@ -130,6 +130,15 @@ impl Change for SetSupportContact {
             api.call(Request::put(self.path(), self.body())).await?;
             Ok(Applied::Changed)
         })
+    }
+
+    /// The PUT is the row's own, to the letter: its path and its body come from the row alone.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        check_call(call, Method::Put, &[self.path().as_str()], None)?;
+        if call.body.as_ref() != Some(&self.body()) {
+            return Err("its body is not the contact the row sets".into());
+        }
+        Ok(())
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::check::{email, phone, website};
 use super::json::{get_str, set};
-use super::{Applied, Change, OpSpec, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request, Response};
+use super::{check_call, Applied, Change, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Method, Request, Response};
 
 pub static SPEC: OpSpec = OpSpec {
     name: "support-profile",
@@ -121,6 +121,17 @@ impl Change for UpdateSupportProfile {
             Ok(Applied::Changed)
         })
     }
+
+    /// A PUT of a profile that holds the row's values, to one of the two paths; the other fields
+    /// are the service's.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        check_call(call, Method::Put, &PUT_PATHS, None)?;
+        let body = call.body.clone().unwrap_or_default();
+        if !body.is_object() || self.changed(body).is_some() {
+            return Err("its body does not hold the row's values".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +188,23 @@ mod tests {
                 "PUT /profiles/support"
             ]
         );
+    }
+
+    #[test]
+    fn a_journaled_put_must_hold_the_row_s_values_on_a_profile_path() {
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "new@x.com".into())],
+        };
+        let ok = json!({"email": "new@x.com", "telephone": "1"});
+        assert_eq!(
+            c.check_write(&Request::put(PUT_PATHS[1], ok.clone())),
+            Ok(())
+        );
+        let other = Request::put(PUT_PATHS[0], json!({"email": "evil@x.com"}));
+        assert!(c.check_write(&other).is_err());
+        assert!(c
+            .check_write(&Request::put("/profiles/legalbusiness", ok))
+            .is_err());
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use crate::config::InputConfig;
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
 use crate::input::records::Records;
+use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
@@ -37,6 +38,8 @@ pub struct Scan {
     pub sha256: String,
     /// The operations of the rows to send.
     pub operations: Vec<&'static str>,
+    /// On a resume: the first journal record that does not fit the input (its earliest line).
+    pub misfit: Option<Misfit>,
 }
 
 /// One row, checked on a worker thread.
@@ -47,6 +50,8 @@ struct Checked {
     /// The duplicate index key of its target, if it has one.
     key: Option<u128>,
     op: Option<&'static str>,
+    /// What the journal being resumed says about the row, if that does not fit it.
+    misfit: Option<Misfit>,
 }
 
 fn check_row(
@@ -54,9 +59,15 @@ fn check_row(
     raw: &StreamRow,
     width: usize,
     delimiter: Option<u8>,
+    journal: Option<&Replay>,
 ) -> Result<Checked, Error> {
     let cells: Vec<&str> = raw.cells().collect();
     let (op, verdict) = planner.plan_row(&cells)?;
+    let change = match &verdict {
+        Verdict::Ready(change) => Some(change.as_ref()),
+        Verdict::Invalid { .. } => None,
+    };
+    let misfit = journal.and_then(|j| j.misfit_for_row(raw.row, raw.line, op, change));
     let (outcome, target) = match &verdict {
         Verdict::Ready(change) => (
             Outcome::unsent(raw.row, raw.line, Status::Valid, "", ""),
@@ -78,6 +89,7 @@ fn check_row(
             .map(|o| o.name),
         outcome,
         line,
+        misfit,
     })
 }
 
@@ -108,6 +120,7 @@ fn pass(
     source: &mut Source,
     planner: &Planner,
     encode: bool,
+    journal: Option<&Replay>,
     mut sink: impl FnMut(&[StreamRow], &[Checked]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let width = planner.headers.len();
@@ -134,7 +147,7 @@ fn pass(
                         timed(&mut t_check, || {
                             current
                                 .par_iter()
-                                .map(|raw| check_row(planner, raw, width, delimiter))
+                                .map(|raw| check_row(planner, raw, width, delimiter, journal))
                                 .collect::<Result<Vec<Checked>, Error>>()
                         })
                     },
@@ -161,7 +174,10 @@ fn pass(
 
 /// `apply`'s first pass: no results, only what sending needs. The file is read again to send it,
 /// so it must be a regular file (not a pipe or a device, which cannot be read twice).
-pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
+///
+/// On a resume, `journal` is the earlier run's, read back: each row's records are checked against
+/// the row as it is planned here, and the first that does not fit is in [`Scan::misfit`].
+pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> {
     let io_err = |source| crate::input::InputError::Io {
         path: cfg.input.display().to_string(),
         source,
@@ -192,9 +208,13 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
     let (mut rows, mut valid) = (0usize, 0usize);
     let mut operations: Vec<&'static str> = Vec::new();
-    let scanned = pass(&mut source, &planner, false, |raws, checks| {
+    let mut misfit = None;
+    let scanned = pass(&mut source, &planner, false, journal, |raws, checks| {
         for (raw, c) in raws.iter().zip(checks) {
             rows += 1;
+            if c.misfit.is_some() {
+                misfit = Misfit::first(misfit.take(), c.misfit.clone());
+            }
             if let Some(k) = c.key {
                 detector
                     .note(k, raw.row, raw.line)
@@ -239,6 +259,7 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
         dups,
         operations,
         planner,
+        misfit: Misfit::first(misfit, journal.and_then(|j| j.misfit_beyond(rows))),
     })
 }
 
@@ -329,7 +350,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, keys));
     let progress = Progress::new(None, show_progress);
     let mut summary = Summary::new(cfg.out.clone());
-    let passed = pass(&mut source, &planner, true, |raws, checks| {
+    let passed = pass(&mut source, &planner, true, None, |raws, checks| {
         for (raw, c) in raws.iter().zip(checks) {
             if let Some(k) = c.key {
                 detector
