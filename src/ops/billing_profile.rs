@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::check::{country, culture, email, length, phone, required};
 use super::json::{get, get_str, object_mut, set};
-use super::{check_call, Applied, Change, OpSpec, Problem, Problems, Row};
+use super::{check_call, resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
 use crate::api::{Api, CallError, Method, Request};
 
 pub static SPEC: OpSpec = OpSpec {
@@ -229,8 +229,36 @@ impl Change for UpdateBillingProfile {
         })
     }
 
+    /// The profile is read first. Holding the row's values, the write went through. Otherwise the
+    /// journaled PUT goes again only if it is exactly what the row would PUT now (the profile as it
+    /// stands, with its ETag, and the row's fields set); else the row is applied afresh.
+    fn settle<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        pending: Pending,
+        _extra: &'a std::collections::BTreeMap<String, Value>,
+    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        Box::pin(async move {
+            let current = api.call(Request::get(self.path())).await?.json()?;
+            if !current.is_object() {
+                return Ok(None);
+            }
+            let etag = etag_of(&current);
+            match self.changed(current) {
+                None => Ok(Some(Applied::Changed)),
+                Some(want)
+                    if pending.request.body.as_ref() == Some(&want)
+                        && pending.request.if_match == etag =>
+                {
+                    resend(api, pending).await
+                }
+                Some(_) => Ok(None),
+            }
+        })
+    }
+
     /// A PUT to the row's customer, of a profile that holds the row's values, with the ETag its body
-    /// carries; the other fields are the service's.
+    /// carries; the other fields are the service's, checked when the write is settled.
     fn check_write(&self, call: &Request) -> Result<(), String> {
         let body = call.body.clone().unwrap_or_default();
         let etag = etag_of(&body).ok_or("its body carries no ETag")?;
@@ -310,6 +338,37 @@ mod tests {
             customer_id: "x".into(),
             changes: vec![(false, "email", "new@contoso.com".into())],
         }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_put_is_sent_again_only_if_it_is_what_the_row_would_put_now() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = change();
+        let want = c.changed(with_etag("e1")).unwrap();
+        let pending = |body: Value, etag: &str| Pending {
+            request: Request::put(c.path(), body).if_match(etag),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let none = Default::default();
+
+        let api = FakeApi::new(vec![ok(with_etag("e1")), ok(json!({}))]);
+        let settled = c.settle(&api, pending(want.clone(), "e1"), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap()[1].body.as_ref(), Some(&want));
+
+        // A journal that changed a field the row does not name: not sent, applied afresh.
+        let mut tampered = want.clone();
+        tampered["companyName"] = json!("Evil Corp");
+        let api = FakeApi::new(vec![ok(with_etag("e1"))]);
+        let settled = c.settle(&api, pending(tampered, "e1"), &none).await;
+        assert_eq!(settled.unwrap(), None);
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "only the read");
+
+        // The row's values are there: its PUT went through, and nothing more is sent.
+        let api = FakeApi::new(vec![ok(want.clone())]);
+        let settled = c.settle(&api, pending(want.clone(), "e1"), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::check::{email, phone, website};
 use super::json::{get_str, set};
-use super::{check_call, Applied, Change, OpSpec, Problem, Problems, Row};
+use super::{check_call, resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
 use crate::api::{Api, CallError, Method, Request, Response};
 
 pub static SPEC: OpSpec = OpSpec {
@@ -122,8 +122,35 @@ impl Change for UpdateSupportProfile {
         })
     }
 
+    /// The profile is read first. Holding the row's values, the write went through. Otherwise the
+    /// journaled PUT goes again only if it is exactly what the row would PUT now (the profile as it
+    /// stands with the row's fields set): the journal cannot be checked against the input for the
+    /// fields the row does not name, so they are checked against the service.
+    fn settle<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        pending: Pending,
+        _extra: &'a std::collections::BTreeMap<String, Value>,
+    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        Box::pin(async move {
+            let current = either_path(api, GET_PATHS, |p| Request::get(p))
+                .await?
+                .json()?;
+            if !current.is_object() {
+                return Ok(None);
+            }
+            match self.changed(current) {
+                None => Ok(Some(Applied::Changed)),
+                Some(want) if pending.request.body.as_ref() == Some(&want) => {
+                    resend(api, pending).await
+                }
+                Some(_) => Ok(None),
+            }
+        })
+    }
+
     /// A PUT of a profile that holds the row's values, to one of the two paths; the other fields
-    /// are the service's.
+    /// are the service's, checked when the write is settled.
     fn check_write(&self, call: &Request) -> Result<(), String> {
         check_call(call, Method::Put, &PUT_PATHS, None)?;
         let body = call.body.clone().unwrap_or_default();
@@ -188,6 +215,41 @@ mod tests {
                 "PUT /profiles/support"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_put_is_sent_again_only_if_it_is_what_the_row_would_put_now() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "new@x.com".into())],
+        };
+        let read = json!({"email": "old@x.com", "telephone": "1", "website": "w.com"});
+        let want = c.changed(read.clone()).unwrap();
+        let pending = |body: Value| Pending {
+            request: Request::put(PUT_PATHS[0], body),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let none = Default::default();
+
+        let api = FakeApi::new(vec![ok(read.clone()), ok(json!({}))]);
+        let settled = c.settle(&api, pending(want.clone()), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap()[1].body.as_ref(), Some(&want));
+
+        // A journal that changed a field the row does not name: not sent, applied afresh.
+        let mut tampered = want.clone();
+        tampered["website"] = json!("evil.example");
+        assert_eq!(c.check_write(&pending(tampered.clone()).request), Ok(()));
+        let api = FakeApi::new(vec![ok(read)]);
+        let settled = c.settle(&api, pending(tampered), &none).await;
+        assert_eq!(settled.unwrap(), None);
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "only the read");
+
+        // The row's values are there: its PUT went through, and nothing more is sent.
+        let api = FakeApi::new(vec![ok(want.clone())]);
+        let settled = c.settle(&api, pending(want), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
     }
 
     #[test]
