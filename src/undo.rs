@@ -2,15 +2,49 @@
 //! a run changed. Applying it restores the tenant, except what cannot be undone: notes added to
 //! service requests (Partner Center cannot remove them) and fields that were empty before (an empty
 //! cell means "leave as it is"); both are listed, not silently dropped.
+//!
+//! An undo file is marked as pcbulk's own by a [`MARKER`] column. Its cells are neutralised for
+//! spreadsheets like a results file's, and so is a cell that starts with `'`: then exactly one
+//! leading `'` is pcbulk's, and when pcbulk reads a marked file it takes that `'` off again
+//! ([`unescape`]), so a before-value such as `=Old Name` or `+1 425 555 0199` goes back exactly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::input::header::canonical;
+use crate::input::header::{canonical, normalize};
 use crate::journal;
-use crate::ops;
+use crate::ops::{self, OpSpec};
+use crate::results::{neutralize, unneutralize};
+
+/// The header of the column that marks a file as an undo file pcbulk wrote; each of its cells is
+/// the row of the results file that the line puts back.
+pub const MARKER: &str = "pcbulk_undo";
+
+/// Whether a header cell is the [`MARKER`] (spelt any way a header may be).
+pub fn is_marker(header: &str) -> bool {
+    normalize(header) == normalize(MARKER)
+}
+
+/// An undo file's cell: neutralised like a results cell, and a cell that starts with `'` gets one
+/// more, so that one leading `'` before `= + - @ ' tab CR` is always pcbulk's.
+pub fn escape(cell: &str) -> Cow<'_, str> {
+    match cell.strip_prefix('\'') {
+        Some(_) => format!("'{cell}").into(),
+        None => neutralize(cell),
+    }
+}
+
+/// The value a cell of a marked undo file stands for: [`escape`] undone. A `'` before anything
+/// else is not pcbulk's, and stays.
+pub fn unescape(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
+        _ => cell,
+    }
+}
 
 /// What undo wrote and what it could not.
 #[derive(Debug, Default)]
@@ -65,8 +99,20 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         .with_context(|| format!("cannot read the results file {}", results.display()))?;
     let headers = &table.headers;
     let known = ops::all_columns();
-    let column_of: Vec<Option<&'static str>> =
+    // The results file's cells are neutralised: a header such as `-Customer ID` is written
+    // `'-Customer ID`. A header that names a column as written wins over one that does once its
+    // `'` is taken off.
+    let as_written: Vec<Option<&'static str>> =
         headers.iter().map(|h| canonical(h, &known)).collect();
+    let column_of: Vec<Option<&'static str>> = headers
+        .iter()
+        .zip(&as_written)
+        .map(|(h, c)| {
+            c.or_else(|| {
+                canonical(unneutralize(h), &known).filter(|c| !as_written.contains(&Some(c)))
+            })
+        })
+        .collect();
     let row_index = headers
         .iter()
         .position(|h| h == "row")
@@ -82,8 +128,8 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             .unwrap_or_else(|| default_out(results)),
         ..UndoReport::default()
     };
-    // (op, columns → value) per undo row, in input order.
-    let mut undo_rows: Vec<(String, BTreeMap<&'static str, String>)> = Vec::new();
+    // (results row, op, columns → value) per undo row, in input order.
+    let mut undo_rows: Vec<(usize, &'static OpSpec, BTreeMap<&'static str, String>)> = Vec::new();
     for raw in &table.rows {
         let rec = &raw.cells;
         let row: usize = rec
@@ -105,11 +151,13 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         }
         let mut cells: BTreeMap<&'static str, String> = BTreeMap::new();
         for key in before.op.undo_keys {
+            // A key a row succeeded with is a GUID or letters and digits, so a `'` before a formula
+            // character can only be the results file's own.
             let value = column_of
                 .iter()
                 .position(|c| c == &Some(*key))
                 .and_then(|i| rec.get(i))
-                .map(String::as_str)
+                .map(|v| unneutralize(v))
                 .unwrap_or("");
             cells.insert(key, value.to_owned());
         }
@@ -123,11 +171,11 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
                 cells.insert(col, value.clone());
             }
         }
-        undo_rows.push((before.op.name.to_owned(), cells));
+        undo_rows.push((row, before.op, cells));
     }
 
     // One operation: its own columns; several: an operation column and all of theirs.
-    let mut ops_used: Vec<&str> = undo_rows.iter().map(|(op, _)| op.as_str()).collect();
+    let mut ops_used: Vec<&str> = undo_rows.iter().map(|(_, op, _)| op.name).collect();
     ops_used.dedup();
     ops_used.sort_unstable();
     ops_used.dedup();
@@ -146,16 +194,15 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             }
         }
     }
+    columns.push(MARKER);
     let mut w = csv::Writer::from_path(&report.out)
         .with_context(|| format!("cannot write {}", report.out.display()))?;
     w.write_record(&columns)?;
-    for (op, cells) in &undo_rows {
-        w.write_record(columns.iter().map(|c| {
-            if *c == "operation" {
-                op.clone()
-            } else {
-                cells.get(c).cloned().unwrap_or_default()
-            }
+    for (row, op, cells) in &undo_rows {
+        w.write_record(columns.iter().map(|c| match *c {
+            "operation" => op.name.to_owned(),
+            MARKER => row.to_string(),
+            c => escape(cells.get(c).map_or("", String::as_str)).into_owned(),
         }))?;
     }
     w.flush()?;
@@ -195,5 +242,60 @@ pub fn report_text(r: &UndoReport) -> String {
         ));
     }
     s.push_str("  check it with `pcbulk validate`, then apply it like any other file\n");
+    s.push_str(&format!(
+        "  cells that look like formulas carry a leading ' for spreadsheets, which pcbulk takes off \
+         when it reads the file: keep its {MARKER} column if you edit it\n"
+    ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undo_cell_is_safe_in_a_spreadsheet_and_reads_back_as_it_was() {
+        for value in [
+            "=Old Name",
+            "+1 425 555 0199",
+            "-Reseller",
+            "@Old",
+            "\tx",
+            "\rx",
+            "'",
+            "'=already quoted",
+            "''",
+            "'plain",
+            "Trey Research",
+            "",
+        ] {
+            let cell = escape(value);
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{value:?} → {cell:?}"
+            );
+            assert_eq!(unescape(&cell), value, "{value:?} → {cell:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescape_undoes_escape(value in "['=+@\\-\t\r]{0,3}.{0,8}") {
+            let cell = escape(&value);
+            proptest::prop_assert_eq!(unescape(&cell), value.as_str());
+        }
+    }
+
+    #[test]
+    fn a_quote_before_anything_else_is_not_pcbulk_s() {
+        assert_eq!(unescape("'plain"), "'plain");
+        assert_eq!(unescape("'=x"), "=x");
+    }
+
+    #[test]
+    fn the_marker_is_recognised_spelt_any_way_a_header_may_be() {
+        assert!(is_marker("pcbulk_undo"));
+        assert!(is_marker(" PCBulk Undo "));
+        assert!(!is_marker("undo"));
+    }
 }
