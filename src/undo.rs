@@ -165,6 +165,23 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             let Some(col) = known.iter().find(|k| **k == column.as_str()) else {
                 continue;
             };
+            // Only what the row changed was read before: a before-value for a column the row
+            // left empty is not one pcbulk journaled.
+            let changed = column_of
+                .iter()
+                .position(|c| c == &Some(*col))
+                .and_then(|i| rec.get(i))
+                .is_some_and(|v| !v.trim().is_empty());
+            if !changed {
+                bail!(
+                    "refusing to write an undo file: the journal {} line {}: a before-value for {col} \
+                     of row {row}, which that row of {} did not change. It is not a journal pcbulk \
+                     wrote for these results (it may be damaged or edited)",
+                    journal_path.display(),
+                    before.line,
+                    results.display()
+                );
+            }
             if value.is_empty() {
                 report.empty_before.push((row, column.clone()));
             } else {

@@ -176,3 +176,56 @@ fn undo_reads_a_results_header_neutralised_by_the_results_writer() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(contact_name(&sb, SUB_A), "Old Name");
 }
+
+#[test]
+fn undo_refuses_before_values_the_row_did_not_change_or_for_a_key() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "billing.csv",
+        format!("customer_id,email\n{NORTHWIND},ap@northwind.example\n"),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let journal = w.path("billing.results.csv.journal");
+    let honest = std::fs::read_to_string(&journal).unwrap();
+    let undo = || {
+        pcbulk()
+            .arg("undo")
+            .arg(w.path("billing.results.csv"))
+            .output()
+            .unwrap()
+    };
+    let out = undo();
+    assert_eq!(code(&out), 0, "the honest journal: {}", text(&out));
+    std::fs::remove_file(w.path("billing.undo.csv")).unwrap();
+
+    for (column, why) in [
+        ("city", "which that row of"),
+        ("customer_id", "which billing-profile rows do not change"),
+    ] {
+        let mut line = 0;
+        let tampered: Vec<String> = honest
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+                if r["t"] == "before" {
+                    line = i + 1;
+                    r["values"][column] = "Somewhere Else".into();
+                }
+                r.to_string()
+            })
+            .collect();
+        std::fs::write(&journal, tampered.join("\n") + "\n").unwrap();
+        let out = undo();
+        assert_eq!(code(&out), 2, "{column}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("line {line}:")),
+            "{}",
+            text(&out)
+        );
+        assert!(text(&out).contains(why), "{}", text(&out));
+        assert!(!w.path("billing.undo.csv").exists(), "no undo file written");
+    }
+}

@@ -226,9 +226,9 @@ impl Replay {
                     .copied()
                     .find(|o| o.name == op)
                     .ok_or_else(|| format!("{} is not an operation pcbulk knows", shown(&op)))?;
-                if let Some(c) = values.keys().find(|c| !op.columns().any(|k| k == *c)) {
+                if let Some(c) = values.keys().find(|c| !op.undoable.contains(&c.as_str())) {
                     return Err(format!(
-                        "a before-value for {}, which is not a column of {}",
+                        "a before-value for {}, which {} rows do not change",
                         shown(c),
                         op.name
                     ));
@@ -545,7 +545,12 @@ mod tests {
             ),
             (
                 r#"{"t":"before","row":1,"op":"support-contact","values":{"email":"x"}}"#.into(),
-                "not a column of support-contact",
+                "which support-contact rows do not change",
+            ),
+            (
+                r#"{"t":"before","row":1,"op":"support-contact","values":{"subscription_id":"x"}}"#
+                    .into(),
+                "which support-contact rows do not change",
             ),
             (
                 format!(r#"{{"t":"answer","row":1,"request_id":"{RID}","status":200}}"#),

@@ -11,28 +11,32 @@ use super::json::{get, get_str, object_mut, set};
 use super::{check_call, resend, Applied, Change, OpSpec, Pending, Problem, Problems, Row};
 use crate::api::{Api, CallError, Method, Request};
 
+/// The fields a row may change: all optional, each put back by undo.
+const FIELD_COLUMNS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "culture",
+    "language",
+    "company_name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "region",
+    "phone_number",
+];
+
 pub static SPEC: OpSpec = OpSpec {
     name: "billing-profile",
     required: &["customer_id"],
     one_of: &[],
-    optional: &[
-        "first_name",
-        "last_name",
-        "email",
-        "culture",
-        "language",
-        "company_name",
-        "address_line1",
-        "address_line2",
-        "city",
-        "state",
-        "postal_code",
-        "country",
-        "region",
-        "phone_number",
-    ],
+    optional: FIELD_COLUMNS,
     needs_an_optional: true,
     undo_keys: &["customer_id"],
+    undoable: FIELD_COLUMNS,
     in_china: true,
     example: &[
         ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),

@@ -39,6 +39,9 @@ pub struct OpSpec {
     pub needs_an_optional: bool,
     /// The columns that say which thing a row changed (for `undo`).
     pub undo_keys: &'static [&'static str],
+    /// The columns whose values a row reads before it changes them: journaled as before-values,
+    /// and what `undo` puts back. No other column may have a before-value.
+    pub undoable: &'static [&'static str],
     /// Offered in the China cloud (21Vianet)?
     pub in_china: bool,
     /// An example row for `pcbulk template`, as (column, value).
@@ -290,6 +293,19 @@ impl Problems {
                 code: "invalid_row",
                 message: "the row could not be read".into(),
             }]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn what_undo_puts_back_is_an_operation_s_own_column_and_never_a_key() {
+        for op in super::OPERATIONS {
+            for c in op.undoable {
+                assert!(op.columns().any(|k| k == *c), "{}: {c}", op.name);
+                assert!(!op.undo_keys.contains(c), "{}: {c}", op.name);
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ pub static SPEC: OpSpec = OpSpec {
     optional: &[],
     needs_an_optional: false,
     undo_keys: &["service_request_id"],
+    // A note cannot be taken back: only the status is.
+    undoable: &["new_status"],
     in_china: false,
     example: &[
         ("service_request_id", "616122292874576"),

@@ -25,6 +25,7 @@ pub static SPEC: OpSpec = OpSpec {
     optional: &[],
     needs_an_optional: false,
     undo_keys: &["customer_id", "subscription_id"],
+    undoable: &["support_tenant_id", "support_mpn_id", "name"],
     in_china: false,
     example: &[
         ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),

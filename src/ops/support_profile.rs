@@ -18,6 +18,7 @@ pub static SPEC: OpSpec = OpSpec {
     optional: &[],
     needs_an_optional: false,
     undo_keys: &[],
+    undoable: &["email", "telephone", "website"],
     in_china: true,
     example: &[
         ("email", "support@contoso.com"),
