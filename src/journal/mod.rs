@@ -7,7 +7,7 @@
 //! ignored: a `send` whose `answer` is missing is a call whose outcome is unknown, which a resume
 //! settles (by reading, or by sending it again with the same MS-RequestId).
 //!
-//! Read back, the journal is a file like any other: [`replay`] bounds it and checks it, record by
+//! Read back, the journal is a file like any other: `replay` bounds it and checks it, record by
 //! record and then row by row against the input, before a resume uses any of it.
 
 mod replay;
