@@ -40,6 +40,10 @@ pub enum Command {
         operation: &'static OpSpec,
     },
     /// Write a CSV that puts back what a run changed (from its results file and journal).
+    ///
+    /// Cells that a spreadsheet would run as a formula (and cells starting with ') get a leading '.
+    /// The file's pcbulk_undo column marks it as pcbulk's own: when pcbulk reads it (apply,
+    /// validate), it takes that one ' off again, so every value goes back exactly as it was.
     Undo {
         /// The results file of the run to undo.
         results: PathBuf,
@@ -123,7 +127,8 @@ pub struct ApplyArgs {
     pub concurrency: u16,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Continue a run from its results file.
+    /// Continue a run from its results file and the journal beside it. The journal is checked
+    /// against the input first; one that does not fit is refused (exit 2) and nothing is sent.
     #[arg(long)]
     pub resume: bool,
     /// Continue like --resume, and also re-attempt rows that failed.

@@ -57,7 +57,7 @@ fn near_misses(headers: &[String], columns: &[Option<&'static str>]) -> Vec<Near
     headers
         .iter()
         .zip(columns)
-        .filter(|(_, c)| c.is_none())
+        .filter(|(h, c)| c.is_none() && !crate::undo::is_marker(h))
         .filter_map(|(h, _)| {
             let n = normalize(h);
             let (dist, column) = known
@@ -110,6 +110,9 @@ pub struct Planner {
     near: Vec<NearMiss>,
     /// How the operation was chosen, for the banner.
     chosen_by: &'static str,
+    /// The file is an undo file pcbulk wrote (it has the marker column): its cells carry pcbulk's
+    /// own `'` before formula characters, taken off here (see `undo::unescape`).
+    undo: bool,
 }
 
 impl Planner {
@@ -137,12 +140,14 @@ impl Planner {
             (Choice::One(_), None) => "the header",
             (Choice::PerRow(_), _) => "the operation column",
         };
+        let undo = headers.iter().any(|h| crate::undo::is_marker(h));
         Ok(Planner {
             choice,
             columns,
             headers,
             near,
             chosen_by,
+            undo,
         })
     }
 
@@ -174,7 +179,8 @@ impl Planner {
                 (Some(op), Some(c)) => *c == "operation" || op.columns().any(|k| k == *c),
                 (None, Some(_)) => true,
             };
-            if !read && !h.is_empty() && !self.near.iter().any(|n| &n.header == h) {
+            let own = crate::undo::is_marker(h);
+            if !read && !own && !h.is_empty() && !self.near.iter().any(|n| &n.header == h) {
                 w.push(format!(
                     "column \"{h}\" matches no column {reads}; it is kept and echoed to the results"
                 ));
@@ -200,7 +206,14 @@ impl Planner {
         cells: &[&str],
     ) -> Result<(Option<&'static OpSpec>, Verdict), UsageError> {
         let want = self.headers.len();
-        let cell = |i: usize| cells.get(i).map(|c| c.trim()).unwrap_or("");
+        let cell = |i: usize| {
+            let c = cells.get(i).map(|c| c.trim()).unwrap_or("");
+            if self.undo {
+                crate::undo::unescape(c)
+            } else {
+                c
+            }
+        };
         let ragged = ragged(cells, want);
         let op = match self.choice {
             Choice::One(op) => Ok(op),
@@ -625,5 +638,32 @@ mod tests {
         };
         assert_eq!(code, "invalid_guid");
         assert!(message.starts_with("column \"Customer ID\""), "{message}");
+    }
+
+    #[test]
+    fn a_marked_undo_file_s_own_quote_comes_off_and_a_user_s_file_keeps_its_own() {
+        let contact = |name: &str, marker: &str| {
+            let csv = format!(
+                "customer_id,subscription_id,support_tenant_id,support_mpn_id,name{marker}\n\
+                 c0000001-0000-4000-8000-000000000001,d0000001-0000-4000-8000-000000000011,\
+                 e0000001-0000-4000-8000-000000000001,4391507,{name}{}\n",
+                if marker.is_empty() { "" } else { ",1" }
+            );
+            let plan = planned(&csv, None).unwrap();
+            match &plan.rows[0].verdict {
+                Verdict::Ready(change) => format!("{change:?}"),
+                Verdict::Invalid { message, .. } => panic!("{message}"),
+            }
+        };
+        assert!(contact("'=Old Name", ",pcbulk_undo").contains(r#"name: "=Old Name""#));
+        assert!(contact("''-x", ",pcbulk_undo").contains(r#"name: "'-x""#));
+        assert!(contact("'plain", ",pcbulk_undo").contains(r#"name: "'plain""#));
+        assert!(contact("'=Old Name", "").contains(r#"name: "'=Old Name""#));
+        let plan = planned(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name,pcbulk_undo\n",
+            None,
+        )
+        .unwrap();
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     }
 }

@@ -106,6 +106,17 @@ pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A results cell as it was before [`neutralize`]: a `'` before a formula character comes off. Exact
+/// for every cell but one that itself started with `'` and a formula character (which results files
+/// cannot tell apart). pcbulk reads back from a results file only header names (where a name as
+/// written wins) and row keys, which are GUIDs or letters and digits.
+pub fn unneutralize(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
 /// The results header: the input's own names (a name that matches a results column becomes
 /// `input_<name>`), then [`RESULT_COLUMNS`].
 pub fn header(input_headers: &[String]) -> Vec<String> {

@@ -2,15 +2,49 @@
 //! a run changed. Applying it restores the tenant, except what cannot be undone: notes added to
 //! service requests (Partner Center cannot remove them) and fields that were empty before (an empty
 //! cell means "leave as it is"); both are listed, not silently dropped.
+//!
+//! An undo file is marked as pcbulk's own by a [`MARKER`] column. Its cells are neutralised for
+//! spreadsheets like a results file's, and so is a cell that starts with `'`: then exactly one
+//! leading `'` is pcbulk's, and when pcbulk reads a marked file it takes that `'` off again
+//! ([`unescape`]), so a before-value such as `=Old Name` or `+1 425 555 0199` goes back exactly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::input::header::canonical;
+use crate::input::header::{canonical, normalize};
 use crate::journal;
-use crate::ops;
+use crate::ops::{self, OpSpec};
+use crate::results::{neutralize, unneutralize};
+
+/// The header of the column that marks a file as an undo file pcbulk wrote; each of its cells is
+/// the row of the results file that the line puts back.
+pub const MARKER: &str = "pcbulk_undo";
+
+/// Whether a header cell is the [`MARKER`] (spelt any way a header may be).
+pub fn is_marker(header: &str) -> bool {
+    normalize(header) == normalize(MARKER)
+}
+
+/// An undo file's cell: neutralised like a results cell, and a cell that starts with `'` gets one
+/// more, so that one leading `'` before `= + - @ ' tab CR` is always pcbulk's.
+pub fn escape(cell: &str) -> Cow<'_, str> {
+    match cell.strip_prefix('\'') {
+        Some(_) => format!("'{cell}").into(),
+        None => neutralize(cell),
+    }
+}
+
+/// The value a cell of a marked undo file stands for: [`escape`] undone. A `'` before anything
+/// else is not pcbulk's, and stays.
+pub fn unescape(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
+        _ => cell,
+    }
+}
 
 /// What undo wrote and what it could not.
 #[derive(Debug, Default)]
@@ -33,11 +67,6 @@ pub fn default_out(results: &Path) -> PathBuf {
         .or_else(|| name.strip_suffix(".csv"))
         .unwrap_or(&name);
     results.with_file_name(format!("{stem}.undo.csv"))
-}
-
-/// The columns that say which thing a row changed, per operation.
-fn key_columns(op: &str) -> &'static [&'static str] {
-    crate::ops::by_name(op).map_or(&[], |o| o.undo_keys)
 }
 
 /// What to do about an undo path pcbulk refuses to write (see [`crate::fsafe`]).
@@ -71,8 +100,20 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         .map(Path::to_owned)
         .unwrap_or_else(|| default_out(results));
     refuse_unsafe_out(&out, results, &journal_path)?;
-    let replay = journal::read(&journal_path)
-        .with_context(|| format!("cannot read the journal {}", journal_path.display()))?;
+    let replay = match journal::read(&journal_path) {
+        Ok(r) => r,
+        Err(journal::ReadError::Io(e)) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the journal {}", journal_path.display()))
+        }
+        Err(journal::ReadError::Misfit(m)) => bail!(
+            "refusing to write an undo file: the journal {} line {}: {}. It is not a journal \
+             pcbulk wrote (it may be damaged or edited), so its before-values cannot be trusted",
+            journal_path.display(),
+            m.line,
+            m.what
+        ),
+    };
 
     // The results file holds each row's input cells and final status; read it as any input (it may
     // have a BOM, and the input's delimiter).
@@ -88,8 +129,20 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
     )?;
     let headers = &table.headers;
     let known = ops::all_columns();
-    let column_of: Vec<Option<&'static str>> =
+    // The results file's cells are neutralised: a header such as `-Customer ID` is written
+    // `'-Customer ID`. A header that names a column as written wins over one that does once its
+    // `'` is taken off.
+    let as_written: Vec<Option<&'static str>> =
         headers.iter().map(|h| canonical(h, &known)).collect();
+    let column_of: Vec<Option<&'static str>> = headers
+        .iter()
+        .zip(&as_written)
+        .map(|(h, c)| {
+            c.or_else(|| {
+                canonical(unneutralize(h), &known).filter(|c| !as_written.contains(&Some(c)))
+            })
+        })
+        .collect();
     let row_index = headers
         .iter()
         .position(|h| h == "row")
@@ -103,8 +156,8 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         out,
         ..UndoReport::default()
     };
-    // (op, columns → value) per undo row, in input order.
-    let mut undo_rows: Vec<(String, BTreeMap<&'static str, String>)> = Vec::new();
+    // (results row, op, columns → value) per undo row, in input order.
+    let mut undo_rows: Vec<(usize, &'static OpSpec, BTreeMap<&'static str, String>)> = Vec::new();
     for raw in &table.rows {
         let rec = &raw.cells;
         let row: usize = rec
@@ -125,12 +178,14 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             continue;
         }
         let mut cells: BTreeMap<&'static str, String> = BTreeMap::new();
-        for key in key_columns(&before.op) {
+        for key in before.op.undo_keys {
+            // A key a row succeeded with is a GUID or letters and digits, so a `'` before a formula
+            // character can only be the results file's own.
             let value = column_of
                 .iter()
-                .position(|c| *c == Some(key))
+                .position(|c| c == &Some(*key))
                 .and_then(|i| rec.get(i))
-                .map(String::as_str)
+                .map(|v| unneutralize(v))
                 .unwrap_or("");
             cells.insert(key, value.to_owned());
         }
@@ -138,17 +193,34 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             let Some(col) = known.iter().find(|k| **k == column.as_str()) else {
                 continue;
             };
+            // Only what the row changed was read before: a before-value for a column the row
+            // left empty is not one pcbulk journaled.
+            let changed = column_of
+                .iter()
+                .position(|c| c == &Some(*col))
+                .and_then(|i| rec.get(i))
+                .is_some_and(|v| !v.trim().is_empty());
+            if !changed {
+                bail!(
+                    "refusing to write an undo file: the journal {} line {}: a before-value for {col} \
+                     of row {row}, which that row of {} did not change. It is not a journal pcbulk \
+                     wrote for these results (it may be damaged or edited)",
+                    journal_path.display(),
+                    before.line,
+                    results.display()
+                );
+            }
             if value.is_empty() {
                 report.empty_before.push((row, column.clone()));
             } else {
                 cells.insert(col, value.clone());
             }
         }
-        undo_rows.push((before.op.clone(), cells));
+        undo_rows.push((row, before.op, cells));
     }
 
     // One operation: its own columns; several: an operation column and all of theirs.
-    let mut ops_used: Vec<&str> = undo_rows.iter().map(|(op, _)| op.as_str()).collect();
+    let mut ops_used: Vec<&str> = undo_rows.iter().map(|(_, op, _)| op.name).collect();
     ops_used.dedup();
     ops_used.sort_unstable();
     ops_used.dedup();
@@ -167,17 +239,16 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             }
         }
     }
+    columns.push(MARKER);
     let cannot = || format!("cannot write the undo file {}", report.out.display());
     let file = crate::fsafe::create(&report.out, FIX).with_context(cannot)?;
     let mut w = csv::Writer::from_writer(file);
     w.write_record(&columns).with_context(cannot)?;
-    for (op, cells) in &undo_rows {
-        w.write_record(columns.iter().map(|c| {
-            if *c == "operation" {
-                op.clone()
-            } else {
-                cells.get(c).cloned().unwrap_or_default()
-            }
+    for (row, op, cells) in &undo_rows {
+        w.write_record(columns.iter().map(|c| match *c {
+            "operation" => op.name.to_owned(),
+            MARKER => row.to_string(),
+            c => escape(cells.get(c).map_or("", String::as_str)).into_owned(),
         }))
         .with_context(cannot)?;
     }
@@ -218,5 +289,60 @@ pub fn report_text(r: &UndoReport) -> String {
         ));
     }
     s.push_str("  check it with `pcbulk validate`, then apply it like any other file\n");
+    s.push_str(&format!(
+        "  cells that look like formulas carry a leading ' for spreadsheets, which pcbulk takes off \
+         when it reads the file: keep its {MARKER} column if you edit it\n"
+    ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undo_cell_is_safe_in_a_spreadsheet_and_reads_back_as_it_was() {
+        for value in [
+            "=Old Name",
+            "+1 425 555 0199",
+            "-Reseller",
+            "@Old",
+            "\tx",
+            "\rx",
+            "'",
+            "'=already quoted",
+            "''",
+            "'plain",
+            "Trey Research",
+            "",
+        ] {
+            let cell = escape(value);
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{value:?} → {cell:?}"
+            );
+            assert_eq!(unescape(&cell), value, "{value:?} → {cell:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescape_undoes_escape(value in "['=+@\\-\t\r]{0,3}.{0,8}") {
+            let cell = escape(&value);
+            proptest::prop_assert_eq!(unescape(&cell), value.as_str());
+        }
+    }
+
+    #[test]
+    fn a_quote_before_anything_else_is_not_pcbulk_s() {
+        assert_eq!(unescape("'plain"), "'plain");
+        assert_eq!(unescape("'=x"), "=x");
+    }
+
+    #[test]
+    fn the_marker_is_recognised_spelt_any_way_a_header_may_be() {
+        assert!(is_marker("pcbulk_undo"));
+        assert!(is_marker(" PCBulk Undo "));
+        assert!(!is_marker("undo"));
+    }
 }

@@ -275,7 +275,13 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
     let started = Instant::now();
     let journal_path = journal::path_for(&cfg.input.out);
     refuse_unsafe_records(&cfg.input, &journal_path)?;
-    let scan = check::scan(&cfg.input)?;
+    // A resume reads the earlier journal first: the checking pass checks it against every row.
+    let input_name = cfg.input.input.display().to_string();
+    let earlier = match cfg.resume {
+        true => Some(journal::read_for_resume(&journal_path, &input_name)?),
+        false => None,
+    };
+    let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
     }
@@ -299,7 +305,7 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
     } = super::reach(target).await?;
     let job = journal::Job {
         input_sha256: scan.sha256.clone(),
-        input: cfg.input.input.display().to_string(),
+        input: input_name,
         operation: cfg.input.operation.map(|o| o.name.to_owned()),
         target: if running.is_some() {
             "sandbox".into()
@@ -307,8 +313,8 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
             base_url.clone()
         },
     };
-    let (journal, replay) =
-        journal::open_for_run(&journal_path, &job, cfg.resume, cfg.retry_failed)?;
+    let earlier = earlier.map(|replay| (replay, scan.misfit.take()));
+    let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
     let journal = Arc::new(journal);
     let transport = HttpTransport::new(&base_url, cfg.timeout)
         .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;

@@ -8,32 +8,38 @@ use serde_json::{json, Value};
 
 use super::check::{country, culture, email, length, phone, required};
 use super::json::{get, get_str, object_mut, set};
-use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request};
+use super::{
+    check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
+};
+use crate::api::{Api, CallError, Method, Request};
 use uuid::Uuid;
+
+/// The fields a row may change: all optional, each put back by undo.
+const FIELD_COLUMNS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "culture",
+    "language",
+    "company_name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "region",
+    "phone_number",
+];
 
 pub static SPEC: OpSpec = OpSpec {
     name: "billing-profile",
     required: &["customer_id"],
     one_of: &[],
-    optional: &[
-        "first_name",
-        "last_name",
-        "email",
-        "culture",
-        "language",
-        "company_name",
-        "address_line1",
-        "address_line2",
-        "city",
-        "state",
-        "postal_code",
-        "country",
-        "region",
-        "phone_number",
-    ],
+    optional: FIELD_COLUMNS,
     needs_an_optional: true,
     undo_keys: &["customer_id"],
+    undoable: FIELD_COLUMNS,
     in_china: true,
     partner_wide: false,
     example: &[
@@ -240,6 +246,46 @@ impl Change for UpdateBillingProfile {
             }
         })
     }
+
+    /// The profile is read first. Holding the row's values, the write went through. Otherwise the
+    /// journaled PUT goes again only if it is exactly what the row would PUT now (the profile as it
+    /// stands, with its ETag, and the row's fields set); else the row is applied afresh.
+    fn settle<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        pending: Pending,
+        extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        Box::pin(async move {
+            let current = api.call(Request::get(self.path())).await?.json()?;
+            if !current.is_object() {
+                return Ok(None);
+            }
+            let etag = etag_of(&current);
+            match self.changed(current) {
+                None => Ok(Some(Applied::Changed)),
+                Some(want)
+                    if pending.request.body.as_ref() == Some(&want)
+                        && pending.request.if_match == etag =>
+                {
+                    resend(self, api, pending, extra).await
+                }
+                Some(_) => Ok(None),
+            }
+        })
+    }
+
+    /// A PUT to the row's customer, of a profile that holds the row's values, with the ETag its body
+    /// carries; the other fields are the service's, checked when the write is settled.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        let body = call.body.clone().unwrap_or_default();
+        let etag = etag_of(&body).ok_or("its body carries no ETag")?;
+        check_call(call, Method::Put, &[self.path().as_str()], Some(&etag))?;
+        if self.changed(body).is_some() {
+            return Err("its body does not hold the row's values".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +356,55 @@ mod tests {
             customer_id: "x".into(),
             changes: vec![(false, "email", "new@contoso.com".into())],
         }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_put_is_sent_again_only_if_it_is_what_the_row_would_put_now() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = change();
+        let want = c.changed(with_etag("e1")).unwrap();
+        let pending = |body: Value, etag: &str| Pending {
+            request: Request::put(c.path(), body).if_match(etag),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let none = Default::default();
+
+        let api = FakeApi::new(vec![ok(with_etag("e1")), ok(json!({}))]);
+        let settled = c.settle(&api, pending(want.clone(), "e1"), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap()[1].body.as_ref(), Some(&want));
+
+        // A journal that changed a field the row does not name: not sent, applied afresh.
+        let mut tampered = want.clone();
+        tampered["companyName"] = json!("Evil Corp");
+        let api = FakeApi::new(vec![ok(with_etag("e1"))]);
+        let settled = c.settle(&api, pending(tampered, "e1"), &none).await;
+        assert_eq!(settled.unwrap(), None);
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "only the read");
+
+        // The row's values are there: its PUT went through, and nothing more is sent.
+        let api = FakeApi::new(vec![ok(want.clone())]);
+        let settled = c.settle(&api, pending(want.clone(), "e1"), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_journaled_put_must_hold_the_row_s_values_and_its_own_etag() {
+        let c = change();
+        let want = c.changed(with_etag("e1")).unwrap();
+        let put = |body: Value, etag: &str| Request::put(c.path(), body).if_match(etag);
+        assert_eq!(c.check_write(&put(want.clone(), "e1")), Ok(()));
+        assert!(
+            c.check_write(&put(want.clone(), "e2")).is_err(),
+            "another ETag"
+        );
+        assert!(
+            c.check_write(&put(profile(), "abc")).is_err(),
+            "not the row's email"
+        );
+        let elsewhere = Request::put("/customers/y/profiles/billing", want).if_match("e1");
+        assert!(c.check_write(&elsewhere).is_err());
     }
 
     #[tokio::test]

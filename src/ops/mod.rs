@@ -39,6 +39,9 @@ pub struct OpSpec {
     pub needs_an_optional: bool,
     /// The columns that say which thing a row changed (for `undo`).
     pub undo_keys: &'static [&'static str],
+    /// The columns whose values a row reads before it changes them: journaled as before-values,
+    /// and what `undo` puts back. No other column may have a before-value.
+    pub undoable: &'static [&'static str],
     /// Offered in the China cloud (21Vianet)?
     pub in_china: bool,
     /// Changes the partner's own settings rather than a customer's: never chosen from a header
@@ -219,6 +222,47 @@ pub trait Change: Send + Sync + fmt::Debug {
             }
         })
     }
+
+    /// After a crash, before anything is sent: whether a journaled write is one this row makes (its
+    /// method, path, body and If-Match), so that a journal never makes pcbulk send what the input
+    /// did not ask for. What is wrong, if it is not.
+    fn check_write(&self, call: &crate::api::Request) -> Result<(), String>;
+
+    /// After a crash: whether what the row journaled beyond its before-values is what it journals.
+    /// By default, a row journals nothing there.
+    fn check_extra(
+        &self,
+        extra: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        match extra.keys().next() {
+            Some(k) => Err(format!("{k:?} is not something this operation journals")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether a journaled write has the method and one of the paths a row's write has, and no
+/// If-Match unless `etag` is given (then that one).
+pub fn check_call(
+    call: &crate::api::Request,
+    method: crate::api::Method,
+    paths: &[&str],
+    etag: Option<&str>,
+) -> Result<(), String> {
+    if call.method != method || !paths.contains(&call.path.as_str()) {
+        return Err(format!(
+            "the row sends {} {}",
+            method.as_str(),
+            paths.join(" or ")
+        ));
+    }
+    if call.if_match.as_deref() != etag {
+        return Err(match etag {
+            Some(_) => "its If-Match is not the ETag in its body".into(),
+            None => "the row sends no If-Match".into(),
+        });
+    }
+    Ok(())
 }
 
 /// What a row records beyond its columns' before-values, for [`Change::landed`] and a resume.
@@ -227,6 +271,31 @@ pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
 /// How many times a write whose answer was lost is looked for and sent again before its row fails
 /// (as "may or may not have been applied": the last attempt got no answer either).
 pub(crate) const LOST_ANSWERS: usize = 5;
+
+/// Sends a pending write again (after a crash, once the service was looked at), as
+/// [`write_once`] does; a refusal that is not about the service's health means the row should be
+/// applied afresh (a stale ETag, say, after an edit in between).
+pub async fn resend<C: Change + ?Sized>(
+    change: &C,
+    api: &dyn Api,
+    pending: Pending,
+    extra: &Extra,
+) -> Result<Option<Applied>, CallError> {
+    match write_once(
+        change,
+        api,
+        pending.request,
+        pending.request_id,
+        extra,
+        false,
+    )
+    .await
+    {
+        Ok(()) => Ok(Some(Applied::Changed)),
+        Err(CallError::Service(e)) if (400..500).contains(&e.status) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// Sends a row's write so that it lands once, whether or not the service recognises a repeated
 /// MS-RequestId: when an attempt gets no answer, what the service holds is looked at
@@ -302,6 +371,19 @@ impl Problems {
                 code: "invalid_row",
                 message: "the row could not be read".into(),
             }]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn what_undo_puts_back_is_an_operation_s_own_column_and_never_a_key() {
+        for op in super::OPERATIONS {
+            for c in op.undoable {
+                assert!(op.columns().any(|k| k == *c), "{}: {c}", op.name);
+                assert!(!op.undo_keys.contains(c), "{}: {c}", op.name);
+            }
         }
     }
 }

@@ -10,10 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::check::{required, token};
 use super::json::{get, get_str};
-use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
-#[cfg(test)]
-use crate::api::Method;
-use crate::api::{Api, CallError, Request};
+use super::{check_call, write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Method, Request};
 
 pub static SPEC: OpSpec = OpSpec {
     name: "service-request",
@@ -22,6 +20,8 @@ pub static SPEC: OpSpec = OpSpec {
     optional: &[],
     needs_an_optional: false,
     undo_keys: &["service_request_id"],
+    // A note cannot be taken back: only the status is.
+    undoable: &["new_status"],
     in_china: false,
     partner_wide: false,
     example: &[
@@ -173,6 +173,32 @@ impl Change for UpdateServiceRequest {
                 self.status.is_some_and(|s| now.eq_ignore_ascii_case(s)),
             ))
         })
+    }
+
+    /// The PATCH is the row's note and status, or its note alone (when the request had the status
+    /// already): nothing else.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        check_call(call, Method::Patch, &[self.path().as_str()], None)?;
+        let body = call.body.as_ref();
+        let fits = body == Some(&self.body(self.status))
+            || (self.note.is_some() && body == Some(&self.body(None)));
+        if !fits {
+            return Err("its body is not the row's note and status".into());
+        }
+        Ok(())
+    }
+
+    /// How many notes had the row's text: a count, and nothing else.
+    fn check_extra(&self, extra: &BTreeMap<String, Value>) -> Result<(), String> {
+        for (k, v) in extra {
+            if k != NOTES_BEFORE {
+                return Err(format!("{k:?} is not something this operation journals"));
+            }
+            if v.as_u64().is_none() {
+                return Err(format!("{NOTES_BEFORE} is not a count"));
+            }
+        }
+        Ok(())
     }
 }
 

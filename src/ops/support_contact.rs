@@ -9,8 +9,8 @@ use serde_json::json;
 use super::json::get_str;
 
 use super::check::{guid, partner_id, required};
-use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request};
+use super::{check_call, write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
+use crate::api::{Api, CallError, Method, Request};
 
 pub static SPEC: OpSpec = OpSpec {
     name: "support-contact",
@@ -25,6 +25,7 @@ pub static SPEC: OpSpec = OpSpec {
     optional: &[],
     needs_an_optional: false,
     undo_keys: &["customer_id", "subscription_id"],
+    undoable: &["support_tenant_id", "support_mpn_id", "name"],
     in_china: false,
     partner_wide: false,
     example: &[
@@ -147,6 +148,15 @@ impl Change for SetSupportContact {
                 Err(e) => Err(e),
             }
         })
+    }
+
+    /// The PUT is the row's own, to the letter: its path and its body come from the row alone.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        check_call(call, Method::Put, &[self.path().as_str()], None)?;
+        if call.body.as_ref() != Some(&self.body()) {
+            return Err("its body is not the contact the row sets".into());
+        }
+        Ok(())
     }
 }
 

@@ -8,8 +8,10 @@ use serde_json::{json, Value};
 
 use super::check::{email, phone, website};
 use super::json::{get_str, set};
-use super::{write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
-use crate::api::{Api, CallError, Request, Response};
+use super::{
+    check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
+};
+use crate::api::{Api, CallError, Method, Request, Response};
 use uuid::Uuid;
 
 pub static SPEC: OpSpec = OpSpec {
@@ -19,6 +21,7 @@ pub static SPEC: OpSpec = OpSpec {
     optional: &[],
     needs_an_optional: false,
     undo_keys: &[],
+    undoable: &["email", "telephone", "website"],
     in_china: true,
     partner_wide: true,
     example: &[
@@ -144,6 +147,44 @@ impl Change for UpdateSupportProfile {
             Ok(Some(current.is_object() && self.changed(current).is_none()))
         })
     }
+
+    /// The profile is read first. Holding the row's values, the write went through. Otherwise the
+    /// journaled PUT goes again only if it is exactly what the row would PUT now (the profile as it
+    /// stands with the row's fields set): the journal cannot be checked against the input for the
+    /// fields the row does not name, so they are checked against the service.
+    fn settle<'a>(
+        &'a self,
+        api: &'a dyn Api,
+        pending: Pending,
+        extra: &'a Extra,
+    ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
+        Box::pin(async move {
+            let current = either_path(api, GET_PATHS, |p| Request::get(p))
+                .await?
+                .json()?;
+            if !current.is_object() {
+                return Ok(None);
+            }
+            match self.changed(current) {
+                None => Ok(Some(Applied::Changed)),
+                Some(want) if pending.request.body.as_ref() == Some(&want) => {
+                    resend(self, api, pending, extra).await
+                }
+                Some(_) => Ok(None),
+            }
+        })
+    }
+
+    /// A PUT of a profile that holds the row's values, to one of the two paths; the other fields
+    /// are the service's, checked when the write is settled.
+    fn check_write(&self, call: &Request) -> Result<(), String> {
+        check_call(call, Method::Put, &PUT_PATHS, None)?;
+        let body = call.body.clone().unwrap_or_default();
+        if !body.is_object() || self.changed(body).is_some() {
+            return Err("its body does not hold the row's values".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +241,58 @@ mod tests {
                 "PUT /profiles/support"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_put_is_sent_again_only_if_it_is_what_the_row_would_put_now() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "new@x.com".into())],
+        };
+        let read = json!({"email": "old@x.com", "telephone": "1", "website": "w.com"});
+        let want = c.changed(read.clone()).unwrap();
+        let pending = |body: Value| Pending {
+            request: Request::put(PUT_PATHS[0], body),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let none = Default::default();
+
+        let api = FakeApi::new(vec![ok(read.clone()), ok(json!({}))]);
+        let settled = c.settle(&api, pending(want.clone()), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap()[1].body.as_ref(), Some(&want));
+
+        // A journal that changed a field the row does not name: not sent, applied afresh.
+        let mut tampered = want.clone();
+        tampered["website"] = json!("evil.example");
+        assert_eq!(c.check_write(&pending(tampered.clone()).request), Ok(()));
+        let api = FakeApi::new(vec![ok(read)]);
+        let settled = c.settle(&api, pending(tampered), &none).await;
+        assert_eq!(settled.unwrap(), None);
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "only the read");
+
+        // The row's values are there: its PUT went through, and nothing more is sent.
+        let api = FakeApi::new(vec![ok(want.clone())]);
+        let settled = c.settle(&api, pending(want), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_journaled_put_must_hold_the_row_s_values_on_a_profile_path() {
+        let c = UpdateSupportProfile {
+            fields: vec![("email", "new@x.com".into())],
+        };
+        let ok = json!({"email": "new@x.com", "telephone": "1"});
+        assert_eq!(
+            c.check_write(&Request::put(PUT_PATHS[1], ok.clone())),
+            Ok(())
+        );
+        let other = Request::put(PUT_PATHS[0], json!({"email": "evil@x.com"}));
+        assert!(c.check_write(&other).is_err());
+        assert!(c
+            .check_write(&Request::put("/profiles/legalbusiness", ok))
+            .is_err());
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
 use crate::fsafe::{self, Access};
 use crate::input::records::Records;
+use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
@@ -41,6 +42,8 @@ pub struct Scan {
     pub operations: Vec<&'static str>,
     /// How the whole file was decoded: the sending pass reads it the same way.
     pub charset: Charset,
+    /// On a resume: the first journal record that does not fit the input (its earliest line).
+    pub misfit: Option<Misfit>,
 }
 
 /// One row, checked on a worker thread.
@@ -51,6 +54,8 @@ struct Checked {
     /// The duplicate index key of its target, if it has one.
     key: Option<u128>,
     op: Option<&'static str>,
+    /// What the journal being resumed says about the row, if that does not fit it.
+    misfit: Option<Misfit>,
 }
 
 fn check_row(
@@ -58,9 +63,15 @@ fn check_row(
     raw: &StreamRow,
     width: usize,
     delimiter: Option<u8>,
+    journal: Option<&Replay>,
 ) -> Result<Checked, Error> {
     let cells: Vec<&str> = raw.cells().collect();
     let (op, verdict) = planner.plan_row(&cells)?;
+    let change = match &verdict {
+        Verdict::Ready(change) => Some(change.as_ref()),
+        Verdict::Invalid { .. } => None,
+    };
+    let misfit = journal.and_then(|j| j.misfit_for_row(raw.row, raw.line, op, change));
     let (outcome, target) = match &verdict {
         Verdict::Ready(change) => (
             Outcome::unsent(raw.row, raw.line, Status::Valid, "", ""),
@@ -82,6 +93,7 @@ fn check_row(
             .map(|o| o.name),
         outcome,
         line,
+        misfit,
     })
 }
 
@@ -112,6 +124,7 @@ fn pass(
     source: &mut Source,
     planner: &Planner,
     encode: bool,
+    journal: Option<&Replay>,
     mut sink: impl FnMut(&[StreamRow], &[Checked]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let width = planner.headers.len();
@@ -138,7 +151,7 @@ fn pass(
                         timed(&mut t_check, || {
                             current
                                 .par_iter()
-                                .map(|raw| check_row(planner, raw, width, delimiter))
+                                .map(|raw| check_row(planner, raw, width, delimiter, journal))
                                 .collect::<Result<Vec<Checked>, Error>>()
                         })
                     },
@@ -165,7 +178,10 @@ fn pass(
 
 /// `apply`'s first pass: no results, only what sending needs. The file is read again to send it,
 /// so it must be a regular file (not a pipe or a device, which cannot be read twice).
-pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
+///
+/// On a resume, `journal` is the earlier run's, read back: each row's records are checked against
+/// the row as it is planned here, and the first that does not fit is in [`Scan::misfit`].
+pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> {
     let io_err = |cause| crate::input::InputError::Io {
         path: cfg.input.display().to_string(),
         cause,
@@ -195,9 +211,13 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
     let (mut rows, mut valid) = (0usize, 0usize);
     let mut operations: Vec<&'static str> = Vec::new();
-    let scanned = pass(&mut source, &planner, false, |raws, checks| {
+    let mut misfit = None;
+    let scanned = pass(&mut source, &planner, false, journal, |raws, checks| {
         for (raw, c) in raws.iter().zip(checks) {
             rows += 1;
+            if c.misfit.is_some() {
+                misfit = Misfit::first(misfit.take(), c.misfit.clone());
+            }
             if let Some(k) = c.key {
                 detector
                     .note(k, raw.row, raw.line)
@@ -236,6 +256,7 @@ pub fn scan(cfg: &InputConfig) -> Result<Scan, Error> {
         dups,
         operations,
         planner,
+        misfit: Misfit::first(misfit, journal.and_then(|j| j.misfit_beyond(rows))),
     })
 }
 
@@ -386,7 +407,7 @@ fn check_all(
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, keys));
     let progress = Progress::new(None, show_progress);
     let mut summary = Summary::new(cfg.out.clone());
-    pass(source, planner, true, |raws, checks| {
+    pass(source, planner, true, None, |raws, checks| {
         for (raw, c) in raws.iter().zip(checks) {
             if let Some(k) = c.key {
                 detector

@@ -7,17 +7,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::check::Scan;
 use super::source::{Charset, Fingerprint, Source, StreamRow};
-use crate::api::{Method, Request};
 use crate::config::InputConfig;
 use crate::dispatch::{Dispatcher, Job};
 use crate::duplicates;
 use crate::events::{Emitter, Event, Finished};
-use crate::journal::{Replay, SentCall};
-use crate::ops::Pending;
+use crate::journal::Replay;
 use crate::planner::{Planner, Verdict};
 use crate::results::{Outcome, Status};
 
@@ -99,8 +95,8 @@ impl Reading {
             if let Some(done) = replay.finished(raw.row, raw.line, *retry_failed) {
                 return Item::Done(raw, done, true);
             }
-            if let Some((correlation_id, call)) = replay.unanswered.get(&raw.row) {
-                job.pending = pending(correlation_id, call);
+            if let Some(u) = replay.unanswered.get(&raw.row) {
+                job.pending = Some((u.correlation_id, u.pending.clone()));
             }
             if let Some(before) = replay.before.get(&raw.row) {
                 job.extra = before.extra.clone();
@@ -165,28 +161,6 @@ impl Reading {
         });
         rx
     }
-}
-
-/// A journaled write, as a call to send again.
-fn pending(correlation_id: &str, call: &SentCall) -> Option<(Uuid, Pending)> {
-    let method = match call.method.as_str() {
-        "PUT" => Method::Put,
-        "PATCH" => Method::Patch,
-        _ => return None,
-    };
-    let request = Request {
-        method,
-        path: call.path.clone(),
-        body: call.body.clone(),
-        if_match: call.if_match.clone(),
-    };
-    Some((
-        Uuid::parse_str(correlation_id).ok()?,
-        Pending {
-            request,
-            request_id: Uuid::parse_str(&call.request_id).ok()?,
-        },
-    ))
 }
 
 /// A row under way: its input cells, and its outcome once it has one.
@@ -500,7 +474,7 @@ mod tests {
             operation: None,
             read: ReadOptions::default(),
         };
-        let scan = crate::pipeline::check::scan(&cfg).unwrap();
+        let scan = crate::pipeline::check::scan(&cfg, None).unwrap();
         if let Some(after) = after {
             std::fs::write(&input, after).unwrap(); // the same file, rewritten
         }
@@ -566,7 +540,7 @@ mod tests {
             operation: None,
             read: ReadOptions::default(),
         };
-        let scan = crate::pipeline::check::scan(&cfg).unwrap();
+        let scan = crate::pipeline::check::scan(&cfg, None).unwrap();
         let transport = Arc::new(Overlap::default());
         let settings = crate::dispatch::Settings {
             rate: 1e6,

@@ -5,7 +5,14 @@
 //! and MS-RequestId) is written and fsynced *before* the call goes out; its answer, the row's
 //! before-values and its final outcome follow. A line torn by a crash can only be the last one, and is
 //! ignored: a `send` whose `answer` is missing is a call whose outcome is unknown, which a resume
-//! re-sends with the same MS-RequestId.
+//! settles (by reading, or by sending it again with the same MS-RequestId).
+//!
+//! Read back, the journal is a file like any other: `replay` bounds it and checks it, record by
+//! record and then row by row against the input, before a resume uses any of it.
+
+mod replay;
+
+pub use replay::{read, Before, Misfit, ReadError, Replay, Unanswered};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,7 +24,31 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{usage, Error};
-use crate::results::{Outcome, Status};
+use crate::results::Outcome;
+
+/// The longest record line pcbulk writes, and reads back.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// A record too large to journal (over [`MAX_LINE`]): refused before anything is written.
+#[derive(Debug)]
+pub struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a journal record would be over {} MiB, more than a journal line may hold",
+            MAX_LINE >> 20
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// Whether an append failed because its record was [`TooLarge`] (the journal itself is fine).
+pub fn is_too_large(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TooLarge>())
+}
 
 /// What to do about a journal path pcbulk refuses to write (see [`crate::fsafe`]).
 pub const FIX: &str = "the journal is kept beside the results file, so give --out another path";
@@ -249,6 +280,10 @@ impl Journal {
     /// Adds one record to the buffer; returns its number. With `durable`, the syncer is told.
     fn push(&self, record: &Record, durable: bool) -> io::Result<u64> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        // Never a line the reader would refuse.
+        if line.len() > MAX_LINE {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, TooLarge));
+        }
         line.push(b'\n');
         let mut st = self.shared.lock();
         if let Some(f) = &st.failed {
@@ -325,179 +360,85 @@ impl Drop for Journal {
     }
 }
 
-/// A row's journaled before-values.
-#[derive(Debug, Clone, Default)]
-pub struct Before {
-    pub op: String,
-    pub values: BTreeMap<String, String>,
-    pub extra: BTreeMap<String, Value>,
+/// What to do with a journal that cannot be used, after what is wrong with it.
+const START_OVER: &str = "To start over, move the journal aside (rename it) and run again without \
+     --resume: rows the earlier run applied then come out unchanged, except notes, which would be \
+     added again (take those rows out first)";
+
+/// Why a resume refuses a journal: its path, the line, what is wrong, and what to do.
+fn refusal(path: &Path, input: &str, m: &Misfit) -> String {
+    format!(
+        "refusing to resume: the journal {} line {}: {}. It does not fit {input} (it may be damaged \
+         or edited), so nothing was sent. {START_OVER}.",
+        path.display(),
+        m.line,
+        m.what
+    )
 }
 
-/// A journal read back: the job and what each row got to.
-#[derive(Debug, Default)]
-pub struct Replay {
-    pub job: Option<Job>,
-    pub done: bool,
-    /// The last final outcome of each row.
-    pub outcomes: BTreeMap<usize, Outcome>,
-    /// Writes sent with no answer recorded, per row (the last one).
-    pub unanswered: BTreeMap<usize, (String, SentCall)>,
-    pub before: BTreeMap<usize, Before>,
-    /// Writes answered with success, per row (the last one): the row's last call went through.
-    pub answered_ok: BTreeMap<usize, (String, u16)>,
-}
-
-impl Replay {
-    /// The outcome of a row an earlier run finished, if it did: a final status (`failed` only
-    /// without `retry_failed`), or a successful answer to its write with the row's line lost.
-    pub fn finished(&self, row: usize, line: u64, retry_failed: bool) -> Option<Outcome> {
-        if let Some(o) = self.outcomes.get(&row) {
-            let final_status = match o.status {
-                Status::Succeeded | Status::Unchanged | Status::Invalid => true,
-                Status::Failed => !retry_failed,
-                Status::Skipped | Status::Valid => false,
-            };
-            if final_status {
-                return Some(o.clone());
-            }
-        }
-        // No final line, but the row's write was answered with success: its last call went through.
-        let (request_id, status) = self.answered_ok.get(&row)?;
-        Some(Outcome {
-            row,
-            line,
-            status: Status::Succeeded,
-            http_status: Some(*status),
-            error_code: String::new(),
-            error_message: String::new(),
-            attempts: 1,
-            correlation_id: String::new(),
-            request_id: request_id.clone(),
-            duration_ms: 0,
-        })
-    }
-}
-
-/// Reads a journal. A last line torn by a crash is ignored; damage anywhere else is an error (which
-/// does not name the file: the caller does).
-pub fn read(path: &Path) -> io::Result<Replay> {
-    let text = std::fs::read_to_string(path)?;
-    let lines: Vec<&str> = text.split('\n').collect();
-    let mut r = Replay::default();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Record = match serde_json::from_str(line) {
-            Ok(rec) => rec,
-            // A torn record: the last non-empty line, or one followed only by the newline that
-            // `reopen` adds after it.
-            Err(_)
-                if lines[i + 1..].iter().all(|l| l.trim().is_empty())
-                    || is_torn_then_resumed(&lines, i) =>
-            {
-                continue
-            }
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("line {}: {e}", i + 1),
-                ))
-            }
-        };
-        match record {
-            Record::Run(job) => {
-                if r.job.is_none() {
-                    r.job = Some(job);
-                }
-            }
-            Record::Resume { .. } => r.done = false,
-            Record::Before {
-                row,
-                op,
-                values,
-                extra,
-            } => {
-                r.before.insert(row, Before { op, values, extra });
-            }
-            Record::Send {
-                row,
-                correlation_id,
-                call,
-            } => {
-                r.unanswered.insert(row, (correlation_id, call));
-            }
-            Record::Answer {
-                row,
-                request_id,
-                status,
-            } => {
-                if r.unanswered
-                    .get(&row)
-                    .is_some_and(|(_, c)| c.request_id == request_id)
-                {
-                    r.unanswered.remove(&row);
-                }
-                match status {
-                    Some(s @ 200..=299) => {
-                        r.answered_ok.insert(row, (request_id, s));
-                    }
-                    _ => {
-                        r.answered_ok.remove(&row);
-                    }
-                }
-            }
-            Record::Row(o) => {
-                r.outcomes.insert(o.row, o);
-            }
-            Record::Done => r.done = true,
-        }
-    }
-    Ok(r)
-}
-
-/// Opens the journal for this run. A new run replaces a finished journal and refuses to replace an
-/// unfinished one; a resume checks that it is the same job and reads what the earlier run did.
-pub fn open_for_run(
-    path: &std::path::Path,
-    job: &Job,
-    resume: bool,
-    retry_failed: bool,
-) -> Result<(Journal, Option<Replay>), Error> {
+/// Reads the journal a resume continues, every record checked on its own (see [`read`]).
+pub fn read_for_resume(path: &Path, input: &str) -> Result<Replay, Error> {
     // Looked at before it is read: this run will write it.
-    let existing = if crate::fsafe::look(path, FIX)
+    if crate::fsafe::look(path, FIX)
         .map_err(|e| cannot_write(path, e))?
-        .is_some()
+        .is_none()
     {
-        Some(
-            read(path)
-                .map_err(|e| Error::io(format!("cannot read the journal {}", path.display()), e))?,
-        )
-    } else {
-        None
-    };
-    if !resume {
-        if let Some(r) = existing.as_ref().filter(|r| !r.done && r.job.is_some()) {
-            usage!(
-                "{} records an unfinished run ({} rows finished): run the same command with --resume \
-                 to finish it without applying anything twice, or delete that file to start over",
-                path.display(),
-                r.outcomes.len()
-            );
-        }
-        let j = Journal::create(path, job).map_err(|e| cannot_write(path, e))?;
-        return Ok((j, None));
-    }
-    let Some(replay) = existing else {
         usage!(
             "nothing to resume: there is no journal {} (it is written beside the results file; give \
              the same --out as the run you are resuming)",
             path.display()
         );
+    }
+    read(path).map_err(|e| match e {
+        ReadError::Io(e) => Error::io(format!("cannot read the journal {}", path.display()), e),
+        ReadError::Misfit(m) => Error::Usage(refusal(path, input, &m)),
+    })
+}
+
+/// Opens the journal for this run. A new run (`resume` is `None`) replaces a finished journal and
+/// refuses to replace an unfinished one; a resume gets the earlier journal as [`read_for_resume`]
+/// read it, with the first way it does not fit the input (from the checking pass), checks that it
+/// is the same job and that it fits, and appends to it.
+pub fn open_for_run(
+    path: &std::path::Path,
+    job: &Job,
+    resume: Option<(Replay, Option<Misfit>)>,
+    retry_failed: bool,
+) -> Result<(Journal, Option<Replay>), Error> {
+    let Some((replay, misfit)) = resume else {
+        // Looked at before it is read: this run will write it.
+        if crate::fsafe::look(path, FIX)
+            .map_err(|e| cannot_write(path, e))?
+            .is_some()
+        {
+            let earlier = read(path).map_err(|e| match e {
+                ReadError::Io(e) => {
+                    Error::io(format!("cannot read the journal {}", path.display()), e)
+                }
+                ReadError::Misfit(m) => Error::Usage(format!(
+                    "{} line {}: {}: it is not a journal pcbulk wrote, and a new run will not \
+                     replace it; move it aside (rename it) to start a new run",
+                    path.display(),
+                    m.line,
+                    m.what
+                )),
+            })?;
+            if !earlier.done && earlier.job.is_some() {
+                usage!(
+                    "{} records an unfinished run ({} rows finished): run the same command with \
+                     --resume to finish it without applying anything twice, or delete that file to \
+                     start over",
+                    path.display(),
+                    earlier.outcomes.len()
+                );
+            }
+        }
+        let j = Journal::create(path, job).map_err(|e| cannot_write(path, e))?;
+        return Ok((j, None));
     };
     let Some(earlier) = &replay.job else {
         usage!(
-            "the journal {} has no run header: it cannot be resumed",
+            "the journal {} has no run header: it cannot be resumed. {START_OVER}.",
             path.display()
         );
     };
@@ -522,19 +463,14 @@ pub fn open_for_run(
             job.target
         );
     }
+    if let Some(m) = misfit {
+        return Err(Error::Usage(refusal(path, &job.input, &m)));
+    }
     let cannot = |e| cannot_write(path, e);
     let j = Journal::reopen(path).map_err(cannot)?;
     j.append(&Record::Resume { retry_failed }, true)
         .map_err(cannot)?;
     Ok((j, Some(replay)))
-}
-
-/// A line that does not parse, followed by a resumed run's records: the tail of a crashed run.
-fn is_torn_then_resumed(lines: &[&str], i: usize) -> bool {
-    lines
-        .get(i + 1..)
-        .and_then(|rest| rest.iter().find(|l| !l.trim().is_empty()))
-        .is_some_and(|next| next.contains("\"t\":\"resume\""))
 }
 
 #[cfg(test)]
@@ -550,13 +486,26 @@ mod tests {
         }
     }
 
-    fn call(id: &str) -> SentCall {
+    /// A GUID per number, as pcbulk's ids are.
+    fn id(n: usize) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn call(request_id: &str) -> SentCall {
         SentCall {
             method: "PATCH".into(),
             path: "/servicerequests/1".into(),
             body: Some(serde_json::json!({"NewNote": {"Text": "x"}})),
             if_match: None,
-            request_id: id.into(),
+            request_id: request_id.into(),
+        }
+    }
+
+    fn send(row: usize, n: usize) -> Record {
+        Record::Send {
+            row,
+            correlation_id: id(1000 + n),
+            call: call(&id(n)),
         }
     }
 
@@ -565,40 +514,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv.journal");
         let j = Journal::create(&p, &job()).unwrap();
-        j.append(
-            &Record::Send {
-                row: 1,
-                correlation_id: "c1".into(),
-                call: call("a"),
-            },
-            true,
-        )
-        .unwrap();
-        j.append(
-            &Record::Answer {
-                row: 1,
-                request_id: "a".into(),
-                status: Some(200),
-            },
-            false,
-        )
-        .unwrap();
-        j.append(
-            &Record::Send {
-                row: 2,
-                correlation_id: "c2".into(),
-                call: call("b"),
-            },
-            true,
-        )
-        .unwrap();
+        j.append(&send(1, 1), true).unwrap();
+        let answer = Record::Answer {
+            row: 1,
+            request_id: id(1),
+            status: Some(200),
+        };
+        j.append(&answer, false).unwrap();
+        j.append(&send(2, 2), true).unwrap();
         drop(j);
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(br#"{"t":"answer","row":2,"requ"#).unwrap();
         let r = read(&p).unwrap();
         assert_eq!(r.job, Some(job()));
         assert!(!r.unanswered.contains_key(&1));
-        assert_eq!(r.unanswered[&2].1.request_id, "b");
+        assert_eq!(r.unanswered[&2].pending.request_id.to_string(), id(2));
 
         // A resumed run appends after the torn line; the journal still reads.
         let j = Journal::reopen(&p).unwrap();
@@ -612,38 +542,54 @@ mod tests {
         assert_eq!(read(&p).unwrap().unanswered.len(), 1);
     }
 
+    #[test]
+    fn a_record_too_large_to_read_back_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let j = Journal::create(&p, &job()).unwrap();
+        let mut big = call(&id(1));
+        big.body = Some(serde_json::json!({"NewNote": {"Text": "x".repeat(MAX_LINE)}}));
+        let e = j
+            .append(
+                &Record::Send {
+                    row: 1,
+                    correlation_id: id(2),
+                    call: big,
+                },
+                true,
+            )
+            .unwrap_err();
+        assert!(is_too_large(&e), "{e}");
+        j.append(&send(1, 3), true).expect("the journal goes on");
+        drop(j);
+        assert_eq!(read(&p).unwrap().unanswered.len(), 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_durable_record_is_in_the_file_when_append_returns_however_many_share_a_sync() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv.journal");
         let j = std::sync::Arc::new(Journal::create(&p, &job()).unwrap());
         let mut tasks = Vec::new();
-        for row in 0..64 {
+        for row in 1..=64 {
             let (j, p) = (std::sync::Arc::clone(&j), p.clone());
             tasks.push(tokio::spawn(async move {
                 // A record that need not be durable, then an intent that must be.
-                j.append(
-                    &Record::Answer {
-                        row,
-                        request_id: format!("a{row}"),
-                        status: Some(200),
-                    },
-                    false,
-                )
-                .unwrap();
-                let rec = Record::Send {
+                let before = Record::Before {
                     row,
-                    correlation_id: format!("c{row}"),
-                    call: call(&format!("r{row}")),
+                    op: "service-request".into(),
+                    values: BTreeMap::new(),
+                    extra: BTreeMap::from([("notes_with_text".into(), row.into())]),
                 };
-                j.append_durable(&rec).await.unwrap();
+                j.append(&before, false).unwrap();
+                j.append_durable(&send(row, row)).await.unwrap();
                 let text = std::fs::read_to_string(&p).unwrap();
                 assert!(
-                    text.contains(&format!("\"request_id\":\"r{row}\"")),
+                    text.contains(&format!("\"request_id\":\"{}\"", id(row))),
                     "row {row}"
                 );
                 assert!(
-                    text.contains(&format!("\"request_id\":\"a{row}\"")),
+                    text.contains(&format!("\"notes_with_text\":{row}}}")),
                     "what came before it is written with it"
                 );
             }));
@@ -680,10 +626,16 @@ mod tests {
     }
 
     #[test]
-    fn damage_in_the_middle_is_an_error() {
+    fn a_new_run_will_not_replace_a_file_that_is_not_a_journal() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j");
-        std::fs::write(&p, "{\"t\":\"done\"}\nnot json\n{\"t\":\"done\"}\n").unwrap();
-        assert!(read(&p).is_err());
+        std::fs::write(&p, "not json\n{\"t\":\"done\"}\n").unwrap();
+        let e = open_for_run(&p, &job(), None, false).err().unwrap();
+        assert!(e.to_string().contains("line 1"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "not json\n{\"t\":\"done\"}\n",
+            "left as it was"
+        );
     }
 }
