@@ -100,6 +100,7 @@ fn encode_a_results_line(c: &mut Criterion) {
         correlation_id: "6f1c0b8e-1a9d-4b8e-9f6e-0d6f2b0c7a11".into(),
         request_id: "0b2d6f4e-2c1a-4e8b-8d3f-5a6b7c8d9e0f".into(),
         duration_ms: 42,
+        change: "support_mpn_id: \"1\" → \"4391507\"".into(),
     };
     c.bench_function("encode a results line", |b| {
         b.iter(|| black_box(encode_line(ROW.iter().copied(), &o, b',')))

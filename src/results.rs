@@ -22,6 +22,7 @@ pub const RESULT_COLUMNS: &[&str] = &[
     "correlation_id",
     "request_id",
     "duration_ms",
+    "change",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,6 +78,9 @@ pub struct Outcome {
     pub correlation_id: String,
     pub request_id: String,
     pub duration_ms: u64,
+    /// What a succeeded row changed: `field: "before" → "after"`, joined with `; `.
+    #[serde(default)]
+    pub change: String,
 }
 
 impl Outcome {
@@ -93,6 +97,7 @@ impl Outcome {
             correlation_id: String::new(),
             request_id: String::new(),
             duration_ms: 0,
+            change: String::new(),
         }
     }
 }
@@ -267,6 +272,7 @@ pub fn encode_line<'c>(
     field(&mut buf, o.correlation_id.as_bytes());
     field(&mut buf, o.request_id.as_bytes());
     field(&mut buf, n.format(o.duration_ms).as_bytes());
+    field(&mut buf, neutralize(&o.change).as_bytes());
     buf.push(b'\n');
     buf
 }
@@ -301,6 +307,7 @@ mod tests {
             o.correlation_id.clone(),
             o.request_id.clone(),
             o.duration_ms.to_string(),
+            neutralize(&o.change).into_owned(),
         ]);
         cells
     }
@@ -349,6 +356,7 @@ mod tests {
             correlation_id: "c".into(),
             request_id: "r".into(),
             duration_ms: 17,
+            change: "name: \"Old\" → \"=New\"".into(),
         };
         let inputs = ["plain", "semi;colon", "=SUM(1)", "", "comma,here"];
         for delimiter in [b',', b';', b'\t'] {

@@ -127,6 +127,20 @@ fn service_request_notes_land_once_each_and_statuses_change() {
         .collect();
     assert_eq!(notes, vec!["First note", "Second note"]);
     assert_eq!(sr["status"], "attention_needed");
+    let changes: Vec<String> = results(&w.path("sr.results.csv"))
+        .iter()
+        .map(|r| r["change"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            r#"note: + "First note""#,
+            r#"note: + "Second note"; new_status: "open" → "attention_needed""#,
+            r#"new_status: "open" → "closed""#,
+            ""
+        ],
+        "what each succeeded row changed, before → after"
+    );
     assert_eq!(sb.service_request("616122292874577")["status"], "closed");
     assert_eq!(
         sb.service_request("616122292874578")["status"],
@@ -260,7 +274,8 @@ fn a_clean_file_exits_0_and_results_keep_input_order() {
             "attempts",
             "correlation_id",
             "request_id",
-            "duration_ms"
+            "duration_ms",
+            "change"
         ]
     );
     assert!(

@@ -43,6 +43,8 @@ pub struct Job {
     pub pending: Option<(Uuid, Pending)>,
     /// After a crash: what the row journaled beyond its before-values.
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// After a crash: the before-values the row journaled.
+    pub before: Option<BTreeMap<String, String>>,
 }
 
 impl Job {
@@ -54,6 +56,7 @@ impl Job {
             change,
             pending: None,
             extra: BTreeMap::new(),
+            before: None,
         }
     }
 }
@@ -267,7 +270,10 @@ impl Dispatcher {
             row: job.row,
             op: job.op,
             correlation_id,
-            record: Mutex::new(Record::default()),
+            record: Mutex::new(Record {
+                before: job.before.clone(),
+                ..Record::default()
+            }),
         };
         let result = match pending {
             Some(p) => match job.change.settle(&api, p, &job.extra).await {
@@ -278,6 +284,12 @@ impl Dispatcher {
             None => job.change.apply(&api).await,
         };
         let rec = api.record.into_inner().expect("record lock");
+        // What a succeeded row changed; unknown for a row a resume settled without reading it
+        // again (its before-values are in the earlier run's journal).
+        let change = match (&result, &rec.before) {
+            (Ok(Applied::Changed), Some(before)) => job.change.describe(before),
+            _ => String::new(),
+        };
         let (status, code, message) = match result {
             Ok(Applied::Changed) => (Status::Succeeded, String::new(), String::new()),
             Ok(Applied::Unchanged) => (
@@ -312,6 +324,7 @@ impl Dispatcher {
             correlation_id: api.correlation_id.to_string(),
             request_id: rec.request_id.map(|u| u.to_string()).unwrap_or_default(),
             duration_ms: started.elapsed().as_millis() as u64,
+            change,
         }
     }
 }
@@ -349,6 +362,8 @@ struct Record {
     budget_spent: bool,
     last_status: Option<u16>,
     request_id: Option<Uuid>,
+    /// What the row found before changing it, by column (for the `change` column).
+    before: Option<BTreeMap<String, String>>,
 }
 
 /// The [`Api`] a row's change calls through: one correlation id for the row, one request id per
@@ -668,6 +683,7 @@ impl Api for RowApi<'_> {
         values: BTreeMap<String, String>,
         extra: BTreeMap<String, serde_json::Value>,
     ) {
+        self.note(|r| r.before = Some(values.clone()));
         if let Some(j) = &self.d.journal {
             let rec = journal::Record::Before {
                 row: self.row,
@@ -761,6 +777,9 @@ mod tests {
         fn check_write(&self, _call: &Request) -> Result<(), String> {
             Ok(())
         }
+        fn describe(&self, _before: &BTreeMap<String, String>) -> String {
+            String::new()
+        }
     }
 
     async fn run(d: Arc<Dispatcher>, paths: &[&'static str]) -> Vec<Outcome> {
@@ -792,6 +811,9 @@ mod tests {
         }
         fn check_write(&self, _call: &Request) -> Result<(), String> {
             Ok(())
+        }
+        fn describe(&self, _before: &BTreeMap<String, String>) -> String {
+            String::new()
         }
     }
 

@@ -117,6 +117,7 @@ impl Replay {
             correlation_id: String::new(),
             request_id: request_id.clone(),
             duration_ms: 0,
+            change: String::new(),
         })
     }
 
@@ -382,6 +383,7 @@ fn outcome(mut o: Outcome) -> Result<Outcome, String> {
     }
     o.error_code = clean(&o.error_code, &[]);
     o.error_message = clean(&o.error_message, &[]);
+    o.change = clean(&o.change, &[]);
     Ok(o)
 }
 

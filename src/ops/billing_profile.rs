@@ -195,6 +195,21 @@ fn etag_of(profile: &Value) -> Option<String> {
 }
 
 impl Change for UpdateBillingProfile {
+    fn describe(&self, before: &std::collections::BTreeMap<String, String>) -> String {
+        let column = |in_address: bool, field: &str| {
+            FIELDS
+                .iter()
+                .find(|(_, a, f)| *a == in_address && *f == field)
+                .map_or(field.to_owned(), |c| c.0.to_owned())
+        };
+        let after: Vec<(String, &str)> = self
+            .changes
+            .iter()
+            .map(|(a, f, v)| (column(*a, f), v.as_str()))
+            .collect();
+        super::describe_changes(before, after.iter().map(|(c, v)| (c.as_str(), *v)))
+    }
+
     /// It went in if the profile now holds the row's values.
     fn landed<'a>(
         &'a self,

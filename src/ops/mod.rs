@@ -190,6 +190,10 @@ pub trait Change: Send + Sync + fmt::Debug {
     /// Makes the calls that apply the change.
     fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>>;
 
+    /// What the row changes, given what it found (`before`, by column, as recorded): for the
+    /// results' `change` column, `field: "before" → "after"` joined with `; `.
+    fn describe(&self, before: &std::collections::BTreeMap<String, String>) -> String;
+
     /// Whether the row's write went in, judged from what the service holds now (`extra`: the
     /// row's extra before-values, as recorded). Asked when a write's answer was lost. `None`: the
     /// operation cannot tell, and the write is sent again under its MS-RequestId for the service to
@@ -263,6 +267,21 @@ pub fn check_call(
         });
     }
     Ok(())
+}
+
+/// `column: "before" → "after"` for each column whose value changes, joined with `; `.
+pub fn describe_changes<'a>(
+    before: &std::collections::BTreeMap<String, String>,
+    after: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    after
+        .into_iter()
+        .filter_map(|(col, to)| {
+            let from = before.get(col).map_or("", String::as_str);
+            (from != to).then(|| format!("{col}: {from:?} → {to:?}"))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a row records beyond its columns' before-values, for [`Change::landed`] and a resume.

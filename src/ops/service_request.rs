@@ -155,6 +155,17 @@ impl Change for UpdateServiceRequest {
         })
     }
 
+    fn describe(&self, before: &BTreeMap<String, String>) -> String {
+        let mut parts = Vec::new();
+        if let Some(text) = &self.note {
+            parts.push(format!("note: + {text:?}"));
+        }
+        if let (Some(to), Some(from)) = (self.status, before.get("new_status")) {
+            parts.push(format!("new_status: {from:?} → {to:?}"));
+        }
+        parts.join("; ")
+    }
+
     /// A note went in if the request has more notes with its text than before; a status change
     /// if the request has that status now.
     fn landed<'a>(

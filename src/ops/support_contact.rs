@@ -135,6 +135,24 @@ impl Change for SetSupportContact {
         })
     }
 
+    fn describe(&self, before: &BTreeMap<String, String>) -> String {
+        let mut before = before.clone();
+        // GUIDs compare in any case.
+        if let Some(t) = before.get_mut("support_tenant_id") {
+            if t.eq_ignore_ascii_case(&self.support_tenant_id) {
+                *t = self.support_tenant_id.clone();
+            }
+        }
+        super::describe_changes(
+            &before,
+            [
+                ("support_tenant_id", self.support_tenant_id.as_str()),
+                ("support_mpn_id", self.support_mpn_id.as_str()),
+                ("name", self.name.as_str()),
+            ],
+        )
+    }
+
     /// It went in if the contact now holds the row's values.
     fn landed<'a>(
         &'a self,

@@ -134,6 +134,10 @@ impl Change for UpdateSupportProfile {
         })
     }
 
+    fn describe(&self, before: &std::collections::BTreeMap<String, String>) -> String {
+        super::describe_changes(before, self.fields.iter().map(|(f, v)| (*f, v.as_str())))
+    }
+
     /// It went in if the profile now holds the row's values.
     fn landed<'a>(
         &'a self,

@@ -92,14 +92,23 @@ impl Reading {
         }
         let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);
         if let Some((replay, retry_failed)) = &self.replay {
-            if let Some(done) = replay.finished(raw.row, raw.line, *retry_failed) {
+            let before = replay.before.get(&raw.row);
+            if let Some(mut done) = replay.finished(raw.row, raw.line, *retry_failed) {
+                // A write answered before the crash, its row's line lost: what it changed, from
+                // the before-values the row journaled.
+                if done.status == Status::Succeeded && done.change.is_empty() {
+                    if let Some(b) = before {
+                        done.change = job.change.describe(&b.values);
+                    }
+                }
                 return Item::Done(raw, done, true);
             }
             if let Some(u) = replay.unanswered.get(&raw.row) {
                 job.pending = Some((u.correlation_id, u.pending.clone()));
             }
-            if let Some(before) = replay.before.get(&raw.row) {
+            if let Some(before) = before {
                 job.extra = before.extra.clone();
+                job.before = Some(before.values.clone());
             }
         }
         Item::Send(raw, job)
