@@ -75,6 +75,12 @@ impl Pacer {
         }
     }
 
+    /// Whether the pacer has learnt nothing a fresh one would not: never throttled, not paused.
+    /// Such a pacer can be dropped and made again when it is next needed.
+    fn untaught(&self) -> bool {
+        self.phase == Phase::SlowStart && self.paused_until.is_none()
+    }
+
     /// The rate the pacer allows at `now`.
     pub fn rate(&mut self, now: Instant) -> f64 {
         match self.phase {
@@ -292,10 +298,30 @@ impl Gated {
 pub struct Controller {
     ceiling: f64,
     partner: Gated,
-    customers: Mutex<HashMap<String, std::sync::Arc<Gated>>>,
+    customers: Mutex<Customers>,
     /// Which customers (or "" for partner-level calls) were throttled lately, for telling a
     /// partner-wide limit from a per-customer one.
     recent: Mutex<HashMap<String, Instant>>,
+}
+
+/// The per-customer pacers, pruned as the map grows: a file of many customers must not grow
+/// memory with every customer it names.
+#[derive(Default)]
+struct Customers {
+    pacers: HashMap<String, std::sync::Arc<Gated>>,
+    /// Prune when the map reaches this size.
+    prune_at: usize,
+}
+
+impl Customers {
+    /// Drops the pacers no call holds and that learnt nothing (never throttled): a customer's next
+    /// call makes a fresh one, which behaves the same.
+    fn prune(&mut self) {
+        self.pacers
+            .retain(|_, g| std::sync::Arc::strong_count(g) > 1 || !g.pacer().untaught());
+        self.pacers.shrink_to_fit();
+        self.prune_at = (self.pacers.len() * 2).max(1024);
+    }
 }
 
 /// Throttles from this many different customers within [`SPREAD`] mean the partner-wide limit.
@@ -307,17 +333,25 @@ impl Controller {
         Controller {
             ceiling,
             partner: Gated::new(ceiling),
-            customers: Mutex::new(HashMap::new()),
+            customers: Mutex::new(Customers {
+                pacers: HashMap::new(),
+                prune_at: 1024,
+            }),
             recent: Mutex::new(HashMap::new()),
         }
     }
 
     fn customer(&self, c: &str) -> std::sync::Arc<Gated> {
-        let mut map = self.customers.lock().expect("pacers");
-        if let Some(g) = map.get(c) {
+        let mut customers = self.customers.lock().expect("pacers");
+        if let Some(g) = customers.pacers.get(c) {
             return std::sync::Arc::clone(g);
         }
-        map.entry(c.to_owned())
+        if customers.pacers.len() >= customers.prune_at {
+            customers.prune();
+        }
+        customers
+            .pacers
+            .entry(c.to_owned())
             .or_insert_with(|| std::sync::Arc::new(Gated::new(self.ceiling)))
             .clone()
     }
@@ -377,6 +411,22 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn pacers_of_many_customers_do_not_grow_memory_but_a_throttled_one_is_kept() {
+        let c = Controller::new(100.0);
+        c.on_throttled(Some("throttled"), Instant::now(), None);
+        for i in 0..100_000 {
+            c.on_success(Some(&format!("customer-{i}")));
+        }
+        let customers = c.customers.lock().unwrap();
+        assert!(
+            customers.pacers.len() <= 2048,
+            "{} pacers kept",
+            customers.pacers.len()
+        );
+        assert!(customers.pacers.contains_key("throttled"));
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
