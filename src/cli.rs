@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::api::auth::Credentials;
-use crate::config::{check_url, default_results_path, same_file, ApplyConfig, InputConfig, Target};
+use crate::config::{check_url, same_file, ApplyConfig, InputConfig, Target};
 use crate::dispatch::{MaxErrors, RetryPolicy, Settings};
 use crate::error::{usage, Error};
 use crate::input::ReadOptions;
@@ -141,6 +141,10 @@ pub struct ApplyArgs {
     /// run with no terminal to ask on needs it).
     #[arg(long)]
     pub yes: bool,
+    /// Apply a file again to a target it was already applied to (the earlier run's records are
+    /// still moved aside, never replaced).
+    #[arg(long)]
+    pub force: bool,
     /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
     #[arg(long, value_parser = max_errors)]
     pub max_errors: Option<MaxErrors>,
@@ -414,10 +418,17 @@ impl TryFrom<&InputArgs> for InputConfig {
     type Error = Error;
 
     fn try_from(a: &InputArgs) -> Result<Self, Error> {
+        InputConfig::from_args(a, "results")
+    }
+}
+
+impl InputConfig {
+    /// The input flags, with `--out` defaulting to `<input stem>.<kind>.csv`.
+    pub fn from_args(a: &InputArgs, kind: &str) -> Result<Self, Error> {
         let out = a
             .out
             .clone()
-            .unwrap_or_else(|| default_results_path(&a.input));
+            .unwrap_or_else(|| crate::config::default_path(&a.input, kind));
         if same_file(&out, &a.input) {
             usage!(
                 "--out {} is the input file (or another name of it); the results must go elsewhere",
@@ -543,7 +554,7 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
         if (a.resume || a.retry_failed) && a.dry_run {
             usage!("--resume and --dry-run do not go together: a dry run sends nothing to resume");
         }
-        let input = InputConfig::try_from(&a.input)?;
+        let input = InputConfig::from_args(&a.input, if a.dry_run { "plan" } else { "results" })?;
         let cloud = a.target.cloud.unwrap_or(Cloud::Global);
         let target = if a.dry_run {
             None
@@ -568,6 +579,7 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
             china: matches!(cloud, Cloud::China),
             cloud: a.target.cloud_name(),
             yes: a.yes,
+            force: a.force,
         })
     }
 }

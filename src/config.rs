@@ -45,6 +45,8 @@ pub struct ApplyConfig {
     pub cloud: &'static str,
     /// `--yes`: no confirmation asked before changing a production target.
     pub yes: bool,
+    /// `--force`: apply a file again to a target a finished run already applied it to.
+    pub force: bool,
 }
 
 /// Whether a base URL points at this machine (a simulator or a test), where no confirmation is
@@ -63,11 +65,17 @@ pub fn is_loopback(base_url: &str) -> bool {
 
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
+    default_path(input, "results")
+}
+
+/// `<input stem>.<kind>.csv` beside the input: `results` for apply, `validation` for validate,
+/// `plan` for a dry run, so neither writes over an apply's records.
+pub fn default_path(input: &Path, kind: &str) -> PathBuf {
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
-    input.with_file_name(format!("{stem}.results.csv"))
+    input.with_file_name(format!("{stem}.{kind}.csv"))
 }
 
 /// Whether two paths name the same file: one file under two names (a link, a hard link, a bind

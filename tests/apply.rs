@@ -173,11 +173,30 @@ fn support_profile_is_read_then_written_whole() {
     assert_eq!(stats["calls"]["GET supportprofile 200"], 1);
     assert_eq!(stats["calls"]["PUT supportprofile 200"], 1);
 
-    // Running the same file again finds nothing to change and writes nothing.
+    // The same file on the same target again: refused, saying when it ran and what it did.
+    let calls = sb.stats()["total"].clone();
     let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("was already applied") && text(&out).contains("1 succeeded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sb.stats()["total"], calls, "nothing sent");
+    // With --force it runs, finds nothing to change and writes nothing; the first run's records
+    // are moved aside, not written over.
+    let out = sb.apply(&input, &["--force"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(statuses(&w.path("sp.results.csv")), vec!["unchanged"]);
     assert_eq!(sb.stats()["calls"]["PUT supportprofile 200"], 1);
+    let aside: Vec<String> = std::fs::read_dir(w.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("sp.results.2") && n.ends_with("Z.csv"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(statuses(&w.path(&aside[0])), vec!["succeeded"]);
+    assert!(w.path(&format!("{}.journal", aside[0])).exists());
 }
 
 #[test]
@@ -395,9 +414,11 @@ fn dry_run_and_validate_send_nothing() {
     let out = sb.apply(&input, &["--dry-run"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert_eq!(
-        statuses(&w.path("sp.results.csv")),
-        vec!["valid", "invalid"]
+        statuses(&w.path("sp.plan.csv")),
+        vec!["valid", "invalid"],
+        "a dry run writes its own file, never an apply's results"
     );
+    assert!(!w.path("sp.results.csv").exists());
     assert_eq!(sb.stats()["total"], 0);
 
     let clean = w.write(
@@ -406,7 +427,7 @@ fn dry_run_and_validate_send_nothing() {
     );
     let out = pcbulk().arg("validate").arg(&clean).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(statuses(&w.path("clean.results.csv")), vec!["valid"]);
+    assert_eq!(statuses(&w.path("clean.validation.csv")), vec!["valid"]);
 }
 
 #[test]
@@ -424,7 +445,7 @@ fn every_template_is_a_valid_file_for_its_operation() {
         let out = pcbulk().arg("validate").arg(&file).output().unwrap();
         assert_eq!(code(&out), 0, "{op}: {}", text(&out));
         assert_eq!(
-            statuses(&w.path(&format!("{op}.results.csv"))),
+            statuses(&w.path(&format!("{op}.validation.csv"))),
             vec!["valid"],
             "{op}"
         );
@@ -466,7 +487,7 @@ fn validate_streams_a_large_file_across_batches_in_order_and_finds_duplicates_fa
     let input = w.write("big.csv", csv);
     let out = pcbulk().arg("validate").arg(&input).output().unwrap();
     assert_eq!(code(&out), 1, "{}", text(&out));
-    let rows = results(&w.path("big.results.csv"));
+    let rows = results(&w.path("big.validation.csv"));
     assert_eq!(rows.len(), 40_000);
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["row"], (i + 1).to_string());
@@ -855,4 +876,39 @@ fn a_production_target_with_no_terminal_and_no_yes_is_refused_before_anything_is
     assert!(text(&out).contains("--yes"), "{}", text(&out));
     assert!(!w.path("in.results.csv").exists());
     assert!(!w.path("in.results.csv.journal").exists());
+}
+
+/// One process at a time per results file: a second run with the same results file is refused
+/// while the first holds its lock, and sends nothing.
+#[test]
+fn a_second_run_on_the_same_results_file_is_refused_while_the_first_runs() {
+    let sb = Sandbox::start(&["--latency-ms", "20000", "--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    let mut first = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url, "--rate", "200"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The sign: the first run's calls are on the wire (reads that take 20 s).
+    let waiting = std::time::Instant::now();
+    while sb.stats()["maxInFlight"].as_u64().unwrap_or(0) < 1 {
+        assert!(waiting.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::yield_now();
+    }
+    let calls = sb.stats()["total"].clone();
+    let second = sb.apply(&input, &["--force"]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(code(&second), 2, "{}", text(&second));
+    assert!(
+        text(&second).contains("another pcbulk is running"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(sb.stats()["total"], calls, "the second run sent nothing");
 }

@@ -104,8 +104,11 @@ fn a_file_mixing_utf8_and_windows_1252_is_refused_naming_the_first_line() {
     }
     assert_eq!(sb.stats()["total"], 0, "nothing was sent");
     assert_eq!(contact_name(&sb, FILLER + 1), stored_before);
-    assert!(!w.path("utf8-first.results.csv").exists());
-    assert!(!w.path("legacy-first.results.csv").exists());
+    for name in ["utf8-first", "legacy-first"] {
+        for kind in ["results", "validation"] {
+            assert!(!w.path(&format!("{name}.{kind}.csv")).exists());
+        }
+    }
 }
 
 #[test]
@@ -132,7 +135,7 @@ fn with_encoding_given_a_mixed_file_is_read_as_told() {
 
     let out = validate(&input, &["--encoding", "windows-1252"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let rows = results_csv(&w.path("billing.results.csv"));
+    let rows = results_csv(&w.path("billing.validation.csv"));
     assert_eq!(rows[0]["City"], "Malmö");
     assert_eq!(rows[0]["status"], "valid");
 
@@ -160,8 +163,7 @@ fn validate_and_apply_decode_one_file_the_same_way() {
 
     let out = validate(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let validated = results_csv(&w.path("contacts.results.csv"));
-    std::fs::remove_file(w.path("contacts.results.csv")).unwrap();
+    let validated = results_csv(&w.path("contacts.validation.csv"));
 
     let out = sb.apply(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -200,4 +202,5 @@ fn an_unterminated_quote_at_the_end_is_an_error_not_a_merged_row() {
     assert_eq!(sb.stats()["total"], 0, "nothing was sent");
     assert_eq!(sb.note_counts(), notes_before);
     assert!(!w.path("notes.results.csv").exists());
+    assert!(!w.path("notes.validation.csv").exists());
 }

@@ -275,6 +275,8 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
     let started = Instant::now();
     let journal_path = journal::path_for(&cfg.input.out);
     refuse_unsafe_records(&cfg.input, &journal_path)?;
+    // One process at a time per results file, for the whole run.
+    let _lock = super::records::lock(&cfg.input.out)?;
     // A resume reads the earlier journal first: the checking pass checks it against every row.
     let input_name = cfg.input.input.display().to_string();
     let earlier = match cfg.resume {
@@ -313,6 +315,9 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
             base_url.clone()
         },
     };
+    if earlier.is_none() {
+        super::records::set_aside(&cfg.input.out, &job, cfg.force)?;
+    }
     let earlier = earlier.map(|replay| (replay, scan.misfit.take()));
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
     let journal = Arc::new(journal);

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod auth;
+mod records;
 pub mod sandbox;
 pub mod template;
 pub mod undo;
@@ -49,7 +50,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(summary.exit_code())
         }
         Command::Validate(args) => {
-            let summary = validate::validate(&InputConfig::try_from(&args)?)?;
+            let summary = validate::validate(&InputConfig::from_args(&args, "validation")?)?;
             print!("{}", report::summary_text(&summary));
             Ok(summary.exit_code())
         }

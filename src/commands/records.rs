@@ -1,0 +1,238 @@
+//! An apply's records (its results file and journal) are never lost: a new run sets an earlier
+//! run's records aside instead of writing over them, refuses to apply the same file to the same
+//! target twice unless told to, and holds a lock so that one process at a time uses a results file.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::error::Error;
+use crate::journal::{self, Job};
+use crate::results::Status;
+
+/// Held for the whole run: another pcbulk using the same results file is refused while it is.
+/// The lock file is removed when the run ends, by its holder, still locked: a process that opened
+/// it meanwhile finds, once it holds its own lock, that the name is no longer that file, and tries
+/// again.
+pub struct Lock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Takes the results file's lock (`.<results name>.lock` beside it), or refuses: another run is
+/// using that results file.
+pub fn lock(out: &Path) -> Result<Lock, Error> {
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let path = out.with_file_name(format!(".{name}.lock"));
+    let fix = "the lock file sits beside the results file, so give --out another path";
+    let cannot = |e| Error::io(format!("cannot lock {}", path.display()), e);
+    loop {
+        let file = match crate::fsafe::look(&path, fix).map_err(cannot)? {
+            Some(_) => crate::fsafe::open_append(&path, fix),
+            None => crate::fsafe::create(&path, fix),
+        }
+        .map_err(cannot)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::usage(format!(
+                    "another pcbulk is running with the results file {}: wait for it to end, or \
+                     give --out another path",
+                    out.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(cannot(e)),
+        }
+        if same_inode(&file, &path) {
+            return Ok(Lock { file, path });
+        }
+        // The holder removed it as we opened it: the name is free again.
+    }
+}
+
+#[cfg(unix)]
+fn same_inode(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_inode(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// Before a new (not resumed) run: an unfinished earlier run is refused (it needs `--resume`); a
+/// finished run of the same input on the same target is refused unless `force`; otherwise the
+/// earlier results and journal are moved aside as `<stem>.<UTC time>.csv` (and `.journal`).
+pub fn set_aside(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
+    let journal_path = journal::path_for(out);
+    let look = |p: &Path| {
+        crate::fsafe::look(p, journal::FIX)
+            .map_err(|e| Error::io(format!("cannot look at {}", p.display()), e))
+    };
+    let journal_meta = look(&journal_path)?;
+    let results_meta = look(out)?;
+    if journal_meta.is_none() && results_meta.is_none() {
+        return Ok(());
+    }
+    if journal_meta.is_some() {
+        let earlier = journal::read(&journal_path).map_err(|e| match e {
+            journal::ReadError::Io(e) => Error::io(
+                format!("cannot read the journal {}", journal_path.display()),
+                e,
+            ),
+            journal::ReadError::Misfit(m) => Error::Usage(format!(
+                "{} line {}: {}: it is not a journal pcbulk wrote, and a new run will not replace \
+                 it; move it aside (rename it) to start a new run",
+                journal_path.display(),
+                m.line,
+                m.what
+            )),
+        })?;
+        if let Some(before) = &earlier.job {
+            if !earlier.done {
+                return Err(Error::usage(format!(
+                    "{} records an unfinished run ({} rows finished): run the same command with \
+                     --resume to finish it without applying anything twice",
+                    journal_path.display(),
+                    earlier.outcomes.len()
+                )));
+            }
+            if !force && before.input_sha256 == job.input_sha256 && before.target == job.target {
+                let when = journal_meta
+                    .as_ref()
+                    .and_then(|m| m.modified().ok())
+                    .map(utc)
+                    .unwrap_or_else(|| "earlier".into());
+                let mut counts = std::collections::BTreeMap::new();
+                for (_, o) in earlier.outcomes.values() {
+                    *counts.entry(o.status).or_insert(0usize) += 1;
+                }
+                let did: Vec<String> = Status::ALL
+                    .iter()
+                    .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
+                    .collect();
+                return Err(Error::usage(format!(
+                    "{} was already applied to {} by the run that finished at {when} ({}; its \
+                     records: {} and {}). Applying it again would send every row again (notes \
+                     would be added twice): give --force to do it anyway",
+                    job.input,
+                    job.target,
+                    if did.is_empty() {
+                        "no rows".to_owned()
+                    } else {
+                        did.join(", ")
+                    },
+                    out.display(),
+                    journal_path.display()
+                )));
+            }
+        }
+    }
+    let stamp = [&results_meta, &journal_meta]
+        .iter()
+        .filter_map(|m| m.as_ref()?.modified().ok())
+        .max()
+        .map(utc_compact)
+        .unwrap_or_else(|| utc_compact(SystemTime::now()));
+    let aside = free_name(out, &stamp);
+    if results_meta.is_some() {
+        rename(out, &aside)?;
+    }
+    if journal_meta.is_some() {
+        rename(&journal_path, &journal::path_for(&aside))?;
+    }
+    eprintln!(
+        "pcbulk: the earlier run's records were moved aside to {}",
+        aside.display()
+    );
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::rename(from, to).map_err(|e| {
+        Error::io(
+            format!("cannot move {} aside to {}", from.display(), to.display()),
+            e,
+        )
+    })
+}
+
+/// `<stem>.<stamp>.csv` beside `out` (with `-2`, `-3`... if that is taken).
+fn free_name(out: &Path, stamp: &str) -> PathBuf {
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = out
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut n = 1;
+    loop {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let p = out.with_file_name(format!("{stem}.{stamp}{suffix}{ext}"));
+        if std::fs::symlink_metadata(&p).is_err()
+            && std::fs::symlink_metadata(journal::path_for(&p)).is_err()
+        {
+            return p;
+        }
+        n += 1;
+    }
+}
+
+/// (year, month, day, hour, minute, second) in UTC.
+fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// `20261123T153349Z`.
+fn utc_compact(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = civil(t);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+}
+
+/// `2026-11-23 15:33:49 UTC`.
+fn utc(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = civil(t);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_times_are_what_a_calendar_says() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(utc_compact(t(0)), "19700101T000000Z");
+        assert_eq!(utc_compact(t(1_795_448_029)), "20261123T153349Z");
+        assert_eq!(utc(t(951_782_400)), "2000-02-29 00:00:00 UTC");
+    }
+}
