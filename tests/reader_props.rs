@@ -137,3 +137,18 @@ proptest! {
         }
     }
 }
+
+/// Found by the byte-soup property: `E0 A0 | 80 00` is not UTF-8 field by field, but its fields end
+/// to end (`E0 A0 80 00`) are, so the row was taken for UTF-8 and cut inside a character (a panic).
+#[test]
+fn a_character_split_by_a_delimiter_is_refused_not_a_panic() {
+    let bytes = [0xe0, 0xa0, b'|', 0x80, 0x00];
+    let got = std::panic::catch_unwind(|| {
+        pcbulk::input::read_bytes(&bytes, &pcbulk::input::ReadOptions::default()).map(|_| ())
+    });
+    match got {
+        Ok(Err(e)) => assert!(e.to_string().contains("not UTF-8"), "{e}"),
+        Ok(Ok(())) => panic!("taken as text"),
+        Err(_) => panic!("panicked"),
+    }
+}

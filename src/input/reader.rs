@@ -104,10 +104,26 @@ impl<'a> Reader<'a> {
             };
             let (text, ends) = match self.charset.read(rec.bytes(), rec.line)? {
                 // The common case: one check and one copy for the whole row.
-                Decode::Utf8(text) => (
+                Decode::Utf8(text) if rec.ends().iter().all(|&e| text.is_char_boundary(e)) => (
                     text.to_owned(),
                     rec.ends().iter().map(|&e| e as u32).collect(),
                 ),
+                // UTF-8 only with its delimiters taken out (a character's bytes on both sides of
+                // one): its fields are not text in any encoding the file could be in.
+                Decode::Utf8(_) => {
+                    let (at, byte) = rec
+                        .fields()
+                        .find_map(|f| {
+                            let e = std::str::from_utf8(f).err()?;
+                            Some(f[e.valid_up_to()])
+                        })
+                        .map_or((rec.line, 0), |b| (rec.line, b));
+                    return Err(InputError::NotUtf8 {
+                        line: at,
+                        byte,
+                        utf8: crate::input::encoding::Utf8At::Line(rec.line),
+                    });
+                }
                 other => other.text(rec.fields()),
             };
             let r = StreamRow::new(row, rec.line, text, ends);
