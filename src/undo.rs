@@ -241,8 +241,12 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
     }
     columns.push(MARKER);
     let cannot = || format!("cannot write the undo file {}", report.out.display());
-    let file = crate::fsafe::create(&report.out, FIX).with_context(cannot)?;
-    let mut w = csv::Writer::from_writer(file);
+    let mut file = crate::fsafe::create(&report.out, FIX).with_context(cannot)?;
+    // Like the results: UTF-8 with a BOM (Excel reads it as UTF-8 then) and the input's delimiter.
+    std::io::Write::write_all(&mut file, b"\xef\xbb\xbf").with_context(cannot)?;
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(table.delimiter)
+        .from_writer(file);
     w.write_record(&columns).with_context(cannot)?;
     for (row, op, cells) in &undo_rows {
         w.write_record(columns.iter().map(|c| match *c {

@@ -229,3 +229,35 @@ fn undo_refuses_before_values_the_row_did_not_change_or_for_a_key() {
         assert!(!w.path("billing.undo.csv").exists(), "no undo file written");
     }
 }
+
+/// An undo file is written like the results: UTF-8 with a BOM, in the input's delimiter, so a
+/// semicolon file from a European Excel comes back in semicolons and opens in columns there.
+#[test]
+fn an_undo_file_keeps_the_input_s_delimiter_and_a_bom() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "kontakte.csv",
+        format!(
+            "customer_id;subscription_id;support_tenant_id;support_mpn_id;name\n\
+             {CONTOSO};{SUB_A};{TREY_TENANT};4391507;Trey Research\n"
+        ),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = pcbulk()
+        .arg("undo")
+        .arg(w.path("kontakte.results.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let bytes = std::fs::read(w.path("kontakte.undo.csv")).unwrap();
+    assert!(bytes.starts_with(b"\xef\xbb\xbf"), "a BOM");
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(&bytes[3..]);
+    let headers = r.headers().unwrap().clone();
+    assert!(headers.len() > 3, "read in semicolons: {headers:?}");
+    assert!(headers.iter().any(|h| h == "name"), "{headers:?}");
+    assert_eq!(r.records().count(), 1);
+}
