@@ -31,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Validate the file and apply every valid row to Partner Center (or to the sandbox).
     Apply(ApplyArgs),
+    /// Validate, then read each row's current values (GETs only, paced and retried like apply) and
+    /// say per row what applying it would change: `planned` with its `change`, `unchanged`,
+    /// `invalid` or `failed`. Never writes to the service. Results in <input stem>.plan.csv.
+    Plan(ApplyArgs),
     /// Check a file without sending anything: every row comes out `valid` or `invalid`.
     Validate(InputArgs),
     /// Print a header and an example row for an operation.
@@ -134,7 +138,8 @@ pub struct ApplyArgs {
     /// Continue like --resume, and also re-attempt rows that failed.
     #[arg(long)]
     pub retry_failed: bool,
-    /// Validate and report what would be sent, without sending anything.
+    /// The same as `pcbulk plan`: read each row's current values and say what applying it would
+    /// change, writing nothing (results in <input stem>.plan.csv).
     #[arg(long)]
     pub dry_run: bool,
     /// Go ahead without asking: the answer to the confirmation a production target asks for (a
@@ -556,11 +561,7 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
         }
         let input = InputConfig::from_args(&a.input, if a.dry_run { "plan" } else { "results" })?;
         let cloud = a.target.cloud.unwrap_or(Cloud::Global);
-        let target = if a.dry_run {
-            None
-        } else {
-            Some(Target::try_from(&a.target)?)
-        };
+        let target = Some(Target::try_from(&a.target)?);
         Ok(ApplyConfig {
             input,
             resume: a.resume || a.retry_failed,
@@ -574,6 +575,7 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
                     ..RetryPolicy::default()
                 },
                 max_errors: a.max_errors,
+                reads_only: a.dry_run,
             },
             timeout: a.timeout,
             china: matches!(cloud, Cloud::China),

@@ -49,6 +49,13 @@ pub struct ApplyConfig {
     pub force: bool,
 }
 
+impl ApplyConfig {
+    /// `plan` / `apply --dry-run`: reads only.
+    pub fn is_plan(&self) -> bool {
+        self.settings.reads_only
+    }
+}
+
 /// Whether a base URL points at this machine (a simulator or a test), where no confirmation is
 /// asked.
 pub fn is_loopback(base_url: &str) -> bool {

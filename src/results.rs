@@ -34,17 +34,20 @@ pub enum Status {
     Failed,
     Skipped,
     Valid,
+    /// `plan`: applying the row would change what its `change` column says.
+    Planned,
 }
 
 impl Status {
     /// Every status, in declaration order (so `status as usize` indexes it).
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Succeeded,
         Status::Unchanged,
         Status::Invalid,
         Status::Failed,
         Status::Skipped,
         Status::Valid,
+        Status::Planned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::Valid => "valid",
+            Status::Planned => "planned",
         }
     }
 }

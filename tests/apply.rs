@@ -415,11 +415,16 @@ fn dry_run_and_validate_send_nothing() {
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert_eq!(
         statuses(&w.path("sp.plan.csv")),
-        vec!["valid", "invalid"],
-        "a dry run writes its own file, never an apply's results"
+        vec!["planned", "invalid"],
+        "a dry run is a plan, in its own file, never an apply's results"
     );
     assert!(!w.path("sp.results.csv").exists());
-    assert_eq!(sb.stats()["total"], 0);
+    let stats = sb.stats();
+    let calls = stats["calls"].as_object().unwrap();
+    assert!(
+        calls.keys().all(|k| k.starts_with("GET ")),
+        "reads only: {stats}"
+    );
 
     let clean = w.write(
         "clean.csv",
@@ -911,4 +916,53 @@ fn a_second_run_on_the_same_results_file_is_refused_while_the_first_runs() {
         text(&second)
     );
     assert_eq!(sb.stats()["total"], calls, "the second run sent nothing");
+}
+
+/// `pcbulk plan`: reads each row's current values through the same dispatcher and says what
+/// applying it would change, and never writes: the sandbox saw GETs only and holds what it held.
+#[test]
+fn a_plan_reads_says_what_would_change_and_never_writes() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let before = sb.state();
+    let input = w.write(
+        "in.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n\
+             {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n\
+             not-a-guid,{SUB_12},{TREY_TENANT},4391507,Trey Research\n"
+        ),
+    );
+    let out = pcbulk()
+        .arg("plan")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.plan.csv"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["status"].as_str(), r["change"].as_str()))
+        .collect();
+    assert_eq!(got[0].0, "planned");
+    assert!(
+        got[0].1.contains(&format!("→ \"{TREY_TENANT}\"")) && got[0].1.contains("name: "),
+        "{got:?}"
+    );
+    assert_eq!(got[1], ("invalid", ""));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applying it would change:"),
+        "{}",
+        text(&out)
+    );
+    let stats = sb.stats();
+    let calls = stats["calls"].as_object().unwrap();
+    assert!(
+        !calls.is_empty() && calls.keys().all(|k| k.starts_with("GET ")),
+        "{stats}"
+    );
+    assert_eq!(sb.state(), before, "nothing changed");
+    assert!(!w.path("in.results.csv").exists());
 }

@@ -138,6 +138,9 @@ pub enum CallError {
     /// The run is stopping (error limit, refused credentials, interrupt); the call was not made.
     #[error("not attempted: {0}")]
     Aborted(String),
+    /// `plan`: the write a row would send, not sent (a plan only reads).
+    #[error("not sent: a plan only reads")]
+    Planned,
     /// pcbulk refused to send the write: what it read shows the service would refuse it.
     #[error("{message}")]
     Invalid { code: String, message: String },
@@ -153,6 +156,7 @@ impl CallError {
             CallError::Unauthorized(_)
             | CallError::Decode(_)
             | CallError::Aborted(_)
+            | CallError::Planned
             | CallError::Invalid { .. } => false,
         }
     }
@@ -177,6 +181,7 @@ impl CallError {
             CallError::Unauthorized(_) => "unauthorized".into(),
             CallError::Decode(_) => "bad_response".into(),
             CallError::Aborted(_) => "aborted".into(),
+            CallError::Planned => String::new(),
             CallError::Invalid { code, .. } => code.clone(),
         }
     }

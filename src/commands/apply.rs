@@ -207,9 +207,15 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan) {
     };
     let invalid = scan.rows - scan.to_send;
     eprintln!(
-        "pcbulk: apply {op} (chosen by {how}) to {to}\n        {} to send, {invalid} invalid or \
+        "pcbulk: {} {op} (chosen by {how}) to {to}\n        {} to {}, {invalid} invalid or \
          duplicate; results: {}",
+        if cfg.is_plan() {
+            "plan (reads only)"
+        } else {
+            "apply"
+        },
         crate::report::count(scan.to_send, "row"),
+        if cfg.is_plan() { "read" } else { "send" },
         cfg.input.out.display()
     );
 }
@@ -299,7 +305,9 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         )));
     }
     banner(&cfg, &target, &scan);
-    confirm(&cfg, &target, scan.to_send)?;
+    if !cfg.is_plan() {
+        confirm(&cfg, &target, scan.to_send)?;
+    }
     let super::Reached {
         sandbox: running,
         base_url,
@@ -316,7 +324,8 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         },
     };
     if earlier.is_none() {
-        super::records::set_aside(&cfg.input.out, &job, cfg.force)?;
+        // A plan may be made again and again; its earlier file is still moved aside.
+        super::records::set_aside(&cfg.input.out, &job, cfg.force || cfg.is_plan())?;
     }
     let earlier = earlier.map(|replay| (replay, scan.misfit.take()));
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;

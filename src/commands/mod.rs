@@ -49,6 +49,13 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             print!("{}", report::summary_text(&summary));
             Ok(summary.exit_code())
         }
+        Command::Plan(mut args) => {
+            args.dry_run = true;
+            let cfg = ApplyConfig::try_from(&args)?;
+            let summary = one_thread_runtime()?.block_on(apply::apply(cfg, true))?;
+            print!("{}", report::summary_text(&summary));
+            Ok(summary.exit_code())
+        }
         Command::Validate(args) => {
             let summary = validate::validate(&InputConfig::from_args(&args, "validation")?)?;
             print!("{}", report::summary_text(&summary));

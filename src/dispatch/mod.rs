@@ -131,6 +131,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub max_errors: Option<MaxErrors>,
+    /// `plan`: reads are sent, writes are not (each row ends `planned` at its first write).
+    pub reads_only: bool,
 }
 
 /// Shared by all workers: the transport, tokens, limiter and retry policy.
@@ -287,7 +289,9 @@ impl Dispatcher {
         // What a succeeded row changed; unknown for a row a resume settled without reading it
         // again (its before-values are in the earlier run's journal).
         let change = match (&result, &rec.before) {
-            (Ok(Applied::Changed), Some(before)) => job.change.describe(before),
+            (Ok(Applied::Changed) | Err(CallError::Planned), Some(before)) => {
+                job.change.describe(before)
+            }
             _ => String::new(),
         };
         let (status, code, message) = match result {
@@ -306,6 +310,7 @@ impl Dispatcher {
                 )
             }
             Err(CallError::Aborted(reason)) => (Status::Skipped, "aborted".into(), reason),
+            Err(CallError::Planned) => (Status::Planned, String::new(), String::new()),
             Err(CallError::Invalid { code, message }) => (Status::Invalid, code, message),
             Err(e) => (
                 Status::Failed,
@@ -550,6 +555,9 @@ impl RowApi<'_> {
         };
         let customer = req.customer();
         let is_write = req.method != crate::api::Method::Get;
+        if is_write && d.settings.reads_only {
+            return Err(CallError::Planned);
+        }
         let (mut attempts, mut renewed, mut journaled) = (0u32, false, false);
         // Whether some attempt got no answer: then a failure does not prove the write was not applied.
         let mut unknown = false;
@@ -755,6 +763,7 @@ mod tests {
                 concurrency: 1,
                 retry: RetryPolicy::default(),
                 max_errors,
+                reads_only: false,
             },
             None,
         ))

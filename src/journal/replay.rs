@@ -98,7 +98,7 @@ impl Replay {
             let final_status = match o.status {
                 Status::Succeeded | Status::Unchanged | Status::Invalid => true,
                 Status::Failed => !retry_failed,
-                Status::Skipped | Status::Valid => false,
+                Status::Skipped | Status::Valid | Status::Planned => false,
             };
             if final_status {
                 return Some(Outcome { line, ..o.clone() });

@@ -556,6 +556,7 @@ mod tests {
             concurrency: 16,
             retry: crate::dispatch::RetryPolicy::default(),
             max_errors: None,
+            reads_only: false,
         };
         let tokens = Arc::new(crate::api::auth::Tokens::new(
             crate::api::auth::Credentials::Static("t".to_string().into()),

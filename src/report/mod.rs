@@ -33,6 +33,19 @@ pub fn summary_text(s: &Summary) -> String {
             counts.join(", ")
         }
     ));
+    if !s.planned.is_empty() {
+        out.push_str("applying it would change:\n");
+        for o in &s.planned {
+            out.push_str(&format!(
+                "  row {} (line {}): {}\n",
+                o.row, o.line, o.change
+            ));
+        }
+        let more = s.count_of(Status::Planned).saturating_sub(s.planned.len());
+        if more > 0 {
+            out.push_str(&format!("  ... and {more} more in the plan file\n"));
+        }
+    }
     for o in &s.problems {
         let http = o
             .http_status

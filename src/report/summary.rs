@@ -22,6 +22,8 @@ pub struct Summary {
     pub problems_total: usize,
     /// What the sandbox changed, for `apply --sandbox`.
     pub sandbox_changes: Option<Vec<String>>,
+    /// The first rows a plan would change, with what it would change.
+    pub planned: Vec<Outcome>,
     /// The command that finishes a stopped run (`... --resume`), when one can.
     pub resume_command: Option<String>,
 }
@@ -40,12 +42,16 @@ impl Summary {
             problems_total: 0,
             sandbox_changes: None,
             resume_command: None,
+            planned: Vec::new(),
         }
     }
 
     /// Counts one row's outcome (keeping the first few problems to show).
     pub fn count(&mut self, o: Outcome) {
         self.counts[o.status as usize] += 1;
+        if o.status == Status::Planned && self.planned.len() < PROBLEMS_SHOWN {
+            self.planned.push(o.clone());
+        }
         if matches!(o.status, Status::Invalid | Status::Failed) {
             self.problems_total += 1;
             if self.problems.len() < PROBLEMS_SHOWN {
