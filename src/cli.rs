@@ -150,6 +150,10 @@ pub struct ApplyArgs {
     /// still moved aside, never replaced).
     #[arg(long)]
     pub force: bool,
+    /// Apply only the rows this plan (from `pcbulk plan`) marks `planned`; a row whose current
+    /// values are no longer what the plan read fails with error_code `drifted`.
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["dry_run", "resume", "retry_failed"])]
+    pub from_plan: Option<PathBuf>,
     /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
     #[arg(long, value_parser = max_errors)]
     pub max_errors: Option<MaxErrors>,
@@ -582,6 +586,7 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
             cloud: a.target.cloud_name(),
             yes: a.yes,
             force: a.force,
+            from_plan: a.from_plan.clone(),
         })
     }
 }

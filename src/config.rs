@@ -47,6 +47,8 @@ pub struct ApplyConfig {
     pub yes: bool,
     /// `--force`: apply a file again to a target a finished run already applied it to.
     pub force: bool,
+    /// `--from-plan`: the plan file whose `planned` rows are the only ones applied.
+    pub from_plan: Option<PathBuf>,
 }
 
 impl ApplyConfig {

@@ -8,6 +8,7 @@ use serde_json::json;
 use std::process::Command;
 
 const SUB_11: &str = "d0000001-0000-4000-8000-000000000011";
+const SUB_13: &str = "d0000001-0000-4000-8000-000000000013";
 const SUB_12: &str = "d0000001-0000-4000-8000-000000000012";
 const SUB_21: &str = "d0000002-0000-4000-8000-000000000021";
 const SUB_NCE: &str = "d0000002-0000-4000-8000-000000000022";
@@ -965,4 +966,85 @@ fn a_plan_reads_says_what_would_change_and_never_writes() {
     );
     assert_eq!(sb.state(), before, "nothing changed");
     assert!(!w.path("in.results.csv").exists());
+}
+
+/// Plan on Monday, apply on Tuesday: `apply --from-plan` applies exactly the rows the plan marks
+/// `planned`, and a row whose values changed in between fails as `drifted` and is not written.
+#[test]
+fn apply_from_plan_applies_the_planned_rows_and_refuses_one_changed_in_between() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n\
+             {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n\
+             {CONTOSO},{SUB_12},{TREY_TENANT},4391507,Trey Research\n\
+             not-a-guid,{SUB_12},{TREY_TENANT},4391507,Trey Research\n\
+             {CONTOSO},{SUB_13},{TREY_TENANT},4391507,Trey Research\n"
+        ),
+    );
+    // Row 4's contact already is what the row asks: the plan says unchanged.
+    let already = serde_json::json!({
+        "SupportTenantId": TREY_TENANT, "SupportMpnId": "4391507",
+        "Name": "Trey Research", "Attributes": {"ObjectType": "SupportContact"},
+    });
+    let sub13 = format!("/customers/{CONTOSO}/subscriptions/{SUB_13}/supportcontact");
+    assert!(sb
+        .call("PUT", &sub13, Some(already), &[])
+        .unwrap()
+        .status()
+        .is_success());
+    let run = |args: &[&str]| {
+        pcbulk()
+            .args(args)
+            .arg(&input)
+            .args(["--base-url", &sb.url])
+            .env("PCBULK_ACCESS_TOKEN", "sandbox")
+            .output()
+            .unwrap()
+    };
+    let plan = run(&["plan"]);
+    assert_eq!(code(&plan), 1, "{}", text(&plan));
+    assert_eq!(
+        statuses(&w.path("in.plan.csv")),
+        ["planned", "planned", "invalid", "unchanged"]
+    );
+    // Someone edits row 2's contact between the plan and the apply.
+    let path = format!("/customers/{CONTOSO}/subscriptions/{SUB_12}/supportcontact");
+    let edit = serde_json::json!({
+        "SupportTenantId": FABRIKAM_RESELLER_TENANT, "SupportMpnId": "5123456",
+        "Name": "Edited meanwhile", "Attributes": {"ObjectType": "SupportContact"},
+    });
+    assert!(sb
+        .call("PUT", &path, Some(edit), &[])
+        .unwrap()
+        .status()
+        .is_success());
+    let plan_path = w.path("in.plan.csv");
+    let out = run(&["apply", "--from-plan", plan_path.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["status"].as_str(), r["error_code"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("succeeded", ""),
+            ("failed", "drifted"),
+            ("invalid", "invalid_guid"),
+            ("skipped", "not_planned")
+        ]
+    );
+    assert_eq!(
+        sb.subscription(SUB_11)["supportContact"]["supportTenantId"],
+        TREY_TENANT
+    );
+    assert_eq!(
+        sb.subscription(SUB_12)["supportContact"]["name"],
+        "Edited meanwhile",
+        "the edit made meanwhile is not overwritten"
+    );
 }

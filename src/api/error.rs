@@ -138,6 +138,9 @@ pub enum CallError {
     /// The run is stopping (error limit, refused credentials, interrupt); the call was not made.
     #[error("not attempted: {0}")]
     Aborted(String),
+    /// `--from-plan`: what the row read is no longer what the plan read; the write was not sent.
+    #[error("{0}")]
+    Drifted(String),
     /// `plan`: the write a row would send, not sent (a plan only reads).
     #[error("not sent: a plan only reads")]
     Planned,
@@ -157,6 +160,7 @@ impl CallError {
             | CallError::Decode(_)
             | CallError::Aborted(_)
             | CallError::Planned
+            | CallError::Drifted(_)
             | CallError::Invalid { .. } => false,
         }
     }
@@ -182,6 +186,7 @@ impl CallError {
             CallError::Decode(_) => "bad_response".into(),
             CallError::Aborted(_) => "aborted".into(),
             CallError::Planned => String::new(),
+            CallError::Drifted(_) => "drifted".into(),
             CallError::Invalid { code, .. } => code.clone(),
         }
     }

@@ -14,7 +14,7 @@ use crate::events::{Emitter, Event, Listener};
 use crate::failpoint;
 use crate::journal::{self, Journal};
 use crate::pipeline::check;
-use crate::pipeline::engine::{Drive, Reading, GRACE};
+use crate::pipeline::engine::{Drive, PlanRows, Reading, GRACE};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
 use crate::results::{encode_line, StreamWriter};
@@ -273,6 +273,60 @@ fn refuse_unsafe_records(
         .map_err(|e| journal::cannot_write(journal_path, e))
 }
 
+/// Reads the plan `--from-plan` names (its journal holds what each row read and its status) and
+/// checks it was made from this very input and target.
+fn read_plan(plan: &std::path::Path, job: &journal::Job) -> Result<PlanRows, Error> {
+    let path = journal::path_for(plan);
+    let replay = journal::read(&path).map_err(|e| match e {
+        journal::ReadError::Io(e) => Error::io(
+            format!(
+                "cannot read the plan's journal {} (it is written beside the plan)",
+                path.display()
+            ),
+            e,
+        ),
+        journal::ReadError::Misfit(m) => Error::Usage(format!(
+            "the plan's journal {} line {}: {}: make a new plan",
+            path.display(),
+            m.line,
+            m.what
+        )),
+    })?;
+    let Some(made) = replay.job.as_ref().filter(|_| replay.done) else {
+        return Err(Error::usage(format!(
+            "{} is not a finished plan: make a new one with pcbulk plan",
+            plan.display()
+        )));
+    };
+    if made.input_sha256 != job.input_sha256 {
+        return Err(Error::usage(format!(
+            "{} was made from another version of {} (or another file): make a new plan and review \
+             it; nothing was sent",
+            plan.display(),
+            job.input
+        )));
+    }
+    if made.target != job.target {
+        return Err(Error::usage(format!(
+            "{} was made against {}, not {}: make a new plan against this target; nothing was sent",
+            plan.display(),
+            made.target,
+            job.target
+        )));
+    }
+    let status = replay
+        .outcomes
+        .iter()
+        .map(|(row, (_, o))| (*row, o.status))
+        .collect();
+    let before = replay
+        .before
+        .iter()
+        .map(|(row, b)| (*row, b.values.clone()))
+        .collect();
+    Ok(PlanRows { status, before })
+}
+
 /// `pcbulk apply`.
 pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
     let Some(target) = cfg.target.take() else {
@@ -323,6 +377,10 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
             base_url.clone()
         },
     };
+    let plan = match &cfg.from_plan {
+        Some(p) => Some(read_plan(p, &job)?),
+        None => None,
+    };
     if earlier.is_none() {
         // A plan may be made again and again; its earlier file is still moved aside.
         super::records::set_aside(&cfg.input.out, &job, cfg.force || cfg.is_plan())?;
@@ -371,11 +429,12 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         to_send: scan.to_send,
     });
     let to_send = scan.to_send;
-    let reading = Reading::from_scan(
+    let mut reading = Reading::from_scan(
         cfg.input.clone(),
         scan,
         replay.map(|r| (r, cfg.retry_failed)),
     );
+    reading.plan = plan;
     let mut signals = Signals::listen();
     let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
     let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, &mut signals).await;

@@ -45,6 +45,8 @@ pub struct Job {
     pub extra: BTreeMap<String, serde_json::Value>,
     /// After a crash: the before-values the row journaled.
     pub before: Option<BTreeMap<String, String>>,
+    /// `--from-plan`: the before-values the plan read; a write goes only if the row reads them.
+    pub expected: Option<BTreeMap<String, String>>,
 }
 
 impl Job {
@@ -57,6 +59,7 @@ impl Job {
             pending: None,
             extra: BTreeMap::new(),
             before: None,
+            expected: None,
         }
     }
 }
@@ -276,6 +279,7 @@ impl Dispatcher {
                 before: job.before.clone(),
                 ..Record::default()
             }),
+            expected: job.expected.clone(),
         };
         let result = match pending {
             Some(p) => match job.change.settle(&api, p, &job.extra).await {
@@ -379,6 +383,8 @@ struct RowApi<'d> {
     op: &'static str,
     correlation_id: Uuid,
     record: Mutex<Record>,
+    /// `--from-plan`: the before-values the plan read.
+    expected: Option<BTreeMap<String, String>>,
 }
 
 impl RowApi<'_> {
@@ -557,6 +563,27 @@ impl RowApi<'_> {
         let is_write = req.method != crate::api::Method::Get;
         if is_write && d.settings.reads_only {
             return Err(CallError::Planned);
+        }
+        if let (true, Some(expected)) = (is_write, &self.expected) {
+            let read = self.record.lock().expect("record lock").before.clone();
+            if read.as_ref() != Some(expected) {
+                let now = read
+                    .map(|r| {
+                        r.iter()
+                            .filter(|(k, v)| expected.get(*k) != Some(v))
+                            .map(|(k, v)| {
+                                let was = expected.get(k).map_or("", String::as_str);
+                                format!("{k}: {was:?} in the plan, {v:?} now")
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_default();
+                return Err(CallError::Drifted(format!(
+                    "not applied: the values changed since the plan read them ({now}); make a new \
+                     plan and review it"
+                )));
+            }
         }
         let (mut attempts, mut renewed, mut journaled) = (0u32, false, false);
         // Whether some attempt got no answer: then a failure does not prove the write was not applied.

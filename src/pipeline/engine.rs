@@ -33,12 +33,21 @@ enum Item {
     Broken(String),
 }
 
+/// A plan's rows, for `--from-plan`: each row's status there, and what it read before.
+#[derive(Debug, Default)]
+pub struct PlanRows {
+    pub status: std::collections::BTreeMap<usize, Status>,
+    pub before: std::collections::BTreeMap<usize, std::collections::BTreeMap<String, String>>,
+}
+
 /// What the reader needs to turn rows into items.
 pub struct Reading {
     pub input: InputConfig,
     pub planner: Planner,
     pub dups: duplicates::Firsts,
     pub replay: Option<(Replay, bool)>,
+    /// `--from-plan`: each row's status in the plan, and the before-values the plan read.
+    pub plan: Option<PlanRows>,
     /// What the checking pass read: the sending pass must read the same.
     rows: usize,
     sha256: String,
@@ -57,6 +66,7 @@ impl Reading {
             planner: scan.planner,
             dups: scan.dups,
             replay,
+            plan: None,
             rows: scan.rows,
             sha256: scan.sha256,
             charset: scan.charset,
@@ -91,6 +101,23 @@ impl Reading {
             return Item::Done(raw, o, false);
         }
         let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);
+        if let Some(plan) = &self.plan {
+            match plan.status.get(&raw.row) {
+                Some(Status::Planned) => job.expected = plan.before.get(&raw.row).cloned(),
+                other => {
+                    let why = other.map_or("does not list it".to_owned(), |s| format!("says {s}"));
+                    let message = format!("not applied: the plan {why}");
+                    let o = Outcome::unsent(
+                        raw.row,
+                        raw.line,
+                        Status::Skipped,
+                        "not_planned",
+                        &message,
+                    );
+                    return Item::Done(raw, o, false);
+                }
+            }
+        }
         if let Some((replay, retry_failed)) = &self.replay {
             let before = replay.before.get(&raw.row);
             if let Some(mut done) = replay.finished(raw.row, raw.line, *retry_failed) {
