@@ -58,6 +58,9 @@ fn near_misses(headers: &[String], columns: &[Option<&'static str>]) -> Vec<Near
         .iter()
         .zip(columns)
         .filter(|(h, c)| c.is_none() && !crate::undo::is_marker(h))
+        // A typo of a column name is short: a long header cell (a binary file, say) is no typo,
+        // and comparing it with every column would take time in its length squared.
+        .filter(|(h, _)| h.len() <= 64)
         .filter_map(|(h, _)| {
             let n = normalize(h);
             let (dist, column) = known

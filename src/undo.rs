@@ -82,6 +82,14 @@ fn refuse_unsafe_out(out: &Path, results: &Path, journal: &Path) -> anyhow::Resu
             );
         }
     }
+    let journal = journal::path_for(out);
+    if std::fs::symlink_metadata(&journal).is_ok() {
+        bail!(
+            "--out {} is the results file of another run (its journal is beside it); the undo file \
+             must go elsewhere",
+            out.display()
+        );
+    }
     crate::fsafe::look(out, FIX)
         .with_context(|| format!("cannot write the undo file {}", out.display()))?;
     Ok(())
@@ -114,6 +122,17 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             m.what
         ),
     };
+    // The run's input (as its journal names it, beside the results or as given) is not written.
+    if let Some(job) = &replay.job {
+        let input = std::path::Path::new(&job.input);
+        let beside = results.with_file_name(input.file_name().unwrap_or_default());
+        if crate::config::same_file(&out, input) || crate::config::same_file(&out, &beside) {
+            bail!(
+                "--out {} is the run's input file; the undo file must go elsewhere",
+                out.display()
+            );
+        }
+    }
 
     // The results file holds each row's input cells and final status; read it as any input (it may
     // have a BOM, and the input's delimiter).

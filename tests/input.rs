@@ -204,3 +204,17 @@ fn an_unterminated_quote_at_the_end_is_an_error_not_a_merged_row() {
     assert!(!w.path("notes.results.csv").exists());
     assert!(!w.path("notes.validation.csv").exists());
 }
+
+/// Found by an outside test: `validate /dev/zero` grew without bound (539 MB and rising). A row
+/// that never ends is cut off at a bound with a clean error.
+#[test]
+fn an_endless_input_is_refused_at_a_bound_not_read_into_memory() {
+    let w = Workdir::new();
+    let out = pcbulk()
+        .args(["validate", "/dev/zero", "--out"])
+        .arg(w.path("z.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("without ending"), "{}", text(&out));
+}

@@ -142,13 +142,25 @@ proptest! {
 /// to end (`E0 A0 80 00`) are, so the row was taken for UTF-8 and cut inside a character (a panic).
 #[test]
 fn a_character_split_by_a_delimiter_is_refused_not_a_panic() {
-    let bytes = [0xe0, 0xa0, b'|', 0x80, 0x00];
-    let got = std::panic::catch_unwind(|| {
-        pcbulk::input::read_bytes(&bytes, &pcbulk::input::ReadOptions::default()).map(|_| ())
-    });
-    match got {
-        Ok(Err(e)) => assert!(e.to_string().contains("not UTF-8"), "{e}"),
-        Ok(Ok(())) => panic!("taken as text"),
-        Err(_) => panic!("panicked"),
+    // The property's case, and the fuzzer's smallest ones (a header too, and a tab delimiter).
+    let cases: [&[u8]; 6] = [
+        &[0xe0, 0xa0, b'|', 0x80, 0x00],
+        &[0x75, 0xca, 0x09, 0xbb],
+        &[0xc2, 0x3b, 0x9d],
+        &[0xcf, 0x09, 0x82],
+        &[0x30, 0x7c, 0xc4, 0x7c, 0xb6],
+        &[
+            0x41, 0x3b, 0x3b, 0x3b, 0x3b, 0x3b, 0x3b, 0xef, 0xbb, 0x3b, 0xbf,
+        ],
+    ];
+    for bytes in cases {
+        let got = std::panic::catch_unwind(|| {
+            pcbulk::input::read_bytes(bytes, &pcbulk::input::ReadOptions::default()).map(|_| ())
+        });
+        match got {
+            Ok(Err(e)) => assert!(e.to_string().contains("not UTF-8"), "{bytes:x?}: {e}"),
+            Ok(Ok(())) => panic!("{bytes:x?}: taken as text"),
+            Err(_) => panic!("{bytes:x?}: panicked"),
+        }
     }
 }

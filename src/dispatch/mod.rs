@@ -628,9 +628,10 @@ impl RowApi<'_> {
                 }
                 Err(err)
             };
-            // Not sent, and the run is stopping: no point waiting to try again.
-            if matches!(err, CallError::Unreachable(_)) && d.stop.reason().is_some() {
-                return give_up(err);
+            // Not sent, and the run is stopping: the row is skipped like the rows not attempted
+            // (a --resume sends it, a journaled intent settled first).
+            if let (CallError::Unreachable(_), Some(reason)) = (&err, d.stop.reason()) {
+                return Err(CallError::Aborted(reason));
             }
             let delay = d.settings.retry.next_delay(
                 attempts,

@@ -18,6 +18,23 @@ pub enum RecordError {
     UnclosedQuote { line: u64, column: usize },
 }
 
+/// The most bytes one row may hold (a file that never ends a row, `/dev/zero` say, must not take
+/// all memory), and the most cells.
+pub const MAX_ROW: usize = 64 << 20;
+pub const MAX_CELLS: usize = 1 << 20;
+
+fn too_long(line: u64) -> RecordError {
+    RecordError::Io(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "the row that starts on line {line} runs past {} MiB (or {} cells) without ending: \
+             this does not look like a CSV file of changes",
+            MAX_ROW >> 20,
+            MAX_CELLS
+        ),
+    ))
+}
+
 impl From<RecordError> for io::Error {
     fn from(e: RecordError) -> Self {
         match e {
@@ -160,6 +177,12 @@ impl<R: Read> Records<R> {
             nends += e;
             match res {
                 ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull if self.out.len() >= MAX_ROW => {
+                    return Err(too_long(start_line.unwrap_or(self.breaks + 1)))
+                }
+                ReadRecordResult::OutputEndsFull if self.ends.len() >= MAX_CELLS => {
+                    return Err(too_long(start_line.unwrap_or(self.breaks + 1)))
+                }
                 ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
                 ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 ReadRecordResult::Record => {

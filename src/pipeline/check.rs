@@ -353,6 +353,21 @@ fn rewrite_with_duplicates(
     Ok(())
 }
 
+/// An apply's results file (one with its journal beside it, maybe of a run still going) is its
+/// record: validate never writes over it.
+fn refuse_an_apply_s_records(out: &std::path::Path) -> Result<(), Error> {
+    let journal = crate::journal::path_for(out);
+    if std::fs::symlink_metadata(&journal).is_ok() {
+        return Err(Error::usage(format!(
+            "{} is an apply's results file (its journal {} is beside it): validate never writes \
+             over an apply's records; give --out another path",
+            out.display(),
+            journal.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `pcbulk validate`: every row `valid` or `invalid`, streamed; no network at all.
 pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error> {
     let started = Instant::now();
@@ -362,6 +377,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     }
     tracing::debug!(delimiter = source.delimiter, "validating as a stream");
     crate::results::refuse_unsafe(&cfg.out)?;
+    refuse_an_apply_s_records(&cfg.out)?;
     // Results go to a part file first: duplicates are only certain once the whole file is read.
     let (part, part_file) = scratch(&cfg.out, "part", Access::Default)?;
     let finished = scratch(&cfg.out, "keys", Access::Owner).and_then(|(keys_path, keys)| {
