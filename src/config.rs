@@ -58,6 +58,20 @@ impl ApplyConfig {
     }
 }
 
+/// A URL as it may be shown: whatever stands between `://` and the last `@` before the path (a
+/// user name and password) becomes `***`.
+fn without_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether a base URL points at this machine (a simulator or a test), where no confirmation is
 /// asked.
 pub fn is_loopback(base_url: &str) -> bool {
@@ -105,8 +119,15 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 
 /// An address pcbulk may send to: https anywhere, http only on loopback.
 pub fn check_url(what: &str, url: &str) -> Result<String, Error> {
+    let shown = without_userinfo(url);
     let parsed = reqwest::Url::parse(url)
-        .map_err(|_| Error::usage(format!("{what} {url:?} is not a URL")))?;
+        .map_err(|_| Error::usage(format!("{what} {shown:?} is not a URL")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        usage!(
+            "{what} must not carry a user name or password ({shown}): credentials come from the \
+             PCBULK_* variables"
+        );
+    }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -117,7 +138,9 @@ pub fn check_url(what: &str, url: &str) -> Result<String, Error> {
         "https" => {}
         "http" if loopback => {}
         _ => {
-            usage!("{what} must be https:// (http:// is allowed only on loopback addresses): {url}")
+            usage!(
+                "{what} must be https:// (http:// is allowed only on loopback addresses): {shown}"
+            )
         }
     }
     Ok(url.trim_end_matches('/').to_owned())
@@ -126,6 +149,17 @@ pub fn check_url(what: &str, url: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_url_is_never_shown() {
+        for url in [
+            "https://user:pw-secret@10.0.0.1",
+            "http://u:pw-secret@example.com/v1",
+        ] {
+            let e = check_url("the base URL", url).unwrap_err().to_string();
+            assert!(!e.contains("pw-secret"), "{e}");
+        }
+    }
 
     #[test]
     fn urls_must_be_https_except_on_loopback() {

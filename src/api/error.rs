@@ -94,10 +94,16 @@ pub const MAX_MESSAGE: usize = 1000;
 /// escape characters shown as `\u{..}` instead of reaching a terminal raw, and at most
 /// [`MAX_MESSAGE`] characters.
 pub fn clean(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
+    // Only what can be shown is looked at (a secret may straddle the cut).
+    let longest = secrets.iter().map(|s| s.len()).max().unwrap_or(0);
+    let cut = text
+        .char_indices()
+        .nth(MAX_MESSAGE + 1 + longest)
+        .map_or(text.len(), |(i, _)| i);
+    let mut text = text[..cut].to_owned();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
-        if text.contains(*s) {
-            text = text.replace(*s, "***");
+        for form in secret_forms(s) {
+            text = mask(&text, &form);
         }
     }
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE + 4));
@@ -115,6 +121,64 @@ pub fn clean(text: &str, secrets: &[&str]) -> String {
         }
     }
     out
+}
+
+/// The forms a server may echo a secret in: as it is, URL-encoded, and base64 (standard and URL
+/// alphabets, padded or not).
+fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let mut forms = vec![secret.to_owned()];
+    let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    forms.push(encoded.replace('+', "%20"));
+    forms.push(encoded);
+    for engine in [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        forms.push(engine.encode(secret).trim_end_matches('=').to_owned());
+    }
+    forms.dedup();
+    forms
+}
+
+/// Replaces with `***` every stretch of `text` that is a piece of `secret` at least 12 bytes long
+/// (or the whole secret, if shorter), in any letter case: a server that echoes a token lower-cased
+/// or cut short still leaks it.
+fn mask(text: &str, secret: &str) -> String {
+    let (t, s) = (text.as_bytes(), secret.as_bytes());
+    let least = s.len().min(12);
+    if least < 4 || t.len() < least {
+        return text.to_owned();
+    }
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    let mut masked = false;
+    while i < t.len() {
+        let mut best = 0;
+        if t.len() - i >= least {
+            for j in 0..=s.len() - least {
+                let k = t[i..]
+                    .iter()
+                    .zip(&s[j..])
+                    .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                    .count();
+                best = best.max(k);
+            }
+        }
+        if best >= least {
+            out.extend_from_slice(b"***");
+            i += best;
+            masked = true;
+        } else {
+            out.push(t[i]);
+            i += 1;
+        }
+    }
+    if masked {
+        String::from_utf8_lossy(&out).into_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Why a call did not succeed.
@@ -195,6 +259,29 @@ impl CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_echoed_encoded_lower_cased_or_cut_short_is_masked_too() {
+        let secret = "Sup3r/Secret+Token\"Q=&x";
+        for echoed in [
+            "token=Sup3r%2FSecret%2BToken%22Q%3D%26x".to_owned(),
+            "sup3r/secret+token\"q=&x".to_owned(),
+            "prefix Sup3r/Secret+Token\"Q".to_owned(),
+            {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(secret)
+            },
+        ] {
+            let c = clean(&format!("bad token {echoed} end"), &[secret]);
+            assert!(c.contains("***"), "{echoed} → {c}");
+            assert!(!c.to_lowercase().contains("secret+token"), "{echoed} → {c}");
+            assert!(!c.contains("U2VjcmV0"), "{echoed} → {c}");
+        }
+        assert_eq!(
+            clean("nothing to hide here", &[secret]),
+            "nothing to hide here"
+        );
+    }
 
     #[test]
     fn a_service_s_words_are_masked_escaped_and_bounded() {
