@@ -658,10 +658,7 @@ fn a_proxy_named_in_the_environment_carries_the_calls() {
              {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n"
         ),
     );
-    let unreachable = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let unreachable = closed_port_url();
     let run = |proxy: Option<&str>| {
         let mut c = pcbulk();
         c.arg("apply")
@@ -712,10 +709,7 @@ fn a_proxy_named_in_the_environment_carries_the_calls() {
 fn an_unreachable_service_stops_the_run_early_with_exit_3_and_skips_the_rest() {
     let w = Workdir::new();
     let input = w.write("in.csv", contacts_csv(2000));
-    let unreachable = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let unreachable = closed_port_url();
     let out = pcbulk()
         .arg("apply")
         .arg(&input)
@@ -863,10 +857,7 @@ fn a_header_that_fits_only_the_support_profile_is_refused_and_nothing_is_sent() 
 fn a_production_target_with_no_terminal_and_no_yes_is_refused_before_anything_is_sent() {
     let w = Workdir::new();
     let input = w.write("in.csv", contacts_csv(3));
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let dead = closed_port_url();
     let out = pcbulk()
         .arg("apply")
         .arg(&input)

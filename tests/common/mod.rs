@@ -267,3 +267,10 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// `http://127.0.0.1:PORT` for a port nothing listens on (it was free a moment ago): a service
+/// that cannot be reached, on this machine.
+pub fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
