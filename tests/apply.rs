@@ -1087,3 +1087,37 @@ fn validate_and_undo_never_write_over_an_apply_s_records_or_its_input() {
     assert_eq!(std::fs::read(&results_path).unwrap(), results_before);
     assert_eq!(std::fs::read(&input).unwrap(), input_before);
 }
+
+/// `--sandbox` starts a fresh demo tenant each run, so running the README's first command twice
+/// applies nothing twice: it is not refused as "already applied" (the records are moved aside).
+#[test]
+fn the_sandbox_job_runs_again_and_moves_the_earlier_records_aside() {
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        contacts_csv(0) + &format!("{CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n"),
+    );
+    for _ in 0..2 {
+        let out = pcbulk()
+            .arg("apply")
+            .arg(&input)
+            .arg("--sandbox")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+    assert_eq!(statuses(&w.path("in.results.csv")), ["succeeded"]);
+    let aside = std::fs::read_dir(w.path(""))
+        .unwrap()
+        .filter(|e| {
+            let n = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            n.starts_with("in.results.2") && n.ends_with("Z.csv")
+        })
+        .count();
+    assert_eq!(aside, 1);
+}

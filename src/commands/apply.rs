@@ -382,8 +382,10 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         None => None,
     };
     if earlier.is_none() {
-        // A plan may be made again and again; its earlier file is still moved aside.
-        super::records::set_aside(&cfg.input.out, &job, cfg.force || cfg.is_plan())?;
+        // A plan may be made again and again, and `--sandbox` starts a fresh demo tenant each
+        // time: neither can apply anything twice. Their earlier files are still moved aside.
+        let again = cfg.force || cfg.is_plan() || running.is_some();
+        super::records::set_aside(&cfg.input.out, &job, again)?;
     }
     let earlier = earlier.map(|replay| (replay, scan.misfit.take()));
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
