@@ -7,7 +7,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use common::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -78,16 +77,34 @@ fn apply_cmd(sb: &Sandbox, input: &Path, resume: bool) -> Command {
     c
 }
 
-/// Runs, killing the process with SIGKILL after `after` if it is still going. Returns its output, or
-/// `None` if it was killed.
-fn run_killed_after(mut cmd: Command, after: Duration) -> Option<Output> {
+/// Records in a journal (one a line); none when it is not there.
+fn journal_records(journal: &Path) -> usize {
+    std::fs::read(journal).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+}
+
+/// Runs, killing the process with SIGKILL once its journal holds `records` more records than when
+/// it started (the sign that it got that far), if it is still going then; `None` lets it finish.
+/// Returns its output, or `None` if it was killed.
+fn run_killed_at(mut cmd: Command, journal: &Path, records: Option<usize>) -> Option<Output> {
+    let Some(records) = records else {
+        return Some(cmd.output().unwrap());
+    };
+    let target = journal_records(journal) + records;
     let mut child = cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + after;
-    while std::time::Instant::now() < deadline {
+    let mut seen_len = None;
+    loop {
         if child.try_wait().unwrap().is_some() {
             return Some(child.wait_with_output().unwrap());
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // Counted again only when the journal has grown.
+        let len = std::fs::metadata(journal).map(|m| m.len()).ok();
+        if len != seen_len {
+            seen_len = len;
+            if journal_records(journal) >= target {
+                break;
+            }
+        }
+        std::thread::yield_now();
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -164,6 +181,7 @@ fn replay(trial: usize) -> &'static [&'static str] {
 #[test]
 fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
     let mut rng = StdRng::seed_from_u64(20261122);
+    let mut all_kills = 0;
     // Half the trials against a service that does not recognise a repeated MS-RequestId.
     for trial in 0..6 {
         let sb = Sandbox::start(&[FAULTY, &["--seed", &trial.to_string()], replay(trial)].concat());
@@ -172,13 +190,11 @@ fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
         let mut resume = false;
         let mut kills = 0;
         let final_out = loop {
-            // A few kills per run, at random moments; then let it finish.
-            let after = if kills < 3 {
-                Duration::from_millis(rng.random_range(150..1200))
-            } else {
-                Duration::from_secs(120)
-            };
-            match run_killed_after(apply_cmd(&sb, &input, resume), after) {
+            // A few kills per run, at random points (after a random number of journal records);
+            // then let it finish.
+            let at = (kills < 3).then(|| rng.random_range(2..100));
+            let journal = w.path("in.results.csv.journal");
+            match run_killed_at(apply_cmd(&sb, &input, resume), &journal, at) {
                 Some(out) => break out,
                 None => {
                     kills += 1;
@@ -199,7 +215,12 @@ fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
         );
         let stats = sb.stats();
         assert_eq!(stats["requestIdReuse"], 0, "{stats}");
+        all_kills += kills;
     }
+    assert!(
+        all_kills >= 6,
+        "runs were really killed mid-way: {all_kills} kills"
+    );
 }
 
 #[test]
@@ -274,7 +295,8 @@ fn a_resumed_run_writes_the_same_results_as_an_uninterrupted_one() {
     ]);
     let w2 = Workdir::new();
     let input2 = w2.write("in.csv", mixed_input());
-    assert!(run_killed_after(apply_cmd(&sb, &input2, false), Duration::from_millis(600)).is_none());
+    let journal = w2.path("in.results.csv.journal");
+    assert!(run_killed_at(apply_cmd(&sb, &input2, false), &journal, Some(40)).is_none());
     let out = apply_cmd(&sb, &input2, true).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(strip(results(&w2.path("in.results.csv"))), uninterrupted);
@@ -292,7 +314,8 @@ fn resume_refuses_another_file_operation_or_target_and_a_new_run_refuses_an_unfi
     ]);
     let w = Workdir::new();
     let input = w.write("in.csv", mixed_input());
-    assert!(run_killed_after(apply_cmd(&sb, &input, false), Duration::from_millis(700)).is_none());
+    let journal = w.path("in.results.csv.journal");
+    assert!(run_killed_at(apply_cmd(&sb, &input, false), &journal, Some(10)).is_none());
 
     let again = apply_cmd(&sb, &input, false).output().unwrap();
     assert_eq!(code(&again), 2, "{}", text(&again));
