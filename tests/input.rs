@@ -14,22 +14,6 @@ use common::*;
 /// its encoding was once judged by.
 const FILLER: usize = 600;
 
-/// The results file, read with the csv crate: each row as column → cell.
-fn results_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).expect("results file exists");
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .map(str::to_owned)
-                .zip(rec.iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
-}
-
 /// A support-contact file: Contoso's extra subscription `i` to Trey Research under `names[i]`
 /// (bytes as a file holds them), for every name given.
 fn contacts(names: &[Vec<u8>]) -> Vec<u8> {
@@ -135,7 +119,7 @@ fn with_encoding_given_a_mixed_file_is_read_as_told() {
 
     let out = validate(&input, &["--encoding", "windows-1252"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let rows = results_csv(&w.path("billing.validation.csv"));
+    let rows = results(&w.path("billing.validation.csv"));
     assert_eq!(rows[0]["City"], "Malmö");
     assert_eq!(rows[0]["status"], "valid");
 
@@ -147,7 +131,7 @@ fn with_encoding_given_a_mixed_file_is_read_as_told() {
         "GÃ¶teborg",
         "the UTF-8 line read as the Windows-1252 it was said to be"
     );
-    let rows = results_csv(&w.path("billing.results.csv"));
+    let rows = results(&w.path("billing.results.csv"));
     assert_eq!(rows[0]["City"], "Malmö");
     assert_eq!(rows[0]["status"], "succeeded");
 }
@@ -163,11 +147,11 @@ fn validate_and_apply_decode_one_file_the_same_way() {
 
     let out = validate(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let validated = results_csv(&w.path("contacts.validation.csv"));
+    let validated = results(&w.path("contacts.validation.csv"));
 
     let out = sb.apply(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let applied = results_csv(&w.path("contacts.results.csv"));
+    let applied = results(&w.path("contacts.results.csv"));
 
     assert_eq!(validated.len(), FILLER + 2);
     assert_eq!(validated[FILLER + 1]["name"], "Malmö Support AB");

@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 use serde_json::{json, Value};
@@ -17,26 +16,6 @@ const SUBS: [&str; 3] = [
     "d0000001-0000-4000-8000-000000000012",
     "d0000001-0000-4000-8000-000000000013",
 ];
-
-/// A results file read with the csv crate (its BOM taken off first).
-fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).unwrap();
-    let bytes = bytes
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(&bytes);
-    let mut r = csv::Reader::from_reader(bytes);
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .map(str::to_owned)
-                .zip(rec.iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
-}
 
 /// A run of three support-contact rows whose journal is then cut back to what a crash right after
 /// row 3's write was journaled leaves: row 3's write has no answer and no outcome, and the run is
@@ -154,7 +133,7 @@ fn an_untampered_cut_journal_resumes_and_settles_row_3_s_write_by_reading_it() {
         "the journaled write had gone in: the contact was read, holding the row's values, and \
          the PUT was not sent again"
     );
-    let rows = csv_rows(&cut.w.path("in.results.csv"));
+    let rows = results(&cut.w.path("in.results.csv"));
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
     assert_eq!(statuses, ["succeeded"; 3]);
 }
@@ -245,7 +224,7 @@ fn garbage_in_the_middle_of_the_journal_is_refused_but_a_torn_last_line_is_not()
     std::fs::write(cut.journal(), lines.join("\n")).unwrap();
     let out = cut.resume(&sb);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let rows = csv_rows(&cut.w.path("in.results.csv"));
+    let rows = results(&cut.w.path("in.results.csv"));
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
 }
@@ -271,7 +250,7 @@ fn what_a_journal_says_reaches_the_results_file_neutralised() {
     cut.write();
     let out = cut.resume(&sb);
     assert_eq!(code(&out), 1, "a failed row: {}", text(&out));
-    let rows = csv_rows(&cut.w.path("in.results.csv"));
+    let rows = results(&cut.w.path("in.results.csv"));
     assert_eq!(rows[1]["status"], "failed");
     assert_eq!(rows[1]["error_code"], "'=1+1");
     let message = &rows[1]["error_message"];

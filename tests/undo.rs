@@ -4,36 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use common::*;
 use serde_json::json;
 
 const SUB_A: &str = "d0000001-0000-4000-8000-000000000011";
 const SUB_B: &str = "d0000001-0000-4000-8000-000000000012";
 const SUB_C: &str = "d0000001-0000-4000-8000-000000000013";
-
-/// A CSV file read with the csv crate (a BOM taken off first).
-fn csv_rows(path: &Path) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
-    let bytes = std::fs::read(path).unwrap();
-    let bytes = bytes
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(&bytes);
-    let mut r = csv::Reader::from_reader(bytes);
-    let headers: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
-    let rows = r
-        .records()
-        .map(|rec| {
-            headers
-                .iter()
-                .cloned()
-                .zip(rec.unwrap().iter().map(str::to_owned))
-                .collect()
-        })
-        .collect();
-    (headers, rows)
-}
 
 /// Sets a subscription's support contact in the sandbox, as someone else did before the run.
 fn set_contact(sb: &Sandbox, sub: &str, name: &str) {
@@ -92,7 +68,7 @@ fn undo_of_a_formula_looking_value_puts_back_exactly_the_value() {
         .unwrap();
     assert_eq!(code(&undo), 0, "{}", text(&undo));
     let undo_file = w.path("changes.undo.csv");
-    let (headers, rows) = csv_rows(&undo_file);
+    let (headers, rows) = table(&undo_file);
     assert_eq!(headers.last().map(String::as_str), Some("pcbulk_undo"));
     // Safe to open in a spreadsheet: nothing starts as a formula.
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str()).collect();
@@ -161,7 +137,7 @@ fn undo_reads_a_results_header_neutralised_by_the_results_writer() {
     );
     let out = sb.apply(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let (headers, _) = csv_rows(&w.path("changes.results.csv"));
+    let (headers, _) = table(&w.path("changes.results.csv"));
     assert_eq!(headers[0], "'-Customer ID");
 
     let undo = pcbulk()
@@ -170,7 +146,7 @@ fn undo_reads_a_results_header_neutralised_by_the_results_writer() {
         .output()
         .unwrap();
     assert_eq!(code(&undo), 0, "{}", text(&undo));
-    let (_, rows) = csv_rows(&w.path("changes.undo.csv"));
+    let (_, rows) = table(&w.path("changes.undo.csv"));
     assert_eq!(rows[0]["customer_id"], CONTOSO, "{rows:?}");
     let out = sb.apply(&w.path("changes.undo.csv"), &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -232,21 +232,39 @@ impl Workdir {
     }
 }
 
-/// The results file as a list of rows, each column → cell (read with pcbulk's own reader: the file
-/// starts with a BOM and uses the input's delimiter).
-pub fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let t = pcbulk::input::read_path(path, &pcbulk::input::ReadOptions::default())
-        .expect("results file exists");
-    t.rows
-        .iter()
-        .map(|r| {
-            t.headers
+/// A CSV file pcbulk wrote (results, plan, undo), read with the csv crate, not pcbulk's own reader:
+/// its BOM taken off, its delimiter (the input's) taken from the header line. The header, and each
+/// row as column → cell.
+pub fn table(path: &Path) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
+    let bytes = std::fs::read(path).expect("the file exists");
+    let bytes = bytes
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(&bytes);
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let delimiter = [b',', b';', b'\t', b'|']
+        .into_iter()
+        .max_by_key(|d| first.iter().filter(|b| *b == d).count())
+        .unwrap();
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(bytes);
+    let headers: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            headers
                 .iter()
                 .cloned()
-                .zip(r.cells.iter().cloned())
+                .zip(rec.unwrap().iter().map(str::to_owned))
                 .collect()
         })
-        .collect()
+        .collect();
+    (headers, rows)
+}
+
+/// The rows of a results file (see [`table`]).
+pub fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
+    table(path).1
 }
 
 pub fn statuses(path: &Path) -> Vec<String> {
