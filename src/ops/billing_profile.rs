@@ -283,7 +283,7 @@ impl Change for UpdateBillingProfile {
                     if pending.request.body.as_ref() == Some(&want)
                         && pending.request.if_match == etag =>
                 {
-                    resend(self, api, pending, extra).await
+                    resend(self, api, pending, extra, false).await
                 }
                 Some(_) => Ok(None),
             }

@@ -217,14 +217,7 @@ pub trait Change: Send + Sync + fmt::Debug {
         pending: Pending,
         extra: &'a Extra,
     ) -> BoxFuture<'a, Result<Option<Applied>, CallError>> {
-        Box::pin(async move {
-            match write_once(self, api, pending.request, pending.request_id, extra, true).await {
-                Ok(()) => Ok(Some(Applied::Changed)),
-                // Refused now (an edit in between, say): the row is applied afresh.
-                Err(CallError::Service(e)) if (400..500).contains(&e.status) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        Box::pin(resend(self, api, pending, extra, true))
     }
 
     /// After a crash, before anything is sent: whether a journaled write is one this row makes (its
@@ -291,14 +284,15 @@ pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
 /// (as "may or may not have been applied": the last attempt got no answer either).
 pub(crate) const LOST_ANSWERS: usize = 5;
 
-/// Sends a pending write again (after a crash, once the service was looked at), as
-/// [`write_once`] does; a refusal that is not about the service's health means the row should be
-/// applied afresh (a stale ETag, say, after an edit in between).
+/// Settles a pending write after a crash by [`write_once`] (looking at the service first when
+/// `look_first`): `Some` when the row is done; `None` when it should be applied afresh, after a
+/// refusal that is not about the service's health (a stale ETag, say, after an edit in between).
 pub async fn resend<C: Change + ?Sized>(
     change: &C,
     api: &dyn Api,
     pending: Pending,
     extra: &Extra,
+    look_first: bool,
 ) -> Result<Option<Applied>, CallError> {
     match write_once(
         change,
@@ -306,7 +300,7 @@ pub async fn resend<C: Change + ?Sized>(
         pending.request,
         pending.request_id,
         extra,
-        false,
+        look_first,
     )
     .await
     {

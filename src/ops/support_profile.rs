@@ -172,7 +172,7 @@ impl Change for UpdateSupportProfile {
             match self.changed(current) {
                 None => Ok(Some(Applied::Changed)),
                 Some(want) if pending.request.body.as_ref() == Some(&want) => {
-                    resend(self, api, pending, extra).await
+                    resend(self, api, pending, extra, false).await
                 }
                 Some(_) => Ok(None),
             }
