@@ -76,13 +76,18 @@ pub struct HttpTransport {
     timeout: Duration,
     /// `{base}/v1`, e.g. `https://api.partnercenter.microsoft.com/v1`; each call appends its path.
     prefix: String,
-    locale: HeaderValue,
-    application: HeaderValue,
-    /// The last token's `Authorization` value, built once per token rather than once per call.
-    bearer: Mutex<Option<(String, HeaderValue)>>,
+    /// Every header that is the same on every call, `Authorization` included, built once per token
+    /// rather than once per call: a call clones it and adds its ids.
+    headers: Mutex<Option<(String, http::HeaderMap)>>,
 }
 
 const USER_AGENT: &str = concat!("pcbulk/", env!("CARGO_PKG_VERSION"));
+const MS_CONTRACT_VERSION: HeaderName = HeaderName::from_static("ms-contract-version");
+const MS_REQUESTID: HeaderName = HeaderName::from_static("ms-requestid");
+const MS_CORRELATIONID: HeaderName = HeaderName::from_static("ms-correlationid");
+const X_LOCALE: HeaderName = HeaderName::from_static("x-locale");
+const MS_PARTNERCENTER_APPLICATION: HeaderName =
+    HeaderName::from_static("ms-partnercenter-application");
 
 impl HttpTransport {
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
@@ -135,9 +140,7 @@ impl HttpTransport {
             wire,
             timeout,
             prefix,
-            locale: HeaderValue::from_static("en-US"),
-            application: HeaderValue::from_static(USER_AGENT),
-            bearer: Mutex::new(None),
+            headers: Mutex::new(None),
         })
     }
 
@@ -149,21 +152,38 @@ impl HttpTransport {
         url
     }
 
-    fn bearer(&self, token: &str) -> Result<HeaderValue, CallError> {
-        let mut last = self.bearer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((t, v)) = &*last {
+    /// The headers every call with `token` carries.
+    fn headers(&self, token: &str) -> Result<http::HeaderMap, CallError> {
+        let mut last = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, h)) = &*last {
             if t == token {
-                return Ok(v.clone());
+                return Ok(h.clone());
             }
         }
-        let mut v =
+        let mut bearer =
             HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| CallError::Transport {
                 message: "the access token holds characters a header cannot carry".into(),
                 timeout: false,
             })?;
-        v.set_sensitive(true);
-        *last = Some((token.to_owned(), v.clone()));
-        Ok(v)
+        bearer.set_sensitive(true);
+        let mut h = http::HeaderMap::with_capacity(12);
+        h.insert(http::header::AUTHORIZATION, bearer);
+        h.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(MS_CONTRACT_VERSION, HeaderValue::from_static("v1"));
+        h.insert(X_LOCALE, HeaderValue::from_static("en-US"));
+        h.insert(
+            MS_PARTNERCENTER_APPLICATION,
+            HeaderValue::from_static(USER_AGENT),
+        );
+        h.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(USER_AGENT),
+        );
+        *last = Some((token.to_owned(), h.clone()));
+        Ok(h)
     }
 
     /// A call as it goes on the wire: every header the reference lists, the body as JSON.
@@ -190,30 +210,9 @@ impl HttpTransport {
         *out.method_mut() = method;
         *out.uri_mut() = uri;
         let h = out.headers_mut();
-        h.reserve(12);
-        h.insert(http::header::AUTHORIZATION, self.bearer(token)?);
-        h.insert(
-            http::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(
-            HeaderName::from_static("ms-contract-version"),
-            HeaderValue::from_static("v1"),
-        );
-        h.insert(
-            HeaderName::from_static("ms-requestid"),
-            uuid_value(ids.request_id),
-        );
-        h.insert(
-            HeaderName::from_static("ms-correlationid"),
-            uuid_value(ids.correlation_id),
-        );
-        h.insert(HeaderName::from_static("x-locale"), self.locale.clone());
-        h.insert(
-            HeaderName::from_static("ms-partnercenter-application"),
-            self.application.clone(),
-        );
-        h.insert(http::header::USER_AGENT, self.application.clone());
+        *h = self.headers(token)?;
+        h.insert(MS_REQUESTID, uuid_value(ids.request_id));
+        h.insert(MS_CORRELATIONID, uuid_value(ids.correlation_id));
         if let Some(etag) = &req.if_match {
             let v =
                 HeaderValue::try_from(format!("\"{}\"", etag.trim_matches('"'))).map_err(|_| {

@@ -262,19 +262,44 @@ pub fn check_call(
     Ok(())
 }
 
-/// `column: "before" → "after"` for each column whose value changes, joined with `; `.
+/// `column: "before" → "after"` for each column whose value changes, joined with `; `; values are
+/// quoted as Rust's `{:?}` quotes them.
 pub fn describe_changes<'a>(
     before: &std::collections::BTreeMap<String, String>,
     after: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> String {
-    after
-        .into_iter()
-        .filter_map(|(col, to)| {
-            let from = before.get(col).map_or("", String::as_str);
-            (from != to).then(|| format!("{col}: {from:?} → {to:?}"))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut out = String::new();
+    for (col, to) in after {
+        let from = before.get(col).map_or("", String::as_str);
+        if from == to {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(col);
+        out.push_str(": ");
+        push_quoted(&mut out, from);
+        out.push_str(" → ");
+        push_quoted(&mut out, to);
+    }
+    out
+}
+
+/// Appends `value` as `{:?}` writes it, without the formatting machinery for the common case: plain
+/// printable ASCII needs no escape (this runs for every row of a run).
+fn push_quoted(out: &mut String, value: &str) {
+    if value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        use std::fmt::Write;
+        let _ = write!(out, "{value:?}");
+    }
 }
 
 /// What a row records beyond its columns' before-values, for [`Change::landed`] and a resume.
@@ -390,6 +415,16 @@ impl Problems {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        #[test]
+        fn a_change_quotes_values_exactly_as_debug_does(from in "\\PC*|[ -~]*", to in "[ -~]*|.*") {
+            let before = [("c".to_owned(), from.clone())].into_iter().collect();
+            let got = super::describe_changes(&before, [("c", to.as_str())]);
+            let want = if from == to { String::new() } else { format!("c: {from:?} → {to:?}") };
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn what_undo_puts_back_is_an_operation_s_own_column_and_never_a_key() {
         for op in super::OPERATIONS {

@@ -136,17 +136,15 @@ impl Change for SetSupportContact {
     }
 
     fn describe(&self, before: &BTreeMap<String, String>) -> String {
-        let mut before = before.clone();
-        // GUIDs compare in any case.
-        if let Some(t) = before.get_mut("support_tenant_id") {
-            if t.eq_ignore_ascii_case(&self.support_tenant_id) {
-                *t = self.support_tenant_id.clone();
-            }
-        }
+        // GUIDs compare in any case: a tenant equal but for case is no change.
+        let tenant = match before.get("support_tenant_id") {
+            Some(t) if t.eq_ignore_ascii_case(&self.support_tenant_id) => t.as_str(),
+            _ => self.support_tenant_id.as_str(),
+        };
         super::describe_changes(
-            &before,
+            before,
             [
-                ("support_tenant_id", self.support_tenant_id.as_str()),
+                ("support_tenant_id", tenant),
                 ("support_mpn_id", self.support_mpn_id.as_str()),
                 ("name", self.name.as_str()),
             ],
