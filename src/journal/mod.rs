@@ -279,17 +279,35 @@ impl Journal {
 
     /// Adds one record to the buffer; returns its number. With `durable`, the syncer is told.
     fn push(&self, record: &Record, durable: bool) -> io::Result<u64> {
-        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
-        // Never a line the reader would refuse.
-        if line.len() > MAX_LINE {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, TooLarge));
+        // Serialized into this thread's scratch buffer: no allocation per record once it has grown.
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        line.push(b'\n');
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            let written = serde_json::to_writer(&mut *line, record).map_err(io::Error::other);
+            let pushed = written.and_then(|()| {
+                // Never a line the reader would refuse.
+                if line.len() > MAX_LINE {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, TooLarge));
+                }
+                line.push(b'\n');
+                self.push_line(line, durable)
+            });
+            // A rare large record does not pin its memory for the rest of the run.
+            if line.capacity() > 64 * 1024 {
+                *line = Vec::new();
+            }
+            pushed
+        })
+    }
+
+    fn push_line(&self, line: &[u8], durable: bool) -> io::Result<u64> {
         let mut st = self.shared.lock();
         if let Some(f) = &st.failed {
             return Err(error_of(f));
         }
-        st.buf.extend_from_slice(&line);
+        st.buf.extend_from_slice(line);
         st.appended += 1;
         let seq = st.appended;
         if durable {
