@@ -199,6 +199,12 @@ fn a_corrupt_list_of_finished_runs_does_not_break_apply() {
     let out = run(&sb, &w, "apply", &input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(puts(&sb), 2);
+    // The garbage lines named this very content and target: they were ignored, not missed.
+    let recorded = list_lines(&w).pop().unwrap();
+    assert!(
+        recorded.contains(&sha) && recorded.contains(&sb.url),
+        "{recorded}"
+    );
     let out = run(
         &sb,
         &w,

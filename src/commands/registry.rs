@@ -64,7 +64,7 @@ impl Run {
         Run {
             input_sha256: job.input_sha256.clone(),
             target: job.target.clone(),
-            input: job.input.clone(),
+            input: absolute(Path::new(&job.input)).display().to_string(),
             results: absolute(results).display().to_string(),
             finished: super::records::utc(std::time::SystemTime::now()),
             rows,
@@ -180,16 +180,17 @@ pub fn refuse_repeat(job: &Job) -> Result<(), Error> {
     let Some(earlier) = find(&list, &job.input_sha256, &job.target) else {
         return Ok(());
     };
-    let what = if earlier.input == job.input {
-        job.input.clone()
+    let input = absolute(Path::new(&job.input)).display().to_string();
+    let what = if earlier.input == input {
+        format!("{} was", job.input)
     } else {
         format!(
-            "{} (the same content as {}, which pcbulk ran)",
+            "{} has the same content as {}, which was",
             job.input, earlier.input
         )
     };
     Err(Error::usage(format!(
-        "{what} was already applied to {} by the run that finished at {} ({}; its results: {}). \
+        "{what} already applied to {} by the run that finished at {} ({}; its results: {}). \
          Applying it again would send every row again (notes would be added twice): give --force \
          to do it anyway. (pcbulk's list of finished runs: {})",
         job.target,
