@@ -35,8 +35,7 @@ fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Out
 }
 
 fn list_lines(w: &Workdir) -> Vec<String> {
-    std::fs::read_to_string(w.state().join("runs.jsonl"))
-        .unwrap_or_default()
+    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
         .lines()
         .map(str::to_owned)
         .collect()
