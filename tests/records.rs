@@ -191,7 +191,7 @@ fn a_corrupt_list_of_finished_runs_does_not_break_apply() {
     );
     junk.push(b'\n');
     let torn = line("/tmp/torn.csv");
-    junk.extend(torn[..torn.len() - 5].as_bytes());
+    junk.extend(&torn.as_bytes()[..torn.len() - 5]);
     std::fs::create_dir_all(w.state()).unwrap();
     std::fs::write(w.state().join("runs.jsonl"), &junk).unwrap();
 
