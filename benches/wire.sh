@@ -236,11 +236,11 @@ fi
 BEST_SECS=
 PEAK_RSS_KB=0
 for run in $(seq "$RUNS"); do
-    dir=$TMP/pcbulk-$run          # fresh results path (and journal) per run
+    dir=$TMP/pcbulk-$run          # fresh results path, journal and list of finished runs per run
     mkdir -p "$dir"
     start=$(date +%s.%N)
     rc=0
-    PCBULK_ACCESS_TOKEN=bench /usr/bin/time -v -o "$dir/time.txt" \
+    PCBULK_ACCESS_TOKEN=bench PCBULK_STATE_DIR="$dir/state" /usr/bin/time -v -o "$dir/time.txt" \
         "$BIN" apply "$CSV" --base-url "$URL" --rate 1000000 --concurrency "$CONC" \
         --out "$dir/results.csv" "${APPLY_EXTRA[@]}" \
         </dev/null >"$dir/stdout.txt" 2>"$dir/stderr.txt" || rc=$?

@@ -34,7 +34,7 @@ pub enum Command {
     /// Validate, then read each row's current values (GETs only, paced and retried like apply) and
     /// say per row what applying it would change: `planned` with its `change`, `unchanged`,
     /// `invalid` or `failed`. Never writes to the service. Results in <input stem>.plan.csv.
-    Plan(ApplyArgs),
+    Plan(PlanArgs),
     /// Check a file without sending anything: every row comes out `valid` or `invalid`.
     Validate(InputArgs),
     /// Print a header and an example row for an operation.
@@ -119,16 +119,43 @@ const MAX_RATE: f64 = 1_000_000.0;
 /// The longest time a flag may give, in seconds (a day).
 const MAX_SECONDS: f64 = 86_400.0;
 
+/// How a run's calls are paced, retried and given up on: the same for apply and plan.
 #[derive(Args, Debug)]
-pub struct ApplyArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
+pub struct PacingArgs {
     /// Calls per second over all calls (at most 1000000).
     #[arg(long, default_value = "10", value_parser = rate)]
     pub rate: f64,
     /// Calls in flight at once (1 to 256).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
+    #[arg(long, value_parser = max_errors)]
+    pub max_errors: Option<MaxErrors>,
+    /// Attempts per call, the first included (1 to 50).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_attempts: u32,
+    /// Seconds to wait for one call before it counts as timed out (at most a day).
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    pub timeout: Duration,
+}
+
+/// `pcbulk plan`: the input, the target and the pacing, and nothing that writes.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Continue a run from its results file and the journal beside it. The journal is checked
@@ -154,15 +181,6 @@ pub struct ApplyArgs {
     /// values are no longer what the plan read fails with error_code `drifted`.
     #[arg(long, value_name = "PLAN", conflicts_with_all = ["dry_run", "resume", "retry_failed"])]
     pub from_plan: Option<PathBuf>,
-    /// Stop (exit 3) once this many rows have failed: a count, or a share like 5%.
-    #[arg(long, value_parser = max_errors)]
-    pub max_errors: Option<MaxErrors>,
-    /// Attempts per call, the first included (1 to 50).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
-    pub max_attempts: u32,
-    /// Seconds to wait for one call before it counts as timed out (at most a day).
-    #[arg(long, default_value = "30", value_parser = seconds)]
-    pub timeout: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -563,32 +581,55 @@ impl TryFrom<&ApplyArgs> for ApplyConfig {
         if (a.resume || a.retry_failed) && a.dry_run {
             usage!("--resume and --dry-run do not go together: a dry run sends nothing to resume");
         }
-        let input = InputConfig::from_args(&a.input, if a.dry_run { "plan" } else { "results" })?;
-        let cloud = a.target.cloud.unwrap_or(Cloud::Global);
-        let target = Some(Target::try_from(&a.target)?);
-        Ok(ApplyConfig {
-            input,
-            resume: a.resume || a.retry_failed,
-            retry_failed: a.retry_failed,
-            target,
-            settings: Settings {
-                rate: a.rate,
-                concurrency: a.concurrency.into(),
-                retry: RetryPolicy {
-                    max_attempts: a.max_attempts,
-                    ..RetryPolicy::default()
-                },
-                max_errors: a.max_errors,
-                reads_only: a.dry_run,
-            },
-            timeout: a.timeout,
-            china: matches!(cloud, Cloud::China),
-            cloud: a.target.cloud_name(),
-            yes: a.yes,
-            force: a.force,
-            from_plan: a.from_plan.clone(),
-        })
+        let mut cfg = run_config(&a.input, &a.pacing, &a.target, a.dry_run)?;
+        cfg.resume = a.resume || a.retry_failed;
+        cfg.retry_failed = a.retry_failed;
+        cfg.yes = a.yes;
+        cfg.force = a.force;
+        cfg.from_plan = a.from_plan.clone();
+        Ok(cfg)
     }
+}
+
+impl TryFrom<&PlanArgs> for ApplyConfig {
+    type Error = Error;
+
+    /// A plan is an apply that only reads (`apply --dry-run`).
+    fn try_from(a: &PlanArgs) -> Result<Self, Error> {
+        run_config(&a.input, &a.pacing, &a.target, true)
+    }
+}
+
+/// What apply and plan share: the input, the pacing and the target; a plan only reads.
+fn run_config(
+    input: &InputArgs,
+    pacing: &PacingArgs,
+    target: &TargetArgs,
+    plan: bool,
+) -> Result<ApplyConfig, Error> {
+    let cloud = target.cloud.unwrap_or(Cloud::Global);
+    Ok(ApplyConfig {
+        input: InputConfig::from_args(input, if plan { "plan" } else { "results" })?,
+        resume: false,
+        retry_failed: false,
+        target: Some(Target::try_from(target)?),
+        settings: Settings {
+            rate: pacing.rate,
+            concurrency: pacing.concurrency.into(),
+            retry: RetryPolicy {
+                max_attempts: pacing.max_attempts,
+                ..RetryPolicy::default()
+            },
+            max_errors: pacing.max_errors,
+            reads_only: plan,
+        },
+        timeout: pacing.timeout,
+        china: matches!(cloud, Cloud::China),
+        cloud: target.cloud_name(),
+        yes: false,
+        force: false,
+        from_plan: None,
+    })
 }
 
 #[cfg(test)]
@@ -610,6 +651,53 @@ mod tests {
             if let Command::Sandbox(a) = &cli.command {
                 assert!(crate::sandbox::Options::try_from(a).is_ok());
             }
+        }
+    }
+
+    #[test]
+    fn plan_takes_target_and_pacing_flags_and_refuses_apply_s_others() {
+        let plan = Cli::try_parse_from([
+            "pcbulk",
+            "plan",
+            "x.csv",
+            "--operation",
+            "support-contact",
+            "--out",
+            "p.csv",
+            "--rate",
+            "50",
+            "--concurrency",
+            "4",
+            "--max-attempts",
+            "2",
+            "--timeout",
+            "5",
+            "--max-errors",
+            "3",
+            "--sandbox",
+        ]);
+        assert!(
+            matches!(&plan, Ok(Cli { command: Command::Plan(a) }) if a.pacing.rate == 50.0
+                && a.pacing.concurrency == 4 && a.target.sandbox),
+            "{plan:?}"
+        );
+        for flag in [
+            &["--yes"][..],
+            &["--force"],
+            &["--resume"],
+            &["--retry-failed"],
+            &["--dry-run"],
+            &["--from-plan", "p.csv"],
+        ] {
+            let args = [&["pcbulk", "plan", "x.csv", "--sandbox"][..], flag].concat();
+            let e = Cli::try_parse_from(args.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} was taken"));
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{args:?}"
+            );
         }
     }
 

@@ -176,6 +176,19 @@ pub fn open_append(path: &Path, fix: &'static str) -> io::Result<File> {
     open_checked(path, OpenOptions::new().read(true).append(true), fix)
 }
 
+/// Opens the regular file at `path` to append to it, creating it (0600: the owner's only) if it is
+/// not there yet; never emptied. For a file many runs add lines to, such as the list of finished runs.
+pub fn append_or_create(path: &Path, fix: &'static str) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    open_checked(path, &mut opts, fix)
+}
+
 /// Opens the regular file at `path` to read it (a pipe or a device would block or never end).
 pub fn open_read(path: &Path, fix: &'static str) -> io::Result<File> {
     open_checked(path, OpenOptions::new().read(true), fix)
@@ -304,6 +317,30 @@ mod tests {
         no_follow(&mut opts);
         let e = opts.open(&link).unwrap_err();
         assert!(is_link_refused(&e), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn append_or_create_adds_to_a_file_the_owners_only_and_refuses_a_link() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("runs");
+        append_or_create(&p, FIX)
+            .unwrap()
+            .write_all(b"one\n")
+            .unwrap();
+        append_or_create(&p, FIX)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\n");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let target = d.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let link = d.path().join("linked-runs");
+        symlink(&target, &link).unwrap();
+        assert_eq!(reason(append_or_create(&link, FIX)), Reason::Symlink);
         assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
     }
 

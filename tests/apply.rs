@@ -644,12 +644,79 @@ fn a_results_file_that_cannot_be_written_leaves_no_journal_to_block_the_next_run
     assert_eq!(statuses(&out_path), vec!["succeeded", "succeeded"]);
 }
 
-/// Calls go straight out on pcbulk's own HTTP client unless the environment names a proxy for the
-/// service's address: then they go through it. The "service" here is an address nothing listens on,
-/// and the proxy is the sandbox, so only a run that really used the proxy can succeed.
+/// Every variable that names a proxy, in both cases.
+const PROXY_VARS: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// Calls to a service off this machine go through the proxy the environment names. The service
+/// here is a name that resolves nowhere (`.invalid`), so only a call made through the proxy reaches
+/// anything; the proxy is a listener on loopback that records the tunnel it is asked for.
 #[test]
 fn a_proxy_named_in_the_environment_carries_the_calls() {
+    use std::io::{Read, Write};
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let (asked, asks) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in proxy.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let first = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let _ = conn.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+            if asked.send(first).is_err() {
+                return;
+            }
+        }
+    });
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(1));
+    let mut c = pcbulk();
+    c.arg("apply")
+        .arg(&input)
+        .args(["--base-url", "https://api.pcbulk-test.invalid"])
+        .args(["--yes", "--max-attempts", "1"])
+        .env("PCBULK_ACCESS_TOKEN", "t");
+    for v in PROXY_VARS {
+        c.env_remove(v);
+    }
+    let out = c.env("HTTPS_PROXY", &proxy_url).output().unwrap();
+    let first = asks
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the proxy was never asked: {}", text(&out)));
+    assert!(
+        first.starts_with("CONNECT api.pcbulk-test.invalid:443 "),
+        "{first}"
+    );
+    assert_eq!(results(&w.path("in.results.csv")).len(), 1);
+}
+
+/// Found by an outside test: a proxy named in the environment also carried calls to loopback (the
+/// sandbox), which a proxy elsewhere cannot reach. Loopback is always reached directly: with every
+/// proxy variable naming a port nothing listens on, a run against a sandbox (its token endpoint
+/// included) and one against the embedded sandbox succeed.
+#[test]
+fn loopback_is_never_reached_through_a_proxy() {
     let sb = Sandbox::start(&[]);
+    let dead = closed_port_url();
     let w = Workdir::new();
     let input = w.write(
         "in.csv",
@@ -658,49 +725,41 @@ fn a_proxy_named_in_the_environment_carries_the_calls() {
              {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n"
         ),
     );
-    let unreachable = closed_port_url();
-    let run = |proxy: Option<&str>| {
-        let mut c = pcbulk();
-        c.arg("apply")
-            .arg(&input)
-            .args(["--base-url", &unreachable, "--max-attempts", "1"])
-            .args(["--out", w.path("out.csv").to_str().unwrap()])
-            .env("PCBULK_ACCESS_TOKEN", "sandbox");
-        for v in [
-            "http_proxy",
-            "HTTP_PROXY",
-            "https_proxy",
-            "HTTPS_PROXY",
-            "all_proxy",
-        ] {
+    let with_dead_proxies = |c: &mut Command| {
+        for v in PROXY_VARS {
             c.env_remove(v);
         }
-        c.env_remove("ALL_PROXY")
-            .env_remove("NO_PROXY")
-            .env_remove("no_proxy");
-        if let Some(p) = proxy {
-            c.env("HTTP_PROXY", p);
+        for v in &PROXY_VARS[..6] {
+            c.env(v, &dead);
         }
-        c.output().expect("run pcbulk")
     };
-    let before = sb.subscription(SUB_11)["supportContact"].clone();
-    assert_ne!(before["supportTenantId"], TREY_TENANT);
-    let direct = run(None);
-    assert_ne!(code(&direct), 0, "{}", text(&direct));
-    assert_eq!(
-        sb.subscription(SUB_11)["supportContact"],
-        before,
-        "nothing reached the sandbox without the proxy"
-    );
-    std::fs::remove_file(w.path("out.csv")).unwrap();
-    let _ = std::fs::remove_file(w.path("out.csv.journal"));
-    let proxied = run(Some(&sb.url));
-    assert_eq!(code(&proxied), 0, "{}", text(&proxied));
-    assert_eq!(statuses(&w.path("out.csv")), ["succeeded"]);
+    let mut c = pcbulk();
+    c.arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_REFRESH_TOKEN", "sandbox-refresh-token")
+        .env("PCBULK_TENANT_ID", "contoso.onmicrosoft.com")
+        .env("PCBULK_CLIENT_ID", "00000000-0000-4000-8000-00000000c11e")
+        .env("PCBULK_AUTHORITY", &sb.url);
+    with_dead_proxies(&mut c);
+    let out = c.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("in.results.csv")), ["succeeded"]);
+    assert_eq!(sb.stats()["tokensIssued"], 1);
     assert_eq!(
         sb.subscription(SUB_11)["supportContact"]["supportTenantId"],
         TREY_TENANT
     );
+    let mut c = pcbulk();
+    c.arg("apply")
+        .arg(&input)
+        .arg("--sandbox")
+        .arg("--out")
+        .arg(w.path("embedded.csv"));
+    with_dead_proxies(&mut c);
+    let out = c.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("embedded.csv")), ["succeeded"]);
 }
 
 /// 2,000 rows against an address nothing listens on: the run stops once calls in a row cannot
@@ -800,6 +859,110 @@ fn auth_status_with_a_refused_token_exits_3_with_the_reason_and_never_prints_it(
     assert_eq!(code(&out), 3, "{said}");
     assert!(said.contains("refused (401)"), "{said}");
     assert!(!said.contains(secret), "{said}");
+}
+
+/// With no credentials set there is nothing to check: a configuration error (exit 2, as for apply)
+/// whose message names the variables to set; nothing is sent, not even a token request.
+#[test]
+fn auth_status_without_credentials_exits_2_naming_the_variables_and_sends_nothing() {
+    let sb = Sandbox::start(&[]);
+    let out = pcbulk()
+        .args(["auth", "status", "--base-url", &sb.url])
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(code(&out), 2, "{said}");
+    for v in [
+        "PCBULK_ACCESS_TOKEN",
+        "PCBULK_REFRESH_TOKEN",
+        "PCBULK_TENANT_ID",
+        "PCBULK_CLIENT_ID",
+    ] {
+        assert!(said.contains(v), "names {v}: {said}");
+    }
+    let out = pcbulk()
+        .args(["auth", "status", "--base-url", &sb.url])
+        .env("PCBULK_TENANT_ID", "contoso.onmicrosoft.com")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(code(&out), 2, "{said}");
+    assert!(
+        said.contains("PCBULK_REFRESH_TOKEN") && said.contains("PCBULK_CLIENT_ID"),
+        "{said}"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats["total"], 0, "{stats}");
+    assert_eq!(stats["tokensIssued"], 0, "{stats}");
+}
+
+/// `pcbulk plan` takes the input, target and pacing flags, and refuses apply's flags that make no
+/// sense for a plan (they would write, or resume a write) as a usage error, before anything is sent.
+#[test]
+fn plan_refuses_apply_s_write_flags_and_takes_target_and_pacing_flags() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "in.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n\
+             {CONTOSO},{SUB_11},{TREY_TENANT},4391507,Trey Research\n"
+        ),
+    );
+    let plan = |extra: &[&str]| {
+        pcbulk()
+            .arg("plan")
+            .arg(&input)
+            .args(["--base-url", &sb.url])
+            .args(extra)
+            .env("PCBULK_ACCESS_TOKEN", "sandbox")
+            .output()
+            .unwrap()
+    };
+    let other_plan = w.path("other.plan.csv");
+    for flag in [
+        &["--yes"][..],
+        &["--resume"],
+        &["--retry-failed"],
+        &["--force"],
+        &["--dry-run"],
+        &["--from-plan", other_plan.to_str().unwrap()],
+    ] {
+        let out = plan(flag);
+        assert_eq!(code(&out), 2, "plan {flag:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains(&format!("unexpected argument '{}'", flag[0])),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(sb.stats()["total"], 0, "nothing sent");
+    assert!(!w.path("in.plan.csv").exists());
+    let out = plan(&[
+        "--operation",
+        "support-contact",
+        "--out",
+        w.path("mine.plan.csv").to_str().unwrap(),
+        "--rate",
+        "50",
+        "--concurrency",
+        "2",
+        "--max-attempts",
+        "2",
+        "--timeout",
+        "10",
+        "--max-errors",
+        "5",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("mine.plan.csv")), ["planned"]);
+    let stats = sb.stats();
+    let calls = stats["calls"].as_object().unwrap();
+    assert!(
+        !calls.is_empty() && calls.keys().all(|k| k.starts_with("GET ")),
+        "{stats}"
+    );
 }
 
 #[test]
@@ -1052,7 +1215,13 @@ fn validate_and_undo_never_write_over_an_apply_s_records_or_its_input() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let results_path = w.path("in.results.csv");
     let results_before = std::fs::read(&results_path).unwrap();
+    let journal_before = std::fs::read(w.path("in.results.csv.journal")).unwrap();
     let input_before = std::fs::read(&input).unwrap();
+
+    // validate after apply writes its own file, beside them.
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("in.validation.csv")), ["valid"]);
 
     let out = pcbulk()
         .arg("validate")
@@ -1085,7 +1254,18 @@ fn validate_and_undo_never_write_over_an_apply_s_records_or_its_input() {
         );
     }
     assert_eq!(std::fs::read(&results_path).unwrap(), results_before);
+    assert_eq!(
+        std::fs::read(w.path("in.results.csv.journal")).unwrap(),
+        journal_before
+    );
     assert_eq!(std::fs::read(&input).unwrap(), input_before);
+    // And the run can still be undone: its before-values are all there.
+    let out = pcbulk().arg("undo").arg(&results_path).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let undo = results(&w.path("in.undo.csv"));
+    assert_eq!(undo.len(), 1, "{undo:?}");
+    assert_eq!(undo[0]["subscription_id"], SUB_11);
+    assert_ne!(undo[0]["support_tenant_id"], TREY_TENANT, "{undo:?}");
 }
 
 /// `--sandbox` starts a fresh demo tenant each run, so running the README's first command twice
@@ -1120,4 +1300,54 @@ fn the_sandbox_job_runs_again_and_moves_the_earlier_records_aside() {
         })
         .count();
     assert_eq!(aside, 1);
+}
+
+/// A row whose write would be too large to journal (a note of over 1 MiB) is `invalid`,
+/// `too_large`, and its write is not sent. Its read was: `http_status` is that read's 200 and
+/// `attempts` 1, as the SPEC has them (the last HTTP status; the calls made for the row), and the
+/// message says only the read went out. The row after it, on the same request, still goes.
+#[test]
+fn a_row_too_large_to_journal_is_invalid_after_its_read_and_its_write_is_not_sent() {
+    let sb = Sandbox::start(&[]);
+    let sr = sb.state()["serviceRequests"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w = Workdir::new();
+    let big = "x".repeat(1_100_000);
+    let input = w.write(
+        "in.csv",
+        format!("service_request_id,note\n{sr},{big}\n{sr},a small note\n"),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row["status"].as_str(),
+            row["error_code"].as_str(),
+            row["http_status"].as_str(),
+            row["attempts"].as_str()
+        ),
+        ("invalid", "too_large", "200", "1")
+    );
+    assert!(
+        row["error_message"].contains("not sent (only the row's read was)"),
+        "{}",
+        row["error_message"]
+    );
+    assert_eq!(rows[1]["status"], "succeeded");
+    let notes = sb.note_counts();
+    assert_eq!(notes.get("a small note"), Some(&1));
+    assert!(!notes.contains_key(&big));
+    let stats = sb.stats();
+    let patches: u64 = stats["calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("PATCH "))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(patches, 1, "only the small note's write: {stats}");
 }

@@ -50,6 +50,14 @@ fn support_contacts_sample() {
         ])
     );
     assert!(out.contains("the sandbox tenant changed (3)"), "{out}");
+    // The README's first command: the banner before any call, then the changes.
+    let banner = out
+        .find("pcbulk: apply support-contact (chosen by the header) to the embedded sandbox (demo tenant)")
+        .unwrap_or_else(|| panic!("no banner: {out}"));
+    assert!(
+        out[banner..].contains("5 rows to send, 2 invalid or duplicate; results: "),
+        "{out}"
+    );
 }
 
 #[test]

@@ -110,6 +110,21 @@ struct TokenRefusal {
     error_description: String,
 }
 
+/// The client for token requests. It never follows a redirect: that would send the refresh token
+/// and the client secret to another address (a 3xx is a refused token request). A loopback
+/// authority (the sandbox's) is reached directly, never through a proxy the environment names.
+fn token_client(creds: &Credentials) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Credentials::Refresh { token_url, .. } = creds {
+        if crate::config::is_loopback(token_url) {
+            b = b.no_proxy();
+        }
+    }
+    b.build().expect("a plain reqwest client builds")
+}
+
 impl Tokens {
     pub fn new(creds: Credentials) -> Self {
         let (token_cache, refresh) = match &creds {
@@ -127,18 +142,13 @@ impl Tokens {
             }
             Credentials::Static(_) => (None, Vec::new()),
         };
+        let http = token_client(&creds);
         Tokens {
             creds,
             token_cache,
             cache: Mutex::new(None),
             refresh: Mutex::new(refresh),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                // Never follow a redirect: it would send the refresh token and the client secret
-                // to another address. A 3xx is a refused token request.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("a plain reqwest client builds"),
+            http,
         }
     }
 

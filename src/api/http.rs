@@ -4,7 +4,8 @@
 //! can be: at tens of thousands of calls a second, reqwest's per-call URL parsing, redirect and retry
 //! layers cost more than the call itself (see the README's wire benchmark). When the environment names
 //! a proxy for the service's address (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`),
-//! the same request goes through reqwest instead, which speaks to proxies.
+//! the same request goes through reqwest instead, which speaks to proxies. A loopback address is
+//! always reached directly.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -96,10 +97,13 @@ impl HttpTransport {
         let prefix = format!("{}/v1", base.as_str().trim_end_matches('/'));
         let uri: http::Uri = prefix.parse()?;
         let connect_timeout = Duration::from_secs(10).min(timeout);
-        let wire = if hyper_util::client::proxy::matcher::Matcher::from_env()
-            .intercept(&uri)
-            .is_some()
-        {
+        // Loopback (the sandbox, a test server) never goes through a proxy: a proxy elsewhere
+        // cannot reach this machine's loopback, and `NO_PROXY` often forgets to say so.
+        let proxied = !crate::config::is_loopback(base.as_str())
+            && hyper_util::client::proxy::matcher::Matcher::from_env()
+                .intercept(&uri)
+                .is_some();
+        let wire = if proxied {
             Wire::Proxied(
                 reqwest::Client::builder()
                     .timeout(timeout)

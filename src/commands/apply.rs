@@ -358,6 +358,30 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
             op.name
         )));
     }
+    let sandbox = matches!(target, Target::Sandbox);
+    let job = journal::Job {
+        input_sha256: scan.sha256.clone(),
+        input: input_name,
+        operation: cfg.input.operation.map(|o| o.name.to_owned()),
+        target: match &target {
+            Target::Sandbox => "sandbox".into(),
+            Target::Service { base_url, .. } => base_url.clone(),
+        },
+    };
+    // Everything that can refuse the run does so before the banner's confirmation is asked for.
+    let plan = match &cfg.from_plan {
+        Some(p) => Some(read_plan(p, &job)?),
+        None => None,
+    };
+    if earlier.is_none() {
+        // A plan may be made again and again, and `--sandbox` starts a fresh demo tenant each
+        // time: neither can apply anything twice. Their earlier files are still moved aside.
+        let again = cfg.force || cfg.is_plan() || sandbox;
+        if !again {
+            super::registry::refuse_repeat(&job)?;
+        }
+        super::records::check(&cfg.input.out, &job, again)?;
+    }
     banner(&cfg, &target, &scan);
     if !cfg.is_plan() {
         confirm(&cfg, &target, scan.to_send)?;
@@ -367,25 +391,8 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         base_url,
         credentials,
     } = super::reach(target).await?;
-    let job = journal::Job {
-        input_sha256: scan.sha256.clone(),
-        input: input_name,
-        operation: cfg.input.operation.map(|o| o.name.to_owned()),
-        target: if running.is_some() {
-            "sandbox".into()
-        } else {
-            base_url.clone()
-        },
-    };
-    let plan = match &cfg.from_plan {
-        Some(p) => Some(read_plan(p, &job)?),
-        None => None,
-    };
     if earlier.is_none() {
-        // A plan may be made again and again, and `--sandbox` starts a fresh demo tenant each
-        // time: neither can apply anything twice. Their earlier files are still moved aside.
-        let again = cfg.force || cfg.is_plan() || running.is_some();
-        super::records::set_aside(&cfg.input.out, &job, again)?;
+        super::records::set_aside(&cfg.input.out)?;
     }
     let earlier = earlier.map(|replay| (replay, scan.misfit.take()));
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
@@ -471,6 +478,15 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
                 journal_path.display()
             ))
         })?;
+        // A finished apply, however it is named or wherever its results went, is not applied to
+        // this target again without --force. The sandbox's tenant ends with the run.
+        if !cfg.is_plan() && !sandbox {
+            super::registry::record(&super::registry::Run::finished(
+                &job,
+                &cfg.input.out,
+                &summary,
+            ));
+        }
     }
     if let Some(s) = running {
         summary.sandbox_changes = Some(s.changes());

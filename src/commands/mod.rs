@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod auth;
 mod records;
+pub mod registry;
 pub mod sandbox;
 pub mod template;
 pub mod undo;
@@ -49,8 +50,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             print!("{}", report::summary_text(&summary));
             Ok(summary.exit_code())
         }
-        Command::Plan(mut args) => {
-            args.dry_run = true;
+        Command::Plan(args) => {
             let cfg = ApplyConfig::try_from(&args)?;
             let summary = one_thread_runtime()?.block_on(apply::apply(cfg, true))?;
             print!("{}", report::summary_text(&summary));

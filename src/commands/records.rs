@@ -71,73 +71,84 @@ fn same_inode(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
-/// Before a new (not resumed) run: an unfinished earlier run is refused (it needs `--resume`); a
-/// finished run of the same input on the same target is refused unless `force`; otherwise the
-/// earlier results and journal are moved aside as `<stem>.<UTC time>.csv` (and `.journal`).
-pub fn set_aside(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
+/// Before a new (not resumed) run, with the results file's lock held: an unfinished earlier run
+/// beside the results is refused (it needs `--resume`); a finished run of the same input on the same
+/// target is refused unless `force`. Nothing is moved yet (see [`set_aside`]): a run refused later
+/// (not confirmed, say) leaves the earlier records where they are.
+pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
     let journal_path = journal::path_for(out);
-    let look = |p: &Path| {
-        crate::fsafe::look(p, journal::FIX)
-            .map_err(|e| Error::io(format!("cannot look at {}", p.display()), e))
+    let Some(journal_meta) = look(&journal_path)? else {
+        return Ok(());
     };
+    let earlier = journal::read(&journal_path).map_err(|e| match e {
+        journal::ReadError::Io(e) => Error::io(
+            format!("cannot read the journal {}", journal_path.display()),
+            e,
+        ),
+        journal::ReadError::Misfit(m) => Error::Usage(format!(
+            "{} line {}: {}: it is not a journal pcbulk wrote, and a new run will not replace \
+             it; move it aside (rename it) to start a new run",
+            journal_path.display(),
+            m.line,
+            m.what
+        )),
+    })?;
+    let Some(before) = &earlier.job else {
+        return Ok(());
+    };
+    if !earlier.done {
+        return Err(Error::usage(format!(
+            "{} records an unfinished run ({} rows finished): run the same command with \
+             --resume to finish it without applying anything twice",
+            journal_path.display(),
+            earlier.outcomes.len()
+        )));
+    }
+    if !force && before.input_sha256 == job.input_sha256 && before.target == job.target {
+        let when = journal_meta
+            .modified()
+            .ok()
+            .map(utc)
+            .unwrap_or_else(|| "earlier".into());
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, o) in earlier.outcomes.values() {
+            *counts.entry(o.status).or_insert(0usize) += 1;
+        }
+        let did: Vec<String> = Status::ALL
+            .iter()
+            .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
+            .collect();
+        return Err(Error::usage(format!(
+            "{} was already applied to {} by the run that finished at {when} ({}; its \
+             records: {} and {}). Applying it again would send every row again (notes \
+             would be added twice): give --force to do it anyway",
+            job.input,
+            job.target,
+            if did.is_empty() {
+                "no rows".to_owned()
+            } else {
+                did.join(", ")
+            },
+            out.display(),
+            journal_path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn look(p: &Path) -> Result<Option<std::fs::Metadata>, Error> {
+    crate::fsafe::look(p, journal::FIX)
+        .map_err(|e| Error::io(format!("cannot look at {}", p.display()), e))
+}
+
+/// After [`check`], just before the new run's records are created: the earlier results and journal
+/// are moved aside as `<stem>.<UTC time>.csv` (and `.journal`).
+pub fn set_aside(out: &Path) -> Result<(), Error> {
+    let journal_path = journal::path_for(out);
     let journal_meta = look(&journal_path)?;
     let results_meta = look(out)?;
     if journal_meta.is_none() && results_meta.is_none() {
         return Ok(());
-    }
-    if journal_meta.is_some() {
-        let earlier = journal::read(&journal_path).map_err(|e| match e {
-            journal::ReadError::Io(e) => Error::io(
-                format!("cannot read the journal {}", journal_path.display()),
-                e,
-            ),
-            journal::ReadError::Misfit(m) => Error::Usage(format!(
-                "{} line {}: {}: it is not a journal pcbulk wrote, and a new run will not replace \
-                 it; move it aside (rename it) to start a new run",
-                journal_path.display(),
-                m.line,
-                m.what
-            )),
-        })?;
-        if let Some(before) = &earlier.job {
-            if !earlier.done {
-                return Err(Error::usage(format!(
-                    "{} records an unfinished run ({} rows finished): run the same command with \
-                     --resume to finish it without applying anything twice",
-                    journal_path.display(),
-                    earlier.outcomes.len()
-                )));
-            }
-            if !force && before.input_sha256 == job.input_sha256 && before.target == job.target {
-                let when = journal_meta
-                    .as_ref()
-                    .and_then(|m| m.modified().ok())
-                    .map(utc)
-                    .unwrap_or_else(|| "earlier".into());
-                let mut counts = std::collections::BTreeMap::new();
-                for (_, o) in earlier.outcomes.values() {
-                    *counts.entry(o.status).or_insert(0usize) += 1;
-                }
-                let did: Vec<String> = Status::ALL
-                    .iter()
-                    .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
-                    .collect();
-                return Err(Error::usage(format!(
-                    "{} was already applied to {} by the run that finished at {when} ({}; its \
-                     records: {} and {}). Applying it again would send every row again (notes \
-                     would be added twice): give --force to do it anyway",
-                    job.input,
-                    job.target,
-                    if did.is_empty() {
-                        "no rows".to_owned()
-                    } else {
-                        did.join(", ")
-                    },
-                    out.display(),
-                    journal_path.display()
-                )));
-            }
-        }
     }
     let stamp = [&results_meta, &journal_meta]
         .iter()
@@ -218,7 +229,7 @@ fn utc_compact(t: SystemTime) -> String {
 }
 
 /// `2026-11-23 15:33:49 UTC`.
-fn utc(t: SystemTime) -> String {
+pub(super) fn utc(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil(t);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }

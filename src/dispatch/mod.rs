@@ -427,8 +427,9 @@ impl RowApi<'_> {
                 return CallError::Invalid {
                     code: "too_large".into(),
                     message: format!(
-                        "the call this row would send is over {} MiB, more than pcbulk journals \
-                         (and far more than Partner Center takes); nothing was sent",
+                        "the write this row would send is over {} MiB, more than pcbulk journals \
+                         (and far more than Partner Center takes), so it was not sent (only the \
+                         row's read was): shorten the row's values",
                         journal::MAX_LINE >> 20
                     ),
                 };

@@ -33,7 +33,10 @@ pub fn contacts_csv(n: usize) -> String {
     csv
 }
 
-/// The `pcbulk` binary with no PCBULK_* variables from the caller's environment.
+/// The `pcbulk` binary with no PCBULK_* variables from the caller's environment, and a state folder
+/// (the list of finished runs) of its own, new for each command: no two tests, and no two commands
+/// of one test, share the list, nor touch the user's. A test that needs the list to outlive one
+/// command sets `PCBULK_STATE_DIR` itself ([`Workdir::state`]).
 pub fn pcbulk() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pcbulk"));
     for (k, _) in std::env::vars() {
@@ -41,6 +44,11 @@ pub fn pcbulk() -> Command {
             c.env_remove(k);
         }
     }
+    // A fresh random name: never one an earlier test run left behind.
+    let state = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("pcbulk-state")
+        .join(uuid::Uuid::new_v4().to_string());
+    c.env("PCBULK_STATE_DIR", state);
     c.stdin(Stdio::null());
     c
 }
@@ -229,6 +237,12 @@ impl Workdir {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// A state folder (pcbulk's list of finished runs) that lasts as long as this folder: give it
+    /// to commands as `PCBULK_STATE_DIR` to let one see the runs another finished.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 }
 
