@@ -22,10 +22,8 @@ fn mixed_outcomes() -> String {
             "{CONTOSO},d0000001-0000-4000-8000-0000000000{sub},{TREY_TENANT},4391507,Trey Research\n"
         ));
     }
-    for sub in ["13", "14"] {
-        csv.push_str(&format!(
-            "{CONTOSO},d0000001-0000-4000-8000-0000000000{sub},{LITWARE},9000009,Litware\n"
-        ));
+    for (customer, sub) in [(CONTOSO, "1-0000-4000-8000-000000000013"), (FABRIKAM, "2-0000-4000-8000-000000000021")] {
+        csv.push_str(&format!("{customer},d000000{sub},{LITWARE},9000009,Litware\n"));
     }
     csv.push_str("not-a-guid,x,y,1,Nobody\n");
     csv
@@ -240,7 +238,7 @@ fn summary_json_through_a_symlink_is_refused_before_anything_is_sent() {
 }
 
 #[test]
-fn summary_json_is_the_input_file_is_refused() {
+fn a_summary_json_path_that_is_the_input_is_refused_and_the_input_kept() {
     let w = Workdir::new();
     let input = w.write("in.csv", mixed_outcomes());
     let out = pcbulk()

@@ -98,10 +98,9 @@ fn rows(
         .out
         .clone()
         .unwrap_or_else(|| crate::config::default_path(&input.input, kind));
-    match output
-        .check_paths(&input.input, &results)
-        .and_then(|()| run())
-    {
+    // A path refused here is never written, not even to say it was refused.
+    output.check_paths(&input.input, &results)?;
+    match run() {
         Ok(summary) => {
             let code = summary.exit_code();
             output.finish(&summary, code);

@@ -312,8 +312,8 @@ fn changes(h: &mut String, s: &Summary) {
     if more > 0 {
         let _ = write!(
             h,
-            "<p class=\"more\">… and {} more in the results file.</p>",
-            super::count(more, "change")
+            "<p class=\"more\">… and {more} more {} in the results file.</p>",
+            if more == 1 { "change" } else { "changes" }
         );
     }
     h.push('\n');
