@@ -42,7 +42,7 @@ h3{font-size:14px;margin:14px 0 6px}
 table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #d8dee4}
 th,td{text-align:left;padding:5px 9px;border-bottom:1px solid #e6e9ee;vertical-align:top}
 th{background:#eef1f5;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .kv th{width:170px}
 .chart{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:8px}
 .legend span{display:inline-block;margin-right:16px}
@@ -243,7 +243,8 @@ fn latency(h: &mut String, s: &Summary) {
     };
     let _ = write!(
         h,
-        "<table><tr><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr><tr>\
+        "<table><tr><th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th>\
+         <th class=\"num\">max</th></tr><tr>\
          <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td>\
          <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td></tr></table>\n",
         l.p50, l.p90, l.p99, l.max

@@ -39,7 +39,8 @@ pub fn summary(s: &Summary, exit_code: u8) -> Value {
         })
         .collect();
     let latency = s.calls.latency().map_or(Value::Null, |l| {
-        json!({ "p50": l.p50, "p90": l.p90, "p99": l.p99, "max": l.max })
+        let ms = |v: f64| (v * 10.0).round() / 10.0;
+        json!({ "p50": ms(l.p50), "p90": ms(l.p90), "p99": ms(l.p99), "max": ms(l.max) })
     });
     json!({
         "operation": s.about.operation,
