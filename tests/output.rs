@@ -22,16 +22,25 @@ fn mixed_outcomes() -> String {
             "{CONTOSO},d0000001-0000-4000-8000-0000000000{sub},{TREY_TENANT},4391507,Trey Research\n"
         ));
     }
-    for (customer, sub) in [(CONTOSO, "1-0000-4000-8000-000000000013"), (FABRIKAM, "2-0000-4000-8000-000000000021")] {
-        csv.push_str(&format!("{customer},d000000{sub},{LITWARE},9000009,Litware\n"));
+    for (customer, sub) in [
+        (CONTOSO, "1-0000-4000-8000-000000000013"),
+        (FABRIKAM, "2-0000-4000-8000-000000000021"),
+    ] {
+        csv.push_str(&format!(
+            "{customer},d000000{sub},{LITWARE},9000009,Litware\n"
+        ));
     }
     csv.push_str("not-a-guid,x,y,1,Nobody\n");
     csv
 }
 
 fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", String::from_utf8_lossy(bytes)))
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
 }
 
 fn read_json(path: &Path) -> Value {
@@ -68,7 +77,10 @@ fn summary_json_on_stdout_is_all_a_cron_job_needs_to_see_the_run_needs_attention
     assert_eq!(s["rows"]["failed"], 2, "{s}");
     assert_eq!(s["rows"]["invalid"], 1, "{s}");
     assert_eq!(s["rows"]["skipped"], 0, "{s}");
-    assert!(is_rfc3339(&s["started"]) && is_rfc3339(&s["finished"]), "{s}");
+    assert!(
+        is_rfc3339(&s["started"]) && is_rfc3339(&s["finished"]),
+        "{s}"
+    );
     assert!(s["started"].as_str() <= s["finished"].as_str());
     assert!(s["elapsed_s"].as_f64().is_some_and(|e| e >= 0.0));
     // The results file is the truth the summary counts: its failed rows' code leads the errors.
@@ -88,7 +100,10 @@ fn summary_json_on_stdout_is_all_a_cron_job_needs_to_see_the_run_needs_attention
     assert_eq!(s["throttled"], 0);
     // The text summary still reaches a person, on stderr, with the errors grouped.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("errors by code, most frequent first:"), "{err}");
+    assert!(
+        err.contains("errors by code, most frequent first:"),
+        "{err}"
+    );
     assert!(err.contains("journal: "), "{err}");
     assert!(err.contains("undo: pcbulk undo"), "{err}");
 }
@@ -109,11 +124,17 @@ fn the_summary_counts_the_429s_and_retries_it_met() {
     let throttled_by_sandbox = stats["throttled"].as_u64().unwrap_or(0);
     assert!(throttled_by_sandbox > 0, "the sandbox throttled: {stats}");
     assert_eq!(s["throttled"].as_u64(), Some(throttled_by_sandbox), "{s}");
-    assert!(s["retries"].as_u64().unwrap() >= throttled_by_sandbox, "{s}");
+    assert!(
+        s["retries"].as_u64().unwrap() >= throttled_by_sandbox,
+        "{s}"
+    );
     assert_eq!(s["rows"]["succeeded"], 2, "{s}");
     // The text summary (stdout, as no JSON goes there) says it too.
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains(&format!("{throttled_by_sandbox} 429")), "{said}");
+    assert!(
+        said.contains(&format!("{throttled_by_sandbox} 429")),
+        "{said}"
+    );
 }
 
 #[test]
@@ -143,7 +164,9 @@ fn summary_json_is_written_when_the_run_aborts() {
     let s = read_json(&summary);
     assert_eq!(s["exit_code"], 3);
     assert!(
-        s["aborted"].as_str().is_some_and(|a| a.contains("max-errors")),
+        s["aborted"]
+            .as_str()
+            .is_some_and(|a| a.contains("max-errors")),
         "{s}"
     );
     let statuses = statuses(&w.path("in.results.csv"));
@@ -192,7 +215,9 @@ fn summary_json_is_written_when_the_run_is_interrupted_twice() {
     let s = read_json(&summary);
     assert_eq!(s["exit_code"], 3);
     assert!(
-        s["aborted"].as_str().is_some_and(|a| a.contains("interrupted")),
+        s["aborted"]
+            .as_str()
+            .is_some_and(|a| a.contains("interrupted")),
         "{s}"
     );
     assert_eq!(s["calls"], 2, "{s}");
@@ -214,7 +239,9 @@ fn summary_json_says_why_when_nothing_could_be_sent() {
     let s = json_of(&out.stdout);
     assert_eq!(s["exit_code"], 2);
     assert!(
-        s["aborted"].as_str().is_some_and(|a| a.contains("support_tenant_id")),
+        s["aborted"]
+            .as_str()
+            .is_some_and(|a| a.contains("support_tenant_id")),
         "{s}"
     );
     assert_eq!(s["calls"], 0);
@@ -288,7 +315,13 @@ fn plan_and_validate_write_the_summary_json_too() {
 
 /// A slow run (each call 150 ms, one at a time) with progress lines every 100 ms, its stderr read
 /// line by line as it comes.
-fn slow_run(extra: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>, Sandbox) {
+fn slow_run(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    Sandbox,
+) {
     let sb = Sandbox::start(&["--latency-ms", "150", "--subscriptions", "8"]);
     let w = Workdir::new();
     let input = w.write("in.csv", contacts_csv(8));
@@ -321,7 +354,10 @@ fn a_piped_run_prints_plain_progress_lines() {
         .map(Result::unwrap)
         .find(|l| is_progress_line(l))
         .expect("a progress line before the run ended");
-    assert!(line.contains(" succeeded · ") && line.contains(" throttled"), "{line}");
+    assert!(
+        line.contains(" succeeded · ") && line.contains(" throttled"),
+        "{line}"
+    );
     assert!(!line.contains('\x1b'), "no colour off a terminal: {line:?}");
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(child.wait().unwrap().success(), "{rest:?}");
@@ -364,7 +400,7 @@ fn json_logs_at_v_give_each_row_its_ids_status_and_attempts() {
     for r in &results {
         let l = rows
             .iter()
-            .find(|l| l["row"].to_string() == r["row"])
+            .find(|l| l["row"] == r["row"].parse::<u64>().unwrap())
             .unwrap_or_else(|| panic!("no log line for row {}", r["row"]));
         assert_eq!(l["status"], r["status"].as_str());
         assert_eq!(l["correlation_id"], r["correlation_id"].as_str());
@@ -403,7 +439,13 @@ fn at_vv_every_call_retry_and_429_is_logged_and_no_secret_ever_is() {
             .unwrap();
         assert_eq!(code(&out), 0, "{}", text(&out));
         let all = text(&out);
-        for s in ["sandbox-refresh-token", secret, "sbx-at-", "sbx-rt-", "Bearer"] {
+        for s in [
+            "sandbox-refresh-token",
+            secret,
+            "sbx-at-",
+            "sbx-rt-",
+            "Bearer",
+        ] {
             assert!(!all.contains(s), "{s} in the {format} output:\n{all}");
         }
         if format == "json" {
@@ -415,7 +457,10 @@ fn at_vv_every_call_retry_and_429_is_logged_and_no_secret_ever_is() {
                 .iter()
                 .find(|l| l["message"] == "retry scheduled")
                 .unwrap_or_else(|| panic!("a retry after a 429: {stats} {logs:?}"));
-            assert!(retry["wait_ms"].is_u64() && retry["row"].is_u64(), "{retry}");
+            assert!(
+                retry["wait_ms"].is_u64() && retry["row"].is_u64(),
+                "{retry}"
+            );
             let throttled = logs.iter().find(|l| l["message"] == "throttled").unwrap();
             assert_eq!(throttled["status"], 429);
             let call = logs.iter().find(|l| l["message"] == "call sent").unwrap();
@@ -445,9 +490,14 @@ fn the_report_is_one_page_that_loads_nothing_and_escapes_what_it_shows() {
     // HTML injection: the name is shown as text, never as markup.
     assert!(!page.contains("<img"), "{page}");
     assert!(!page.contains("<script"), "{page}");
-    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "{page}");
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
     // Self-contained: no script, no link, no fetched resource of any kind.
-    for fetch in ["<link", "src=\"", "url(", "@import", "https://", "<iframe", "<object"] {
+    for fetch in [
+        "<link", "src=\"", "url(", "@import", "https://", "<iframe", "<object",
+    ] {
         assert!(!page.contains(fetch), "{fetch} in the page");
     }
     assert!(page.contains("<svg"), "an inline chart");
@@ -457,7 +507,10 @@ fn the_report_is_one_page_that_loads_nothing_and_escapes_what_it_shows() {
     // The failed rows' error code, from the results file, heads a group.
     let rows = results(&w.path("in.results.csv"));
     let failed = rows.iter().find(|r| r["status"] == "failed").unwrap();
-    assert!(page.contains(&format!("<h3><code>{}</code> · 2 rows", failed["error_code"])));
+    assert!(page.contains(&format!(
+        "<h3><code>{}</code> · 2 rows",
+        failed["error_code"]
+    )));
 }
 
 /// Renders a page in headless Chromium, loopback only, and returns the screenshot's PNG, or
@@ -517,19 +570,24 @@ fn the_report_renders_in_a_browser_as_a_page_that_is_not_blank() {
     assert_eq!((info.width, info.height), (1200, 1400));
     let channels = info.color_type.samples();
     assert!(channels >= 3, "{:?}", info.color_type);
-    let pixels: Vec<&[u8]> = buf[..info.buffer_size()]
-        .chunks(channels)
-        .collect();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
     let colours: std::collections::HashSet<[u8; 3]> =
         pixels.iter().map(|p| [p[0], p[1], p[2]]).collect();
     let not_white = pixels.iter().filter(|p| p[..3] != [255, 255, 255]).count();
-    assert!(colours.len() > 50, "{} colours: a blank page?", colours.len());
+    assert!(
+        colours.len() > 50,
+        "{} colours: a blank page?",
+        colours.len()
+    );
     assert!(
         not_white * 10 > pixels.len(),
         "{not_white} of {} pixels are not white",
         pixels.len()
     );
     // The red of failed rows and 429s, and the blue of the calls, made it to the screen.
-    assert!(colours.contains(&[0xcf, 0x22, 0x2e]), "no failure red drawn");
+    assert!(
+        colours.contains(&[0xcf, 0x22, 0x2e]),
+        "no failure red drawn"
+    );
     assert!(colours.contains(&[0x2f, 0x81, 0xf7]), "no calls blue drawn");
 }

@@ -54,7 +54,9 @@ impl Listener for RunRecord {
         crate::report::logs::log(event);
         self.progress.on(event)?;
         self.summary.on(event)?;
-        self.progress.show(&self.summary);
+        if matches!(event, Event::RowFinished(_)) {
+            self.progress.show(&self.summary);
+        }
         Ok(())
     }
 }

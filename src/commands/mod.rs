@@ -9,11 +9,11 @@ pub mod undo;
 pub mod validate;
 
 use crate::api::auth::Credentials;
+use crate::cli::InputArgs;
 use crate::cli::{AuthCommand, Cli, Command};
 use crate::config::Target;
 use crate::config::{ApplyConfig, InputConfig};
 use crate::error::Error;
-use crate::cli::InputArgs;
 use crate::report::summary::Summary;
 use crate::report::Output;
 

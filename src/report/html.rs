@@ -74,19 +74,22 @@ pub fn render(s: &Summary, exit_code: u8) -> String {
     );
     let (class, verdict) = match exit_code {
         0 => ("ok", "every row done".to_owned()),
-        1 => ("bad", "needs attention: some rows failed or are invalid".to_owned()),
+        1 => (
+            "bad",
+            "needs attention: some rows failed or are invalid".to_owned(),
+        ),
         3 => ("bad", "stopped early".to_owned()),
         n => ("bad", format!("did not run (exit {n})")),
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<h1>{}</h1><p class=\"sub\">to {} · <span class=\"verdict {class}\">{}</span></p>\n",
+        "<h1>{}</h1><p class=\"sub\">to {} · <span class=\"verdict {class}\">{}</span></p>",
         esc(&title),
         esc(a.target.as_deref().unwrap_or("no target")),
         esc(&verdict)
     );
     if let Some(why) = &s.aborted {
-        let _ = write!(h, "<p><b>Stopped early:</b> {}</p>\n", esc(why));
+        let _ = writeln!(h, "<p><b>Stopped early:</b> {}</p>", esc(why));
     }
     cards(&mut h, s);
     facts(&mut h, s, exit_code);
@@ -126,10 +129,7 @@ fn cards(h: &mut String, s: &Summary) {
         (c.retries, "retries"),
         (c.throttled, "429s met"),
     ] {
-        let _ = write!(
-            h,
-            "<div class=\"card\"><b>{n}</b><span>{what}</span></div>"
-        );
+        let _ = write!(h, "<div class=\"card\"><b>{n}</b><span>{what}</span></div>");
     }
     h.push_str("</div>\n");
 }
@@ -218,12 +218,12 @@ fn chart(h: &mut String, seconds: &[Second]) {
         }
     }
     let secs = seconds.len();
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<text x=\"{left}\" y=\"{:.1}\" font-size=\"11\" fill=\"#5b6475\">0 s</text>\
          <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{secs} s</text>\
          </svg><div class=\"legend\"><span><i class=\"sw\" style=\"background:#2f81f7\"></i>calls/s</span>\
-         <span><i class=\"sw\" style=\"background:#cf222e\"></i>429s/s</span>{}</div></div>\n",
+         <span><i class=\"sw\" style=\"background:#cf222e\"></i>429s/s</span>{}</div></div>",
         ht - 8.0,
         left + plot_w,
         ht - 8.0,
@@ -241,12 +241,12 @@ fn latency(h: &mut String, s: &Summary) {
         h.push_str("<p class=\"more\">No call was answered.</p>\n");
         return;
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<table><tr><th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th>\
          <th class=\"num\">max</th></tr><tr>\
          <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td>\
-         <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td></tr></table>\n",
+         <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td></tr></table>",
         l.p50, l.p90, l.p99, l.max
     );
 }
@@ -344,7 +344,10 @@ mod tests {
             assert!(!page.contains(bad), "{bad} in the page");
         }
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert_eq!(page.matches("<table").count(), page.matches("</table>").count());
+        assert_eq!(
+            page.matches("<table").count(),
+            page.matches("</table>").count()
+        );
     }
 
     #[test]

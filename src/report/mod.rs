@@ -166,13 +166,13 @@ pub fn summary_text(s: &Summary) -> String {
     if !errors.is_empty() {
         out.push_str("errors by code, most frequent first:\n");
         for g in errors.iter().take(ERRORS_SHOWN) {
-            let http = g.http_status.map(|h| format!(", HTTP {h}")).unwrap_or_default();
+            let http = g
+                .http_status
+                .map(|h| format!(", HTTP {h}"))
+                .unwrap_or_default();
             out.push_str(&format!(
                 "  {} {}{http}, e.g. row {}: {}\n",
-                g.count,
-                g.code,
-                g.example_row,
-                g.message
+                g.count, g.code, g.example_row, g.message
             ));
         }
         if errors.len() > ERRORS_SHOWN {

@@ -2,8 +2,8 @@
 //! succeeded / failed / retrying / throttled counts, which keeps ticking while a Retry-After is
 //! waited out; off a terminal one plain line every 10 s; nothing with `--quiet`.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -68,7 +68,9 @@ impl Progress {
                 let every = std::env::var(LINE_EVERY_ENV)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map_or(LINE_EVERY, |ms| Duration::from_millis(ms.clamp(10, 3_600_000)));
+                    .map_or(LINE_EVERY, |ms| {
+                        Duration::from_millis(ms.clamp(10, 3_600_000))
+                    });
                 (Display::Lines, every)
             }
         };

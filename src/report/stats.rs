@@ -170,7 +170,10 @@ mod tests {
             attempt: 2,
             wait: Duration::from_secs(2),
         });
-        assert_eq!((s.calls, s.throttled, s.retries, s.retrying()), (1, 1, 1, 1));
+        assert_eq!(
+            (s.calls, s.throttled, s.retries, s.retrying()),
+            (1, 1, 1, 1)
+        );
         // Another row's second attempt (after a token renewal: no retry scheduled) is not row 1's.
         s.on(&sent(2, 2));
         assert_eq!(s.retrying(), 1);

@@ -150,14 +150,17 @@ impl Summary {
             }
             (c, _) => c.to_owned(),
         };
-        let g = self.errors.entry(code).or_insert_with_key(|code| ErrorGroup {
-            code: code.clone(),
-            count: 0,
-            message: o.error_message.clone(),
-            http_status: o.http_status,
-            example_row: o.row,
-            rows: Vec::new(),
-        });
+        let g = self
+            .errors
+            .entry(code)
+            .or_insert_with_key(|code| ErrorGroup {
+                code: code.clone(),
+                count: 0,
+                message: o.error_message.clone(),
+                http_status: o.http_status,
+                example_row: o.row,
+                rows: Vec::new(),
+            });
         g.count += 1;
         if g.rows.len() < ROWS_PER_ERROR {
             g.rows.push(o.clone());
