@@ -27,6 +27,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The output flags of a command that runs rows (apply, plan, validate).
+    pub fn output(&self) -> Option<&OutputArgs> {
+        match &self.command {
+            Command::Apply(a) => Some(&a.input.output),
+            Command::Plan(a) => Some(&a.input.output),
+            Command::Validate(a) => Some(&a.output),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Validate the file and apply every valid row to Partner Center (or to the sandbox).
@@ -68,6 +80,8 @@ pub enum Command {
 pub struct InputArgs {
     /// The CSV file of changes.
     pub input: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The operation for every row (else from an `operation` column, else from the header).
     #[arg(long, value_parser = operation)]
     pub operation: Option<&'static OpSpec>,
@@ -83,6 +97,50 @@ pub struct InputArgs {
     /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
     #[arg(long, value_parser = delimiter)]
     pub delimiter: Option<u8>,
+}
+
+/// What a run shows and leaves besides its results: progress, logs, the summary and the report.
+#[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Write the summary as one JSON object to PATH when the run ends (also when it stops early);
+    /// `-` writes it to stdout, and the text summary goes to stderr.
+    #[arg(long, value_name = "PATH|-")]
+    pub summary_json: Option<PathBuf>,
+    /// Write a self-contained HTML page to attach to a ticket: the summary, calls and 429s over
+    /// time, latency percentiles, failed rows by error code, and what changed.
+    #[arg(long, value_name = "PATH.html")]
+    pub report: Option<PathBuf>,
+    /// No progress display.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log what happens: -v one line per row, -vv one per call, retry and 429 too (on stderr).
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// How log lines look: text, or json (one object per line).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl From<&OutputArgs> for crate::report::Output {
+    fn from(a: &OutputArgs) -> Self {
+        use crate::report::{progress::Mode, JsonTo};
+        crate::report::Output {
+            progress: if a.quiet { Mode::Quiet } else { Mode::Auto },
+            summary_json: a.summary_json.as_ref().map(|p| match p.to_str() {
+                Some("-") => JsonTo::Stdout,
+                _ => JsonTo::File(p.clone()),
+            }),
+            report: a.report.clone(),
+        }
+    }
 }
 
 /// Where calls go.

@@ -15,11 +15,13 @@ pub enum Event {
     RunStarted { rows: usize, to_send: usize },
     /// A row was read and planned for sending.
     RowPlanned { row: usize },
-    /// A call went out (`attempt` counts from 1).
+    /// A call went out (`attempt` counts from 1), with the ids it carried (for the logs).
     CallSent {
         row: usize,
         method: &'static str,
         attempt: u32,
+        correlation_id: uuid::Uuid,
+        request_id: uuid::Uuid,
     },
     /// An answer came (`None`: no answer, the connection failed or timed out).
     CallAnswered {

@@ -31,7 +31,7 @@ use clap::Parser;
 /// Runs the command line and returns the exit code.
 pub fn main_with_args() -> u8 {
     let cli = cli::Cli::parse();
-    init_logging();
+    init_logging(cli.output());
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -41,11 +41,30 @@ pub fn main_with_args() -> u8 {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PCBULK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+/// Logs on stderr: `-v` the rows, `-vv` the calls too (else `PCBULK_LOG`, else warnings only), as
+/// text (coloured on a terminal unless `NO_COLOR`) or one JSON object per line.
+fn init_logging(output: Option<&cli::OutputArgs>) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let (verbose, json) = output.map_or((0, false), |o| {
+        (o.verbose, o.log_format == cli::LogFormat::Json)
+    });
+    let filter = match verbose {
+        0 => EnvFilter::try_from_env("PCBULK_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        1 => EnvFilter::new("warn,pcbulk=info"),
+        _ => EnvFilter::new("warn,pcbulk=debug"),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(report::progress::colour(std::io::stderr().is_terminal()));
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -16,7 +16,8 @@ use crate::journal::{self, Journal};
 use crate::pipeline::check;
 use crate::pipeline::engine::{Drive, PlanRows, Reading, GRACE};
 use crate::report::progress::Progress;
-use crate::report::summary::Summary;
+use crate::report::summary::{About, Summary};
+use crate::report::Output;
 use crate::results::{encode_line, StreamWriter};
 
 /// How often the run record drains the event stream.
@@ -50,8 +51,13 @@ impl Listener for RunRecord {
                 failpoint::hit("mid-results");
             }
         }
+        crate::report::logs::log(event);
         self.progress.on(event)?;
-        self.summary.on(event)
+        self.summary.on(event)?;
+        if matches!(event, Event::RowFinished(_)) {
+            self.progress.show(&self.summary);
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +73,8 @@ impl RunRecord {
             let event = match events.try_recv() {
                 Ok(e) => e,
                 Err(TryRecvError::Empty) => {
+                    // Shown while no event comes too (a Retry-After waited out).
+                    self.progress.show(&self.summary);
                     if !broken {
                         if let Err(e) = self.results.flush() {
                             broken = self.fail(&stop, e);
@@ -328,11 +336,13 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job) -> Result<PlanRows, Err
 }
 
 /// `pcbulk apply`.
-pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary, Error> {
+pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Error> {
+    let show_progress = output.progress != crate::report::progress::Mode::Quiet;
     let Some(target) = cfg.target.take() else {
         return check::validate(&cfg.input, show_progress);
     };
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let journal_path = journal::path_for(&cfg.input.out);
     refuse_unsafe_records(&cfg.input, &journal_path)?;
     // One process at a time per results file, for the whole run.
@@ -421,11 +431,25 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
             return Err(crate::results::cannot_write(&cfg.input.out, e));
         }
     };
+    let mut summary = Summary::new(cfg.input.out.clone());
+    summary.about = About {
+        command: if cfg.is_plan() { "plan" } else { "apply" },
+        operation: Some(match scan.operations.as_slice() {
+            [] => scan.planner.operation().0.to_owned(),
+            names => names.join(","),
+        }),
+        target: Some(job.target.clone()),
+        input: Some(cfg.input.input.clone()),
+        journal: Some(journal_path.clone()),
+        undo: (!cfg.is_plan()).then(|| crate::undo::default_out(&cfg.input.out)),
+        started: started_at,
+        finished: None,
+    };
     let record = RunRecord {
         results,
         journal: Arc::clone(&journal),
-        progress: Progress::new(Some(scan.rows as u64), show_progress),
-        summary: Summary::new(cfg.input.out.clone()),
+        progress: Progress::with_mode(Some(scan.rows as u64), output.progress),
+        summary,
         width: scan.planner.headers.len(),
         delimiter: scan.delimiter,
         written: 0,
@@ -465,12 +489,14 @@ pub async fn apply(mut cfg: ApplyConfig, show_progress: bool) -> Result<Summary,
         .ok()
         .and_then(Result::ok)
         .ok_or_else(|| Error::Aborted("the results writer stopped unexpectedly".into()))?;
+    summary.elapsed = started.elapsed();
+    summary.about.finished = Some(std::time::SystemTime::now());
     if at_once {
         // The rows' outcomes are in the journal's buffer: on disk before the process goes.
         let _ = journal.sync();
+        output.finish(&summary, exit::ABORTED);
         std::process::exit(exit::ABORTED.into());
     }
-    summary.elapsed = started.elapsed();
     if summary.aborted.is_none() {
         journal.append(&journal::Record::Done, true).map_err(|e| {
             Error::Aborted(format!(

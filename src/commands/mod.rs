@@ -10,11 +10,13 @@ pub mod undo;
 pub mod validate;
 
 use crate::api::auth::Credentials;
+use crate::cli::InputArgs;
 use crate::cli::{AuthCommand, Cli, Command};
 use crate::config::Target;
 use crate::config::{ApplyConfig, InputConfig};
 use crate::error::Error;
-use crate::report;
+use crate::report::summary::Summary;
+use crate::report::Output;
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
@@ -38,28 +40,33 @@ fn one_thread_runtime() -> Result<tokio::runtime::Runtime, Error> {
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Apply(args) => {
-            let cfg = ApplyConfig::try_from(&args)?;
-            let sandbox = cfg
-                .target
-                .as_ref()
-                .is_some_and(|t| matches!(t, Target::Sandbox));
-            let mut summary = one_thread_runtime()?.block_on(apply::apply(cfg, true))?;
-            if summary.aborted.is_some() && !sandbox {
-                summary.resume_command = Some(resume_command(std::env::args().collect()));
-            }
-            print!("{}", report::summary_text(&summary));
-            Ok(summary.exit_code())
+            let output = Output::from(&args.input.output);
+            let sandbox = args.target.sandbox;
+            let (kind, command) = match args.dry_run {
+                true => ("plan", "plan"),
+                false => ("results", "apply"),
+            };
+            rows(&output, &args.input, kind, command, || {
+                let cfg = ApplyConfig::try_from(&args)?;
+                let mut summary = one_thread_runtime()?.block_on(apply::apply(cfg, &output))?;
+                if summary.aborted.is_some() && !sandbox {
+                    summary.resume_command = Some(resume_command(std::env::args().collect()));
+                }
+                Ok(summary)
+            })
         }
         Command::Plan(args) => {
-            let cfg = ApplyConfig::try_from(&args)?;
-            let summary = one_thread_runtime()?.block_on(apply::apply(cfg, true))?;
-            print!("{}", report::summary_text(&summary));
-            Ok(summary.exit_code())
+            let output = Output::from(&args.input.output);
+            rows(&output, &args.input, "plan", "plan", || {
+                let cfg = ApplyConfig::try_from(&args)?;
+                one_thread_runtime()?.block_on(apply::apply(cfg, &output))
+            })
         }
         Command::Validate(args) => {
-            let summary = validate::validate(&InputConfig::from_args(&args, "validation")?)?;
-            print!("{}", report::summary_text(&summary));
-            Ok(summary.exit_code())
+            let output = Output::from(&args.output);
+            rows(&output, &args, "validation", "validate", || {
+                validate::validate(&InputConfig::from_args(&args, "validation")?, &output)
+            })
         }
         Command::Template { operation } => template::print(operation),
         Command::Undo { results, out } => undo::run(&results, out.as_deref()),
@@ -72,6 +79,41 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Sandbox(args) => {
             let opts = crate::sandbox::Options::try_from(&args)?;
             runtime()?.block_on(sandbox::serve(opts))
+        }
+    }
+}
+
+/// Runs apply, plan or validate and ends it: the text summary, the JSON summary, the report. A run
+/// that cannot start or stops with an error still leaves its JSON summary, saying why.
+fn rows(
+    output: &Output,
+    input: &InputArgs,
+    kind: &str,
+    command: &'static str,
+    run: impl FnOnce() -> Result<Summary, Error>,
+) -> Result<u8, Error> {
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    let results = input
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::config::default_path(&input.input, kind));
+    // A path refused here is never written, not even to say it was refused.
+    output.check_paths(&input.input, &results)?;
+    match run() {
+        Ok(summary) => {
+            let code = summary.exit_code();
+            output.finish(&summary, code);
+            Ok(code)
+        }
+        Err(e) => {
+            let mut s = Summary::new(results);
+            s.about.command = command;
+            s.about.input = Some(input.input.clone());
+            s.about.started = started;
+            s.elapsed = clock.elapsed();
+            output.finish_failed(s, &e);
+            Err(e)
         }
     }
 }

@@ -672,6 +672,8 @@ impl RowApi<'_> {
             row: self.row,
             method: req.method.as_str(),
             attempt,
+            correlation_id: ids.correlation_id,
+            request_id: ids.request_id,
         });
         let sent = d.transport.send(req, ids, token.expose_secret()).await;
         drop(permit);

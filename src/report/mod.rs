@@ -1,10 +1,138 @@
-//! What the user sees while a run goes and when it ends: progress, and the summary.
+//! What the user sees while a run goes and when it ends: progress, logs, the summary (text and
+//! JSON) and the HTML report. All of it is kept from the run's events (`crate::events`).
 
+pub mod html;
+pub mod json;
+pub mod logs;
 pub mod progress;
+pub mod stats;
 pub mod summary;
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
 use crate::results::Status;
 use summary::Summary;
+
+/// What a run shows and leaves besides its results (from the output flags).
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub progress: progress::Mode,
+    pub summary_json: Option<JsonTo>,
+    pub report: Option<PathBuf>,
+}
+
+/// Where the JSON summary goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonTo {
+    /// `-`: stdout holds the JSON only; the text summary goes to stderr.
+    Stdout,
+    File(PathBuf),
+}
+
+/// What to do about a summary or report path pcbulk will not write.
+const FIX: &str = "give --summary-json or --report another path";
+
+impl Output {
+    /// The files this run would write, refused before anything is read or sent when one is the
+    /// input, the results, or a path pcbulk never writes (a link, a device, a file with other
+    /// names).
+    pub fn check_paths(&self, input: &Path, results: &Path) -> Result<(), Error> {
+        let json = match &self.summary_json {
+            Some(JsonTo::File(p)) => Some(("--summary-json", p)),
+            _ => None,
+        };
+        let report = self.report.as_ref().map(|p| ("--report", p));
+        for (flag, path) in json.into_iter().chain(report) {
+            for (other, what) in [(input, "the input file"), (results, "the results file")] {
+                if crate::config::same_file(path, other) || path == other {
+                    crate::error::usage!(
+                        "{flag} {} is {what}; give it another path",
+                        path.display()
+                    );
+                }
+            }
+            crate::fsafe::look(path, FIX)
+                .map_err(|e| Error::usage(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Ends a run: the text summary (on stdout, or on stderr when the JSON goes there), the JSON
+    /// summary, the report. A file that cannot be written is said on stderr; the run's exit code
+    /// stays what the rows made it.
+    pub fn finish(&self, s: &Summary, exit_code: u8) {
+        let text = summary_text(s);
+        if self.summary_json == Some(JsonTo::Stdout) {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+        let _ = std::io::stdout().flush();
+        self.write_json(s, exit_code);
+        if let Some(p) = &self.report {
+            match write_file(p, html::render(s, exit_code).as_bytes()) {
+                Ok(()) => eprintln!("report: {}", p.display()),
+                Err(e) => eprintln!("pcbulk: cannot write the report {}: {e}", p.display()),
+            }
+        }
+    }
+
+    /// Ends a run that could not run or stopped with an error: the JSON summary still says so
+    /// (with the exit code and the reason in `aborted`), so a script never finds it missing.
+    pub fn finish_failed(&self, mut s: Summary, e: &Error) {
+        if self.summary_json.is_none() {
+            return;
+        }
+        s.aborted = Some(e.to_string());
+        s.about.finished = Some(std::time::SystemTime::now());
+        self.write_json(&s, e.exit_code());
+    }
+
+    fn write_json(&self, s: &Summary, exit_code: u8) {
+        let Some(to) = &self.summary_json else {
+            return;
+        };
+        let mut doc = json::summary(s, exit_code).to_string();
+        doc.push('\n');
+        let written = match to {
+            JsonTo::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(doc.as_bytes()).and_then(|()| out.flush())
+            }
+            JsonTo::File(p) => write_file(p, doc.as_bytes()),
+        };
+        if let Err(e) = written {
+            eprintln!("pcbulk: cannot write the summary JSON: {e}");
+        }
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    crate::fsafe::replace(path, bytes, crate::fsafe::Access::Default, FIX)
+}
+
+/// How many error codes the text summary lists.
+const ERRORS_SHOWN: usize = 5;
+
+/// Calls, retries, 429s and the effective rate, for the text summary ("" when nothing was sent).
+fn calls_line(s: &Summary) -> String {
+    let c = &s.calls;
+    if c.calls == 0 {
+        return String::new();
+    }
+    let rate = c
+        .rate()
+        .map(|r| format!(", {r:.1} calls/s"))
+        .unwrap_or_default();
+    format!(
+        "calls: {} ({}, {} met{rate})\n",
+        c.calls,
+        count(c.retries as usize, "retry").replace("retrys", "retries"),
+        count(c.throttled as usize, "429"),
+    )
+}
 
 /// "1 row", "2 rows": a count with its noun.
 pub fn count(n: usize, noun: &str) -> String {
@@ -33,6 +161,27 @@ pub fn summary_text(s: &Summary) -> String {
             counts.join(", ")
         }
     ));
+    out.push_str(&calls_line(s));
+    let errors = s.errors();
+    if !errors.is_empty() {
+        out.push_str("errors by code, most frequent first:\n");
+        for g in errors.iter().take(ERRORS_SHOWN) {
+            let http = g
+                .http_status
+                .map(|h| format!(", HTTP {h}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {} {}{http}, e.g. row {}: {}\n",
+                g.count, g.code, g.example_row, g.message
+            ));
+        }
+        if errors.len() > ERRORS_SHOWN {
+            out.push_str(&format!(
+                "  ... and {} more codes in the results file\n",
+                errors.len() - ERRORS_SHOWN
+            ));
+        }
+    }
     if !s.planned.is_empty() {
         out.push_str("applying it would change:\n");
         for o in &s.planned {
@@ -45,6 +194,9 @@ pub fn summary_text(s: &Summary) -> String {
         if more > 0 {
             out.push_str(&format!("  ... and {more} more in the plan file\n"));
         }
+    }
+    if !s.problems.is_empty() {
+        out.push_str("first rows in trouble:\n");
     }
     for o in &s.problems {
         let http = o
@@ -72,6 +224,18 @@ pub fn summary_text(s: &Summary) -> String {
         }
     }
     out.push_str(&format!("results: {}\n", s.results.display()));
+    if let Some(j) = &s.about.journal {
+        out.push_str(&format!("journal: {}\n", j.display()));
+    }
+    if let Some(u) = &s.about.undo {
+        if s.count_of(Status::Succeeded) > 0 {
+            out.push_str(&format!(
+                "undo: pcbulk undo {} writes {}, a file that puts these changes back\n",
+                s.results.display(),
+                u.display()
+            ));
+        }
+    }
     if let Some(changes) = &s.sandbox_changes {
         out.push_str(&format!(
             "the sandbox tenant changed ({}):\n",

@@ -1,57 +1,203 @@
-//! Rows done, rate and ETA on a terminal (nothing animated otherwise).
+//! Progress while a run goes, on stderr: on a terminal a bar with rows done, rate, ETA and live
+//! succeeded / failed / retrying / throttled counts, which keeps ticking while a Retry-After is
+//! waited out; off a terminal one plain line every 10 s; nothing with `--quiet`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use super::summary::Summary;
 use crate::events::{Event, Listener};
 use crate::results::{Outcome, Status};
 
-/// Rows done, rate and ETA on stderr when it is a terminal.
+/// Whether progress is shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A bar on a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// `--quiet`: nothing.
+    Quiet,
+}
+
+/// How often a plain line is printed off a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(10);
+/// How often the bar's counts are refreshed (the bar itself ticks on its own).
+const BAR_EVERY: Duration = Duration::from_millis(200);
+/// A hidden knob for tests: milliseconds between plain lines, so a test need not wait 10 s.
+const LINE_EVERY_ENV: &str = "PCBULK_PROGRESS_EVERY_MS";
+
+/// Whether to colour what goes to a stream: on a terminal, unless `NO_COLOR` is set (no-color.org).
+pub fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+enum Display {
+    Bar(ProgressBar),
+    Lines,
+    Off,
+}
+
+/// Rows done, and the run's counts, on stderr.
 pub struct Progress {
-    bar: ProgressBar,
+    display: Display,
+    total: Option<u64>,
+    // Atomics: the validate pass updates progress through a shared reference, from its workers.
+    done: AtomicU64,
+    start: Instant,
+    /// When the next line or refresh is due, in milliseconds since `start`.
+    next_ms: AtomicU64,
+    every: Duration,
 }
 
 impl Progress {
-    /// A bar for `rows` rows, or a counter when the number is not known (a streamed file).
+    /// A bar (or lines) for `rows` rows, or a counter when the number is not known (a streamed
+    /// file); nothing when not `enabled`.
     pub fn new(rows: Option<u64>, enabled: bool) -> Self {
-        let bar = if enabled && std::io::stderr().is_terminal() {
-            let b = ProgressBar::with_draw_target(rows, ProgressDrawTarget::stderr());
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} rows · {rate} · ETA {eta} {msg}",
-                )
-                .expect("a valid template")
-                .with_key(
-                    "rate",
-                    |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.0} rows/s", s.per_sec());
-                    },
-                ),
-            );
-            b
-        } else {
-            ProgressBar::hidden()
+        Progress::with_mode(rows, if enabled { Mode::Auto } else { Mode::Quiet })
+    }
+
+    pub fn with_mode(rows: Option<u64>, mode: Mode) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let (display, every) = match mode {
+            Mode::Quiet => (Display::Off, LINE_EVERY),
+            Mode::Auto if terminal => (Display::Bar(bar(rows)), BAR_EVERY),
+            Mode::Auto => {
+                let every = std::env::var(LINE_EVERY_ENV)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(LINE_EVERY, |ms| {
+                        Duration::from_millis(ms.clamp(10, 3_600_000))
+                    });
+                (Display::Lines, every)
+            }
         };
-        Progress { bar }
+        let start = Instant::now();
+        Progress {
+            display,
+            total: rows,
+            done: AtomicU64::new(0),
+            start,
+            next_ms: AtomicU64::new(every.as_millis() as u64),
+            every,
+        }
     }
 
     pub fn row_done(&self, o: &Outcome) {
-        self.bar.inc(1);
-        if o.status == Status::Failed {
-            self.bar
-                .set_message(format!("· last failure: row {}", o.row));
+        self.done.fetch_add(1, Relaxed);
+        if let Display::Bar(b) = &self.display {
+            b.inc(1);
+            if o.status == Status::Failed {
+                b.set_message(format!("last failure: row {}", o.row));
+            }
         }
     }
 
     /// Many rows done at once (a streamed batch): one update, not one per row.
     pub fn rows_done(&self, n: u64) {
-        self.bar.inc(n);
+        self.done.fetch_add(n, Relaxed);
+        match &self.display {
+            Display::Bar(b) => b.inc(n),
+            Display::Lines if self.due() => {
+                eprintln!(
+                    "pcbulk: {} checked · {:.0} s",
+                    super::count(self.done.load(Relaxed) as usize, "row"),
+                    self.start.elapsed().as_secs_f64()
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Shows the run's counts when it is time to: the bar's message, or a plain line.
+    pub fn show(&self, s: &Summary) {
+        if matches!(self.display, Display::Off) {
+            return;
+        }
+        if !self.due() {
+            return;
+        }
+        let counts = counts(s);
+        match &self.display {
+            Display::Bar(b) => b.set_message(counts),
+            Display::Lines => {
+                let of = match self.total {
+                    Some(t) if t > 0 => format!(
+                        "{}/{t} rows ({:.0}%)",
+                        self.done.load(Relaxed),
+                        self.done.load(Relaxed) as f64 * 100.0 / t as f64
+                    ),
+                    _ => super::count(self.done.load(Relaxed) as usize, "row"),
+                };
+                let rate = s
+                    .calls
+                    .rate()
+                    .map(|r| format!(" · {r:.1} calls/s"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "pcbulk: {of} · {counts}{rate} · {:.0} s",
+                    self.start.elapsed().as_secs_f64()
+                );
+            }
+            Display::Off => {}
+        }
+    }
+
+    /// Whether a line (or a refresh) is due now; if so, the next one is set an interval later.
+    fn due(&self) -> bool {
+        let now = self.start.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Relaxed);
+        now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now + self.every.as_millis() as u64, Relaxed, Relaxed)
+                .is_ok()
     }
 
     pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        if let Display::Bar(b) = &self.display {
+            b.finish_and_clear();
+        }
     }
+}
+
+/// "12 succeeded · 1 failed · 2 retrying · 5 throttled".
+fn counts(s: &Summary) -> String {
+    let done = s.count_of(Status::Succeeded) + s.count_of(Status::Planned);
+    let unchanged = s.count_of(Status::Unchanged);
+    let failed = s.count_of(Status::Failed);
+    let mut out = format!("{done} succeeded · {failed} failed");
+    if unchanged > 0 {
+        out.push_str(&format!(" · {unchanged} unchanged"));
+    }
+    out.push_str(&format!(
+        " · {} retrying · {} throttled",
+        s.calls.retrying(),
+        s.calls.throttled
+    ));
+    out
+}
+
+fn bar(rows: Option<u64>) -> ProgressBar {
+    let template = if colour(true) {
+        "{spinner:.cyan} {bar:30.cyan/blue} {pos}/{len} rows · {rate} · ETA {eta} · {msg}"
+    } else {
+        "{spinner} {bar:30} {pos}/{len} rows · {rate} · ETA {eta} · {msg}"
+    };
+    let b = ProgressBar::with_draw_target(rows, ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} rows/s", s.per_sec());
+            }),
+    );
+    // Redrawn on its own thread, so the bar (spinner, elapsed, ETA) moves while a Retry-After is
+    // waited out and no event comes.
+    b.enable_steady_tick(BAR_EVERY);
+    b
 }
 
 impl Listener for Progress {

@@ -1,0 +1,382 @@
+//! The report to attach to a ticket (`--report PATH.html`): one self-contained page, no network,
+//! no script, no font: inline CSS and an inline SVG chart. Everything that comes from the input or
+//! the service goes through [`esc`]; the page is built with `format!` (a template engine would
+//! be a dependency for one page).
+
+use std::fmt::Write;
+
+use super::stats::Second;
+use super::summary::Summary;
+use crate::results::Status;
+
+/// Text made safe to put in HTML, in an element or a quoted attribute.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#1d2330;
+background:#f4f6f9;margin:0;padding:24px}
+main{max-width:1100px;margin:0 auto}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
+h3{font-size:14px;margin:14px 0 6px}
+.sub{color:#5b6475;margin:0 0 16px}
+.verdict{display:inline-block;padding:4px 12px;border-radius:14px;font-weight:600;color:#fff}
+.ok{background:#1f883d}.warn{background:#bf8700}.bad{background:#cf222e}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
+.card{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:10px 16px;min-width:110px}
+.card b{display:block;font-size:22px}.card span{color:#5b6475}
+.card.succeeded b,.card.planned b,.card.valid b{color:#1f883d}
+.card.failed b,.card.invalid b{color:#cf222e}.card.skipped b{color:#bf8700}
+table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #d8dee4}
+th,td{text-align:left;padding:5px 9px;border-bottom:1px solid #e6e9ee;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.kv th{width:170px}
+.chart{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:8px}
+.legend span{display:inline-block;margin-right:16px}
+.sw{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
+.more{color:#5b6475;margin:6px 0}
+code{font:12px ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+footer{color:#5b6475;margin-top:30px;font-size:12px}
+";
+
+/// How many bars the chart draws at most (seconds are summed into wider bars beyond that).
+const BARS: usize = 120;
+
+/// The page.
+pub fn render(s: &Summary, exit_code: u8) -> String {
+    let mut h = String::with_capacity(32 * 1024);
+    let a = &s.about;
+    let title = format!(
+        "pcbulk {} · {}",
+        a.command,
+        a.operation.as_deref().unwrap_or("operation not known")
+    );
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
+         <title>{}</title><style>{STYLE}</style></head><body><main>\n",
+        esc(&title)
+    );
+    let (class, verdict) = match exit_code {
+        0 => ("ok", "every row done".to_owned()),
+        1 => (
+            "bad",
+            "needs attention: some rows failed or are invalid".to_owned(),
+        ),
+        3 => ("bad", "stopped early".to_owned()),
+        n => ("bad", format!("did not run (exit {n})")),
+    };
+    let _ = writeln!(
+        h,
+        "<h1>{}</h1><p class=\"sub\">to {} · <span class=\"verdict {class}\">{}</span></p>",
+        esc(&title),
+        esc(a.target.as_deref().unwrap_or("no target")),
+        esc(&verdict)
+    );
+    if let Some(why) = &s.aborted {
+        let _ = writeln!(h, "<p><b>Stopped early:</b> {}</p>", esc(why));
+    }
+    cards(&mut h, s);
+    facts(&mut h, s, exit_code);
+    chart(&mut h, &s.calls.per_second);
+    latency(&mut h, s);
+    errors(&mut h, s);
+    changes(&mut h, s);
+    let _ = write!(
+        h,
+        "<footer>Made by pcbulk {} at {}. This page loads nothing from the network.</footer>\n\
+         </main></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        esc(&super::json::rfc3339(
+            a.finished.unwrap_or_else(std::time::SystemTime::now)
+        ))
+    );
+    h
+}
+
+fn cards(h: &mut String, s: &Summary) {
+    h.push_str("<div class=\"cards\">");
+    let _ = write!(
+        h,
+        "<div class=\"card\"><b>{}</b><span>rows</span></div>",
+        s.rows()
+    );
+    for st in Status::ALL.iter().filter(|st| s.count_of(**st) > 0) {
+        let _ = write!(
+            h,
+            "<div class=\"card {st}\"><b>{}</b><span>{st}</span></div>",
+            s.count_of(*st)
+        );
+    }
+    let c = &s.calls;
+    for (n, what) in [
+        (c.calls, "calls"),
+        (c.retries, "retries"),
+        (c.throttled, "429s met"),
+    ] {
+        let _ = write!(h, "<div class=\"card\"><b>{n}</b><span>{what}</span></div>");
+    }
+    h.push_str("</div>\n");
+}
+
+fn facts(h: &mut String, s: &Summary, exit_code: u8) {
+    let a = &s.about;
+    let path = |p: Option<&std::path::Path>| p.map(|p| p.display().to_string());
+    let rate = s.calls.rate().map(|r| format!("{r:.1} calls/s"));
+    let rows: [(&str, Option<String>); 9] = [
+        ("input", path(a.input.as_deref())),
+        ("results", Some(s.results.display().to_string())),
+        ("journal", path(a.journal.as_deref())),
+        ("undo file", path(a.undo.as_deref())),
+        ("started", Some(super::json::rfc3339(a.started))),
+        ("finished", a.finished.map(super::json::rfc3339)),
+        ("elapsed", Some(format!("{:.1} s", s.elapsed.as_secs_f64()))),
+        ("effective rate", rate),
+        ("exit code", Some(exit_code.to_string())),
+    ];
+    h.push_str("<h2>Run</h2><table class=\"kv\">");
+    for (k, v) in rows {
+        if let Some(v) = v {
+            let _ = write!(h, "<tr><th>{k}</th><td><code>{}</code></td></tr>", esc(&v));
+        }
+    }
+    h.push_str("</table>\n");
+}
+
+/// Calls per second and 429s per second as bars, in an inline SVG.
+fn chart(h: &mut String, seconds: &[Second]) {
+    h.push_str("<h2>Calls and 429s over time</h2>");
+    if seconds.is_empty() {
+        h.push_str("<p class=\"more\">No calls were made.</p>\n");
+        return;
+    }
+    let per = seconds.len().div_ceil(BARS).max(1);
+    let bars: Vec<(f64, f64)> = seconds
+        .chunks(per)
+        .map(|c| {
+            let n = c.len() as f64;
+            let calls: u64 = c.iter().map(|x| u64::from(x.calls)).sum();
+            let thr: u64 = c.iter().map(|x| u64::from(x.throttled)).sum();
+            (calls as f64 / n, thr as f64 / n)
+        })
+        .collect();
+    let top = bars.iter().map(|b| b.0.max(b.1)).fold(1.0, f64::max);
+    let (w, ht, left, bottom) = (1000.0, 240.0, 50.0, 28.0);
+    let plot_w = w - left - 10.0;
+    let plot_h = ht - bottom - 10.0;
+    let bw = plot_w / bars.len() as f64;
+    let _ = write!(
+        h,
+        "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {ht}\" \
+         width=\"100%\" role=\"img\" aria-label=\"calls and 429s per second\">\
+         <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{ht}\" fill=\"#ffffff\"/>"
+    );
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let y = 10.0 + plot_h - plot_h * f64::from(i) / 4.0;
+        let _ = write!(
+            h,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#e6e9ee\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{v:.0}</text>",
+            left + plot_w,
+            left - 6.0,
+            y + 4.0
+        );
+    }
+    for (i, (calls, thr)) in bars.iter().enumerate() {
+        let x = left + bw * i as f64;
+        let ch = plot_h * calls / top;
+        let th = plot_h * thr / top;
+        let _ = write!(
+            h,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{ch:.1}\" fill=\"#2f81f7\"/>",
+            10.0 + plot_h - ch,
+            (bw * 0.85).max(0.5)
+        );
+        if *thr > 0.0 {
+            let _ = write!(
+                h,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{th:.1}\" fill=\"#cf222e\"/>",
+                10.0 + plot_h - th,
+                (bw * 0.85).max(0.5)
+            );
+        }
+    }
+    let secs = seconds.len();
+    let _ = writeln!(
+        h,
+        "<text x=\"{left}\" y=\"{:.1}\" font-size=\"11\" fill=\"#5b6475\">0 s</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{secs} s</text>\
+         </svg><div class=\"legend\"><span><i class=\"sw\" style=\"background:#2f81f7\"></i>calls/s</span>\
+         <span><i class=\"sw\" style=\"background:#cf222e\"></i>429s/s</span>{}</div></div>",
+        ht - 8.0,
+        left + plot_w,
+        ht - 8.0,
+        if per > 1 {
+            format!("<span>each bar is the mean of {per} s</span>")
+        } else {
+            String::new()
+        }
+    );
+}
+
+fn latency(h: &mut String, s: &Summary) {
+    h.push_str("<h2>Latency</h2>");
+    let Some(l) = s.calls.latency() else {
+        h.push_str("<p class=\"more\">No call was answered.</p>\n");
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<table><tr><th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th>\
+         <th class=\"num\">max</th></tr><tr>\
+         <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td>\
+         <td class=\"num\">{:.1} ms</td><td class=\"num\">{:.1} ms</td></tr></table>",
+        l.p50, l.p90, l.p99, l.max
+    );
+}
+
+fn errors(h: &mut String, s: &Summary) {
+    let groups = s.errors();
+    h.push_str("<h2>Failed and invalid rows by error code</h2>");
+    if groups.is_empty() {
+        h.push_str("<p class=\"more\">None.</p>\n");
+        return;
+    }
+    for g in groups {
+        let http = g
+            .http_status
+            .map(|c| format!(" · HTTP {c}"))
+            .unwrap_or_default();
+        let _ = write!(
+            h,
+            "<h3><code>{}</code> · {}{http}</h3><table><tr><th>row</th><th>line</th>\
+             <th>status</th><th>message</th></tr>",
+            esc(&g.code),
+            super::count(g.count, "row")
+        );
+        for o in &g.rows {
+            let _ = write!(
+                h,
+                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                o.row,
+                o.line,
+                o.status,
+                esc(&o.error_message)
+            );
+        }
+        h.push_str("</table>");
+        if g.count > g.rows.len() {
+            let _ = write!(
+                h,
+                "<p class=\"more\">… and {} more in the results file.</p>",
+                g.count - g.rows.len()
+            );
+        }
+        h.push('\n');
+    }
+}
+
+fn changes(h: &mut String, s: &Summary) {
+    h.push_str("<h2>Changes (before → after)</h2>");
+    if s.changes.is_empty() {
+        h.push_str("<p class=\"more\">Nothing changed.</p>\n");
+        return;
+    }
+    h.push_str("<table><tr><th>row</th><th>status</th><th>change</th></tr>");
+    for o in &s.changes {
+        let _ = write!(
+            h,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            o.row,
+            o.status,
+            esc(&o.change)
+        );
+    }
+    h.push_str("</table>");
+    let more = s.changes_total.saturating_sub(s.changes.len());
+    if more > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"more\">… and {more} more {} in the results file.</p>",
+            if more == 1 { "change" } else { "changes" }
+        );
+    }
+    h.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Outcome;
+    use std::path::PathBuf;
+
+    #[test]
+    fn text_from_the_input_or_the_service_cannot_become_markup() {
+        let evil = "<script>alert(1)</script><img src=x onerror=\"alert(2)\">'&";
+        let mut s = Summary::new(PathBuf::from("<b>r</b>.csv"));
+        s.about.operation = Some(evil.into());
+        s.about.target = Some(evil.into());
+        s.aborted = Some(evil.into());
+        let mut o = Outcome::unsent(1, 2, Status::Failed, evil, evil);
+        o.http_status = Some(400);
+        s.count(o);
+        let mut ok = Outcome::unsent(2, 3, Status::Succeeded, "", "");
+        ok.change = format!("name: \"{evil}\" → \"x\"");
+        s.count(ok);
+        let page = render(&s, 1);
+        for bad in ["<script", "<img", "onerror=\"", "<b>r"] {
+            assert!(!page.contains(bad), "{bad} in the page");
+        }
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert_eq!(
+            page.matches("<table").count(),
+            page.matches("</table>").count()
+        );
+    }
+
+    #[test]
+    fn the_changes_shown_are_bounded_with_a_count_of_the_rest() {
+        let mut s = Summary::new(PathBuf::from("r.csv"));
+        let n = super::super::summary::CHANGES_SHOWN + 7;
+        for row in 1..=n {
+            let mut o = Outcome::unsent(row, row as u64 + 1, Status::Succeeded, "", "");
+            o.change = format!("name: \"a{row}\" → \"b\"");
+            s.count(o);
+        }
+        let page = render(&s, 0);
+        assert_eq!(page.matches("<tr><td class=\"num\">").count(), n - 7);
+        assert!(page.contains("… and 7 more changes in the results file."));
+    }
+
+    #[test]
+    fn a_long_run_s_chart_has_a_bounded_number_of_bars() {
+        let seconds = vec![
+            Second {
+                calls: 10,
+                throttled: 1
+            };
+            10_000
+        ];
+        let mut h = String::new();
+        chart(&mut h, &seconds);
+        let rects = h.matches("<rect").count();
+        assert!(rects <= 1 + 2 * BARS, "{rects} rects");
+        assert!(h.contains("each bar is the mean of"));
+    }
+}
