@@ -20,7 +20,8 @@ use crate::ops::{self, OpSpec};
 #[command(
     name = "pcbulk",
     version,
-    about = "Apply bulk updates to Microsoft Partner Center from a CSV file"
+    about = "Apply bulk updates to Microsoft Partner Center from a CSV file or an Excel workbook",
+    after_help = crate::help::MAIN
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,17 +31,21 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Validate the file and apply every valid row to Partner Center (or to the sandbox).
+    #[command(after_help = crate::help::APPLY)]
     Apply(ApplyArgs),
     /// Validate, then read each row's current values (GETs only, paced and retried like apply) and
     /// say per row what applying it would change: `planned` with its `change`, `unchanged`,
     /// `invalid` or `failed`. Never writes to the service. Results in <input stem>.plan.csv.
+    #[command(after_help = crate::help::PLAN)]
     Plan(ApplyArgs),
     /// Check a file without sending anything: every row comes out `valid` or `invalid`.
+    #[command(after_help = crate::help::VALIDATE)]
     Validate(InputArgs),
-    /// Print a header and an example row for an operation.
+    /// Print every column of an operation and an example row (one the sandbox applies), as CSV.
+    #[command(after_help = crate::help::TEMPLATE)]
     Template {
         /// support-contact, service-request, support-profile or billing-profile
-        #[arg(value_parser = operation)]
+        #[arg(value_parser = operation, value_name = "OPERATION")]
         operation: &'static OpSpec,
     },
     /// Write a CSV that puts back what a run changed (from its results file and journal).
@@ -48,6 +53,7 @@ pub enum Command {
     /// Cells that a spreadsheet would run as a formula (and cells starting with ') get a leading '.
     /// The file's pcbulk_undo column marks it as pcbulk's own: when pcbulk reads it (apply,
     /// validate), it takes that one ' off again, so every value goes back exactly as it was.
+    #[command(after_help = crate::help::UNDO)]
     Undo {
         /// The results file of the run to undo.
         results: PathBuf,
@@ -56,20 +62,30 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// Run the Partner Center simulator on loopback.
+    #[command(after_help = crate::help::SANDBOX)]
     Sandbox(SandboxArgs),
     /// Check credentials without changing anything.
+    #[command(after_help = crate::help::AUTH)]
     Auth {
         #[command(subcommand)]
         command: AuthCommand,
+    },
+    /// Print a shell completion script to standard output.
+    #[command(after_help = crate::help::COMPLETIONS)]
+    Completions {
+        /// bash, zsh, fish, powershell or elvish
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
     },
 }
 
 #[derive(Args, Debug)]
 pub struct InputArgs {
-    /// The CSV file of changes.
+    /// The file of changes: a CSV (or tab- ; or |-separated text), or an Excel workbook (.xlsx).
     pub input: PathBuf,
-    /// The operation for every row (else from an `operation` column, else from the header).
-    #[arg(long, value_parser = operation)]
+    /// The operation for every row (else from an `operation` column, else from the header):
+    /// support-contact, service-request, support-profile or billing-profile.
+    #[arg(long, value_parser = operation, value_name = "OPERATION")]
     pub operation: Option<&'static OpSpec>,
     /// Where to write the results (default: <input stem>.results.csv beside the input).
     #[arg(long)]
@@ -80,9 +96,13 @@ pub struct InputArgs {
     /// the file wins over it.
     #[arg(long, value_parser = encoding, value_name = "LABEL")]
     pub encoding: Option<&'static encoding_rs::Encoding>,
-    /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
+    /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header. For an
+    /// Excel workbook, the delimiter of the results CSV (default `,`).
     #[arg(long, value_parser = delimiter)]
     pub delimiter: Option<u8>,
+    /// The sheet of an Excel workbook (.xlsx) to read (default: its first sheet).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
 }
 
 /// Where calls go.
@@ -240,7 +260,7 @@ pub struct SandboxArgs {
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
 
 fn operation(v: &str) -> Result<&'static OpSpec, String> {
-    ops::by_name(v).ok_or_else(|| format!("{v:?} is not an operation; use one of {}", ops::names()))
+    ops::by_name(v).ok_or_else(|| ops::unknown(v))
 }
 
 fn encoding(v: &str) -> Result<&'static encoding_rs::Encoding, String> {
@@ -451,6 +471,7 @@ impl InputConfig {
             read: ReadOptions {
                 encoding: a.encoding,
                 delimiter: a.delimiter,
+                sheet: a.sheet.clone(),
             },
         })
     }
