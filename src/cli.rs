@@ -44,8 +44,8 @@ pub enum Command {
     /// Print every column of an operation and an example row (one the sandbox applies), as CSV.
     #[command(after_help = crate::help::TEMPLATE)]
     Template {
-        /// support-contact, service-request, support-profile or billing-profile
-        #[arg(value_parser = operation, value_name = "OPERATION")]
+        /// The operation whose columns to print.
+        #[arg(value_parser = OperationParser, value_name = "OPERATION")]
         operation: &'static OpSpec,
     },
     /// Write a CSV that puts back what a run changed (from its results file and journal).
@@ -83,9 +83,8 @@ pub enum Command {
 pub struct InputArgs {
     /// The file of changes: a CSV (or tab- ; or |-separated text), or an Excel workbook (.xlsx).
     pub input: PathBuf,
-    /// The operation for every row (else from an `operation` column, else from the header):
-    /// support-contact, service-request, support-profile or billing-profile.
-    #[arg(long, value_parser = operation, value_name = "OPERATION")]
+    /// The operation for every row (else from an `operation` column, else from the header).
+    #[arg(long, value_parser = OperationParser, value_name = "OPERATION")]
     pub operation: Option<&'static OpSpec>,
     /// Where to write the results (default: <input stem>.results.csv beside the input).
     #[arg(long)]
@@ -259,8 +258,40 @@ pub struct SandboxArgs {
 
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
 
-fn operation(v: &str) -> Result<&'static OpSpec, String> {
-    ops::by_name(v).ok_or_else(|| ops::unknown(v))
+/// An operation's name, spelled as header names are (case, spaces, `-` and `_` aside); a name
+/// that is none gets the closest as a "did you mean". Its possible values feed the completions.
+#[derive(Clone)]
+struct OperationParser;
+
+impl clap::builder::TypedValueParser for OperationParser {
+    type Value = &'static OpSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let v = value.to_string_lossy();
+        ops::by_name(&v).ok_or_else(|| {
+            let arg = arg.map_or_else(|| "OPERATION".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{v}' for '{arg}': {}\n", ops::unknown(&v)),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ops::OPERATIONS
+                .iter()
+                .map(|o| clap::builder::PossibleValue::new(o.name)),
+        ))
+    }
 }
 
 fn encoding(v: &str) -> Result<&'static encoding_rs::Encoding, String> {
