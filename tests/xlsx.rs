@@ -296,3 +296,37 @@ fn a_powershell_export_with_its_type_line_applies() {
     assert_eq!(rows[0]["note"], "Pris en charge; rappel demain");
     assert_eq!(sb.note_counts()["Pris en charge; rappel demain"], 1);
 }
+
+#[test]
+fn a_value_far_to_the_right_or_rows_out_of_order_are_refused_naming_the_cell() {
+    let w = Workdir::new();
+    let far = workbook("Feuil1", |ws| {
+        header(ws, &["service_request_id", "note"]);
+        ws.write_string(1, 0, "616122292874576").unwrap();
+        ws.write_string(1, 1, "ok").unwrap();
+        ws.write_string(1, 2000, "stray").unwrap();
+    });
+    let input = w.write("loin.xlsx", &far);
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    let err = refused(&out, &w.path("loin.validation.csv"));
+    assert!(err.contains("cell BXY2"), "{err}");
+    assert!(err.contains("beyond column AMJ"), "{err}");
+
+    let ordered = workbook("Feuil1", |ws| {
+        header(ws, &["service_request_id", "note"]);
+        ws.write_string(1, 0, "616122292874576").unwrap();
+        ws.write_string(2, 0, "616122292874577").unwrap();
+    });
+    // Row 3 written before row 2: Excel never does, a hand-made file might.
+    let swapped = rewrite_part(&ordered, "xl/worksheets/sheet1.xml", |xml| {
+        let a = xml.find("<row r=\"2\"").unwrap();
+        let b = xml.find("<row r=\"3\"").unwrap();
+        let end = xml.find("</sheetData>").unwrap();
+        format!("{}{}{}{}", &xml[..a], &xml[b..end], &xml[a..b], &xml[end..])
+    });
+    let input = w.write("desordre.xlsx", &swapped);
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    let err = refused(&out, &w.path("desordre.validation.csv"));
+    assert!(err.contains("cell A2"), "{err}");
+    assert!(err.contains("out of order"), "{err}");
+}

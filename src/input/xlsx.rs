@@ -196,9 +196,15 @@ struct SheetRow {
     cells: Vec<String>,
 }
 
+/// What the reading thread sends: a row, or the end of the sheet, or why it stopped.
+type Sent = Result<Option<SheetRow>, InputError>;
+
 /// The rows of one sheet, streamed from a thread that owns the workbook.
 pub struct SheetRows {
-    rows: Receiver<Result<SheetRow, InputError>>,
+    rows: Receiver<Sent>,
+    /// The end of the sheet came: no more rows.
+    ended: bool,
+    path: String,
 }
 
 impl std::fmt::Debug for SheetRows {
@@ -212,7 +218,10 @@ impl SheetRows {
     /// sheet named `sheet`, or the first.
     pub fn open(bytes: Vec<u8>, sheet: Option<&str>, path: &str) -> Result<SheetRows, InputError> {
         check_zip(&bytes, path, MAX_UNPACKED)?;
-        let mut book = Xlsx::new(Cursor::new(bytes)).map_err(|e| {
+        // A reader that fails on a hostile file by panicking is a refusal like any other.
+        let opened = std::panic::catch_unwind(|| Xlsx::new(Cursor::new(bytes)))
+            .map_err(|_| refused(path, "the workbook cannot be read: save it again from Excel"))?;
+        let mut book = opened.map_err(|e| {
             refused(
                 path,
                 format!(
@@ -243,34 +252,56 @@ impl SheetRows {
                 .ok_or_else(|| refused(path, "the workbook has no sheet"))?,
         };
         let (tx, rx) = sync_channel(AHEAD);
-        let path = path.to_owned();
+        let named = path.to_owned();
         std::thread::Builder::new()
             .name("xlsx".into())
             .spawn(move || {
                 let mut stream = Stream {
                     tx,
-                    path,
+                    path: named,
                     sheet: name.clone(),
                     header: None,
                 };
-                if let Err(e) = stream.run(&mut book, &name) {
-                    let _ = stream.tx.send(Err(e));
-                }
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    stream.run(&mut book, &name)
+                }));
+                let last = match ran {
+                    Ok(Ok(())) => Ok(None),
+                    Ok(Err(e)) => Err(e),
+                    // Without an end sent, the reading side says the read stopped short.
+                    Err(_) => return,
+                };
+                let _ = stream.tx.send(last);
             })
             .map_err(|cause| InputError::Io {
                 path: "a thread to read the workbook".into(),
                 cause,
             })?;
-        Ok(SheetRows { rows: rx })
+        Ok(SheetRows {
+            rows: rx,
+            ended: false,
+            path: path.to_owned(),
+        })
     }
 
     /// The next row with a cell that is not blank, numbered `row`, its `line` its sheet row.
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
-        // A closed channel is the end of the sheet: the thread sends its error before it ends.
-        let Ok(r) = self.rows.recv() else {
+        if self.ended {
+            return Ok(None);
+        }
+        // The thread sends the end of the sheet, or its error, last: a channel closed before
+        // either is a read that stopped short, never the end of the rows.
+        let r = self.rows.recv().map_err(|_| {
+            refused(
+                &self.path,
+                "the workbook's sheet could not be read to its end: open it in Excel and save it \
+                 again, or save the sheet as CSV",
+            )
+        })??;
+        let Some(r) = r else {
+            self.ended = true;
             return Ok(None);
         };
-        let r = r?;
         let mut text = String::new();
         let mut ends = Vec::with_capacity(r.cells.len());
         for c in &r.cells {
@@ -291,7 +322,7 @@ fn quoted(names: &[String]) -> String {
 
 /// The reading thread's state.
 struct Stream {
-    tx: SyncSender<Result<SheetRow, InputError>>,
+    tx: SyncSender<Sent>,
     path: String,
     sheet: String,
     /// The header row's cells, once read, to name a bad cell's column.
@@ -372,7 +403,7 @@ impl Stream {
         if self.header.is_none() {
             self.header = Some(row.cells.clone());
         }
-        self.tx.send(Ok(row)).is_ok()
+        self.tx.send(Ok(Some(row))).is_ok()
     }
 
     fn unreadable(&self, e: XlsxError) -> InputError {
