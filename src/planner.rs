@@ -433,7 +433,10 @@ fn closest(headers: &[String]) -> String {
     if !missing.is_empty() {
         s.push_str(&format!("\nthe file lacks {}", missing.join(", ")));
     } else if !op.one_of.is_empty() && !op.one_of.iter().any(|c| present.contains(c)) {
-        s.push_str(&format!("\nthe file lacks one of {}", op.one_of.join(" / ")));
+        s.push_str(&format!(
+            "\nthe file lacks one of {}",
+            op.one_of.join(" / ")
+        ));
     }
     s
 }

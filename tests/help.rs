@@ -61,11 +61,22 @@ fn a_newcomer_follows_the_help_from_a_template_to_an_applied_run() {
     let w = Workdir::new();
     // template, validate, plan on the sandbox, apply on the sandbox: what the help says, in order.
     let [template, validate, plan, apply] = [0, 1, 2, 3].map(|i| steps[i].as_str());
-    assert!(template.starts_with("pcbulk template support-contact > "), "{template}");
-    for op in ["support-contact", "service-request", "support-profile", "billing-profile"] {
+    assert!(
+        template.starts_with("pcbulk template support-contact > "),
+        "{template}"
+    );
+    for op in [
+        "support-contact",
+        "service-request",
+        "support-profile",
+        "billing-profile",
+    ] {
         let file = format!("{op}.csv");
         let stem = op;
-        let own = |step: &str| step.replace("support-contact", op).replace("contacts.csv", &file);
+        let own = |step: &str| {
+            step.replace("support-contact", op)
+                .replace("contacts.csv", &file)
+        };
 
         let out = follow(&own(template), w.path("").as_path());
         assert_eq!(code(&out), 0, "{}", text(&out));
@@ -74,7 +85,12 @@ fn a_newcomer_follows_the_help_from_a_template_to_an_applied_run() {
         assert!(columns >= 3, "{op}: {header}");
 
         let out = follow(&own(validate), w.path("").as_path());
-        assert_eq!(code(&out), 0, "{op}: the example row validates: {}", text(&out));
+        assert_eq!(
+            code(&out),
+            0,
+            "{op}: the example row validates: {}",
+            text(&out)
+        );
         assert!(stdout(&out).contains("1 row in"), "{}", text(&out));
         assert!(!stdout(&out).contains("1 rows"), "{}", text(&out));
         let rows = results(&w.path(&format!("{stem}.validation.csv")));
@@ -124,7 +140,10 @@ fn every_command_help_ends_with_worked_examples() {
             .lines()
             .filter(|l| l.trim_start().starts_with(&format!("pcbulk {cmd}")))
             .collect();
-        assert!(!example_lines.is_empty(), "{cmd}: an example of the command itself:\n{help}");
+        assert!(
+            !example_lines.is_empty(),
+            "{cmd}: an example of the command itself:\n{help}"
+        );
     }
 }
 
@@ -160,7 +179,13 @@ fn completions_for_every_shell() {
         let out = run(&["completions", shell], dir);
         assert_eq!(code(&out), 0, "{shell}: {}", text(&out));
         let script = stdout(&out);
-        for word in ["pcbulk", "template", "sheet", "operation", "support-contact"] {
+        for word in [
+            "pcbulk",
+            "template",
+            "sheet",
+            "operation",
+            "support-contact",
+        ] {
             assert!(script.contains(word), "{shell}: {word} missing");
         }
     }
@@ -177,7 +202,13 @@ fn a_mistyped_operation_gets_a_did_you_mean() {
     for args in [
         vec!["template", "suport-contact"],
         vec!["validate", input, "--operation", "suport-contact"],
-        vec!["apply", input, "--sandbox", "--operation", "Billing Profiles"],
+        vec![
+            "apply",
+            input,
+            "--sandbox",
+            "--operation",
+            "Billing Profiles",
+        ],
     ] {
         let out = run(&args, w.path("").as_path());
         assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
@@ -209,7 +240,9 @@ fn an_unmatched_header_is_echoed_with_the_closest_operations_columns() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     let err = stderr(&out);
     assert!(
-        err.contains(r#"its header ("Customer ID", "Subscription", "Support Tenant ID", "Reseller Name")"#),
+        err.contains(
+            r#"its header ("Customer ID", "Subscription", "Support Tenant ID", "Reseller Name")"#
+        ),
         "{err}"
     );
     assert!(err.contains("The closest is support-contact"), "{err}");
@@ -247,7 +280,10 @@ fn validate_and_apply_word_a_bad_row_alike() {
         assert_eq!(v["error_message"], a["error_message"]);
         assert!(!v["error_message"].is_empty());
         // And the summary lines say it the same way.
-        let line = format!("row {} (line {}) invalid: {}", v["row"], v["line"], v["error_message"]);
+        let line = format!(
+            "row {} (line {}) invalid: {}",
+            v["row"], v["line"], v["error_message"]
+        );
         assert!(said_by_validate.contains(&line), "{said_by_validate}");
         assert!(said_by_apply.contains(&line), "{said_by_apply}");
     }

@@ -91,7 +91,7 @@ fn a_french_workbook_applies_as_excel_shows_it() {
         ws.write_number(1, 6, 7.0).unwrap();
         ws.write_number(1, 7, 0.1 + 0.2).unwrap();
         // Row 3 left empty: not a row, but the next row's line is still its sheet row.
-        ws.write_string(3, 0, &FABRIKAM.to_uppercase()).unwrap();
+        ws.write_string(3, 0, FABRIKAM.to_uppercase()).unwrap();
         ws.write_string(3, 1, "Fabrikam « Rhône »").unwrap();
         ws.write_string(3, 2, "Lyon").unwrap();
         ws.write_string(3, 3, "69002").unwrap();
@@ -107,7 +107,10 @@ fn a_french_workbook_applies_as_excel_shows_it() {
 
     let results_path = w.path("factures.results.csv");
     let raw = std::fs::read(&results_path).unwrap();
-    assert!(raw.starts_with(b"\xef\xbb\xbf"), "a BOM, so Excel reads UTF-8");
+    assert!(
+        raw.starts_with(b"\xef\xbb\xbf"),
+        "a BOM, so Excel reads UTF-8"
+    );
     let (headers, rows) = table(&results_path);
     assert_eq!(headers[5], "Date de mise à jour", "headers as written");
     assert_eq!(rows.len(), 2, "the empty sheet row is not a row");
@@ -191,11 +194,15 @@ fn a_zip_bomb_workbook_is_refused_before_it_is_unpacked() {
     let xlsx = workbook("Sheet1", |ws| {
         header(ws, &["service_request_id", "note"]);
         ws.write_string(1, 0, "616122292874576").unwrap();
-        ws.write_string(1, 1, &"x".repeat(4096)).unwrap();
+        ws.write_string(1, 1, "x".repeat(4096)).unwrap();
     });
     let padded = rewrite_part(&xlsx, "xl/worksheets/sheet1.xml", |xml| {
         // Whitespace between elements: valid XML, and it packs into almost nothing.
-        xml.replacen("<sheetData>", &format!("<sheetData>{}", " ".repeat(1 << 20)), 1)
+        xml.replacen(
+            "<sheetData>",
+            &format!("<sheetData>{}", " ".repeat(1 << 20)),
+            1,
+        )
     });
     // The sheet's uncompressed size, in its local header and in the central directory: found by
     // its value, and made to claim 600 MiB.
@@ -254,7 +261,10 @@ fn a_formula_with_no_saved_value_is_refused_naming_its_cell() {
     let input = w.write("notes.xlsx", &unsaved);
     let out = sb.apply(&input, &[]);
     let err = refused(&out, &w.path("notes.results.csv"));
-    assert!(err.contains("sheet \"Feuil1\", cell B3 (column \"note\")"), "{err}");
+    assert!(
+        err.contains("sheet \"Feuil1\", cell B3 (column \"note\")"),
+        "{err}"
+    );
     assert!(err.contains("formula with no saved value"), "{err}");
     assert!(err.contains("paste it as values"), "{err}");
     assert_eq!(sb.stats()["total"], 0, "nothing sent");
@@ -266,8 +276,12 @@ fn a_cell_showing_an_error_is_refused_naming_its_cell() {
     let xlsx = workbook("Feuil1", |ws| {
         header(ws, &["Customer ID", "Email"]);
         ws.write_string(1, 0, CONTOSO).unwrap();
-        ws.write_formula(1, 1, Formula::new("=VLOOKUP(A2,Contacts!A:B,2,FALSE)").set_result("#N/A"))
-            .unwrap();
+        ws.write_formula(
+            1,
+            1,
+            Formula::new("=VLOOKUP(A2,Contacts!A:B,2,FALSE)").set_result("#N/A"),
+        )
+        .unwrap();
     });
     let input = w.write("profils.xlsx", &xlsx);
     let out = pcbulk().arg("validate").arg(&input).output().unwrap();
@@ -281,11 +295,9 @@ fn a_powershell_export_with_its_type_line_applies() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
     // What `Export-Csv` writes in Windows PowerShell 5.1 (without -NoTypeInformation).
-    let csv = format!(
-        "#TYPE System.Management.Automation.PSCustomObject\r\n\
+    let csv = "#TYPE System.Management.Automation.PSCustomObject\r\n\
          \"service_request_id\";\"note\";\"new_status\"\r\n\
-         \"616122292874576\";\"Pris en charge; rappel demain\";\"\"\r\n"
-    );
+         \"616122292874576\";\"Pris en charge; rappel demain\";\"\"\r\n";
     let input = w.write("export.csv", csv);
     let out = sb.apply(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -219,8 +219,12 @@ impl SheetRows {
     pub fn open(bytes: Vec<u8>, sheet: Option<&str>, path: &str) -> Result<SheetRows, InputError> {
         check_zip(&bytes, path, MAX_UNPACKED)?;
         // A reader that fails on a hostile file by panicking is a refusal like any other.
-        let opened = std::panic::catch_unwind(|| Xlsx::new(Cursor::new(bytes)))
-            .map_err(|_| refused(path, "the workbook cannot be read: save it again from Excel"))?;
+        let opened = std::panic::catch_unwind(|| Xlsx::new(Cursor::new(bytes))).map_err(|_| {
+            refused(
+                path,
+                "the workbook cannot be read: save it again from Excel",
+            )
+        })?;
         let mut book = opened.map_err(|e| {
             refused(
                 path,
@@ -235,7 +239,11 @@ impl SheetRows {
             Some(want) => names
                 .iter()
                 .find(|n| n.as_str() == want)
-                .or_else(|| names.iter().find(|n| n.trim().eq_ignore_ascii_case(want.trim())))
+                .or_else(|| {
+                    names
+                        .iter()
+                        .find(|n| n.trim().eq_ignore_ascii_case(want.trim()))
+                })
                 .cloned()
                 .ok_or_else(|| {
                     refused(
@@ -383,7 +391,7 @@ impl Stream {
                     r,
                     c as u32,
                     "appears twice in the sheet, which Excel never writes; open the workbook in \
-                     Excel and save it again"
+                     Excel and save it again",
                 ));
             }
             row.cells.resize(c, String::new());
@@ -446,7 +454,7 @@ impl Stream {
                     c,
                     "holds a formula with no saved value, so pcbulk cannot know what it shows: \
                      open the workbook in Excel and save it (Excel saves every formula's value), \
-                     or copy the column and paste it as values"
+                     or copy the column and paste it as values",
                 ))
             }
             DataRef::Empty => String::new(),
@@ -462,7 +470,7 @@ impl Stream {
                         r,
                         c,
                         "is formatted as a date but holds a number no date has (Excel shows \
-                         #####): give it a date, or format the cell as text or a number"
+                         #####): give it a date, or format the cell as text or a number",
                     ));
                 }
                 let (y, mo, day, h, mi, s, _) = d.to_ymd_hms_milli();
@@ -483,7 +491,7 @@ impl Stream {
                     &format!(
                         "shows the error {e}, not a value: correct the cell (or the formula \
                          behind it) in Excel, save, and run again"
-                    )
+                    ),
                 ))
             }
         })
@@ -521,7 +529,10 @@ mod tests {
         assert_eq!(kind(Path::new("a.XLSX"), b"id,name"), Kind::Workbook);
         assert_eq!(kind(Path::new("a.csv"), b"id,name"), Kind::Text);
         assert_eq!(
-            kind(Path::new("a.xls"), &[0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]),
+            kind(
+                Path::new("a.xls"),
+                &[0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]
+            ),
             Kind::Compound
         );
     }
@@ -541,7 +552,9 @@ mod tests {
         let bytes = zeros(1 << 20);
         assert!(bytes.len() < 10 << 10, "compresses well");
         assert!(check_zip(&bytes, "b.xlsx", 2 << 20).is_ok());
-        let e = check_zip(&bytes, "b.xlsx", 512 << 10).unwrap_err().to_string();
+        let e = check_zip(&bytes, "b.xlsx", 512 << 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("zip bomb"), "{e}");
         assert!(e.starts_with("b.xlsx: "), "{e}");
     }

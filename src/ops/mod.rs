@@ -93,7 +93,10 @@ pub fn unknown(name: &str) -> String {
     let hint = closest
         .map(|(_, name)| format!(": did you mean {name}?"))
         .unwrap_or_default();
-    format!("{name:?} is not an operation{hint} (the operations: {})", names())
+    format!(
+        "{name:?} is not an operation{hint} (the operations: {})",
+        names()
+    )
 }
 
 /// The names of all operations, for messages.
