@@ -306,12 +306,8 @@ fn row_op(value: &str, label: &str) -> Result<&'static OpSpec, String> {
             ops::names()
         ));
     }
-    ops::by_name(value).ok_or_else(|| {
-        format!(
-            "column \"{label}\": {value:?} is not an operation; use one of {}",
-            ops::names()
-        )
-    })
+    // Worded as `--operation` words it: one mistake, one sentence, wherever it is made.
+    ops::by_name(value).ok_or_else(|| format!("column \"{label}\": {}", ops::unknown(value)))
 }
 
 /// A row with more cells than the header (other than trailing empty ones) or fewer.

@@ -3,7 +3,8 @@
 //!
 //! - Text cells are taken as they are (leading zeros kept); numbers are written without a trailing
 //!   `.0` and to the 15 significant digits Excel shows; dates are ISO 8601 (`2026-11-23`, with
-//!   ` hh:mm:ss` when the cell has a time); TRUE/FALSE as Excel writes them.
+//!   ` hh:mm:ss` when the cell has a time; a time alone is `hh:mm:ss`); TRUE/FALSE as Excel writes
+//!   them.
 //! - A formula counts as the value Excel saved for it. A formula with no saved value, and a cell
 //!   showing an error (`#N/A`, `#REF!`, ...), stop the read (exit 2) naming the cell: a row is never
 //!   sent with a value the user did not see.
@@ -477,6 +478,9 @@ impl Stream {
                 if d.is_duration() {
                     let secs = (serial * 86_400.0).round() as u64;
                     format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+                } else if serial < 1.0 {
+                    // A time of day with no date.
+                    format!("{h:02}:{mi:02}:{s:02}")
                 } else if (h, mi, s) == (0, 0, 0) {
                     format!("{y:04}-{mo:02}-{day:02}")
                 } else {
