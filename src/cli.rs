@@ -20,7 +20,8 @@ use crate::ops::{self, OpSpec};
 #[command(
     name = "pcbulk",
     version,
-    about = "Apply bulk updates to Microsoft Partner Center from a CSV file"
+    about = "Apply bulk updates to Microsoft Partner Center from a CSV file or an Excel workbook",
+    after_help = crate::help::MAIN
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -42,17 +43,21 @@ impl Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Validate the file and apply every valid row to Partner Center (or to the sandbox).
+    #[command(after_help = crate::help::APPLY)]
     Apply(ApplyArgs),
     /// Validate, then read each row's current values (GETs only, paced and retried like apply) and
     /// say per row what applying it would change: `planned` with its `change`, `unchanged`,
     /// `invalid` or `failed`. Never writes to the service. Results in <input stem>.plan.csv.
+    #[command(after_help = crate::help::PLAN)]
     Plan(PlanArgs),
     /// Check a file without sending anything: every row comes out `valid` or `invalid`.
+    #[command(after_help = crate::help::VALIDATE)]
     Validate(InputArgs),
-    /// Print a header and an example row for an operation.
+    /// Print every column of an operation and an example row (one the sandbox applies), as CSV.
+    #[command(after_help = crate::help::TEMPLATE)]
     Template {
-        /// support-contact, service-request, support-profile or billing-profile
-        #[arg(value_parser = operation)]
+        /// The operation whose columns to print.
+        #[arg(value_parser = OperationParser, value_name = "OPERATION")]
         operation: &'static OpSpec,
     },
     /// Write a CSV that puts back what a run changed (from its results file and journal).
@@ -60,6 +65,7 @@ pub enum Command {
     /// Cells that a spreadsheet would run as a formula (and cells starting with ') get a leading '.
     /// The file's pcbulk_undo column marks it as pcbulk's own: when pcbulk reads it (apply,
     /// validate), it takes that one ' off again, so every value goes back exactly as it was.
+    #[command(after_help = crate::help::UNDO)]
     Undo {
         /// The results file of the run to undo.
         results: PathBuf,
@@ -68,22 +74,31 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// Run the Partner Center simulator on loopback.
+    #[command(after_help = crate::help::SANDBOX)]
     Sandbox(SandboxArgs),
     /// Check credentials without changing anything.
+    #[command(after_help = crate::help::AUTH)]
     Auth {
         #[command(subcommand)]
         command: AuthCommand,
+    },
+    /// Print a shell completion script to standard output.
+    #[command(after_help = crate::help::COMPLETIONS)]
+    Completions {
+        /// bash, zsh, fish, powershell or elvish
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
     },
 }
 
 #[derive(Args, Debug)]
 pub struct InputArgs {
-    /// The CSV file of changes.
+    /// The file of changes: a CSV (or tab- ; or |-separated text), or an Excel workbook (.xlsx).
     pub input: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
     /// The operation for every row (else from an `operation` column, else from the header).
-    #[arg(long, value_parser = operation)]
+    #[arg(long, value_parser = OperationParser, value_name = "OPERATION")]
     pub operation: Option<&'static OpSpec>,
     /// Where to write the results (default: <input stem>.results.csv beside the input).
     #[arg(long)]
@@ -94,9 +109,13 @@ pub struct InputArgs {
     /// the file wins over it.
     #[arg(long, value_parser = encoding, value_name = "LABEL")]
     pub encoding: Option<&'static encoding_rs::Encoding>,
-    /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header.
+    /// Use this delimiter (`,` `;` `tab` `|`) instead of detecting it from the header. For an
+    /// Excel workbook, the delimiter of the results CSV (default `,`).
     #[arg(long, value_parser = delimiter)]
     pub delimiter: Option<u8>,
+    /// The sheet of an Excel workbook (.xlsx) to read (default: its first sheet).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
 }
 
 /// What a run shows and leaves besides its results: progress, logs, the summary and the report.
@@ -160,7 +179,7 @@ pub struct TargetArgs {
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
     /// Get a token with the configured credentials and make one harmless GET: prints the tenant,
-    /// cloud, base URL, token expiry and whether it is App+User. Exit 0, or 3 with the reason.
+    /// cloud, base URL, token expiry and whether it is App+User. Exit 0; 3 with the reason when the token or the check is refused; 2 when no credentials are set.
     Status(TargetArgs),
 }
 
@@ -315,8 +334,40 @@ pub struct SandboxArgs {
 
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
 
-fn operation(v: &str) -> Result<&'static OpSpec, String> {
-    ops::by_name(v).ok_or_else(|| format!("{v:?} is not an operation; use one of {}", ops::names()))
+/// An operation's name, spelled as header names are (case, spaces, `-` and `_` aside); a name
+/// that is none gets the closest as a "did you mean". Its possible values feed the completions.
+#[derive(Clone)]
+struct OperationParser;
+
+impl clap::builder::TypedValueParser for OperationParser {
+    type Value = &'static OpSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let v = value.to_string_lossy();
+        ops::by_name(&v).ok_or_else(|| {
+            let arg = arg.map_or_else(|| "OPERATION".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{v}' for '{arg}': {}\n", ops::unknown(&v)),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ops::OPERATIONS
+                .iter()
+                .map(|o| clap::builder::PossibleValue::new(o.name)),
+        ))
+    }
 }
 
 fn encoding(v: &str) -> Result<&'static encoding_rs::Encoding, String> {
@@ -527,6 +578,7 @@ impl InputConfig {
             read: ReadOptions {
                 encoding: a.encoding,
                 delimiter: a.delimiter,
+                sheet: a.sheet.clone(),
             },
         })
     }

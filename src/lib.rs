@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod failpoint;
 pub mod fsafe;
+pub mod help;
 pub mod input;
 pub mod journal;
 pub mod ops;

@@ -306,12 +306,8 @@ fn row_op(value: &str, label: &str) -> Result<&'static OpSpec, String> {
             ops::names()
         ));
     }
-    ops::by_name(value).ok_or_else(|| {
-        format!(
-            "column \"{label}\": {value:?} is not an operation; use one of {}",
-            ops::names()
-        )
-    })
+    // Worded as `--operation` words it: one mistake, one sentence, wherever it is made.
+    ops::by_name(value).ok_or_else(|| format!("column \"{label}\": {}", ops::unknown(value)))
 }
 
 /// A row with more cells than the header (other than trailing empty ones) or fewer.
@@ -367,8 +363,10 @@ fn choose(
                 format!("\n{}", hints.join("\n"))
             };
             Err(UsageError(format!(
-                "cannot tell which operation the file is for: its header matches none.{hints}\n\
-                 Give --operation OP, or an \"operation\" column, or these columns:\n{}",
+                "cannot tell which operation the file is for: its header ({}) matches none.\
+                 {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns:\n{}",
+                echo_header(headers),
+                closest(headers),
                 expected_columns()
             )))
         }
@@ -377,6 +375,66 @@ fn choose(
             many.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
         ))),
     }
+}
+
+/// The header as the file has it, for a message: each cell quoted, long ones and long headers cut.
+fn echo_header(headers: &[String]) -> String {
+    const CELLS: usize = 12;
+    let mut cells: Vec<String> = headers
+        .iter()
+        .take(CELLS)
+        .map(|h| {
+            let h = h.trim();
+            match h.char_indices().nth(40) {
+                Some((cut, _)) => format!("{:?}...", &h[..cut]),
+                None => format!("{h:?}"),
+            }
+        })
+        .collect();
+    if headers.len() > CELLS {
+        cells.push(format!("and {} more", headers.len() - CELLS));
+    }
+    cells.join(", ")
+}
+
+/// The operation the header comes closest to (the most of its columns present), with what it
+/// lacks: " The closest is billing-profile, which needs customer_id (missing) ...".
+fn closest(headers: &[String]) -> String {
+    let best = ops::OPERATIONS
+        .iter()
+        .map(|op| {
+            let present: Vec<&str> = resolve(headers, Some(op))
+                .into_iter()
+                .flatten()
+                .filter(|c| op.columns().any(|k| k == *c))
+                .collect();
+            (present.len(), op, present)
+        })
+        .filter(|(n, _, _)| *n > 0)
+        .max_by_key(|(n, _, _)| *n);
+    let Some((_, op, present)) = best else {
+        return String::new();
+    };
+    let missing: Vec<&str> = op
+        .required
+        .iter()
+        .copied()
+        .filter(|c| !present.contains(c))
+        .collect();
+    let mut s = format!(
+        "\nThe closest is {}, whose columns are:\n{}",
+        op.name,
+        describe_columns(op)
+    );
+    if !missing.is_empty() {
+        s.push_str(&format!("\nthe file lacks {}", missing.join(", ")));
+    } else if !op.one_of.is_empty() && !op.one_of.iter().any(|c| present.contains(c)) {
+        s.push_str(&format!(
+            "\nthe file lacks one of {}",
+            op.one_of.join(" / ")
+        ));
+    }
+    s
 }
 
 /// Every operation's columns, one line each, for messages and `template`.

@@ -69,6 +69,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             })
         }
         Command::Template { operation } => template::print(operation),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "pcbulk", &mut std::io::stdout());
+            Ok(crate::error::exit::OK)
+        }
         Command::Undo { results, out } => undo::run(&results, out.as_deref()),
         Command::Auth {
             command: AuthCommand::Status(args),

@@ -98,10 +98,10 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
     };
     if !earlier.done {
         return Err(Error::usage(format!(
-            "{} records an unfinished run ({} rows finished): run the same command with \
+            "{} records an unfinished run ({} finished): run the same command with \
              --resume to finish it without applying anything twice",
             journal_path.display(),
-            earlier.outcomes.len()
+            crate::report::count(earlier.outcomes.len(), "row")
         )));
     }
     if !force && before.input_sha256 == job.input_sha256 && before.target == job.target {

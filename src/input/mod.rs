@@ -8,6 +8,7 @@ pub mod header;
 pub mod reader;
 pub mod records;
 pub mod row;
+pub mod xlsx;
 
 use std::path::Path;
 
@@ -53,6 +54,9 @@ pub enum InputError {
          part of the value: \"\")"
     )]
     UnclosedQuote { line: u64, column: usize },
+    /// An Excel workbook that cannot be read as it is (see [`xlsx`]): the whole message.
+    #[error("{0}")]
+    Workbook(String),
 }
 
 /// How to read a file; `None` means detect.
@@ -61,6 +65,8 @@ pub struct ReadOptions {
     /// `--encoding`: read the file as this, refusing nothing (a byte-order mark still wins).
     pub encoding: Option<&'static encoding_rs::Encoding>,
     pub delimiter: Option<u8>,
+    /// `--sheet`: the sheet of a workbook to read (else its first).
+    pub sheet: Option<String>,
 }
 
 /// Reads and parses a file, streaming it through the one reader.
@@ -261,7 +267,7 @@ mod tests {
         let bytes = b"id,city\n1,Malm\xf6\n2,G\xc3\xb6teborg\n";
         let told = |e| ReadOptions {
             encoding: Some(e),
-            delimiter: None,
+            ..ReadOptions::default()
         };
         let t = read_bytes(bytes, &told(WINDOWS_1252)).unwrap();
         assert_eq!(t.rows[0].cells[1], "Malmö");

@@ -15,6 +15,15 @@ use super::{detect_delimiter, InputError, ReadOptions};
 /// How much of the file is read to find its byte-order mark and delimiter.
 const SNIFF: usize = 64 * 1024;
 
+/// How the line Windows PowerShell's `Export-Csv` writes above the header starts.
+const TYPE_LINE: &str = "#TYPE ";
+
+/// The `#TYPE System.Management.Automation.PSCustomObject` first line of a PowerShell export: not
+/// the header, and not data.
+fn is_type_line(r: &StreamRow) -> bool {
+    r.line == 1 && r.row == 0 && r.cells().next().is_some_and(|c| c.starts_with(TYPE_LINE))
+}
+
 /// Rows from a stream of bytes.
 pub struct Reader<'a> {
     records: Records<Box<dyn Read + Send + 'a>>,
@@ -51,7 +60,10 @@ impl<'a> Reader<'a> {
                     String::from_utf8_lossy(prefix.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&prefix))
                 }
             };
-            detect_delimiter(sniffed.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
+            let header = sniffed
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.starts_with(TYPE_LINE));
+            detect_delimiter(header.unwrap_or(""))
         });
         let mut whole = std::io::Cursor::new(prefix);
         if charset.stream_decoder().is_none() && bom.is_some() {
@@ -127,7 +139,7 @@ impl<'a> Reader<'a> {
                 other => other.text(rec.fields()),
             };
             let r = StreamRow::new(row, rec.line, text, ends);
-            if r.cells().all(|c| c.trim().is_empty()) {
+            if r.cells().all(|c| c.trim().is_empty()) || is_type_line(&r) {
                 continue;
             }
             return Ok(Some(r));

@@ -43,14 +43,15 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: true,
     partner_wide: false,
     example: &[
-        ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
-        ("email", "billing@contoso.com"),
-        ("address_line1", "One Microsoft Way"),
+        // The sandbox's demo tenant: `pcbulk template` prints a row `apply --sandbox` applies.
+        ("customer_id", "c0000001-0000-4000-8000-000000000001"),
+        ("email", "billing@contoso.example"),
+        ("address_line1", "1 Microsoft Way"),
         ("city", "Redmond"),
         ("state", "WA"),
         ("postal_code", "98052"),
         ("country", "US"),
-        ("phone_number", "4255550100"),
+        ("phone_number", "4255550111"),
     ],
     plan,
 };

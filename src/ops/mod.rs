@@ -79,6 +79,26 @@ pub fn by_name(name: &str) -> Option<&'static OpSpec> {
         .find(|op| crate::input::header::normalize(op.name) == n)
 }
 
+/// Why `name` is no operation: with the one it is closest to ("did you mean"), and every name.
+pub fn unknown(name: &str) -> String {
+    let n = crate::input::header::normalize(name);
+    let closest = OPERATIONS
+        .iter()
+        .map(|op| {
+            let o = crate::input::header::normalize(op.name);
+            (strsim::damerau_levenshtein(&n, &o), op.name)
+        })
+        .min()
+        .filter(|(d, _)| *d <= 3 && !n.is_empty());
+    let hint = closest
+        .map(|(_, name)| format!(": did you mean {name}?"))
+        .unwrap_or_default();
+    format!(
+        "{name:?} is not an operation{hint} (the operations: {})",
+        names()
+    )
+}
+
 /// The names of all operations, for messages.
 pub fn names() -> String {
     OPERATIONS

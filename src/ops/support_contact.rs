@@ -29,9 +29,10 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: false,
     partner_wide: false,
     example: &[
-        ("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1"),
-        ("subscription_id", "c8d8fbab-6a62-44dc-be50-b7c74e43a296"),
-        ("support_tenant_id", "3b33e682-00c3-41ee-9dd2-a548adf56438"),
+        // The sandbox's demo tenant: `pcbulk template` prints a row `apply --sandbox` applies.
+        ("customer_id", "c0000001-0000-4000-8000-000000000001"),
+        ("subscription_id", "d0000001-0000-4000-8000-000000000011"),
+        ("support_tenant_id", "e0000001-0000-4000-8000-000000000001"),
         ("support_mpn_id", "4391507"),
         ("name", "Trey Research"),
     ],

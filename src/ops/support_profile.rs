@@ -25,9 +25,10 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: true,
     partner_wide: true,
     example: &[
-        ("email", "support@contoso.com"),
-        ("telephone", "+1 425 555 0100"),
-        ("website", "www.contoso.com/support"),
+        // The sandbox's demo partner: `pcbulk template` prints a row `apply --sandbox` applies.
+        ("email", "partner-support@adatum.example"),
+        ("telephone", "+1 425 555 0142"),
+        ("website", "www.adatum.example/help"),
     ],
     plan,
 };

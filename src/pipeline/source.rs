@@ -1,6 +1,7 @@
 //! An input file opened for streaming through the one reader (`input::reader`: the encoding
 //! decided once for the whole file, the delimiter from its start), its bytes hashed on the way.
-//! Every command reads through here; nothing holds the whole file.
+//! Every command reads through here; nothing holds the whole file. An Excel workbook is streamed
+//! from one of its sheets instead (`input::xlsx`), its rows numbered by their sheet rows.
 
 use std::fs::File;
 use std::io::Read;
@@ -11,6 +12,7 @@ use crate::config::InputConfig;
 pub use crate::input::encoding::Charset;
 use crate::input::reader::Reader;
 pub use crate::input::row::StreamRow;
+use crate::input::xlsx::{self, SheetRows};
 use crate::input::InputError;
 
 /// Rows per batch: large enough to keep both cores busy, small enough to keep memory flat.
@@ -35,9 +37,17 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Where rows come from: a text file, or a workbook's sheet.
+// One per open file: the CSV reader, on every row's path, stays inline rather than behind a box.
+#[allow(clippy::large_enum_variant)]
+enum Rows {
+    Text(Reader<'static>),
+    Sheet(SheetRows),
+}
+
 /// An input opened for streaming.
 pub struct Source {
-    reader: Reader<'static>,
+    reader: Rows,
     pub delimiter: u8,
     hash: std::sync::Arc<std::sync::Mutex<Sha256>>,
 }
@@ -67,26 +77,45 @@ impl Source {
     /// ended with, so both passes read every row the same way.
     pub fn from_file(
         cfg: &InputConfig,
-        file: File,
+        mut file: File,
         hashed: bool,
         decided: Option<Charset>,
     ) -> Result<Source, InputError> {
+        let path = cfg.input.display().to_string();
+        let kind = xlsx::sniff_file(&cfg.input, &mut file)?;
         let hash = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
-        let file = Hashing {
+        let mut file = Hashing {
             inner: file,
             hash: hashed.then(|| std::sync::Arc::clone(&hash)),
         };
-        let reader = Reader::new(file, &cfg.read, decided, cfg.input.display().to_string())?;
+        let (reader, delimiter) = match kind {
+            xlsx::Kind::Text => {
+                let reader = Reader::new(file, &cfg.read, decided, path)?;
+                let delimiter = reader.delimiter();
+                (Rows::Text(reader), delimiter)
+            }
+            xlsx::Kind::Compound => return Err(xlsx::compound(&path)),
+            // A workbook's results are a CSV: comma-separated unless --delimiter says otherwise.
+            xlsx::Kind::Workbook => {
+                let bytes = xlsx::read_bounded(&mut file, &path)?;
+                let sheet = SheetRows::open(bytes, cfg.read.sheet.as_deref(), &path)?;
+                (Rows::Sheet(sheet), cfg.read.delimiter.unwrap_or(b','))
+            }
+        };
         Ok(Source {
-            delimiter: reader.delimiter(),
+            delimiter,
             reader,
             hash,
         })
     }
 
-    /// How the rows read so far were decoded; after the last row, how the whole file was.
+    /// How the rows read so far were decoded; after the last row, how the whole file was. A
+    /// workbook's text is Unicode already.
     pub fn charset(&self) -> Charset {
-        self.reader.charset()
+        match &self.reader {
+            Rows::Text(r) => r.charset(),
+            Rows::Sheet(_) => Charset::Told(encoding_rs::UTF_8),
+        }
     }
 
     /// The SHA-256 (hex) of the bytes read so far (opened with [`Source::open_hashed`]): after the
@@ -106,7 +135,10 @@ impl Source {
 
     /// The next non-blank record, with the line it starts on.
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
-        self.reader.next_row(row)
+        match &mut self.reader {
+            Rows::Text(r) => r.next_row(row),
+            Rows::Sheet(s) => s.next_row(row),
+        }
     }
 
     /// Up to [`BATCH`] rows, numbered from `first_row`.

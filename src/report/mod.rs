@@ -236,7 +236,9 @@ pub fn summary_text(s: &Summary) -> String {
             ));
         }
     }
-    if let Some(changes) = &s.sandbox_changes {
+    if s.sandbox_changes.as_ref().is_some_and(|c| c.is_empty()) {
+        out.push_str("the sandbox tenant did not change\n");
+    } else if let Some(changes) = &s.sandbox_changes {
         out.push_str(&format!(
             "the sandbox tenant changed ({}):\n",
             changes.len()
