@@ -179,7 +179,8 @@ pub struct TargetArgs {
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
     /// Get a token with the configured credentials and make one harmless GET: prints the tenant,
-    /// cloud, base URL, token expiry and whether it is App+User. Exit 0; 3 with the reason when the token or the check is refused; 2 when no credentials are set.
+    /// cloud, base URL, token expiry and whether it is App+User. Exit 0; 3 with the reason when the
+    /// token or the check is refused; 2 when no credentials are set.
     Status(TargetArgs),
 }
 
