@@ -257,7 +257,7 @@ pub struct ApplyArgs {
     pub force: bool,
     /// Apply only the rows this plan (from `pcbulk plan`) marks `planned`; a row whose current
     /// values are no longer what the plan read fails with error_code `drifted`.
-    #[arg(long, value_name = "PLAN", conflicts_with_all = ["dry_run", "resume", "retry_failed"])]
+    #[arg(long, value_name = "PLAN", conflicts_with = "dry_run")]
     pub from_plan: Option<PathBuf>,
 }
 

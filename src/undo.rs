@@ -122,6 +122,13 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             m.what
         ),
     };
+    if replay.job.as_ref().is_some_and(|j| j.plan) {
+        bail!(
+            "{} is a plan: it read what applying would change and changed nothing, so there is \
+             nothing to undo. Give the results file of an apply (<input stem>.results.csv)",
+            results.display()
+        );
+    }
     // The run's input (as its journal names it, beside the results or as given) is not written.
     if let Some(job) = &replay.job {
         let input = std::path::Path::new(&job.input);

@@ -283,7 +283,9 @@ fn refuse_unsafe_records(
 
 /// Reads the plan `--from-plan` names (its journal holds what each row read and its status) and
 /// checks it was made from this very input and target.
-fn read_plan(plan: &std::path::Path, job: &journal::Job) -> Result<PlanRows, Error> {
+fn read_plan(plan: &std::path::Path, job: &journal::Job, delimiter: u8) -> Result<PlanRows, Error> {
+    // The file a person reviewed first: a missing plan is named as the plan, not as its journal.
+    let reviewed = reviewed_rows(plan, delimiter)?;
     let path = journal::path_for(plan);
     let replay = journal::read(&path).map_err(|e| match e {
         journal::ReadError::Io(e) => Error::io(
@@ -306,6 +308,13 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job) -> Result<PlanRows, Err
             plan.display()
         )));
     };
+    if !made.plan {
+        return Err(Error::usage(format!(
+            "{} is not a plan: it holds the results of an apply. Give the file `pcbulk plan` wrote \
+             (<input stem>.plan.csv); nothing was sent",
+            plan.display()
+        )));
+    }
     if made.input_sha256 != job.input_sha256 {
         return Err(Error::usage(format!(
             "{} was made from another version of {} (or another file): make a new plan and review \
@@ -330,9 +339,80 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job) -> Result<PlanRows, Err
     let before = replay
         .before
         .iter()
-        .map(|(row, b)| (*row, b.values.clone()))
+        .map(|(row, b)| {
+            let expected = crate::dispatch::Expected {
+                values: b.values.clone(),
+                extra: b.extra.clone(),
+            };
+            (*row, expected)
+        })
         .collect();
-    Ok(PlanRows { status, before })
+    Ok(PlanRows {
+        status,
+        before,
+        reviewed,
+    })
+}
+
+/// The rows a plan's CSV marks `planned`, as the reviewer left it: a row taken out of the file, or
+/// whose status was changed, is not applied. (The journal beside it holds what the plan read; the
+/// CSV is what a person reviewed.)
+fn reviewed_rows(
+    plan: &std::path::Path,
+    delimiter: u8,
+) -> Result<std::collections::BTreeSet<usize>, Error> {
+    let cannot = |e| {
+        Error::io(
+            format!(
+                "cannot read the plan {} (make one with pcbulk plan)",
+                plan.display()
+            ),
+            e,
+        )
+    };
+    let file = std::fs::File::open(plan).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(Error::usage(format!(
+            "the plan {} is not a regular file; give the file pcbulk plan wrote",
+            plan.display()
+        )));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let bad = |what: String| {
+        Error::usage(format!(
+            "{} {what}: it is not a plan pcbulk wrote (or it was saved in another format); make a \
+             new plan with pcbulk plan; nothing was sent",
+            plan.display()
+        ))
+    };
+    let header = reader
+        .headers()
+        .map_err(|e| bad(format!("cannot be read ({e})")))?
+        .clone();
+    let column = |name: &str| {
+        let names: Vec<&str> = header.iter().collect();
+        names
+            .iter()
+            .rposition(|h| h.trim_start_matches('\u{feff}') == name)
+            .ok_or_else(|| bad(format!("has no `{name}` column")))
+    };
+    let (row_at, status_at) = (column("row")?, column("status")?);
+    let mut rows = std::collections::BTreeSet::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(format!("line {}: cannot be read ({e})", n + 2)))?;
+        if record.get(status_at).map(str::trim) != Some("planned") {
+            continue;
+        }
+        let row = record
+            .get(row_at)
+            .and_then(|r| r.trim().parse::<usize>().ok())
+            .ok_or_else(|| bad(format!("line {}: its `row` is not a row number", n + 2)))?;
+        rows.insert(row);
+    }
+    Ok(rows)
 }
 
 /// `pcbulk apply`.
@@ -377,10 +457,12 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             Target::Sandbox => "sandbox".into(),
             Target::Service { base_url, .. } => base_url.clone(),
         },
+        plan: cfg.is_plan(),
+        from_plan: cfg.from_plan.as_ref().map(|p| p.display().to_string()),
     };
     // Everything that can refuse the run does so before the banner's confirmation is asked for.
     let plan = match &cfg.from_plan {
-        Some(p) => Some(read_plan(p, &job)?),
+        Some(p) => Some(read_plan(p, &job, scan.delimiter)?),
         None => None,
     };
     if earlier.is_none() {

@@ -96,7 +96,9 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
     let Some(before) = &earlier.job else {
         return Ok(());
     };
-    if !earlier.done {
+    // An unfinished plan has nothing to finish (it wrote nothing): it is moved aside like any
+    // earlier record.
+    if !earlier.done && !before.plan {
         return Err(Error::usage(format!(
             "{} records an unfinished run ({} finished): run the same command with \
              --resume to finish it without applying anything twice",

@@ -45,8 +45,60 @@ pub struct Job {
     pub extra: BTreeMap<String, serde_json::Value>,
     /// After a crash: the before-values the row journaled.
     pub before: Option<BTreeMap<String, String>>,
-    /// `--from-plan`: the before-values the plan read; a write goes only if the row reads them.
-    pub expected: Option<BTreeMap<String, String>>,
+    /// `--from-plan`: what the plan read (before-values, and what it recorded beyond them, such as
+    /// how many notes had the row's text); a write goes only if the row reads the same.
+    pub expected: Option<Expected>,
+}
+
+/// What a plan read for a row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expected {
+    pub values: BTreeMap<String, String>,
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `Some(why)` when what a row reads now is not what its plan read.
+fn drift(
+    expected: &Expected,
+    values: Option<&BTreeMap<String, String>>,
+    extra: Option<&crate::ops::Extra>,
+) -> Option<String> {
+    let empty = BTreeMap::new();
+    let values = values.unwrap_or(&empty);
+    let mut what: Vec<String> = expected
+        .values
+        .keys()
+        .chain(values.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| expected.values.get(*k) != values.get(*k))
+        .map(|k| {
+            let was = expected.values.get(k).map_or("", String::as_str);
+            let now = values.get(k).map_or("", String::as_str);
+            format!("{k}: {was:?} in the plan, {now:?} now")
+        })
+        .collect();
+    let extra_now = extra.cloned().unwrap_or_default();
+    for k in expected
+        .extra
+        .keys()
+        .chain(extra_now.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (was, now) = (expected.extra.get(k), extra_now.get(k));
+        if was != now {
+            let show =
+                |v: Option<&serde_json::Value>| v.map_or("nothing".to_owned(), |v| v.to_string());
+            what.push(format!("{k}: {} in the plan, {} now", show(was), show(now)));
+        }
+    }
+    (!what.is_empty()).then(|| {
+        format!(
+            "not applied: the values changed since the plan read them ({}); make a new plan and \
+             review it",
+            what.join("; ")
+        )
+    })
 }
 
 impl Job {
@@ -277,6 +329,7 @@ impl Dispatcher {
             correlation_id,
             record: Mutex::new(Record {
                 before: job.before.clone(),
+                before_extra: job.before.as_ref().map(|_| job.extra.clone()),
                 ..Record::default()
             }),
             expected: job.expected.clone(),
@@ -290,6 +343,17 @@ impl Dispatcher {
             None => job.change.apply(&api).await,
         };
         let rec = api.record.into_inner().expect("record lock");
+        // A row that needs no write is held to its plan too: it reads what the plan read, or it
+        // drifted (someone else made the change, or another).
+        let result = match (result, &api.expected) {
+            (Ok(Applied::Unchanged), Some(expected)) => {
+                match drift(expected, rec.before.as_ref(), rec.before_extra.as_ref()) {
+                    Some(why) => Err(CallError::Drifted(why)),
+                    None => Ok(Applied::Unchanged),
+                }
+            }
+            (result, _) => result,
+        };
         // What a succeeded row changed; unknown for a row a resume settled without reading it
         // again (its before-values are in the earlier run's journal).
         let change = match (&result, &rec.before) {
@@ -373,6 +437,8 @@ struct Record {
     request_id: Option<Uuid>,
     /// What the row found before changing it, by column (for the `change` column).
     before: Option<BTreeMap<String, String>>,
+    /// What it recorded beyond its columns.
+    before_extra: Option<crate::ops::Extra>,
 }
 
 /// The [`Api`] a row's change calls through: one correlation id for the row, one request id per
@@ -383,8 +449,8 @@ struct RowApi<'d> {
     op: &'static str,
     correlation_id: Uuid,
     record: Mutex<Record>,
-    /// `--from-plan`: the before-values the plan read.
-    expected: Option<BTreeMap<String, String>>,
+    /// `--from-plan`: what the plan read.
+    expected: Option<Expected>,
 }
 
 impl RowApi<'_> {
@@ -566,24 +632,9 @@ impl RowApi<'_> {
             return Err(CallError::Planned);
         }
         if let (true, Some(expected)) = (is_write, &self.expected) {
-            let read = self.record.lock().expect("record lock").before.clone();
-            if read.as_ref() != Some(expected) {
-                let now = read
-                    .map(|r| {
-                        r.iter()
-                            .filter(|(k, v)| expected.get(*k) != Some(v))
-                            .map(|(k, v)| {
-                                let was = expected.get(k).map_or("", String::as_str);
-                                format!("{k}: {was:?} in the plan, {v:?} now")
-                            })
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                    .unwrap_or_default();
-                return Err(CallError::Drifted(format!(
-                    "not applied: the values changed since the plan read them ({now}); make a new \
-                     plan and review it"
-                )));
+            let rec = self.record.lock().expect("record lock");
+            if let Some(why) = drift(expected, rec.before.as_ref(), rec.before_extra.as_ref()) {
+                return Err(CallError::Drifted(why));
             }
         }
         let (mut attempts, mut renewed, mut journaled) = (0u32, false, false);
@@ -722,7 +773,10 @@ impl Api for RowApi<'_> {
         values: BTreeMap<String, String>,
         extra: BTreeMap<String, serde_json::Value>,
     ) {
-        self.note(|r| r.before = Some(values.clone()));
+        self.note(|r| {
+            r.before = Some(values.clone());
+            r.before_extra = Some(extra.clone());
+        });
         if let Some(j) = &self.d.journal {
             let rec = journal::Record::Before {
                 row: self.row,

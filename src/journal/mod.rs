@@ -75,6 +75,12 @@ pub struct Job {
     pub operation: Option<String>,
     /// The base URL calls go to.
     pub target: String,
+    /// A plan's journal (`pcbulk plan`, `apply --dry-run`): it read, and wrote nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plan: bool,
+    /// `--from-plan`: the plan this run applied (as given); a resume must apply the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_plan: Option<String>,
 }
 
 /// One call, as sent.
@@ -481,6 +487,18 @@ pub fn open_for_run(
             job.target
         );
     }
+    if earlier.from_plan != job.from_plan {
+        match &earlier.from_plan {
+            Some(plan) => usage!(
+                "refusing to resume: the run applied the plan {plan}, and its rows must still be \
+                 held to it (rows the plan left out stay out, rows changed since fail as drifted); \
+                 resume with --from-plan {plan}"
+            ),
+            None => usage!(
+                "refusing to resume: the run did not apply a plan; resume without --from-plan"
+            ),
+        }
+    }
     if let Some(m) = misfit {
         return Err(Error::Usage(refusal(path, &job.input, &m)));
     }
@@ -497,6 +515,8 @@ mod tests {
 
     fn job() -> Job {
         Job {
+            plan: false,
+            from_plan: None,
             input_sha256: "ab".into(),
             input: "in.csv".into(),
             operation: None,

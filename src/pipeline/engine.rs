@@ -37,7 +37,9 @@ enum Item {
 #[derive(Debug, Default)]
 pub struct PlanRows {
     pub status: std::collections::BTreeMap<usize, Status>,
-    pub before: std::collections::BTreeMap<usize, std::collections::BTreeMap<String, String>>,
+    pub before: std::collections::BTreeMap<usize, crate::dispatch::Expected>,
+    /// The rows the plan's CSV still marks `planned` after review.
+    pub reviewed: std::collections::BTreeSet<usize>,
 }
 
 /// What the reader needs to turn rows into items.
@@ -103,9 +105,17 @@ impl Reading {
         let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);
         if let Some(plan) = &self.plan {
             match plan.status.get(&raw.row) {
-                Some(Status::Planned) => job.expected = plan.before.get(&raw.row).cloned(),
+                Some(Status::Planned) if plan.reviewed.contains(&raw.row) => {
+                    job.expected = plan.before.get(&raw.row).cloned()
+                }
                 other => {
-                    let why = other.map_or("does not list it".to_owned(), |s| format!("says {s}"));
+                    let why = match other {
+                        Some(Status::Planned) => {
+                            "file no longer marks it planned (taken out in review)".to_owned()
+                        }
+                        Some(s) => format!("says {s}"),
+                        None => "does not list it".to_owned(),
+                    };
                     let message = format!("not applied: the plan {why}");
                     let o = Outcome::unsent(
                         raw.row,

@@ -1,0 +1,270 @@
+//! A plan is what a person reviews, and `apply --from-plan` holds every row to it: found by an
+//! outside test, each of these once let a row through that the reviewed plan did not allow.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+const SR: &str = "616122292874576";
+
+fn run(sb: &Sandbox, input: &Path, args: &[&str]) -> Output {
+    pcbulk()
+        .args(args)
+        .arg(input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap()
+}
+
+fn contact_name(sb: &Sandbox, i: usize) -> String {
+    sb.subscription(&extra_subscription(i))["supportContact"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Rewrites a plan file as a reviewer would in a spreadsheet: `keep` decides which rows stay, and
+/// `status` may change what a row says.
+fn review(plan: &Path, keep: impl Fn(&str) -> bool, status: impl Fn(&str) -> Option<&'static str>) {
+    let (headers, rows) = table(plan);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for row in rows.iter().filter(|r| keep(&r["row"])) {
+        let cells: Vec<String> = headers
+            .iter()
+            .map(|h| match (h.as_str(), status(&row["row"])) {
+                ("status", Some(s)) => s.to_owned(),
+                _ => row[h].clone(),
+            })
+            .collect();
+        w.write_record(&cells).unwrap();
+    }
+    std::fs::write(plan, w.into_inner().unwrap()).unwrap();
+}
+
+#[test]
+fn rows_taken_out_of_a_plan_in_review_are_not_applied() {
+    let sb = Sandbox::start(&["--subscriptions", "3"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(3));
+    let plan = run(&sb, &input, &["plan"]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    let plan_path = w.path("in.plan.csv");
+    assert_eq!(statuses(&plan_path), ["planned", "planned", "planned"]);
+    // The reviewer deletes row 2's line and marks row 3 as not to be done.
+    review(
+        &plan_path,
+        |row| row != "2",
+        |row| (row == "3").then_some("no"),
+    );
+
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan_path.to_str().unwrap()],
+    );
+    let got: Vec<(String, String)> = results(&w.path("in.results.csv"))
+        .into_iter()
+        .map(|r| (r["status"].clone(), r["error_code"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("succeeded".into(), "".into()),
+            ("skipped".into(), "not_planned".into()),
+            ("skipped".into(), "not_planned".into()),
+        ],
+        "{}",
+        text(&out)
+    );
+    assert_eq!(contact_name(&sb, 0), "Trey Research");
+    assert_ne!(contact_name(&sb, 1), "Trey Research");
+    assert_ne!(contact_name(&sb, 2), "Trey Research");
+}
+
+#[test]
+fn a_plan_file_that_is_gone_applies_nothing() {
+    let sb = Sandbox::start(&["--subscriptions", "1"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(1));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let plan_path = w.path("in.plan.csv");
+    std::fs::remove_file(&plan_path).unwrap();
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan_path.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot read the plan"),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(contact_name(&sb, 0), "Trey Research");
+}
+
+#[test]
+fn an_apply_s_results_are_not_a_plan_and_undo_refuses_a_plan() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(1));
+    assert_eq!(code(&run(&sb, &input, &["apply"])), 0);
+    let applied = w.path("in.results.csv");
+    let other = w.write("other.csv", contacts_csv(1));
+    let out = run(
+        &sb,
+        &other,
+        &["apply", "--from-plan", applied.to_str().unwrap(), "--force"],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("is not a plan"), "{}", text(&out));
+
+    assert_eq!(code(&run(&sb, &other, &["plan"])), 0);
+    let out = pcbulk()
+        .arg("undo")
+        .arg(w.path("other.plan.csv"))
+        .output()
+        .unwrap();
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("is a plan"), "{}", text(&out));
+}
+
+/// After a --from-plan run, `--retry-failed` once sent a drifted row as a plain apply would,
+/// overwriting the change made meanwhile; and `--resume --from-plan` (the command pcbulk prints after
+/// an interrupt) was refused by the command line.
+#[test]
+fn a_retry_of_a_run_from_a_plan_is_held_to_the_same_plan() {
+    let sb = Sandbox::start(&["--subscriptions", "2"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(2));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    // Someone edits row 2's contact in between.
+    let path = format!(
+        "/customers/{CONTOSO}/subscriptions/{}/supportcontact",
+        extra_subscription(1)
+    );
+    let edit = serde_json::json!({
+        "SupportTenantId": FABRIKAM_RESELLER_TENANT, "SupportMpnId": "5123456",
+        "Name": "Edited meanwhile", "Attributes": {"ObjectType": "SupportContact"},
+    });
+    assert!(sb
+        .call("PUT", &path, Some(edit), &[])
+        .unwrap()
+        .status()
+        .is_success());
+    let plan = w.path("in.plan.csv");
+    let plan = plan.to_str().unwrap();
+    let out = run(&sb, &input, &["apply", "--from-plan", plan]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(statuses(&w.path("in.results.csv")), ["succeeded", "failed"]);
+
+    let plain = run(&sb, &input, &["apply", "--retry-failed"]);
+    assert_eq!(code(&plain), 2, "{}", text(&plain));
+    assert!(
+        text(&plain).contains(&format!("--from-plan {plan}")),
+        "{}",
+        text(&plain)
+    );
+    let held = run(
+        &sb,
+        &input,
+        &["apply", "--retry-failed", "--from-plan", plan],
+    );
+    assert_eq!(code(&held), 1, "{}", text(&held));
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(
+        (rows[1]["status"].as_str(), rows[1]["error_code"].as_str()),
+        ("failed", "drifted")
+    );
+    assert_eq!(contact_name(&sb, 1), "Edited meanwhile");
+    let resumed = run(&sb, &input, &["apply", "--resume", "--from-plan", plan]);
+    assert_eq!(code(&resumed), 1, "{}", text(&resumed));
+    assert_eq!(contact_name(&sb, 1), "Edited meanwhile");
+}
+
+/// A planned row whose values someone else already changed to the row's own target came out
+/// `unchanged`, and a planned note that someone else added meanwhile was added a second time: both
+/// now fail as drifted, and nothing is written.
+#[test]
+fn a_row_whose_reads_differ_from_the_plan_s_is_drifted_even_when_nothing_is_left_to_write() {
+    let sb = Sandbox::start(&["--subscriptions", "1"]);
+    let w = Workdir::new();
+    let contacts = w.write("in.csv", contacts_csv(1));
+    let notes = w.write(
+        "sr.csv",
+        format!("service_request_id,note\n{SR},from the plan\n"),
+    );
+    assert_eq!(code(&run(&sb, &contacts, &["plan"])), 0);
+    assert_eq!(code(&run(&sb, &notes, &["plan"])), 0);
+    // Meanwhile: the contact is set to the row's own values, and the note is added by hand.
+    let path = format!(
+        "/customers/{CONTOSO}/subscriptions/{}/supportcontact",
+        extra_subscription(0)
+    );
+    let same = serde_json::json!({
+        "SupportTenantId": TREY_TENANT, "SupportMpnId": "4391507",
+        "Name": "Trey Research", "Attributes": {"ObjectType": "SupportContact"},
+    });
+    assert!(sb
+        .call("PUT", &path, Some(same), &[])
+        .unwrap()
+        .status()
+        .is_success());
+    let note = serde_json::json!({"NewNote": {"Text": "from the plan"}});
+    assert!(sb
+        .call("PATCH", &format!("/servicerequests/{SR}"), Some(note), &[])
+        .unwrap()
+        .status()
+        .is_success());
+
+    for (input, plan) in [(&contacts, "in.plan.csv"), (&notes, "sr.plan.csv")] {
+        let plan = w.path(plan);
+        let out = run(
+            &sb,
+            input,
+            &["apply", "--from-plan", plan.to_str().unwrap()],
+        );
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let results_path = plan.with_file_name(format!(
+            "{}.results.csv",
+            input.file_stem().unwrap().to_str().unwrap()
+        ));
+        let rows = results(&results_path);
+        assert_eq!(
+            (rows[0]["status"].as_str(), rows[0]["error_code"].as_str()),
+            ("failed", "drifted"),
+            "{rows:?}"
+        );
+        assert!(rows[0]["error_message"].contains("in the plan"), "{rows:?}");
+    }
+    assert_eq!(
+        sb.note_counts()["from the plan"],
+        1,
+        "the note is not added twice"
+    );
+}
+
+/// A plan cut short (the service unreachable) left a journal that refused every later plan at its
+/// path, asking for a --resume that plan does not have.
+#[test]
+fn a_plan_cut_short_can_be_made_again() {
+    let sb = Sandbox::start(&["--subscriptions", "20"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(20));
+    let cut = pcbulk()
+        .arg("plan")
+        .arg(&input)
+        .args(["--base-url", &closed_port_url(), "--concurrency", "1"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap();
+    assert_eq!(code(&cut), 3, "{}", text(&cut));
+    let again = run(&sb, &input, &["plan"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert_eq!(statuses(&w.path("in.plan.csv")), ["planned"; 20]);
+}
