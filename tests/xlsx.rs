@@ -342,3 +342,78 @@ fn a_value_far_to_the_right_or_rows_out_of_order_are_refused_naming_the_cell() {
     assert!(err.contains("cell A2"), "{err}");
     assert!(err.contains("out of order"), "{err}");
 }
+
+/// Found by an outside test: Excel stores no cell for an empty one at the end of a row, and such a
+/// row was refused as ragged, with advice about CSV delimiters.
+#[test]
+fn a_row_whose_last_cells_are_empty_is_as_wide_as_its_header() {
+    let w = Workdir::new();
+    let input = w.write(
+        "notes.xlsx",
+        workbook("Feuil1", |ws| {
+            header(ws, &["service_request_id", "note", "new_status"]);
+            ws.write_string(1, 0, "616122292874576").unwrap();
+            ws.write_string(1, 1, "une note").unwrap();
+            ws.write_string(2, 0, "616122292874576").unwrap();
+            ws.write_string(2, 2, "closed").unwrap();
+        }),
+    );
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let rows = results(&w.path("notes.validation.csv"));
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str(),
+                r["note"].as_str(),
+                r["new_status"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("valid", "une note", ""), ("valid", "", "closed")]);
+}
+
+/// Found by an outside test: a hidden first sheet (an old copy, say) was read by default, though
+/// the user never sees it in Excel.
+#[test]
+fn a_hidden_sheet_is_read_only_when_named() {
+    let w = Workdir::new();
+    let mut wb = Workbook::new();
+    let old = wb.add_worksheet();
+    old.set_name("Old").unwrap();
+    header(old, &["service_request_id", "note"]);
+    old.write_string(1, 0, "not-a-request").unwrap();
+    old.write_string(1, 1, "stale").unwrap();
+    old.set_hidden(true);
+    let data = wb.add_worksheet();
+    data.set_name("Data").unwrap();
+    header(data, &["service_request_id", "note"]);
+    data.write_string(1, 0, "616122292874576").unwrap();
+    data.write_string(1, 1, "current").unwrap();
+    data.set_active(true);
+    let input = w.write("book.xlsx", wb.save_to_buffer().unwrap());
+
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        results(&w.path("book.validation.csv"))[0]["note"],
+        "current"
+    );
+
+    let out = pcbulk()
+        .args(["validate", "--sheet", "Old"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(results(&w.path("book.validation.csv"))[0]["note"], "stale");
+
+    let out = pcbulk()
+        .args(["validate", "--sheet", "Missing"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = refused(&out, &w.path("nothing.csv"));
+    assert!(err.contains("(hidden: \"Old\")"), "{err}");
+}

@@ -236,6 +236,18 @@ impl SheetRows {
             )
         })?;
         let names = book.sheet_names();
+        // The sheets a person sees in Excel; a hidden one is read only when asked for by name.
+        let shown: Vec<String> = book
+            .sheets_metadata()
+            .iter()
+            .filter(|s| s.visible == calamine::SheetVisible::Visible)
+            .map(|s| s.name.clone())
+            .collect();
+        let hidden: Vec<String> = names
+            .iter()
+            .filter(|n| !shown.contains(n))
+            .cloned()
+            .collect();
         let name = match sheet {
             Some(want) => names
                 .iter()
@@ -250,15 +262,23 @@ impl SheetRows {
                     refused(
                         path,
                         format!(
-                            "the workbook has no sheet {want:?}; its sheets are: {}",
-                            quoted(&names)
+                            "the workbook has no sheet {want:?}; its sheets are: {}{}",
+                            quoted(&names),
+                            if hidden.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (hidden: {})", quoted(&hidden))
+                            }
                         ),
                     )
                 })?,
-            None => names
-                .first()
-                .cloned()
-                .ok_or_else(|| refused(path, "the workbook has no sheet"))?,
+            None => shown.first().cloned().ok_or_else(|| {
+                refused(
+                    path,
+                    "the workbook has no visible sheet: unhide the one to read in Excel, or name \
+                     it with --sheet",
+                )
+            })?,
         };
         let (tx, rx) = sync_channel(AHEAD);
         let named = path.to_owned();
@@ -409,8 +429,13 @@ impl Stream {
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             return true;
         }
-        if self.header.is_none() {
-            self.header = Some(row.cells.clone());
+        let mut row = row;
+        match &self.header {
+            None => self.header = Some(row.cells.clone()),
+            // Excel stores no cell for an empty one at the end of a row: the row is as wide as
+            // its header, its last cells empty.
+            Some(h) if row.cells.len() < h.len() => row.cells.resize(h.len(), String::new()),
+            Some(_) => {}
         }
         self.tx.send(Ok(Some(row))).is_ok()
     }
