@@ -22,6 +22,8 @@ Environment:
   PCBULK_AUTHORITY        token authority (default: the one of --cloud)
   PCBULK_BASE_URL         API base URL (the same as --base-url)
   PCBULK_LOG              log detail on stderr: warn (default), info, debug
+  PCBULK_STATE_DIR        where the list of finished applies is kept (default:
+                          $XDG_STATE_HOME/pcbulk, else ~/.local/state/pcbulk)
 
 Exit codes:
   0  every row succeeded or was unchanged (validate, plan: every row is valid)

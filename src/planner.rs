@@ -316,8 +316,9 @@ fn ragged(cells: &[&str], want: usize) -> Option<String> {
     let extra_filled = cells.iter().skip(want).any(|c| !c.trim().is_empty());
     if n < want || extra_filled {
         Some(format!(
-            "the row has {n} cells but the header has {want}; check for a value with an unquoted \
-             delimiter or a missing one (put values that contain the delimiter in double quotes)"
+            "the row has {} but the header has {want}; check for a value with an unquoted \
+             delimiter or a missing one (put values that contain the delimiter in double quotes)",
+            crate::report::count(n, "cell")
         ))
     } else {
         None

@@ -290,8 +290,8 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
 /// What `pcbulk undo` prints.
 pub fn report_text(r: &UndoReport) -> String {
     let mut s = format!(
-        "pcbulk: wrote {} undo rows to {}\n",
-        r.rows,
+        "pcbulk: wrote {} to {}\n",
+        crate::report::count(r.rows, "undo row"),
         r.out.display()
     );
     if !r.notes_left_out.is_empty() {

@@ -591,3 +591,38 @@ fn the_report_renders_in_a_browser_as_a_page_that_is_not_blank() {
     );
     assert!(colours.contains(&[0x2f, 0x81, 0xf7]), "no calls blue drawn");
 }
+
+/// Found by an outside test: `--report` naming the run's journal wrote over it, and undo and every
+/// later run were refused; `--summary-json` in a folder that does not exist was found only after the
+/// run, leaving a cron job yesterday's summary to read. Both are refused before anything is sent.
+#[test]
+fn a_report_over_the_journal_or_a_summary_nowhere_is_refused_before_anything_is_sent() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", mixed_outcomes());
+    let journal = w.path("in.results.csv.journal");
+    let missing = w.path("no-such-folder").join("s.json");
+    for args in [
+        vec!["--report", journal.to_str().unwrap()],
+        vec!["--summary-json", missing.to_str().unwrap()],
+        vec!["--summary-json", "same.out", "--report", "same.out"],
+    ] {
+        let out = pcbulk()
+            .arg("apply")
+            .arg(&input)
+            .args(["--base-url", &sb.url])
+            .args(&args)
+            .current_dir(w.path(""))
+            .env("PCBULK_ACCESS_TOKEN", "sandbox")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        assert!(!journal.exists(), "{args:?}: nothing was started");
+        assert!(!missing.exists());
+    }
+    let stats = sb.stats();
+    assert!(
+        stats["calls"].as_object().is_none_or(|c| c.is_empty()),
+        "nothing was sent: {stats}"
+    );
+}

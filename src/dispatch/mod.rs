@@ -291,7 +291,8 @@ impl Dispatcher {
             let n = self.failed.fetch_add(1, Ordering::SeqCst) + 1;
             if threshold.is_some_and(|t| n >= t) {
                 self.stop.raise(format!(
-                    "{n} rows failed, reaching --max-errors; the rest were not attempted"
+                    "{} failed, reaching --max-errors; the rest were not attempted",
+                    crate::report::count(n, "row")
                 ));
             }
         }

@@ -44,8 +44,21 @@ impl Output {
             _ => None,
         };
         let report = self.report.as_ref().map(|p| ("--report", p));
+        if let (Some((_, a)), Some((_, b))) = (json, report) {
+            if crate::config::same_file(a, b) || a == b {
+                crate::error::usage!(
+                    "--summary-json and --report both name {}; give each its own path",
+                    a.display()
+                );
+            }
+        }
+        let journal = crate::journal::path_for(results);
         for (flag, path) in json.into_iter().chain(report) {
-            for (other, what) in [(input, "the input file"), (results, "the results file")] {
+            for (other, what) in [
+                (input, "the input file"),
+                (results, "the results file"),
+                (journal.as_path(), "the run's journal"),
+            ] {
                 if crate::config::same_file(path, other) || path == other {
                     crate::error::usage!(
                         "{flag} {} is {what}; give it another path",
@@ -55,6 +68,16 @@ impl Output {
             }
             crate::fsafe::look(path, FIX)
                 .map_err(|e| Error::usage(format!("cannot write {}: {e}", path.display())))?;
+            // Written at the end: a folder that is missing or read-only is found now, before
+            // anything is sent, not after (a cron job would read yesterday's summary).
+            let (probe, _) = crate::fsafe::fresh(path, "probe", crate::fsafe::Access::Owner)
+                .map_err(|e| {
+                    Error::usage(format!(
+                        "{flag} {}: cannot write there ({e}); {FIX}",
+                        path.display()
+                    ))
+                })?;
+            let _ = std::fs::remove_file(probe);
         }
         Ok(())
     }
