@@ -109,8 +109,9 @@ impl Outcome {
 /// Makes a cell safe to open in a spreadsheet: one that would run as a formula (starting with `=`,
 /// `+`, `-`, `@`, tab or CR) gets a leading apostrophe, which spreadsheets show as text.
 pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+    // The first byte is one of these exactly when the first character is: they are ASCII.
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
         _ => cell.into(),
     }
 }
@@ -214,15 +215,23 @@ impl StreamWriter {
     }
 }
 
+/// Whether a field must be quoted: it holds the delimiter, a quote or a line break. Also asked of
+/// a whole row's text at once (see [`encode_line_of`]): no cell of it needs quotes if it does not.
+pub fn needs_quotes(field: &[u8], delimiter: u8) -> bool {
+    memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
+        || memchr::memchr(delimiter, field).is_some()
+}
+
 /// Appends one CSV field: quoted (quotes doubled) when it holds the delimiter, a quote or a line
 /// break, as the csv crate writes it.
 fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
     if !first {
         buf.push(delimiter);
     }
-    let needs_quotes = memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
-        || memchr::memchr(delimiter, field).is_some();
-    if !needs_quotes {
+    if field.is_empty() {
+        return;
+    }
+    if !needs_quotes(field, delimiter) {
         buf.extend_from_slice(field);
         return;
     }
@@ -253,15 +262,43 @@ pub fn encode_line<'c>(
     o: &Outcome,
     delimiter: u8,
 ) -> Vec<u8> {
+    encode_line_of(inputs, false, o, delimiter)
+}
+
+/// [`encode_line`], told whether the input cells are `plain`: known to hold nothing that needs
+/// quotes (the checking pass asks that of a row's whole text at once, which is much cheaper than
+/// asking each cell). The bytes written are the same either way.
+pub fn encode_line_of<'c>(
+    inputs: impl IntoIterator<Item = &'c str>,
+    plain: bool,
+    o: &Outcome,
+    delimiter: u8,
+) -> Vec<u8> {
+    // `'` is what neutralising adds: plain cells stay plain unless it is the delimiter.
+    let plain = plain && delimiter != b'\'';
     let mut buf = Vec::with_capacity(256);
     let mut first = true;
+    for c in inputs {
+        let c = neutralize(c);
+        // A neutralised cell has one more byte, a `'`, which needs no quotes either.
+        if plain {
+            if !std::mem::take(&mut first) {
+                buf.push(delimiter);
+            }
+            buf.extend_from_slice(c.as_bytes());
+        } else {
+            push_field(
+                &mut buf,
+                c.as_bytes(),
+                delimiter,
+                std::mem::take(&mut first),
+            );
+        }
+    }
     let mut field = |buf: &mut Vec<u8>, bytes: &[u8]| {
         push_field(buf, bytes, delimiter, first);
         first = false;
     };
-    for c in inputs {
-        field(&mut buf, neutralize(c).as_bytes());
-    }
     let mut n = itoa::Buffer::new();
     field(&mut buf, n.format(o.row).as_bytes());
     field(&mut buf, n.format(o.line).as_bytes());

@@ -127,7 +127,7 @@ impl<'a> Reader<'a> {
                 other => other.text(rec.fields()),
             };
             let r = StreamRow::new(row, rec.line, text, ends);
-            if r.cells().all(|c| c.trim().is_empty()) {
+            if r.cells().all(|c| super::row::trim(c).is_empty()) {
                 continue;
             }
             return Ok(Some(r));

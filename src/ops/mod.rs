@@ -126,7 +126,7 @@ impl<'a> Row<'a> {
     }
 
     pub fn set(&mut self, column: &'static str, value: &'a str) {
-        let v = value.trim();
+        let v = crate::input::row::trim(value);
         self.values.retain(|(c, _)| *c != column);
         if !v.is_empty() {
             self.values.push((column, v));

@@ -20,7 +20,9 @@ use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
-use crate::results::{encode_cells, encode_line, Outcome, Status, StreamWriter};
+use crate::results::{
+    encode_cells, encode_line, encode_line_of, needs_quotes, Outcome, Status, StreamWriter,
+};
 
 /// What the checking pass found, for `apply`.
 pub struct Scan {
@@ -65,8 +67,19 @@ fn check_row(
     delimiter: Option<u8>,
     journal: Option<&Replay>,
 ) -> Result<Checked, Error> {
-    let cells: Vec<&str> = raw.cells().collect();
-    let (op, verdict) = planner.plan_row(&cells)?;
+    // The cells on the stack when they fit (nearly always): this runs once a row.
+    let mut stack = [""; 32];
+    let heap: Vec<&str>;
+    let cells: &[&str] = if raw.len() <= stack.len() {
+        for (slot, cell) in stack.iter_mut().zip(raw.cells()) {
+            *slot = cell;
+        }
+        &stack[..raw.len()]
+    } else {
+        heap = raw.cells().collect();
+        &heap
+    };
+    let (op, verdict) = planner.plan_row(cells)?;
     let change = match &verdict {
         Verdict::Ready(change) => Some(change.as_ref()),
         Verdict::Invalid { .. } => None,
@@ -83,7 +96,10 @@ fn check_row(
         ),
     };
     let line = match delimiter {
-        Some(d) => encode_line(raw.trimmed(width), &outcome, d),
+        Some(d) => {
+            let plain = !needs_quotes(raw.text().as_bytes(), d);
+            encode_line_of(raw.trimmed(width), plain, &outcome, d)
+        }
         None => Vec::new(),
     };
     Ok(Checked {
