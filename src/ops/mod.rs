@@ -127,7 +127,10 @@ impl<'a> Row<'a> {
 
     pub fn set(&mut self, column: &'static str, value: &'a str) {
         let v = crate::input::row::trim(value);
-        self.values.retain(|(c, _)| *c != column);
+        // At most one is there: every set keeps it so.
+        if let Some(i) = self.values.iter().position(|(c, _)| *c == column) {
+            self.values.remove(i);
+        }
         if !v.is_empty() {
             self.values.push((column, v));
         }

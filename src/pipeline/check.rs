@@ -113,6 +113,39 @@ fn check_row(
     })
 }
 
+/// A batch checked across the cores, each row's result written straight into its place (a
+/// `Result` collected in parallel is gathered in pieces and copied again as it grows). The first
+/// row, in input order, that cannot be checked at all stops the pass.
+fn check_batch(
+    planner: &Planner,
+    rows: &[StreamRow],
+    width: usize,
+    delimiter: Option<u8>,
+    journal: Option<&Replay>,
+) -> Result<Vec<Checked>, Error> {
+    let failed: std::sync::Mutex<Option<(usize, Error)>> = std::sync::Mutex::new(None);
+    let mut checked: Vec<Option<Checked>> = Vec::with_capacity(rows.len());
+    rows.par_iter()
+        .enumerate()
+        .map(
+            |(i, raw)| match check_row(planner, raw, width, delimiter, journal) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if failed.as_ref().is_none_or(|(at, _)| i < *at) {
+                        *failed = Some((i, e));
+                    }
+                    None
+                }
+            },
+        )
+        .collect_into_vec(&mut checked);
+    if let Some((_, e)) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(checked.into_iter().flatten().collect())
+}
+
 /// Runs `f`, adding its wall time to `total` (for the debug log's stage times).
 fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
@@ -165,10 +198,7 @@ fn pass(
                 rayon::join(
                     || {
                         timed(&mut t_check, || {
-                            current
-                                .par_iter()
-                                .map(|raw| check_row(planner, raw, width, delimiter, journal))
-                                .collect::<Result<Vec<Checked>, Error>>()
+                            check_batch(planner, &current, width, delimiter, journal)
                         })
                     },
                     || {
