@@ -172,6 +172,16 @@ mod tests {
     }
 
     #[test]
+    fn the_filter_keeps_false_alarms_rare_at_a_million_keys() {
+        let mut b = Bloom::new();
+        let alarms = (0..1_000_000u64)
+            .filter(|i| b.insert(target_key(&format!("subscription {i}"))))
+            .count();
+        // Each false alarm costs 16 bytes until the exact check: a few are fine, thousands not.
+        assert!(alarms < 100, "{alarms} false alarms");
+    }
+
+    #[test]
     fn the_detector_finds_a_repeat_across_a_spill() {
         let mut d = Detector::new(Vec::new());
         for (row, key) in [(1usize, 5u128), (2, 6), (3, 5), (4, 5)] {

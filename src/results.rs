@@ -269,21 +269,24 @@ pub fn encode_line<'c>(
     o: &Outcome,
     delimiter: u8,
 ) -> Vec<u8> {
-    encode_line_of(inputs, false, o, delimiter)
+    let mut buf = Vec::with_capacity(256);
+    encode_line_into(&mut buf, inputs, false, o, delimiter);
+    buf
 }
 
-/// [`encode_line`], told whether the input cells are `plain`: known to hold nothing that needs
-/// quotes (the checking pass asks that of a row's whole text at once, which is much cheaper than
-/// asking each cell). The bytes written are the same either way.
-pub fn encode_line_of<'c>(
+/// [`encode_line`], appended to `buf` (the checking pass encodes many rows into one buffer), and
+/// told whether the input cells are `plain`: known to hold nothing that needs quotes (the checking
+/// pass asks that of a row's whole text at once, which is much cheaper than asking each cell). The
+/// bytes written are the same either way.
+pub fn encode_line_into<'c>(
+    buf: &mut Vec<u8>,
     inputs: impl IntoIterator<Item = &'c str>,
     plain: bool,
     o: &Outcome,
     delimiter: u8,
-) -> Vec<u8> {
+) {
     // `'` is what neutralising adds: plain cells stay plain unless it is the delimiter.
     let plain = plain && delimiter != b'\'';
-    let mut buf = Vec::with_capacity(256);
     let mut first = true;
     for c in inputs {
         let c = neutralize(c);
@@ -294,12 +297,7 @@ pub fn encode_line_of<'c>(
             }
             buf.extend_from_slice(c.as_bytes());
         } else {
-            push_field(
-                &mut buf,
-                c.as_bytes(),
-                delimiter,
-                std::mem::take(&mut first),
-            );
+            push_field(buf, c.as_bytes(), delimiter, std::mem::take(&mut first));
         }
     }
     let mut field = |buf: &mut Vec<u8>, bytes: &[u8]| {
@@ -307,22 +305,21 @@ pub fn encode_line_of<'c>(
         first = false;
     };
     let mut n = itoa::Buffer::new();
-    field(&mut buf, n.format(o.row).as_bytes());
-    field(&mut buf, n.format(o.line).as_bytes());
-    field(&mut buf, o.status.as_str().as_bytes());
+    field(buf, n.format(o.row).as_bytes());
+    field(buf, n.format(o.line).as_bytes());
+    field(buf, o.status.as_str().as_bytes());
     match o.http_status {
-        Some(h) => field(&mut buf, n.format(h).as_bytes()),
-        None => field(&mut buf, b""),
+        Some(h) => field(buf, n.format(h).as_bytes()),
+        None => field(buf, b""),
     }
-    field(&mut buf, neutralize(&o.error_code).as_bytes());
-    field(&mut buf, neutralize(&o.error_message).as_bytes());
-    field(&mut buf, n.format(o.attempts).as_bytes());
-    field(&mut buf, o.correlation_id.as_bytes());
-    field(&mut buf, o.request_id.as_bytes());
-    field(&mut buf, n.format(o.duration_ms).as_bytes());
-    field(&mut buf, neutralize(&o.change).as_bytes());
+    field(buf, neutralize(&o.error_code).as_bytes());
+    field(buf, neutralize(&o.error_message).as_bytes());
+    field(buf, n.format(o.attempts).as_bytes());
+    field(buf, o.correlation_id.as_bytes());
+    field(buf, o.request_id.as_bytes());
+    field(buf, n.format(o.duration_ms).as_bytes());
+    field(buf, neutralize(&o.change).as_bytes());
     buf.push(b'\n');
-    buf
 }
 
 #[cfg(test)]
@@ -389,6 +386,46 @@ mod tests {
             &["Customer ID", "input_status", "input_error_code"]
         );
         assert_eq!(&h[3..], RESULT_COLUMNS);
+    }
+
+    #[test]
+    fn a_row_found_plain_as_a_whole_encodes_as_each_cell_would() {
+        let o = Outcome::unsent(7, 9, Status::Valid, "", "");
+        // Cells a whole-row look finds plain, a formula among them (neutralised with a `'`).
+        let inputs = [
+            "0c39d6d5-c70d-4c55-bc02-f620844f3fd1",
+            "=SUM(1)",
+            "",
+            "Trey Research",
+        ];
+        for delimiter in [b',', b';', b'\t', b'|'] {
+            assert!(!needs_quotes(inputs.concat().as_bytes(), delimiter));
+            let mut plain = b"before\n".to_vec();
+            encode_line_into(&mut plain, inputs, true, &o, delimiter);
+            let mut want = b"before\n".to_vec();
+            want.extend(encode_line(inputs, &o, delimiter));
+            assert_eq!(plain, want);
+        }
+        // With `'` as the delimiter the neutralising `'` needs quotes after all.
+        let mut quoted = Vec::new();
+        encode_line_into(&mut quoted, inputs, true, &o, b'\'');
+        assert_eq!(quoted, encode(&line(&inputs, &o), b'\'').unwrap());
+    }
+
+    #[test]
+    fn fields_long_and_short_are_quoted_exactly_when_they_must_be() {
+        for len in [0, 1, 15, 16, 17, 300] {
+            for special in [None, Some(b'"'), Some(b'\n'), Some(b'\r'), Some(b';')] {
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    let mut f = vec![b'x'; len];
+                    if let (Some(s), true) = (special, len > 0) {
+                        f[at] = s;
+                    }
+                    let want = len > 0 && special.is_some();
+                    assert_eq!(needs_quotes(&f, b';'), want, "{len} {special:?} {at}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -334,6 +334,55 @@ mod tests {
         }
     }
 
+    /// What csv-core alone reads from `text` (every record, with no plain-line shortcut), with
+    /// the line each starts on as the shortcut-free path counts it.
+    fn parser_only(text: &[u8], chunk: usize) -> Vec<(u64, Vec<String>)> {
+        let mut r = Records::new(Trickle(text, chunk), b',');
+        r.plain_delimiter = None;
+        let mut v = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            let cells = rec
+                .fields()
+                .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                .collect();
+            v.push((rec.line, cells));
+        }
+        v
+    }
+
+    #[test]
+    fn plain_lines_read_without_the_parser_read_as_the_parser_reads_them() {
+        // Plain lines between quoted ones, blank lines, CRLF, a lone CR ending a record, a CR
+        // ending a record just before a buffer's end, empty cells, a quote inside a bare value
+        // and a BOM's bytes on a later line (kept: only the file's first bytes can be one).
+        let text: &[u8] = b"h1,h2,h3\r\n\
+            a,b,c\n\
+            \"q,1\",\"x\ny\",z\r\n\
+            \n\r\n\
+            d,,f\r\
+            g,h,i\n\
+            ,,\n\
+            5\" screen,j,k\n\
+            \xef\xbb\xbfl,m,n\r\n\
+            \r\
+            o,p\n\
+            last,row,here";
+        for chunk in [1, 2, 3, 5, 7, 11, 64, 64 * 1024] {
+            let want = parser_only(text, chunk);
+            assert_eq!(all(text, chunk), want, "chunk {chunk}");
+        }
+        let got = all(text, 64 * 1024);
+        let lines: Vec<u64> = got.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![1, 2, 3, 7, 8, 9, 10, 11, 13, 14]);
+        assert_eq!(got[3].1, vec!["d", "", "f"]);
+        assert_eq!(got[8].1, vec!["o", "p"]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_after_plain_lines_is_still_found() {
+        assert_eq!(unclosed(b"a,b\n1,2\n3,4\n5,\"open\n6,7\n"), (4, 2));
+    }
+
     #[test]
     fn lines_count_blank_lines_quoted_breaks_and_every_line_ending_at_any_chunking() {
         let text = b"a,b\r\n\r\n1,\"x\ny\"\n\n\r3,4\r5,6";
