@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn fields_long_and_short_are_quoted_exactly_when_they_must_be() {
-        for len in [0, 1, 15, 16, 17, 300] {
+        for len in [0usize, 1, 15, 16, 17, 300] {
             for special in [None, Some(b'"'), Some(b'\n'), Some(b'\r'), Some(b';')] {
                 for at in [0, len / 2, len.saturating_sub(1)] {
                     let mut f = vec![b'x'; len];

@@ -66,3 +66,28 @@ impl StreamRow {
             .take(width)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_quick_trim_trims_exactly_as_str_trim() {
+        for s in [
+            "",
+            " ",
+            "x",
+            " x ",
+            "\tx\r\n",
+            "\u{b}x\u{c}",
+            "\u{1c}x\u{1f}",
+            "\u{a0}x\u{a0}",
+            "\u{3000}Malmö\u{2003}",
+            "x\u{85}",
+            "é",
+            "~ ~",
+            "!",
+            "\u{7f}x",
+        ] {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
+        }
+    }
+}
