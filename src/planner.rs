@@ -210,7 +210,10 @@ impl Planner {
     ) -> Result<(Option<&'static OpSpec>, Verdict), UsageError> {
         let want = self.headers.len();
         let cell = |i: usize| {
-            let c = cells.get(i).map(|c| c.trim()).unwrap_or("");
+            let c = cells
+                .get(i)
+                .map(|c| crate::input::row::trim(c))
+                .unwrap_or("");
             if self.undo {
                 crate::undo::unescape(c)
             } else {
@@ -313,7 +316,10 @@ fn row_op(value: &str, label: &str) -> Result<&'static OpSpec, String> {
 /// A row with more cells than the header (other than trailing empty ones) or fewer.
 fn ragged(cells: &[&str], want: usize) -> Option<String> {
     let n = cells.len();
-    let extra_filled = cells.iter().skip(want).any(|c| !c.trim().is_empty());
+    let extra_filled = cells
+        .iter()
+        .skip(want)
+        .any(|c| !crate::input::row::trim(c).is_empty());
     if n < want || extra_filled {
         Some(format!(
             "the row has {} but the header has {want}; check for a value with an unquoted \

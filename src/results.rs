@@ -109,8 +109,9 @@ impl Outcome {
 /// Makes a cell safe to open in a spreadsheet: one that would run as a formula (starting with `=`,
 /// `+`, `-`, `@`, tab or CR) gets a leading apostrophe, which spreadsheets show as text.
 pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+    // The first byte is one of these exactly when the first character is: they are ASCII.
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
         _ => cell.into(),
     }
 }
@@ -214,15 +215,30 @@ impl StreamWriter {
     }
 }
 
+/// Whether a field must be quoted: it holds the delimiter, a quote or a line break. Also asked of
+/// a whole row's text at once (see [`encode_line_of`]): no cell of it needs quotes if it does not.
+pub fn needs_quotes(field: &[u8], delimiter: u8) -> bool {
+    // Most results fields are a few bytes (a row number, a status): looked at byte by byte, which
+    // costs less than setting up a search.
+    if field.len() < 16 {
+        return field
+            .iter()
+            .any(|&b| matches!(b, b'"' | b'\n' | b'\r') || b == delimiter);
+    }
+    memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
+        || memchr::memchr(delimiter, field).is_some()
+}
+
 /// Appends one CSV field: quoted (quotes doubled) when it holds the delimiter, a quote or a line
 /// break, as the csv crate writes it.
 fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
     if !first {
         buf.push(delimiter);
     }
-    let needs_quotes = memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
-        || memchr::memchr(delimiter, field).is_some();
-    if !needs_quotes {
+    if field.is_empty() {
+        return;
+    }
+    if !needs_quotes(field, delimiter) {
         buf.extend_from_slice(field);
         return;
     }
@@ -254,31 +270,56 @@ pub fn encode_line<'c>(
     delimiter: u8,
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256);
+    encode_line_into(&mut buf, inputs, false, o, delimiter);
+    buf
+}
+
+/// [`encode_line`], appended to `buf` (the checking pass encodes many rows into one buffer), and
+/// told whether the input cells are `plain`: known to hold nothing that needs quotes (the checking
+/// pass asks that of a row's whole text at once, which is much cheaper than asking each cell). The
+/// bytes written are the same either way.
+pub fn encode_line_into<'c>(
+    buf: &mut Vec<u8>,
+    inputs: impl IntoIterator<Item = &'c str>,
+    plain: bool,
+    o: &Outcome,
+    delimiter: u8,
+) {
+    // `'` is what neutralising adds: plain cells stay plain unless it is the delimiter.
+    let plain = plain && delimiter != b'\'';
     let mut first = true;
+    for c in inputs {
+        let c = neutralize(c);
+        // A neutralised cell has one more byte, a `'`, which needs no quotes either.
+        if plain {
+            if !std::mem::take(&mut first) {
+                buf.push(delimiter);
+            }
+            buf.extend_from_slice(c.as_bytes());
+        } else {
+            push_field(buf, c.as_bytes(), delimiter, std::mem::take(&mut first));
+        }
+    }
     let mut field = |buf: &mut Vec<u8>, bytes: &[u8]| {
         push_field(buf, bytes, delimiter, first);
         first = false;
     };
-    for c in inputs {
-        field(&mut buf, neutralize(c).as_bytes());
-    }
     let mut n = itoa::Buffer::new();
-    field(&mut buf, n.format(o.row).as_bytes());
-    field(&mut buf, n.format(o.line).as_bytes());
-    field(&mut buf, o.status.as_str().as_bytes());
+    field(buf, n.format(o.row).as_bytes());
+    field(buf, n.format(o.line).as_bytes());
+    field(buf, o.status.as_str().as_bytes());
     match o.http_status {
-        Some(h) => field(&mut buf, n.format(h).as_bytes()),
-        None => field(&mut buf, b""),
+        Some(h) => field(buf, n.format(h).as_bytes()),
+        None => field(buf, b""),
     }
-    field(&mut buf, neutralize(&o.error_code).as_bytes());
-    field(&mut buf, neutralize(&o.error_message).as_bytes());
-    field(&mut buf, n.format(o.attempts).as_bytes());
-    field(&mut buf, o.correlation_id.as_bytes());
-    field(&mut buf, o.request_id.as_bytes());
-    field(&mut buf, n.format(o.duration_ms).as_bytes());
-    field(&mut buf, neutralize(&o.change).as_bytes());
+    field(buf, neutralize(&o.error_code).as_bytes());
+    field(buf, neutralize(&o.error_message).as_bytes());
+    field(buf, n.format(o.attempts).as_bytes());
+    field(buf, o.correlation_id.as_bytes());
+    field(buf, o.request_id.as_bytes());
+    field(buf, n.format(o.duration_ms).as_bytes());
+    field(buf, neutralize(&o.change).as_bytes());
     buf.push(b'\n');
-    buf
 }
 
 #[cfg(test)]
@@ -345,6 +386,46 @@ mod tests {
             &["Customer ID", "input_status", "input_error_code"]
         );
         assert_eq!(&h[3..], RESULT_COLUMNS);
+    }
+
+    #[test]
+    fn a_row_found_plain_as_a_whole_encodes_as_each_cell_would() {
+        let o = Outcome::unsent(7, 9, Status::Valid, "", "");
+        // Cells a whole-row look finds plain, a formula among them (neutralised with a `'`).
+        let inputs = [
+            "0c39d6d5-c70d-4c55-bc02-f620844f3fd1",
+            "=SUM(1)",
+            "",
+            "Trey Research",
+        ];
+        for delimiter in [b',', b';', b'\t', b'|'] {
+            assert!(!needs_quotes(inputs.concat().as_bytes(), delimiter));
+            let mut plain = b"before\n".to_vec();
+            encode_line_into(&mut plain, inputs, true, &o, delimiter);
+            let mut want = b"before\n".to_vec();
+            want.extend(encode_line(inputs, &o, delimiter));
+            assert_eq!(plain, want);
+        }
+        // With `'` as the delimiter the neutralising `'` needs quotes after all.
+        let mut quoted = Vec::new();
+        encode_line_into(&mut quoted, inputs, true, &o, b'\'');
+        assert_eq!(quoted, encode(&line(&inputs, &o), b'\'').unwrap());
+    }
+
+    #[test]
+    fn fields_long_and_short_are_quoted_exactly_when_they_must_be() {
+        for len in [0usize, 1, 15, 16, 17, 300] {
+            for special in [None, Some(b'"'), Some(b'\n'), Some(b'\r'), Some(b';')] {
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    let mut f = vec![b'x'; len];
+                    if let (Some(s), true) = (special, len > 0) {
+                        f[at] = s;
+                    }
+                    let want = len > 0 && special.is_some();
+                    assert_eq!(needs_quotes(&f, b';'), want, "{len} {special:?} {at}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl<'a> Reader<'a> {
                 other => other.text(rec.fields()),
             };
             let r = StreamRow::new(row, rec.line, text, ends);
-            if r.cells().all(|c| c.trim().is_empty()) || is_type_line(&r) {
+            if r.cells().all(|c| super::row::trim(c).is_empty()) || is_type_line(&r) {
                 continue;
             }
             return Ok(Some(r));

@@ -59,6 +59,11 @@ pub struct Records<R> {
     prev_cr: bool,
     /// The line break added at the end has been read.
     probed: bool,
+    /// A record has been read by the parser: it stands between records, where a plain line (see
+    /// [`Records::plain_line`]) may be read without it.
+    between: bool,
+    /// The delimiter, when it is a byte a plain line can be split at.
+    plain_delimiter: Option<u8>,
 }
 
 /// One record: its fields as bytes, and the line it starts on (1-based).
@@ -121,11 +126,66 @@ impl<R: Read> Records<R> {
             breaks: 0,
             prev_cr: false,
             probed: false,
+            between: false,
+            plain_delimiter: (!matches!(delimiter, b'"' | b'\r' | b'\n')).then_some(delimiter),
+        }
+    }
+
+    /// The fast way through the common line: one that is whole in the buffer and holds no quote
+    /// and no line break but the one that ends it. csv-core reads such a line as its delimiters
+    /// split it, and stands, after any record, where it would stand after this one (every state
+    /// it ends a record in reads the next byte as the start of a record does), so the two ways mix
+    /// freely. Blank lines (skipped, and counted) are read the same way. Returns the number of
+    /// fields of the record it put in `out`/`ends`, or `None` when the parser must read on.
+    fn plain_line(&mut self) -> Option<(u64, usize)> {
+        let delimiter = self.plain_delimiter.filter(|_| self.between)?;
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            let nl = memchr::memchr(b'\n', avail)?;
+            let line = &avail[..nl];
+            let body = line.strip_suffix(b"\r").unwrap_or(line);
+            if memchr::memchr2(b'"', b'\r', body).is_some() {
+                return None;
+            }
+            if body.is_empty() {
+                self.breaks += count_breaks(&avail[..=nl], &mut self.prev_cr);
+                self.start += nl + 1;
+                continue;
+            }
+            // Not blank, so not the `\n` of a `\r\n` whose `\r` ended the record before.
+            let line_no = self.breaks + 1;
+            if self.out.len() < body.len() {
+                self.out.resize(body.len().next_power_of_two(), 0);
+            }
+            let (mut nout, mut nends, mut from) = (0, 0, 0);
+            for to in memchr::memchr_iter(delimiter, body).chain(std::iter::once(body.len())) {
+                let field = &body[from..to];
+                self.out[nout..nout + field.len()].copy_from_slice(field);
+                nout += field.len();
+                if nends == self.ends.len() {
+                    self.ends.resize(self.ends.len() * 2, 0);
+                }
+                self.ends[nends] = nout;
+                nends += 1;
+                from = to + 1;
+            }
+            self.breaks += 1;
+            self.prev_cr = false;
+            self.start += nl + 1;
+            return Some((line_no, nends));
         }
     }
 
     /// The next record, or `None` at the end. Blank lines are skipped (and counted).
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, RecordError> {
+        if let Some((line, nends)) = self.plain_line() {
+            let nout = self.ends[nends - 1];
+            return Ok(Some(Record {
+                line,
+                out: &self.out[..nout],
+                ends: &self.ends[..nends],
+            }));
+        }
         let (mut nout, mut nends) = (0, 0);
         let mut start_line: Option<u64> = None;
         loop {
@@ -186,11 +246,12 @@ impl<R: Read> Records<R> {
                 ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
                 ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 ReadRecordResult::Record => {
+                    self.between = true;
                     return Ok(Some(Record {
                         line: start_line.unwrap_or(self.breaks + 1),
                         out: &self.out[..nout],
                         ends: &self.ends[..nends],
-                    }))
+                    }));
                 }
                 ReadRecordResult::End => return Ok(None),
             }
@@ -271,6 +332,55 @@ mod tests {
                 assert_eq!(got.last().unwrap().1, last, "{text:?} chunk {chunk}");
             }
         }
+    }
+
+    /// What csv-core alone reads from `text` (every record, with no plain-line shortcut), with
+    /// the line each starts on as the shortcut-free path counts it.
+    fn parser_only(text: &[u8], chunk: usize) -> Vec<(u64, Vec<String>)> {
+        let mut r = Records::new(Trickle(text, chunk), b',');
+        r.plain_delimiter = None;
+        let mut v = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            let cells = rec
+                .fields()
+                .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                .collect();
+            v.push((rec.line, cells));
+        }
+        v
+    }
+
+    #[test]
+    fn plain_lines_read_without_the_parser_read_as_the_parser_reads_them() {
+        // Plain lines between quoted ones, blank lines, CRLF, a lone CR ending a record, a CR
+        // ending a record just before a buffer's end, empty cells, a quote inside a bare value
+        // and a BOM's bytes on a later line (kept: only the file's first bytes can be one).
+        let text: &[u8] = b"h1,h2,h3\r\n\
+            a,b,c\n\
+            \"q,1\",\"x\ny\",z\r\n\
+            \n\r\n\
+            d,,f\r\
+            g,h,i\n\
+            ,,\n\
+            5\" screen,j,k\n\
+            \xef\xbb\xbfl,m,n\r\n\
+            \r\
+            o,p\n\
+            last,row,here";
+        for chunk in [1, 2, 3, 5, 7, 11, 64, 64 * 1024] {
+            let want = parser_only(text, chunk);
+            assert_eq!(all(text, chunk), want, "chunk {chunk}");
+        }
+        let got = all(text, 64 * 1024);
+        let lines: Vec<u64> = got.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![1, 2, 3, 7, 8, 9, 10, 11, 13, 14]);
+        assert_eq!(got[3].1, vec!["d", "", "f"]);
+        assert_eq!(got[8].1, vec!["o", "p"]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_after_plain_lines_is_still_found() {
+        assert_eq!(unclosed(b"a,b\n1,2\n3,4\n5,\"open\n6,7\n"), (4, 2));
     }
 
     #[test]

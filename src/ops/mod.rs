@@ -146,8 +146,11 @@ impl<'a> Row<'a> {
     }
 
     pub fn set(&mut self, column: &'static str, value: &'a str) {
-        let v = value.trim();
-        self.values.retain(|(c, _)| *c != column);
+        let v = crate::input::row::trim(value);
+        // At most one is there: every set keeps it so.
+        if let Some(i) = self.values.iter().position(|(c, _)| *c == column) {
+            self.values.remove(i);
+        }
         if !v.is_empty() {
             self.values.push((column, v));
         }

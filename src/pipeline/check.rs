@@ -20,7 +20,9 @@ use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
-use crate::results::{encode_cells, encode_line, Outcome, Status, StreamWriter};
+use crate::results::{
+    encode_cells, encode_line, encode_line_into, needs_quotes, Outcome, Status, StreamWriter,
+};
 
 /// What the checking pass found, for `apply`.
 pub struct Scan {
@@ -49,8 +51,9 @@ pub struct Scan {
 /// One row, checked on a worker thread.
 struct Checked {
     outcome: Outcome,
-    /// The results line as it stands unless the row turns out to be a duplicate (validate only).
-    line: Vec<u8>,
+    /// Where its results line (as it stands unless the row turns out to be a duplicate; validate
+    /// only) ends in its piece's lines.
+    line_end: usize,
     /// The duplicate index key of its target, if it has one.
     key: Option<u128>,
     op: Option<&'static str>,
@@ -64,9 +67,21 @@ fn check_row(
     width: usize,
     delimiter: Option<u8>,
     journal: Option<&Replay>,
+    lines: &mut Vec<u8>,
 ) -> Result<Checked, Error> {
-    let cells: Vec<&str> = raw.cells().collect();
-    let (op, verdict) = planner.plan_row(&cells)?;
+    // The cells on the stack when they fit (nearly always): this runs once a row.
+    let mut stack = [""; 32];
+    let heap: Vec<&str>;
+    let cells: &[&str] = if raw.len() <= stack.len() {
+        for (slot, cell) in stack.iter_mut().zip(raw.cells()) {
+            *slot = cell;
+        }
+        &stack[..raw.len()]
+    } else {
+        heap = raw.cells().collect();
+        &heap
+    };
+    let (op, verdict) = planner.plan_row(cells)?;
     let change = match &verdict {
         Verdict::Ready(change) => Some(change.as_ref()),
         Verdict::Invalid { .. } => None,
@@ -82,19 +97,79 @@ fn check_row(
             None,
         ),
     };
-    let line = match delimiter {
-        Some(d) => encode_line(raw.trimmed(width), &outcome, d),
-        None => Vec::new(),
-    };
+    if let Some(d) = delimiter {
+        let plain = !needs_quotes(raw.text().as_bytes(), d);
+        encode_line_into(lines, raw.trimmed(width), plain, &outcome, d);
+    }
     Ok(Checked {
         key: target.as_deref().map(duplicates::target_key),
         op: op
             .filter(|_| outcome.status == Status::Valid)
             .map(|o| o.name),
         outcome,
-        line,
+        line_end: lines.len(),
         misfit,
     })
+}
+
+/// Rows per piece of a batch: each piece's results lines go end to end into one buffer (one
+/// allocation, not one a row; a row's line was freed on another thread than took it, which is
+/// the allocator's slow path).
+const PIECE: usize = 256;
+
+/// Some rows of a batch, checked, with their results lines end to end.
+struct Piece {
+    rows: Vec<Checked>,
+    lines: Vec<u8>,
+}
+
+/// A batch's rows checked, in input order.
+struct Checks(Vec<Piece>);
+
+impl Checks {
+    /// Each row checked, with its results line (empty unless validating).
+    fn iter(&self) -> impl Iterator<Item = (&Checked, &[u8])> {
+        self.0.iter().flat_map(|p| {
+            let mut from = 0;
+            p.rows.iter().map(move |c| {
+                let line = &p.lines[from..c.line_end];
+                from = c.line_end;
+                (c, line)
+            })
+        })
+    }
+}
+
+/// A batch checked across the cores in pieces, each written straight into its place (a `Result`
+/// collected in parallel is gathered in parts and copied again as it grows). The first row, in
+/// input order, that cannot be checked at all stops the pass.
+fn check_batch(
+    planner: &Planner,
+    rows: &[StreamRow],
+    width: usize,
+    delimiter: Option<u8>,
+    journal: Option<&Replay>,
+) -> Result<Checks, Error> {
+    let mut pieces: Vec<Result<Piece, Error>> = Vec::with_capacity(rows.len().div_ceil(PIECE));
+    rows.par_chunks(PIECE)
+        .map(|chunk| {
+            // About as long as a support-contact row's line, so most pieces never regrow.
+            let mut lines = Vec::with_capacity(if delimiter.is_some() {
+                chunk.len() * 192
+            } else {
+                0
+            });
+            let rows = chunk
+                .iter()
+                .map(|raw| check_row(planner, raw, width, delimiter, journal, &mut lines))
+                .collect::<Result<Vec<Checked>, Error>>()?;
+            Ok(Piece { rows, lines })
+        })
+        .collect_into_vec(&mut pieces);
+    pieces
+        .into_iter()
+        .collect::<Result<Vec<Piece>, Error>>()
+        .map(Checks)
 }
 
 /// Runs `f`, adding its wall time to `total` (for the debug log's stage times).
@@ -125,16 +200,16 @@ fn pass(
     planner: &Planner,
     encode: bool,
     journal: Option<&Replay>,
-    mut sink: impl FnMut(&[StreamRow], &[Checked]) -> Result<(), Error> + Send,
+    mut sink: impl FnMut(&[StreamRow], &Checks) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let width = planner.headers.len();
     let delimiter = encode.then_some(source.delimiter);
     let (mut t_read, mut t_check, mut t_write) = (0.0, 0.0, 0.0);
     let mut to_read_from = 1;
     let mut reading = source.batch(to_read_from)?;
-    let mut checked: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
+    let mut checked: Option<(Vec<StreamRow>, Checks)> = None;
     // A written batch is freed by the reading step that follows, which has time to spare.
-    let mut written_batch: Option<(Vec<StreamRow>, Vec<Checked>)> = None;
+    let mut written_batch: Option<(Vec<StreamRow>, Checks)> = None;
     while !reading.is_empty() || checked.is_some() {
         let current = std::mem::take(&mut reading);
         to_read_from += current.len();
@@ -149,10 +224,7 @@ fn pass(
                 rayon::join(
                     || {
                         timed(&mut t_check, || {
-                            current
-                                .par_iter()
-                                .map(|raw| check_row(planner, raw, width, delimiter, journal))
-                                .collect::<Result<Vec<Checked>, Error>>()
+                            check_batch(planner, &current, width, delimiter, journal)
                         })
                     },
                     || {
@@ -213,7 +285,7 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
     let mut operations: Vec<&'static str> = Vec::new();
     let mut misfit = None;
     let scanned = pass(&mut source, &planner, false, journal, |raws, checks| {
-        for (raw, c) in raws.iter().zip(checks) {
+        for (raw, (c, _)) in raws.iter().zip(checks.iter()) {
             rows += 1;
             if c.misfit.is_some() {
                 misfit = Misfit::first(misfit.take(), c.misfit.clone());
@@ -424,13 +496,13 @@ fn check_all(
     let progress = Progress::new(None, show_progress);
     let mut summary = Summary::new(cfg.out.clone());
     pass(source, planner, true, None, |raws, checks| {
-        for (raw, c) in raws.iter().zip(checks) {
+        for (raw, (c, line)) in raws.iter().zip(checks.iter()) {
             if let Some(k) = c.key {
                 detector
                     .note(k, raw.row, raw.line)
                     .map_err(|e| Error::io("cannot write the duplicate index", e))?;
             }
-            out.write_encoded(&c.line).map_err(cannot)?;
+            out.write_encoded(line).map_err(cannot)?;
             summary.count(c.outcome.clone()); // cheap: a valid row's outcome holds empty strings
         }
         progress.rows_done(raws.len() as u64);
