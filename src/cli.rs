@@ -152,7 +152,11 @@ impl From<&OutputArgs> for crate::report::Output {
     fn from(a: &OutputArgs) -> Self {
         use crate::report::{progress::Mode, JsonTo};
         crate::report::Output {
-            progress: if a.quiet { Mode::Quiet } else { Mode::Auto },
+            progress: match (a.quiet, a.verbose) {
+                (true, _) => Mode::Quiet,
+                (false, 0) => Mode::Auto,
+                (false, _) => Mode::Lines,
+            },
             summary_json: a.summary_json.as_ref().map(|p| match p.to_str() {
                 Some("-") => JsonTo::Stdout,
                 _ => JsonTo::File(p.clone()),
@@ -747,6 +751,20 @@ fn run_config(
 mod tests {
     use super::*;
     use clap::Parser;
+
+    /// Found by an outside test: with -v on a terminal, log lines were printed over the bar.
+    #[test]
+    fn verbose_runs_show_progress_as_lines_never_as_a_bar_the_logs_would_tear() {
+        use crate::report::progress::Mode;
+        let mode = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            crate::report::Output::from(cli.output().unwrap()).progress
+        };
+        assert_eq!(mode(&["pcbulk", "apply", "x.csv", "--sandbox"]), Mode::Auto);
+        assert_eq!(mode(&["pcbulk", "apply", "x.csv", "--sandbox", "-v"]), Mode::Lines);
+        assert_eq!(mode(&["pcbulk", "plan", "x.csv", "--sandbox", "-vv"]), Mode::Lines);
+        assert_eq!(mode(&["pcbulk", "apply", "x.csv", "--sandbox", "-q"]), Mode::Quiet);
+    }
 
     #[test]
     fn every_command_parses_with_its_defaults() {

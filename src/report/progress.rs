@@ -20,6 +20,9 @@ pub enum Mode {
     Auto,
     /// `--quiet`: nothing.
     Quiet,
+    /// Plain lines even on a terminal: with `-v`, log lines own the terminal, and a bar redrawn
+    /// between them would be torn.
+    Lines,
 }
 
 /// How often a plain line is printed off a terminal.
@@ -64,7 +67,7 @@ impl Progress {
         let (display, every) = match mode {
             Mode::Quiet => (Display::Off, LINE_EVERY),
             Mode::Auto if terminal => (Display::Bar(bar(rows)), BAR_EVERY),
-            Mode::Auto => {
+            Mode::Auto | Mode::Lines => {
                 let every = std::env::var(LINE_EVERY_ENV)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok())
