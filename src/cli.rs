@@ -761,9 +761,18 @@ mod tests {
             crate::report::Output::from(cli.output().unwrap()).progress
         };
         assert_eq!(mode(&["pcbulk", "apply", "x.csv", "--sandbox"]), Mode::Auto);
-        assert_eq!(mode(&["pcbulk", "apply", "x.csv", "--sandbox", "-v"]), Mode::Lines);
-        assert_eq!(mode(&["pcbulk", "plan", "x.csv", "--sandbox", "-vv"]), Mode::Lines);
-        assert_eq!(mode(&["pcbulk", "apply", "x.csv", "--sandbox", "-q"]), Mode::Quiet);
+        assert_eq!(
+            mode(&["pcbulk", "apply", "x.csv", "--sandbox", "-v"]),
+            Mode::Lines
+        );
+        assert_eq!(
+            mode(&["pcbulk", "plan", "x.csv", "--sandbox", "-vv"]),
+            Mode::Lines
+        );
+        assert_eq!(
+            mode(&["pcbulk", "apply", "x.csv", "--sandbox", "-q"]),
+            Mode::Quiet
+        );
     }
 
     #[test]

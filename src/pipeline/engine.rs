@@ -250,6 +250,13 @@ impl Drive {
         to_send: usize,
     ) -> Drive {
         let threshold = dispatcher.error_threshold(to_send);
+        let lanes = match dispatcher.spreads() {
+            // A lane that cannot start leaves its rows to this thread.
+            true => (1..=super::lanes::wanted())
+                .filter_map(|n| super::lanes::Lane::start(n).ok())
+                .collect(),
+            false => Vec::new(),
+        };
         let total = reading.rows;
         Drive {
             total,
@@ -263,10 +270,7 @@ impl Drive {
             slots: VecDeque::new(),
             first: 0,
             threshold,
-            // A lane that cannot start leaves its rows to this thread.
-            lanes: (1..=super::lanes::wanted())
-                .filter_map(|n| super::lanes::Lane::start(n).ok())
-                .collect(),
+            lanes,
         }
     }
 
