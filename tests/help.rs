@@ -314,7 +314,10 @@ fn each_commands_help_names_the_out_file_it_really_writes() {
         let w = Workdir::new();
         let out = run(&[cmd, "--help"], w.path("").as_path());
         assert_eq!(code(&out), 0, "{cmd}: {}", text(&out));
-        let help = stdout(&out).split_whitespace().collect::<Vec<_>>().join(" ");
+        let help = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let option = &help[help.find("--out <OUT>").expect("--out listed")..];
         let from = option
             .find("default: <input stem>")
@@ -322,7 +325,10 @@ fn each_commands_help_names_the_out_file_it_really_writes() {
             + "default: <input stem>".len();
         let suffix = &option[from..from + option[from..].find(".csv").unwrap() + ".csv".len()];
 
-        let input = w.write("in.csv", "service_request_id,note\n616122292874576,a note\n");
+        let input = w.write(
+            "in.csv",
+            "service_request_id,note\n616122292874576,a note\n",
+        );
         let mut args = vec![cmd, input.to_str().unwrap()];
         if cmd != "validate" {
             args.push("--sandbox");
@@ -334,6 +340,10 @@ fn each_commands_help_names_the_out_file_it_really_writes() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".csv") && n != "in.csv")
             .collect();
-        assert_eq!(written, [format!("in{suffix}")], "{cmd}: help says {suffix}");
+        assert_eq!(
+            written,
+            [format!("in{suffix}")],
+            "{cmd}: help says {suffix}"
+        );
     }
 }

@@ -423,11 +423,20 @@ fn an_interrupted_apply_is_resumed_not_run_again_with_another_out() {
     let stopped = child.wait_with_output().unwrap();
     assert_eq!(code(&stopped), 3, "{}", text(&stopped));
     let applied = puts(&sb);
-    assert!(applied > 0 && applied < 16, "{applied} rows before the interrupt");
+    assert!(
+        applied > 0 && applied < 16,
+        "{applied} rows before the interrupt"
+    );
 
     let fresh = w.path("fresh.csv");
     let calls = sb.stats()["total"].clone();
-    let again = run(&sb, &w, "apply", &input, &["--out", fresh.to_str().unwrap()]);
+    let again = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &["--out", fresh.to_str().unwrap()],
+    );
     let said = text(&again);
     assert_eq!(code(&again), 2, "{said}");
     assert!(said.contains("has not finished"), "{said}");
@@ -468,7 +477,13 @@ fn an_interrupted_apply_is_resumed_not_run_again_with_another_out() {
         );
     }
     // Finished now: refused as a finished run.
-    let after = run(&sb, &w, "apply", &input, &["--out", fresh.to_str().unwrap()]);
+    let after = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &["--out", fresh.to_str().unwrap()],
+    );
     assert_eq!(code(&after), 2, "{}", text(&after));
     assert!(text(&after).contains("already applied"), "{}", text(&after));
 }
@@ -518,11 +533,26 @@ fn a_refusal_names_where_the_earlier_runs_records_were_moved_aside() {
     let w = Workdir::new();
     let monday = w.write("monday.csv", two_contacts());
     let shared = w.path("shared.csv");
-    let first = run(&sb, &w, "apply", &monday, &["--out", shared.to_str().unwrap()]);
+    let first = run(
+        &sb,
+        &w,
+        "apply",
+        &monday,
+        &["--out", shared.to_str().unwrap()],
+    );
     assert_eq!(code(&first), 0, "{}", text(&first));
     // Another file, the same --out: monday's records are moved aside.
-    let other = w.write("tuesday.csv", "service_request_id,note\n616122292874576,a note\n");
-    let second = run(&sb, &w, "apply", &other, &["--out", shared.to_str().unwrap()]);
+    let other = w.write(
+        "tuesday.csv",
+        "service_request_id,note\n616122292874576,a note\n",
+    );
+    let second = run(
+        &sb,
+        &w,
+        "apply",
+        &other,
+        &["--out", shared.to_str().unwrap()],
+    );
     assert_eq!(code(&second), 0, "{}", text(&second));
     let aside: Vec<_> = std::fs::read_dir(w.path(""))
         .unwrap()

@@ -402,11 +402,21 @@ fn a_call_that_outlives_timeout_is_retried_then_fails_with_a_clear_message() {
 fn a_plans_failed_rows_say_to_make_the_plan_again_not_retry_failed() {
     let sb = Sandbox::start(&["--fail-share", "1", "--fail-status", "500"]);
     let w = Workdir::new();
-    let input = w.write("notes.csv", format!("service_request_id,note\n{},a note\n", SRS[0]));
+    let input = w.write(
+        "notes.csv",
+        format!("service_request_id,note\n{},a note\n", SRS[0]),
+    );
     let plan = pcbulk()
         .arg("plan")
         .arg(&input)
-        .args(["--base-url", &sb.url, "--rate", "200", "--max-attempts", "2"])
+        .args([
+            "--base-url",
+            &sb.url,
+            "--rate",
+            "200",
+            "--max-attempts",
+            "2",
+        ])
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
         .output()
         .unwrap();

@@ -370,6 +370,16 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
             job.input
         )
     };
+    // Named as the earlier run named it, and as this one does where that differs.
+    let earlier_target = match earlier {
+        Earlier::Finished(r, _) => &r.target,
+        Earlier::Unfinished(s) => &s.target,
+    };
+    let target = if *earlier_target == job.target {
+        job.target.clone()
+    } else {
+        format!("{earlier_target} (the service {} names too)", job.target)
+    };
     match earlier {
         Earlier::Finished(r, now) => {
             let results = match now {
@@ -380,7 +390,7 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
                 "{what} already applied to {} by the run that finished at {} ({}; its results: \
                  {results}). Applying it again would send every row again (notes would be added \
                  twice): give --force to do it anyway. (pcbulk's list of runs: {})",
-                job.target,
+                target,
                 r.finished,
                 r.did(),
                 list.display()
@@ -391,7 +401,7 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
              now, or it was interrupted or killed; its results: {}). Another run of it could send \
              rows twice (notes would be added twice): let that run end, or finish it with `{}`; \
              or give --force to run this one anyway. (pcbulk's list of runs: {})",
-            job.target,
+            target,
             s.started,
             s.results,
             s.resume,
@@ -634,7 +644,11 @@ mod tests {
         append(&list, &start('b', "http://127.0.0.1:1", "/tmp/b.csv")).unwrap();
         assert_eq!(
             look("/tmp/fresh.csv"),
-            Some(Earlier::Unfinished(start('a', "http://127.0.0.1:1/", "/tmp/a.csv"))),
+            Some(Earlier::Unfinished(start(
+                'a',
+                "http://127.0.0.1:1/",
+                "/tmp/a.csv"
+            ))),
             "the same service under another name"
         );
         assert_eq!(look("/tmp/a.csv"), None, "its own results file decides");
