@@ -48,10 +48,16 @@ pub enum Command {
     /// Validate, then read each row's current values (GETs only, paced and retried like apply) and
     /// say per row what applying it would change: `planned` with its `change`, `unchanged`,
     /// `invalid` or `failed`. Never writes to the service. Results in <input stem>.plan.csv.
-    #[command(after_help = crate::help::PLAN)]
+    #[command(
+        after_help = crate::help::PLAN,
+        mut_arg("out", |a| a.help("Where to write the plan (default: <input stem>.plan.csv beside the input)"))
+    )]
     Plan(PlanArgs),
     /// Check a file without sending anything: every row comes out `valid` or `invalid`.
-    #[command(after_help = crate::help::VALIDATE)]
+    #[command(
+        after_help = crate::help::VALIDATE,
+        mut_arg("out", |a| a.help("Where to write the results (default: <input stem>.validation.csv beside the input)"))
+    )]
     Validate(InputArgs),
     /// Print every column of an operation and an example row (one the sandbox applies), as CSV.
     #[command(after_help = crate::help::TEMPLATE)]
@@ -100,7 +106,8 @@ pub struct InputArgs {
     /// The operation for every row (else from an `operation` column, else from the header).
     #[arg(long, value_parser = OperationParser, value_name = "OPERATION")]
     pub operation: Option<&'static OpSpec>,
-    /// Where to write the results (default: <input stem>.results.csv beside the input).
+    /// Where to write the results (default: <input stem>.results.csv beside the input; plan and
+    /// validate say their own).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Read the file in this encoding instead of finding it: a label such as utf-8, windows-1252,

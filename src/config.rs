@@ -86,6 +86,34 @@ pub fn is_loopback(base_url: &str) -> bool {
     }
 }
 
+/// The service a target names, for telling whether two runs went to the same one (pcbulk's list of
+/// runs, the journal beside a results file): scheme and host in lower case, the scheme's default
+/// port left out, a host name's trailing dot and the path's trailing slashes dropped, and
+/// `localhost`, `127.0.0.1` and `[::1]` taken as one host (`localhost` resolves to either, so a
+/// service reached through one may be the one reached through another). A target that is not such
+/// a URL (`sandbox`) is itself. Only ever compared: what a run records and shows is the target as
+/// given.
+pub fn target_key(target: &str) -> String {
+    let Ok(u) = url::Url::parse(target.trim()) else {
+        return target.to_owned();
+    };
+    let host = match u.host() {
+        Some(url::Host::Ipv4(ip)) if ip == std::net::Ipv4Addr::LOCALHOST => "localhost".to_owned(),
+        Some(url::Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST => "localhost".to_owned(),
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+        None => return target.to_owned(),
+    };
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let query = u.query().map(|q| format!("?{q}")).unwrap_or_default();
+    format!(
+        "{}://{host}{port}{}{query}",
+        u.scheme(),
+        u.path().trim_end_matches('/')
+    )
+}
+
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
     default_path(input, "results")
@@ -170,6 +198,36 @@ mod tests {
         assert!(check_url("u", "http://api.partnercenter.microsoft.com").is_err());
         assert!(check_url("u", "http://10.0.0.1").is_err());
         assert!(check_url("u", "ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn targets_that_name_one_service_have_one_key() {
+        let key = target_key;
+        let same = [
+            "http://127.0.0.1:18801",
+            "http://localhost:18801",
+            "HTTP://127.0.0.1:18801/",
+            "http://LocalHost.:18801//",
+            "http://[::1]:18801",
+            "http://[0:0:0:0:0:0:0:1]:18801",
+        ];
+        for t in same {
+            assert_eq!(key(t), key(same[0]), "{t}");
+        }
+        assert_eq!(
+            key("https://API.PartnerCenter.microsoft.com:443/"),
+            key("https://api.partnercenter.microsoft.com")
+        );
+        assert_eq!(key("http://127.0.0.1:80"), key("http://localhost"));
+        for other in [
+            "http://127.0.0.1:18802",
+            "https://127.0.0.1:18801",
+            "http://127.0.0.2:18801",
+            "http://127.0.0.1:18801/v2",
+        ] {
+            assert_ne!(key(other), key(same[0]), "{other}");
+        }
+        assert_eq!(key("sandbox"), "sandbox");
     }
 
     #[test]

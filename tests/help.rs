@@ -304,3 +304,46 @@ fn validate_and_apply_word_a_bad_row_alike() {
         assert!(said_by_apply.contains(&line), "{said_by_apply}");
     }
 }
+
+/// Found by an outside tester: plan and validate said --out defaults to <input stem>.results.csv,
+/// where they write .plan.csv and .validation.csv. Each command's help names the file it really
+/// writes without --out.
+#[test]
+fn each_commands_help_names_the_out_file_it_really_writes() {
+    for cmd in ["apply", "plan", "validate"] {
+        let w = Workdir::new();
+        let out = run(&[cmd, "--help"], w.path("").as_path());
+        assert_eq!(code(&out), 0, "{cmd}: {}", text(&out));
+        let help = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let option = &help[help.find("--out <OUT>").expect("--out listed")..];
+        let from = option
+            .find("default: <input stem>")
+            .unwrap_or_else(|| panic!("{cmd}: no default named: {option}"))
+            + "default: <input stem>".len();
+        let suffix = &option[from..from + option[from..].find(".csv").unwrap() + ".csv".len()];
+
+        let input = w.write(
+            "in.csv",
+            "service_request_id,note\n616122292874576,a note\n",
+        );
+        let mut args = vec![cmd, input.to_str().unwrap()];
+        if cmd != "validate" {
+            args.push("--sandbox");
+        }
+        let ran = run(&args, w.path("").as_path());
+        assert_eq!(code(&ran), 0, "{cmd}: {}", text(&ran));
+        let written: Vec<String> = std::fs::read_dir(w.path(""))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".csv") && n != "in.csv")
+            .collect();
+        assert_eq!(
+            written,
+            [format!("in{suffix}")],
+            "{cmd}: help says {suffix}"
+        );
+    }
+}

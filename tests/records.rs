@@ -41,6 +41,14 @@ fn list_lines(w: &Workdir) -> Vec<String> {
         .collect()
 }
 
+/// The list's lines that record a finished run.
+fn finished_lines(w: &Workdir) -> Vec<String> {
+    list_lines(w)
+        .into_iter()
+        .filter(|l| l.contains("\"finished\""))
+        .collect()
+}
+
 fn puts(sb: &Sandbox) -> u64 {
     sb.stats()["calls"]["PUT supportcontact 200"]
         .as_u64()
@@ -58,7 +66,7 @@ fn a_copy_of_an_applied_file_is_refused_saying_when_what_and_where() {
     assert!(list_lines(&w).is_empty(), "a plan is not a finished apply");
     let first = run(&sb, &w, "apply", &input, &[]);
     assert_eq!(code(&first), 0, "{}", text(&first));
-    assert_eq!(list_lines(&w).len(), 1);
+    assert_eq!(finished_lines(&w).len(), 1);
 
     let copy = w.write("copy of monday.csv", std::fs::read(&input).unwrap());
     let calls = sb.stats()["total"].clone();
@@ -122,7 +130,7 @@ fn the_same_file_with_another_out_is_refused_and_force_runs_it_keeping_every_rec
         "the first run's records"
     );
     assert!(w.path("a.csv.journal").exists());
-    assert_eq!(list_lines(&w).len(), 2, "both runs are listed");
+    assert_eq!(finished_lines(&w).len(), 2, "both runs are listed");
 }
 
 #[test]
@@ -261,4 +269,318 @@ fn two_applies_at_once_on_one_results_file_apply_each_row_once() {
     assert_eq!(codes, [0, 2], "{}\n{}", text(&outs[0]), text(&outs[1]));
     assert_eq!(puts(&sb), 20, "each row written once: {}", sb.stats());
     assert_eq!(statuses(&w.path("in.results.csv")), vec!["succeeded"; 20]);
+}
+
+/// `pcbulk apply INPUT --base-url URL ARGS` with the work dir's state folder.
+fn apply_to(url: &str, w: &Workdir, input: &Path, args: &[&str]) -> Output {
+    pcbulk()
+        .arg("apply")
+        .arg(input)
+        .args(["--base-url", url, "--rate", "200"])
+        .args(args)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .output()
+        .expect("run pcbulk")
+}
+
+/// The sandbox's URL with its loopback address written another way.
+fn spelled(sb: &Sandbox, how: &str) -> String {
+    let port = sb.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    how.replace("PORT", port)
+}
+
+/// Found by an outside tester: the list compared targets as strings, so `localhost` for
+/// `127.0.0.1`, an upper-case scheme or a default port let the same file through to the same
+/// service a second time.
+#[test]
+fn the_same_service_named_another_way_is_the_same_target() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", two_contacts());
+    let first = apply_to(&spelled(&sb, "http://127.0.0.1:PORT"), &w, &input, &[]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let calls = sb.stats()["total"].clone();
+    for (i, how) in [
+        "http://localhost:PORT",
+        "HTTP://127.0.0.1:PORT",
+        "http://LOCALHOST:PORT/",
+        "http://[::1]:PORT",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out_path = w.path(&format!("again{i}.csv"));
+        let again = apply_to(
+            &spelled(&sb, how),
+            &w,
+            &input,
+            &["--out", out_path.to_str().unwrap()],
+        );
+        assert_eq!(code(&again), 2, "{how}: {}", text(&again));
+        assert!(text(&again).contains("already applied"), "{}", text(&again));
+        assert!(!out_path.exists(), "{how}");
+    }
+    assert_eq!(sb.stats()["total"], calls, "nothing sent");
+}
+
+/// Waits until the journal holds `n` writes about to be sent: the run is sending.
+fn wait_for_sends(journal: &Path, n: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        let sends = std::fs::read_to_string(journal)
+            .map(|t| t.matches("\"t\":\"send\"").count())
+            .unwrap_or(0);
+        if sends >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the run never sent {n} writes"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn spawn_apply(sb: &Sandbox, w: &Workdir, input: &Path, args: &[&str]) -> std::process::Child {
+    pcbulk()
+        .arg("apply")
+        .arg(input)
+        .args(["--base-url", &sb.url])
+        .args(args)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Found by an outside tester: two applies of one file started together with different --out both
+/// ran (every note added twice). The check and the started line are one step under the list's
+/// lock: exactly one runs.
+#[test]
+fn two_applies_at_once_with_different_outs_run_only_one() {
+    let sb = Sandbox::start(&["--latency-ms", "50", "--subscriptions", "20"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(20));
+    let (a, b) = (w.path("a.csv"), w.path("b.csv"));
+    let args = |out: &Path| ["--rate", "1000", "--out", out.to_str().unwrap()].map(str::to_owned);
+    let (args_a, args_b) = (args(&a), args(&b));
+    let (one, two) = (
+        spawn_apply(&sb, &w, &input, &args_a.each_ref().map(String::as_str)),
+        spawn_apply(&sb, &w, &input, &args_b.each_ref().map(String::as_str)),
+    );
+    let outs = [
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    ];
+    let said = format!("{}\n{}", text(&outs[0]), text(&outs[1]));
+    let mut codes: Vec<i32> = outs.iter().map(code).collect();
+    codes.sort();
+    assert_eq!(codes, [0, 2], "{said}");
+    let refused = &outs[usize::from(code(&outs[0]) == 0)];
+    assert!(
+        text(refused).contains("has not finished") || text(refused).contains("already applied"),
+        "{said}"
+    );
+    assert_eq!(puts(&sb), 20, "each row written once: {}", sb.stats());
+    let ran = if code(&outs[0]) == 0 { &a } else { &b };
+    let other = if code(&outs[0]) == 0 { &b } else { &a };
+    assert_eq!(statuses(ran), vec!["succeeded"; 20]);
+    assert!(!other.exists(), "the refused run wrote no results");
+}
+
+/// Found by an outside tester: after an interrupted run, the same file with another --out (no
+/// --resume) ran again (every note sent so far added twice). It is refused, saying when the run
+/// started, where its results are and the command that finishes it; that command does.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_apply_is_resumed_not_run_again_with_another_out() {
+    let sb = Sandbox::start(&["--latency-ms", "200", "--subscriptions", "16"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(16));
+    let a = w.path("a.csv");
+    let child = spawn_apply(
+        &sb,
+        &w,
+        &input,
+        &[
+            "--rate",
+            "1000",
+            "--concurrency",
+            "1",
+            "--out",
+            a.to_str().unwrap(),
+        ],
+    );
+    wait_for_sends(&w.path("a.csv.journal"), 2);
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let stopped = child.wait_with_output().unwrap();
+    assert_eq!(code(&stopped), 3, "{}", text(&stopped));
+    let applied = puts(&sb);
+    assert!(
+        applied > 0 && applied < 16,
+        "{applied} rows before the interrupt"
+    );
+
+    let fresh = w.path("fresh.csv");
+    let calls = sb.stats()["total"].clone();
+    let again = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &["--out", fresh.to_str().unwrap()],
+    );
+    let said = text(&again);
+    assert_eq!(code(&again), 2, "{said}");
+    assert!(said.contains("has not finished"), "{said}");
+    assert!(said.contains(" UTC"), "when it started: {said}");
+    let a_abs = std::path::absolute(&a).unwrap().display().to_string();
+    assert!(said.contains(&a_abs), "where its results are: {said}");
+    assert!(said.contains("--force"), "{said}");
+    assert_eq!(sb.stats()["total"], calls, "nothing sent");
+    assert!(!fresh.exists());
+
+    // The command the refusal gives, as a user would paste it into a shell.
+    let resume = said
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("a command in backticks: {said}"));
+    assert!(resume.contains("--resume"), "{resume}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_pcbulk")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let resumed = std::process::Command::new("sh")
+        .args(["-c", resume])
+        .env("PATH", path)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&resumed), 0, "{resume}: {}", text(&resumed));
+    assert_eq!(puts(&sb), 16, "every row once: {}", sb.stats());
+    assert_eq!(statuses(&a).len(), 16);
+    for i in 0..16 {
+        assert_eq!(
+            sb.subscription(&extra_subscription(i))["supportContact"]["supportMpnId"],
+            "4391507"
+        );
+    }
+    // Finished now: refused as a finished run.
+    let after = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &["--out", fresh.to_str().unwrap()],
+    );
+    assert_eq!(code(&after), 2, "{}", text(&after));
+    assert!(text(&after).contains("already applied"), "{}", text(&after));
+}
+
+/// Found by an outside tester: with no HOME and no PCBULK_STATE_DIR / XDG_STATE_HOME, the list of
+/// runs was skipped without a word. The run goes on, saying the guard is off and how to turn it on.
+#[test]
+fn with_no_state_folder_apply_says_the_guard_is_off() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", two_contacts());
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env_remove("PCBULK_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(code(&out), 0, "{said}");
+    assert!(said.contains("warning: no state folder"), "{said}");
+    assert!(said.contains("will not be refused"), "{said}");
+    assert!(said.contains("Set PCBULK_STATE_DIR"), "{said}");
+    // A plan has no guard to speak of.
+    let plan = pcbulk()
+        .arg("plan")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env_remove("PCBULK_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    assert!(!text(&plan).contains("no state folder"), "{}", text(&plan));
+}
+
+/// Found by an outside tester: once a run's records were moved aside (a new run took its --out),
+/// the refusal still named the old path, which held another run. It names where they are now.
+#[test]
+fn a_refusal_names_where_the_earlier_runs_records_were_moved_aside() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let monday = w.write("monday.csv", two_contacts());
+    let shared = w.path("shared.csv");
+    let first = run(
+        &sb,
+        &w,
+        "apply",
+        &monday,
+        &["--out", shared.to_str().unwrap()],
+    );
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    // Another file, the same --out: monday's records are moved aside.
+    let other = w.write(
+        "tuesday.csv",
+        "service_request_id,note\n616122292874576,a note\n",
+    );
+    let second = run(
+        &sb,
+        &w,
+        "apply",
+        &other,
+        &["--out", shared.to_str().unwrap()],
+    );
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    let aside: Vec<_> = std::fs::read_dir(w.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("shared.") && name.ends_with("Z.csv")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let aside = std::path::absolute(&aside[0]).unwrap();
+    assert_eq!(
+        results(&aside).len(),
+        2,
+        "monday's two rows are in the moved-aside file"
+    );
+
+    let again = run(
+        &sb,
+        &w,
+        "apply",
+        &monday,
+        &["--out", w.path("x.csv").to_str().unwrap()],
+    );
+    let said = text(&again);
+    assert_eq!(code(&again), 2, "{said}");
+    assert!(
+        said.contains(&format!("its results: {}", aside.display())),
+        "names where monday's records are: {said}"
+    );
 }

@@ -395,3 +395,45 @@ fn a_call_that_outlives_timeout_is_retried_then_fails_with_a_clear_message() {
         rows[0]["error_message"]
     );
 }
+
+/// Found by an outside tester: a plan's failed rows said "run again later with --retry-failed",
+/// which plan does not accept. A plan's say to make the plan again; an apply's still name the flag.
+#[test]
+fn a_plans_failed_rows_say_to_make_the_plan_again_not_retry_failed() {
+    let sb = Sandbox::start(&["--fail-share", "1", "--fail-status", "500"]);
+    let w = Workdir::new();
+    let input = w.write(
+        "notes.csv",
+        format!("service_request_id,note\n{},a note\n", SRS[0]),
+    );
+    let plan = pcbulk()
+        .arg("plan")
+        .arg(&input)
+        .args([
+            "--base-url",
+            &sb.url,
+            "--rate",
+            "200",
+            "--max-attempts",
+            "2",
+        ])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap();
+    assert_eq!(code(&plan), 1, "{}", text(&plan));
+    let rows = results(&w.path("notes.plan.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    let said = &rows[0]["error_message"];
+    assert!(!said.contains("--retry-failed"), "{said}");
+    assert!(said.contains("make the plan again"), "{said}");
+
+    let apply = sb.apply(&input, &["--max-attempts", "2"]);
+    assert_eq!(code(&apply), 1, "{}", text(&apply));
+    let rows = results(&w.path("notes.results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error_message"].contains("--retry-failed"),
+        "{}",
+        rows[0]["error_message"]
+    );
+}

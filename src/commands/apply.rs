@@ -470,7 +470,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         // time: neither can apply anything twice. Their earlier files are still moved aside.
         let again = cfg.force || cfg.is_plan() || sandbox;
         if !again {
-            super::registry::refuse_repeat(&job)?;
+            super::registry::refuse_repeat(&job, &cfg.input.out)?;
         }
         super::records::check(&cfg.input.out, &job, again)?;
     }
@@ -478,6 +478,13 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     if !cfg.is_plan() {
         confirm(&cfg, &target, scan.to_send)?;
     }
+    // [registry hook] The list of runs gets this run's started line, checked again under the
+    // list's lock (of two applies of one file started together, one runs). A new run not forced
+    // is checked; a resume or a forced run only adds its line.
+    let begun = match cfg.is_plan() || sandbox {
+        true => None,
+        false => super::registry::begin(&job, &cfg.input.out, !cfg.force && earlier.is_none())?,
+    };
     let super::Reached {
         sandbox: running,
         base_url,
@@ -552,6 +559,10 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     reading.plan = plan;
     let mut signals = Signals::listen();
     let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
+    // [registry hook] Sending: the started line stays until the run finishes.
+    if let Some(b) = begun {
+        b.sending();
+    }
     let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, &mut signals).await;
     if at_once {
         drive.stop_at_once();

@@ -106,7 +106,10 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
             crate::report::count(earlier.outcomes.len(), "row")
         )));
     }
-    if !force && before.input_sha256 == job.input_sha256 && before.target == job.target {
+    if !force
+        && before.input_sha256 == job.input_sha256
+        && crate::config::target_key(&before.target) == crate::config::target_key(&job.target)
+    {
         let when = journal_meta
             .modified()
             .ok()
@@ -169,6 +172,8 @@ pub fn set_aside(out: &Path) -> Result<(), Error> {
         "pcbulk: the earlier run's records were moved aside to {}",
         aside.display()
     );
+    // The list of runs names the results path of the run they hold: it learns where they went.
+    super::registry::moved(out, &aside);
     Ok(())
 }
 

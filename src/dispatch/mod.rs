@@ -391,7 +391,7 @@ impl Dispatcher {
             Err(e) => (
                 Status::Failed,
                 e.code(),
-                describe(&e, rec.attempts, rec.budget_spent),
+                describe(&e, rec.attempts, rec.budget_spent, self.settings.reads_only),
             ),
         };
         Outcome {
@@ -410,14 +410,20 @@ impl Dispatcher {
     }
 }
 
-/// One sentence for the results file: the service's words, plus what to do where pcbulk knows.
-fn describe(e: &CallError, attempts: u32, budget_spent: bool) -> String {
+/// One sentence for the results file: the service's words, plus what to do where pcbulk knows. A
+/// plan (`reads_only`) has no --retry-failed: it is made again.
+fn describe(e: &CallError, attempts: u32, budget_spent: bool, reads_only: bool) -> String {
     let msg = e.to_string();
     let msg = msg.trim().trim_end_matches('.');
+    let again = if reads_only {
+        "make the plan again later"
+    } else {
+        "run again later with --retry-failed"
+    };
     if budget_spent {
         return format!(
             "{msg} (not retried: so many calls were failing that pcbulk stopped retrying to spare the \
-             service; run again later with --retry-failed)"
+             service; {again})"
         );
     }
     match e {
@@ -427,7 +433,7 @@ fn describe(e: &CallError, attempts: u32, budget_spent: bool) -> String {
             status: 408 | 429 | 500..=599,
             ..
         }) => format!(
-            "{msg} (gave up after {attempts} attempt{}; run again later with --retry-failed)",
+            "{msg} (gave up after {attempts} attempt{}; {again})",
             if attempts == 1 { "" } else { "s" }
         ),
         _ => msg.to_owned(),
