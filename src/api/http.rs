@@ -50,23 +50,10 @@ pub trait Transport: Send + Sync {
 type Direct =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// How many lanes (threads sending rows, see `crate::pipeline::lanes`) have a pool of their own.
-const LANES: usize = 2;
-
-thread_local! {
-    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the current thread as lane `n`: its calls use a connection pool of their own, so a
-/// connection is always driven by the thread whose rows use it (no wake-ups across threads per call).
-pub fn on_lane(n: usize) {
-    LANE.with(|l| l.set(n));
-}
-
 /// How calls leave the process.
 enum Wire {
-    /// Straight to the service: hyper, pooled connections, one pool per lane.
-    Direct(Box<[Direct; LANES]>),
+    /// Straight to the service: hyper, pooled connections.
+    Direct(Box<Direct>),
     /// Through the proxy the environment names: reqwest.
     Proxied(reqwest::Client),
 }
@@ -132,13 +119,12 @@ impl HttpTransport {
                 .enable_http1()
                 .wrap_connector(http);
             // hyper never follows a redirect: a 3xx comes back as the answer, and the row fails.
-            let pool = || {
+            Wire::Direct(Box::new(
                 hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
                     .pool_idle_timeout(Duration::from_secs(90))
-                    .build(https.clone())
-            };
-            Wire::Direct(Box::new([pool(), pool()]))
+                    .build(https),
+            ))
         };
         Ok(HttpTransport {
             wire,
@@ -238,8 +224,7 @@ impl HttpTransport {
 
     async fn exchange(&self, call: http::Request<Bytes>) -> Result<Response, CallError> {
         match &self.wire {
-            Wire::Direct(pools) => {
-                let client = &pools[LANE.with(std::cell::Cell::get) % LANES];
+            Wire::Direct(client) => {
                 let resp = client.request(call.map(Full::new)).await.map_err(|e| {
                     if e.is_connect() {
                         unreachable(describe("could not connect to the service", &e))

@@ -278,13 +278,6 @@ impl Dispatcher {
     }
 
     /// How many failed rows stop the run, for a run sending `rows` rows (`--max-errors`).
-    /// Whether rows may run on more than one thread: not with `--max-errors` (its limit is exact
-    /// only while a failed row counts itself before another row can take the permit it freed,
-    /// which one thread guarantees), and to no gain with one call at a time.
-    pub fn spreads(&self) -> bool {
-        self.settings.max_errors.is_none() && self.settings.concurrency > 1
-    }
-
     pub fn error_threshold(&self, rows: usize) -> Option<usize> {
         self.settings.max_errors.map(|m| m.threshold(rows))
     }

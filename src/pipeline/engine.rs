@@ -237,9 +237,6 @@ pub struct Drive {
     busy: std::collections::HashMap<String, VecDeque<(u64, Job)>>,
     /// What each running row touches, by sequence number.
     running: std::collections::HashMap<u64, String>,
-    /// Threads that send rows beside this one; rows are dealt to them in turn. Last, so that
-    /// the rows in flight are aborted before the lanes go.
-    lanes: Vec<super::lanes::Lane>,
 }
 
 impl Drive {
@@ -250,13 +247,6 @@ impl Drive {
         to_send: usize,
     ) -> Drive {
         let threshold = dispatcher.error_threshold(to_send);
-        let lanes = match dispatcher.spreads() {
-            // A lane that cannot start leaves its rows to this thread.
-            true => (1..=super::lanes::wanted())
-                .filter_map(|n| super::lanes::Lane::start(n).ok())
-                .collect(),
-            false => Vec::new(),
-        };
         let total = reading.rows;
         Drive {
             total,
@@ -270,7 +260,6 @@ impl Drive {
             slots: VecDeque::new(),
             first: 0,
             threshold,
-            lanes,
         }
     }
 
@@ -288,7 +277,7 @@ impl Drive {
         let d = Arc::clone(&self.dispatcher);
         let threshold = self.threshold;
         let (row, line) = (job.row, job.line);
-        let task = async move {
+        self.inflight.spawn(async move {
             let run = std::panic::AssertUnwindSafe(d.run_job(job, threshold));
             let o = futures::FutureExt::catch_unwind(run)
                 .await
@@ -303,13 +292,7 @@ impl Drive {
                 )
                 });
             (seq, o)
-        };
-        // Row `seq` goes to lane `seq % (lanes + 1)`, 0 being this thread.
-        let lane = (seq % (self.lanes.len() as u64 + 1)) as usize;
-        match lane.checked_sub(1).and_then(|l| self.lanes.get(l)) {
-            Some(l) => self.inflight.spawn_on(task, l.handle()),
-            None => self.inflight.spawn(task),
-        };
+        });
     }
 
     /// A sent row has finished: the next row waiting for what it touched may start.

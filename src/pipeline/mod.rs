@@ -4,5 +4,4 @@
 
 pub mod check;
 pub mod engine;
-pub mod lanes;
 pub mod source;
