@@ -1163,16 +1163,12 @@ fn apply_from_plan_applies_the_planned_rows_and_refuses_one_changed_in_between()
         ["planned", "planned", "invalid", "unchanged"]
     );
     // Someone edits row 2's contact between the plan and the apply.
-    let path = format!("/customers/{CONTOSO}/subscriptions/{SUB_12}/supportcontact");
-    let edit = serde_json::json!({
-        "SupportTenantId": FABRIKAM_RESELLER_TENANT, "SupportMpnId": "5123456",
-        "Name": "Edited meanwhile", "Attributes": {"ObjectType": "SupportContact"},
-    });
-    assert!(sb
-        .call("PUT", &path, Some(edit), &[])
-        .unwrap()
-        .status()
-        .is_success());
+    sb.set_contact(
+        SUB_12,
+        FABRIKAM_RESELLER_TENANT,
+        "5123456",
+        "Edited meanwhile",
+    );
     let plan_path = w.path("in.plan.csv");
     let out = run(&["apply", "--from-plan", plan_path.to_str().unwrap()]);
     assert_eq!(code(&out), 1, "{}", text(&out));

@@ -144,19 +144,13 @@ fn a_retry_of_a_run_from_a_plan_is_held_to_the_same_plan() {
     let input = w.write("in.csv", contacts_csv(2));
     assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
     // Someone edits row 2's contact in between.
-    let path = format!(
-        "/customers/{CONTOSO}/subscriptions/{}/supportcontact",
-        extra_subscription(1)
+    let sub = extra_subscription(1);
+    sb.set_contact(
+        &sub,
+        FABRIKAM_RESELLER_TENANT,
+        "5123456",
+        "Edited meanwhile",
     );
-    let edit = serde_json::json!({
-        "SupportTenantId": FABRIKAM_RESELLER_TENANT, "SupportMpnId": "5123456",
-        "Name": "Edited meanwhile", "Attributes": {"ObjectType": "SupportContact"},
-    });
-    assert!(sb
-        .call("PUT", &path, Some(edit), &[])
-        .unwrap()
-        .status()
-        .is_success());
     let plan = w.path("in.plan.csv");
     let plan = plan.to_str().unwrap();
     let out = run(&sb, &input, &["apply", "--from-plan", plan]);
@@ -202,19 +196,12 @@ fn a_row_whose_reads_differ_from_the_plan_s_is_drifted_even_when_nothing_is_left
     assert_eq!(code(&run(&sb, &contacts, &["plan"])), 0);
     assert_eq!(code(&run(&sb, &notes, &["plan"])), 0);
     // Meanwhile: the contact is set to the row's own values, and the note is added by hand.
-    let path = format!(
-        "/customers/{CONTOSO}/subscriptions/{}/supportcontact",
-        extra_subscription(0)
+    sb.set_contact(
+        &extra_subscription(0),
+        TREY_TENANT,
+        "4391507",
+        "Trey Research",
     );
-    let same = serde_json::json!({
-        "SupportTenantId": TREY_TENANT, "SupportMpnId": "4391507",
-        "Name": "Trey Research", "Attributes": {"ObjectType": "SupportContact"},
-    });
-    assert!(sb
-        .call("PUT", &path, Some(same), &[])
-        .unwrap()
-        .status()
-        .is_success());
     let note = serde_json::json!({"NewNote": {"Text": "from the plan"}});
     assert!(sb
         .call("PATCH", &format!("/servicerequests/{SR}"), Some(note), &[])

@@ -135,6 +135,17 @@ impl Sandbox {
         req.send()
     }
 
+    /// Someone else sets Contoso's subscription `sub`'s support contact, as the portal would.
+    pub fn set_contact(&self, sub: &str, tenant: &str, mpn: &str, name: &str) {
+        let path = format!("/customers/{CONTOSO}/subscriptions/{sub}/supportcontact");
+        let body = serde_json::json!({
+            "SupportTenantId": tenant, "SupportMpnId": mpn, "Name": name,
+            "Attributes": {"ObjectType": "SupportContact"},
+        });
+        let resp = self.call("PUT", &path, Some(body), &[]).unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
     /// The body of an answer as JSON, a leading byte-order mark allowed.
     pub fn json(resp: reqwest::blocking::Response) -> Value {
         let bytes = resp.bytes().unwrap();
