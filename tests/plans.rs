@@ -81,6 +81,11 @@ fn rows_taken_out_of_a_plan_in_review_are_not_applied() {
         "{}",
         text(&out)
     );
+    assert!(
+        text(&out).contains("1 row to send"),
+        "the banner counts the rows the plan still marks: {}",
+        text(&out)
+    );
     assert_eq!(contact_name(&sb, 0), "Trey Research");
     assert_ne!(contact_name(&sb, 1), "Trey Research");
     assert_ne!(contact_name(&sb, 2), "Trey Research");

@@ -207,22 +207,26 @@ async fn drive_interruptibly(
 
 /// What is about to happen, on stderr, before the first call: the operation and how it was chosen,
 /// the target, the rows to send and the results path. A production target is then confirmed.
-fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan) {
+fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize) {
     let (op, how) = scan.planner.operation();
     let to = match target {
         Target::Sandbox => "the embedded sandbox (demo tenant)".to_owned(),
         Target::Service { base_url, .. } => format!("{base_url} ({})", cfg.cloud),
     };
     let invalid = scan.rows - scan.to_send;
+    let plan = match &cfg.from_plan {
+        Some(p) => format!(" as planned in {}", p.display()),
+        None => String::new(),
+    };
     eprintln!(
-        "pcbulk: {} {op} (chosen by {how}) to {to}\n        {} to {}, {invalid} invalid or \
+        "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {} to {}, {invalid} invalid or \
          duplicate; results: {}",
         if cfg.is_plan() {
             "plan (reads only)"
         } else {
             "apply"
         },
-        crate::report::count(scan.to_send, "row"),
+        crate::report::count(to_send, "row"),
         if cfg.is_plan() { "read" } else { "send" },
         cfg.input.out.display()
     );
@@ -474,9 +478,17 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         }
         super::records::check(&cfg.input.out, &job, again)?;
     }
-    banner(&cfg, &target, &scan);
+    // With a plan, the rows to send are those it still marks planned (at most).
+    let to_send = plan.as_ref().map_or(scan.to_send, |p| {
+        p.reviewed
+            .iter()
+            .filter(|r| p.status.get(r) == Some(&crate::results::Status::Planned))
+            .count()
+            .min(scan.to_send)
+    });
+    banner(&cfg, &target, &scan, to_send);
     if !cfg.is_plan() {
-        confirm(&cfg, &target, scan.to_send)?;
+        confirm(&cfg, &target, to_send)?;
     }
     // [registry hook] The list of runs gets this run's started line, checked again under the
     // list's lock (of two applies of one file started together, one runs). A new run not forced
