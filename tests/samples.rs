@@ -50,6 +50,12 @@ fn support_contacts_sample() {
         ])
     );
     assert!(out.contains("the sandbox tenant changed (3)"), "{out}");
+    // Found by an outside test: the summary said what to do for pcbulk's own codes but not for the
+    // service's refusals (800002, 800016): they now say the row itself must change.
+    assert!(
+        out.contains("800002") && out.contains("the service refused this row: correct it"),
+        "{out}"
+    );
     // The README's first command: the banner before any call, then the changes.
     let banner = out
         .find("pcbulk: apply support-contact (chosen by the header) to the embedded sandbox (demo tenant)")

@@ -429,6 +429,13 @@ fn describe(e: &CallError, attempts: u32, budget_spent: bool, reads_only: bool) 
             "{msg} (gave up after {attempts} attempt{}; {again})",
             if attempts == 1 { "" } else { "s" }
         ),
+        // The service refused the row itself: sending it again as it is would be refused again.
+        CallError::Service(ServiceError {
+            status: 400..=499, ..
+        }) => format!(
+            "{msg} (the service refused this row: correct it as this says, or in Partner Center, \
+             then apply a file of the corrected rows)"
+        ),
         _ => msg.to_owned(),
     }
 }
