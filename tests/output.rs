@@ -306,6 +306,8 @@ fn plan_and_validate_write_the_summary_json_too() {
     assert_eq!(code(&out), 1, "{}", text(&out));
     let s = json_of(&out.stdout);
     assert_eq!(s["command"], "validate");
+    // Found by an outside test: null when the operation came from the header.
+    assert_eq!(s["operation"], "support-contact");
     assert_eq!(s["exit_code"], 1);
     assert_eq!(s["rows"]["valid"], 4);
     assert_eq!(s["rows"]["invalid"], 1);

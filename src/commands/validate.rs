@@ -10,7 +10,6 @@ pub fn validate(cfg: &InputConfig, output: &crate::report::Output) -> Result<Sum
     let started = std::time::SystemTime::now();
     let mut summary = crate::pipeline::check::validate(cfg, !quiet)?;
     summary.about.command = "validate";
-    summary.about.operation = cfg.operation.map(|o| o.name.to_owned());
     summary.about.input = Some(cfg.input.clone());
     summary.about.started = started;
     summary.about.finished = Some(std::time::SystemTime::now());

@@ -477,6 +477,8 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     let _ = std::fs::remove_file(&part);
     let mut summary = finished?;
     summary.elapsed = started.elapsed();
+    // The operation as the banner names it: the flag's, the header's, or each row's own.
+    summary.about.operation = Some(planner.operation().0.to_owned());
     Ok(summary)
 }
 
