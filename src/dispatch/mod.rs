@@ -535,10 +535,13 @@ impl RowApi<'_> {
         }
     }
 
-    /// Waits for a call's turn and a call permit, then journals a write's intent (durably, before
-    /// the call is sent). A row that has written nothing yet has not started (reads change
-    /// nothing): when the run stops while it waits, it gives the turn up and is skipped. A row that
-    /// has written finishes, so no change is left half made.
+    /// Waits for a call's turn, journals a write's intent (durably, before the call is sent), then
+    /// takes a call permit. The permit is taken after the fsync, not before: a permit stands for a
+    /// call on the wire, and one held across an fsync would idle the connection it stands for.
+    /// A row that has written nothing yet has not started (reads change nothing): when the run stops
+    /// while it waits, it gives the turn up and is skipped, even with its first intent journaled (a
+    /// resume settles that intent: it was never sent). A row that has sent a write finishes, so no
+    /// change is left half made.
     async fn wait_turn(
         &self,
         customer: Option<&str>,
@@ -557,6 +560,9 @@ impl RowApi<'_> {
         } else {
             self.pace(customer).await;
         }
+        if let Some((req, request_id)) = intent {
+            self.journal_send(req, request_id).await?;
+        }
         // A row that has written nothing gives its turn up if the run stops while it waits for a
         // permit, and looks once more when it has one (the row that stopped the run may have just
         // handed its permit over).
@@ -572,8 +578,7 @@ impl RowApi<'_> {
         } else {
             self.permit().await
         };
-        if let Some((req, request_id)) = intent {
-            self.journal_send(req, request_id).await?;
+        if intent.is_some() {
             self.note(|r| r.wrote = true);
         }
         Ok(permit)

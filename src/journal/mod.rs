@@ -154,6 +154,11 @@ struct Shared {
     synced_cv: std::sync::Condvar,
     /// Tasks waiting for durability watch this (the last record made durable).
     synced_tx: tokio::sync::watch::Sender<u64>,
+    /// Set when a pump task on the runtime relays syncs to `synced_tx`: the syncer then wakes that
+    /// one task per fsync, not every task waiting. A wake from another thread costs the runtime a
+    /// system call each; the pump's wakes are local.
+    pumped: bool,
+    synced_notify: tokio::sync::Notify,
 }
 
 struct State {
@@ -168,6 +173,10 @@ struct State {
     /// The first error the syncer met: every later append fails with it.
     failed: Option<(io::ErrorKind, String)>,
     closing: bool,
+    /// The syncer is waiting for work (and must be woken for a durable record).
+    idle: bool,
+    /// Threads blocked in `wait_synced`.
+    blocked: usize,
 }
 
 impl Shared {
@@ -182,47 +191,85 @@ fn error_of(failed: &(io::ErrorKind, String)) -> io::Error {
 
 /// The syncer: writes what was appended, fsyncs when asked, until the journal is closed.
 fn sync_loop(shared: &Shared, mut file: File) {
+    // Two buffers take turns: records go into one while the other is written.
+    let mut spare = Vec::with_capacity(1 << 16);
     loop {
-        let (buf, upto, durable) = {
+        let (mut buf, upto, durable) = {
             let mut st = shared.lock();
             // Durable records go at once; others wait up to FLUSH to share a write.
             while st.wanted <= st.synced && !st.closing {
+                st.idle = true;
                 let (g, waited) = shared
                     .work
                     .wait_timeout(st, FLUSH)
                     .unwrap_or_else(|e| e.into_inner());
                 st = g;
+                st.idle = false;
                 if waited.timed_out() && !st.buf.is_empty() {
                     break;
                 }
             }
             if st.buf.is_empty() && st.wanted <= st.synced && st.closing {
+                drop(st);
+                shared.synced_notify.notify_one(); // the pump ends too
                 return;
             }
-            let buf = std::mem::take(&mut st.buf);
+            let buf = std::mem::replace(&mut st.buf, std::mem::take(&mut spare));
             (buf, st.appended, st.wanted > st.synced)
         };
         let mut done = file.write_all(&buf);
         if durable && done.is_ok() {
             done = file.sync_data();
         }
+        buf.clear();
+        // A buffer grown by a burst of large records does not stay that large.
+        if buf.capacity() <= 4 << 20 {
+            spare = buf;
+        }
         let mut st = shared.lock();
-        match done {
+        let synced = match done {
             Ok(()) => {
                 st.written = upto;
-                if durable {
+                durable.then(|| {
                     st.synced = upto;
-                    shared.synced_tx.send_replace(upto);
-                }
+                    upto
+                })
             }
             Err(e) => {
                 st.failed.get_or_insert((e.kind(), e.to_string()));
                 st.synced = u64::MAX; // nobody waits for what will never come
-                shared.synced_tx.send_replace(u64::MAX);
+                Some(u64::MAX)
+            }
+        };
+        if synced.is_some() && st.blocked > 0 {
+            shared.synced_cv.notify_all();
+        }
+        let end = st.failed.is_some() && st.closing;
+        drop(st);
+        if let Some(synced) = synced {
+            if shared.pumped {
+                shared.synced_notify.notify_one();
+            } else {
+                shared.synced_tx.send_replace(synced);
             }
         }
-        shared.synced_cv.notify_all();
-        if st.failed.is_some() && st.closing {
+        if end {
+            shared.synced_notify.notify_one();
+            return;
+        }
+    }
+}
+
+/// Relays the syncer's progress to the tasks waiting for it, from the runtime's own thread.
+async fn pump(shared: std::sync::Arc<Shared>) {
+    loop {
+        shared.synced_notify.notified().await;
+        let (synced, over) = {
+            let st = shared.lock();
+            (st.synced, st.closing)
+        };
+        shared.synced_tx.send_replace(synced);
+        if over {
             return;
         }
     }
@@ -230,6 +277,7 @@ fn sync_loop(shared: &Shared, mut file: File) {
 
 impl Journal {
     fn new(file: File, path: &Path) -> Journal {
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let shared = std::sync::Arc::new(Shared {
             state: Mutex::new(State {
                 buf: Vec::with_capacity(1 << 16),
@@ -239,11 +287,18 @@ impl Journal {
                 synced: 0,
                 failed: None,
                 closing: false,
+                idle: false,
+                blocked: 0,
             }),
             work: std::sync::Condvar::new(),
             synced_cv: std::sync::Condvar::new(),
             synced_tx: tokio::sync::watch::Sender::new(0),
+            pumped: runtime.is_some(),
+            synced_notify: tokio::sync::Notify::new(),
         });
+        if let Some(rt) = runtime {
+            rt.spawn(pump(std::sync::Arc::clone(&shared)));
+        }
         let s = std::sync::Arc::clone(&shared);
         let syncer = std::thread::Builder::new()
             .name("pcbulk-journal".into())
@@ -318,7 +373,10 @@ impl Journal {
         let seq = st.appended;
         if durable {
             st.wanted = seq;
-            self.shared.work.notify_one();
+            // A busy syncer comes back for it by itself.
+            if st.idle {
+                self.shared.work.notify_one();
+            }
         }
         Ok(seq)
     }
@@ -327,11 +385,13 @@ impl Journal {
     fn wait_synced(&self, seq: u64) -> io::Result<()> {
         let mut st = self.shared.lock();
         while st.synced < seq {
+            st.blocked += 1;
             st = self
                 .shared
                 .synced_cv
                 .wait(st)
                 .unwrap_or_else(|e| e.into_inner());
+            st.blocked -= 1;
         }
         match &st.failed {
             Some(f) => Err(error_of(f)),
