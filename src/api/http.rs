@@ -15,7 +15,6 @@ use futures::future::BoxFuture;
 use http::header::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use uuid::Uuid;
 
 use super::{CallError, Method, Request, Response};
@@ -47,13 +46,105 @@ pub trait Transport: Send + Sync {
     }
 }
 
-type Direct =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// How long a connection may sit unused before it is closed rather than used again.
+const IDLE: Duration = Duration::from_secs(90);
+
+/// Connections to the service: each carries one call at a time, and is kept for the next when its
+/// answer has been read. hyper's own pooled client does the same with more steps per call (a keyed
+/// pool, the Host header and the request's form worked out on every call), which at tens of
+/// thousands of calls a second cost more than the rest of a call; there is one service here, so one
+/// list of connections.
+struct Pool {
+    connector: Https,
+    /// Where connections go (scheme and authority).
+    origin: http::Uri,
+    idle: Mutex<Vec<(Sender, std::time::Instant)>>,
+}
+
+impl Pool {
+    /// A connection that is ready for a call: an idle one, else a new one.
+    async fn checkout(&self) -> Result<Sender, CallError> {
+        loop {
+            let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match kept {
+                Some((mut sender, since)) if since.elapsed() < IDLE => {
+                    if sender.ready().await.is_ok() {
+                        return Ok(sender);
+                    }
+                    // Closed by the service meanwhile: the next one.
+                }
+                Some(_) => {}
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, CallError> {
+        use tower_service::Service;
+        let cannot = |e: &(dyn std::error::Error + 'static)| {
+            unreachable(describe("could not connect to the service", e))
+        };
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(|e| cannot(&*e))?;
+        let io = connector
+            .call(self.origin.clone())
+            .await
+            .map_err(|e| cannot(&*e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| cannot(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.ready().await.map_err(|e| cannot(&e))?;
+        Ok(sender)
+    }
+
+    /// Puts a connection whose answer has been read back for the next call.
+    fn checkin(&self, sender: Sender) {
+        if !sender.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.push((sender, std::time::Instant::now()));
+        }
+    }
+
+    /// Sends one call and reads its answer. A call that a kept connection could not take (closed
+    /// before the request was written) goes on a new one: it was not sent.
+    async fn exchange(&self, mut call: http::Request<Full<Bytes>>) -> Result<Response, CallError> {
+        let mut fresh = false;
+        let (resp, sender) = loop {
+            let mut sender = if fresh {
+                self.connect().await?
+            } else {
+                self.checkout().await?
+            };
+            match sender.try_send_request(call).await {
+                Ok(resp) => break (resp, sender),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => {
+                        call = unsent;
+                        fresh = true;
+                    }
+                    _ => return Err(describe("the connection failed", e.error())),
+                },
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let body = read_bounded(body).await?;
+        self.checkin(sender);
+        Ok(answer(parts.status, &parts.headers, body))
+    }
+}
 
 /// How calls leave the process.
 enum Wire {
     /// Straight to the service: hyper, pooled connections.
-    Direct(Box<Direct>),
+    Direct(Box<Pool>),
     /// Through the proxy the environment names: reqwest.
     Proxied(reqwest::Client),
 }
@@ -64,6 +155,10 @@ pub struct HttpTransport {
     timeout: Duration,
     /// `{base}/v1`, e.g. `https://api.partnercenter.microsoft.com/v1`; each call appends its path.
     prefix: String,
+    /// On a direct connection, a call names only its path (`/v1/...`, after the base URL's own
+    /// path), and the service by the `Host` header.
+    path_prefix: String,
+    host: Option<HeaderValue>,
     /// Every header that is the same on every call, `Authorization` included, built once per token
     /// rather than once per call: a call clones it and adds its ids.
     headers: Mutex<Option<(String, http::HeaderMap)>>,
@@ -119,17 +214,27 @@ impl HttpTransport {
                 .enable_http1()
                 .wrap_connector(http);
             // hyper never follows a redirect: a 3xx comes back as the answer, and the row fails.
-            Wire::Direct(Box::new(
-                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .build(https),
-            ))
+            let origin = http::Uri::builder()
+                .scheme(uri.scheme_str().unwrap_or("https"))
+                .authority(host_port(&uri))
+                .path_and_query("/")
+                .build()?;
+            Wire::Direct(Box::new(Pool {
+                connector: https,
+                origin,
+                idle: Mutex::new(Vec::new()),
+            }))
+        };
+        let host = match &wire {
+            Wire::Direct(_) => Some(HeaderValue::try_from(host_port(&uri))?),
+            Wire::Proxied(_) => None,
         };
         Ok(HttpTransport {
             wire,
             timeout,
             prefix,
+            path_prefix: uri.path().trim_end_matches('/').to_owned(),
+            host,
             headers: Mutex::new(None),
         })
     }
@@ -172,6 +277,9 @@ impl HttpTransport {
             http::header::USER_AGENT,
             HeaderValue::from_static(USER_AGENT),
         );
+        if let Some(host) = &self.host {
+            h.insert(http::header::HOST, host.clone());
+        }
         *last = Some((token.to_owned(), h.clone()));
         Ok(h)
     }
@@ -188,7 +296,16 @@ impl HttpTransport {
             Method::Put => http::Method::PUT,
             Method::Patch => http::Method::PATCH,
         };
-        let uri = http::Uri::try_from(self.url(&req.path)).map_err(|_| CallError::Transport {
+        let target = match self.wire {
+            Wire::Direct(_) => {
+                let mut t = String::with_capacity(self.path_prefix.len() + req.path.len());
+                t.push_str(&self.path_prefix);
+                t.push_str(&req.path);
+                t
+            }
+            Wire::Proxied(_) => self.url(&req.path),
+        };
+        let uri = http::Uri::try_from(target).map_err(|_| CallError::Transport {
             message: "the call's path is not a valid URL".into(),
             timeout: false,
         })?;
@@ -224,18 +341,7 @@ impl HttpTransport {
 
     async fn exchange(&self, call: http::Request<Bytes>) -> Result<Response, CallError> {
         match &self.wire {
-            Wire::Direct(client) => {
-                let resp = client.request(call.map(Full::new)).await.map_err(|e| {
-                    if e.is_connect() {
-                        unreachable(describe("could not connect to the service", &e))
-                    } else {
-                        describe("the connection failed", &e)
-                    }
-                })?;
-                let (parts, body) = resp.into_parts();
-                let body = read_bounded(body).await?;
-                Ok(answer(parts.status, &parts.headers, body))
-            }
+            Wire::Direct(pool) => pool.exchange(call.map(Full::new)).await,
             Wire::Proxied(client) => {
                 let call = reqwest::Request::try_from(call.map(reqwest::Body::from))
                     .map_err(transport_error)?;
@@ -246,6 +352,19 @@ impl HttpTransport {
                 Ok(answer(status, &headers, body))
             }
         }
+    }
+}
+
+/// `host[:port]` as the `Host` header names it: the port only when it is not the scheme's own.
+fn host_port(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let default = match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    };
+    match uri.port_u16() {
+        Some(p) if p != default => format!("{host}:{p}"),
+        _ => host.to_owned(),
     }
 }
 
@@ -387,6 +506,38 @@ fn transport_error(e: reqwest::Error) -> CallError {
 #[cfg(test)]
 mod url_tests {
     use super::*;
+
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_the_scheme_s_own() {
+        let host = |u: &str| host_port(&u.parse::<http::Uri>().unwrap());
+        assert_eq!(
+            host("https://api.partnercenter.microsoft.com/v1"),
+            "api.partnercenter.microsoft.com"
+        );
+        assert_eq!(host("https://example.test:443/v1"), "example.test");
+        assert_eq!(host("http://example.test:80/v1"), "example.test");
+        assert_eq!(host("http://127.0.0.1:18090/v1"), "127.0.0.1:18090");
+        assert_eq!(host("http://[::1]:8080/v1"), "[::1]:8080");
+        assert_eq!(host("https://example.test:8443/pc/v1"), "example.test:8443");
+    }
+
+    #[test]
+    fn a_direct_call_names_its_path_after_the_base_path_and_the_host_apart() {
+        let t = HttpTransport::new("http://127.0.0.1:9/pc/", Duration::from_secs(1)).unwrap();
+        let req = Request {
+            method: Method::Get,
+            path: "/customers/a/profiles/billing".into(),
+            body: None,
+            if_match: None,
+        };
+        let ids = CallIds {
+            request_id: Uuid::nil(),
+            correlation_id: Uuid::nil(),
+        };
+        let call = t.request(&req, ids, "token").unwrap();
+        assert_eq!(call.uri(), "/pc/v1/customers/a/profiles/billing");
+        assert_eq!(call.headers()[http::header::HOST], "127.0.0.1:9");
+    }
 
     #[test]
     fn a_call_url_is_the_base_its_path_and_v1() {
