@@ -42,7 +42,7 @@ impl Listener for RunRecord {
         if let Event::RowFinished(f) = event {
             if !f.known {
                 self.journal
-                    .append(&journal::Record::Row(f.outcome.clone()), false)?;
+                    .append(journal::Record::Row(f.outcome.clone()), false)?;
             }
             let line = encode_line(f.raw.trimmed(self.width), &f.outcome, self.delimiter);
             self.results.write_encoded(&line)?;
@@ -603,7 +603,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         std::process::exit(exit::ABORTED.into());
     }
     if summary.aborted.is_none() {
-        journal.append(&journal::Record::Done, true).map_err(|e| {
+        journal.append(journal::Record::Done, true).map_err(|e| {
             Error::Aborted(format!(
                 "every row has its line, but the journal {} could not be closed: {e}",
                 journal_path.display()

@@ -501,7 +501,7 @@ impl RowApi<'_> {
             correlation_id: self.correlation_id.to_string(),
             call,
         };
-        j.append_durable(&rec).await.map_err(|e| {
+        j.append_durable(rec).await.map_err(|e| {
             // This row's call alone is too large to journal: the row is refused, the run goes on.
             if journal::is_too_large(&e) {
                 return CallError::Invalid {
@@ -531,7 +531,7 @@ impl RowApi<'_> {
             };
             // Not durable: if this line is lost, a resume sends the call again under the same
             // MS-RequestId, which the service answers as the same call.
-            let _ = j.append(&rec, false);
+            let _ = j.append(rec, false);
         }
     }
 
@@ -803,7 +803,7 @@ impl Api for RowApi<'_> {
                 values,
                 extra,
             };
-            let _ = j.append(&rec, false);
+            let _ = j.append(rec, false);
         }
     }
 }

@@ -13,7 +13,11 @@
 //! than collecting more 429s. A 429 for a call sent before the pacer last reacted says nothing new and
 //! is ignored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Keys are tenant ids from the file, hashed on every call: FxHash, not SipHash (no key here is
+// chosen to collide, and a collision costs a probe, not correctness).
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -334,10 +338,10 @@ impl Controller {
             ceiling,
             partner: Gated::new(ceiling),
             customers: Mutex::new(Customers {
-                pacers: HashMap::new(),
+                pacers: HashMap::default(),
                 prune_at: 1024,
             }),
-            recent: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::default()),
         }
     }
 

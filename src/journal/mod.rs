@@ -132,8 +132,8 @@ pub enum Record {
 
 /// Appends records; safe to share between threads and tasks.
 ///
-/// Records go to a buffer; one syncer thread writes the buffer out in one write and, when a record
-/// asked to be durable, fsyncs. Durable records are made durable in groups: while one fsync runs,
+/// Records are queued as they are; one syncer thread turns them into lines (off the thread that runs
+/// the calls), writes them out in one write and, when a record asked to be durable, fsyncs. Durable records are made durable in groups: while one fsync runs,
 /// every record appended meanwhile waits for the next, and that one covers them all. The guarantee
 /// is unchanged: a durable record (a write's intent) is on disk before `append` returns, so before
 /// its call is sent. Other records reach the file within [`FLUSH`], or with the next durable one.
@@ -162,7 +162,8 @@ struct Shared {
 }
 
 struct State {
-    buf: Vec<u8>,
+    /// Records appended and not yet written, in order, each with whether it must be durable.
+    queue: Vec<(Record, bool)>,
     /// Records appended so far.
     appended: u64,
     /// The highest record some caller needs durable.
@@ -177,6 +178,8 @@ struct State {
     idle: bool,
     /// Threads blocked in `wait_synced`.
     blocked: usize,
+    /// Durable records the syncer refused as [`TooLarge`], by number, until their callers look.
+    refused: Vec<u64>,
 }
 
 impl Shared {
@@ -191,10 +194,11 @@ fn error_of(failed: &(io::ErrorKind, String)) -> io::Error {
 
 /// The syncer: writes what was appended, fsyncs when asked, until the journal is closed.
 fn sync_loop(shared: &Shared, mut file: File) {
-    // Two buffers take turns: records go into one while the other is written.
-    let mut spare = Vec::with_capacity(1 << 16);
+    // Two queues take turns: records go into one while the other is written.
+    let mut spare = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(1 << 16);
     loop {
-        let (mut buf, upto, durable) = {
+        let (mut batch, upto, durable) = {
             let mut st = shared.lock();
             // Durable records go at once; others wait up to FLUSH to share a write.
             while st.wanted <= st.synced && !st.closing {
@@ -205,28 +209,37 @@ fn sync_loop(shared: &Shared, mut file: File) {
                     .unwrap_or_else(|e| e.into_inner());
                 st = g;
                 st.idle = false;
-                if waited.timed_out() && !st.buf.is_empty() {
+                if waited.timed_out() && !st.queue.is_empty() {
                     break;
                 }
             }
-            if st.buf.is_empty() && st.wanted <= st.synced && st.closing {
+            if st.queue.is_empty() && st.wanted <= st.synced && st.closing {
                 drop(st);
                 shared.synced_notify.notify_one(); // the pump ends too
                 return;
             }
-            let buf = std::mem::replace(&mut st.buf, std::mem::take(&mut spare));
-            (buf, st.appended, st.wanted > st.synced)
+            let batch = std::mem::replace(&mut st.queue, std::mem::take(&mut spare));
+            (batch, st.appended, st.wanted > st.synced)
         };
+        let first = upto + 1 - batch.len() as u64;
+        let mut refused = Vec::new();
+        buf.clear();
+        for (i, (record, durable)) in batch.drain(..).enumerate() {
+            if !line(&mut buf, &record) && durable {
+                refused.push(first + i as u64);
+            }
+        }
+        spare = batch;
         let mut done = file.write_all(&buf);
         if durable && done.is_ok() {
             done = file.sync_data();
         }
-        buf.clear();
         // A buffer grown by a burst of large records does not stay that large.
-        if buf.capacity() <= 4 << 20 {
-            spare = buf;
+        if buf.capacity() > 4 << 20 {
+            buf = Vec::with_capacity(1 << 16);
         }
         let mut st = shared.lock();
+        st.refused.extend(refused);
         let synced = match done {
             Ok(()) => {
                 st.written = upto;
@@ -260,6 +273,19 @@ fn sync_loop(shared: &Shared, mut file: File) {
     }
 }
 
+/// Adds a record's line to `buf`; false, and nothing added, for a record over [`MAX_LINE`] (never a
+/// line the reader would refuse).
+fn line(buf: &mut Vec<u8>, record: &Record) -> bool {
+    let start = buf.len();
+    let fits = serde_json::to_writer(&mut *buf, record).is_ok() && buf.len() - start <= MAX_LINE;
+    if fits {
+        buf.push(b'\n');
+    } else {
+        buf.truncate(start);
+    }
+    fits
+}
+
 /// Relays the syncer's progress to the tasks waiting for it, from the runtime's own thread.
 async fn pump(shared: std::sync::Arc<Shared>) {
     loop {
@@ -280,7 +306,7 @@ impl Journal {
         let runtime = tokio::runtime::Handle::try_current().ok();
         let shared = std::sync::Arc::new(Shared {
             state: Mutex::new(State {
-                buf: Vec::with_capacity(1 << 16),
+                queue: Vec::with_capacity(1024),
                 appended: 0,
                 wanted: 0,
                 written: 0,
@@ -289,6 +315,7 @@ impl Journal {
                 closing: false,
                 idle: false,
                 blocked: 0,
+                refused: Vec::new(),
             }),
             work: std::sync::Condvar::new(),
             synced_cv: std::sync::Condvar::new(),
@@ -314,7 +341,7 @@ impl Journal {
     /// Starts a new journal (replacing any old one) with the job's header, made durable.
     pub fn create(path: &Path, job: &Job) -> io::Result<Journal> {
         let j = Journal::new(crate::fsafe::create(path, FIX)?, path);
-        j.append(&Record::Run(job.clone()), true)?;
+        j.append(Record::Run(job.clone()), true)?;
         Ok(j)
     }
 
@@ -338,47 +365,37 @@ impl Journal {
         &self.path
     }
 
-    /// Adds one record to the buffer; returns its number. With `durable`, the syncer is told.
-    fn push(&self, record: &Record, durable: bool) -> io::Result<u64> {
-        // Serialized into this thread's scratch buffer: no allocation per record once it has grown.
-        thread_local! {
-            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        LINE.with_borrow_mut(|line| {
-            line.clear();
-            let written = serde_json::to_writer(&mut *line, record).map_err(io::Error::other);
-            let pushed = written.and_then(|()| {
-                // Never a line the reader would refuse.
-                if line.len() > MAX_LINE {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, TooLarge));
-                }
-                line.push(b'\n');
-                self.push_line(line, durable)
-            });
-            // A rare large record does not pin its memory for the rest of the run.
-            if line.capacity() > 64 * 1024 {
-                *line = Vec::new();
-            }
-            pushed
-        })
-    }
-
-    fn push_line(&self, line: &[u8], durable: bool) -> io::Result<u64> {
+    /// Queues one record; returns its number. With `durable`, the syncer is told.
+    fn push(&self, record: Record, durable: bool) -> io::Result<u64> {
         let mut st = self.shared.lock();
         if let Some(f) = &st.failed {
             return Err(error_of(f));
         }
-        st.buf.extend_from_slice(line);
+        st.queue.push((record, durable));
         st.appended += 1;
         let seq = st.appended;
         if durable {
             st.wanted = seq;
             // A busy syncer comes back for it by itself.
             if st.idle {
+                st.idle = false;
                 self.shared.work.notify_one();
             }
         }
         Ok(seq)
+    }
+
+    /// What became of durable record `seq` once the syncer has been past it: written, refused as
+    /// too large (the journal goes on), or the journal failed.
+    fn outcome(st: &mut State, seq: u64) -> io::Result<()> {
+        if let Some(at) = st.refused.iter().position(|r| *r == seq) {
+            st.refused.swap_remove(at);
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, TooLarge));
+        }
+        match &st.failed {
+            Some(f) => Err(error_of(f)),
+            None => Ok(()),
+        }
     }
 
     /// Blocks until record `seq` is on disk (or the syncer has failed).
@@ -393,14 +410,11 @@ impl Journal {
                 .unwrap_or_else(|e| e.into_inner());
             st.blocked -= 1;
         }
-        match &st.failed {
-            Some(f) => Err(error_of(f)),
-            None => Ok(()),
-        }
+        Self::outcome(&mut st, seq)
     }
 
     /// Appends one record; with `durable`, waits until it is on disk.
-    pub fn append(&self, record: &Record, durable: bool) -> io::Result<()> {
+    pub fn append(&self, record: Record, durable: bool) -> io::Result<()> {
         let seq = self.push(record, durable)?;
         if durable {
             self.wait_synced(seq)?;
@@ -421,13 +435,11 @@ impl Journal {
     }
 
     /// Appends one record and waits, without holding a thread, until it is on disk.
-    pub async fn append_durable(&self, record: &Record) -> io::Result<()> {
+    pub async fn append_durable(&self, record: Record) -> io::Result<()> {
         let seq = self.push(record, true)?;
         let mut rx = self.shared.synced_tx.subscribe();
         let _ = rx.wait_for(|s| *s >= seq).await;
-        if let Some(f) = &self.shared.lock().failed {
-            return Err(error_of(f));
-        }
+        Self::outcome(&mut self.shared.lock(), seq)?;
         crate::failpoint::hit("after-journal-append");
         Ok(())
     }
@@ -564,7 +576,7 @@ pub fn open_for_run(
     }
     let cannot = |e| cannot_write(path, e);
     let j = Journal::reopen(path).map_err(cannot)?;
-    j.append(&Record::Resume { retry_failed }, true)
+    j.append(Record::Resume { retry_failed }, true)
         .map_err(cannot)?;
     Ok((j, Some(replay)))
 }
@@ -612,14 +624,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv.journal");
         let j = Journal::create(&p, &job()).unwrap();
-        j.append(&send(1, 1), true).unwrap();
+        j.append(send(1, 1), true).unwrap();
         let answer = Record::Answer {
             row: 1,
             request_id: id(1),
             status: Some(200),
         };
-        j.append(&answer, false).unwrap();
-        j.append(&send(2, 2), true).unwrap();
+        j.append(answer, false).unwrap();
+        j.append(send(2, 2), true).unwrap();
         drop(j);
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(br#"{"t":"answer","row":2,"requ"#).unwrap();
@@ -649,7 +661,7 @@ mod tests {
         big.body = Some(serde_json::json!({"NewNote": {"Text": "x".repeat(MAX_LINE)}}));
         let e = j
             .append(
-                &Record::Send {
+                Record::Send {
                     row: 1,
                     correlation_id: id(2),
                     call: big,
@@ -658,7 +670,7 @@ mod tests {
             )
             .unwrap_err();
         assert!(is_too_large(&e), "{e}");
-        j.append(&send(1, 3), true).expect("the journal goes on");
+        j.append(send(1, 3), true).expect("the journal goes on");
         drop(j);
         assert_eq!(read(&p).unwrap().unanswered.len(), 1);
     }
@@ -679,8 +691,8 @@ mod tests {
                     values: BTreeMap::new(),
                     extra: BTreeMap::from([("notes_with_text".into(), row.into())]),
                 };
-                j.append(&before, false).unwrap();
-                j.append_durable(&send(row, row)).await.unwrap();
+                j.append(before, false).unwrap();
+                j.append_durable(send(row, row)).await.unwrap();
                 let text = std::fs::read_to_string(&p).unwrap();
                 assert!(
                     text.contains(&format!("\"request_id\":\"{}\"", id(row))),
@@ -704,7 +716,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j");
         let j = Journal::create(&p, &job()).unwrap();
-        j.append(&Record::Done, false).unwrap();
+        j.append(Record::Done, false).unwrap();
         drop(j);
         assert!(read(&p).unwrap().done);
     }
@@ -714,7 +726,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j");
         let j = Journal::create(&p, &job()).unwrap();
-        j.append(&Record::Done, false).unwrap();
+        j.append(Record::Done, false).unwrap();
         j.sync().unwrap();
         assert!(
             read(&p).unwrap().done,

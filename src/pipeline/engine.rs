@@ -234,9 +234,9 @@ pub struct Drive {
     emitted: usize,
     /// What rows under way touch (service request, subscription, profile), each with the rows
     /// waiting for it, in input order: rows that touch the same thing run one after another.
-    busy: std::collections::HashMap<String, VecDeque<(u64, Job)>>,
+    busy: rustc_hash::FxHashMap<String, VecDeque<(u64, Job)>>,
     /// What each running row touches, by sequence number.
-    running: std::collections::HashMap<u64, String>,
+    running: rustc_hash::FxHashMap<u64, String>,
 }
 
 impl Drive {
@@ -251,8 +251,8 @@ impl Drive {
         Drive {
             total,
             emitted: 0,
-            busy: std::collections::HashMap::new(),
-            running: std::collections::HashMap::new(),
+            busy: rustc_hash::FxHashMap::default(),
+            running: rustc_hash::FxHashMap::default(),
             items: reading.spawn(),
             dispatcher,
             events,
