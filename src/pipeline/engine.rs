@@ -222,9 +222,11 @@ pub struct Drive {
     dispatcher: Arc<Dispatcher>,
     events: Emitter,
     items: tokio::sync::mpsc::Receiver<Item>,
-    /// Rows being sent, each a task of its own (so rows run on every worker thread), with its slot's
-    /// sequence number; dropping the set cancels them.
-    inflight: tokio::task::JoinSet<(u64, Outcome)>,
+    /// Rows being sent, each a future polled by this one task (not a task each: spawning, joining
+    /// and scheduling a task per row cost more than the row's own work), with its slot's sequence
+    /// number; dropping the set cancels them.
+    inflight:
+        futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, (u64, Outcome)>>,
     /// Rows under way in input order; the first is number `first`.
     slots: VecDeque<Slot>,
     first: u64,
@@ -256,7 +258,7 @@ impl Drive {
             items: reading.spawn(),
             dispatcher,
             events,
-            inflight: tokio::task::JoinSet::new(),
+            inflight: futures::stream::FuturesUnordered::new(),
             slots: VecDeque::new(),
             first: 0,
             threshold,
@@ -272,12 +274,12 @@ impl Drive {
         })));
     }
 
-    /// Starts sending a row, as a task of its own.
+    /// Starts sending a row.
     fn send(&mut self, seq: u64, job: Job) {
         let d = Arc::clone(&self.dispatcher);
         let threshold = self.threshold;
         let (row, line) = (job.row, job.line);
-        self.inflight.spawn(async move {
+        self.inflight.push(Box::pin(async move {
             let run = std::panic::AssertUnwindSafe(d.run_job(job, threshold));
             let o = futures::FutureExt::catch_unwind(run)
                 .await
@@ -292,7 +294,7 @@ impl Drive {
                 )
                 });
             (seq, o)
-        });
+        }));
     }
 
     /// A sent row has finished: the next row waiting for what it touched may start.
@@ -369,12 +371,10 @@ impl Drive {
         loop {
             tokio::select! {
                 biased;
-                Some(joined) = self.inflight.join_next(), if !self.inflight.is_empty() => {
-                    // Tasks catch their own panics and are only aborted by `cut_short`.
-                    if let Ok((seq, o)) = joined {
-                        self.release(seq);
-                        self.done(seq, o)
-                    }
+                Some((seq, o)) = futures::StreamExt::next(&mut self.inflight), if !self.inflight.is_empty() => {
+                    // Rows catch their own panics.
+                    self.release(seq);
+                    self.done(seq, o)
                 }
                 item = self.items.recv(), if reading && self.slots.len() < WINDOW => {
                     match item {
@@ -390,7 +390,7 @@ impl Drive {
     /// Ends a run whose rows in flight did not finish in time: they, and every row not read yet,
     /// get a line all the same (`skipped`).
     pub async fn cut_short(&mut self, message: &str) {
-        self.inflight.abort_all();
+        self.inflight.clear();
         let reason = self.dispatcher.stop.reason().unwrap_or_default();
         // Rows still waiting for a row before them that touched the same thing never started.
         let waiting: std::collections::HashSet<u64> = self
@@ -454,7 +454,7 @@ impl Drive {
     /// Stops at once: the rows that have an outcome get their lines (out of order if an earlier
     /// row is still in flight); rows in flight and rows not read get none.
     pub fn stop_at_once(&mut self) {
-        self.inflight.abort_all();
+        self.inflight.clear();
         while let Some(mut slot) = self.slots.pop_front() {
             if let Some(o) = slot.outcome.take() {
                 self.emit(slot, o);
