@@ -643,7 +643,7 @@ mod tests {
         // A resumed run appends after the torn line; the journal still reads.
         let j = Journal::reopen(&p).unwrap();
         j.append(
-            &Record::Resume {
+            Record::Resume {
                 retry_failed: false,
             },
             true,
