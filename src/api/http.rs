@@ -374,8 +374,10 @@ fn uuid_value(id: Uuid) -> HeaderValue {
     HeaderValue::from_str(s).expect("a UUID is a valid header value")
 }
 
+const MS_CV: HeaderName = HeaderName::from_static("ms-cv");
+
 fn answer(status: http::StatusCode, headers: &http::HeaderMap, body: Vec<u8>) -> Response {
-    let header = |name: &str| {
+    let header = |name: HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -384,8 +386,8 @@ fn answer(status: http::StatusCode, headers: &http::HeaderMap, body: Vec<u8>) ->
     Response {
         status: status.as_u16(),
         body,
-        retry_after: header("Retry-After"),
-        ms_cv: header("MS-CV"),
+        retry_after: header(http::header::RETRY_AFTER),
+        ms_cv: header(MS_CV),
     }
 }
 

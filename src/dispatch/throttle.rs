@@ -382,7 +382,18 @@ impl Controller {
         let now = Instant::now();
         self.partner.pacer().on_success(now);
         if let Some(c) = customer {
-            self.customer(c).pacer().on_success(now);
+            // The pacer the call waited on; none if it was pruned meanwhile, and a success makes
+            // none (it would learn nothing but this one success).
+            let pacer = self
+                .customers
+                .lock()
+                .expect("pacers")
+                .pacers
+                .get(c)
+                .cloned();
+            if let Some(g) = pacer {
+                g.pacer().on_success(now);
+            }
         }
     }
 

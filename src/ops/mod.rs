@@ -291,7 +291,7 @@ pub fn describe_changes<'a>(
     before: &std::collections::BTreeMap<String, String>,
     after: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(256);
     for (col, to) in after {
         let from = before.get(col).map_or("", String::as_str);
         if from == to {
