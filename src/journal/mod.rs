@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -197,6 +198,9 @@ fn sync_loop(shared: &Shared, mut file: File) {
     // Two queues take turns: records go into one while the other is written.
     let mut spare = Vec::with_capacity(1024);
     let mut buf = Vec::with_capacity(1 << 16);
+    // The last fsync: how long it took, when it ended, and how many intents it covered.
+    let (mut last_took, mut last_end, mut last_covered) =
+        (Duration::ZERO, std::time::Instant::now(), 0usize);
     loop {
         let (mut batch, upto, durable) = {
             let mut st = shared.lock();
@@ -218,13 +222,27 @@ fn sync_loop(shared: &Shared, mut file: File) {
                 shared.synced_notify.notify_one(); // the pump ends too
                 return;
             }
+            // Many intents at once, on a disk where an fsync costs: wait for more to share it.
+            let linger = LINGER.saturating_sub(last_end.elapsed());
+            if last_covered >= 2
+                && last_took >= SLOW_SYNC
+                && !linger.is_zero()
+                && !st.closing
+                && st.queue.len() < 512
+            {
+                drop(st);
+                std::thread::sleep(linger);
+                st = shared.lock();
+            }
             let batch = std::mem::replace(&mut st.queue, std::mem::take(&mut spare));
             (batch, st.appended, st.wanted > st.synced)
         };
         let first = upto + 1 - batch.len() as u64;
         let mut refused = Vec::new();
+        let mut covered = 0;
         buf.clear();
         for (i, (record, durable)) in batch.drain(..).enumerate() {
+            covered += usize::from(durable);
             if !line(&mut buf, &record) && durable {
                 refused.push(first + i as u64);
             }
@@ -232,7 +250,10 @@ fn sync_loop(shared: &Shared, mut file: File) {
         spare = batch;
         let mut done = file.write_all(&buf);
         if durable && done.is_ok() {
+            let started = std::time::Instant::now();
             done = file.sync_data();
+            last_end = std::time::Instant::now();
+            (last_took, last_covered) = (last_end - started, covered);
         }
         // A buffer grown by a burst of large records does not stay that large.
         if buf.capacity() > 4 << 20 {
@@ -272,6 +293,14 @@ fn sync_loop(shared: &Shared, mut file: File) {
         }
     }
 }
+
+/// How long the syncer may wait for more intents before an fsync, counted from the end of the last
+/// one, when that one covered several intents and took [`SLOW_SYNC`] or more. Each fsync of a real
+/// disk costs the machine CPU (about a quarter millisecond, most of it in the kernel), and at full
+/// speed an fsync per handful of intents cost more than everything else the run did; the wait adds
+/// at most this much to a write's latency, and only while writes come many at a time.
+const LINGER: Duration = Duration::from_millis(2);
+const SLOW_SYNC: Duration = Duration::from_micros(100);
 
 /// Adds a record's line to `buf`; false, and nothing added, for a record over [`MAX_LINE`] (never a
 /// line the reader would refuse).
