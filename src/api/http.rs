@@ -1,8 +1,9 @@
 //! Sending one call over HTTP with the headers Partner Center expects.
 //!
-//! Calls go out on hyper's pooled HTTP/1.1 client with rustls, with every header built once where it
-//! can be: at tens of thousands of calls a second, reqwest's per-call URL parsing, redirect and retry
-//! layers cost more than the call itself (see the README's wire benchmark). When the environment names
+//! Calls go out on kept HTTP/1.1 connections (hyper's connection API, rustls), with every header built
+//! once where it can be: at tens of thousands of calls a second, reqwest's per-call URL parsing,
+//! redirect and retry layers, and then hyper's own keyed pool, cost more than the call itself (see
+//! the README's wire benchmark). When the environment names
 //! a proxy for the service's address (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`),
 //! the same request goes through reqwest instead, which speaks to proxies. A loopback address is
 //! always reached directly.
