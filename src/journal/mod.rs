@@ -155,10 +155,8 @@ struct Shared {
     synced_cv: std::sync::Condvar,
     /// Tasks waiting for durability watch this (the last record made durable).
     synced_tx: tokio::sync::watch::Sender<u64>,
-    /// Set when a pump task on the runtime relays syncs to `synced_tx`: the syncer then wakes that
-    /// one task per fsync, not every task waiting. A wake from another thread costs the runtime a
-    /// system call each; the pump's wakes are local.
-    pumped: bool,
+    /// Wakes the pump task, which relays syncs to `synced_tx` from the runtime's own thread (see
+    /// `State::pumped`).
     synced_notify: tokio::sync::Notify,
 }
 
@@ -181,6 +179,11 @@ struct State {
     blocked: usize,
     /// Durable records the syncer refused as [`TooLarge`], by number, until their callers look.
     refused: Vec<u64>,
+    /// While a pump task on the runtime relays syncs to `synced_tx`, the syncer wakes that one task
+    /// per fsync, not every task waiting: a wake from another thread costs the runtime a system call
+    /// each; the pump's wakes are local. Cleared when the pump goes (its runtime shut down), after
+    /// which the syncer wakes the waiting tasks itself.
+    pumped: bool,
 }
 
 impl Shared {
@@ -279,9 +282,11 @@ fn sync_loop(shared: &Shared, mut file: File) {
             shared.synced_cv.notify_all();
         }
         let end = st.failed.is_some() && st.closing;
+        // Read under the lock that set `synced`: a pump that goes after this relays it on its way.
+        let pumped = st.pumped;
         drop(st);
         if let Some(synced) = synced {
-            if shared.pumped {
+            if pumped {
                 shared.synced_notify.notify_one();
             } else {
                 shared.synced_tx.send_replace(synced);
@@ -315,8 +320,25 @@ fn line(buf: &mut Vec<u8>, record: &Record) -> bool {
     fits
 }
 
+/// The pump's hold on the journal. However the pump ends (its runtime may drop it, polled or not), it
+/// hands the relaying back to the syncer and relays what is already synced: no waiting task is left
+/// without its wake.
+struct Pumping(std::sync::Arc<Shared>);
+
+impl Drop for Pumping {
+    fn drop(&mut self) {
+        let synced = {
+            let mut st = self.0.lock();
+            st.pumped = false;
+            st.synced
+        };
+        self.0.synced_tx.send_replace(synced);
+    }
+}
+
 /// Relays the syncer's progress to the tasks waiting for it, from the runtime's own thread.
-async fn pump(shared: std::sync::Arc<Shared>) {
+async fn pump(pumping: Pumping) {
+    let shared = &pumping.0;
     loop {
         shared.synced_notify.notified().await;
         let (synced, over) = {
@@ -345,15 +367,15 @@ impl Journal {
                 idle: false,
                 blocked: 0,
                 refused: Vec::new(),
+                pumped: runtime.is_some(),
             }),
             work: std::sync::Condvar::new(),
             synced_cv: std::sync::Condvar::new(),
             synced_tx: tokio::sync::watch::Sender::new(0),
-            pumped: runtime.is_some(),
             synced_notify: tokio::sync::Notify::new(),
         });
         if let Some(rt) = runtime {
-            rt.spawn(pump(std::sync::Arc::clone(&shared)));
+            rt.spawn(pump(Pumping(std::sync::Arc::clone(&shared))));
         }
         let s = std::sync::Arc::clone(&shared);
         let syncer = std::thread::Builder::new()
@@ -738,6 +760,33 @@ mod tests {
         }
         drop(j);
         assert_eq!(read(&p).unwrap().unanswered.len(), 64);
+    }
+
+    #[test]
+    fn a_durable_append_still_returns_once_the_runtime_that_opened_the_journal_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let j = first.block_on(async { Journal::create(&p, &job()).unwrap() });
+        drop(first); // and the task that relayed its fsyncs with it
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        second.block_on(async {
+            // Bounded only so that a lost wake fails the test instead of hanging it.
+            let appended = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                j.append_durable(send(1, 1)),
+            )
+            .await;
+            appended.expect("woken").expect("appended");
+        });
+        drop(j);
+        assert_eq!(read(&p).unwrap().unanswered.len(), 1);
     }
 
     #[test]
