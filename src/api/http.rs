@@ -96,7 +96,9 @@ impl Pool {
             .call(self.origin.clone())
             .await
             .map_err(|e| cannot(&*e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(io)
             .await
             .map_err(|e| cannot(&e))?;
         tokio::spawn(async move {
