@@ -156,6 +156,13 @@ pub fn check_url(what: &str, url: &str) -> Result<String, Error> {
              PCBULK_* variables"
         );
     }
+    // Calls append `/v1/...` to the URL's path: a query or fragment would swallow it.
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        usage!(
+            "{what} must not carry a query (`?...`) or fragment (`#...`): give the service's \
+             address and path only, such as https://api.partnercenter.microsoft.com ({shown})"
+        );
+    }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -187,6 +194,21 @@ mod tests {
             let e = check_url("the base URL", url).unwrap_err().to_string();
             assert!(!e.contains("pw-secret"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_base_url_with_a_query_or_fragment_is_refused_not_sent_without_its_v1() {
+        for url in [
+            "http://127.0.0.1:9/?x=1",
+            "http://127.0.0.1:9?x=1",
+            "http://127.0.0.1:9/#frag",
+            "https://example.test/pc/?x=1",
+            "https://example.test/pc?",
+        ] {
+            let e = check_url("the base URL", url).unwrap_err().to_string();
+            assert!(e.contains("query"), "{url}: {e}");
+        }
+        assert!(check_url("the base URL", "https://example.test/pc/").is_ok());
     }
 
     #[test]
