@@ -144,6 +144,12 @@ pub trait Api: Send + Sync {
         self.resend(req, request_id)
     }
 
+    /// How many times one write may be sent in all (`--max-attempts`, the first included): a write
+    /// sent again after its answer was lost (and a look showed it had not landed) counts too.
+    fn max_sends(&self) -> usize {
+        6
+    }
+
     /// Records what a row found before changing it (by input column), for undo; `extra` holds what
     /// a resume needs beyond columns.
     fn record_before(

@@ -787,6 +787,10 @@ impl Api for RowApi<'_> {
         Box::pin(self.call_with_retries(req, Some(request_id), false))
     }
 
+    fn max_sends(&self) -> usize {
+        self.d.settings.retry.max_attempts as usize
+    }
+
     fn record_before(
         &self,
         values: BTreeMap<String, String>,

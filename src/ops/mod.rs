@@ -373,7 +373,8 @@ pub async fn write_once<C: Change + ?Sized>(
 ) -> Result<(), CallError> {
     let mut look = look_first;
     let mut lost = None;
-    for _ in 0..=LOST_ANSWERS {
+    // Bounded by --max-attempts too: with 1, a write whose answer was lost is not sent again.
+    for _ in 0..api.max_sends().clamp(1, LOST_ANSWERS + 1) {
         if look {
             match change.landed(api, extra).await? {
                 Some(true) => return Ok(()),
@@ -474,6 +475,8 @@ pub(crate) mod fake {
         answers: Mutex<VecDeque<Result<Response, CallError>>>,
         pub sent: Mutex<Vec<Request>>,
         pub before: Mutex<std::collections::BTreeMap<String, String>>,
+        /// `--max-attempts`.
+        pub max_sends: usize,
     }
 
     impl FakeApi {
@@ -482,6 +485,7 @@ pub(crate) mod fake {
                 answers: Mutex::new(answers.into()),
                 sent: Mutex::default(),
                 before: Mutex::default(),
+                max_sends: 6,
             }
         }
     }
@@ -520,6 +524,10 @@ pub(crate) mod fake {
             _id: uuid::Uuid,
         ) -> BoxFuture<'_, Result<Response, CallError>> {
             self.call(req)
+        }
+
+        fn max_sends(&self) -> usize {
+            self.max_sends
         }
 
         fn record_before(

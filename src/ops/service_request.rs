@@ -302,6 +302,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn max_attempts_bounds_the_sends_of_a_note_whose_answers_are_lost() {
+        use crate::ops::fake::{ok, FakeApi};
+        let lost = || {
+            Err(CallError::Transport {
+                message: "the connection dropped".into(),
+                timeout: false,
+            })
+        };
+        let c = UpdateServiceRequest {
+            id: "6".into(),
+            note: Some("n".into()),
+            status: None,
+        };
+        let none = json!({"notes": []});
+        for max in [1, 2, 3] {
+            let mut script = vec![ok(none.clone())];
+            for _ in 0..10 {
+                script.push(lost());
+                script.push(ok(none.clone()));
+            }
+            let mut api = FakeApi::new(script);
+            api.max_sends = max;
+            assert!(matches!(
+                c.apply(&api).await,
+                Err(CallError::Transport { .. })
+            ));
+            let patches = api
+                .sent
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.method == Method::Patch)
+                .count();
+            assert_eq!(patches, max, "--max-attempts {max}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_note_whose_answer_is_lost_is_looked_for_before_it_goes_again() {
         use crate::ops::fake::{ok, FakeApi};
         let lost = || {
