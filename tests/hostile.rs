@@ -28,6 +28,17 @@ struct Hostile {
 
 impl Hostile {
     fn start(script: Box<Script>) -> Hostile {
+        Hostile::serving(script, None)
+    }
+
+    /// A server that closes each connection 2 ms after its first answer, without saying so
+    /// (no `Connection: close`) and without reading what comes meanwhile: a keep-alive timeout
+    /// that strikes as the client reuses the connection.
+    fn closing_soon(script: Box<Script>) -> Hostile {
+        Hostile::serving(script, Some(std::time::Duration::from_millis(2)))
+    }
+
+    fn serving(script: Box<Script>, close_after: Option<std::time::Duration>) -> Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -37,7 +48,7 @@ impl Hostile {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 let (log, script) = (Arc::clone(&log), Arc::clone(&script));
-                std::thread::spawn(move || serve(conn, &log, &*script));
+                std::thread::spawn(move || serve(conn, &log, &*script, close_after));
             }
         });
         Hostile { url, seen }
@@ -48,8 +59,14 @@ impl Hostile {
     }
 }
 
-/// Serves one connection, request after request (keep-alive), until the client closes it.
-fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
+/// Serves one connection, request after request (keep-alive), until the client closes it; with
+/// `close_after`, closes it that long after the first answer.
+fn serve(
+    conn: TcpStream,
+    log: &Mutex<Vec<Seen>>,
+    script: &Script,
+    close_after: Option<std::time::Duration>,
+) {
     let mut out = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     loop {
@@ -91,6 +108,13 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script) {
         if out.write_all(script(&seen, n).as_bytes()).is_err() {
             return;
         }
+        if let Some(after) = close_after {
+            // The server's behaviour, not a wait of the test's: the connection dies this long
+            // after its answer, whatever the client sends meanwhile.
+            std::thread::sleep(after);
+            let _ = out.shutdown(std::net::Shutdown::Both);
+            return;
+        }
     }
 }
 
@@ -120,6 +144,39 @@ fn apply(url: &str, input: &std::path::Path, extra: &[&str]) -> std::process::Ou
         .env("PCBULK_ACCESS_TOKEN", "hostile-test-token")
         .output()
         .unwrap()
+}
+
+#[test]
+fn a_service_closing_kept_connections_soon_after_each_answer_fails_no_row_and_gets_each_write_once()
+{
+    let hostile = Hostile::closing_soon(Box::new(|seen, _| match seen.method.as_str() {
+        "GET" => answer("200 OK", &[], CONTACT),
+        _ => answer("200 OK", &[], "{}"),
+    }));
+    let w = Workdir::new();
+    let rows = 150;
+    let input = w.write("in.csv", contacts_csv(rows));
+    let out = apply(
+        &hostile.url,
+        &input,
+        &["--rate", "1000", "--concurrency", "4"],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let results = results(&w.path("in.results.csv"));
+    assert_eq!(results.len(), rows);
+    assert!(
+        results.iter().all(|r| r["status"] == "succeeded"),
+        "{results:?}"
+    );
+    let mut puts = std::collections::BTreeMap::<String, usize>::new();
+    for s in hostile.seen().into_iter().filter(|s| s.method == "PUT") {
+        *puts.entry(s.path).or_default() += 1;
+    }
+    assert_eq!(puts.len(), rows, "one PUT reached the service for each row");
+    assert!(
+        puts.values().all(|n| *n == 1),
+        "a write went twice: {puts:?}"
+    );
 }
 
 #[test]

@@ -63,24 +63,43 @@ struct Pool {
     /// Where connections go (scheme and authority).
     origin: http::Uri,
     idle: Mutex<Vec<(Sender, std::time::Instant)>>,
+    /// Until when calls go on new connections only: set when the service closed a kept connection
+    /// under a call, which a service that closes connections soon after each answer (without
+    /// saying so) would do to every kept one.
+    fresh_until: Mutex<Option<std::time::Instant>>,
 }
 
+/// How long calls go on new connections only after a kept one failed under a call.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
 impl Pool {
-    /// A connection that is ready for a call: an idle one, else a new one.
-    async fn checkout(&self) -> Result<Sender, CallError> {
+    /// A connection that is ready for a call: an idle one (`true`: kept), else a new one.
+    async fn checkout(&self) -> Result<(Sender, bool), CallError> {
+        let fresh_until = *self.fresh_until.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh_until.is_some_and(|t| std::time::Instant::now() < t) {
+            return Ok((self.connect().await?, false));
+        }
         loop {
             let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match kept {
                 Some((mut sender, since)) if since.elapsed() < IDLE => {
                     if sender.ready().await.is_ok() {
-                        return Ok(sender);
+                        return Ok((sender, true));
                     }
                     // Closed by the service meanwhile: the next one.
                 }
                 Some(_) => {}
-                None => return self.connect().await,
+                None => return Ok((self.connect().await?, false)),
             }
         }
+    }
+
+    /// Closes every idle connection: after one the service closed under a call, the others, as old,
+    /// are likely closed too.
+    fn forget_idle(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.fresh_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now() + FRESH_FOR);
     }
 
     async fn connect(&self) -> Result<Sender, CallError> {
@@ -116,31 +135,63 @@ impl Pool {
         }
     }
 
-    /// Sends one call and reads its answer. A call that a kept connection could not take (closed
-    /// before the request was written) goes on a new one: it was not sent.
-    async fn exchange(&self, mut call: http::Request<Full<Bytes>>) -> Result<Response, CallError> {
-        let mut fresh = false;
+    /// Sends one call and reads its answer (on a new connection with `fresh`). A call that a kept
+    /// connection could not take (closed before the request was written) goes on a new one: it was
+    /// not sent. A call a kept connection lost without an answer is [`Failed::on_kept`]: the
+    /// service may have closed it as the call went out (a keep-alive timeout), so a read is sent
+    /// again on a new connection by the caller; a write is left to the dispatcher, which looks
+    /// before it sends again.
+    async fn exchange(
+        &self,
+        mut call: http::Request<Full<Bytes>>,
+        mut fresh: bool,
+    ) -> Result<Response, Failed> {
         let (resp, sender) = loop {
-            let mut sender = if fresh {
-                self.connect().await?
+            let (mut sender, kept) = if fresh {
+                (self.connect().await?, false)
             } else {
                 self.checkout().await?
             };
             match sender.try_send_request(call).await {
                 Ok(resp) => break (resp, sender),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => {
-                        call = unsent;
-                        fresh = true;
+                Err(mut e) => {
+                    if kept {
+                        self.forget_idle();
                     }
-                    _ => return Err(describe("the connection failed", e.error())),
-                },
+                    match e.take_message() {
+                        Some(unsent) if !fresh => {
+                            call = unsent;
+                            fresh = true;
+                        }
+                        _ => {
+                            return Err(Failed {
+                                error: describe("the connection failed", e.error()),
+                                on_kept: kept,
+                            })
+                        }
+                    }
+                }
             }
         };
         let (parts, body) = resp.into_parts();
         let body = read_bounded(body).await?;
         self.checkin(sender);
         Ok(answer(parts.status, &parts.headers, body))
+    }
+}
+
+/// A call that failed, and whether it failed on a kept connection without an answer.
+struct Failed {
+    error: CallError,
+    on_kept: bool,
+}
+
+impl From<CallError> for Failed {
+    fn from(error: CallError) -> Self {
+        Failed {
+            error,
+            on_kept: false,
+        }
     }
 }
 
@@ -226,6 +277,7 @@ impl HttpTransport {
                 connector: https,
                 origin,
                 idle: Mutex::new(Vec::new()),
+                fresh_until: Mutex::new(None),
             }))
         };
         let host = match &wire {
@@ -342,9 +394,9 @@ impl HttpTransport {
         Ok(out)
     }
 
-    async fn exchange(&self, call: http::Request<Bytes>) -> Result<Response, CallError> {
+    async fn exchange(&self, call: http::Request<Bytes>) -> Result<Response, Failed> {
         match &self.wire {
-            Wire::Direct(pool) => pool.exchange(call.map(Full::new)).await,
+            Wire::Direct(pool) => pool.exchange(call.map(Full::new), false).await,
             Wire::Proxied(client) => {
                 let call = reqwest::Request::try_from(call.map(reqwest::Body::from))
                     .map_err(transport_error)?;
@@ -407,7 +459,24 @@ impl Transport for HttpTransport {
     ) -> BoxFuture<'a, Result<Response, CallError>> {
         Box::pin(async move {
             let call = self.request(req, ids, token)?;
-            match tokio::time::timeout(self.timeout, self.exchange(call)).await {
+            let exchange = async {
+                match self.exchange(call).await {
+                    // A read lost on a kept connection goes once more, on a new one: reading
+                    // twice changes nothing, and the service may have closed the connection as
+                    // the read went out.
+                    Err(f) if f.on_kept && req.method == Method::Get => match &self.wire {
+                        Wire::Direct(pool) => {
+                            let again = self.request(req, ids, token)?;
+                            pool.exchange(again.map(Full::new), true)
+                                .await
+                                .map_err(|f| f.error)
+                        }
+                        Wire::Proxied(_) => Err(f.error),
+                    },
+                    answer => answer.map_err(|f| f.error),
+                }
+            };
+            match tokio::time::timeout(self.timeout, exchange).await {
                 Ok(answer) => answer,
                 Err(_) => Err(CallError::Transport {
                     message: "the call timed out".into(),
