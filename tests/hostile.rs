@@ -270,6 +270,44 @@ fn a_token_the_service_echoes_and_its_escape_codes_reach_neither_results_nor_ter
 }
 
 #[test]
+fn an_answer_that_declares_a_huge_length_is_refused_without_waiting_for_it() {
+    // Ten gigabytes announced, none sent: waiting would end only at --timeout, as "timed out".
+    let hostile = Hostile::start(Box::new(|_, _| {
+        "HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\nContent-Type: application/json\r\n\r\n"
+            .to_owned()
+    }));
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(
+        &hostile.url,
+        &input,
+        &["--max-attempts", "1", "--timeout", "600"],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error_message"].contains("larger than 1 MiB"),
+        "{:?}",
+        rows[0]
+    );
+}
+
+#[test]
+fn a_connection_closed_without_an_answer_says_so() {
+    // The service reads the request and hangs up: the row's message says what hyper saw.
+    let hostile = Hostile::closing_soon(Box::new(|_, _| String::new()));
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &["--max-attempts", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    let message = &rows[0]["error_message"];
+    assert!(message.starts_with("the connection failed ("), "{message}");
+}
+
+#[test]
 fn an_answer_too_large_to_be_partner_center_s_is_not_read_whole() {
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(3 << 20));
     let hostile = Hostile::start(Box::new(move |_, _| answer("200 OK", &[], &huge)));

@@ -174,6 +174,15 @@ impl Pool {
             }
         };
         let (parts, body) = resp.into_parts();
+        // An answer that says it is too large is refused before it is waited for.
+        let declared = parts.headers.get(http::header::CONTENT_LENGTH);
+        if declared
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > MAX_BODY as u64)
+        {
+            return Err(too_large().into());
+        }
         let body = read_bounded(body).await?;
         self.checkin(sender);
         Ok(answer(parts.status, &parts.headers, body))
@@ -538,6 +547,13 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
     while let Some(s) = src {
         cause = s.to_string();
         src = s.source();
+    }
+    // hyper's own words when nothing lies under them ("connection closed before message
+    // completed"): they name no address and no header. reqwest's would name the URL.
+    if cause.is_empty() {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            cause = h.to_string();
+        }
     }
     let message = if cause.is_empty() {
         kind.to_owned()
