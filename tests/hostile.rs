@@ -294,9 +294,9 @@ fn an_answer_that_declares_a_huge_length_is_refused_without_waiting_for_it() {
 }
 
 #[test]
-fn a_connection_closed_without_an_answer_says_so() {
-    // The service reads the request and hangs up: the row's message says what hyper saw.
-    let hostile = Hostile::closing_soon(Box::new(|_, _| String::new()));
+fn an_answer_that_is_not_http_says_what_was_wrong_with_it() {
+    // The service answers with bytes that are not HTTP: the row's message says what hyper saw.
+    let hostile = Hostile::start(Box::new(|_, _| "HELLO THERE\r\n\r\n".to_owned()));
     let w = Workdir::new();
     let input = one_contact_row(&w);
     let out = apply(&hostile.url, &input, &["--max-attempts", "1"]);

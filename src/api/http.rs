@@ -548,13 +548,6 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
         cause = s.to_string();
         src = s.source();
     }
-    // hyper's own words when nothing lies under them ("connection closed before message
-    // completed"): they name no address and no header. reqwest's would name the URL.
-    if cause.is_empty() {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            cause = h.to_string();
-        }
-    }
     let message = if cause.is_empty() {
         kind.to_owned()
     } else {
