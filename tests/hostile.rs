@@ -146,6 +146,18 @@ fn apply(url: &str, input: &std::path::Path, extra: &[&str]) -> std::process::Ou
         .unwrap()
 }
 
+/// The one row of a run that must have failed (exit 1), as the results file has it.
+fn the_failed_row(
+    out: &std::process::Output,
+    w: &Workdir,
+) -> std::collections::BTreeMap<String, String> {
+    assert_eq!(code(out), 1, "{}", text(out));
+    let mut rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "failed");
+    rows.remove(0)
+}
+
 #[test]
 fn a_service_closing_kept_connections_soon_after_each_answer_fails_no_row_and_gets_each_write_once()
 {
@@ -283,13 +295,10 @@ fn an_answer_that_declares_a_huge_length_is_refused_without_waiting_for_it() {
         &input,
         &["--max-attempts", "1", "--timeout", "600"],
     );
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    let rows = results(&w.path("in.results.csv"));
-    assert_eq!(rows[0]["status"], "failed");
+    let row = the_failed_row(&out, &w);
     assert!(
-        rows[0]["error_message"].contains("larger than 1 MiB"),
-        "{:?}",
-        rows[0]
+        row["error_message"].contains("larger than 1 MiB"),
+        "{row:?}"
     );
 }
 
@@ -300,10 +309,8 @@ fn an_answer_that_is_not_http_says_what_was_wrong_with_it() {
     let w = Workdir::new();
     let input = one_contact_row(&w);
     let out = apply(&hostile.url, &input, &["--max-attempts", "1"]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    let rows = results(&w.path("in.results.csv"));
-    assert_eq!(rows[0]["status"], "failed");
-    let message = &rows[0]["error_message"];
+    let row = the_failed_row(&out, &w);
+    let message = &row["error_message"];
     assert!(message.starts_with("the connection failed ("), "{message}");
 }
 
@@ -314,13 +321,10 @@ fn an_answer_too_large_to_be_partner_center_s_is_not_read_whole() {
     let w = Workdir::new();
     let input = one_contact_row(&w);
     let out = apply(&hostile.url, &input, &["--max-attempts", "1"]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    let rows = results(&w.path("in.results.csv"));
-    assert_eq!(rows[0]["status"], "failed");
+    let row = the_failed_row(&out, &w);
     assert!(
-        rows[0]["error_message"].contains("larger than 1 MiB"),
-        "{:?}",
-        rows[0]
+        row["error_message"].contains("larger than 1 MiB"),
+        "{row:?}"
     );
 }
 

@@ -301,20 +301,27 @@ mod tests {
         assert_eq!(api.sent.lock().unwrap()[1].method.as_str(), "PATCH");
     }
 
-    #[tokio::test]
-    async fn max_attempts_bounds_the_sends_of_a_note_whose_answers_are_lost() {
-        use crate::ops::fake::{ok, FakeApi};
-        let lost = || {
-            Err(CallError::Transport {
-                message: "the connection dropped".into(),
-                timeout: false,
-            })
-        };
-        let c = UpdateServiceRequest {
+    /// An answer lost on the way back.
+    fn lost() -> Result<crate::api::Response, CallError> {
+        Err(CallError::Transport {
+            message: "the connection dropped".into(),
+            timeout: false,
+        })
+    }
+
+    /// A row that adds the note "n" to request 6.
+    fn note_n() -> UpdateServiceRequest {
+        UpdateServiceRequest {
             id: "6".into(),
             note: Some("n".into()),
             status: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn max_attempts_bounds_the_sends_of_a_note_whose_answers_are_lost() {
+        use crate::ops::fake::{ok, FakeApi};
+        let c = note_n();
         let none = json!({"notes": []});
         for max in [1, 2, 3] {
             let mut script = vec![ok(none.clone())];
@@ -342,17 +349,7 @@ mod tests {
     #[tokio::test]
     async fn a_note_whose_answer_is_lost_is_looked_for_before_it_goes_again() {
         use crate::ops::fake::{ok, FakeApi};
-        let lost = || {
-            Err(CallError::Transport {
-                message: "the connection dropped".into(),
-                timeout: false,
-            })
-        };
-        let c = UpdateServiceRequest {
-            id: "6".into(),
-            note: Some("n".into()),
-            status: None,
-        };
+        let c = note_n();
         let none = json!({"notes": []});
         // Lost, and the note is there: it went in; the PATCH is not sent again.
         let api = FakeApi::new(vec![
