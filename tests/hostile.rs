@@ -28,17 +28,17 @@ struct Hostile {
 
 impl Hostile {
     fn start(script: Box<Script>) -> Hostile {
-        Hostile::serving(script, None)
+        Hostile::serving(script, false)
     }
 
-    /// A server that closes each connection 2 ms after its first answer, without saying so
-    /// (no `Connection: close`) and without reading what comes meanwhile: a keep-alive timeout
-    /// that strikes as the client reuses the connection.
+    /// A server that answers one call per connection without saying so (no `Connection: close`)
+    /// and hangs up, unanswered, on whatever the client sends next on it: a keep-alive timeout
+    /// that strikes just as the client reuses the connection.
     fn closing_soon(script: Box<Script>) -> Hostile {
-        Hostile::serving(script, Some(std::time::Duration::from_millis(2)))
+        Hostile::serving(script, true)
     }
 
-    fn serving(script: Box<Script>, close_after: Option<std::time::Duration>) -> Hostile {
+    fn serving(script: Box<Script>, one_per_connection: bool) -> Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -48,7 +48,7 @@ impl Hostile {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 let (log, script) = (Arc::clone(&log), Arc::clone(&script));
-                std::thread::spawn(move || serve(conn, &log, &*script, close_after));
+                std::thread::spawn(move || serve(conn, &log, &*script, one_per_connection));
             }
         });
         Hostile { url, seen }
@@ -60,13 +60,9 @@ impl Hostile {
 }
 
 /// Serves one connection, request after request (keep-alive), until the client closes it; with
-/// `close_after`, closes it that long after the first answer.
-fn serve(
-    conn: TcpStream,
-    log: &Mutex<Vec<Seen>>,
-    script: &Script,
-    close_after: Option<std::time::Duration>,
-) {
+/// `one_per_connection`, hangs up when the next request starts to arrive after the first answer
+/// (the request is neither answered nor logged: the service never took it).
+fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>, script: &Script, one_per_connection: bool) {
     let mut out = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     loop {
@@ -108,10 +104,9 @@ fn serve(
         if out.write_all(script(&seen, n).as_bytes()).is_err() {
             return;
         }
-        if let Some(after) = close_after {
-            // The server's behaviour, not a wait of the test's: the connection dies this long
-            // after its answer, whatever the client sends meanwhile.
-            std::thread::sleep(after);
+        if one_per_connection {
+            let mut next = [0u8; 1];
+            let _ = r.read(&mut next);
             let _ = out.shutdown(std::net::Shutdown::Both);
             return;
         }
