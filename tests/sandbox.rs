@@ -44,11 +44,11 @@ fn path_words_match_in_any_case_ids_exactly_and_answers_echo_the_ids() {
     );
     assert!(r.headers().contains_key("MS-CV"));
     assert_eq!(Sandbox::json(r)["supportMpnId"], "1000001");
-    // An id is opaque: one written in another case names nothing.
+    // An id is opaque: one written in another case names no customer of the partner (20002).
     let other_case = billing_path(&CONTOSO.to_uppercase());
     assert_eq!(
         sb.call("GET", &other_case, None, &[]).unwrap().status(),
-        404
+        403
     );
     assert_eq!(
         sb.call("GET", &billing_path(CONTOSO), None, &[])
@@ -66,7 +66,7 @@ fn error_bodies_for_what_the_service_refuses() {
         (contact_path(), json!({"SupportTenantId": TREY_TENANT, "SupportMpnId": "5555555", "Name": "Nobody"}), 404, json!("800015")),
         (format!("/customers/{FABRIKAM}/subscriptions/d0000002-0000-4000-8000-000000000022/supportcontact"), trey(), 400, json!(800002)),
         (format!("/customers/{CONTOSO}/subscriptions/d0000002-0000-4000-8000-000000000021/supportcontact"), trey(), 404, json!("20003")),
-        (format!("/customers/c0000009-0000-4000-8000-000000000009/subscriptions/{SUB_11}/supportcontact"), trey(), 404, json!("20002")),
+        (format!("/customers/c0000009-0000-4000-8000-000000000009/subscriptions/{SUB_11}/supportcontact"), trey(), 403, json!(20002)),
     ];
     for (path, body, status, code) in cases {
         let r = sb.call("PUT", &path, Some(body), &[]).unwrap();
@@ -147,7 +147,8 @@ fn with_no_replay_a_repeated_request_id_is_applied_again() {
 
 #[test]
 fn token_bucket_throttles_with_retry_after_and_the_429_body() {
-    let sb = Sandbox::start(&["--rate", "2", "--burst", "3"]);
+    // Refused calls free, so every Retry-After is the same second.
+    let sb = Sandbox::start(&["--rate", "2", "--burst", "3", "--free-429s"]);
     let statuses: Vec<u16> = (0..8)
         .map(|_| {
             let r = sb.call("GET", "/profiles/support", None, &[]).unwrap();
@@ -209,8 +210,10 @@ fn fixed_window_says_to_come_back_when_the_window_ends() {
 
 #[test]
 fn retry_after_can_be_an_http_date() {
-    // 0.02 calls/s over 60 s windows: one call per window.
-    let sb = Sandbox::start(&["--rate", "0.02", "--window", "60", "--retry-after-date"]);
+    // 0.04 calls/s over 60 s windows: two calls per window, and the refused third one owed by
+    // the next window, which still admits one.
+    let sb = Sandbox::start(&["--rate", "0.04", "--window", "60", "--retry-after-date"]);
+    sb.call("GET", "/profiles/support", None, &[]).unwrap();
     sb.call("GET", "/profiles/support", None, &[]).unwrap();
     let r = sb.call("GET", "/profiles/support", None, &[]).unwrap();
     assert_eq!(r.status(), 429);
@@ -407,8 +410,8 @@ fn etag_churn_makes_a_fresh_etag_stale() {
 }
 
 #[test]
-fn a_billing_put_is_a_full_replacement_and_dropped_fields_are_flagged() {
-    let sb = Sandbox::start(&[]);
+fn with_partial_bodies_a_billing_put_wipes_what_it_leaves_out_and_is_flagged() {
+    let sb = Sandbox::start(&["--partial-bodies"]);
     let mut profile = Sandbox::json(sb.call("GET", &billing_path(NORTHWIND), None, &[]).unwrap());
     let etag = format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap());
     profile.as_object_mut().unwrap().remove("middleName");
@@ -473,7 +476,7 @@ fn protocol_violations_are_counted_and_refused_where_the_service_would() {
         .status(),
         400
     );
-    // A support-profile PUT that is not the full resource: counted, and the missing fields are lost.
+    // A support-profile PUT that is not the full resource: counted, and refused.
     assert_eq!(
         sb.call(
             "PUT",
@@ -483,9 +486,9 @@ fn protocol_violations_are_counted_and_refused_where_the_service_would() {
         )
         .unwrap()
         .status(),
-        200
+        400
     );
-    assert!(sb.state()["supportProfile"]["telephone"].is_null());
+    assert_eq!(sb.state()["supportProfile"]["telephone"], "+1 425 555 0199");
     // A PUT without Content-Type: counted.
     sb.call(
         "PUT",
