@@ -341,6 +341,58 @@ mod tests {
     }
 
     #[test]
+    fn refused_calls_put_a_bucket_in_debt_bounded_by_a_minute() {
+        let t0 = Instant::now();
+        let shape = Throttle::Bucket {
+            rate: 1.0,
+            burst: 1.0,
+        };
+        let mut free = Limiter::new(shape, t0);
+        let mut counting = Limiter::new(shape, t0).counting_refused(true);
+        assert!(free.admit(t0).is_ok() && counting.admit(t0).is_ok());
+        for _ in 0..1000 {
+            assert_eq!(free.admit(t0).unwrap_err(), Duration::from_secs(1));
+            let _ = counting.admit(t0);
+        }
+        let owed = counting.admit(t0).unwrap_err();
+        assert_eq!(
+            owed,
+            Duration::from_secs(61),
+            "one minute of debt at most, plus the call"
+        );
+        assert!(free.admit(t0 + Duration::from_secs(1)).is_ok());
+        assert!(counting.admit(t0 + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn refused_calls_in_a_window_are_owed_by_the_next_one() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let mut l = Limiter::new(
+            Throttle::Window {
+                limit: 2,
+                window: w,
+            },
+            t0,
+        )
+        .counting_refused(true);
+        assert!(l.admit(t0).is_ok() && l.admit(t0).is_ok());
+        assert_eq!(
+            l.admit(t0).unwrap_err(),
+            w,
+            "owes one call of the next window"
+        );
+        assert_eq!(
+            l.admit(t0).unwrap_err(),
+            w * 2,
+            "the next window is spent too"
+        );
+        assert_eq!(l.admit(t0).unwrap_err(), w * 2, "and no more is owed");
+        assert!(l.admit(t0 + w).is_err(), "the next window starts full");
+        assert!(l.admit(t0 + w * 2).is_ok());
+    }
+
+    #[test]
     fn etag_churn_depends_on_seed_customer_and_version_not_on_call_order() {
         let knobs = Knobs {
             etag_churn: 0.5,
