@@ -28,65 +28,11 @@ pub(super) fn put_billing(
     h: &HeaderMap,
     b: &Value,
 ) -> Result<Answer, Answer> {
-    let Some(customer) = t.customers.get(c) else {
+    if !t.customers.contains_key(c) {
         return Err(customer_not_found(c));
-    };
-    let current = etag_text(c, customer.etag);
-    let raw_if_match = header(h, "If-Match");
-    if s.opts.rules.quoted_if_match && raw_if_match.is_some_and(|v| !is_entity_tag(v)) {
-        return Err(error(
-            400,
-            800002,
-            "If-Match must be a quoted ETag, e.g. If-Match: \"<etag>\"",
-        ));
     }
-    let if_match = raw_if_match.map(|v| v.trim_matches('"').to_owned());
-    let body_etag = field(b, "Attributes")
-        .and_then(|a| text(a, "Etag"))
-        .map(|e| e.trim_matches('"').to_owned());
-    if if_match.is_none() && body_etag.is_none() {
-        s.violation(format!(
-            "PUT billingprofile {c}: no ETag (If-Match or Attributes.Etag)"
-        ));
-        return Err(error(
-            400,
-            800002,
-            "An ETag is required: send If-Match with the profile's etag",
-        ));
-    }
-    if if_match.is_none() {
-        s.violation(format!("PUT billingprofile {c}: If-Match missing"));
-    }
-    let mut faults = s.faults.lock().unwrap();
-    let churned = faults.churn(c, t.customers[c].etag);
-    let current = if churned {
-        // Someone else edited the profile just now: the etag the client holds is stale.
-        let customer = t.customers.get_mut(c).expect("checked above");
-        customer.etag += 1;
-        etag_text(c, customer.etag)
-    } else {
-        current
-    };
-    let stale = [&if_match, &body_etag]
-        .iter()
-        .any(|e| e.as_deref().is_some_and(|e| e != current));
-    let as_412 = stale && faults.stale_as_412();
-    drop(faults);
-    if churned {
-        s.fault("etagChurn");
-    }
-    if stale {
-        s.fault("staleEtag");
-        let status = if as_412 {
-            StatusCode::PRECONDITION_FAILED
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        return Err((
-            status,
-            json!({"code": 2055, "description": "Etag is no longer valid", "data": [], "source": "PartnerFD"}),
-        ));
-    }
+    let (if_match, body_etag) = etags_sent(s, c, h, b)?;
+    check_fresh(s, t, c, &if_match, &body_etag)?;
     let customer = t.customers.get(c).expect("checked above");
     let mut new = camel(b);
     let obj = new.as_object_mut().expect("body is an object");
@@ -122,6 +68,79 @@ pub(super) fn put_billing(
     customer.etag += 1;
     t.changes.push(format!("billing profile of {c}: {diff}"));
     Ok((StatusCode::OK, t.billing_view(c).expect("exists")))
+}
+
+/// The ETags a PUT carries (If-Match and `Attributes.Etag`, unquoted), refusing a PUT with none
+/// and, under the rule, an If-Match that is not a quoted ETag.
+fn etags_sent(
+    s: &Shared,
+    c: &str,
+    h: &HeaderMap,
+    b: &Value,
+) -> Result<(Option<String>, Option<String>), Answer> {
+    let raw_if_match = header(h, "If-Match");
+    if s.opts.rules.quoted_if_match && raw_if_match.is_some_and(|v| !is_entity_tag(v)) {
+        return Err(error(
+            400,
+            800002,
+            "If-Match must be a quoted ETag, e.g. If-Match: \"<etag>\"",
+        ));
+    }
+    let if_match = raw_if_match.map(|v| v.trim_matches('"').to_owned());
+    let body_etag = field(b, "Attributes")
+        .and_then(|a| text(a, "Etag"))
+        .map(|e| e.trim_matches('"').to_owned());
+    if if_match.is_none() && body_etag.is_none() {
+        s.violation(format!(
+            "PUT billingprofile {c}: no ETag (If-Match or Attributes.Etag)"
+        ));
+        return Err(error(
+            400,
+            800002,
+            "An ETag is required: send If-Match with the profile's etag",
+        ));
+    }
+    if if_match.is_none() {
+        s.violation(format!("PUT billingprofile {c}: If-Match missing"));
+    }
+    Ok((if_match, body_etag))
+}
+
+/// Refuses ETags that are not the profile's current one (412, or 400 with 2055), after letting
+/// ETag churn edit the profile first.
+fn check_fresh(
+    s: &Shared,
+    t: &mut Tenant,
+    c: &str,
+    if_match: &Option<String>,
+    body_etag: &Option<String>,
+) -> Result<(), Answer> {
+    let customer = t.customers.get_mut(c).expect("checked by the caller");
+    let mut faults = s.faults.lock().unwrap();
+    if faults.churn(c, customer.etag) {
+        // Someone else edited the profile just now: the etag the client holds is stale.
+        customer.etag += 1;
+        s.fault("etagChurn");
+    }
+    let current = etag_text(c, customer.etag);
+    let stale = [if_match, body_etag]
+        .iter()
+        .any(|e| e.as_deref().is_some_and(|e| e != current));
+    let as_412 = stale && faults.stale_as_412();
+    drop(faults);
+    if stale {
+        s.fault("staleEtag");
+        let status = if as_412 {
+            StatusCode::PRECONDITION_FAILED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        return Err((
+            status,
+            json!({"code": 2055, "description": "Etag is no longer valid", "data": [], "source": "PartnerFD"}),
+        ));
+    }
+    Ok(())
 }
 
 /// An If-Match value as RFC 9110 has it: `*`, or entity tags, each quoted (`"x"` or `W/"x"`).

@@ -30,26 +30,8 @@ pub(super) async fn api(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let kind = match authorize(s, h, &ids) {
-        Ok(kind) => kind,
-        Err(resp) => {
-            count(s, method, route, 401);
-            return *resp;
-        }
-    };
-    if let Err((st, b)) = permitted(s, kind, route, rest) {
-        count(s, method, route, st.as_u16());
-        return reply(st, b, &ids, false);
-    }
-    let customer = match rest {
-        ["customers", c, ..] => Some(*c),
-        _ => None,
-    };
-    let admitted = s.faults.lock().unwrap().admit(customer);
-    if let Err(wait) = admitted {
-        s.stats.lock().unwrap().throttled += 1;
-        count(s, method, route, 429);
-        return throttled(s, wait, &ids);
+    if let Err(refused) = gate(s, method, route, rest, h, &ids) {
+        return *refused;
     }
     check_headers(s, method, route, h);
     let (fate, bom) = s.faults.lock().unwrap().fate();
@@ -84,6 +66,34 @@ pub(super) async fn api(
             reply(status, answer, &ids, bom)
         }
     }
+}
+
+/// The gate before a call is served: a valid token, of a kind that may reach this route and
+/// customer, within the throttling limits.
+fn gate(
+    s: &Shared,
+    method: &Method,
+    route: &'static str,
+    rest: &[&str],
+    h: &HeaderMap,
+    ids: &CallIds,
+) -> Result<(), Box<Response>> {
+    let kind = authorize(s, h, ids).inspect_err(|_| count(s, method, route, 401))?;
+    if let Err((st, b)) = permitted(s, kind, route, rest) {
+        count(s, method, route, st.as_u16());
+        return Err(Box::new(reply(st, b, ids, false)));
+    }
+    let customer = match rest {
+        ["customers", c, ..] => Some(*c),
+        _ => None,
+    };
+    let admitted = s.faults.lock().unwrap().admit(customer);
+    if let Err(wait) = admitted {
+        s.stats.lock().unwrap().throttled += 1;
+        count(s, method, route, 429);
+        return Err(Box::new(throttled(s, wait, ids)));
+    }
+    Ok(())
 }
 
 /// What a token of this kind may reach: app-only tokens only the billing profile (900329), and

@@ -63,35 +63,11 @@ pub(super) fn authorize(
 
 pub(super) fn token_endpoint(s: &Shared, body: &Bytes) -> Response {
     let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-    let refusal = |error: &str, description: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(
-                json!({"error": error, "error_description": description, "error_codes": [70000]}),
-            ),
-        )
-            .into_response()
-    };
-    match form.get("grant_type").map(String::as_str) {
-        Some("refresh_token") => {}
-        Some("client_credentials") if form.contains_key("client_id") => {
-            return app_only_grant(s);
-        }
-        Some("client_credentials") => {
-            return refusal(
-                "invalid_request",
-                "AADSTS900144: The request body must contain the parameter: 'client_id'.",
-            );
-        }
-        _ => {
-            return refusal(
-                "unsupported_grant_type",
-                "AADSTS70003: The sandbox supports the refresh_token and client_credentials grants.",
-            );
-        }
+    if let Some(other) = other_grant(s, &form) {
+        return other;
     }
     let Some(presented) = form.get("refresh_token") else {
-        return refusal(
+        return token_refusal(
             "invalid_request",
             "AADSTS900144: The request body must contain the parameter: 'refresh_token'.",
         );
@@ -104,7 +80,7 @@ pub(super) fn token_endpoint(s: &Shared, body: &Bytes) -> Response {
             None => false,
         };
     if !usable {
-        return refusal(
+        return token_refusal(
             "invalid_grant",
             "AADSTS70000: The provided value for the 'refresh_token' is invalid, expired or revoked.",
         );
@@ -132,6 +108,34 @@ pub(super) fn token_endpoint(s: &Shared, body: &Bytes) -> Response {
         "resource": "https://api.partnercenter.microsoft.com",
     }))
     .into_response()
+}
+
+/// The token endpoint's refusal, as Azure AD words it.
+fn token_refusal(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(
+            json!({"error": error, "error_description": description, "error_codes": [70000]}),
+        ),
+    )
+        .into_response()
+}
+
+/// The answer to any grant but refresh_token: an app-only token for client_credentials, else a
+/// refusal; `None` for the refresh_token grant.
+fn other_grant(s: &Shared, form: &HashMap<String, String>) -> Option<Response> {
+    match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => None,
+        Some("client_credentials") if form.contains_key("client_id") => Some(app_only_grant(s)),
+        Some("client_credentials") => Some(token_refusal(
+            "invalid_request",
+            "AADSTS900144: The request body must contain the parameter: 'client_id'.",
+        )),
+        _ => Some(token_refusal(
+            "unsupported_grant_type",
+            "AADSTS70003: The sandbox supports the refresh_token and client_credentials grants.",
+        )),
+    }
 }
 
 /// The client_credentials grant: an app-only access token, and no refresh token (an application
