@@ -342,6 +342,39 @@ pub struct SandboxArgs {
     /// twice), as by a service that does not replay retries.
     #[arg(long)]
     pub no_replay: bool,
+    /// Apply each write this many milliseconds after it arrives, even if its client has gone
+    /// (timed out or disconnected); the answer follows if the client is still there.
+    #[arg(long, value_name = "MS", value_parser = millis)]
+    pub late_writes: Option<Duration>,
+    /// Share of writes applied and then answered with 502, 503 or 504, as by a gateway.
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = share)]
+    pub applied_5xx: f64,
+    /// Share of 429 answers without Retry-After.
+    #[arg(long = "429-without-retry-after", value_name = "SHARE", default_value = "0", value_parser = share)]
+    pub no_retry_after: f64,
+    /// Calls refused with 429 cost nothing (by default they count against the limit, as the
+    /// reference says every retry does).
+    #[arg(long)]
+    pub free_429s: bool,
+    /// Serve one support-profile path per method: `pages` (GET /profiles/support, PUT
+    /// /profiles/supportprofile, as the reference pages) or `sdk` (both on /profiles/support).
+    /// By default both paths serve both methods.
+    #[arg(long, value_name = "WHICH", num_args = 0..=1, default_missing_value = "pages", value_parser = ["pages", "sdk"])]
+    pub strict_paths: Option<String>,
+    /// Accept an If-Match without quotes (by default refused: 400, code 800002).
+    #[arg(long)]
+    pub unquoted_if_match: bool,
+    /// Let any token call any operation for any customer (by default app-only tokens get 403/900329
+    /// outside the billing profile, and customers without a delegated role 403/900308).
+    #[arg(long)]
+    pub any_token: bool,
+    /// Accept billing and support-profile bodies without checks, wiping fields they leave out (by
+    /// default such bodies are refused: 400, code 800002).
+    #[arg(long)]
+    pub partial_bodies: bool,
+    /// Answer 502, 503 and 504 with a gateway's HTML page or an empty body.
+    #[arg(long)]
+    pub gateway_bodies: bool,
 }
 
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
@@ -505,6 +538,7 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
 
     fn try_from(a: &SandboxArgs) -> Result<Self, Error> {
         use crate::sandbox::faults::{Knobs, StaleEtag, Throttle};
+        use crate::sandbox::{ProfilePaths, Rules};
         let bucket = |rate: f64, burst: Option<f64>| -> Result<Throttle, Error> {
             let burst = burst.unwrap_or(rate.max(1.0));
             if burst < 1.0 {
@@ -526,8 +560,10 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             .transpose()?;
         let (latency_min, latency_max) = a.latency_ms;
         let (tail_share, tail) = a.tail.unwrap_or((0.0, Duration::ZERO));
-        if a.fail_share + a.drop_before + a.drop_after > 1.0 {
-            usage!("--fail-share, --drop-before and --drop-after add up to more than 1");
+        if a.fail_share + a.drop_before + a.drop_after + a.applied_5xx > 1.0 {
+            usage!(
+                "--fail-share, --drop-before, --drop-after and --applied-5xx add up to more than 1"
+            );
         }
         let stale_etag = match a.stale_etag.as_str() {
             "2055" | "400" => StaleEtag::Code2055,
@@ -542,6 +578,17 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             extra_subscriptions: a.subscriptions as usize,
             extra_customers: a.customers as usize,
             replay: !a.no_replay,
+            rules: Rules {
+                profile_paths: match a.strict_paths.as_deref() {
+                    Some("sdk") => ProfilePaths::Sdk,
+                    Some(_) => ProfilePaths::Pages,
+                    None => ProfilePaths::Both,
+                },
+                quoted_if_match: !a.unquoted_if_match,
+                token_kinds: !a.any_token,
+                full_bodies: !a.partial_bodies,
+                gateway_bodies: a.gateway_bodies,
+            },
             knobs: Knobs {
                 throttle,
                 customer_throttle,
@@ -554,6 +601,10 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
                 fail_statuses: a.fail_status.0.clone(),
                 drop_before: a.drop_before,
                 drop_after: a.drop_after,
+                applied_5xx: a.applied_5xx,
+                late_writes: a.late_writes,
+                refused_count: !a.free_429s,
+                no_retry_after: a.no_retry_after,
                 bom_share: a.bom_share,
                 etag_churn: a.etag_churn,
                 stale_etag,

@@ -1,6 +1,7 @@
 //! What can go wrong at the sandbox, switchable and deterministic under a seed: throttling (a token
 //! bucket or fixed windows, partner-wide and per customer tenant), latency, server errors, dropped
-//! connections before or after a change is applied, byte-order marks, and ETags that go stale.
+//! connections before or after a change is applied, writes applied late or answered with a 5xx after
+//! being applied, 429s without Retry-After, byte-order marks, and ETags that go stale.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -26,7 +27,14 @@ pub struct Limiter {
     last: Instant,
     window_start: Instant,
     used: u64,
+    /// Whether a refused call counts against the limit ("every retry counts against the limit").
+    count_refused: bool,
 }
+
+/// The most a bucket's debt from refused calls grows to, in seconds of its rate: a client that
+/// keeps calling is told to wait at most about a minute, as Partner Center's "Try again in 57
+/// seconds" does.
+const MAX_DEBT_SECONDS: f64 = 60.0;
 
 impl Limiter {
     pub fn new(shape: Throttle, now: Instant) -> Self {
@@ -40,7 +48,15 @@ impl Limiter {
             last: now,
             window_start: now,
             used: 0,
+            count_refused: false,
         }
+    }
+
+    /// Makes refused calls count against the limit: a bucket goes into debt (bounded), a window's
+    /// calls past its limit are owed by the next window (at most one window's worth).
+    pub fn counting_refused(mut self, yes: bool) -> Self {
+        self.count_refused = yes;
+        self
     }
 
     /// Admits a call, or says how long until one would be admitted.
@@ -52,22 +68,34 @@ impl Limiter {
                 self.last = now;
                 if self.tokens >= 1.0 {
                     self.tokens -= 1.0;
-                    Ok(())
-                } else {
-                    Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+                    return Ok(());
                 }
+                if self.count_refused {
+                    let floor = -(rate * MAX_DEBT_SECONDS).max(burst);
+                    self.tokens = (self.tokens - 1.0).max(floor);
+                }
+                Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
             }
             Throttle::Window { limit, window } => {
                 while now.saturating_duration_since(self.window_start) >= window {
                     self.window_start += window;
-                    self.used = 0;
+                    self.used = if self.count_refused {
+                        self.used.saturating_sub(limit)
+                    } else {
+                        0
+                    };
                 }
                 if self.used < limit {
                     self.used += 1;
-                    Ok(())
-                } else {
-                    Err((self.window_start + window).saturating_duration_since(now))
+                    return Ok(());
                 }
+                if self.count_refused {
+                    self.used = self.used.saturating_add(1).min(limit.saturating_mul(2));
+                }
+                // A next window already owed its whole limit admits nothing either.
+                let owed = self.used - limit;
+                let windows = if owed >= limit { 2 } else { 1 };
+                Err((self.window_start + window * windows).saturating_duration_since(now))
             }
         }
     }
@@ -103,6 +131,16 @@ pub struct Knobs {
     pub drop_before: f64,
     /// A share of calls whose connection drops after the change is applied.
     pub drop_after: f64,
+    /// A share of writes applied and then answered with 502, 503 or 504, as by a gateway that gave
+    /// up on the backend.
+    pub applied_5xx: f64,
+    /// When set, every `/v1` call is served apart from its connection, and each write is applied
+    /// this long after it arrives, whether or not its client is still there.
+    pub late_writes: Option<Duration>,
+    /// Whether calls refused with 429 count against the limit.
+    pub refused_count: bool,
+    /// A share of 429 answers that carry no Retry-After.
+    pub no_retry_after: f64,
     /// A share of answers that start with a UTF-8 byte-order mark.
     pub bom_share: f64,
     /// A share of billing-profile PUTs that find the profile edited meanwhile.
@@ -124,6 +162,10 @@ impl Default for Knobs {
             fail_statuses: vec![500, 503],
             drop_before: 0.0,
             drop_after: 0.0,
+            applied_5xx: 0.0,
+            late_writes: None,
+            refused_count: true,
+            no_retry_after: 0.0,
             bom_share: 0.0,
             etag_churn: 0.0,
             stale_etag: StaleEtag::Status412,
@@ -138,7 +180,12 @@ pub enum Fate {
     Fail(u16),
     DropBefore,
     DropAfter,
+    /// A write applied, then answered with this 5xx; a read is answered as usual.
+    AppliedFail(u16),
 }
+
+/// The statuses a gateway in front of the service answers with.
+const GATEWAY_STATUSES: [u16; 3] = [502, 503, 504];
 
 /// The knobs with their random source and limiter state.
 pub struct Faults {
@@ -153,7 +200,9 @@ impl Faults {
     pub fn new(knobs: Knobs, seed: u64) -> Self {
         let now = Instant::now();
         Faults {
-            partner: knobs.throttle.map(|t| Limiter::new(t, now)),
+            partner: knobs
+                .throttle
+                .map(|t| Limiter::new(t, now).counting_refused(knobs.refused_count)),
             knobs,
             rng: StdRng::seed_from_u64(seed),
             seed,
@@ -181,10 +230,11 @@ impl Faults {
         if let Some(p) = self.partner.as_mut() {
             p.admit(now)?;
         }
+        let count = self.knobs.refused_count;
         if let (Some(shape), Some(c)) = (self.knobs.customer_throttle, customer) {
             self.customers
                 .entry(c.to_owned())
-                .or_insert_with(|| Limiter::new(shape, now))
+                .or_insert_with(|| Limiter::new(shape, now).counting_refused(count))
                 .admit(now)?;
         }
         Ok(())
@@ -201,11 +251,24 @@ impl Faults {
             Fate::DropBefore
         } else if r < k.fail_share + k.drop_before + k.drop_after {
             Fate::DropAfter
+        } else if r < k.fail_share + k.drop_before + k.drop_after + k.applied_5xx {
+            let i = self.rng.random_range(0..GATEWAY_STATUSES.len());
+            Fate::AppliedFail(GATEWAY_STATUSES[i])
         } else {
             Fate::Normal
         };
         let bom = k.bom_share > 0.0 && self.rng.random::<f64>() < k.bom_share;
         (fate, bom)
+    }
+
+    /// Whether this 429 goes without Retry-After.
+    pub fn no_retry_after(&mut self) -> bool {
+        self.knobs.no_retry_after > 0.0 && self.rng.random::<f64>() < self.knobs.no_retry_after
+    }
+
+    /// Whether a gateway's failure carries an HTML page (else an empty body).
+    pub fn gateway_html(&mut self) -> bool {
+        self.rng.random()
     }
 
     /// Whether someone else edits this billing profile just before a PUT meets it at `version`.
@@ -275,6 +338,58 @@ mod tests {
             l.admit(t0 + Duration::from_secs(11)).is_ok(),
             "windows roll on when idle"
         );
+    }
+
+    #[test]
+    fn refused_calls_put_a_bucket_in_debt_bounded_by_a_minute() {
+        let t0 = Instant::now();
+        let shape = Throttle::Bucket {
+            rate: 1.0,
+            burst: 1.0,
+        };
+        let mut free = Limiter::new(shape, t0);
+        let mut counting = Limiter::new(shape, t0).counting_refused(true);
+        assert!(free.admit(t0).is_ok() && counting.admit(t0).is_ok());
+        for _ in 0..1000 {
+            assert_eq!(free.admit(t0).unwrap_err(), Duration::from_secs(1));
+            let _ = counting.admit(t0);
+        }
+        let owed = counting.admit(t0).unwrap_err();
+        assert_eq!(
+            owed,
+            Duration::from_secs(61),
+            "one minute of debt at most, plus the call"
+        );
+        assert!(free.admit(t0 + Duration::from_secs(1)).is_ok());
+        assert!(counting.admit(t0 + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn refused_calls_in_a_window_are_owed_by_the_next_one() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let mut l = Limiter::new(
+            Throttle::Window {
+                limit: 2,
+                window: w,
+            },
+            t0,
+        )
+        .counting_refused(true);
+        assert!(l.admit(t0).is_ok() && l.admit(t0).is_ok());
+        assert_eq!(
+            l.admit(t0).unwrap_err(),
+            w,
+            "owes one call of the next window"
+        );
+        assert_eq!(
+            l.admit(t0).unwrap_err(),
+            w * 2,
+            "the next window is spent too"
+        );
+        assert_eq!(l.admit(t0).unwrap_err(), w * 2, "and no more is owed");
+        assert!(l.admit(t0 + w).is_err(), "the next window starts full");
+        assert!(l.admit(t0 + w * 2).is_ok());
     }
 
     #[test]

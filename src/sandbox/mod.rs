@@ -37,6 +37,51 @@ pub struct Options {
     /// (the reference's idempotency) or is applied again, as by a service that does not recognise
     /// retries.
     pub replay: bool,
+    /// What the service refuses that a kind simulator would let pass.
+    pub rules: Rules,
+}
+
+/// Which support-profile path serves which method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfilePaths {
+    /// Both `/profiles/support` and `/profiles/supportprofile` serve GET and PUT: the reference says
+    /// a client must work with either.
+    Both,
+    /// As the reference pages have it: GET on `/profiles/support`, PUT on `/profiles/supportprofile`.
+    Pages,
+    /// As the SDKs have it: GET and PUT on `/profiles/support` only.
+    Sdk,
+}
+
+/// The reference's rules the sandbox can enforce. Each is on where the reference speaks and off
+/// where it is silent (see `Rules::default`).
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Which support-profile path serves which method (reference silent on which is right: both).
+    pub profile_paths: ProfilePaths,
+    /// Refuse an If-Match that is not a quoted ETag ("If-Match: \"<etag>\" (quoted)").
+    pub quoted_if_match: bool,
+    /// 403 for app-only tokens on the App+User-only operations (900329) and for customers the
+    /// partner holds no delegated role over (900308).
+    pub token_kinds: bool,
+    /// Refuse billing and support-profile bodies that break the documented limits or leave out
+    /// fields the profile has ("a PUT is a full replacement"), instead of wiping those fields.
+    pub full_bodies: bool,
+    /// Answer 502, 503 and 504 with a gateway's HTML or empty body instead of Partner Center's
+    /// JSON error (reference silent: off).
+    pub gateway_bodies: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            profile_paths: ProfilePaths::Both,
+            quoted_if_match: true,
+            token_kinds: true,
+            full_bodies: true,
+            gateway_bodies: false,
+        }
+    }
 }
 
 impl Default for Options {
@@ -50,6 +95,7 @@ impl Default for Options {
             extra_customers: 0,
             knobs: faults::Knobs::default(),
             replay: true,
+            rules: Rules::default(),
         }
     }
 }
@@ -76,6 +122,11 @@ impl Running {
     /// Every change applied so far, one sentence each.
     pub fn changes(&self) -> Vec<String> {
         self.shared.changes()
+    }
+
+    /// Writes applied so far, by `"<METHOD> /v1/<path>"`, as `GET /_sandbox/writes` shows them.
+    pub fn writes(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.writes()
     }
 
     pub async fn shutdown(mut self) {

@@ -1,6 +1,7 @@
 //! The demo tenant the sandbox starts with: customers with billing profiles (including fields the
 //! reference does not list), subscriptions (one New Commerce), resellers, service requests and the
-//! partner's support profile. The files in `samples/` name these ids.
+//! partner's support profile. The files in `samples/` name these ids. Tailspin Toys is a customer the
+//! partner sells to but holds no delegated admin role over: every call about it is refused (900308).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,8 @@ use serde_json::{json, Value};
 pub const CONTOSO: &str = "c0000001-0000-4000-8000-000000000001";
 pub const FABRIKAM: &str = "c0000002-0000-4000-8000-000000000002";
 pub const NORTHWIND: &str = "c0000003-0000-4000-8000-000000000003";
+/// A customer without a delegated admin role for the partner.
+pub const TAILSPIN: &str = "c0000004-0000-4000-8000-000000000004";
 
 /// The partner itself: the support contact every subscription starts with.
 pub const PARTNER_TENANT: &str = "b0000000-0000-4000-8000-000000000000";
@@ -62,6 +65,8 @@ pub struct Customer {
     /// camelCase billing profile, without `attributes` (added on read with the current etag).
     pub billing: Value,
     pub etag: u64,
+    /// Whether the partner holds a delegated admin role over this customer's tenant.
+    pub delegated: bool,
 }
 
 /// Everything the sandbox holds.
@@ -113,6 +118,7 @@ impl Tenant {
                 "district": "King County"
             })),
             etag: 1,
+            delegated: true,
         });
         customers.insert(FABRIKAM.to_owned(), Customer {
             company_name: "Fabrikam SARL".into(),
@@ -122,6 +128,7 @@ impl Tenant {
                 "postalCode": "69002", "firstName": "Élodie", "lastName": "Martin", "phoneNumber": "+33 4 72 00 00 00"
             })),
             etag: 1,
+            delegated: true,
         });
         customers.insert(NORTHWIND.to_owned(), Customer {
             company_name: "Northwind AB".into(),
@@ -131,6 +138,17 @@ impl Tenant {
                 "postalCode": "211 34", "firstName": "Åsa", "lastName": "Lindqvist", "phoneNumber": "+46 40 123 45 67"
             })),
             etag: 1,
+            delegated: true,
+        });
+        customers.insert(TAILSPIN.to_owned(), Customer {
+            company_name: "Tailspin Toys".into(),
+            billing: billing(TAILSPIN, "Kai", "Moreno", "Tailspin Toys", json!({
+                "country": "US", "region": null, "city": "Seattle", "state": "WA",
+                "addressLine1": "500 Pine Street", "addressLine2": null,
+                "postalCode": "98101", "firstName": "Kai", "lastName": "Moreno", "phoneNumber": "2065550123"
+            })),
+            etag: 1,
+            delegated: false,
         });
 
         for i in 0..extra_customers {
@@ -154,6 +172,7 @@ impl Tenant {
                     company_name: company,
                     billing,
                     etag: 1,
+                    delegated: true,
                 },
             );
         }
@@ -217,6 +236,12 @@ impl Tenant {
             "d0000003-0000-4000-8000-000000000032".into(),
             NORTHWIND,
             "Visio Plan 2",
+            false,
+        );
+        add(
+            "d0000004-0000-4000-8000-000000000041".into(),
+            TAILSPIN,
+            "Office 365 E1",
             false,
         );
         for i in 0..extra_subscriptions {
@@ -283,7 +308,7 @@ impl Tenant {
                     .filter(|(_, s)| s.customer_id == *id)
                     .map(|(sid, s)| json!({"id": sid, "offerName": s.offer_name, "newCommerce": s.new_commerce, "supportContact": s.support_contact}))
                     .collect();
-                json!({"id": id, "companyName": c.company_name, "billingProfile": self.billing_view(id), "subscriptions": subs})
+                json!({"id": id, "companyName": c.company_name, "delegatedAdmin": c.delegated, "billingProfile": self.billing_view(id), "subscriptions": subs})
             })
             .collect();
         let resellers: Vec<Value> = RESELLERS

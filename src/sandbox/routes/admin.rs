@@ -1,6 +1,7 @@
 //! The `/_sandbox/*` endpoints, for tests and for people watching a run: `GET /_sandbox/state`, the
 //! tenant as it now stands, and `GET /_sandbox/stats`, what the server saw (calls by route and
-//! outcome, replays, header violations, throttling, faults, tokens issued).
+//! outcome, replays, header violations, throttling, faults, tokens issued), and
+//! `GET /_sandbox/writes`, the writes applied by target.
 
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -28,4 +29,10 @@ impl Shared {
             "throttled": s.throttled, "faults": s.faults,
         })
     }
+}
+
+/// `/_sandbox/writes`: writes applied so far by `"<METHOD> /v1/<path>"` (replays and refused
+/// writes not counted), the sandbox's own count for exactly-once checks.
+pub(super) fn writes(s: &Shared) -> Response {
+    axum::Json(s.writes()).into_response()
 }

@@ -1,6 +1,7 @@
 //! What the `/v1` files share: the ids a call carries, the answer's headers and Partner Center's
 //! error body, reading headers and JSON fields as the service does (case-insensitively), the
-//! customer-not-found answer, and the diff the change log is written from.
+//! customer-not-found answer, a gateway's failure page, and the diff the change log is written
+//! from.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -66,6 +67,28 @@ pub(super) fn error(status: u16, code: u32, description: &str) -> (StatusCode, V
 
 pub(super) type Answer = (StatusCode, Value);
 
+/// A 502, 503 or 504 as a gateway in front of the service sends it: an HTML page or nothing, and
+/// none of the service's headers.
+pub(super) fn gateway_failure(status: StatusCode, html: bool) -> Response {
+    if !html {
+        return (status, "").into_response();
+    }
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n"
+    );
+    let mut resp = (status, page).into_response();
+    resp.headers_mut().insert(
+        "Content-Type",
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
+}
+
 /// The value under `key`, matching keys case-insensitively as the service's deserializer does.
 pub(super) fn field<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
     v.as_object()?
@@ -78,9 +101,11 @@ pub(super) fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     field(v, key).and_then(Value::as_str)
 }
 
+/// 20002, no commerce relationship: a customer the partner does not sell to is forbidden to it,
+/// not missing (403, as Partner Center answers).
 pub(super) fn customer_not_found(c: &str) -> Answer {
     error(
-        404,
+        403,
         20002,
         &format!("Customer {c} was not found or has no relationship with the partner"),
     )

@@ -3,7 +3,7 @@
 //! segments, its words lowercased (ids are left as they are and match exactly), then matched here — first to the `/_sandbox/*` admin endpoints, the
 //! token endpoint or the `/v1` API, then, for `/v1`, by method and resource to the file serving it.
 //!
-//! - `admin`: `/_sandbox/state` and `/_sandbox/stats`.
+//! - `admin`: `/_sandbox/state`, `/_sandbox/stats` and `/_sandbox/writes`.
 //! - `tokens`: the token endpoint and the bearer check.
 //! - `call`: what every `/v1` call goes through (latency, throttling, faults, idempotency).
 //! - `support_contact`, `service_requests`, `support_profile`, `billing_profile`: the resources.
@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 
+use crate::sandbox::ProfilePaths;
 use billing_profile::{get_billing, put_billing};
 use common::{error, Answer};
 use service_requests::{get_service_request, patch_service_request};
@@ -43,6 +44,7 @@ const WORDS: &[&str] = &[
     "_sandbox",
     "state",
     "stats",
+    "writes",
     "oauth2",
     "v2.0",
     "token",
@@ -86,16 +88,52 @@ async fn handle(
     match segs.as_slice() {
         ["_sandbox", "state"] => admin::state(&s),
         ["_sandbox", "stats"] => admin::stats(&s),
+        ["_sandbox", "writes"] => admin::writes(&s),
         [_tenant, "oauth2", "token"] | [_tenant, "oauth2", "v2.0", "token"]
             if method == Method::POST =>
         {
             tokens::token_endpoint(&s, &body)
+        }
+        ["v1", ..] if s.opts.knobs.late_writes.is_some() => {
+            detached(s, method, words, headers, body).await
         }
         ["v1", rest @ ..] => {
             let _guard = InFlight::enter(&s);
             call::api(&s, &method, rest, &headers, &body).await
         }
         _ => (StatusCode::NOT_FOUND, "").into_response(),
+    }
+}
+
+/// Serves a `/v1` call on a task of its own, so that it runs to the end — a write is applied —
+/// even when its client hangs up or times out and the connection's future is dropped, as a service
+/// behind a load balancer does.
+async fn detached(
+    s: Arc<Shared>,
+    method: Method,
+    words: Vec<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let task = tokio::spawn(async move {
+        let _guard = InFlight::enter(&s);
+        let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+        call::api(&s, &method, &rest, &headers, &body).await
+    });
+    task.await
+        .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "").into_response())
+}
+
+/// Whether the support-profile path `word` serves `method` under the strictness asked for.
+fn profile_path_serves(s: &Shared, method: &Method, word: &str) -> bool {
+    match s.opts.rules.profile_paths {
+        ProfilePaths::Both => true,
+        ProfilePaths::Sdk => word == "support",
+        ProfilePaths::Pages => match *method {
+            Method::GET => word == "support",
+            Method::PUT => word == "supportprofile",
+            _ => true,
+        },
     }
 }
 
@@ -138,6 +176,16 @@ pub(super) fn dispatch(
         (Method::GET, ["servicerequests", id]) => get_service_request(&t, id),
         (Method::PATCH, ["servicerequests", id]) => {
             parse().and_then(|b| patch_service_request(s, &mut t, id, &b))
+        }
+        (m, ["profiles", word @ ("support" | "supportprofile")])
+            if !profile_path_serves(s, &m, word) =>
+        {
+            // The SDKs' service knows one path; the pages' knows both, each for one method.
+            if s.opts.rules.profile_paths == ProfilePaths::Sdk {
+                Err(error(404, 404, "No such resource"))
+            } else {
+                Err(error(405, 405, "Method not allowed on this resource"))
+            }
         }
         (Method::GET, ["profiles", "support" | "supportprofile"]) => get_support_profile(&t),
         (Method::PUT, ["profiles", "support" | "supportprofile"]) => {

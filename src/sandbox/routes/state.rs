@@ -1,5 +1,6 @@
 //! The sandbox's state, shared by all connections: the tenant, the fault plan, the tokens issued,
-//! the answers kept for replay by MS-RequestId, and the counts `GET /_sandbox/stats` reports.
+//! the answers kept for replay by MS-RequestId, the counts `GET /_sandbox/stats` reports and the
+//! writes applied, by target, that `GET /_sandbox/writes` reports.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,9 +36,19 @@ pub(super) struct Stored {
     pub(super) body: Value,
 }
 
+/// Who an access token speaks for, which decides the operations it may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenKind {
+    /// A user's delegated token (App+User): every operation.
+    AppUser,
+    /// The application alone (client_credentials): the billing profile only.
+    AppOnly,
+}
+
 #[derive(Default)]
 pub(super) struct TokenBook {
-    pub(super) access: HashMap<String, Instant>,
+    /// Access token → when it expires, and what kind it is.
+    pub(super) access: HashMap<String, (Instant, TokenKind)>,
     /// Refresh token → when a newer one replaced it.
     pub(super) refresh: HashMap<String, Option<Instant>>,
     pub(super) issued: u64,
@@ -52,6 +63,10 @@ pub struct Shared {
     pub(super) tokens: Mutex<TokenBook>,
     pub(super) faults: Mutex<Faults>,
     pub(super) in_flight: AtomicUsize,
+    /// Writes applied (answered 2xx by the resource, replays not counted), by
+    /// `"<METHOD> /v1/<path>"` with the path's words lower-cased: the sandbox's own count, for
+    /// tests that check a change landed exactly once.
+    pub(super) writes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -64,6 +79,7 @@ impl Shared {
             idempotency: Mutex::default(),
             tokens: Mutex::default(),
             in_flight: AtomicUsize::new(0),
+            writes: Mutex::default(),
         }
     }
 
@@ -73,6 +89,15 @@ impl Shared {
 
     pub fn changes(&self) -> Vec<String> {
         self.tenant.lock().unwrap().changes.clone()
+    }
+
+    pub fn writes(&self) -> BTreeMap<String, u64> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    pub(super) fn applied(&self, method: &axum::http::Method, rest: &[&str]) {
+        let key = format!("{method} /v1/{}", rest.join("/"));
+        *self.writes.lock().unwrap().entry(key).or_default() += 1;
     }
 
     pub(super) fn fault(&self, kind: &'static str) {

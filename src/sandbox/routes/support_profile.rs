@@ -1,10 +1,11 @@
 //! `/v1/profiles/support` (also spelled `/v1/profiles/supportprofile`): the partner's support
-//! profile, read with GET and replaced whole with PUT.
+//! profile, read with GET and replaced whole with PUT. Its body must be the full resource: Email,
+//! Telephone, Website as text and ProfileType `support_profile`.
 
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::common::{describe_diff, field, Answer};
+use super::common::{describe_diff, error, field, text, Answer};
 use super::Shared;
 use crate::sandbox::tenant::Tenant;
 
@@ -19,12 +20,16 @@ pub(super) fn put_support_profile(s: &Shared, t: &mut Tenant, b: &Value) -> Resu
         .filter(|k| field(b, k).is_none())
         .collect();
     if !missing.is_empty() {
-        // A PUT replaces the resource: what is not sent is lost, as on the service.
         s.violation(format!(
             "PUT supportprofile: not the full resource (missing {})",
             missing.join(", ")
         ));
     }
+    if s.opts.rules.full_bodies {
+        check_full(b, &missing)?;
+    }
+    // Past here only with --partial-bodies: a PUT replaces the resource, so what is not sent is
+    // lost.
     let before = t.support_profile.clone();
     let mut p = Map::new();
     for k in ["email", "telephone", "website", "profileType"] {
@@ -43,4 +48,38 @@ pub(super) fn put_support_profile(s: &Shared, t: &mut Tenant, b: &Value) -> Resu
     t.support_profile = after.clone();
     t.changes.push(format!("support profile: {diff}"));
     Ok((StatusCode::OK, after))
+}
+
+/// Refuses a body that is not the full resource: a field left out, one that is not text, or a
+/// ProfileType other than `support_profile` (400, 800002).
+fn check_full(b: &Value, missing: &[&str]) -> Result<(), Answer> {
+    if !missing.is_empty() {
+        return Err(error(
+            400,
+            800002,
+            &format!(
+                "Invalid input: the body leaves out {}; a PUT replaces the whole support profile, so send every field the GET returned",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let untyped: Vec<&str> = ["Email", "Telephone", "Website", "ProfileType"]
+        .into_iter()
+        .filter(|k| text(b, k).is_none())
+        .collect();
+    if !untyped.is_empty() {
+        return Err(error(
+            400,
+            800002,
+            &format!("Invalid input: {} must be text", untyped.join(", ")),
+        ));
+    }
+    if !text(b, "ProfileType").is_some_and(|t| t.eq_ignore_ascii_case("support_profile")) {
+        return Err(error(
+            400,
+            800002,
+            "Invalid input: ProfileType must be support_profile",
+        ));
+    }
+    Ok(())
 }
