@@ -106,10 +106,7 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
             crate::report::count(earlier.outcomes.len(), "row")
         )));
     }
-    if !force
-        && before.input_sha256 == job.input_sha256
-        && crate::config::target_key(&before.target) == crate::config::target_key(&job.target)
-    {
+    if !force && job.same_input(before.identity.as_ref(), &before.input_sha256, &before.target) {
         let when = journal_meta
             .modified()
             .ok()
