@@ -35,8 +35,10 @@ fn puts(sb: &Sandbox) -> u64 {
         .unwrap_or(0)
 }
 
-fn list(w: &Workdir) -> Vec<u8> {
-    std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default()
+/// pcbulk's list of runs, as text.
+fn list(w: &Workdir) -> String {
+    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
+        .into_owned()
 }
 
 /// Waits until the journal holds `n` writes about to be sent: the run is sending.
@@ -62,7 +64,14 @@ fn apply_killed(sb: &Sandbox, w: &Workdir, input: &Path, out: &Path, args: &[&st
     let mut child: Child = pcbulk()
         .arg("apply")
         .arg(input)
-        .args(["--base-url", &sb.url, "--rate", "1000", "--concurrency", "1"])
+        .args([
+            "--base-url",
+            &sb.url,
+            "--rate",
+            "1000",
+            "--concurrency",
+            "1",
+        ])
         .args(["--out", out.to_str().unwrap()])
         .args(args)
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
@@ -80,9 +89,8 @@ fn apply_killed(sb: &Sandbox, w: &Workdir, input: &Path, out: &Path, args: &[&st
 
 /// A support-contact file for Contoso's extra subscriptions `range`, with a carried `memo` column.
 fn contacts(range: std::ops::Range<usize>) -> String {
-    let mut csv = String::from(
-        "customer_id,subscription_id,support_tenant_id,support_mpn_id,name,memo\n",
-    );
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name,memo\n");
     for i in range {
         csv.push_str(&format!(
             "{CONTOSO},{},{TREY_TENANT},4391507,Trey Research,ticket {i}\n",
@@ -138,7 +146,10 @@ fn a_refused_resume_does_not_erase_the_unfinished_run_s_record() {
     assert!(!recorded.is_empty(), "the run's started line");
 
     let out_a = ["--out", a.to_str().unwrap(), "--resume"];
-    let changed = contacts(0..12).replace(",4391507,Trey Research,ticket 3", ",4391508,Trey Research,ticket 3");
+    let changed = contacts(0..12).replace(
+        ",4391507,Trey Research,ticket 3",
+        ",4391508,Trey Research,ticket 3",
+    );
     let changed = w.write("changed.csv", changed);
     let plan_path = w.path("in.plan.csv");
     let refused: [(&Path, Vec<&str>, &str); 2] = [
@@ -153,7 +164,11 @@ fn a_refused_resume_does_not_erase_the_unfinished_run_s_record() {
         let out = run(&sb, &w, "apply", file, &args);
         assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
         assert!(text(&out).contains(why), "{}", text(&out));
-        assert_eq!(list(&w), recorded, "{args:?}: the list of runs is as it was");
+        assert_eq!(
+            list(&w),
+            recorded,
+            "{args:?}: the list of runs is as it was"
+        );
     }
     assert_eq!(puts(&sb), sent, "nothing sent");
 
@@ -161,7 +176,11 @@ fn a_refused_resume_does_not_erase_the_unfinished_run_s_record() {
     let fresh = w.path("fresh.csv");
     let again = run(&sb, &w, "apply", &copy, &["--out", fresh.to_str().unwrap()]);
     assert_eq!(code(&again), 2, "{}", text(&again));
-    assert!(text(&again).contains("has not finished"), "{}", text(&again));
+    assert!(
+        text(&again).contains("has not finished"),
+        "{}",
+        text(&again)
+    );
     assert_eq!(puts(&sb), sent, "the copy sent nothing");
 
     let resumed = run(&sb, &w, "apply", &input, &out_a);
@@ -199,13 +218,25 @@ fn a_resume_with_another_sheet_is_refused() {
     apply_killed(&sb, &w, &book, &a, &["--sheet", "A"]);
     let sent = puts(&sb);
     let resume = ["--out", a.to_str().unwrap(), "--resume"];
-    let out = run(&sb, &w, "apply", &book, &[&resume[..], &["--sheet", "B"]].concat());
+    let out = run(
+        &sb,
+        &w,
+        "apply",
+        &book,
+        &[&resume[..], &["--sheet", "B"]].concat(),
+    );
     let said = text(&out);
     assert_eq!(code(&out), 2, "{said}");
     assert!(said.contains("sheet \"A\", not sheet \"B\""), "{said}");
     assert_eq!(puts(&sb), sent, "nothing sent");
 
-    let out = run(&sb, &w, "apply", &book, &[&resume[..], &["--sheet", "A"]].concat());
+    let out = run(
+        &sb,
+        &w,
+        "apply",
+        &book,
+        &[&resume[..], &["--sheet", "A"]].concat(),
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(statuses(&a), vec!["succeeded"; 6]);
     for i in 0..6 {
@@ -223,7 +254,11 @@ fn a_plan_of_one_sheet_is_not_applied_to_another() {
     let plan = run(&sb, &w, "plan", &book, &["--sheet", "A"]);
     assert_eq!(code(&plan), 0, "{}", text(&plan));
     let plan_path = w.path("w.A.plan.csv");
-    assert_eq!(results(&plan_path).len(), 6, "the plan carries its sheet's name");
+    assert_eq!(
+        results(&plan_path).len(),
+        6,
+        "the plan carries its sheet's name"
+    );
     let calls = sb.stats()["total"].clone();
     let args = ["--sheet", "B", "--from-plan", plan_path.to_str().unwrap()];
     let out = run(&sb, &w, "apply", &book, &args);
@@ -267,7 +302,10 @@ fn the_same_rows_saved_again_are_already_applied() {
     assert_eq!(code(&first), 0, "{}", text(&first));
     let calls = sb.stats()["total"].clone();
     let saved_again = [
-        ("crlf.csv", contacts(0..4).replace('\n', "\r\n").into_bytes()),
+        (
+            "crlf.csv",
+            contacts(0..4).replace('\n', "\r\n").into_bytes(),
+        ),
         ("excel.csv", contacts_saved_again(0..4)),
         ("unicode.txt", utf16(0..4)),
     ];
@@ -280,7 +318,10 @@ fn the_same_rows_saved_again_are_already_applied() {
     assert_eq!(sb.stats()["total"], calls, "nothing sent");
 
     // A value the operation applies is changed: another input.
-    let changed = w.write("changed.csv", contacts(0..4).replace("Trey Research,", "Trey Research Ltd,"));
+    let changed = w.write(
+        "changed.csv",
+        contacts(0..4).replace("Trey Research,", "Trey Research Ltd,"),
+    );
     let out = run(&sb, &w, "apply", &changed, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
@@ -295,7 +336,13 @@ fn a_killed_run_resumes_from_its_rows_saved_again() {
     let a = w.path("a.csv");
     apply_killed(&sb, &w, &input, &a, &[]);
     let resaved = w.write("in saved by excel.csv", contacts_saved_again(0..12));
-    let out = run(&sb, &w, "apply", &resaved, &["--out", a.to_str().unwrap(), "--resume"]);
+    let out = run(
+        &sb,
+        &w,
+        "apply",
+        &resaved,
+        &["--out", a.to_str().unwrap(), "--resume"],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(puts(&sb), 12, "every row once: {}", sb.stats());
     assert_eq!(statuses(&a), vec!["succeeded"; 12]);
@@ -353,13 +400,18 @@ fn a_damaged_line_in_the_list_of_runs_stops_apply_but_a_torn_last_one_does_not()
     let sb = Sandbox::start(&["--subscriptions", "4"]);
     let w = Workdir::new();
     let input = w.write("in.csv", contacts(0..4));
-    let first = run(&sb, &w, "apply", &input, &["--out", w.path("a.csv").to_str().unwrap()]);
+    let first = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &["--out", w.path("a.csv").to_str().unwrap()],
+    );
     assert_eq!(code(&first), 0, "{}", text(&first));
     let whole = list(&w);
-    let lines = whole.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    let lines = whole.lines().count();
 
-    let mut damaged = whole.clone();
-    damaged.extend_from_slice(b"{\"input_sha256\": \"edited by hand\"}\n");
+    let damaged = format!("{whole}{{\"input_sha256\": \"edited by hand\"}}\n");
     std::fs::write(w.state().join("runs.jsonl"), &damaged).unwrap();
     let copy = w.write("copy.csv", contacts(0..4));
     let out = run(&sb, &w, "apply", &copy, &[]);
@@ -370,8 +422,7 @@ fn a_damaged_line_in_the_list_of_runs_stops_apply_but_a_torn_last_one_does_not()
     assert!(said.contains("PCBULK_STATE_DIR"), "what to do: {said}");
     assert_eq!(puts(&sb), 4, "nothing sent");
 
-    let mut torn = whole.clone();
-    torn.extend_from_slice(b"{\"input_sha256\":\"ab");
+    let torn = format!("{whole}{{\"input_sha256\":\"ab");
     std::fs::write(w.state().join("runs.jsonl"), &torn).unwrap();
     let out = run(&sb, &w, "apply", &copy, &[]);
     assert_eq!(code(&out), 2, "{}", text(&out));
@@ -379,8 +430,5 @@ fn a_damaged_line_in_the_list_of_runs_stops_apply_but_a_torn_last_one_does_not()
     let other = w.write("other.csv", contacts(1..4));
     let out = run(&sb, &w, "apply", &other, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(
-        !String::from_utf8_lossy(&list(&w)).contains("\"ab\n"),
-        "the torn line was taken away"
-    );
+    assert!(!list(&w).contains("\"ab\n"), "the torn line was taken away");
 }

@@ -106,7 +106,13 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
             crate::report::count(earlier.outcomes.len(), "row")
         )));
     }
-    if !force && job.same_input(before.identity.as_ref(), &before.input_sha256, &before.target) {
+    if !force
+        && job.same_input(
+            before.identity.as_ref(),
+            &before.input_sha256,
+            &before.target,
+        )
+    {
         let when = journal_meta
             .modified()
             .ok()

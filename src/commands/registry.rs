@@ -142,7 +142,8 @@ fn identity(i: &Option<Identity>) -> bool {
 
 /// A run id as pcbulk writes them (a GUID).
 fn run_id(r: &Option<String>) -> bool {
-    r.as_deref().is_none_or(|r| uuid::Uuid::try_parse(r).is_ok())
+    r.as_deref()
+        .is_none_or(|r| uuid::Uuid::try_parse(r).is_ok())
 }
 
 fn sha(s: &str) -> bool {
@@ -422,7 +423,9 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
                 }
                 None => {}
             },
-            Entry::Finished(r) if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target) => {
+            Entry::Finished(r)
+                if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target) =>
+            {
                 let now = moved.get(&r.results).cloned();
                 return Ok(Some(Earlier::Finished(r, now)));
             }
@@ -876,7 +879,11 @@ mod tests {
         // And a.1 moved again (a run given --out a.1.csv): the first run followed there.
         append(&list, &m("/tmp/a.1.csv", "/tmp/a.1.3.csv")).unwrap();
         assert_eq!(
-            look_up(&list, &job(&"a".repeat(64), "https://x"), Path::new("/tmp/b.csv")),
+            look_up(
+                &list,
+                &job(&"a".repeat(64), "https://x"),
+                Path::new("/tmp/b.csv")
+            ),
             Ok(Some(Earlier::Finished(done, Some("/tmp/a.1.3.csv".into()))))
         );
     }
@@ -915,7 +922,12 @@ mod tests {
 
     /// The first line [`look_up`] stops on, if any.
     fn bad_line(list: &Path) -> Option<BadLine> {
-        look_up(list, &job(&"a".repeat(64), "https://x"), Path::new("/e.csv")).err()
+        look_up(
+            list,
+            &job(&"a".repeat(64), "https://x"),
+            Path::new("/e.csv"),
+        )
+        .err()
     }
 
     #[test]
@@ -945,7 +957,10 @@ mod tests {
             let bad = bad_line(&list).expect("refused");
             assert_eq!(bad.line, Some(2), "{}", String::from_utf8_lossy(&line));
             let e = bad.error(&list).to_string();
-            assert!(e.contains("line 2") && e.contains("PCBULK_STATE_DIR"), "{e}");
+            assert!(
+                e.contains("line 2") && e.contains("PCBULK_STATE_DIR"),
+                "{e}"
+            );
         }
     }
 
@@ -985,7 +1000,10 @@ mod tests {
             1,
             "one line: escaped"
         );
-        assert_eq!(find(&list, &"a".repeat(64), "http://127.0.0.1:1\r"), Some(r.clone()));
+        assert_eq!(
+            find(&list, &"a".repeat(64), "http://127.0.0.1:1\r"),
+            Some(r.clone())
+        );
         let e = refusal(
             &job(&"a".repeat(64), "http://127.0.0.1:1\r"),
             &Earlier::Finished(r, None),
@@ -1036,7 +1054,10 @@ mod tests {
             run: Some(run.to_owned()),
             ..start('a', "http://127.0.0.1:1", "/tmp/a.csv")
         };
-        let (first, second) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+        let (first, second) = (
+            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::new_v4().to_string(),
+        );
         append(&list, &started(&first)).unwrap();
         // A second run of the same input at the same results path (a resume) stops before sending.
         append(&list, &started(&second)).unwrap();

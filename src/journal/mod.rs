@@ -174,7 +174,12 @@ impl Job {
     /// Whether an earlier run's record (its identity, bytes and target) is of the same input as
     /// this job. A record an earlier pcbulk wrote has no identity: it is the same input when it
     /// had the same bytes and went to the same service.
-    pub fn same_input(&self, identity: Option<&Identity>, input_sha256: &str, target: &str) -> bool {
+    pub fn same_input(
+        &self,
+        identity: Option<&Identity>,
+        input_sha256: &str,
+        target: &str,
+    ) -> bool {
         match (identity, &self.identity) {
             (Some(then), Some(now)) => then == now,
             _ => {
@@ -946,6 +951,67 @@ mod tests {
             "written before the journal is dropped"
         );
         drop(j);
+    }
+
+    fn replay_of(job: Job) -> Replay {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        drop(Journal::create(&p, &job).unwrap());
+        read(&p).unwrap()
+    }
+
+    fn identity(sheet: Option<&str>) -> Identity {
+        Identity {
+            operation: "service-request".into(),
+            target: "http://localhost:1".into(),
+            sheet: sheet.map(str::to_owned),
+            mapping: Vec::new(),
+            rows_sha256: "e".repeat(64),
+        }
+    }
+
+    #[test]
+    fn a_resume_is_checked_against_what_the_run_applies_not_the_file_s_bytes() {
+        let p = Path::new("r.csv.journal");
+        let then = Job {
+            identity: Some(identity(Some("A"))),
+            ..job()
+        };
+        let replay = replay_of(then.clone());
+        let resaved = Job {
+            input_sha256: "cd".into(),
+            target: "http://LOCALHOST:1/".into(),
+            ..then.clone()
+        };
+        assert!(check_resume(p, &replay, &resaved, None).is_ok());
+        let other_sheet = Job {
+            identity: Some(identity(Some("B"))),
+            ..then
+        };
+        let e = check_resume(p, &replay, &other_sheet, None).unwrap_err();
+        assert!(
+            e.to_string().contains("sheet \"A\", not sheet \"B\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_journal_an_earlier_pcbulk_wrote_resumes_only_from_the_same_bytes_of_a_text_file() {
+        let p = Path::new("r.csv.journal");
+        let replay = replay_of(job());
+        let now = |sha: &str, sheet| Job {
+            input_sha256: sha.into(),
+            identity: Some(identity(sheet)),
+            ..job()
+        };
+        assert!(check_resume(p, &replay, &now("ab", None), None).is_ok());
+        let e = check_resume(p, &replay, &now("cd", None), None).unwrap_err();
+        assert!(
+            e.to_string().contains("not the file the run started with"),
+            "{e}"
+        );
+        let e = check_resume(p, &replay, &now("ab", Some("A")), None).unwrap_err();
+        assert!(e.to_string().contains("did not record the sheet"), "{e}");
     }
 
     #[test]
