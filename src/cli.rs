@@ -627,7 +627,7 @@ impl InputConfig {
         let out = a
             .out
             .clone()
-            .unwrap_or_else(|| crate::config::default_path(&a.input, kind));
+            .unwrap_or_else(|| crate::config::default_path(&a.input, a.sheet.as_deref(), kind));
         if same_file(&out, &a.input) {
             usage!(
                 "--out {} is the input file (or another name of it); the results must go elsewhere",

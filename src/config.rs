@@ -116,17 +116,31 @@ pub fn target_key(target: &str) -> String {
 
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
-    default_path(input, "results")
+    default_path(input, None, "results")
 }
 
 /// `<input stem>.<kind>.csv` beside the input: `results` for apply, `validation` for validate,
-/// `plan` for a dry run, so neither writes over an apply's records.
-pub fn default_path(input: &Path, kind: &str) -> PathBuf {
+/// `plan` for a dry run, so neither writes over an apply's records. With `--sheet`,
+/// `<input stem>.<sheet>.<kind>.csv`: each sheet of a workbook has records of its own. A character
+/// of the sheet's name that cannot be in a file name (a path separator, a control character, `:`)
+/// becomes `_`.
+pub fn default_path(input: &Path, sheet: Option<&str>, kind: &str) -> PathBuf {
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
-    input.with_file_name(format!("{stem}.{kind}.csv"))
+    let sheet = sheet.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
+        let s: String = s
+            .chars()
+            .map(|c| match c {
+                '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+                c if c.is_control() => '_',
+                c => c,
+            })
+            .collect();
+        format!(".{s}")
+    });
+    input.with_file_name(format!("{stem}{}.{kind}.csv", sheet.unwrap_or_default()))
 }
 
 /// Whether two paths name the same file: one file under two names (a link, a hard link, a bind
@@ -148,6 +162,13 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 /// An address pcbulk may send to: https anywhere, http only on loopback.
 pub fn check_url(what: &str, url: &str) -> Result<String, Error> {
     let shown = without_userinfo(url);
+    // A URL parser drops a line end or a tab: the address used would not be the one recorded.
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        usage!(
+            "{what} {shown:?} holds a space, a line end or another control character (read from a \
+             file saved with Windows line ends?): give the address alone"
+        );
+    }
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| Error::usage(format!("{what} {shown:?} is not a URL")))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -258,5 +279,37 @@ mod tests {
             default_results_path(Path::new("/data/june.csv")),
             PathBuf::from("/data/june.results.csv")
         );
+    }
+
+    #[test]
+    fn with_a_sheet_default_paths_carry_it() {
+        let path = |sheet, kind| default_path(Path::new("/data/w.xlsx"), sheet, kind);
+        assert_eq!(
+            path(Some("Q3"), "results"),
+            PathBuf::from("/data/w.Q3.results.csv")
+        );
+        assert_eq!(
+            path(Some("a/b\r"), "plan"),
+            PathBuf::from("/data/w.a_b.plan.csv")
+        );
+        assert_eq!(
+            path(None, "validation"),
+            PathBuf::from("/data/w.validation.csv")
+        );
+    }
+
+    #[test]
+    fn a_base_url_with_whitespace_or_a_control_character_is_refused() {
+        for url in [
+            "http://127.0.0.1:1\r",
+            "http://127.0.0.1:1\n",
+            " http://127.0.0.1:1",
+            "http://127.0.0.1:1/v\t1",
+            "https://api.partnercenter.microsoft.com\u{85}",
+        ] {
+            let e = check_url("the base URL", url).unwrap_err().to_string();
+            assert!(e.contains("control character"), "{url:?}: {e}");
+            assert!(!e.contains('\r') && !e.contains('\n'), "{e}");
+        }
     }
 }

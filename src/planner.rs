@@ -116,6 +116,9 @@ pub struct Planner {
     /// The file is an undo file pcbulk wrote (it has the marker column): its cells carry pcbulk's
     /// own `'` before formula characters, taken off here (see `undo::unescape`).
     undo: bool,
+    /// The columns the operation reads (a mixed file's: every column pcbulk reads, the operation
+    /// column among them), by index, in the order of their names: what a run's identity is made of (see [`Planner::own_cells`]).
+    own: Vec<(usize, &'static str)>,
 }
 
 impl Planner {
@@ -144,6 +147,16 @@ impl Planner {
             (Choice::PerRow(_), _) => "the operation column",
         };
         let undo = headers.iter().any(|h| crate::undo::is_marker(h));
+        let mut own: Vec<(usize, &'static str)> = columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.map(|c| (i, c)))
+            .filter(|(_, c)| match choice {
+                Choice::One(op) => op.columns().any(|k| k == *c),
+                Choice::PerRow(_) => true,
+            })
+            .collect();
+        own.sort_by_key(|(_, c)| *c);
         Ok(Planner {
             choice,
             columns,
@@ -151,7 +164,44 @@ impl Planner {
             near,
             chosen_by,
             undo,
+            own,
         })
+    }
+
+    /// One cell as the operation reads it: trimmed, and an undo file's `'` taken off.
+    fn cell<'a>(&self, cells: &[&'a str], i: usize) -> &'a str {
+        let c = cells
+            .get(i)
+            .map(|c| crate::input::row::trim(c))
+            .unwrap_or("");
+        if self.undo {
+            crate::undo::unescape(c)
+        } else {
+            c
+        }
+    }
+
+    /// The row's cells that say what it applies: each column the operation reads (after header
+    /// matching) with its cell as read, in the order of the columns' names, empty cells left out
+    /// (an empty cell changes nothing). Columns the operation does not read are carried, never
+    /// part of it; nor is the order of the columns in the file.
+    pub fn own_cells<'a>(
+        &'a self,
+        cells: &'a [&'a str],
+    ) -> impl Iterator<Item = (&'static str, &'a str)> + 'a {
+        self.own
+            .iter()
+            .map(|(i, c)| (*c, self.cell(cells, *i)))
+            .filter(|(_, v)| !v.is_empty())
+    }
+
+    /// The operation a run applies, as its identity names it: the operation's name, or `per-row`
+    /// when an operation column names each row's (the rows' own cells say which).
+    pub fn identity_operation(&self) -> &'static str {
+        match self.choice {
+            Choice::One(op) => op.name,
+            Choice::PerRow(_) => "per-row",
+        }
     }
 
     fn choice_op(&self) -> Option<&'static OpSpec> {
@@ -209,17 +259,7 @@ impl Planner {
         cells: &[&str],
     ) -> Result<(Option<&'static OpSpec>, Verdict), UsageError> {
         let want = self.headers.len();
-        let cell = |i: usize| {
-            let c = cells
-                .get(i)
-                .map(|c| crate::input::row::trim(c))
-                .unwrap_or("");
-            if self.undo {
-                crate::undo::unescape(c)
-            } else {
-                c
-            }
-        };
+        let cell = |i: usize| self.cell(cells, i);
         let ragged = ragged(cells, want);
         let op = match self.choice {
             Choice::One(op) => Ok(op),

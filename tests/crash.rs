@@ -329,7 +329,7 @@ fn resume_refuses_another_file_operation_or_target_and_a_new_run_refuses_an_unfi
     let edited = apply_cmd(&sb, &input, true).output().unwrap();
     assert_eq!(code(&edited), 2, "{}", text(&edited));
     assert!(
-        text(&edited).contains("not the file the run started with"),
+        text(&edited).contains("does not hold the rows the run started with"),
         "{}",
         text(&edited)
     );

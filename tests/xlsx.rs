@@ -159,7 +159,7 @@ fn sheet_picks_a_sheet_and_a_missing_one_names_those_there_are() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let rows = results(&w.path("demandes.validation.csv"));
+    let rows = results(&w.path("demandes.Données.validation.csv"));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "valid");
     assert_eq!(rows[0]["note"], "Repris par Trey Research");
@@ -407,7 +407,10 @@ fn a_hidden_sheet_is_read_only_when_named() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 1, "{}", text(&out));
-    assert_eq!(results(&w.path("book.validation.csv"))[0]["note"], "stale");
+    assert_eq!(
+        results(&w.path("book.Old.validation.csv"))[0]["note"],
+        "stale"
+    );
 
     let out = pcbulk()
         .args(["validate", "--sheet", "Missing"])

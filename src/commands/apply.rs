@@ -319,20 +319,19 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job, delimiter: u8) -> Resul
             plan.display()
         )));
     }
-    if made.input_sha256 != job.input_sha256 {
+    let differs = match (&made.identity, &job.identity) {
+        (Some(then), Some(now)) => plan_differs(then, now, &job.input),
+        _ => Some(
+            "it was made by an earlier version of pcbulk, which did not record all that a plan \
+             is checked against"
+                .to_owned(),
+        ),
+    };
+    if let Some(why) = differs {
         return Err(Error::usage(format!(
-            "{} was made from another version of {} (or another file): make a new plan and review \
-             it; nothing was sent",
-            plan.display(),
-            job.input
-        )));
-    }
-    if made.target != job.target {
-        return Err(Error::usage(format!(
-            "{} was made against {}, not {}: make a new plan against this target; nothing was sent",
-            plan.display(),
-            made.target,
-            job.target
+            "{} does not fit this run: {why}. Make a new plan for this run and review it; nothing \
+             was sent",
+            plan.display()
         )));
     }
     let status = replay
@@ -355,6 +354,21 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job, delimiter: u8) -> Resul
         status,
         before,
         reviewed,
+    })
+}
+
+/// How a plan's identity (`then`) is not this run's (`now`), for a refusal.
+fn plan_differs(then: &journal::Identity, now: &journal::Identity, input: &str) -> Option<String> {
+    use journal::Part;
+    Some(match then.first_difference(now)? {
+        Part::Target => format!("it was made against {}, not {}", then.target, now.target),
+        Part::Operation => format!("it plans {}, not {}", then.operation, now.operation),
+        Part::Sheet => format!("it was made from {}, not {}", then.source(), now.source()),
+        Part::Mapping => "it mapped the input's columns another way".to_owned(),
+        Part::Rows => format!(
+            "it was made from other rows than {input} holds now (a value was changed, or rows \
+             were added, taken out or moved)"
+        ),
     })
 }
 
@@ -419,6 +433,30 @@ fn reviewed_rows(
     Ok(rows)
 }
 
+/// The run's job: what it applies (its identity, from the checking pass), where, and from what.
+fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String) -> journal::Job {
+    let target = match target {
+        Target::Sandbox => "sandbox".to_owned(),
+        Target::Service { base_url, .. } => base_url.clone(),
+    };
+    let identity = journal::Identity {
+        operation: scan.planner.identity_operation().to_owned(),
+        target: crate::config::target_key(&target),
+        sheet: scan.sheet.clone(),
+        mapping: Vec::new(),
+        rows_sha256: scan.rows_sha256.clone(),
+    };
+    journal::Job {
+        input_sha256: scan.sha256.clone(),
+        identity: Some(identity),
+        input,
+        operation: cfg.input.operation.map(|o| o.name.to_owned()),
+        target,
+        plan: cfg.is_plan(),
+        from_plan: cfg.from_plan.as_ref().map(|p| p.display().to_string()),
+    }
+}
+
 /// `pcbulk apply`.
 pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Error> {
     let show_progress = output.progress != crate::report::progress::Mode::Quiet;
@@ -453,18 +491,13 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         )));
     }
     let sandbox = matches!(target, Target::Sandbox);
-    let job = journal::Job {
-        input_sha256: scan.sha256.clone(),
-        input: input_name,
-        operation: cfg.input.operation.map(|o| o.name.to_owned()),
-        target: match &target {
-            Target::Sandbox => "sandbox".into(),
-            Target::Service { base_url, .. } => base_url.clone(),
-        },
-        plan: cfg.is_plan(),
-        from_plan: cfg.from_plan.as_ref().map(|p| p.display().to_string()),
-    };
-    // Everything that can refuse the run does so before the banner's confirmation is asked for.
+    let job = job_of(&cfg, &scan, &target, input_name);
+    // Everything that can refuse the run does so before anything is recorded (the list of runs,
+    // the journal, the records moved aside) and before the banner's confirmation is asked for: a
+    // refusal never changes what pcbulk knows of earlier runs.
+    if let Some(replay) = &earlier {
+        journal::check_resume(&journal_path, replay, &job, scan.misfit.take())?;
+    }
     let plan = match &cfg.from_plan {
         Some(p) => Some(read_plan(p, &job, scan.delimiter)?),
         None => None,
@@ -505,7 +538,6 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     if earlier.is_none() {
         super::records::set_aside(&cfg.input.out)?;
     }
-    let earlier = earlier.map(|replay| (replay, scan.misfit.take()));
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
     let journal = Arc::new(journal);
     let transport = HttpTransport::new(&base_url, cfg.timeout)

@@ -103,7 +103,7 @@ fn rows(
     let results = input
         .out
         .clone()
-        .unwrap_or_else(|| crate::config::default_path(&input.input, kind));
+        .unwrap_or_else(|| crate::config::default_path(&input.input, input.sheet.as_deref(), kind));
     // A path refused here is never written, not even to say it was refused.
     output.check_paths(&input.input, &results)?;
     match run() {

@@ -107,8 +107,11 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
         )));
     }
     if !force
-        && before.input_sha256 == job.input_sha256
-        && crate::config::target_key(&before.target) == crate::config::target_key(&job.target)
+        && job.same_input(
+            before.identity.as_ref(),
+            &before.input_sha256,
+            &before.target,
+        )
     {
         let when = journal_meta
             .modified()

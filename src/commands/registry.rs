@@ -1,23 +1,32 @@
 //! The applies a user ran, kept per user: a line when an apply begins sending and one when it
-//! finishes (the input's SHA-256, the target, the input and results paths, when, and what its rows
-//! came to), so that the same content applied again to the same target is refused (SPEC: Results
-//! CSV) however the file is named and wherever its results go, whether the earlier run finished or
-//! is still going (running, interrupted or killed: it is to be resumed, not run again).
+//! finishes (what it applies — its [`Identity`] —, the input and results paths, when, and what its
+//! rows came to), so that the same input applied again to the same target is refused (SPEC: Results
+//! CSV) however the file is named or saved and wherever its results go, whether the earlier run
+//! finished or is still going (running, interrupted or killed: it is to be resumed, not run again).
 //!
 //! The list is `runs.jsonl` in pcbulk's state folder: `$PCBULK_STATE_DIR`, else
-//! `$XDG_STATE_HOME/pcbulk`, else `~/.local/state/pcbulk`. It is an aid, never a reason for a run to
-//! fail: a list that cannot be read or written (or no state folder at all) is named in a warning
-//! and the run goes on. It is read as a hostile file: only its newest [`MAX_READ`] bytes, lines
-//! longer than [`MAX_LINE`] skipped, and a line that is not a record pcbulk writes (torn, edited,
-//! garbage) ignored. Lines are appended through `fsafe` (never through a link), whole, one `write`
-//! each, under an exclusive lock; a run's "started" line is appended under the same lock as the
-//! check before it, so of two applies of one file started together only one passes.
+//! `$XDG_STATE_HOME/pcbulk`, else `~/.local/state/pcbulk`. A list that cannot be opened or written
+//! (or no state folder at all) is named in a warning and the run goes on. Its lines are read as
+//! hostile text, only the newest [`MAX_READ`] bytes, but never skipped: a line that is not a record
+//! pcbulk writes (edited, garbage, too long) stops the run (exit 2, naming the line), since what
+//! it said may be a run that must not be applied twice. The one exception is a last line without
+//! its line break: an append cut short by a crash, which is ignored and taken away by the next
+//! append. Text fields hold any path or URL as it is (JSON escapes control characters). Lines are
+//! appended through `fsafe` (never through a link), whole, one `write` each, under an exclusive
+//! lock; a run's "started" line is appended under the same lock as the check before it, so of two
+//! applies of one input started together only one passes.
 //!
 //! Lines, each a JSON object told apart by its fields:
-//! - started ([`Start`]): a run began sending; `resume` is the command that finishes it.
-//! - finished ([`Run`]): it finished; it ends the run's started line.
-//! - withdrawn: a run that had its started line stopped before sending anything.
+//! - started ([`Start`]): a run began sending; `resume` is the command that finishes it; `run` is
+//!   its own id.
+//! - finished ([`Run`]): it finished; it ends the input's earlier lines.
+//! - withdrawn: the run `run` stopped before sending anything: it ends that run's started line
+//!   only.
 //! - moved: a run's records were moved aside (`moved` → `to`): a later refusal names where they are.
+//!
+//! Lines an earlier pcbulk wrote have no `identity` (their input is the file's bytes,
+//! `input_sha256`) and no `run`: they are matched by bytes and target, and a withdrawn line without
+//! a `run` ends the started lines without one for its results file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -27,9 +36,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::target_key;
 use crate::error::Error;
-use crate::journal::Job;
+use crate::journal::{Identity, Job};
 use crate::report::summary::Summary;
 use crate::results::Status;
 
@@ -39,10 +47,10 @@ const FILE: &str = "runs.jsonl";
 /// The most of the list read: its newest lines (a line is a few hundred bytes: tens of thousands of
 /// runs).
 pub const MAX_READ: u64 = 8 << 20;
-/// The longest line read; pcbulk never writes a longer one.
-pub const MAX_LINE: usize = 16 << 10;
+/// The longest line read; pcbulk never writes a longer one (see [`append_to`]).
+pub const MAX_LINE: usize = 128 << 10;
 /// The longest text field (a path, a URL, a command) a line may hold.
-const MAX_FIELD: usize = 4096;
+const MAX_FIELD: usize = 16 << 10;
 const FIX: &str = "pcbulk keeps its list of runs there: move what is at that path away, \
                    or set PCBULK_STATE_DIR to another folder";
 /// How long a look at the list waits for another pcbulk's to end before it goes on unlocked (a
@@ -52,7 +60,11 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// One finished apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
+    /// The input file's bytes: what an earlier pcbulk took as the input.
     pub input_sha256: String,
+    /// What the run applied; `None` in a line an earlier pcbulk wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     pub target: String,
     pub input: String,
     pub results: String,
@@ -66,6 +78,11 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Start {
     pub input_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// This run's own id, which its withdrawn line names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub target: String,
     pub input: String,
     pub results: String,
@@ -79,6 +96,9 @@ pub struct Start {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Withdrawn {
     input_sha256: String,
+    /// The run whose started line this ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
     target: String,
     results: String,
     withdrawn: String,
@@ -102,8 +122,28 @@ enum Entry {
     Finished(Run),
 }
 
+/// A text field: any text (a path may hold any character but NUL), bounded.
 fn text(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_FIELD && !s.chars().any(char::is_control)
+    !s.is_empty() && s.len() <= MAX_FIELD && !s.contains('\0')
+}
+
+/// An identity as pcbulk writes it.
+fn identity(i: &Option<Identity>) -> bool {
+    i.as_ref().is_none_or(|i| {
+        text(&i.operation)
+            && i.operation.len() <= 64
+            && text(&i.target)
+            && i.sheet.as_deref().is_none_or(text)
+            && i.mapping.len() <= 1024
+            && i.mapping.iter().all(|m| text(m))
+            && sha(&i.rows_sha256)
+    })
+}
+
+/// A run id as pcbulk writes them (a GUID).
+fn run_id(r: &Option<String>) -> bool {
+    r.as_deref()
+        .is_none_or(|r| uuid::Uuid::try_parse(r).is_ok())
 }
 
 fn sha(s: &str) -> bool {
@@ -115,15 +155,21 @@ fn time(s: &str) -> bool {
 }
 
 impl Entry {
-    /// Whether a line read back is one pcbulk could have written: anything else is ignored.
+    /// Whether a line read back is one pcbulk could have written.
     fn is_sound(&self) -> bool {
         match self {
             Entry::Moved(m) => text(&m.moved) && text(&m.to) && time(&m.at),
             Entry::Withdrawn(w) => {
-                sha(&w.input_sha256) && text(&w.target) && text(&w.results) && time(&w.withdrawn)
+                sha(&w.input_sha256)
+                    && run_id(&w.run)
+                    && text(&w.target)
+                    && text(&w.results)
+                    && time(&w.withdrawn)
             }
             Entry::Started(s) => {
                 sha(&s.input_sha256)
+                    && identity(&s.identity)
+                    && run_id(&s.run)
                     && text(&s.target)
                     && text(&s.input)
                     && text(&s.results)
@@ -132,6 +178,7 @@ impl Entry {
             }
             Entry::Finished(r) => {
                 sha(&r.input_sha256)
+                    && identity(&r.identity)
                     && text(&r.target)
                     && text(&r.input)
                     && text(&r.results)
@@ -155,6 +202,7 @@ impl Run {
             .collect();
         Run {
             input_sha256: job.input_sha256.clone(),
+            identity: job.identity.clone(),
             target: job.target.clone(),
             input: absolute(Path::new(&job.input)).display().to_string(),
             results: absolute(results).display().to_string(),
@@ -193,12 +241,14 @@ impl Start {
         };
         Start {
             input_sha256: job.input_sha256.clone(),
+            identity: job.identity.clone(),
+            run: Some(uuid::Uuid::new_v4().to_string()),
             target: job.target.clone(),
             input: absolute(Path::new(&job.input)).display().to_string(),
             results: absolute(results).display().to_string(),
             started: super::records::utc(std::time::SystemTime::now()),
-            // A command that cannot be shown as it is (a control character, a huge command line)
-            // is described instead: the line must stay one pcbulk reads back.
+            // A command too long to keep is described instead: the line must stay one pcbulk
+            // reads back.
             resume: if text(&resume) {
                 resume
             } else {
@@ -262,97 +312,185 @@ fn list_or_warn() -> Option<PathBuf> {
     list
 }
 
-/// What the list at `path` holds against a new run of this content on this target writing
-/// `results` (see [`Earlier`]). A list that cannot be read is named in a warning and counts as
-/// empty.
-pub fn look_up(path: &Path, input_sha256: &str, target: &str, results: &Path) -> Option<Earlier> {
-    let bytes = match crate::fsafe::open_read(path, FIX).and_then(|mut f| read_tail(&mut f)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+/// The newest part of the list: its bytes, from the start of a line, and where they start in it.
+pub struct Tail {
+    bytes: Vec<u8>,
+    from: u64,
+}
+
+/// A line of the list that is not a record pcbulk writes: where it is, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// The line's number, when the whole list was read; else where it starts, in bytes.
+    line: Option<usize>,
+    at: u64,
+    what: &'static str,
+}
+
+impl BadLine {
+    /// The refusal (exit 2): the list, the line, and what to do.
+    fn error(&self, list: &Path) -> Error {
+        let at = match self.line {
+            Some(n) => format!("line {n}"),
+            None => format!("the line at byte {}", self.at),
+        };
+        Error::usage(format!(
+            "pcbulk's list of runs {} {at} {}: it is not a line pcbulk writes, and pcbulk will not \
+             guess what it said (it may record a run that must not be applied twice), so nothing \
+             was sent. Look at that line, then repair it or delete it (each line is one JSON \
+             object), or set PCBULK_STATE_DIR to another folder to start a new list (which \
+             forgets the runs this one holds)",
+            shown(&list.display().to_string()),
+            self.what
+        ))
+    }
+}
+
+/// What the list at `path` holds against a new run of `job` writing `results` (see [`Earlier`]).
+/// A list that cannot be opened is named in a warning and counts as empty; a line in it that
+/// pcbulk did not write is an error.
+pub fn look_up(path: &Path, job: &Job, results: &Path) -> Result<Option<Earlier>, BadLine> {
+    let tail = match crate::fsafe::open_read(path, FIX).and_then(|mut f| read_tail(&mut f)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             warn_unreadable(path, &e);
-            return None;
+            return Ok(None);
         }
     };
-    earlier(&bytes, input_sha256, target, results)
+    earlier(&tail, job, results)
 }
 
 fn warn_unreadable(path: &Path, e: &io::Error) {
     eprintln!(
         "pcbulk: warning: cannot read the list of runs {} ({e}); an earlier apply of this file is \
          looked for beside the results file only",
-        path.display()
+        shown(&path.display().to_string())
     );
 }
 
-/// [`look_up`] in the list's bytes: read newest first, the first line that counts decides.
-fn earlier(bytes: &[u8], input_sha256: &str, target: &str, results: &Path) -> Option<Earlier> {
-    let key = target_key(target);
+/// Every line of the tail, oldest first, as a record pcbulk writes, or the first line that is not
+/// one. A last line without its line break is an append cut short by a crash: left out.
+fn entries(tail: &Tail) -> Result<Vec<Entry>, BadLine> {
+    let mut lines: Vec<&[u8]> = tail.bytes.split(|&b| b == b'\n').collect();
+    // After the last line break: empty, or a torn append.
+    lines.pop();
+    let mut at = tail.from;
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.into_iter().enumerate() {
+        let bad = |what| BadLine {
+            line: (tail.from == 0).then_some(i + 1),
+            at,
+            what,
+        };
+        let entry = if line.len() > MAX_LINE {
+            return Err(bad("is longer than any line pcbulk writes"));
+        } else if line.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("is blank"));
+        } else {
+            serde_json::from_slice::<Entry>(line).map_err(|_| bad("is not a record of a run"))?
+        };
+        if !entry.is_sound() {
+            return Err(bad("has a field pcbulk never writes (edited or damaged)"));
+        }
+        out.push(entry);
+        at += line.len() as u64 + 1;
+    }
+    Ok(out)
+}
+
+/// [`look_up`] in the list's tail: read newest first, the first line that counts decides.
+fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, BadLine> {
     let results = absolute(results).display().to_string();
-    let ours = |sha: &str, t: &str| sha.eq_ignore_ascii_case(input_sha256) && target_key(t) == key;
     // Where moved-aside results are now, by the path they had.
     let mut moved: HashMap<String, String> = HashMap::new();
-    // Results paths whose runs ended (finished or withdrawn) after the lines still to be read.
-    let mut ended: HashSet<String> = HashSet::new();
-    let entries = bytes
-        .split(|&b| b == b'\n')
-        .rev()
-        .filter(|line| !line.is_empty() && line.len() <= MAX_LINE)
-        .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
-        .filter(Entry::is_sound);
-    for entry in entries {
+    // Runs withdrawn after the lines still to be read, by id; and, for lines an earlier pcbulk
+    // wrote (no id), by results path.
+    let mut withdrawn: HashSet<String> = HashSet::new();
+    let mut withdrawn_old: HashSet<String> = HashSet::new();
+    for entry in entries(tail)?.into_iter().rev() {
         match entry {
             Entry::Moved(m) => {
                 let now = moved.get(&m.to).cloned().unwrap_or(m.to);
                 moved.insert(m.moved, now);
             }
-            Entry::Withdrawn(w) if ours(&w.input_sha256, &w.target) => {
-                ended.insert(w.results);
-            }
-            Entry::Finished(r) if ours(&r.input_sha256, &r.target) => {
+            Entry::Withdrawn(w) => match w.run {
+                Some(run) => {
+                    withdrawn.insert(run);
+                }
+                None if job.same_input(None, &w.input_sha256, &w.target) => {
+                    withdrawn_old.insert(w.results);
+                }
+                None => {}
+            },
+            Entry::Finished(r)
+                if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target) =>
+            {
                 let now = moved.get(&r.results).cloned();
-                return Some(Earlier::Finished(r, now));
+                return Ok(Some(Earlier::Finished(r, now)));
             }
             // A run with this very results file is the results file's business: its journal says
             // whether it is to be resumed (`records::check`).
             Entry::Started(s)
-                if ours(&s.input_sha256, &s.target)
+                if job.same_input(s.identity.as_ref(), &s.input_sha256, &s.target)
                     && s.results != results
-                    && !ended.contains(&s.results) =>
+                    && !match &s.run {
+                        Some(run) => withdrawn.contains(run),
+                        None => withdrawn_old.contains(&s.results),
+                    } =>
             {
-                return Some(Earlier::Unfinished(s));
+                return Ok(Some(Earlier::Unfinished(s)));
             }
             _ => {}
         }
     }
-    None
+    Ok(None)
 }
 
 /// The newest [`MAX_READ`] bytes of the list, from the start of a line.
-fn read_tail(file: &mut File) -> io::Result<Vec<u8>> {
+fn read_tail(file: &mut File) -> io::Result<Tail> {
     let len = file.metadata()?.len();
     let from = len.saturating_sub(MAX_READ);
     file.seek(SeekFrom::Start(from))?;
     let mut bytes = Vec::new();
     file.take(MAX_READ).read_to_end(&mut bytes)?;
+    let mut start = 0;
     if from > 0 {
         // The first line read is cut: start after it.
-        let start = memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |i| i + 1);
+        start = memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |i| i + 1);
         bytes.drain(..start);
     }
-    Ok(bytes)
+    Ok(Tail {
+        bytes,
+        from: from + start as u64,
+    })
 }
 
-/// Refuses (exit 2) an apply of content that a finished run already applied to the same target, or
-/// that another run (with another results file) began sending there and has not finished.
-/// Looked at before anything is asked or sent; [`begin`] looks again under the list's lock.
+/// A text from the list or a path, fit for a terminal: control characters escaped.
+fn shown(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+/// Refuses (exit 2) an apply of an input that a finished run already applied to the same target,
+/// or that another run (with another results file) began sending there and has not finished; and
+/// an apply while the list holds a line pcbulk did not write. Looked at before anything is asked
+/// or sent; [`begin`] looks again under the list's lock.
 pub fn refuse_repeat(job: &Job, results: &Path) -> Result<(), Error> {
     let Some(list) = list_or_warn() else {
         return Ok(());
     };
-    match look_up(&list, &job.input_sha256, &job.target, results) {
-        Some(earlier) => Err(refusal(job, &earlier, &list)),
-        None => Ok(()),
+    match look_up(&list, job, results) {
+        Ok(Some(earlier)) => Err(refusal(job, &earlier, &list)),
+        Ok(None) => Ok(()),
+        Err(bad) => Err(bad.error(&list)),
     }
 }
 
@@ -363,11 +501,12 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
         Earlier::Unfinished(s) => (&s.input, "is being"),
     };
     let what = if *earlier_input == input {
-        format!("{} {verb}", job.input)
+        format!("{} {verb}", shown(&job.input))
     } else {
         format!(
-            "{} has the same content as {earlier_input}, which {verb}",
-            job.input
+            "{} holds the same input as {} (the same rows for the same operation), which {verb}",
+            shown(&job.input),
+            shown(earlier_input)
         )
     };
     // Named as the earlier run named it, and as this one does where that differs.
@@ -376,15 +515,20 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
         Earlier::Unfinished(s) => &s.target,
     };
     let target = if *earlier_target == job.target {
-        job.target.clone()
+        shown(&job.target)
     } else {
-        format!("{earlier_target} (the service {} names too)", job.target)
+        format!(
+            "{} (the service {} names too)",
+            shown(earlier_target),
+            shown(&job.target)
+        )
     };
+    let list = shown(&list.display().to_string());
     match earlier {
         Earlier::Finished(r, now) => {
             let results = match now {
-                Some(now) => format!("{now} (moved aside from {})", r.results),
-                None => r.results.clone(),
+                Some(now) => format!("{} (moved aside from {})", shown(now), shown(&r.results)),
+                None => shown(&r.results),
             };
             Error::usage(format!(
                 "{what} already applied to {} by the run that finished at {} ({}; its results: \
@@ -393,7 +537,7 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
                 target,
                 r.finished,
                 r.did(),
-                list.display()
+                list
             ))
         }
         Earlier::Unfinished(s) => Error::usage(format!(
@@ -403,9 +547,9 @@ fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {
              or give --force to run this one anyway. (pcbulk's list of runs: {})",
             target,
             s.started,
-            s.results,
-            s.resume,
-            list.display()
+            shown(&s.results),
+            shown(&s.resume),
+            list
         )),
     }
 }
@@ -432,6 +576,7 @@ impl Drop for Begun {
         }
         let w = Withdrawn {
             input_sha256: self.start.input_sha256.clone(),
+            run: self.start.run.clone(),
             target: self.start.target.clone(),
             results: self.start.results.clone(),
             withdrawn: super::records::utc(std::time::SystemTime::now()),
@@ -442,9 +587,10 @@ impl Drop for Begun {
     }
 }
 
-/// Just before an apply (a new run, or with `check` false a forced run or a resume) begins sending:
-/// with the list locked, refuses it as [`refuse_repeat`] does when `check`, else adds its started
-/// line. Two applies of one content started together: one passes, the other sees its line.
+/// Just before an apply (a new run, or with `check` false a forced run or a resume) begins sending,
+/// once everything that can refuse it has been checked: with the list locked, refuses it as
+/// [`refuse_repeat`] does when `check`, else adds its started line. Two applies of one input started
+/// together: one passes, the other sees its line.
 pub fn begin(job: &Job, results: &Path, check: bool) -> Result<Option<Begun>, Error> {
     let Some(list) = list_or_warn() else {
         return Ok(None);
@@ -452,9 +598,10 @@ pub fn begin(job: &Job, results: &Path, check: bool) -> Result<Option<Begun>, Er
     let start = Start::of(job, results);
     let outcome = locked(&list, |file| {
         if check {
-            let bytes = read_tail(file)?;
-            if let Some(e) = earlier(&bytes, &job.input_sha256, &job.target, results) {
-                return Ok(Err(e));
+            match earlier(&read_tail(&mut file.file)?, job, results) {
+                Ok(None) => {}
+                Ok(Some(e)) => return Ok(Err(refusal(job, &e, &list))),
+                Err(bad) => return Ok(Err(bad.error(&list))),
             }
         }
         append_to(file, &start).map(Ok)
@@ -465,7 +612,7 @@ pub fn begin(job: &Job, results: &Path, check: bool) -> Result<Option<Begun>, Er
             start,
             sending: false,
         })),
-        Ok(Err(earlier)) => Err(refusal(job, &earlier, &list)),
+        Ok(Err(refused)) => Err(refused),
         Err(e) => {
             warn_unwritable(&list, &e);
             Ok(None)
@@ -507,20 +654,19 @@ pub fn moved(results: &Path, to: &Path) {
         to: absolute(to).display().to_string(),
         at: super::records::utc(std::time::SystemTime::now()),
     };
-    let named = |bytes: &[u8]| {
-        bytes
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.is_empty() && line.len() <= MAX_LINE)
-            .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
-            .any(|e| match e {
+    // A list with a line pcbulk did not write is left as it is (the next apply stops on that line).
+    let named = |tail: &Tail| {
+        entries(tail).is_ok_and(|entries| {
+            entries.iter().any(|e| match e {
                 Entry::Finished(r) => r.results == from,
                 Entry::Started(s) => s.results == from,
                 Entry::Moved(m) => m.to == from,
                 Entry::Withdrawn(_) => false,
             })
+        })
     };
     let done = locked(&list, |file| {
-        if named(&read_tail(file)?) {
+        if named(&read_tail(&mut file.file)?) {
             append_to(file, &m)?;
         }
         Ok(())
@@ -537,32 +683,71 @@ pub fn append<T: Serialize>(list: &Path, line: &T) -> io::Result<()> {
     locked(list, |file| append_to(file, line))
 }
 
-/// Runs `f` on the list (created if need be), holding its lock for the whole of `f`.
-fn locked<T>(list: &Path, f: impl FnOnce(&mut File) -> io::Result<T>) -> io::Result<T> {
+/// The list, open for appending, and whether this process holds its lock.
+struct Held {
+    file: File,
+    locked: bool,
+}
+
+/// Runs `f` on the list (created if need be), holding its lock for the whole of `f` (or, when
+/// another pcbulk holds it for longer than [`LOCK_WAIT`], without it).
+fn locked<T>(list: &Path, f: impl FnOnce(&mut Held) -> io::Result<T>) -> io::Result<T> {
     if let Some(dir) = list.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dir(dir)?;
     }
-    let mut file = crate::fsafe::append_or_create(list, FIX)?;
+    let file = crate::fsafe::append_or_create(list, FIX)?;
     let locked = lock(&file);
-    let done = f(&mut file);
+    let mut held = Held { file, locked };
+    let done = f(&mut held);
     if locked {
-        let _ = file.unlock();
+        let _ = held.file.unlock();
     }
     done
 }
 
-/// Appends `line` to the open list (its lock held), as one whole line.
-fn append_to<T: Serialize>(file: &mut File, line: &T) -> io::Result<()> {
+/// Appends `line` to the open list (its lock held), as one whole line, and only a line that reads
+/// back as the record it is: the list never holds a line its reader refuses.
+fn append_to<T: Serialize>(held: &mut Held, line: &T) -> io::Result<()> {
     let mut line = serde_json::to_vec(line).map_err(io::Error::other)?;
-    if line.len() >= MAX_LINE {
-        return Err(io::Error::other("the run's record is too long to keep"));
+    if line.len() > MAX_LINE {
+        return Err(io::Error::other(
+            "the run's record is too long to keep (a path of many kilobytes?)",
+        ));
+    }
+    if !serde_json::from_slice::<Entry>(&line).is_ok_and(|e| e.is_sound()) {
+        return Err(io::Error::other(
+            "the run's record would not read back as one (a path with a NUL character?)",
+        ));
     }
     line.push(b'\n');
-    // A line torn by a crash must not swallow this one.
-    if !ends_whole(file)? {
-        line.insert(0, b'\n');
-    }
+    cut_torn_end(held)?;
+    let file = &mut held.file;
     file.write_all(&line).and_then(|()| file.sync_data())
+}
+
+/// Takes away a last line without its line break (an append cut short by a crash), so that the
+/// line appended next is whole and the torn one never becomes a line in the middle. Without the
+/// lock (another pcbulk may be appending) and for a tail longer than any line (not a torn line),
+/// a line break is added instead, and the reader stops on that line.
+fn cut_torn_end(held: &mut Held) -> io::Result<()> {
+    let file = &mut held.file;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let from = len.saturating_sub(MAX_LINE as u64 + 1);
+    file.seek(SeekFrom::Start(from))?;
+    let mut end = Vec::new();
+    file.take(len - from).read_to_end(&mut end)?;
+    if end.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    match memchr::memrchr(b'\n', &end) {
+        Some(i) if held.locked => file.set_len(from + i as u64 + 1),
+        None if held.locked && from == 0 => file.set_len(0),
+        // Not a line pcbulk wrote: the line break keeps the record apart from it.
+        _ => file.write_all(b"\n"),
+    }
 }
 
 fn create_dir(dir: &Path) -> io::Result<()> {
@@ -590,26 +775,27 @@ fn lock(file: &File) -> bool {
     }
 }
 
-/// Whether the file is empty or ends with a line break.
-fn ends_whole(file: &mut File) -> io::Result<bool> {
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(true);
-    }
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A job as an earlier pcbulk's lines name it: by the file's bytes (`sha`) and the target.
+    fn job(sha: &str, target: &str) -> Job {
+        Job {
+            input_sha256: sha.into(),
+            identity: None,
+            input: "in.csv".into(),
+            operation: None,
+            target: target.into(),
+            plan: false,
+            from_plan: None,
+        }
+    }
+
     /// The finished run [`look_up`] finds for a new run writing elsewhere.
     fn find(list: &Path, sha: &str, target: &str) -> Option<Run> {
-        match look_up(list, sha, target, Path::new("/elsewhere.csv")) {
-            Some(Earlier::Finished(r, _)) => Some(r),
+        match look_up(list, &job(sha, target), Path::new("/elsewhere.csv")) {
+            Ok(Some(Earlier::Finished(r, _))) => Some(r),
             _ => None,
         }
     }
@@ -617,6 +803,8 @@ mod tests {
     fn start(sha: char, target: &str, results: &str) -> Start {
         Start {
             input_sha256: sha.to_string().repeat(64),
+            identity: None,
+            run: None,
             target: target.into(),
             input: "/tmp/in.csv".into(),
             results: results.into(),
@@ -628,6 +816,7 @@ mod tests {
     fn withdrawn(sha: char, target: &str, results: &str) -> Withdrawn {
         Withdrawn {
             input_sha256: sha.to_string().repeat(64),
+            run: None,
             target: target.into(),
             results: results.into(),
             withdrawn: "2026-11-23 15:33:50 UTC".into(),
@@ -639,7 +828,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let list = d.path().join(FILE);
         let sha = "a".repeat(64);
-        let look = |results: &str| look_up(&list, &sha, "http://localhost:1", Path::new(results));
+        let look = |results: &str| {
+            look_up(&list, &job(&sha, "http://localhost:1"), Path::new(results)).unwrap()
+        };
         append(&list, &start('a', "http://127.0.0.1:1/", "/tmp/a.csv")).unwrap();
         append(&list, &start('b', "http://127.0.0.1:1", "/tmp/b.csv")).unwrap();
         assert_eq!(
@@ -688,14 +879,19 @@ mod tests {
         // And a.1 moved again (a run given --out a.1.csv): the first run followed there.
         append(&list, &m("/tmp/a.1.csv", "/tmp/a.1.3.csv")).unwrap();
         assert_eq!(
-            look_up(&list, &"a".repeat(64), "https://x", Path::new("/tmp/b.csv")),
-            Some(Earlier::Finished(done, Some("/tmp/a.1.3.csv".into())))
+            look_up(
+                &list,
+                &job(&"a".repeat(64), "https://x"),
+                Path::new("/tmp/b.csv")
+            ),
+            Ok(Some(Earlier::Finished(done, Some("/tmp/a.1.3.csv".into()))))
         );
     }
 
     fn run(sha: char, target: &str) -> Run {
         Run {
             input_sha256: sha.to_string().repeat(64),
+            identity: None,
             target: target.into(),
             input: "in.csv".into(),
             results: "/tmp/in.results.csv".into(),
@@ -724,35 +920,156 @@ mod tests {
         );
     }
 
+    /// The first line [`look_up`] stops on, if any.
+    fn bad_line(list: &Path) -> Option<BadLine> {
+        look_up(
+            list,
+            &job(&"a".repeat(64), "https://x"),
+            Path::new("/e.csv"),
+        )
+        .err()
+    }
+
     #[test]
-    fn a_corrupt_list_is_ignored_line_by_line_never_a_panic() {
+    fn a_line_pcbulk_did_not_write_stops_the_look_naming_it_never_a_panic() {
         let d = tempfile::tempdir().unwrap();
         let list = d.path().join(FILE);
-        let good = serde_json::to_string(&run('a', "https://x")).unwrap();
-        let mut bad = run('a', "https://x");
-        bad.results = "/tmp/\u{1b}[2Jevil".into();
+        let good = serde_json::to_string(&run('a', "https://x")).unwrap() + "\n";
         let mut not_hex = run('a', "https://x");
         not_hex.input_sha256 = "z".repeat(64);
         let mut odd_status = run('a', "https://x");
         odd_status.rows.insert("exploded".into(), 1);
-        let mut junk = Vec::new();
-        junk.extend_from_slice(b"\xff\xfe garbage\n{\"input_sha256\":\n");
-        junk.extend_from_slice(&vec![b'x'; MAX_LINE + 10]);
-        junk.push(b'\n');
-        for r in [&bad, &not_hex, &odd_status] {
-            junk.extend_from_slice(serde_json::to_string(r).unwrap().as_bytes());
-            junk.push(b'\n');
+        let bad: Vec<Vec<u8>> = vec![
+            b"\xff\xfe garbage".to_vec(),
+            b"{\"input_sha256\":".to_vec(),
+            vec![b'x'; MAX_LINE + 10],
+            serde_json::to_vec(&not_hex).unwrap(),
+            serde_json::to_vec(&odd_status).unwrap(),
+            br#"{"input_sha256":1e999999,"rows":{"succeeded":-1}}"#.to_vec(),
+            b"   ".to_vec(),
+        ];
+        for line in bad {
+            let mut bytes = good.clone().into_bytes();
+            bytes.extend(&line);
+            bytes.push(b'\n');
+            bytes.extend(good.as_bytes());
+            std::fs::write(&list, &bytes).unwrap();
+            let bad = bad_line(&list).expect("refused");
+            assert_eq!(bad.line, Some(2), "{}", String::from_utf8_lossy(&line));
+            let e = bad.error(&list).to_string();
+            assert!(
+                e.contains("line 2") && e.contains("PCBULK_STATE_DIR"),
+                "{e}"
+            );
         }
-        junk.extend_from_slice(br#"{"input_sha256":1e999999,"rows":{"succeeded":-1}}"#);
-        junk.push(b'\n');
-        junk.extend_from_slice(&good.as_bytes()[..good.len() / 2]);
-        std::fs::write(&list, &junk).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_taken_away_by_the_next_append() {
+        let d = tempfile::tempdir().unwrap();
+        let list = d.path().join(FILE);
+        let mut other = run('b', "https://x");
+        other.results = "/tmp/other.csv".into();
+        let good = serde_json::to_string(&other).unwrap() + "\n";
+        let torn = serde_json::to_string(&run('a', "https://x")).unwrap();
+        std::fs::write(&list, format!("{good}{}", &torn[..torn.len() / 2])).unwrap();
         assert_eq!(find(&list, &"a".repeat(64), "https://x"), None);
-        // A line appended after a torn one is whole and found.
+        assert_eq!(bad_line(&list), None);
         append(&list, &run('a', "https://x")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&list).unwrap(),
+            format!("{good}{torn}\n"),
+            "the torn line is gone, the new one whole"
+        );
         assert_eq!(
             find(&list, &"a".repeat(64), "https://x"),
             Some(run('a', "https://x"))
+        );
+    }
+
+    #[test]
+    fn paths_and_urls_with_control_characters_are_kept_and_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let list = d.path().join(FILE);
+        let mut r = run('a', "http://127.0.0.1:1\r");
+        r.results = "/tmp/tab\there \u{1b}[2J.csv".into();
+        r.input = "/tmp/in\nput.csv".into();
+        append(&list, &r).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&list).unwrap().lines().count(),
+            1,
+            "one line: escaped"
+        );
+        assert_eq!(
+            find(&list, &"a".repeat(64), "http://127.0.0.1:1\r"),
+            Some(r.clone())
+        );
+        let e = refusal(
+            &job(&"a".repeat(64), "http://127.0.0.1:1\r"),
+            &Earlier::Finished(r, None),
+            &list,
+        )
+        .to_string();
+        assert!(!e.chars().any(|c| c == '\u{1b}' || c == '\t'), "{e}");
+        assert!(e.contains("tab\\there"), "{e}");
+    }
+
+    fn identity(sheet: Option<&str>, rows: char) -> Identity {
+        Identity {
+            operation: "support-contact".into(),
+            target: "http://localhost:1".into(),
+            sheet: sheet.map(str::to_owned),
+            mapping: Vec::new(),
+            rows_sha256: rows.to_string().repeat(64),
+        }
+    }
+
+    #[test]
+    fn a_run_is_found_by_what_it_applies_not_by_the_file_s_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let list = d.path().join(FILE);
+        let mut done = run('a', "http://127.0.0.1:1");
+        done.identity = Some(identity(Some("A"), 'e'));
+        append(&list, &done).unwrap();
+        let look = |bytes: char, id: Identity| {
+            let mut j = job(&bytes.to_string().repeat(64), "http://127.0.0.1:1");
+            j.identity = Some(id);
+            look_up(&list, &j, Path::new("/e.csv")).unwrap()
+        };
+        assert!(
+            look('b', identity(Some("A"), 'e')).is_some(),
+            "other bytes, the same rows"
+        );
+        assert_eq!(look('a', identity(Some("B"), 'e')), None, "another sheet");
+        assert_eq!(look('a', identity(Some("A"), 'f')), None, "other rows");
+    }
+
+    #[test]
+    fn a_withdrawn_line_ends_only_its_own_run_s_started_line() {
+        let d = tempfile::tempdir().unwrap();
+        let list = d.path().join(FILE);
+        let id = identity(None, 'e');
+        let started = |run: &str| Start {
+            identity: Some(id.clone()),
+            run: Some(run.to_owned()),
+            ..start('a', "http://127.0.0.1:1", "/tmp/a.csv")
+        };
+        let (first, second) = (
+            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::new_v4().to_string(),
+        );
+        append(&list, &started(&first)).unwrap();
+        // A second run of the same input at the same results path (a resume) stops before sending.
+        append(&list, &started(&second)).unwrap();
+        let mut w = withdrawn('a', "http://127.0.0.1:1", "/tmp/a.csv");
+        w.run = Some(second);
+        append(&list, &w).unwrap();
+        let mut j = job(&"a".repeat(64), "http://127.0.0.1:1");
+        j.identity = Some(id.clone());
+        assert_eq!(
+            look_up(&list, &j, Path::new("/tmp/copy.csv")).unwrap(),
+            Some(Earlier::Unfinished(started(&first))),
+            "the first run is still unfinished"
         );
     }
 

@@ -206,6 +206,8 @@ pub struct SheetRows {
     /// The end of the sheet came: no more rows.
     ended: bool,
     path: String,
+    /// The sheet's name, as the workbook has it.
+    name: String,
 }
 
 impl std::fmt::Debug for SheetRows {
@@ -282,6 +284,7 @@ impl SheetRows {
         };
         let (tx, rx) = sync_channel(AHEAD);
         let named = path.to_owned();
+        let sheet = name.clone();
         std::thread::Builder::new()
             .name("xlsx".into())
             .spawn(move || {
@@ -310,7 +313,13 @@ impl SheetRows {
             rows: rx,
             ended: false,
             path: path.to_owned(),
+            name: sheet,
         })
+    }
+
+    /// The sheet read, as the workbook names it (part of a run's identity).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The next row with a cell that is not blank, numbered `row`, its `line` its sheet row.

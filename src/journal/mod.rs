@@ -66,15 +66,101 @@ pub fn path_for(results: &Path) -> PathBuf {
     results.with_file_name(name)
 }
 
+/// What a run applies (SPEC: Exit codes): what "the same input" means for a resume, `--from-plan`
+/// and the "already applied" refusal. Two runs with the same identity apply the same changes to the
+/// same service, whatever the file is called, where its results go and how it was saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The operation as resolved: its name, or `per-row` when an operation column names each
+    /// row's (see `Planner::identity_operation`).
+    pub operation: String,
+    /// The service, canonical (`config::target_key`): one service named two ways is one target.
+    pub target: String,
+    /// The workbook's sheet, as the workbook names it; `None` for a text file.
+    pub sheet: Option<String>,
+    /// How input columns are mapped to the operation's: reserved (empty) until a mapping can be
+    /// given.
+    pub mapping: Vec<String>,
+    /// The operation's own cells, in row order (see `pipeline::source::RowsDigest`).
+    pub rows_sha256: String,
+}
+
+/// A part of an [`Identity`], where two differ first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Target,
+    Operation,
+    Sheet,
+    Mapping,
+    Rows,
+}
+
+impl Identity {
+    /// The first part in which `self` is not `now`, if any.
+    pub fn first_difference(&self, now: &Identity) -> Option<Part> {
+        [
+            (Part::Target, self.target == now.target),
+            (Part::Operation, self.operation == now.operation),
+            (Part::Sheet, self.sheet == now.sheet),
+            (Part::Mapping, self.mapping == now.mapping),
+            (Part::Rows, self.rows_sha256 == now.rows_sha256),
+        ]
+        .into_iter()
+        .find_map(|(part, same)| (!same).then_some(part))
+    }
+
+    /// What was read, for a message: `sheet "Q3"`, or a text file.
+    pub fn source(&self) -> String {
+        match &self.sheet {
+            Some(s) => format!("sheet {s:?}"),
+            None => "a text file (no sheet)".to_owned(),
+        }
+    }
+
+    /// How an earlier run (`self`) is not `now`, worded for a refusal to resume.
+    fn differs(&self, now: &Identity, input: &str) -> Option<String> {
+        Some(match self.first_difference(now)? {
+            Part::Target => format!(
+                "the run was sent to {}, not {}: resume against the same service",
+                self.target, now.target
+            ),
+            Part::Operation => format!(
+                "the run applied {}, not {}: resume with the same --operation (or none, as it \
+                 was started)",
+                self.operation, now.operation
+            ),
+            Part::Sheet => format!(
+                "the run read {}, not {}: resume with the same --sheet",
+                self.source(),
+                now.source()
+            ),
+            Part::Mapping => {
+                "the run mapped the input's columns another way: resume with the same mapping"
+                    .to_owned()
+            }
+            Part::Rows => format!(
+                "{input} does not hold the rows the run started with (a value the run applies was \
+                 changed, or rows were added, taken out or moved; line ends, encoding, the order of \
+                 columns and columns the operation does not read do not count): resume with the \
+                 rows it started with"
+            ),
+        })
+    }
+}
+
 /// What a run is: a resume must be the same job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
-    /// SHA-256 of the input file's bytes.
+    /// SHA-256 of the input file's bytes. Not what the run applies (see [`Identity`]): a journal
+    /// written before identities were recorded is compared by it (see [`check_resume`]).
     pub input_sha256: String,
+    /// What the run applies; `None` only in a journal an earlier pcbulk wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     pub input: String,
     /// `--operation`, if given.
     pub operation: Option<String>,
-    /// The base URL calls go to.
+    /// The base URL calls go to, as given.
     pub target: String,
     /// A plan's journal (`pcbulk plan`, `apply --dry-run`): it read, and wrote nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -82,6 +168,61 @@ pub struct Job {
     /// `--from-plan`: the plan this run applied (as given); a resume must apply the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_plan: Option<String>,
+}
+
+impl Job {
+    /// Whether an earlier run's record (its identity, bytes and target) is of the same input as
+    /// this job. A record an earlier pcbulk wrote has no identity: it is the same input when it
+    /// had the same bytes and went to the same service.
+    pub fn same_input(
+        &self,
+        identity: Option<&Identity>,
+        input_sha256: &str,
+        target: &str,
+    ) -> bool {
+        match (identity, &self.identity) {
+            (Some(then), Some(now)) => then == now,
+            _ => {
+                input_sha256.eq_ignore_ascii_case(&self.input_sha256)
+                    && crate::config::target_key(target) == crate::config::target_key(&self.target)
+            }
+        }
+    }
+}
+
+/// The first way a journal an earlier pcbulk wrote (no identity: the file's bytes, `--operation`
+/// and the target) is not this job, as [`Identity::differs`] words it. Such a journal recorded no
+/// sheet, so a workbook's run cannot be resumed from it.
+fn differs_from_old(earlier: &Job, job: &Job, path: &Path) -> Option<String> {
+    let same_target =
+        crate::config::target_key(&earlier.target) == crate::config::target_key(&job.target);
+    if job.identity.as_ref().is_some_and(|i| i.sheet.is_some()) {
+        Some(format!(
+            "the journal {} was written by an earlier version of pcbulk, which did not record the \
+             sheet the run read: finish the run with that version",
+            path.display()
+        ))
+    } else if !earlier.input_sha256.eq_ignore_ascii_case(&job.input_sha256) {
+        Some(format!(
+            "{} is not the file the run started with ({} has changed since, or another file was \
+             given; the journal, written by an earlier version of pcbulk, recorded the file's \
+             bytes): resume with the original file",
+            job.input, earlier.input
+        ))
+    } else if earlier.operation != job.operation {
+        Some(format!(
+            "the run started with --operation {}, not {}: resume with the same --operation",
+            earlier.operation.as_deref().unwrap_or("(none)"),
+            job.operation.as_deref().unwrap_or("(none)")
+        ))
+    } else if !same_target {
+        Some(format!(
+            "the run was sent to {}, not {}: resume against the same service",
+            earlier.target, job.target
+        ))
+    } else {
+        None
+    }
 }
 
 /// One call, as sent.
@@ -542,17 +683,57 @@ pub fn read_for_resume(path: &Path, input: &str) -> Result<Replay, Error> {
     })
 }
 
+/// Checks that a resume is of the same job as the journal it continues (read by
+/// [`read_for_resume`]), and that the journal fits the input (`misfit`: the first way it does not,
+/// from the checking pass). Called before anything is recorded: a refused resume leaves the
+/// journal, and pcbulk's list of runs, as they were.
+pub fn check_resume(
+    path: &Path,
+    replay: &Replay,
+    job: &Job,
+    misfit: Option<Misfit>,
+) -> Result<(), Error> {
+    let Some(earlier) = &replay.job else {
+        usage!(
+            "the journal {} has no run header: it cannot be resumed. {START_OVER}.",
+            path.display()
+        );
+    };
+    let differs = match (&earlier.identity, &job.identity) {
+        (Some(then), Some(now)) => then.differs(now, &job.input),
+        _ => differs_from_old(earlier, job, path),
+    };
+    if let Some(why) = differs {
+        usage!("refusing to resume: {why}. Nothing was sent");
+    }
+    if earlier.from_plan != job.from_plan {
+        match &earlier.from_plan {
+            Some(plan) => usage!(
+                "refusing to resume: the run applied the plan {plan}, and its rows must still be \
+                 held to it (rows the plan left out stay out, rows changed since fail as drifted); \
+                 resume with --from-plan {plan}"
+            ),
+            None => usage!(
+                "refusing to resume: the run did not apply a plan; resume without --from-plan"
+            ),
+        }
+    }
+    match misfit {
+        Some(m) => Err(Error::Usage(refusal(path, &job.input, &m))),
+        None => Ok(()),
+    }
+}
+
 /// Opens the journal for this run. A new run (`resume` is `None`) replaces a finished journal and
 /// refuses to replace an unfinished one; a resume gets the earlier journal as [`read_for_resume`]
-/// read it, with the first way it does not fit the input (from the checking pass), checks that it
-/// is the same job and that it fits, and appends to it.
+/// read it and [`check_resume`] accepted it, and appends to it.
 pub fn open_for_run(
     path: &std::path::Path,
     job: &Job,
-    resume: Option<(Replay, Option<Misfit>)>,
+    resume: Option<Replay>,
     retry_failed: bool,
 ) -> Result<(Journal, Option<Replay>), Error> {
-    let Some((replay, misfit)) = resume else {
+    let Some(replay) = resume else {
         // Looked at before it is read: this run will write it.
         if crate::fsafe::look(path, FIX)
             .map_err(|e| cannot_write(path, e))?
@@ -583,48 +764,6 @@ pub fn open_for_run(
         let j = Journal::create(path, job).map_err(|e| cannot_write(path, e))?;
         return Ok((j, None));
     };
-    let Some(earlier) = &replay.job else {
-        usage!(
-            "the journal {} has no run header: it cannot be resumed. {START_OVER}.",
-            path.display()
-        );
-    };
-    if earlier.input_sha256 != job.input_sha256 {
-        usage!(
-            "refusing to resume: {} is not the file the run started with ({} has changed since, or \
-             another file was given); resume with the original file",
-            job.input, earlier.input
-        );
-    }
-    if earlier.operation != job.operation {
-        usage!(
-            "refusing to resume: the run started with --operation {}, not {}",
-            earlier.operation.as_deref().unwrap_or("(none)"),
-            job.operation.as_deref().unwrap_or("(none)")
-        );
-    }
-    if earlier.target != job.target {
-        usage!(
-            "refusing to resume: the run was sent to {}, not {}; resume against the same service",
-            earlier.target,
-            job.target
-        );
-    }
-    if earlier.from_plan != job.from_plan {
-        match &earlier.from_plan {
-            Some(plan) => usage!(
-                "refusing to resume: the run applied the plan {plan}, and its rows must still be \
-                 held to it (rows the plan left out stay out, rows changed since fail as drifted); \
-                 resume with --from-plan {plan}"
-            ),
-            None => usage!(
-                "refusing to resume: the run did not apply a plan; resume without --from-plan"
-            ),
-        }
-    }
-    if let Some(m) = misfit {
-        return Err(Error::Usage(refusal(path, &job.input, &m)));
-    }
     let cannot = |e| cannot_write(path, e);
     let j = Journal::reopen(path).map_err(cannot)?;
     j.append(Record::Resume { retry_failed }, true)
@@ -641,6 +780,7 @@ mod tests {
             plan: false,
             from_plan: None,
             input_sha256: "ab".into(),
+            identity: None,
             input: "in.csv".into(),
             operation: None,
             target: "http://127.0.0.1:1".into(),
@@ -811,6 +951,67 @@ mod tests {
             "written before the journal is dropped"
         );
         drop(j);
+    }
+
+    fn replay_of(job: Job) -> Replay {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        drop(Journal::create(&p, &job).unwrap());
+        read(&p).unwrap()
+    }
+
+    fn identity(sheet: Option<&str>) -> Identity {
+        Identity {
+            operation: "service-request".into(),
+            target: "http://localhost:1".into(),
+            sheet: sheet.map(str::to_owned),
+            mapping: Vec::new(),
+            rows_sha256: "e".repeat(64),
+        }
+    }
+
+    #[test]
+    fn a_resume_is_checked_against_what_the_run_applies_not_the_file_s_bytes() {
+        let p = Path::new("r.csv.journal");
+        let then = Job {
+            identity: Some(identity(Some("A"))),
+            ..job()
+        };
+        let replay = replay_of(then.clone());
+        let resaved = Job {
+            input_sha256: "cd".into(),
+            target: "http://LOCALHOST:1/".into(),
+            ..then.clone()
+        };
+        assert!(check_resume(p, &replay, &resaved, None).is_ok());
+        let other_sheet = Job {
+            identity: Some(identity(Some("B"))),
+            ..then
+        };
+        let e = check_resume(p, &replay, &other_sheet, None).unwrap_err();
+        assert!(
+            e.to_string().contains("sheet \"A\", not sheet \"B\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_journal_an_earlier_pcbulk_wrote_resumes_only_from_the_same_bytes_of_a_text_file() {
+        let p = Path::new("r.csv.journal");
+        let replay = replay_of(job());
+        let now = |sha: &str, sheet| Job {
+            input_sha256: sha.into(),
+            identity: Some(identity(sheet)),
+            ..job()
+        };
+        assert!(check_resume(p, &replay, &now("ab", None), None).is_ok());
+        let e = check_resume(p, &replay, &now("cd", None), None).unwrap_err();
+        assert!(
+            e.to_string().contains("not the file the run started with"),
+            "{e}"
+        );
+        let e = check_resume(p, &replay, &now("ab", Some("A")), None).unwrap_err();
+        assert!(e.to_string().contains("did not record the sheet"), "{e}");
     }
 
     #[test]

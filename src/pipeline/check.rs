@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::source::{Charset, Fingerprint, Source, StreamRow};
+use super::source::{Charset, Fingerprint, RowsDigest, Source, StreamRow};
 use crate::config::InputConfig;
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
@@ -38,8 +38,12 @@ pub struct Scan {
     pub to_send: usize,
     /// Duplicate rows, with the first row of their target.
     pub dups: Firsts,
-    /// SHA-256 of the bytes read.
+    /// SHA-256 of the bytes read: the sending pass must read the same.
     pub sha256: String,
+    /// What the run's identity takes from the rows (see [`RowsDigest`]).
+    pub rows_sha256: String,
+    /// The workbook's sheet read, as the workbook names it; `None` for a text file.
+    pub sheet: Option<String>,
     /// The operations of the rows to send.
     pub operations: Vec<&'static str>,
     /// How the whole file was decoded: the sending pass reads it the same way.
@@ -68,6 +72,7 @@ fn check_row(
     delimiter: Option<u8>,
     journal: Option<&Replay>,
     lines: &mut Vec<u8>,
+    digest: Option<&mut Vec<u8>>,
 ) -> Result<Checked, Error> {
     // The cells on the stack when they fit (nearly always): this runs once a row.
     let mut stack = [""; 32];
@@ -82,6 +87,9 @@ fn check_row(
         &heap
     };
     let (op, verdict) = planner.plan_row(cells)?;
+    if let Some(buf) = digest {
+        RowsDigest::encode_row(buf, planner.own_cells(cells));
+    }
     let change = match &verdict {
         Verdict::Ready(change) => Some(change.as_ref()),
         Verdict::Invalid { .. } => None,
@@ -117,10 +125,12 @@ fn check_row(
 /// the allocator's slow path).
 const PIECE: usize = 256;
 
-/// Some rows of a batch, checked, with their results lines end to end.
+/// Some rows of a batch, checked, with their results lines end to end, and what the run's
+/// identity takes from them (see [`RowsDigest`]; apply only).
 struct Piece {
     rows: Vec<Checked>,
     lines: Vec<u8>,
+    digest: Vec<u8>,
 }
 
 /// A batch's rows checked, in input order.
@@ -138,6 +148,13 @@ impl Checks {
             })
         })
     }
+
+    /// Adds the batch's rows to the run's identity, in input order.
+    fn add_to(&self, digest: &mut RowsDigest) {
+        for p in &self.0 {
+            digest.add(&p.digest, p.rows.len());
+        }
+    }
 }
 
 /// A batch checked across the cores in pieces, each written straight into its place (a `Result`
@@ -149,6 +166,7 @@ fn check_batch(
     width: usize,
     delimiter: Option<u8>,
     journal: Option<&Replay>,
+    digest: bool,
 ) -> Result<Checks, Error> {
     let mut pieces: Vec<Result<Piece, Error>> = Vec::with_capacity(rows.len().div_ceil(PIECE));
     rows.par_chunks(PIECE)
@@ -159,11 +177,19 @@ fn check_batch(
             } else {
                 0
             });
+            let mut encoded = Vec::new();
             let rows = chunk
                 .iter()
-                .map(|raw| check_row(planner, raw, width, delimiter, journal, &mut lines))
+                .map(|raw| {
+                    let digest = digest.then_some(&mut encoded);
+                    check_row(planner, raw, width, delimiter, journal, &mut lines, digest)
+                })
                 .collect::<Result<Vec<Checked>, Error>>()?;
-            Ok(Piece { rows, lines })
+            Ok(Piece {
+                rows,
+                lines,
+                digest: encoded,
+            })
         })
         .collect_into_vec(&mut pieces);
     pieces
@@ -193,17 +219,25 @@ pub fn open(cfg: &InputConfig, hashed: bool) -> Result<(Source, Planner), Error>
     Ok((source, planner))
 }
 
+/// What the pass does beside checking each row.
+#[derive(Clone, Copy)]
+struct Work {
+    /// Each row's results line is encoded on the workers (validate).
+    encode: bool,
+    /// What the run's identity takes from each row is encoded on the workers (apply).
+    digest: bool,
+}
+
 /// The pass: reads, checks across cores, and hands each checked batch to `sink` in input order.
-/// With `encode`, each row's results line is encoded on the workers too.
 fn pass(
     source: &mut Source,
     planner: &Planner,
-    encode: bool,
+    work: Work,
     journal: Option<&Replay>,
     mut sink: impl FnMut(&[StreamRow], &Checks) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let width = planner.headers.len();
-    let delimiter = encode.then_some(source.delimiter);
+    let delimiter = work.encode.then_some(source.delimiter);
     let (mut t_read, mut t_check, mut t_write) = (0.0, 0.0, 0.0);
     let mut to_read_from = 1;
     let mut reading = source.batch(to_read_from)?;
@@ -224,7 +258,7 @@ fn pass(
                 rayon::join(
                     || {
                         timed(&mut t_check, || {
-                            check_batch(planner, &current, width, delimiter, journal)
+                            check_batch(planner, &current, width, delimiter, journal, work.digest)
                         })
                     },
                     || {
@@ -284,7 +318,13 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
     let (mut rows, mut valid) = (0usize, 0usize);
     let mut operations: Vec<&'static str> = Vec::new();
     let mut misfit = None;
-    let scanned = pass(&mut source, &planner, false, journal, |raws, checks| {
+    let mut digest = RowsDigest::default();
+    let work = Work {
+        encode: false,
+        digest: true,
+    };
+    let scanned = pass(&mut source, &planner, work, journal, |raws, checks| {
+        checks.add_to(&mut digest);
         for (raw, (c, _)) in raws.iter().zip(checks.iter()) {
             rows += 1;
             if c.misfit.is_some() {
@@ -322,6 +362,8 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
         fingerprint,
         delimiter: source.delimiter,
         sha256: source.sha256(),
+        rows_sha256: digest.finish(),
+        sheet: source.sheet().map(str::to_owned),
         charset: source.charset(),
         to_send: valid - dups.len(),
         rows,
@@ -497,7 +539,11 @@ fn check_all(
     let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, keys));
     let progress = Progress::new(None, show_progress);
     let mut summary = Summary::new(cfg.out.clone());
-    pass(source, planner, true, None, |raws, checks| {
+    let work = Work {
+        encode: true,
+        digest: false,
+    };
+    pass(source, planner, work, None, |raws, checks| {
         for (raw, (c, line)) in raws.iter().zip(checks.iter()) {
             if let Some(k) = c.key {
                 detector

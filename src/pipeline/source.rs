@@ -37,6 +37,52 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// What a run's identity takes from its rows (SPEC: Exit codes): the SHA-256 of the operation's own
+/// cells, as decoded and trimmed, in row order. Not the file's bytes: the same rows saved with other
+/// line ends, a byte-order mark, another encoding, delimiter or quoting, another order of columns,
+/// or other carried columns are the same rows. Each row is encoded unambiguously (whatever its
+/// cells hold): for each cell the operation reads and that is not empty, in the order of the
+/// columns' names, the column's name and the cell, each after its length (8 bytes, little-endian),
+/// then a zero length that ends the row.
+pub struct RowsDigest {
+    hash: Sha256,
+    rows: u64,
+}
+
+impl Default for RowsDigest {
+    fn default() -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"pcbulk rows v1\n");
+        RowsDigest { hash, rows: 0 }
+    }
+}
+
+impl RowsDigest {
+    /// Appends one row's encoding to `buf`; rows are encoded on any thread, then added in order
+    /// with [`RowsDigest::add`].
+    pub fn encode_row<'a>(buf: &mut Vec<u8>, cells: impl Iterator<Item = (&'static str, &'a str)>) {
+        for (column, cell) in cells {
+            for part in [column, cell] {
+                buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                buf.extend_from_slice(part.as_bytes());
+            }
+        }
+        buf.extend_from_slice(&0u64.to_le_bytes());
+    }
+
+    /// Adds `rows` rows, encoded with [`RowsDigest::encode_row`], next in input order.
+    pub fn add(&mut self, encoded: &[u8], rows: usize) {
+        self.hash.update(encoded);
+        self.rows += rows as u64;
+    }
+
+    /// The digest (hex), the number of rows included.
+    pub fn finish(mut self) -> String {
+        self.hash.update(self.rows.to_le_bytes());
+        format!("{:x}", self.hash.finalize())
+    }
+}
+
 /// Where rows come from: a text file, or a workbook's sheet.
 // One per open file: the CSV reader, on every row's path, stays inline rather than behind a box.
 #[allow(clippy::large_enum_variant)]
@@ -107,6 +153,14 @@ impl Source {
             reader,
             hash,
         })
+    }
+
+    /// The sheet read, as the workbook names it; `None` for a text file.
+    pub fn sheet(&self) -> Option<&str> {
+        match &self.reader {
+            Rows::Text(_) => None,
+            Rows::Sheet(s) => Some(s.name()),
+        }
     }
 
     /// How the rows read so far were decoded; after the last row, how the whole file was. A
