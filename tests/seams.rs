@@ -208,9 +208,15 @@ fn check_sequence(steps: &[Step]) {
         assert!(!text(&out).contains("panicked"), "{context}");
         no_note_twice(&sb, &context);
     }
-    // Finish whatever is unfinished, wherever it is: each input resumed at each results path (a
-    // resume that is not its run's is refused and changes nothing).
-    for input in [Input::SheetA, Input::SheetB, Input::Csv] {
+    // Finish whatever is unfinished, wherever it is: each input resumed at each results path, its
+    // own default among them (a resume that is not its run's is refused and changes nothing).
+    for input in [
+        Input::SheetA,
+        Input::SheetB,
+        Input::Csv,
+        Input::CsvCrlfBom,
+        Input::CsvCarried,
+    ] {
         for out in [Out::Default, Out::Shared1, Out::Shared2] {
             let step = Step {
                 input,
