@@ -40,6 +40,9 @@ pub enum Error {
     /// Sending had begun when the run had to stop: what was sent is in the journal.
     #[error("{0}")]
     Aborted(String),
+    /// Ctrl-C or SIGTERM before anything was sent.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -56,7 +59,9 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::Input(_) | Error::Io { .. } => exit::USAGE,
+            Error::Usage(_) | Error::Input(_) | Error::Io { .. } | Error::Interrupted(_) => {
+                exit::USAGE
+            }
             Error::Aborted(_) => exit::ABORTED,
         }
     }

@@ -18,6 +18,7 @@ pub mod failpoint;
 pub mod fsafe;
 pub mod help;
 pub mod input;
+pub mod interrupt;
 pub mod journal;
 pub mod ops;
 pub mod pipeline;

@@ -235,15 +235,14 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
 /// Asks before changing a production target (neither the sandbox nor loopback): yes on a
 /// terminal, or `--yes`; with neither, nothing is sent (exit 2).
 fn confirm(cfg: &ApplyConfig, target: &Target, to_send: usize) -> Result<(), Error> {
-    use std::io::{BufRead, IsTerminal, Read, Write};
+    use std::io::{IsTerminal, Write};
     let Target::Service { base_url, .. } = target else {
         return Ok(());
     };
     if cfg.yes || crate::config::is_loopback(base_url) || to_send == 0 {
         return Ok(());
     }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
+    if !std::io::stdin().is_terminal() {
         return Err(Error::usage(format!(
             "{base_url} is a production target and there is no terminal to confirm on: add --yes \
              to go ahead (nothing was sent)"
@@ -254,16 +253,37 @@ fn confirm(cfg: &ApplyConfig, target: &Target, to_send: usize) -> Result<(), Err
         crate::report::count(to_send, "row")
     );
     let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .take(64)
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("cannot read the answer", e))?;
+    let answer = read_answer()?;
     if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
         Err(Error::usage("not confirmed: nothing was sent"))
+    }
+}
+
+/// The line typed at the prompt, read on a thread of its own so that Ctrl-C, which does not end
+/// a blocked read, ends the wait (nothing sent).
+fn read_answer() -> Result<String, Error> {
+    use std::io::{BufRead, Read};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::stdin()
+            .lock()
+            .take(64)
+            .read_line(&mut answer)
+            .map(|_| answer);
+        let _ = tx.send(read);
+    });
+    loop {
+        crate::interrupt::check()?;
+        match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(read) => return read.map_err(|e| Error::io("cannot read the answer", e)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::usage("not confirmed: nothing was sent"))
+            }
+        }
     }
 }
 
@@ -475,6 +495,9 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         true => Some(journal::read_for_resume(&journal_path, &input_name)?),
         false => None,
     };
+    // Listened to from here: a signal before sending begins stops the run with nothing sent
+    // (`crate::interrupt`), one after it is the sending pass's to answer.
+    let mut signals = Signals::listen();
     let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
@@ -523,6 +546,10 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     if !cfg.is_plan() {
         confirm(&cfg, &target, to_send)?;
     }
+    // The last moment a signal ends the run with nothing recorded; from here the sending pass
+    // answers it (rows not started are skipped, the run is resumable).
+    crate::interrupt::check()?;
+    crate::interrupt::sending();
     // [registry hook] The list of runs gets this run's started line, checked again under the
     // list's lock (of two applies of one file started together, one runs). A new run not forced
     // is checked; a resume or a forced run only adds its line.
@@ -601,7 +628,6 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         replay.map(|r| (r, cfg.retry_failed)),
     );
     reading.plan = plan;
-    let mut signals = Signals::listen();
     let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
     // [registry hook] Sending: the started line stays until the run finishes.
     if let Some(b) = begun {

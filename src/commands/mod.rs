@@ -98,6 +98,7 @@ fn rows(
     command: &'static str,
     run: impl FnOnce() -> Result<Summary, Error>,
 ) -> Result<u8, Error> {
+    crate::interrupt::listen();
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
     let results = input

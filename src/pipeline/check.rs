@@ -245,6 +245,8 @@ fn pass(
     // A written batch is freed by the reading step that follows, which has time to spare.
     let mut written_batch: Option<(Vec<StreamRow>, Checks)> = None;
     while !reading.is_empty() || checked.is_some() {
+        // Ctrl-C stops the pass between batches; its caller removes the scratch files.
+        crate::interrupt::check()?;
         let current = std::mem::take(&mut reading);
         to_read_from += current.len();
         let done = checked.take();
@@ -348,7 +350,7 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
         let (candidates, spill) = detector.into_parts();
         confirm_duplicates(spill, &candidates)
     });
-    let _ = std::fs::remove_file(&spill_path);
+    remove_scratch(&spill_path);
     let dups = dups?;
     if Fingerprint::of(&file).map_err(io_err)? != fingerprint {
         return Err(Error::usage(format!(
@@ -376,8 +378,9 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
 
 /// A new scratch file beside the results (see [`fsafe::fresh`]): no file or link already there is
 /// reused.
+/// A second Ctrl-C, which ends the process at once, removes it too.
 fn scratch(out: &Path, suffix: &str, access: Access) -> Result<(std::path::PathBuf, File), Error> {
-    fsafe::fresh(out, suffix, access).map_err(|e| {
+    let (path, file) = fsafe::fresh(out, suffix, access).map_err(|e| {
         Error::io(
             format!(
                 "cannot write a scratch file beside the results file {}",
@@ -385,7 +388,15 @@ fn scratch(out: &Path, suffix: &str, access: Access) -> Result<(std::path::PathB
             ),
             e,
         )
-    })
+    })?;
+    crate::interrupt::keep_track(path.clone());
+    Ok((path, file))
+}
+
+/// Removes a scratch file (if it is still there: one may have become the results file).
+fn remove_scratch(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    crate::interrupt::forget(path);
 }
 
 /// The exact duplicate check over the keys spilled to `spill`, read back through the same file.
@@ -497,7 +508,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     let finished = scratch(&cfg.out, "keys", Access::Owner).and_then(|(keys_path, keys)| {
         let delimiter = source.delimiter;
         let checked = check_all(&mut source, &planner, part_file, keys, cfg, show_progress);
-        let _ = std::fs::remove_file(&keys_path);
+        remove_scratch(&keys_path);
         let (part_file, dups, mut summary) = checked?;
         if dups.is_empty() {
             // Looked at again: the rename replaces whatever is at that path now.
@@ -516,7 +527,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
         }
         Ok(summary)
     });
-    let _ = std::fs::remove_file(&part);
+    remove_scratch(&part);
     let mut summary = finished?;
     summary.elapsed = started.elapsed();
     // The operation as the banner names it: the flag's, the header's, or each row's own.
