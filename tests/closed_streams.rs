@@ -32,10 +32,12 @@ fn apply_sample(w: &Workdir, extra: &[&str]) -> (PathBuf, std::process::Command)
 /// The exit code of a child whose other stream is read to its end.
 fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (
-        out.status.code().unwrap_or_else(|| panic!("ended by a signal: {said}")),
+        out.status
+            .code()
+            .unwrap_or_else(|| panic!("ended by a signal: {said}")),
         said,
     )
 }
@@ -67,7 +69,11 @@ fn a_closed_stdout_panicked_with_exit_101_and_lost_the_summary() {
     let w = Workdir::new();
     let summary = w.path("summary.json");
     let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
     let (code, said) = finish(child);
     assert_eq!(code, 1, "{said}");
@@ -80,7 +86,11 @@ fn a_closed_stderr_panicked_with_exit_101_at_the_first_line_it_said() {
     let w = Workdir::new();
     let summary = w.path("summary.json");
     let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stderr.take());
     let (code, said) = finish(child);
     assert_eq!(code, 1, "{said}");
@@ -93,7 +103,11 @@ fn a_closed_stderr_panicked_with_exit_101_at_the_first_line_it_said() {
 fn a_summary_json_to_a_closed_stdout_is_said_lost_and_the_run_ends_as_it_would() {
     let w = Workdir::new();
     let (input, mut cmd) = apply_sample(&w, &["--summary-json", "-"]);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
     let (code, said) = finish(child);
     assert_eq!(code, 1, "{said}");
@@ -106,7 +120,11 @@ fn both_streams_closed_the_run_still_finishes() {
     let w = Workdir::new();
     let summary = w.path("summary.json");
     let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
     drop(child.stderr.take());
     let (code, _) = finish(child);

@@ -15,7 +15,11 @@ const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}";
 fn assert_escaped(out: &Output) {
     for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
         let text = String::from_utf8_lossy(bytes);
-        assert!(!bytes.contains(&ESC), "raw ESC on {name}: {}", text.escape_debug());
+        assert!(
+            !bytes.contains(&ESC),
+            "raw ESC on {name}: {}",
+            text.escape_debug()
+        );
         assert!(
             !text.chars().any(|c| c != '\n' && c.is_control()),
             "a raw control on {name}: {}",
@@ -54,7 +58,10 @@ fn an_escape_sequence_in_a_file_name_reached_the_terminal_raw() {
     assert_escaped(&out);
     // And in the message that says the file is missing.
     let out = pcbulk()
-        .args(["validate", w.path(&format!("gone{HOSTILE}.csv")).to_str().unwrap()])
+        .args([
+            "validate",
+            w.path(&format!("gone{HOSTILE}.csv")).to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), 2, "{}", text(&out));
