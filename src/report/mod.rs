@@ -207,7 +207,9 @@ pub fn summary_text(s: &Summary) -> String {
         for o in &s.planned {
             out.push_str(&format!(
                 "  row {} (line {}): {}\n",
-                o.row, o.line, o.change
+                o.row,
+                o.line,
+                crate::term::escape(&o.change)
             ));
         }
         let more = s.count_of(Status::Planned).saturating_sub(s.planned.len());
