@@ -6,6 +6,24 @@
 //!
 //! `cli` converts flags into `config`; `commands` has one module per command.
 
+// In this crate, `print!`, `println!`, `eprint!` and `eprintln!` are these: the standard ones
+// panic on a closed stream (see `term`), and print what they are given raw. Defined before the
+// modules, so every module's prints are these.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::term::Stream::Out.write_text(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::term::Stream::Out.write_text(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::term::Stream::Out.write_line(format_args!($($arg)*)) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::term::Stream::Err.write_text(format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::term::Stream::Err.write_text(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::term::Stream::Err.write_line(format_args!($($arg)*)) };
+}
+
 pub mod api;
 pub mod cli;
 pub mod commands;
@@ -26,6 +44,7 @@ pub mod planner;
 pub mod report;
 pub mod results;
 pub mod sandbox;
+pub mod term;
 pub mod undo;
 
 use clap::Parser;
@@ -56,10 +75,14 @@ fn init_logging(output: Option<&cli::OutputArgs>) {
         1 => EnvFilter::new("warn,pcbulk=info"),
         _ => EnvFilter::new("warn,pcbulk=debug"),
     };
+    let colour = report::progress::colour(std::io::stderr().is_terminal());
+    let writer = term::LogWriter { colour, json };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(report::progress::colour(std::io::stderr().is_terminal()));
+        .with_writer(move || writer)
+        .with_ansi(colour)
+        // Its own complaint about a failed write would go to the stream that failed, and panic.
+        .log_internal_errors(false);
     let _ = if json {
         builder
             .json()

@@ -202,3 +202,39 @@ fn an_endless_input_is_refused_at_a_bound_not_read_into_memory() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("without ending"), "{}", text(&out));
 }
+
+/// Bytes that are not text in the encoding the file is read as were read as U+FFFD, and the row
+/// was `valid` and sent: `--encoding utf-8` on Windows-1252 bytes, a lone UTF-16 surrogate.
+#[test]
+fn a_replacement_character_from_decoding_was_sent_as_a_valid_value() {
+    let sb = Sandbox::start(&["--subscriptions", "4"]);
+    let w = Workdir::new();
+    let forced = w.write(
+        "forced.csv",
+        contacts(&[b"Trey Research".to_vec(), b"Trey Malm\xf6 AB".to_vec()]),
+    );
+    // The second name holds a high surrogate with no low one after it.
+    let head = contacts(&[b"Trey Research".to_vec(), b"Trey ".to_vec()]);
+    let head = String::from_utf8(head).unwrap();
+    let mut utf16 = vec![0xff, 0xfe];
+    let units = head.trim_end().encode_utf16().chain([0xd800]);
+    for u in units.chain("AB\n".encode_utf16()) {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    let lone = w.write("lone.csv", utf16);
+    for (input, extra, said) in [
+        (
+            &forced,
+            &["--encoding", "utf-8"][..],
+            "line 3 is not UTF-8 (the byte 0xF6)",
+        ),
+        (&lone, &[][..], "line 3 is not UTF-16LE"),
+    ] {
+        for out in [sb.apply(input, extra), validate(input, extra)] {
+            assert_eq!(code(&out), 2, "{}", text(&out));
+            assert!(stderr(&out).contains(said), "{}", text(&out));
+            assert!(!text(&out).contains('\u{fffd}'), "{}", text(&out));
+        }
+    }
+    assert_eq!(sb.stats()["total"], 0, "nothing was sent");
+}

@@ -181,6 +181,46 @@ fn mask(text: &str, secret: &str) -> String {
     }
 }
 
+/// What this machine ran out of, when an error or one of its causes says so (too many open files,
+/// no memory): a local limit, which no retry, network or proxy change mends, said as what it is.
+pub fn os_resource(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let code = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error);
+        if let Some(what) = code.and_then(resource_named) {
+            return Some(what);
+        }
+        next = err.source();
+    }
+    None
+}
+
+#[cfg(unix)]
+fn resource_named(code: i32) -> Option<&'static str> {
+    match code {
+        libc::EMFILE => Some(
+            "pcbulk ran out of open files (Too many open files): raise its limit (`ulimit -n`), \
+             or lower --concurrency",
+        ),
+        libc::ENFILE => Some(
+            "the system ran out of open files (its limit for all programs is reached): close \
+             programs or raise the system's limit (fs.file-max), then run again",
+        ),
+        libc::ENOMEM | libc::ENOBUFS => Some(
+            "the system ran out of memory (or network buffers): close programs or lower \
+             --concurrency, then run again",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(not(unix))]
+fn resource_named(_code: i32) -> Option<&'static str> {
+    None
+}
+
 /// Why a call did not succeed.
 #[derive(Debug, Clone, Error)]
 pub enum CallError {
@@ -253,6 +293,28 @@ impl CallError {
             CallError::Drifted(_) => "drifted".into(),
             CallError::Invalid { code, .. } => code.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod resource_tests {
+    use super::*;
+
+    /// A connect that failed for want of file descriptors was said to be an unreachable service.
+    #[cfg(unix)]
+    #[test]
+    fn too_many_open_files_is_named_not_taken_for_the_network() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("tcp open error")]
+        struct Wrapper(#[source] std::io::Error);
+        let emfile = Wrapper(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(os_resource(&emfile).unwrap().contains("ulimit -n"));
+        let enfile = std::io::Error::from_raw_os_error(libc::ENFILE);
+        assert!(os_resource(&enfile).unwrap().contains("open files"));
+        let enomem = std::io::Error::from_raw_os_error(libc::ENOMEM);
+        assert!(os_resource(&enomem).unwrap().contains("out of memory"));
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(os_resource(&Wrapper(refused)), None);
     }
 }
 

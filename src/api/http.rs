@@ -548,7 +548,10 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
         cause = s.to_string();
         src = s.source();
     }
-    let message = if cause.is_empty() {
+    let message = if let Some(what) = super::error::os_resource(e) {
+        // This machine's limit, not the network: said as that.
+        format!("{kind}: {what}")
+    } else if cause.is_empty() {
         kind.to_owned()
     } else {
         format!("{kind} ({cause})")

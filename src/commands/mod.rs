@@ -72,7 +72,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "pcbulk", &mut std::io::stdout());
+            // Written whole once made: clap_complete panics when a write fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "pcbulk", &mut script);
+            crate::term::Stream::Out
+                .write_raw(&script)
+                .map_err(|e| crate::error::Error::io("cannot write to standard output", e))?;
             Ok(crate::error::exit::OK)
         }
         Command::Undo { results, out } => undo::run(&results, out.as_deref()),

@@ -12,8 +12,8 @@ use super::InputError;
 /// How a file's records are read as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charset {
-    /// A byte-order mark or `--encoding` says it: the file is decoded with it and nothing is refused
-    /// (a record that is not valid in it gets U+FFFD, as encoding_rs decodes).
+    /// A byte-order mark or `--encoding` says it: the file is decoded with it, and bytes that are
+    /// not text in it are refused (never read as U+FFFD).
     Told(&'static Encoding),
     /// Nothing says it: what the records read so far show.
     Shown(Evidence),
@@ -44,10 +44,9 @@ pub enum Utf8At {
 pub enum Decode<'b> {
     /// The bytes are this UTF-8 text as they are.
     Utf8(&'b str),
-    /// Each byte is a Windows-1252 character.
+    /// Each byte is a Windows-1252 character (the five bytes it leaves undefined are read as the
+    /// C1 controls of the same number, as WHATWG says: never U+FFFD).
     Windows1252,
-    /// Told UTF-8, but they are not: what is not becomes U+FFFD.
-    Utf8Lossy,
 }
 
 /// What one record's bytes hold.
@@ -131,11 +130,19 @@ impl Charset {
     /// the file (or itself) is refused, naming the file's first line that is not UTF-8.
     pub fn read<'b>(&mut self, bytes: &'b [u8], line: u64) -> Result<Decode<'b>, InputError> {
         let Charset::Shown(shown) = *self else {
-            // Told, or decoded to UTF-8 on the way in.
-            return Ok(match std::str::from_utf8(bytes) {
-                Ok(text) => Decode::Utf8(text),
-                Err(_) => Decode::Utf8Lossy,
-            });
+            // Told, or decoded to UTF-8 on the way in (where bytes that are not text are refused).
+            return match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(Decode::Utf8(text)),
+                Err(e) => {
+                    let at = e.valid_up_to();
+                    let bad = &bytes[at..at + e.error_len().unwrap_or(bytes.len() - at)];
+                    Err(InputError::NotInEncoding {
+                        line: line + count_breaks(&bytes[..at], &mut false),
+                        encoding: UTF_8.name(),
+                        bytes: bad.to_vec(),
+                    })
+                }
+            };
         };
         if let Evidence::Utf8(_) = shown {
             if let Ok(text) = std::str::from_utf8(bytes) {
@@ -205,12 +212,27 @@ impl Decode<'_> {
                 Decode::Windows1252 => {
                     text.push_str(&WINDOWS_1252.decode_without_bom_handling(f).0)
                 }
-                Decode::Utf8Lossy => text.push_str(&String::from_utf8_lossy(f)),
             }
             ends.push(text.len() as u32);
         }
         (text, ends)
     }
+}
+
+/// The message of [`InputError::NotInEncoding`].
+pub(super) fn not_in_encoding(line: u64, encoding: &str, bytes: &[u8]) -> String {
+    let shown: Vec<String> = bytes.iter().map(|b| format!("0x{b:02X}")).collect();
+    let held = match shown.len() {
+        0 => String::new(),
+        1 => format!(" (the byte {})", shown[0]),
+        _ => format!(" (the bytes {})", shown.join(" ")),
+    };
+    format!(
+        "line {line} is not {encoding}{held}, though the file's byte-order mark or --encoding \
+         says it is: read anyway, it would hold U+FFFD (the replacement character) where its text \
+         was. Save the file again as {encoding}, or give the encoding it was saved in with \
+         --encoding (windows-1252, for instance)"
+    )
 }
 
 /// The message of [`InputError::NotUtf8`].
@@ -300,13 +322,16 @@ mod tests {
     }
 
     #[test]
-    fn told_an_encoding_nothing_is_refused() {
+    fn told_an_encoding_bytes_that_are_not_text_in_it_are_refused() {
         let mut charset = Charset::start(None, Some(UTF_8));
         assert_eq!(
             charset.read("Malmö".as_bytes(), 1).unwrap(),
             Decode::Utf8("Malmö")
         );
-        assert_eq!(charset.read(b"Malm\xf6", 2).unwrap(), Decode::Utf8Lossy);
+        match charset.read(b"x\r\nMalm\xf6", 2) {
+            Err(InputError::NotInEncoding { line: 3, bytes, .. }) => assert_eq!(bytes, [0xf6]),
+            other => panic!("{other:?}"),
+        }
         // A byte-order mark wins over what --encoding says.
         let charset = Charset::start(Some(encoding_rs::UTF_16LE), Some(WINDOWS_1252));
         assert_eq!(charset, Charset::Told(encoding_rs::UTF_16LE));

@@ -48,6 +48,14 @@ pub enum InputError {
     /// to say which it is.
     #[error("{}", encoding::not_utf8(*line, *byte, *utf8))]
     NotUtf8 { line: u64, byte: u8, utf8: Utf8At },
+    /// Bytes that are no text in the encoding a byte-order mark or `--encoding` says the file is
+    /// in: read anyway, they would be U+FFFD, and stored and sent as that.
+    #[error("{}", encoding::not_in_encoding(*line, encoding, bytes))]
+    NotInEncoding {
+        line: u64,
+        encoding: &'static str,
+        bytes: Vec<u8>,
+    },
     #[error(
         "line {line}: the quote that opens the value in column {column} is never closed, so the \
          value would run to the end of the file: close the quote (and double any quote that is \
@@ -62,7 +70,8 @@ pub enum InputError {
 /// How to read a file; `None` means detect.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
-    /// `--encoding`: read the file as this, refusing nothing (a byte-order mark still wins).
+    /// `--encoding`: read the file as this (a byte-order mark still wins), refusing bytes that are
+    /// not text in it.
     pub encoding: Option<&'static encoding_rs::Encoding>,
     pub delimiter: Option<u8>,
     /// `--sheet`: the sheet of a workbook to read (else its first).
@@ -272,9 +281,89 @@ mod tests {
         let t = read_bytes(bytes, &told(WINDOWS_1252)).unwrap();
         assert_eq!(t.rows[0].cells[1], "Malmö");
         assert_eq!(t.rows[1].cells[1], "GÃ¶teborg", "as told");
-        let t = read_bytes(bytes, &told(encoding_rs::UTF_8)).unwrap();
-        assert_eq!(t.rows[0].cells[1], "Malm\u{fffd}", "as told");
-        assert_eq!(t.rows[1].cells[1], "Göteborg");
+    }
+
+    fn utf16le(text: &str) -> Vec<u8> {
+        let mut v = vec![0xff, 0xfe];
+        for u in text.encode_utf16() {
+            v.extend_from_slice(&u.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn utf8_told_onto_windows_1252_bytes_was_read_as_replacement_characters() {
+        let told = ReadOptions {
+            encoding: Some(encoding_rs::UTF_8),
+            ..ReadOptions::default()
+        };
+        let e = read_bytes(b"id,city\n1,Oslo\n\n2,\"Malm\xf6\"\n", &told).unwrap_err();
+        match &e {
+            InputError::NotInEncoding {
+                line: 4,
+                encoding: "UTF-8",
+                bytes,
+            } => assert_eq!(bytes, &[0xf6]),
+            other => panic!("{other:?}"),
+        }
+        let message = e.to_string();
+        assert!(
+            message.starts_with("line 4 is not UTF-8 (the byte 0xF6)"),
+            "{message}"
+        );
+        assert!(message.contains("--encoding"), "{message}");
+    }
+
+    #[test]
+    fn a_lone_utf16_surrogate_was_read_as_a_replacement_character() {
+        let mut bytes = utf16le("id,city\r\n1,Oslo\r\n2,");
+        bytes.extend_from_slice(&0xd800u16.to_le_bytes());
+        bytes.extend_from_slice(&utf16le("x\r\n")[2..]);
+        match refused(&bytes) {
+            InputError::NotInEncoding {
+                line: 3,
+                encoding: "UTF-16LE",
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        // Past the first chunk decoded, on the line it is on.
+        let mut text = String::from("id,city\n");
+        for i in 0..5000 {
+            text.push_str(&format!("{i},a city far down the file\n"));
+        }
+        let mut bytes = utf16le(&text);
+        bytes.extend_from_slice(&0xdc00u16.to_le_bytes());
+        assert!(bytes.len() > 2 * 64 * 1024);
+        assert!(matches!(
+            refused(&bytes),
+            InputError::NotInEncoding { line: 5002, .. }
+        ));
+    }
+
+    /// A U+FFFD the file holds as a character is the user's, not a decoding's: it is kept.
+    #[test]
+    fn a_replacement_character_written_in_the_file_is_kept() {
+        for bytes in [
+            "id,city\n1,a\u{fffd}b\n".as_bytes().to_vec(),
+            utf16le("id,city\n1,a\u{fffd}b\n"),
+        ] {
+            assert_eq!(read(&bytes).rows[0].cells[1], "a\u{fffd}b");
+        }
+    }
+
+    /// The five bytes Windows-1252 leaves undefined are read as the C1 controls of the same
+    /// number (WHATWG), never as U+FFFD; a terminal sees them escaped (`crate::term`).
+    #[test]
+    fn windows_1252_reads_every_byte_as_a_character() {
+        let told = ReadOptions {
+            encoding: Some(WINDOWS_1252),
+            ..ReadOptions::default()
+        };
+        for opts in [ReadOptions::default(), told] {
+            let t = read_bytes(b"id,city\n1,\x81\x8d\x8f\x90\x9d\xf6\n", &opts).unwrap();
+            assert_eq!(t.rows[0].cells[1], "\u{81}\u{8d}\u{8f}\u{90}\u{9d}ö");
+        }
     }
 
     #[test]

@@ -4,8 +4,7 @@
 
 use std::io::Read;
 
-use encoding_rs::Encoding;
-use encoding_rs_io::DecodeReaderBytesBuilder;
+use encoding_rs::{DecoderResult, Encoding};
 
 use super::encoding::{Charset, Decode};
 use super::records::{RecordError, Records};
@@ -73,12 +72,7 @@ impl<'a> Reader<'a> {
         let whole = whole.chain(src);
         let reader: Box<dyn Read + Send + 'a> = match charset.stream_decoder() {
             // Decoded to UTF-8 on the way in (a byte-order mark, which wins, removed).
-            Some(e) => Box::new(
-                DecodeReaderBytesBuilder::new()
-                    .encoding(Some(e))
-                    .bom_sniffing(true)
-                    .build(whole),
-            ),
+            Some(e) => Box::new(Decoded::new(whole, e)),
             // Raw bytes: each record is read as the charset says.
             None => Box::new(whole),
         };
@@ -103,9 +97,16 @@ impl<'a> Reader<'a> {
     pub fn next_row(&mut self, row: usize) -> Result<Option<StreamRow>, InputError> {
         loop {
             let rec = self.records.next_record().map_err(|e| match e {
-                RecordError::Io(cause) => InputError::Io {
-                    path: self.path.clone(),
-                    cause,
+                RecordError::Io(cause) => match Malformed::of(&cause) {
+                    Some(m) => InputError::NotInEncoding {
+                        line: m.line,
+                        encoding: m.encoding,
+                        bytes: m.bytes.clone(),
+                    },
+                    None => InputError::Io {
+                        path: self.path.clone(),
+                        cause,
+                    },
                 },
                 RecordError::UnclosedQuote { line, column } => {
                     InputError::UnclosedQuote { line, column }
@@ -144,5 +145,112 @@ impl<'a> Reader<'a> {
             }
             return Ok(Some(r));
         }
+    }
+}
+
+/// Bytes that are no text in the encoding a file is decoded from, found on `line`.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line} is not {encoding}")]
+struct Malformed {
+    line: u64,
+    encoding: &'static str,
+    /// The bytes, as far as they are still at hand.
+    bytes: Vec<u8>,
+}
+
+impl Malformed {
+    fn of(e: &std::io::Error) -> Option<&Malformed> {
+        e.get_ref()?.downcast_ref()
+    }
+}
+
+/// How many bytes are decoded at a time.
+const DECODE_CHUNK: usize = 64 * 1024;
+
+/// A stream decoded to UTF-8 as it is read (its byte-order mark, which wins, removed), refusing
+/// any bytes that are not text in its encoding: a lone UTF-16 surrogate, or bytes of another
+/// encoding, would otherwise be read as U+FFFD and stored and sent as that.
+struct Decoded<R> {
+    src: R,
+    decoder: encoding_rs::Decoder,
+    encoding: &'static Encoding,
+    raw: Vec<u8>,
+    /// What of `raw` is not yet decoded.
+    at: usize,
+    out: Vec<u8>,
+    /// What of `out` is not yet read.
+    out_at: usize,
+    /// The source has ended.
+    eof: bool,
+    /// Line breaks decoded so far: the line a malformed sequence is on.
+    breaks: u64,
+    prev_cr: bool,
+}
+
+impl<R: Read> Decoded<R> {
+    fn new(src: R, encoding: &'static Encoding) -> Self {
+        Decoded {
+            src,
+            decoder: encoding.new_decoder(),
+            encoding,
+            raw: Vec::with_capacity(DECODE_CHUNK),
+            at: 0,
+            out: vec![0; DECODE_CHUNK],
+            out_at: DECODE_CHUNK,
+            eof: false,
+            breaks: 0,
+            prev_cr: false,
+        }
+    }
+
+    /// Decodes more into `out`; `false` at the end of the stream.
+    fn decode_more(&mut self) -> std::io::Result<bool> {
+        if self.at == self.raw.len() {
+            if self.eof {
+                return Ok(false);
+            }
+            self.raw.resize(DECODE_CHUNK, 0);
+            let n = self.src.read(&mut self.raw)?;
+            self.raw.truncate(n);
+            self.at = 0;
+            self.eof = n == 0;
+        }
+        self.out.resize(DECODE_CHUNK, 0);
+        let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+            &self.raw[self.at..],
+            &mut self.out,
+            self.eof,
+        );
+        self.at += read;
+        self.out.truncate(written);
+        self.out_at = 0;
+        self.breaks += super::records::count_breaks(&self.out, &mut self.prev_cr);
+        if let DecoderResult::Malformed(bad, after) = result {
+            let end = self.at.saturating_sub(after as usize);
+            let start = end.saturating_sub(bad as usize);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                Malformed {
+                    line: self.breaks + 1,
+                    encoding: self.encoding.name(),
+                    bytes: self.raw[start..end].to_vec(),
+                },
+            ));
+        }
+        Ok(!(self.eof && result == DecoderResult::InputEmpty && written == 0))
+    }
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.out_at == self.out.len() {
+            if !self.decode_more()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.out_at);
+        buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
+        self.out_at += n;
+        Ok(n)
     }
 }

@@ -8,7 +8,6 @@ pub mod progress;
 pub mod stats;
 pub mod summary;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -87,12 +86,13 @@ impl Output {
     /// stays what the rows made it.
     pub fn finish(&self, s: &Summary, exit_code: u8) {
         let text = summary_text(s);
+        // A closed stream loses the text only (see `crate::term`): the JSON and the report are
+        // still written.
         if self.summary_json == Some(JsonTo::Stdout) {
             eprint!("{text}");
         } else {
             print!("{text}");
         }
-        let _ = std::io::stdout().flush();
         self.write_json(s, exit_code);
         if let Some(p) = &self.report {
             match write_file(p, html::render(s, exit_code).as_bytes()) {
@@ -120,10 +120,7 @@ impl Output {
         let mut doc = json::summary(s, exit_code).to_string();
         doc.push('\n');
         let written = match to {
-            JsonTo::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(doc.as_bytes()).and_then(|()| out.flush())
-            }
+            JsonTo::Stdout => crate::term::Stream::Out.write_raw(doc.as_bytes()),
             JsonTo::File(p) => write_file(p, doc.as_bytes()),
         };
         if let Err(e) = written {
@@ -210,7 +207,9 @@ pub fn summary_text(s: &Summary) -> String {
         for o in &s.planned {
             out.push_str(&format!(
                 "  row {} (line {}): {}\n",
-                o.row, o.line, o.change
+                o.row,
+                o.line,
+                crate::term::escape(&o.change)
             ));
         }
         let more = s.count_of(Status::Planned).saturating_sub(s.planned.len());

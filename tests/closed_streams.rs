@@ -1,0 +1,147 @@
+//! A run whose stdout or stderr is closed (`pcbulk apply ... | head -1`, a dead logger, a `tee`
+//! killed by Ctrl-C) finishes as if it were open: its exit code, results, summary JSON and report
+//! are what they would have been. The real binary against `--sandbox`, with the reading end of a
+//! stream closed before pcbulk writes anything to it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use common::*;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/support-contacts.csv");
+
+/// The sample's data rows, counted with the csv crate.
+fn sample_rows() -> usize {
+    csv::Reader::from_path(SAMPLE).unwrap().records().count()
+}
+
+/// The sample copied into `w`, and an apply of it to the sandbox that writes a summary JSON and a
+/// report there, progress lines and row logs included, with `extra` flags.
+fn apply_sample(w: &Workdir, extra: &[&str]) -> (PathBuf, std::process::Command) {
+    let input = w.write("contacts.csv", std::fs::read(SAMPLE).unwrap());
+    let mut cmd = pcbulk();
+    cmd.args(["apply", input.to_str().unwrap(), "--sandbox", "-v"])
+        .args(["--report", w.path("report.html").to_str().unwrap()])
+        .args(extra)
+        .env("PCBULK_PROGRESS_EVERY_MS", "10");
+    (input, cmd)
+}
+
+/// The exit code of a child whose other stream is read to its end.
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status
+            .code()
+            .unwrap_or_else(|| panic!("ended by a signal: {said}")),
+        said,
+    )
+}
+
+/// What the run leaves on disk: one result per row, a summary JSON that parses, a report.
+fn assert_records(w: &Workdir, input: &Path, summary: Option<&Path>) {
+    let rows = results(&input.with_file_name("contacts.results.csv"));
+    assert_eq!(rows.len(), sample_rows());
+    assert!(rows.iter().all(|r| !r["status"].is_empty()));
+    if let Some(path) = summary {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).expect("the summary JSON is written"))
+                .expect("the summary JSON parses");
+        assert_eq!(doc["exit_code"], 1);
+        let counted: u64 = doc["rows"]
+            .as_object()
+            .expect("rows by status")
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, sample_rows() as u64);
+    }
+    let report = std::fs::read_to_string(w.path("report.html")).expect("the report is written");
+    assert!(report.contains("</html>"));
+}
+
+#[test]
+fn a_closed_stdout_panicked_with_exit_101_and_lost_the_summary() {
+    let w = Workdir::new();
+    let summary = w.path("summary.json");
+    let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let (code, said) = finish(child);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("report: "), "{said}");
+    assert_records(&w, &input, Some(&summary));
+}
+
+#[test]
+fn a_closed_stderr_panicked_with_exit_101_at_the_first_line_it_said() {
+    let w = Workdir::new();
+    let summary = w.path("summary.json");
+    let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let (code, said) = finish(child);
+    assert_eq!(code, 1, "{said}");
+    // The text summary still reaches the stream that is open.
+    assert!(said.contains("results: "), "{said}");
+    assert_records(&w, &input, Some(&summary));
+}
+
+#[test]
+fn a_summary_json_to_a_closed_stdout_is_said_lost_and_the_run_ends_as_it_would() {
+    let w = Workdir::new();
+    let (input, mut cmd) = apply_sample(&w, &["--summary-json", "-"]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let (code, said) = finish(child);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("cannot write the summary JSON"), "{said}");
+    assert_records(&w, &input, None);
+}
+
+#[test]
+fn both_streams_closed_the_run_still_finishes() {
+    let w = Workdir::new();
+    let summary = w.path("summary.json");
+    let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let (code, _) = finish(child);
+    assert_eq!(code, 1);
+    assert_records(&w, &input, Some(&summary));
+}
+
+#[test]
+fn completions_to_a_closed_stdout_panicked() {
+    let mut child = pcbulk()
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let (code, said) = finish(child);
+    assert_ne!(code, 101, "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}
