@@ -381,7 +381,7 @@ fn cell_ref(r: &str) -> Option<(u32, u32)> {
         n * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)
     });
     let row: u32 = digits.parse().ok()?;
-    (row >= 1 && row <= 1_048_576 && col <= 16_384).then_some((row - 1, col - 1))
+    ((1..=1_048_576).contains(&row) && col <= 16_384).then_some((row - 1, col - 1))
 }
 
 impl<'a> Cells<'a> {

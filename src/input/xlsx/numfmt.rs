@@ -442,13 +442,11 @@ fn decimal(v: f64, places: usize) -> (String, String) {
     } else {
         digits.get(keep as usize).copied().unwrap_or(0)
     };
-    let mut total_len = kept.len();
     if next >= 5 {
         let mut i = kept.len();
         loop {
             if i == 0 {
                 kept.insert(0, 1);
-                total_len += 1;
                 break;
             }
             i -= 1;
@@ -464,7 +462,6 @@ fn decimal(v: f64, places: usize) -> (String, String) {
     while kept.len() < places {
         kept.insert(0, 0);
     }
-    let _ = total_len;
     let split = kept.len() - places;
     let int: String = kept[..split].iter().map(|d| (b'0' + d) as char).collect();
     let frac: String = kept[split..].iter().map(|d| (b'0' + d) as char).collect();
@@ -534,7 +531,7 @@ fn scientific(v: f64, places: usize) -> (String, String, i64) {
 fn integer_part(toks: &[Token], digits: &str, thousands: bool) -> String {
     let placeholders = toks.iter().filter(|t| matches!(t, Token::Digit(_))).count();
     if thousands {
-        return grouped(toks, digits, placeholders);
+        return grouped(toks, digits);
     }
     let mut ds: Vec<char> = digits.chars().collect();
     let mut out: Vec<String> = Vec::with_capacity(toks.len());
@@ -572,7 +569,7 @@ fn empty_digit(kind: u8) -> &'static str {
 
 /// Integer digits grouped by thousands, padded to the `0` placeholders, between the literals
 /// before and after the placeholders.
-fn grouped(toks: &[Token], digits: &str, placeholders: usize) -> String {
+fn grouped(toks: &[Token], digits: &str) -> String {
     let first = toks
         .iter()
         .position(|t| matches!(t, Token::Digit(_)))
@@ -582,7 +579,6 @@ fn grouped(toks: &[Token], digits: &str, placeholders: usize) -> String {
         .rposition(|t| matches!(t, Token::Digit(_)))
         .unwrap_or(0);
     let zeros = toks.iter().filter(|t| **t == Token::Digit(b'0')).count();
-    let _ = placeholders;
     let mut padded = "0".repeat(zeros.saturating_sub(digits.len()));
     padded.push_str(digits);
     let mut body = String::new();
