@@ -420,3 +420,172 @@ fn a_hidden_sheet_is_read_only_when_named() {
     let err = refused(&out, &w.path("nothing.csv"));
     assert!(err.contains("(hidden: \"Old\")"), "{err}");
 }
+
+/// Found by an outside test: a Zip Code column formatted `00000` shows `02134` in Excel but was
+/// read, and sent, as `2134`. Each cell now reads as Excel shows it, its number format included.
+#[test]
+fn a_number_formatted_00000_arrives_as_excel_shows_it() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let zip = Format::new().set_num_format("00000");
+    let phone = Format::new().set_num_format("000-000-0000");
+    let as_text = Format::new().set_num_format("@");
+    let stamp = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+    let percent = Format::new().set_num_format_index(10);
+    let thousands = Format::new().set_num_format_index(4);
+    let bytes = workbook("Sheet1", |ws| {
+        header(
+            ws,
+            &[
+                "Customer ID",
+                "Postal Code",
+                "Phone Number",
+                "Reference",
+                "Checked",
+                "Share",
+                "Amount",
+            ],
+        );
+        ws.write_string(1, 0, CONTOSO).unwrap();
+        ws.write_number_with_format(1, 1, 2134.0, &zip).unwrap();
+        ws.write_number_with_format(1, 2, 6_175_550_123.0, &phone)
+            .unwrap();
+        // A number typed before its cell was formatted as Text: Excel shows it as General.
+        ws.write_number_with_format(1, 3, 4_391_507.0, &as_text)
+            .unwrap();
+        let at = ExcelDateTime::from_ymd(2026, 11, 23)
+            .unwrap()
+            .and_hms(9, 30, 0)
+            .unwrap();
+        ws.write_datetime_with_format(1, 4, &at, &stamp).unwrap();
+        ws.write_number_with_format(1, 5, 0.125, &percent).unwrap();
+        ws.write_number_with_format(1, 6, 1234.5, &thousands)
+            .unwrap();
+    });
+    let input = w.write("boston.xlsx", &bytes);
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let rows = results(&w.path("boston.results.csv"));
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["status"], "succeeded", "{row:?}");
+    assert_eq!(row["Postal Code"], "02134");
+    assert_eq!(row["Phone Number"], "617-555-0123");
+    assert_eq!(row["Reference"], "4391507");
+    assert_eq!(row["Checked"], "2026-11-23T09:30:00");
+    assert_eq!(row["Share"], "12.50%");
+    assert_eq!(row["Amount"], "1,234.50");
+    let address = &sb.customer(CONTOSO)["billingProfile"]["defaultAddress"];
+    assert_eq!(address["postalCode"], "02134", "sent as shown");
+    assert_eq!(address["phoneNumber"], "617-555-0123");
+}
+
+/// A number format pcbulk cannot render exactly is refused naming the cell, its format and what
+/// to do: never a value that differs from what Excel shows.
+#[test]
+fn a_number_in_a_format_pcbulk_cannot_show_is_refused_naming_the_cell() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let fraction = Format::new().set_num_format("# ?/?");
+    let bytes = workbook("Feuil1", |ws| {
+        header(ws, &["Customer ID", "Postal Code"]);
+        ws.write_string(1, 0, CONTOSO).unwrap();
+        ws.write_string(1, 1, "02134").unwrap();
+        ws.write_string(2, 0, FABRIKAM).unwrap();
+        ws.write_number_with_format(2, 1, 2134.5, &fraction)
+            .unwrap();
+    });
+    let input = w.write("fractions.xlsx", &bytes);
+    let out = sb.apply(&input, &[]);
+    let err = refused(&out, &w.path("fractions.results.csv"));
+    assert!(
+        err.contains("sheet \"Feuil1\", cell B3 (column \"Postal Code\")"),
+        "{err}"
+    );
+    assert!(err.contains("\"# ?/?\""), "{err}");
+    assert!(err.contains("fraction"), "{err}");
+    assert!(err.contains("format the column as Text"), "{err}");
+    assert_eq!(sb.stats()["total"], 0, "nothing sent: {}", sb.stats());
+}
+
+/// Runs `pcbulk validate INPUT` and says its exit code and the most memory it held, in KiB: the
+/// child is waited for with `wait4`, which reports that child's own peak.
+#[cfg(unix)]
+#[allow(clippy::zombie_processes)] // waited for with wait4, which Child cannot do
+fn validate_peak_kib(input: &std::path::Path) -> (i32, i64) {
+    let child = pcbulk()
+        .arg("validate")
+        .arg(input)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: wait4 writes the status and a whole rusage into the pointers it is given; the
+    // child is ours and not waited for elsewhere.
+    let usage = unsafe {
+        assert_eq!(libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()), pid);
+        usage.assume_init()
+    };
+    assert!(libc::WIFEXITED(status), "validate ended by a signal");
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// The workbook with `n` empty shared strings after its own, written into the zip a piece at a
+/// time: the test process never holds them, so the child it starts does not inherit their pages
+/// in its peak.
+fn with_unused_shared_strings(xlsx: &[u8], n: usize) -> Vec<u8> {
+    let mut zin = zip::ZipArchive::new(Cursor::new(xlsx)).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let chunk = "<si><t/></si>".repeat(4096);
+    for i in 0..zin.len() {
+        let mut p = zin.by_index(i).unwrap();
+        let name = p.name().unwrap().into_owned();
+        let mut text = String::new();
+        p.read_to_string(&mut text).unwrap();
+        out.start_file(name.as_str(), opts).unwrap();
+        if name != "xl/sharedStrings.xml" {
+            out.write_all(text.as_bytes()).unwrap();
+            continue;
+        }
+        let end = text.rfind("</sst>").unwrap();
+        out.write_all(&text.as_bytes()[..end]).unwrap();
+        for _ in 0..n / 4096 {
+            out.write_all(chunk.as_bytes()).unwrap();
+        }
+        out.write_all(&text.as_bytes()[end..]).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// Found by an outside test: 29 million empty shared strings, a 1.2 MB workbook, took 0.9 GB,
+/// since every shared string was loaded whether the sheet used it or not. Only the strings the
+/// sheet's cells point to are kept now: a table of 2 million unused ones costs a bit each.
+#[cfg(unix)]
+#[test]
+fn millions_of_unused_shared_strings_take_no_memory() {
+    const UNUSED: usize = 2_000_000;
+    let w = Workdir::new();
+    let xlsx = workbook("Feuil1", |ws| {
+        header(ws, &["service_request_id", "note"]);
+        ws.write_string(1, 0, "616122292874576").unwrap();
+        ws.write_string(1, 1, "une note").unwrap();
+    });
+    let padded = with_unused_shared_strings(&xlsx, UNUSED);
+    assert!(padded.len() < 1 << 20, "a small file: {}", padded.len());
+    let input = w.write("vides.xlsx", &padded);
+    let (code, peak_kib) = validate_peak_kib(&input);
+    assert_eq!(code, 0);
+    let rows = results(&w.path("vides.validation.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["note"], "une note");
+    // Each string kept would cost at least a 24-byte String and its index: 2 million of them
+    // would be over 48 MiB on top of what any run holds (about 22 MiB).
+    let peak_mib = peak_kib / 1024;
+    eprintln!("validate peaked at {peak_mib} MiB");
+    assert!(peak_mib < 48, "validate peaked at {peak_mib} MiB");
+}

@@ -1,10 +1,12 @@
 //! Excel workbooks (`.xlsx`) read directly, so a partner admin applies the sheet they edited without
 //! saving it as CSV first: one sheet (the first, or `--sheet NAME`), its cells as Excel shows them.
 //!
-//! - Text cells are taken as they are (leading zeros kept); numbers are written without a trailing
-//!   `.0` and to the 15 significant digits Excel shows; dates are ISO 8601 (`2026-11-23`, with
-//!   ` hh:mm:ss` when the cell has a time; a time alone is `hh:mm:ss`); TRUE/FALSE as Excel writes
-//!   them.
+//! - Text cells are taken as they are (leading zeros kept); numbers go through their cell's
+//!   number format ([`numfmt`]): `00000` shows 2134 as `02134`, General and Text show at most the
+//!   15 significant digits Excel shows, without a trailing `.0`; dates are ISO 8601 (`2026-11-23`,
+//!   `2026-11-23T09:30:00` when the format shows a time, `09:30:00` for a time alone); TRUE/FALSE
+//!   as Excel writes them. A number in a format that cannot be shown exactly stops the read (exit
+//!   2) naming the cell and its format.
 //! - A formula counts as the value Excel saved for it. A formula with no saved value, and a cell
 //!   showing an error (`#N/A`, `#REF!`, ...), stop the read (exit 2) naming the cell: a row is never
 //!   sent with a value the user did not see.
@@ -12,16 +14,24 @@
 //!   are skipped and not counted as rows, as blank lines in a CSV are.
 //!
 //! A workbook is hostile until checked: its size is bounded before it is opened ([`MAX_FILE`]),
-//! and every part of the zip is unpacked once into nothing, counting, before calamine reads it
-//! ([`MAX_UNPACKED`]), so a zip bomb is refused instead of filling memory. The sheet is then
-//! streamed cell by cell on a thread of its own, a bounded channel away: memory holds the shared
-//! strings and a few hundred rows, never the whole grid (a sheet whose one cell sits at XFD1048576
-//! costs nothing).
+//! and every part of the zip is unpacked once into nothing, counting, before it is read
+//! ([`MAX_UNPACKED`]), so a zip bomb is refused instead of filling memory. The parts are then read
+//! with a streaming XML parser of this module's own ([`parts`]) rather than a workbook library,
+//! which would load every shared string whether the sheet uses it or not (29 million empty ones, a
+//! 1.2 MB file, took 0.9 GB) and gives no cell's number format: a first pass over the sheet marks
+//! the shared strings its cells use, one bit each, and only those are kept. The sheet is then
+//! streamed cell by cell on a thread of its own, a bounded channel away: memory holds those
+//! strings and a few hundred rows, never the whole grid (a sheet whose one cell sits at
+//! XFD1048576 costs nothing).
 
 use std::io::{Cursor, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use calamine::{DataRef, Reader as _, Xlsx, XlsxError};
+mod numfmt;
+mod parts;
+
+use parts::{CellFormat, Xml, Zip};
+use quick_xml::events::Event;
 
 use super::row::StreamRow;
 use super::InputError;
@@ -181,14 +191,7 @@ pub fn column_letters(mut col: u32) -> String {
 
 /// A number as Excel shows it in a General cell: at most 15 significant digits, no `.0`.
 pub fn number_text(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        return format!("{}", v as i64);
-    }
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    format!("{rounded}")
+    numfmt::general(v)
 }
 
 /// One row of the sheet: its 1-based row number and its cells.
@@ -217,85 +220,39 @@ impl std::fmt::Debug for SheetRows {
 }
 
 impl SheetRows {
-    /// Opens a workbook from its bytes (already bounded and checked with [`check_zip`]): the
-    /// sheet named `sheet`, or the first.
+    /// Opens a workbook from its bytes (already bounded with [`read_bounded`]): the sheet named
+    /// `sheet`, or the first visible one.
     pub fn open(bytes: Vec<u8>, sheet: Option<&str>, path: &str) -> Result<SheetRows, InputError> {
         check_zip(&bytes, path, MAX_UNPACKED)?;
-        // A reader that fails on a hostile file by panicking is a refusal like any other.
-        let opened = std::panic::catch_unwind(|| Xlsx::new(Cursor::new(bytes))).map_err(|_| {
-            refused(
-                path,
-                "the workbook cannot be read: save it again from Excel",
-            )
-        })?;
-        let mut book = opened.map_err(|e| {
+        let unreadable = |why: String| {
             refused(
                 path,
                 format!(
-                    "the workbook cannot be read ({e}): open it in Excel and save it again as \
+                    "the workbook cannot be read ({why}): open it in Excel and save it again as \
                      \"Excel Workbook (*.xlsx)\", or save it as CSV"
                 ),
             )
-        })?;
-        let names = book.sheet_names();
-        // The sheets a person sees in Excel; a hidden one is read only when asked for by name.
-        let shown: Vec<String> = book
-            .sheets_metadata()
-            .iter()
-            .filter(|s| s.visible == calamine::SheetVisible::Visible)
-            .map(|s| s.name.clone())
-            .collect();
-        let hidden: Vec<String> = names
-            .iter()
-            .filter(|n| !shown.contains(n))
-            .cloned()
-            .collect();
-        let name = match sheet {
-            Some(want) => names
-                .iter()
-                .find(|n| n.as_str() == want)
-                .or_else(|| {
-                    names
-                        .iter()
-                        .find(|n| n.trim().eq_ignore_ascii_case(want.trim()))
-                })
-                .cloned()
-                .ok_or_else(|| {
-                    refused(
-                        path,
-                        format!(
-                            "the workbook has no sheet {want:?}; its sheets are: {}{}",
-                            quoted(&names),
-                            if hidden.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (hidden: {})", quoted(&hidden))
-                            }
-                        ),
-                    )
-                })?,
-            None => shown.first().cloned().ok_or_else(|| {
-                refused(
-                    path,
-                    "the workbook has no visible sheet: unhide the one to read in Excel, or name \
-                     it with --sheet",
-                )
-            })?,
         };
+        let mut zip =
+            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
+        let book = parts::book(&mut zip).map_err(unreadable)?;
+        let entry = pick_sheet(&book.sheets, sheet, path)?;
         let (tx, rx) = sync_channel(AHEAD);
-        let named = path.to_owned();
-        let sheet = name.clone();
+        let sheet = entry.name.clone();
+        let mut stream = Stream {
+            tx,
+            path: path.to_owned(),
+            sheet: entry.name.clone(),
+            header: None,
+            styles: Vec::new(),
+            shared: Default::default(),
+            date1904: book.date1904,
+        };
         std::thread::Builder::new()
             .name("xlsx".into())
             .spawn(move || {
-                let mut stream = Stream {
-                    tx,
-                    path: named,
-                    sheet: name.clone(),
-                    header: None,
-                };
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    stream.run(&mut book, &name)
+                    stream.run(&mut zip, &book, &entry.part)
                 }));
                 let last = match ran {
                     Ok(Ok(())) => Ok(None),
@@ -358,6 +315,168 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
+/// The sheet named `want` (exactly, else ignoring case and surrounding spaces), or the first
+/// sheet a person sees in Excel: a hidden one is read only when asked for by name.
+fn pick_sheet(
+    sheets: &[parts::SheetEntry],
+    want: Option<&str>,
+    path: &str,
+) -> Result<parts::SheetEntry, InputError> {
+    let names: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
+    let hidden: Vec<String> = sheets
+        .iter()
+        .filter(|s| s.hidden)
+        .map(|s| s.name.clone())
+        .collect();
+    let found = match want {
+        Some(want) => sheets
+            .iter()
+            .find(|s| s.name == want)
+            .or_else(|| {
+                sheets
+                    .iter()
+                    .find(|s| s.name.trim().eq_ignore_ascii_case(want.trim()))
+            })
+            .ok_or_else(|| {
+                refused(
+                    path,
+                    format!(
+                        "the workbook has no sheet {want:?}; its sheets are: {}{}",
+                        quoted(&names),
+                        if hidden.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (hidden: {})", quoted(&hidden))
+                        }
+                    ),
+                )
+            })?,
+        None => sheets.iter().find(|s| !s.hidden).ok_or_else(|| {
+            refused(
+                path,
+                "the workbook has no visible sheet: unhide the one to read in Excel, or name it \
+                 with --sheet",
+            )
+        })?,
+    };
+    Ok(found.clone())
+}
+
+/// One cell as the sheet stores it.
+struct RawCell {
+    row: u32,
+    col: u32,
+    /// Its style's index in the workbook's cell formats.
+    style: usize,
+    /// Its type (`t`): `s` shared string, `str`, `inlineStr`, `b`, `e`, `d`, or a number.
+    kind: String,
+    /// Its stored (or saved formula) value.
+    value: Option<String>,
+    formula: bool,
+}
+
+/// The cells of a sheet part, in the order the file holds them.
+struct Cells<'a> {
+    xml: Xml<'a>,
+    buf: Vec<u8>,
+    /// Where a cell without a reference sits: after the one before it.
+    row: u32,
+    col: u32,
+}
+
+/// A cell reference (`B7`) as 0-based row and column; `None` past Excel's grid.
+fn cell_ref(r: &str) -> Option<(u32, u32)> {
+    let split = r.find(|c: char| c.is_ascii_digit())?;
+    let (letters, digits) = r.split_at(split);
+    if letters.is_empty() || letters.len() > 3 || !letters.bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        return None;
+    }
+    let col = letters.bytes().fold(0u32, |n, b| {
+        n * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)
+    });
+    let row: u32 = digits.parse().ok()?;
+    ((1..=1_048_576).contains(&row) && col <= 16_384).then_some((row - 1, col - 1))
+}
+
+impl<'a> Cells<'a> {
+    fn new(xml: Xml<'a>) -> Cells<'a> {
+        Cells {
+            xml,
+            buf: Vec::new(),
+            row: 0,
+            col: 0,
+        }
+    }
+
+    /// The next cell, or `None` at the end of the sheet's data.
+    fn next(&mut self) -> Result<Option<RawCell>, String> {
+        loop {
+            let (e, empty) = match parts::next(&mut self.xml, &mut self.buf)? {
+                Event::Start(e) => (e.into_owned(), false),
+                Event::Empty(e) => (e.into_owned(), true),
+                Event::End(e) if e.local_name().as_ref() == "sheetData" => return Ok(None),
+                Event::Eof => return Ok(None),
+                _ => continue,
+            };
+            match e.local_name().as_ref() {
+                "row" => {
+                    if let Some(r) = parts::attr(&e, "r") {
+                        let r: u32 = r.parse().map_err(|_| format!("has a row numbered {r:?}"))?;
+                        self.row = r.saturating_sub(1);
+                    }
+                    self.col = 0;
+                }
+                "c" => return self.cell(&e, empty).map(Some),
+                _ => {}
+            }
+        }
+    }
+
+    fn cell(
+        &mut self,
+        e: &quick_xml::events::BytesStart<'_>,
+        empty: bool,
+    ) -> Result<RawCell, String> {
+        if let Some(r) = parts::attr(e, "r") {
+            let (row, col) = cell_ref(&r).ok_or_else(|| format!("has a cell reference {r:?}"))?;
+            (self.row, self.col) = (row, col);
+        }
+        let mut cell = RawCell {
+            row: self.row,
+            col: self.col,
+            style: parts::attr(e, "s")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            kind: parts::attr(e, "t").unwrap_or_else(|| "n".into()),
+            value: None,
+            formula: false,
+        };
+        self.col = self.col.saturating_add(1);
+        if empty {
+            return Ok(cell);
+        }
+        loop {
+            let (name, start) = match parts::next(&mut self.xml, &mut self.buf)? {
+                Event::Start(e) => (e.local_name().as_ref().to_owned(), true),
+                Event::Empty(e) => (e.local_name().as_ref().to_owned(), false),
+                Event::End(e) if e.local_name().as_ref() == "c" => return Ok(cell),
+                Event::Eof => return Err("ends inside a cell".into()),
+                _ => continue,
+            };
+            match (name.as_str(), start) {
+                ("v" | "is", true) => cell.value = Some(parts::text_of(&mut self.xml, &name)?),
+                ("f", true) => {
+                    parts::text_of(&mut self.xml, "f")?;
+                    cell.formula = true;
+                }
+                ("f", false) => cell.formula = true,
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The reading thread's state.
 struct Stream {
     tx: SyncSender<Sent>,
@@ -365,19 +484,54 @@ struct Stream {
     sheet: String,
     /// The header row's cells, once read, to name a bad cell's column.
     header: Option<Vec<String>>,
+    /// Each cell style's number format.
+    styles: Vec<CellFormat>,
+    /// The shared strings the sheet uses, by index.
+    shared: std::collections::HashMap<u32, String>,
+    date1904: bool,
 }
 
 impl Stream {
-    fn run(&mut self, book: &mut Xlsx<Cursor<Vec<u8>>>, name: &str) -> Result<(), InputError> {
-        let mut cells = book
-            .worksheet_cells_reader(name)
-            .map_err(|e| self.unreadable(e))?;
-        let mut current: Option<SheetRow> = None;
-        while let Some(cell) = cells
-            .next_cell_with_formula_metadata()
+    fn run(&mut self, zip: &mut Zip, book: &parts::Book, part: &str) -> Result<(), InputError> {
+        self.styles = parts::styles(zip, book.styles.as_deref()).map_err(|e| self.unreadable(e))?;
+        if let Some(sst) = &book.shared_strings {
+            let wanted = self.shared_wanted(zip, sst, part)?;
+            self.shared = parts::read_shared(zip, sst, &wanted).map_err(|e| self.unreadable(e))?;
+        }
+        let xml = self.sheet_part(zip, part)?;
+        self.rows(Cells::new(xml))
+    }
+
+    fn sheet_part<'z>(&self, zip: &'z mut Zip, part: &str) -> Result<Xml<'z>, InputError> {
+        parts::open(zip, part)
             .map_err(|e| self.unreadable(e))?
-        {
-            let (r, c) = cell.pos;
+            .ok_or_else(|| self.unreadable(format!("its part {part} is missing")))
+    }
+
+    /// A first pass over the sheet marks the shared strings its cells use (one bit for each of
+    /// the table's strings): only those are kept.
+    fn shared_wanted(&self, zip: &mut Zip, sst: &str, part: &str) -> Result<Vec<u64>, InputError> {
+        let n = parts::count_shared(zip, sst).map_err(|e| self.unreadable(e))?;
+        let mut wanted = vec![0u64; (n as usize).div_ceil(64)];
+        let mut cells = Cells::new(self.sheet_part(zip, part)?);
+        while let Some(c) = cells.next().map_err(|e| self.unreadable(e))? {
+            let index = c
+                .value
+                .as_deref()
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            if let (Some(i), "s") = (index, c.kind.as_str()) {
+                if let Some(w) = wanted.get_mut(i as usize / 64) {
+                    *w |= 1 << (i % 64);
+                }
+            }
+        }
+        Ok(wanted)
+    }
+
+    fn rows(&mut self, mut cells: Cells<'_>) -> Result<(), InputError> {
+        let mut current: Option<SheetRow> = None;
+        while let Some(cell) = cells.next().map_err(|e| self.unreadable(e))? {
+            let (r, c) = (cell.row, cell.col);
             let line = u64::from(r) + 1;
             if current.as_ref().is_some_and(|cur| cur.line != line) {
                 let done = current.take().unwrap_or_else(|| unreachable!());
@@ -385,7 +539,7 @@ impl Stream {
                     return Err(self.cell_error(
                         r,
                         c,
-                            &format!(
+                        &format!(
                             "comes after row {} in the file: the sheet's rows are out of order, \
                              which Excel never writes; open the workbook in Excel and save it again",
                             done.line
@@ -396,7 +550,7 @@ impl Stream {
                     return Ok(());
                 }
             }
-            let text = self.text(r, c, &cell.value, cell.formula.is_some())?;
+            let text = self.text(&cell)?;
             let row = current.get_or_insert_with(|| SheetRow {
                 line,
                 cells: Vec::new(),
@@ -449,12 +603,12 @@ impl Stream {
         self.tx.send(Ok(Some(row))).is_ok()
     }
 
-    fn unreadable(&self, e: XlsxError) -> InputError {
+    fn unreadable(&self, why: String) -> InputError {
         refused(
             &self.path,
             format!(
-                "sheet {:?} cannot be read ({e}): open the workbook in Excel and save it again, \
-                 or save the sheet as CSV",
+                "sheet {:?} cannot be read (the workbook {why}): open the workbook in Excel and \
+                 save it again, or save the sheet as CSV",
                 self.sheet
             ),
         )
@@ -481,58 +635,66 @@ impl Stream {
     }
 
     /// A cell as Excel shows it.
-    fn text(&self, r: u32, c: u32, v: &DataRef<'_>, formula: bool) -> Result<String, InputError> {
-        Ok(match v {
-            DataRef::Empty if formula => {
-                return Err(self.cell_error(
-                    r,
-                    c,
+    fn text(&self, cell: &RawCell) -> Result<String, InputError> {
+        let fail = |what: &str| self.cell_error(cell.row, cell.col, what);
+        let value =
+            match (&cell.value, cell.kind.as_str()) {
+                (Some(v), _) if !(v.is_empty() && cell.formula) => v,
+                (_, "inlineStr") if !cell.formula => return Ok(String::new()),
+                (_, _) if cell.formula => return Err(fail(
                     "holds a formula with no saved value, so pcbulk cannot know what it shows: \
                      open the workbook in Excel and save it (Excel saves every formula's value), \
                      or copy the column and paste it as values",
-                ))
+                )),
+                _ => return Ok(String::new()),
+            };
+        Ok(match cell.kind.as_str() {
+            "s" => {
+                let text = value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|i| self.shared.get(&i));
+                text.cloned().ok_or_else(|| {
+                    fail("refers to a shared string the workbook does not have; open it in Excel and save it again")
+                })?
             }
-            DataRef::Empty => String::new(),
-            DataRef::String(s) => s.clone(),
-            DataRef::SharedString(s) => (*s).to_owned(),
-            DataRef::Int(i) => i.to_string(),
-            DataRef::Float(f) => number_text(*f),
-            DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
-            DataRef::DateTime(d) => {
-                let serial = d.as_f64();
-                if !(0.0..2_958_466.0).contains(&serial) {
-                    return Err(self.cell_error(
-                        r,
-                        c,
-                        "is formatted as a date but holds a number no date has (Excel shows \
-                         #####): give it a date, or format the cell as text or a number",
-                    ));
-                }
-                let (y, mo, day, h, mi, s, _) = d.to_ymd_hms_milli();
-                if d.is_duration() {
-                    let secs = (serial * 86_400.0).round() as u64;
-                    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-                } else if serial < 1.0 {
-                    // A time of day with no date.
-                    format!("{h:02}:{mi:02}:{s:02}")
-                } else if (h, mi, s) == (0, 0, 0) {
-                    format!("{y:04}-{mo:02}-{day:02}")
-                } else {
-                    format!("{y:04}-{mo:02}-{day:02} {h:02}:{mi:02}:{s:02}")
-                }
+            "str" | "inlineStr" | "d" => value.clone(),
+            "b" => match value.trim() {
+                "1" | "true" => "TRUE".into(),
+                "0" | "false" => "FALSE".into(),
+                _ => return Err(fail(&format!("holds {value:?} as a TRUE/FALSE value"))),
+            },
+            "e" => {
+                return Err(fail(&format!(
+                    "shows the error {value}, not a value: correct the cell (or the formula \
+                     behind it) in Excel, save, and run again"
+                )))
             }
-            DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
-            DataRef::Error(e) => {
-                return Err(self.cell_error(
-                    r,
-                    c,
-                    &format!(
-                        "shows the error {e}, not a value: correct the cell (or the formula \
-                         behind it) in Excel, save, and run again"
-                    ),
-                ))
-            }
+            _ => self.number(cell, value)?,
         })
+    }
+
+    /// A number cell through its style's number format.
+    fn number(&self, cell: &RawCell, value: &str) -> Result<String, InputError> {
+        let fail = |what: &str| self.cell_error(cell.row, cell.col, what);
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| fail(&format!("holds {value:?} where a number belongs")))?;
+        let format = match self.styles.get(cell.style) {
+            Some(f) => f,
+            None if cell.style == 0 => &Ok(numfmt::Format::General),
+            None => return Err(fail("uses a cell style the workbook does not have")),
+        };
+        let format = format.as_ref().map_err(|(code, why)| {
+            fail(&format!(
+                "holds a number formatted {code:?}, which {why}, so pcbulk cannot show it exactly \
+                 as Excel does: in Excel, format the column as Text (or with a simpler number \
+                 format such as 0 or 00000) and save, or save the sheet as CSV"
+            ))
+        })?;
+        format.number(v, self.date1904).map_err(|why| fail(&why))
     }
 }
 
