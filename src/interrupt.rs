@@ -6,75 +6,89 @@
 //!
 //! Once sending begins the apply's own handler takes over (calls in flight get their grace period),
 //! and signals seen here are ignored.
+//!
+//! On Unix the handler is a plain `sigaction` one that only touches atomics and makes
+//! async-signal-safe calls (`unlink`, `write`, `_exit`): it needs no file descriptor, so a process
+//! out of open files still answers Ctrl-C (tokio's signal driver needs a socket pair, and panics
+//! when it cannot have one). The sending pass's tokio handler, registered later, runs this one too.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, Once};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use std::sync::Once;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SENDING: AtomicBool = AtomicBool::new(false);
-static SIGNAL: Mutex<Option<&'static str>> = Mutex::new(None);
-static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Which signal: 0 none, 1 SIGINT (Ctrl-C), 2 SIGTERM.
+static SIGNAL: AtomicU8 = AtomicU8::new(0);
+/// Scratch files a second signal removes: NUL-terminated paths, leaked on purpose (a handful a run).
+static SCRATCH: [AtomicPtr<u8>; 8] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 8];
 
-/// Starts listening (once per process), on a thread of its own.
+/// Starts listening (once per process).
 pub fn listen() {
     static STARTED: Once = Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("pcbulk-signals".into())
-            .spawn(|| {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(watch());
-            });
-    });
+    STARTED.call_once(install);
 }
 
-async fn watch() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+#[cfg(unix)]
+fn install() {
+    extern "C" fn on_signal(sig: libc::c_int) {
+        if SENDING.load(Ordering::SeqCst) {
             return;
-        };
-        loop {
-            let name = tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
+        }
+        if REQUESTED.swap(true, Ordering::SeqCst) {
+            for slot in &SCRATCH {
+                let p = slot.load(Ordering::SeqCst);
+                if !p.is_null() {
+                    // SAFETY: a NUL-terminated path leaked by `keep_track`, never freed.
+                    unsafe { libc::unlink(p as *const libc::c_char) };
+                }
+            }
+            let msg = b"pcbulk: interrupted again: stopped at once; nothing was sent\n";
+            // SAFETY: write(2) and _exit(2) are async-signal-safe.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(crate::error::exit::USAGE.into());
+            }
+        }
+        let which = if sig == libc::SIGTERM { 2 } else { 1 };
+        SIGNAL.store(which, Ordering::SeqCst);
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only touches atomics and makes
+        // async-signal-safe calls.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn install() {
+    let _ = std::thread::Builder::new()
+        .name("pcbulk-signals".into())
+        .spawn(|| {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
             };
-            on_signal(name);
-        }
-    }
-    #[cfg(not(unix))]
-    loop {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        on_signal("Ctrl-C");
-    }
-}
-
-fn on_signal(name: &'static str) {
-    if SENDING.load(Ordering::SeqCst) {
-        return;
-    }
-    if REQUESTED.swap(true, Ordering::SeqCst) {
-        remove_scratch();
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "pcbulk: {name} again: stopped at once; nothing was sent"
-        );
-        std::process::exit(crate::error::exit::USAGE.into());
-    }
-    *SIGNAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+            rt.block_on(async {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    if SENDING.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    if REQUESTED.swap(true, Ordering::SeqCst) {
+                        std::process::exit(crate::error::exit::USAGE.into());
+                    }
+                    SIGNAL.store(1, Ordering::SeqCst);
+                }
+            });
+        });
 }
 
 /// The signal that asked the work to stop, if one did (and sending has not begun).
@@ -82,7 +96,10 @@ pub fn requested() -> Option<&'static str> {
     if !REQUESTED.load(Ordering::SeqCst) || SENDING.load(Ordering::SeqCst) {
         return None;
     }
-    Some(SIGNAL.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or("a signal"))
+    Some(match SIGNAL.load(Ordering::SeqCst) {
+        2 => "SIGTERM",
+        _ => "Ctrl-C (SIGINT)",
+    })
 }
 
 /// The error that ends work stopped by `signal` before anything was sent.
@@ -105,21 +122,51 @@ pub fn sending() {
     SENDING.store(true, Ordering::SeqCst);
 }
 
-/// A scratch file that a second signal removes before the process ends.
-pub fn keep_track(path: PathBuf) {
-    SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+/// A scratch file that a second signal removes before the process ends (up to a few at once; one
+/// past them is removed by its owner only).
+pub fn keep_track(path: &Path) {
+    let Some(c) = c_path(path) else { return };
+    let raw = Box::leak(c.into_bytes_with_nul().into_boxed_slice()).as_mut_ptr();
+    for slot in &SCRATCH {
+        if slot
+            .compare_exchange(
+                std::ptr::null_mut(),
+                raw,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+        {
+            return;
+        }
+    }
 }
 
 /// A scratch file removed by its owner: no longer tracked.
-pub fn forget(path: &std::path::Path) {
-    SCRATCH
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|p| p != path);
+pub fn forget(path: &Path) {
+    let Some(c) = c_path(path) else { return };
+    let want = c.as_bytes_with_nul();
+    for slot in &SCRATCH {
+        let p = slot.load(Ordering::SeqCst);
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: a NUL-terminated path leaked by `keep_track`, never freed.
+        let held = unsafe { std::ffi::CStr::from_ptr(p as *const std::ffi::c_char) };
+        if held.to_bytes_with_nul() == want {
+            let _ =
+                slot.compare_exchange(p, std::ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
 }
 
-fn remove_scratch() {
-    for p in SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        let _ = std::fs::remove_file(p);
-    }
+#[cfg(unix)]
+fn c_path(path: &Path) -> Option<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes()).ok()
+}
+
+#[cfg(not(unix))]
+fn c_path(path: &Path) -> Option<std::ffi::CString> {
+    std::ffi::CString::new(path.to_string_lossy().as_bytes()).ok()
 }

@@ -21,7 +21,15 @@ fn said_under_limits(low: u32, high: u32) -> Vec<(u32, String)> {
                 .args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
                 .arg(env!("CARGO_BIN_EXE_pcbulk"))
                 .args(["apply", input.to_str().unwrap(), "--base-url", &sb.url])
-                .args(["--force", "--rate", "1000", "--concurrency", "32"])
+                .args([
+                    "--force",
+                    "--rate",
+                    "1000",
+                    "--concurrency",
+                    "32",
+                    "--max-attempts",
+                    "1",
+                ])
                 .env("PCBULK_ACCESS_TOKEN", "sandbox")
                 .output()
                 .unwrap();

@@ -495,9 +495,6 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         true => Some(journal::read_for_resume(&journal_path, &input_name)?),
         false => None,
     };
-    // Listened to from here: a signal before sending begins stops the run with nothing sent
-    // (`crate::interrupt`), one after it is the sending pass's to answer.
-    let mut signals = Signals::listen();
     let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {w}");
@@ -549,6 +546,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     // The last moment a signal ends the run with nothing recorded; from here the sending pass
     // answers it (rows not started are skipped, the run is resumable).
     crate::interrupt::check()?;
+    let mut signals = Signals::listen();
     crate::interrupt::sending();
     // [registry hook] The list of runs gets this run's started line, checked again under the
     // list's lock (of two applies of one file started together, one runs). A new run not forced

@@ -389,7 +389,7 @@ fn scratch(out: &Path, suffix: &str, access: Access) -> Result<(std::path::PathB
             e,
         )
     })?;
-    crate::interrupt::keep_track(path.clone());
+    crate::interrupt::keep_track(&path);
     Ok((path, file))
 }
 

@@ -63,7 +63,38 @@ pub fn summary(s: &Summary, exit_code: u8) -> Value {
         "calls_per_s": s.calls.rate().map(|r| (r * 10.0).round() / 10.0),
         "latency_ms": latency,
         "token_renewals": s.calls.token_renewals,
+        "outcome": outcome(s, exit_code),
+        "resume_command": s.resume_command,
     })
+}
+
+/// How a run ended, in one word a cron wrapper can test (SPEC: Summary JSON `outcome`): from the
+/// exit code, and for a run stopped after it began sending, from why it stopped.
+pub fn outcome(s: &Summary, exit_code: u8) -> &'static str {
+    if let Some(o) = s.outcome {
+        return o;
+    }
+    match exit_code {
+        0 => "completed",
+        1 => "completed_with_errors",
+        2 => "refused",
+        _ => stopped_because(s.aborted.as_deref().unwrap_or_default()),
+    }
+}
+
+/// The outcome of a run that stopped after sending began, from the reason it gave.
+pub fn stopped_because(why: &str) -> &'static str {
+    if why.starts_with("credentials refused") {
+        "credentials_refused"
+    } else if why.starts_with("cannot reach") {
+        "unreachable"
+    } else if why.contains("--max-errors") {
+        "max_errors"
+    } else if why.starts_with("cannot write") || why.contains("could not be written") {
+        "write_error"
+    } else {
+        "interrupted"
+    }
 }
 
 #[cfg(test)]

@@ -109,6 +109,11 @@ impl Output {
             return;
         }
         s.aborted = Some(e.to_string());
+        s.outcome = Some(match e {
+            Error::Interrupted(_) => "interrupted",
+            Error::Aborted(why) => json::stopped_because(why),
+            Error::Usage(_) | Error::Input(_) | Error::Io { .. } => "refused",
+        });
         s.about.finished = Some(std::time::SystemTime::now());
         self.write_json(&s, e.exit_code());
     }

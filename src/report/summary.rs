@@ -28,6 +28,8 @@ pub struct Summary {
     pub planned: Vec<Outcome>,
     /// The command that finishes a stopped run (`... --resume`), when one can.
     pub resume_command: Option<String>,
+    /// How the run ended, when its exit code alone does not say (SPEC: Summary JSON `outcome`).
+    pub outcome: Option<&'static str>,
     /// What ran, where, and when.
     pub about: About,
     /// Calls, retries, 429s, latencies.
@@ -89,6 +91,7 @@ impl Summary {
             problems_total: 0,
             sandbox_changes: None,
             resume_command: None,
+            outcome: None,
             planned: Vec::new(),
             about: About {
                 command: "apply",
