@@ -45,6 +45,11 @@ pub trait Transport: Send + Sync {
     fn target(&self) -> String {
         "the service".into()
     }
+
+    /// How long one attempt may take before it counts as timed out (`--timeout`).
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -458,6 +463,10 @@ fn answer(status: http::StatusCode, headers: &http::HeaderMap, body: Vec<u8>) ->
 impl Transport for HttpTransport {
     fn target(&self) -> String {
         self.prefix.trim_end_matches("/v1").to_owned()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn send<'a>(
