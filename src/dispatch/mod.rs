@@ -958,28 +958,6 @@ mod tests {
         v
     }
 
-    #[derive(Debug)]
-    struct Note;
-
-    impl Change for Note {
-        fn target(&self) -> Option<String> {
-            None
-        }
-        fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
-            Box::pin(async move {
-                let req = Request::patch("/servicerequests/1", serde_json::json!({}));
-                api.send_unrepeatable(req, Uuid::new_v4()).await?;
-                Ok(Applied::Changed)
-            })
-        }
-        fn check_write(&self, _call: &Request) -> Result<(), String> {
-            Ok(())
-        }
-        fn describe(&self, _before: &BTreeMap<String, String>) -> String {
-            String::new()
-        }
-    }
-
     /// A write the caller settles: a note (PATCH, not idempotent) or a contact (PUT).
     #[derive(Debug)]
     struct Settled(crate::api::Method);
