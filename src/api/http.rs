@@ -23,7 +23,8 @@ use super::{CallError, Method, Request, Response};
 /// The ids that identify one call to the service.
 #[derive(Debug, Clone, Copy)]
 pub struct CallIds {
-    /// The idempotency key: the same on every retry of one call, new for the next call.
+    /// The idempotency key: kept for a retry of a call whose attempt got no answer (the service may
+    /// have it under way), new after any answer and for the next call.
     pub request_id: Uuid,
     /// One per row, on all of that row's calls.
     pub correlation_id: Uuid,

@@ -471,7 +471,7 @@ struct Record {
 }
 
 /// The [`Api`] a row's change calls through: one correlation id for the row, one request id per
-/// call (kept on every retry of it), attempts counted.
+/// call (kept for a retry only when an attempt got no answer), attempts counted.
 struct RowApi<'d> {
     d: &'d Dispatcher,
     row: usize,

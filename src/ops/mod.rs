@@ -584,6 +584,26 @@ mod tests {
     }
 
     #[test]
+    fn a_note_is_looked_for_three_times_scaled_by_the_timeout_and_a_put_once_at_once() {
+        use std::time::Duration;
+        let s = Duration::from_secs_f64;
+        assert_eq!(
+            super::look_times(s(30.0), false, false),
+            [s(30.0), s(60.0), s(90.0)]
+        );
+        assert_eq!(
+            super::look_times(s(0.5), false, false),
+            [s(1.0), s(2.0), s(3.0)],
+            "never sooner than 1, 2 and 3 seconds"
+        );
+        assert_eq!(
+            super::look_times(s(2.0), false, true),
+            [s(0.0), s(2.0), s(4.0), s(6.0)]
+        );
+        assert_eq!(super::look_times(s(30.0), true, false), [s(0.0)]);
+    }
+
+    #[test]
     fn what_undo_puts_back_is_an_operation_s_own_column_and_never_a_key() {
         for op in super::OPERATIONS {
             for c in op.undoable {

@@ -1,7 +1,8 @@
 //! Service request: `PATCH /servicerequests/{id}` with a new note and/or a new status.
 //!
-//! A note is not idempotent: sent twice, it is added twice. The dispatcher keeps one MS-RequestId on
-//! every retry of the PATCH so the service can recognise a retry after a lost answer.
+//! A note is not idempotent: sent twice, it is added twice. A PATCH whose outcome is unknown (no
+//! answer, or a 408 or 5xx) is looked for, more than once, before it may go again (see
+//! [`super::look_times`]); it goes again under the same MS-RequestId only when no answer came.
 
 use std::collections::BTreeMap;
 
