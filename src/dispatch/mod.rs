@@ -718,7 +718,6 @@ impl RowApi<'_> {
             if lost && settle_after {
                 return sent;
             }
-            let answered_id = ids.request_id;
             let answered = status.is_some();
             let Some((err, retry_after)) = self
                 .failed_attempt(sent, &token, &mut renewed, customer, sent_at)
@@ -727,39 +726,57 @@ impl RowApi<'_> {
                 (ids.request_id, journaled) = (Uuid::new_v4(), false);
                 continue;
             };
-            let give_up = |err: CallError| {
-                if is_write && !unknown {
-                    if let Some(status) = err.status() {
-                        self.journal_answer(answered_id, status);
-                    }
-                }
-                Err(err)
-            };
+            // The answer a write's failure ends with is journaled, unless some attempt got none.
+            let answer_to = (is_write && !unknown).then_some(ids.request_id);
             if settle_after && crate::ops::may_have_been_applied(&err, &req) {
-                return give_up(err);
+                return Err(self.give_up(err, answer_to));
             }
-            // Not sent, and the run is stopping: the row is skipped like the rows not attempted
-            // (a --resume sends it, a journaled intent settled first).
-            if let (CallError::Unreachable(_), Some(reason)) = (&err, d.stop.reason()) {
-                return Err(CallError::Aborted(reason));
-            }
-            let delay = d.settings.retry.next_delay(
-                attempts,
-                &err,
-                retry_after.as_deref(),
-                &mut rand::rng(),
-            );
-            match delay {
-                Some(_) if !d.budget.try_retry() => {
-                    self.note(|r| r.budget_spent = true);
-                    return give_up(err);
-                }
-                Some(wait) => self.back_off(attempts, wait).await,
-                None => return give_up(err),
-            }
+            self.before_next_attempt(err, retry_after, attempts, answer_to)
+                .await?;
             if answered {
                 (ids.request_id, journaled) = (Uuid::new_v4(), false);
             }
+        }
+    }
+
+    /// Ends a call with `err`, journaling its answer (to the attempt `answer_to`) when it has one.
+    fn give_up(&self, err: CallError, answer_to: Option<Uuid>) -> CallError {
+        if let (Some(id), Some(status)) = (answer_to, err.status()) {
+            self.journal_answer(id, status);
+        }
+        err
+    }
+
+    /// After attempt `attempts` failed with `err`: waits for the next attempt (`Ok`), or gives up
+    /// (the policy says no more, the retry budget is spent, or the run is stopping and the call
+    /// was not sent).
+    async fn before_next_attempt(
+        &self,
+        err: CallError,
+        retry_after: Option<String>,
+        attempts: u32,
+        answer_to: Option<Uuid>,
+    ) -> Result<(), CallError> {
+        let d = self.d;
+        // Not sent, and the run is stopping: the row is skipped like the rows not attempted
+        // (a --resume sends it, a journaled intent settled first).
+        if let (CallError::Unreachable(_), Some(reason)) = (&err, d.stop.reason()) {
+            return Err(CallError::Aborted(reason));
+        }
+        let delay =
+            d.settings
+                .retry
+                .next_delay(attempts, &err, retry_after.as_deref(), &mut rand::rng());
+        match delay {
+            Some(_) if !d.budget.try_retry() => {
+                self.note(|r| r.budget_spent = true);
+                Err(self.give_up(err, answer_to))
+            }
+            Some(wait) => {
+                self.back_off(attempts, wait).await;
+                Ok(())
+            }
+            None => Err(self.give_up(err, answer_to)),
         }
     }
 
