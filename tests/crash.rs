@@ -68,6 +68,8 @@ fn apply_cmd(sb: &Sandbox, input: &Path, resume: bool) -> Command {
     c.arg("apply")
         .arg(input)
         .args(["--base-url", &sb.url, "--rate", "100", "--concurrency", "4"])
+        // Short, so that a note whose outcome a kill left unknown is looked for within seconds.
+        .args(["--timeout", "1"])
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

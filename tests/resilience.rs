@@ -77,7 +77,19 @@ fn faulty_run_adds_every_note_exactly_once(replay: bool) {
         csv.push_str(&format!("{},note {i}\n", SRS[i % 4]));
     }
     let input = w.write("notes.csv", csv);
-    let out = sb.apply(&input, &["--concurrency", "4", "--max-attempts", "10"]);
+    // A short --timeout: a note whose outcome is unknown is looked for at 1, 2 and 3 seconds
+    // rather than 30, 60 and 90.
+    let out = sb.apply(
+        &input,
+        &[
+            "--concurrency",
+            "4",
+            "--max-attempts",
+            "10",
+            "--timeout",
+            "1",
+        ],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
     let rows = results(&w.path("notes.results.csv"));
     assert!(rows.iter().all(|r| r["status"] == "succeeded"));

@@ -251,6 +251,10 @@ pub enum CallError {
     /// pcbulk refused to send the write: what it read shows the service would refuse it.
     #[error("{message}")]
     Invalid { code: String, message: String },
+    /// A write may or may not have been applied, and looking at the service could not tell: it is
+    /// not sent again (what to check is in the message).
+    #[error("{0}")]
+    OutcomeUnknown(String),
 }
 
 impl CallError {
@@ -265,7 +269,8 @@ impl CallError {
             | CallError::Aborted(_)
             | CallError::Planned
             | CallError::Drifted(_)
-            | CallError::Invalid { .. } => false,
+            | CallError::Invalid { .. }
+            | CallError::OutcomeUnknown(_) => false,
         }
     }
 
@@ -292,6 +297,7 @@ impl CallError {
             CallError::Planned => String::new(),
             CallError::Drifted(_) => "drifted".into(),
             CallError::Invalid { code, .. } => code.clone(),
+            CallError::OutcomeUnknown(_) => "outcome_unknown".into(),
         }
     }
 }

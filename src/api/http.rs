@@ -23,7 +23,8 @@ use super::{CallError, Method, Request, Response};
 /// The ids that identify one call to the service.
 #[derive(Debug, Clone, Copy)]
 pub struct CallIds {
-    /// The idempotency key: the same on every retry of one call, new for the next call.
+    /// The idempotency key: kept for a retry of a call whose attempt got no answer (the service may
+    /// have it under way), new after any answer and for the next call.
     pub request_id: Uuid,
     /// One per row, on all of that row's calls.
     pub correlation_id: Uuid,
@@ -44,6 +45,11 @@ pub trait Transport: Send + Sync {
     /// Where calls go, for messages ("cannot reach https://...").
     fn target(&self) -> String {
         "the service".into()
+    }
+
+    /// How long one attempt may take before it counts as timed out (`--timeout`).
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
     }
 }
 
@@ -458,6 +464,10 @@ fn answer(status: http::StatusCode, headers: &http::HeaderMap, body: Vec<u8>) ->
 impl Transport for HttpTransport {
     fn target(&self) -> String {
         self.prefix.trim_end_matches("/v1").to_owned()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn send<'a>(

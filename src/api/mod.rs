@@ -81,6 +81,13 @@ impl Request {
         self.if_match = Some(etag.into());
         self
     }
+
+    /// Whether applying the call twice leaves what applying it once does. A GET changes nothing
+    /// and a PUT carries the whole resource (HTTP's own rule); a PATCH may add something (a note)
+    /// and is treated as adding, so it is never sent again blindly.
+    pub fn idempotent(&self) -> bool {
+        self.method != Method::Patch
+    }
 }
 
 /// What the service answered to one call.
@@ -132,10 +139,11 @@ pub trait Api: Send + Sync {
         request_id: uuid::Uuid,
     ) -> BoxFuture<'_, Result<Response, CallError>>;
 
-    /// Sends a write that the service may not recognise when it comes again (a note): like
-    /// [`Api::resend`], except that an attempt with no answer is not sent again blindly. Its
-    /// transport error comes back at once, for the caller to look at the service before sending it
-    /// again.
+    /// Sends a write whose outcome, when unknown, the caller settles by looking at the service:
+    /// like [`Api::resend`], except that an attempt with no answer is not sent again blindly (its
+    /// error comes back at once), and neither is a write that is not [`Request::idempotent`]
+    /// answered 408 or 5xx (a gateway may answer so after the service applied it). Answers that
+    /// say the write was not applied (429, a 401 the token renewal fixes) are retried here.
     fn send_unrepeatable(
         &self,
         req: Request,
@@ -148,6 +156,12 @@ pub trait Api: Send + Sync {
     /// sent again after its answer was lost (and a look showed it had not landed) counts too.
     fn max_sends(&self) -> usize {
         6
+    }
+
+    /// How long one call may take before it counts as timed out (`--timeout`): what the waits
+    /// before looking for a write whose outcome is unknown are measured in.
+    fn call_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
     }
 
     /// Records what a row found before changing it (by input column), for undo; `extra` holds what

@@ -440,6 +440,21 @@ fn describe(e: &CallError, attempts: u32, budget_spent: bool, reads_only: bool) 
     }
 }
 
+/// What a 401 the token renewal could not fix said, for the run's message: its status, and the
+/// service's code and words when it gave any (already cleaned and masked of the token).
+fn what_401_said(e: &ServiceError) -> String {
+    let words = e.message.trim().trim_end_matches('.');
+    // What `from_response` makes of a body it could not read as an error, less its own prefix.
+    let words = words.strip_prefix("HTTP 401: ").unwrap_or(words);
+    let words = (!words.starts_with("HTTP 401 with an empty body")).then_some(words);
+    match (&e.code, words) {
+        (Some(code), Some(words)) => format!("401, code {code}: {words}"),
+        (Some(code), None) => format!("401, code {code}"),
+        (None, Some(words)) => format!("401: {words}"),
+        (None, None) => "401, with no reason given".to_owned(),
+    }
+}
+
 #[derive(Default)]
 struct Record {
     attempts: u32,
@@ -456,7 +471,7 @@ struct Record {
 }
 
 /// The [`Api`] a row's change calls through: one correlation id for the row, one request id per
-/// call (kept on every retry of it), attempts counted.
+/// call (kept for a retry only when an attempt got no answer), attempts counted.
 struct RowApi<'d> {
     d: &'d Dispatcher,
     row: usize,
@@ -605,11 +620,13 @@ impl RowApi<'_> {
                 d.events.emit(Event::TokenRenewed);
                 return Ok(None);
             }
-            return Err(CallError::Unauthorized(
-                "Partner Center refused the access token (401); set a fresh PCBULK_ACCESS_TOKEN, or \
-                 PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and PCBULK_CLIENT_ID, then run again"
-                    .into(),
-            ));
+            let said =
+                ServiceError::from_response_masking(401, &resp.body, &[token.expose_secret()]);
+            return Err(CallError::Unauthorized(format!(
+                "Partner Center refused the access token ({}); set a fresh PCBULK_ACCESS_TOKEN, or \
+                 PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and PCBULK_CLIENT_ID, then run again",
+                what_401_said(&said)
+            )));
         }
         if resp.status == 429 {
             let wait = resp
@@ -630,31 +647,47 @@ impl RowApi<'_> {
         Ok(Some((err, resp.retry_after)))
     }
 
-    /// Sends a call until it succeeds, fails for good, or the retries run out: one MS-RequestId for
-    /// every attempt, a write's intent journaled durably before its first attempt.
-    /// A `repeatable: false` call is not sent again after an attempt that got no answer: its
-    /// transport error is returned for the caller to settle.
+    /// Whether a write may go at all: not in a plan, and not when what the row read has drifted
+    /// from what its plan read.
+    fn may_write(&self) -> Result<(), CallError> {
+        if self.d.settings.reads_only {
+            return Err(CallError::Planned);
+        }
+        if let Some(expected) = &self.expected {
+            let rec = self.record.lock().expect("record lock");
+            if let Some(why) = drift(expected, rec.before.as_ref(), rec.before_extra.as_ref()) {
+                return Err(CallError::Drifted(why));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a call until it succeeds, fails for good, or the retries run out.
+    ///
+    /// The MS-RequestId is kept for the next attempt only when the last one got no answer (the
+    /// service may have it under way, and may recognise it); after any answer (429, 401, 5xx...)
+    /// the next attempt carries a new one, so a service that keeps a failure under an id does not
+    /// refuse every retry. Each id a write goes with has its intent journaled durably first.
+    ///
+    /// With `settle_after` (a write the caller settles by looking at the service), an attempt that
+    /// got no answer is not sent again: its error is returned at once. Nor is a write that is not
+    /// [`Request::idempotent`] answered 408 or 5xx: that answer may have come from a gateway after
+    /// the service applied it, so it is returned too (and journaled, for a resume to settle).
     async fn call_with_retries(
         &self,
         req: Request,
         request_id: Option<Uuid>,
-        repeatable: bool,
+        settle_after: bool,
     ) -> Result<crate::api::Response, CallError> {
         let d = self.d;
-        let ids = CallIds {
+        let mut ids = CallIds {
             request_id: request_id.unwrap_or_else(Uuid::new_v4),
             correlation_id: self.correlation_id,
         };
         let customer = req.customer();
         let is_write = req.method != crate::api::Method::Get;
-        if is_write && d.settings.reads_only {
-            return Err(CallError::Planned);
-        }
-        if let (true, Some(expected)) = (is_write, &self.expected) {
-            let rec = self.record.lock().expect("record lock");
-            if let Some(why) = drift(expected, rec.before.as_ref(), rec.before_extra.as_ref()) {
-                return Err(CallError::Drifted(why));
-            }
+        if is_write {
+            self.may_write()?;
         }
         let (mut attempts, mut renewed, mut journaled) = (0u32, false, false);
         // Whether some attempt got no answer: then a failure does not prove the write was not applied.
@@ -682,42 +715,68 @@ impl RowApi<'_> {
             // A call that could not connect was not sent: its outcome is known.
             let lost = matches!(sent, Err(ref e) if !matches!(e, CallError::Unreachable(_)));
             unknown |= lost;
-            if lost && !repeatable {
+            if lost && settle_after {
                 return sent;
             }
+            let answered = status.is_some();
             let Some((err, retry_after)) = self
                 .failed_attempt(sent, &token, &mut renewed, customer, sent_at)
                 .await?
             else {
+                (ids.request_id, journaled) = (Uuid::new_v4(), false);
                 continue;
             };
-            let give_up = |err: CallError| {
-                if is_write && !unknown {
-                    if let Some(status) = err.status() {
-                        self.journal_answer(ids.request_id, status);
-                    }
-                }
-                Err(err)
-            };
-            // Not sent, and the run is stopping: the row is skipped like the rows not attempted
-            // (a --resume sends it, a journaled intent settled first).
-            if let (CallError::Unreachable(_), Some(reason)) = (&err, d.stop.reason()) {
-                return Err(CallError::Aborted(reason));
+            // The answer a write's failure ends with is journaled, unless some attempt got none.
+            let answer_to = (is_write && !unknown).then_some(ids.request_id);
+            if settle_after && crate::ops::may_have_been_applied(&err, &req) {
+                return Err(self.give_up(err, answer_to));
             }
-            let delay = d.settings.retry.next_delay(
-                attempts,
-                &err,
-                retry_after.as_deref(),
-                &mut rand::rng(),
-            );
-            match delay {
-                Some(_) if !d.budget.try_retry() => {
-                    self.note(|r| r.budget_spent = true);
-                    return give_up(err);
-                }
-                Some(wait) => self.back_off(attempts, wait).await,
-                None => return give_up(err),
+            self.before_next_attempt(err, retry_after, attempts, answer_to)
+                .await?;
+            if answered {
+                (ids.request_id, journaled) = (Uuid::new_v4(), false);
             }
+        }
+    }
+
+    /// Ends a call with `err`, journaling its answer (to the attempt `answer_to`) when it has one.
+    fn give_up(&self, err: CallError, answer_to: Option<Uuid>) -> CallError {
+        if let (Some(id), Some(status)) = (answer_to, err.status()) {
+            self.journal_answer(id, status);
+        }
+        err
+    }
+
+    /// After attempt `attempts` failed with `err`: waits for the next attempt (`Ok`), or gives up
+    /// (the policy says no more, the retry budget is spent, or the run is stopping and the call
+    /// was not sent).
+    async fn before_next_attempt(
+        &self,
+        err: CallError,
+        retry_after: Option<String>,
+        attempts: u32,
+        answer_to: Option<Uuid>,
+    ) -> Result<(), CallError> {
+        let d = self.d;
+        // Not sent, and the run is stopping: the row is skipped like the rows not attempted
+        // (a --resume sends it, a journaled intent settled first).
+        if let (CallError::Unreachable(_), Some(reason)) = (&err, d.stop.reason()) {
+            return Err(CallError::Aborted(reason));
+        }
+        let delay =
+            d.settings
+                .retry
+                .next_delay(attempts, &err, retry_after.as_deref(), &mut rand::rng());
+        match delay {
+            Some(_) if !d.budget.try_retry() => {
+                self.note(|r| r.budget_spent = true);
+                Err(self.give_up(err, answer_to))
+            }
+            Some(wait) => {
+                self.back_off(attempts, wait).await;
+                Ok(())
+            }
+            None => Err(self.give_up(err, answer_to)),
         }
     }
 
@@ -768,7 +827,7 @@ impl RowApi<'_> {
 
 impl Api for RowApi<'_> {
     fn call(&self, req: Request) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
-        Box::pin(self.call_with_retries(req, None, true))
+        Box::pin(self.call_with_retries(req, None, false))
     }
 
     fn resend(
@@ -776,7 +835,7 @@ impl Api for RowApi<'_> {
         req: Request,
         request_id: Uuid,
     ) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
-        Box::pin(self.call_with_retries(req, Some(request_id), true))
+        Box::pin(self.call_with_retries(req, Some(request_id), false))
     }
 
     fn send_unrepeatable(
@@ -784,11 +843,15 @@ impl Api for RowApi<'_> {
         req: Request,
         request_id: Uuid,
     ) -> BoxFuture<'_, Result<crate::api::Response, CallError>> {
-        Box::pin(self.call_with_retries(req, Some(request_id), false))
+        Box::pin(self.call_with_retries(req, Some(request_id), true))
     }
 
     fn max_sends(&self) -> usize {
         self.d.settings.retry.max_attempts as usize
+    }
+
+    fn call_timeout(&self) -> Duration {
+        self.d.transport.timeout()
     }
 
     fn record_before(
@@ -861,7 +924,7 @@ mod tests {
 
     fn dispatcher(t: Arc<Scripted>, max_errors: Option<MaxErrors>) -> Arc<Dispatcher> {
         let tokens = Arc::new(Tokens::new(crate::api::auth::Credentials::Static(
-            "tok".to_string().into(),
+            "sandbox-token-1234".to_string().into(),
         )));
         Arc::new(Dispatcher::new(
             t,
@@ -912,16 +975,20 @@ mod tests {
         v
     }
 
+    /// A write the caller settles: a note (PATCH, not idempotent) or a contact (PUT).
     #[derive(Debug)]
-    struct Note;
+    struct Settled(crate::api::Method);
 
-    impl Change for Note {
+    impl Change for Settled {
         fn target(&self) -> Option<String> {
             None
         }
         fn apply<'a>(&'a self, api: &'a dyn Api) -> BoxFuture<'a, Result<Applied, CallError>> {
             Box::pin(async move {
-                let req = Request::patch("/servicerequests/1", serde_json::json!({}));
+                let req = match self.0 {
+                    crate::api::Method::Put => Request::put("/a", serde_json::json!({})),
+                    _ => Request::patch("/servicerequests/1", serde_json::json!({})),
+                };
                 api.send_unrepeatable(req, Uuid::new_v4()).await?;
                 Ok(Applied::Changed)
             })
@@ -934,47 +1001,108 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_unrepeatable_write_is_retried_after_an_answer_but_never_after_a_lost_one() {
-        let dropped = || {
-            Err(CallError::Transport {
-                message: "reset".into(),
-                timeout: false,
-            })
-        };
-        // A 503 is an answer: the write was not applied; it goes again.
-        let t = Scripted::new(vec![status(503), status(200)]);
+    fn dropped() -> Result<Response, CallError> {
+        Err(CallError::Transport {
+            message: "reset".into(),
+            timeout: false,
+        })
+    }
+
+    /// Runs one settled write against `script`: its outcome, and the MS-RequestId of each attempt.
+    async fn settled(
+        method: crate::api::Method,
+        script: Vec<Result<Response, CallError>>,
+    ) -> (Outcome, Vec<Uuid>) {
+        let t = Scripted::new(script);
         let d = dispatcher(t.clone(), None);
-        let job = Job::new(1, 2, "test", Box::new(Note));
-        assert_eq!(d.run_job(job, None).await.status, Status::Succeeded);
-        assert_eq!(t.seen.lock().unwrap().len(), 2);
-        // No answer: it may have been applied; it comes back to the operation unsent again.
-        let t = Scripted::new(vec![dropped(), status(200)]);
-        let d = dispatcher(t.clone(), None);
-        let job = Job::new(1, 2, "test", Box::new(Note));
-        let out = d.run_job(job, None).await;
-        assert_eq!(out.status, Status::Failed);
-        assert_eq!(t.seen.lock().unwrap().len(), 1);
+        let out = d
+            .run_job(Job::new(1, 2, "test", Box::new(Settled(method))), None)
+            .await;
+        let ids = t
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.1.request_id)
+            .collect();
+        (out, ids)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retries_carry_the_same_request_id_and_count_attempts() {
-        let dropped = Err(CallError::Transport {
-            message: "reset".into(),
-            timeout: false,
+    async fn a_note_answered_5xx_or_408_comes_back_to_be_looked_for_instead_of_going_again() {
+        use crate::api::Method::Patch;
+        for answer in [503, 504, 500, 408] {
+            let (out, ids) = settled(Patch, vec![status(answer), status(200)]).await;
+            assert_eq!(out.status, Status::Failed, "{answer}");
+            assert_eq!(ids.len(), 1, "{answer}: sent once, not again blindly");
+        }
+        // No answer: the same.
+        let (out, ids) = settled(Patch, vec![dropped(), status(200)]).await;
+        assert_eq!((out.status, ids.len()), (Status::Failed, 1));
+        // A 429 says the note was not taken: it goes again, under a new MS-RequestId.
+        let (out, ids) = settled(Patch, vec![status(429), status(200)]).await;
+        assert_eq!(out.status, Status::Succeeded);
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idempotent_put_answered_5xx_goes_again_under_a_new_request_id() {
+        let (out, ids) = settled(crate::api::Method::Put, vec![status(503), status(200)]).await;
+        assert_eq!(out.status, Status::Succeeded);
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1], "an answer came: a new MS-RequestId");
+        assert_eq!(out.request_id, ids[1].to_string());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_request_id_is_kept_after_a_lost_answer_and_renewed_after_any_answer() {
+        let throttled = Ok(Response {
+            status: 429,
+            retry_after: Some("1".into()),
+            ..Response::default()
         });
-        let t = Scripted::new(vec![status(503), dropped, status(200)]);
+        let script = vec![status(503), dropped(), throttled, dropped(), status(200)];
+        let t = Scripted::new(script);
         let out = run(dispatcher(t.clone(), None), &["/a"]).await;
         assert_eq!(out[0].status, Status::Succeeded);
-        assert_eq!(out[0].attempts, 3);
+        assert_eq!(out[0].attempts, 5);
         let seen = t.seen.lock().unwrap();
         let ids: Vec<_> = seen.iter().map(|(_, ids, _)| ids.request_id).collect();
-        assert!(
-            ids.iter().all(|id| *id == ids[0]),
-            "one MS-RequestId for every retry"
-        );
-        assert_eq!(out[0].request_id, ids[0].to_string());
+        assert_ne!(ids[0], ids[1], "renewed after the 503");
+        assert_eq!(ids[1], ids[2], "kept after no answer");
+        assert_ne!(ids[2], ids[3], "renewed after the 429");
+        assert_eq!(ids[3], ids[4], "kept after no answer");
+        assert_eq!(out[0].request_id, ids[4].to_string());
+        assert!(seen
+            .iter()
+            .all(|s| s.1.correlation_id == seen[0].1.correlation_id));
         assert_eq!(out[0].correlation_id, seen[0].1.correlation_id.to_string());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_token_the_renewal_cannot_fix_says_what_the_service_said_without_the_token() {
+        let body = br#"{"code":"900421","description":"Token expired for sandbox-token-1234"}"#;
+        let t = Scripted::new(vec![Ok(Response {
+            status: 401,
+            body: body.to_vec(),
+            ..Response::default()
+        })]);
+        let out = run(dispatcher(t, None), &["/a"]).await;
+        let msg = &out[0].error_message;
+        assert!(
+            msg.contains("refused the access token (401, code 900421: Token expired for ***)"),
+            "{msg}"
+        );
+        assert!(!msg.contains("sandbox-token-1234"), "{msg}");
+        // No body: said so.
+        let t = Scripted::new(vec![Ok(Response {
+            status: 401,
+            ..Response::default()
+        })]);
+        let out = run(dispatcher(t, None), &["/a"]).await;
+        let msg = &out[0].error_message;
+        assert!(msg.contains("(401, with no reason given)"), "{msg}");
     }
 
     #[tokio::test(start_paused = true)]

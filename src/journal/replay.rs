@@ -17,6 +17,9 @@ use crate::api::{Method, Request};
 use crate::ops::{Change, OpSpec, Pending};
 use crate::results::{Outcome, Status};
 
+/// The error code of a row whose write may or may not have been applied.
+const OUTCOME_UNKNOWN: &str = "outcome_unknown";
+
 /// The longest path a journaled write may have (pcbulk's are under 200 characters).
 const MAX_PATH: usize = 2048;
 
@@ -97,6 +100,11 @@ impl Replay {
         if let Some((_, o)) = self.outcomes.get(&row) {
             let final_status = match o.status {
                 Status::Succeeded | Status::Unchanged | Status::Invalid => true,
+                // A write that may or may not have been applied is tried again only by settling
+                // it (looking first): without its journaled call, it stays as it is.
+                Status::Failed if o.error_code == OUTCOME_UNKNOWN => {
+                    !retry_failed || !self.unanswered.contains_key(&row)
+                }
                 Status::Failed => !retry_failed,
                 Status::Skipped | Status::Valid | Status::Planned => false,
             };
@@ -274,16 +282,25 @@ impl Replay {
                         "an answer to a call for row {row} that the journal does not have before it"
                     ));
                 }
-                self.unanswered.remove(&row);
+                if let Some(s) = status.filter(|s| !(100..=599).contains(s)) {
+                    return Err(format!("HTTP status {s} is not one"));
+                }
+                self.answered_ok.remove(&row);
                 match status {
                     Some(s @ 200..=299) => {
+                        self.unanswered.remove(&row);
                         self.answered_ok.insert(row, (id.to_string(), s));
                     }
-                    Some(s) if !(100..=599).contains(&s) => {
-                        return Err(format!("HTTP status {s} is not one"))
+                    // Such an answer does not say whether the write was applied (a gateway may
+                    // give it after the service did): the write is still to settle, and goes
+                    // again, if at all, under a new MS-RequestId.
+                    Some(408 | 500..=599) => {
+                        if let Some(u) = self.unanswered.get_mut(&row) {
+                            u.pending.answered = true;
+                        }
                     }
                     _ => {
-                        self.answered_ok.remove(&row);
+                        self.unanswered.remove(&row);
                     }
                 }
             }
@@ -357,6 +374,7 @@ fn pending(call: SentCall) -> Result<Pending, String> {
         }
     }
     Ok(Pending {
+        answered: false,
         request_id: guid("MS-RequestId", &call.request_id)?,
         request: Request {
             method,
@@ -680,6 +698,73 @@ mod tests {
                 .contains("row 1 succeeded, but the input has it as invalid"),
             "{m:?}"
         );
+    }
+
+    /// A note's write for row 1 under MS-RequestId `id`.
+    fn send_as(id: &str) -> String {
+        send(1, "/servicerequests/1").replace(RID, id)
+    }
+
+    fn answer(id: &str, status: u16) -> String {
+        format!(r#"{{"t":"answer","row":1,"request_id":"{id}","status":{status}}}"#)
+    }
+
+    const RID2: &str = "0b0e0ac1-9f30-4ac6-9d7b-2d4b81f7a003";
+
+    #[test]
+    fn of_several_writes_of_a_row_the_newest_is_the_one_to_settle() {
+        // Answered 503, then sent again under a new id with no answer: the new one is unsettled.
+        let r = read_lines(&[header(), send_as(RID), answer(RID, 503), send_as(RID2)]).unwrap();
+        let u = &r.unanswered[&1];
+        assert_eq!(u.pending.request_id.to_string(), RID2);
+        assert!(!u.pending.answered);
+        // The newest answered with success: nothing to settle.
+        let r = read_lines(&[header(), send_as(RID), send_as(RID2), answer(RID2, 200)]).unwrap();
+        assert!(r.unanswered.is_empty());
+        assert_eq!(r.answered_ok[&1].0, RID2);
+        // An answer to an id that is not the newest send is not one pcbulk writes.
+        let m = misfit(&[header(), send_as(RID), send_as(RID2), answer(RID, 200)]);
+        assert!(m.what.contains("does not have before it"), "{m:?}");
+    }
+
+    #[test]
+    fn a_note_answered_5xx_or_408_is_still_to_settle_under_a_new_request_id() {
+        for status in [500, 503, 504, 408] {
+            let r = read_lines(&[header(), send_as(RID), answer(RID, status)]).unwrap();
+            let u = &r.unanswered[&1];
+            assert!(u.pending.answered, "{status}");
+        }
+        for status in [400, 404, 409, 429] {
+            let r = read_lines(&[header(), send_as(RID), answer(RID, status)]).unwrap();
+            assert!(r.unanswered.is_empty(), "{status}: known not applied");
+        }
+    }
+
+    fn failed_row(code: &str) -> String {
+        format!(
+            r#"{{"t":"row","row":1,"line":2,"status":"failed","http_status":null,"error_code":"{code}","error_message":"x","attempts":1,"correlation_id":"","request_id":"","duration_ms":3}}"#
+        )
+    }
+
+    #[test]
+    fn retry_failed_settles_an_outcome_unknown_row_and_never_applies_it_afresh() {
+        let with_write = read_lines(&[header(), send_as(RID), failed_row("outcome_unknown")]);
+        let r = with_write.unwrap();
+        assert!(
+            r.finished(1, 2, false).is_some(),
+            "a resume keeps it failed"
+        );
+        assert!(
+            r.finished(1, 2, true).is_none(),
+            "--retry-failed settles it"
+        );
+        assert!(r.unanswered.contains_key(&1));
+        // Without the write it went with, it cannot be settled: it stays failed.
+        let r = read_lines(&[header(), failed_row("outcome_unknown")]).unwrap();
+        assert!(r.finished(1, 2, true).is_some());
+        // Another failure is tried again.
+        let r = read_lines(&[header(), failed_row("timeout")]).unwrap();
+        assert!(r.finished(1, 2, true).is_none());
     }
 
     #[test]

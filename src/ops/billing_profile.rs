@@ -380,6 +380,7 @@ mod tests {
         let c = change();
         let want = c.changed(with_etag("e1")).unwrap();
         let pending = |body: Value, etag: &str| Pending {
+            answered: false,
             request: Request::put(c.path(), body).if_match(etag),
             request_id: uuid::Uuid::new_v4(),
         };

@@ -12,10 +12,11 @@ pub mod support_contact;
 pub mod support_profile;
 
 use std::fmt;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::api::{Api, CallError};
+use crate::api::{Api, CallError, Request};
 
 /// Every operation pcbulk knows, in the order `template` and messages list them.
 pub static OPERATIONS: &[&OpSpec] = &[
@@ -218,9 +219,9 @@ pub trait Change: Send + Sync + fmt::Debug {
     fn describe(&self, before: &std::collections::BTreeMap<String, String>) -> String;
 
     /// Whether the row's write went in, judged from what the service holds now (`extra`: the
-    /// row's extra before-values, as recorded). Asked when a write's answer was lost. `None`: the
-    /// operation cannot tell, and the write is sent again under its MS-RequestId for the service to
-    /// recognise.
+    /// row's extra before-values, as recorded). Asked when a write's outcome is unknown (see
+    /// [`may_have_been_applied`]), at each of [`look_times`]. `None`: the operation cannot tell, and
+    /// the write is sent again under its MS-RequestId for the service to recognise.
     fn landed<'a>(
         &'a self,
         _api: &'a dyn Api,
@@ -231,9 +232,11 @@ pub trait Change: Send + Sync + fmt::Debug {
 
     /// After a crash: settles a write whose outcome is unknown (`pending`, as journaled, with the
     /// row's journaled `extra` before-values). Returns `Some` when the row is done, `None` when it
-    /// should be applied afresh. The service is looked at first ([`Change::landed`]); a write that
-    /// did not land is sent again with its own MS-RequestId. Every operation's journaled write is
-    /// its last call.
+    /// should be applied afresh. The service is looked at first ([`Change::landed`]: at once, and
+    /// for a write that is not idempotent at each of [`look_times`] after, as the write may still
+    /// be on its way); a write absent at every look is sent again with its own MS-RequestId (a new
+    /// one if it was answered), and one the looks cannot find or rule out ends the row as
+    /// `outcome_unknown`. Every operation's journaled write is its last call.
     fn settle<'a>(
         &'a self,
         api: &'a dyn Api,
@@ -246,7 +249,7 @@ pub trait Change: Send + Sync + fmt::Debug {
     /// After a crash, before anything is sent: whether a journaled write is one this row makes (its
     /// method, path, body and If-Match), so that a journal never makes pcbulk send what the input
     /// did not ask for. What is wrong, if it is not.
-    fn check_write(&self, call: &crate::api::Request) -> Result<(), String>;
+    fn check_write(&self, call: &Request) -> Result<(), String>;
 
     /// After a crash: whether what the row journaled beyond its before-values is what it journals.
     /// By default, a row journals nothing there.
@@ -328,13 +331,126 @@ fn push_quoted(out: &mut String, value: &str) {
 /// What a row records beyond its columns' before-values, for [`Change::landed`] and a resume.
 pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
 
-/// How many times a write whose answer was lost is looked for and sent again before its row fails
-/// (as "may or may not have been applied": the last attempt got no answer either).
+/// How many times a write whose outcome was unknown, and then not found, is sent again before its
+/// row fails.
 pub(crate) const LOST_ANSWERS: usize = 5;
+
+/// How many times a write that is not idempotent is looked for after its outcome became unknown.
+pub const LOOKS: u32 = 3;
+
+/// The least time between the loss of a write's answer and each of its looks, in steps: looks
+/// come no sooner than 1, 2 and 3 seconds after it, whatever `--timeout` is.
+pub const LOOK_STEP_AT_LEAST: Duration = Duration::from_secs(1);
+
+/// Whether a write that ended with `e` may have been applied all the same, so that what the
+/// service holds is looked at before anything is sent again.
+///
+/// Decided here, above the transport, so that it holds whatever sends the calls: any error after
+/// the request may have left (a timeout, a connection lost, an answer that could not be read)
+/// leaves the outcome unknown, and so does a 408 or 5xx answer to a write that is not
+/// [`Request::idempotent`] (a gateway may give one after the service applied the write). A call
+/// that could not connect, a refusal (other 4xx), and what pcbulk did not send are known not to
+/// have been applied.
+pub fn may_have_been_applied(e: &CallError, req: &Request) -> bool {
+    match e {
+        CallError::Service(s) => !req.idempotent() && matches!(s.status, 408 | 500..=599),
+        CallError::Transport { .. } | CallError::Decode(_) => true,
+        _ => false,
+    }
+}
+
+/// When a write whose outcome is unknown is looked for, counted from the moment it became unknown.
+///
+/// A service may finish a write well after its client gave up: behind load balancers and app
+/// servers a request is processed to its end whether or not anyone still waits for the answer, so
+/// a write not found at once may still be on its way, and sending it again would add it twice. A
+/// write that is not idempotent (a note) is therefore looked for [`LOOKS`] times: at 1×, 2× and 3×
+/// the call's timeout (`--timeout`, the time pcbulk allows the service for one call) after the
+/// loss, and never sooner than 1, 2 and 3 seconds after it ([`LOOK_STEP_AT_LEAST`]). A service
+/// that took a whole timeout over the call and as long again is seen by the second look; the
+/// third allows for one slower still. Only a write absent at every look may go again. With the
+/// default 30-second timeout that is 90 seconds before a note goes again; with `--timeout 0.5`,
+/// 3 seconds.
+///
+/// An idempotent write (a PUT of the whole resource) is looked for once, at once: sending it again
+/// sets the same values. `at_once` adds a look before the others (a resume, which cannot tell how
+/// long ago the write was lost: if it is there already, there is nothing to wait for).
+pub fn look_times(timeout: Duration, idempotent: bool, at_once: bool) -> Vec<Duration> {
+    if idempotent {
+        return vec![Duration::ZERO];
+    }
+    let at_once = at_once.then_some(Duration::ZERO);
+    let later = (1..=LOOKS).map(|k| (timeout * k).max(LOOK_STEP_AT_LEAST * k));
+    at_once.into_iter().chain(later).collect()
+}
+
+/// What looking at the service for a write whose outcome is unknown found.
+enum Found {
+    /// At some look, the service held the write.
+    Landed,
+    /// Every look found the service without it.
+    Absent,
+    /// The operation cannot tell ([`Change::landed`] gave `None`).
+    CannotTell,
+    /// A look failed, and none found the write: it may or may not be there.
+    Unknown(CallError),
+}
+
+/// Looks for a row's write at each of `times` after now (see [`look_times`]).
+async fn look_for<C: Change + ?Sized>(
+    change: &C,
+    api: &dyn Api,
+    extra: &Extra,
+    times: &[Duration],
+) -> Found {
+    let from = tokio::time::Instant::now();
+    let mut failed = None;
+    for at in times {
+        tokio::time::sleep_until(from + *at).await;
+        match change.landed(api, extra).await {
+            Ok(Some(true)) => return Found::Landed,
+            Ok(Some(false)) => {}
+            Ok(None) => return Found::CannotTell,
+            Err(e) => failed = Some(e),
+        }
+    }
+    failed.map_or(Found::Absent, Found::Unknown)
+}
+
+/// The error of a row whose write may or may not have been applied: what left its outcome unknown
+/// (`why`; `None` after a crash), the look that failed, and what to check.
+fn outcome_unknown<C: Change + ?Sized>(
+    change: &C,
+    why: Option<&CallError>,
+    look: &CallError,
+) -> CallError {
+    let what = change
+        .touches()
+        .unwrap_or_else(|| "what the row changes".to_owned());
+    let why = match why {
+        Some(CallError::Service(e)) => format!(
+            "the service answered {} ({})",
+            e.status,
+            e.message.trim_end_matches('.')
+        ),
+        Some(e) => format!(
+            "its answer was lost ({})",
+            e.to_string().trim_end_matches('.')
+        ),
+        None => "an earlier run sent it and did not learn whether it was applied".to_owned(),
+    };
+    let look = look.to_string();
+    CallError::OutcomeUnknown(format!(
+        "the write may or may not have been applied: {why}, and looking at the service afterwards          failed ({}). It was not sent again: check {what} in Partner Center before sending this          row again (--retry-failed looks for it first and sends it only if it is not there)",
+        look.trim_end_matches('.')
+    ))
+}
 
 /// Settles a pending write after a crash by [`write_once`] (looking at the service first when
 /// `look_first`): `Some` when the row is done; `None` when it should be applied afresh, after a
 /// refusal that is not about the service's health (a stale ETag, say, after an edit in between).
+/// A write that was answered goes again under a new MS-RequestId: the service has an answer under
+/// the old one.
 pub async fn resend<C: Change + ?Sized>(
     change: &C,
     api: &dyn Api,
@@ -342,61 +458,79 @@ pub async fn resend<C: Change + ?Sized>(
     extra: &Extra,
     look_first: bool,
 ) -> Result<Option<Applied>, CallError> {
-    match write_once(
-        change,
-        api,
-        pending.request,
-        pending.request_id,
-        extra,
-        look_first,
-    )
-    .await
-    {
+    let id = match pending.answered {
+        true => uuid::Uuid::new_v4(),
+        false => pending.request_id,
+    };
+    match write_once(change, api, pending.request, id, extra, look_first).await {
         Ok(()) => Ok(Some(Applied::Changed)),
-        Err(CallError::Service(e)) if (400..500).contains(&e.status) => Ok(None),
+        Err(CallError::Service(e))
+            if (400..500).contains(&e.status) && !matches!(e.status, 408 | 429) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
 
 /// Sends a row's write so that it lands once, whether or not the service recognises a repeated
-/// MS-RequestId: when an attempt gets no answer, what the service holds is looked at
-/// ([`Change::landed`]) before the write goes again, under the same id. `look_first` looks before
-/// the first send too (a resume after a crash). An operation that cannot tell has its write sent
-/// again blindly, for the service's replay to recognise.
+/// MS-RequestId. When its outcome is unknown ([`may_have_been_applied`]), what the service holds
+/// is looked at ([`Change::landed`], at [`look_times`]) before it goes again: found, the row
+/// succeeded; absent at every look, it goes again (under the same MS-RequestId after a lost
+/// answer, a new one after an answer); a look that fails ends the row as `outcome_unknown`, never
+/// with a second copy. `look_first` looks before the first send too (a resume after a crash). An
+/// operation that cannot tell has its write sent again blindly, for the service's replay to
+/// recognise. Sends are bounded by `--max-attempts` and [`LOST_ANSWERS`].
 pub async fn write_once<C: Change + ?Sized>(
     change: &C,
     api: &dyn Api,
-    req: crate::api::Request,
+    req: Request,
     request_id: uuid::Uuid,
     extra: &Extra,
     look_first: bool,
 ) -> Result<(), CallError> {
-    let mut look = look_first;
-    let mut lost = None;
-    // Bounded by --max-attempts too: with 1, a write whose answer was lost is not sent again.
-    for _ in 0..api.max_sends().clamp(1, LOST_ANSWERS + 1) {
-        if look {
-            match change.landed(api, extra).await? {
-                Some(true) => return Ok(()),
-                Some(false) => {}
-                None => return api.resend(req, request_id).await.map(drop),
+    let idempotent = req.idempotent();
+    let timeout = api.call_timeout();
+    let mut id = request_id;
+    let mut looks = look_first.then(|| look_times(timeout, idempotent, true));
+    // What left the write's outcome unknown, the last time it did.
+    let mut unknown: Option<CallError> = None;
+    let mut sends = api.max_sends().clamp(1, LOST_ANSWERS + 1);
+    loop {
+        if let Some(times) = looks.take() {
+            match look_for(change, api, extra, &times).await {
+                Found::Landed => return Ok(()),
+                Found::Absent => {}
+                Found::CannotTell => return api.resend(req, id).await.map(drop),
+                Found::Unknown(e) => return Err(outcome_unknown(change, unknown.as_ref(), &e)),
+            }
+            if sends == 0 {
+                return Err(unknown.expect("no sends are left only after one"));
             }
         }
-        match api.send_unrepeatable(req.clone(), request_id).await {
+        sends -= 1;
+        match api.send_unrepeatable(req.clone(), id).await {
             Ok(_) => return Ok(()),
-            Err(e @ CallError::Transport { .. }) => lost = Some(e),
+            Err(e) if may_have_been_applied(&e, &req) => {
+                if matches!(e, CallError::Service(_)) {
+                    id = uuid::Uuid::new_v4();
+                }
+                looks = Some(look_times(timeout, idempotent, false));
+                unknown = Some(e);
+            }
             Err(e) => return Err(e),
         }
-        look = true;
     }
-    Err(lost.expect("the loop ends early unless every answer was lost"))
 }
 
 /// A write whose outcome is unknown: the call and its MS-RequestId.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub request: crate::api::Request,
+    pub request: Request,
     pub request_id: uuid::Uuid,
+    /// The service answered it (a 408 or 5xx, which does not say whether it was applied): sent
+    /// again, it goes under a new MS-RequestId.
+    pub answered: bool,
 }
 
 /// Collects problems while a row is checked, then yields the change or all the problems at once.
@@ -450,6 +584,26 @@ mod tests {
     }
 
     #[test]
+    fn a_note_is_looked_for_three_times_scaled_by_the_timeout_and_a_put_once_at_once() {
+        use std::time::Duration;
+        let s = Duration::from_secs_f64;
+        assert_eq!(
+            super::look_times(s(30.0), false, false),
+            [s(30.0), s(60.0), s(90.0)]
+        );
+        assert_eq!(
+            super::look_times(s(0.5), false, false),
+            [s(1.0), s(2.0), s(3.0)],
+            "never sooner than 1, 2 and 3 seconds"
+        );
+        assert_eq!(
+            super::look_times(s(2.0), false, true),
+            [s(0.0), s(2.0), s(4.0), s(6.0)]
+        );
+        assert_eq!(super::look_times(s(30.0), true, false), [s(0.0)]);
+    }
+
+    #[test]
     fn what_undo_puts_back_is_an_operation_s_own_column_and_never_a_key() {
         for op in super::OPERATIONS {
             for c in op.undoable {
@@ -470,10 +624,15 @@ pub(crate) mod fake {
 
     use crate::api::{Api, CallError, Request, Response, ServiceError};
 
+    /// One scripted answer.
+    pub type Answer = Result<Response, CallError>;
+
     #[derive(Default)]
     pub struct FakeApi {
         answers: Mutex<VecDeque<Result<Response, CallError>>>,
         pub sent: Mutex<Vec<Request>>,
+        /// The MS-RequestId of each write sent with one given.
+        pub ids: Mutex<Vec<uuid::Uuid>>,
         pub before: Mutex<std::collections::BTreeMap<String, String>>,
         /// `--max-attempts`.
         pub max_sends: usize,
@@ -484,6 +643,7 @@ pub(crate) mod fake {
             FakeApi {
                 answers: Mutex::new(answers.into()),
                 sent: Mutex::default(),
+                ids: Mutex::default(),
                 before: Mutex::default(),
                 max_sends: 6,
             }
@@ -521,8 +681,9 @@ pub(crate) mod fake {
         fn resend(
             &self,
             req: Request,
-            _id: uuid::Uuid,
+            id: uuid::Uuid,
         ) -> BoxFuture<'_, Result<Response, CallError>> {
+            self.ids.lock().unwrap().push(id);
             self.call(req)
         }
 

@@ -1,7 +1,8 @@
 //! Service request: `PATCH /servicerequests/{id}` with a new note and/or a new status.
 //!
-//! A note is not idempotent: sent twice, it is added twice. The dispatcher keeps one MS-RequestId on
-//! every retry of the PATCH so the service can recognise a retry after a lost answer.
+//! A note is not idempotent: sent twice, it is added twice. A PATCH whose outcome is unknown (no
+//! answer, or a 408 or 5xx) is looked for, more than once, before it may go again (see
+//! [`super::look_times`]); it goes again under the same MS-RequestId only when no answer came.
 
 use std::collections::BTreeMap;
 
@@ -272,37 +273,66 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_unknown_note_is_looked_for_before_it_is_sent_again() {
-        use crate::ops::fake::{ok, FakeApi};
-        let c = UpdateServiceRequest {
-            id: "6".into(),
-            note: Some("n".into()),
-            status: None,
-        };
+    /// The request with the note "n" `times` times.
+    fn with_n(times: usize) -> crate::ops::fake::Answer {
+        let notes: Vec<Value> = (0..times).map(|_| json!({"text": "n"})).collect();
+        crate::ops::fake::ok(json!({"id": "6", "status": "open", "notes": notes}))
+    }
+
+    /// The methods a fake was sent, in order.
+    fn methods(api: &crate::ops::fake::FakeApi) -> Vec<Method> {
+        api.sent.lock().unwrap().iter().map(|r| r.method).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_note_is_looked_for_until_it_settles_before_a_resume_sends_it_again() {
+        use crate::ops::fake::FakeApi;
+        use Method::{Get, Patch};
+        let c = note_n();
         let pending = || Pending {
+            answered: false,
             request: Request::patch("/servicerequests/6", json!({"NewNote": {"Text": "n"}})),
             request_id: uuid::Uuid::new_v4(),
         };
         let extra = BTreeMap::from([(NOTES_BEFORE.to_owned(), json!(1))]);
         // The note is there twice now, once before: it went in; nothing is sent.
-        let api = FakeApi::new(vec![ok(json!({"notes": [{"text": "n"}, {"text": "n"}]}))]);
+        let api = FakeApi::new(vec![with_n(2)]);
         assert_eq!(
             c.settle(&api, pending(), &extra).await.unwrap(),
             Some(Applied::Changed)
         );
-        assert_eq!(api.sent.lock().unwrap().len(), 1);
-        // Still once: it did not; the PATCH goes again.
-        let api = FakeApi::new(vec![ok(json!({"notes": [{"text": "n"}]})), ok(json!({}))]);
+        assert_eq!(methods(&api), [Get]);
+        // Not there at once, but by the second look after: the earlier run's write was still on
+        // its way; nothing is sent.
+        let api = FakeApi::new(vec![with_n(1), with_n(1), with_n(2)]);
         assert_eq!(
             c.settle(&api, pending(), &extra).await.unwrap(),
             Some(Applied::Changed)
         );
-        assert_eq!(api.sent.lock().unwrap()[1].method.as_str(), "PATCH");
+        assert_eq!(methods(&api), [Get, Get, Get]);
+        // Not there at any look: the PATCH goes again, under its own MS-RequestId.
+        let api = FakeApi::new(vec![with_n(1), with_n(1), with_n(1), with_n(1), with_n(0)]);
+        let p = pending();
+        let id = p.request_id;
+        assert_eq!(
+            c.settle(&api, p, &extra).await.unwrap(),
+            Some(Applied::Changed)
+        );
+        assert_eq!(methods(&api), [Get, Get, Get, Get, Patch]);
+        assert_eq!(*api.ids.lock().unwrap(), [id]);
+        // Answered 504 before the crash: it goes again under a new one.
+        let api = FakeApi::new(vec![with_n(1), with_n(1), with_n(1), with_n(1), with_n(0)]);
+        let p = Pending {
+            answered: true,
+            ..pending()
+        };
+        let id = p.request_id;
+        c.settle(&api, p, &extra).await.unwrap();
+        assert_ne!(api.ids.lock().unwrap()[0], id);
     }
 
     /// An answer lost on the way back.
-    fn lost() -> Result<crate::api::Response, CallError> {
+    fn lost() -> crate::ops::fake::Answer {
         Err(CallError::Transport {
             message: "the connection dropped".into(),
             timeout: false,
@@ -318,16 +348,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn max_attempts_bounds_the_sends_of_a_note_whose_answers_are_lost() {
-        use crate::ops::fake::{ok, FakeApi};
+        use crate::ops::fake::FakeApi;
         let c = note_n();
-        let none = json!({"notes": []});
         for max in [1, 2, 3] {
-            let mut script = vec![ok(none.clone())];
+            let mut script = vec![with_n(0)];
             for _ in 0..10 {
-                script.push(lost());
-                script.push(ok(none.clone()));
+                script.extend([lost(), with_n(0), with_n(0), with_n(0)]);
             }
             let mut api = FakeApi::new(script);
             api.max_sends = max;
@@ -335,53 +363,101 @@ mod tests {
                 c.apply(&api).await,
                 Err(CallError::Transport { .. })
             ));
-            let patches = api
-                .sent
-                .lock()
-                .unwrap()
+            let patches = methods(&api)
                 .iter()
-                .filter(|r| r.method == Method::Patch)
+                .filter(|m| **m == Method::Patch)
                 .count();
             assert_eq!(patches, max, "--max-attempts {max}");
         }
     }
 
-    #[tokio::test]
-    async fn a_note_whose_answer_is_lost_is_looked_for_before_it_goes_again() {
-        use crate::ops::fake::{ok, FakeApi};
+    #[tokio::test(start_paused = true)]
+    async fn a_note_the_service_finishes_after_the_first_look_is_not_sent_again() {
+        use crate::ops::fake::FakeApi;
+        use Method::{Get, Patch};
         let c = note_n();
-        let none = json!({"notes": []});
-        // Lost, and the note is there: it went in; the PATCH is not sent again.
-        let api = FakeApi::new(vec![
-            ok(none.clone()),
+        // Lost; not there at the first look, there at the second: it went in, late.
+        let api = FakeApi::new(vec![with_n(0), lost(), with_n(0), with_n(1)]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        assert_eq!(methods(&api), [Get, Patch, Get, Get]);
+        // Lost, and not there at any of the three looks: it goes again, under the same id.
+        let script = vec![
+            with_n(0),
             lost(),
-            ok(json!({"notes": [{"text": "n"}]})),
-        ]);
+            with_n(0),
+            with_n(0),
+            with_n(0),
+            with_n(0),
+        ];
+        let api = FakeApi::new(script);
         assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
-        let methods: Vec<_> = api.sent.lock().unwrap().iter().map(|r| r.method).collect();
-        assert_eq!(methods, [Method::Get, Method::Patch, Method::Get]);
-        // Lost, and the note is not there: it goes again, once.
-        let api = FakeApi::new(vec![ok(none.clone()), lost(), ok(none.clone()), ok(none)]);
-        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
-        let methods: Vec<_> = api.sent.lock().unwrap().iter().map(|r| r.method).collect();
-        assert_eq!(
-            methods,
-            [Method::Get, Method::Patch, Method::Get, Method::Patch]
-        );
-        // Lost every time: the row fails with the transport error, after a bounded number of tries.
-        let mut script = vec![ok(json!({"notes": []}))];
+        assert_eq!(methods(&api), [Get, Patch, Get, Get, Get, Patch]);
+        let ids = api.ids.lock().unwrap().clone();
+        assert_eq!(ids[0], ids[1], "no answer came: the same MS-RequestId");
+        // Lost every time, never there: the row fails with the transport error, after a bounded
+        // number of sends.
+        let mut script = vec![with_n(0)];
         for _ in 0..=crate::ops::LOST_ANSWERS {
-            script.push(lost());
-            script.push(ok(json!({"notes": []})));
+            script.extend([lost(), with_n(0), with_n(0), with_n(0)]);
         }
-        script.pop();
-        let scripted = script.len();
         let api = FakeApi::new(script);
         assert!(matches!(
             c.apply(&api).await,
             Err(CallError::Transport { .. })
         ));
-        assert_eq!(api.sent.lock().unwrap().len(), scripted);
+        let patches = methods(&api)
+            .iter()
+            .filter(|m| **m == Method::Patch)
+            .count();
+        assert_eq!(patches, crate::ops::LOST_ANSWERS + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_note_answered_504_after_the_service_applied_it_is_not_sent_again() {
+        use crate::ops::fake::{fail, FakeApi};
+        use Method::{Get, Patch};
+        let c = note_n();
+        let api = FakeApi::new(vec![with_n(0), fail(504, None), with_n(1)]);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        assert_eq!(methods(&api), [Get, Patch, Get]);
+        // Not applied after all (absent at every look): it goes again, under a new MS-RequestId
+        // (the service answered the first).
+        let script = vec![
+            with_n(0),
+            fail(503, None),
+            with_n(0),
+            with_n(0),
+            with_n(0),
+            with_n(0),
+        ];
+        let api = FakeApi::new(script);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        assert_eq!(methods(&api), [Get, Patch, Get, Get, Get, Patch]);
+        let ids = api.ids.lock().unwrap().clone();
+        assert_ne!(ids[0], ids[1], "an answer came: a new MS-RequestId");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_note_whose_looks_fail_ends_outcome_unknown_and_is_never_sent_twice() {
+        use crate::ops::fake::{fail, FakeApi};
+        use Method::{Get, Patch};
+        let c = note_n();
+        let script = vec![with_n(0), lost(), with_n(0), fail(503, None), with_n(0)];
+        let api = FakeApi::new(script);
+        let e = c.apply(&api).await.unwrap_err();
+        assert_eq!(e.code(), "outcome_unknown");
+        let msg = e.to_string();
+        assert!(msg.contains("may or may not have been applied"), "{msg}");
+        assert!(
+            msg.contains("check service request 6 in Partner Center"),
+            "{msg}"
+        );
+        assert_eq!(methods(&api), [Get, Patch, Get, Get, Get]);
+        // A look that fails is made up for by a later one that finds the note.
+        let script = vec![with_n(0), fail(504, None), fail(503, None), with_n(1)];
+        let api = FakeApi::new(script);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        assert_eq!(methods(&api), [Get, Patch, Get, Get]);
     }
 
     #[test]

@@ -257,6 +257,7 @@ mod tests {
         let read = json!({"email": "old@x.com", "telephone": "1", "website": "w.com"});
         let want = c.changed(read.clone()).unwrap();
         let pending = |body: Value| Pending {
+            answered: false,
             request: Request::put(PUT_PATHS[0], body),
             request_id: uuid::Uuid::new_v4(),
         };
