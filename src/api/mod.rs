@@ -81,13 +81,6 @@ impl Request {
         self.if_match = Some(etag.into());
         self
     }
-
-    /// Whether applying the call twice leaves what applying it once does. A GET changes nothing
-    /// and a PUT carries the whole resource (HTTP's own rule); a PATCH may add something (a note)
-    /// and is treated as adding, so it is never sent again blindly.
-    pub fn idempotent(&self) -> bool {
-        self.method != Method::Patch
-    }
 }
 
 /// What the service answered to one call.
@@ -141,8 +134,8 @@ pub trait Api: Send + Sync {
 
     /// Sends a write whose outcome, when unknown, the caller settles by looking at the service:
     /// like [`Api::resend`], except that an attempt with no answer is not sent again blindly (its
-    /// error comes back at once), and neither is a write that is not [`Request::idempotent`]
-    /// answered 408 or 5xx (a gateway may answer so after the service applied it). Answers that
+    /// error comes back at once), and neither is a write answered 408 or 5xx (a gateway may
+    /// answer so after the service applied it). Answers that
     /// say the write was not applied (429, a 401 the token renewal fixes) are retried here.
     fn send_unrepeatable(
         &self,

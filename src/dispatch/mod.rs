@@ -670,9 +670,9 @@ impl RowApi<'_> {
     /// refuse every retry. Each id a write goes with has its intent journaled durably first.
     ///
     /// With `settle_after` (a write the caller settles by looking at the service), an attempt that
-    /// got no answer is not sent again: its error is returned at once. Nor is a write that is not
-    /// [`Request::idempotent`] answered 408 or 5xx: that answer may have come from a gateway after
-    /// the service applied it, so it is returned too (and journaled, for a resume to settle).
+    /// got no answer is not sent again: its error is returned at once. Nor is a write answered 408
+    /// or 5xx: that answer may have come from a gateway after the service applied it, so it is
+    /// returned too (and journaled, for a resume to settle).
     async fn call_with_retries(
         &self,
         req: Request,
@@ -767,8 +767,12 @@ impl RowApi<'_> {
             d.settings
                 .retry
                 .next_delay(attempts, &err, retry_after.as_deref(), &mut rand::rng());
+        // A 429 is the service, alive, asking for less: it is answered by waiting and by the
+        // pacers slowing down, not by the budget that spares a failing service (spending it on
+        // 429s failed rows of a run the service was only pacing).
+        let throttled = err.status() == Some(429);
         match delay {
-            Some(_) if !d.budget.try_retry() => {
+            Some(_) if !throttled && !d.budget.try_retry() => {
                 self.note(|r| r.budget_spent = true);
                 Err(self.give_up(err, answer_to))
             }
@@ -1047,12 +1051,52 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_idempotent_put_answered_5xx_goes_again_under_a_new_request_id() {
-        let (out, ids) = settled(crate::api::Method::Put, vec![status(503), status(200)]).await;
-        assert_eq!(out.status, Status::Succeeded);
-        assert_eq!(ids.len(), 2);
-        assert_ne!(ids[0], ids[1], "an answer came: a new MS-RequestId");
-        assert_eq!(out.request_id, ids[1].to_string());
+    async fn a_put_answered_5xx_comes_back_to_be_looked_for_too() {
+        for answer in [503, 504, 408] {
+            let (out, ids) =
+                settled(crate::api::Method::Put, vec![status(answer), status(200)]).await;
+            assert_eq!(out.status, Status::Failed, "{answer}");
+            assert_eq!(ids.len(), 1, "{answer}: sent once, not again blindly");
+        }
+    }
+
+    /// The stricter sandbox, where refused calls count, found 429s failing rows "to spare the
+    /// service": 429s are waited out and slow the pacers; they do not spend the retry budget.
+    #[tokio::test(start_paused = true)]
+    async fn throttling_beyond_the_retry_budget_fails_no_row() {
+        let rows = (budget::INITIAL as usize) * 2;
+        let throttled = || {
+            Ok(Response {
+                status: 429,
+                retry_after: Some("1".into()),
+                ..Response::default()
+            })
+        };
+        let mut script: Vec<_> = (0..rows).map(|_| throttled()).collect();
+        script.extend((0..rows).map(|_| status(200)));
+        let t = Scripted::new(script);
+        let paths: Vec<&'static str> = (0..rows)
+            .map(|i| &*Box::leak(format!("/r{i}").into_boxed_str()))
+            .collect();
+        let out = run(dispatcher(t, None), &paths).await;
+        assert!(
+            out.iter().all(|o| o.status == Status::Succeeded),
+            "{:?}",
+            out.iter().map(|o| &o.error_message).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_answered_5xx_goes_again_under_a_new_request_id() {
+        let t = Scripted::new(vec![status(503), status(200)]);
+        let out = run(dispatcher(t.clone(), None), &["/a"]).await;
+        assert_eq!(out[0].status, Status::Succeeded);
+        let seen = t.seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_ne!(
+            seen[0].1.request_id, seen[1].1.request_id,
+            "an answer came: a new id"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -335,7 +335,7 @@ pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
 /// row fails.
 pub(crate) const LOST_ANSWERS: usize = 5;
 
-/// How many times a write that is not idempotent is looked for after its outcome became unknown.
+/// How many times a write is looked for after its outcome became unknown.
 pub const LOOKS: u32 = 3;
 
 /// The least time between the loss of a write's answer and each of its looks, in steps: looks
@@ -347,13 +347,16 @@ pub const LOOK_STEP_AT_LEAST: Duration = Duration::from_secs(1);
 ///
 /// Decided here, above the transport, so that it holds whatever sends the calls: any error after
 /// the request may have left (a timeout, a connection lost, an answer that could not be read)
-/// leaves the outcome unknown, and so does a 408 or 5xx answer to a write that is not
-/// [`Request::idempotent`] (a gateway may give one after the service applied the write). A call
-/// that could not connect, a refusal (other 4xx), and what pcbulk did not send are known not to
-/// have been applied.
+/// leaves the outcome unknown, and so does a 408 or 5xx answer to a write (a gateway may give one
+/// after the service applied the write). A PUT is settled so too, though sending it again would
+/// set the same values: the service would still record a second change, and whatever changed the
+/// resource in between would be overwritten. A call that could not connect, a refusal (other
+/// 4xx), and what pcbulk did not send are known not to have been applied.
 pub fn may_have_been_applied(e: &CallError, req: &Request) -> bool {
     match e {
-        CallError::Service(s) => !req.idempotent() && matches!(s.status, 408 | 500..=599),
+        CallError::Service(s) => {
+            req.method != crate::api::Method::Get && matches!(s.status, 408 | 500..=599)
+        }
         CallError::Transport { .. } | CallError::Decode(_) => true,
         _ => false,
     }
@@ -363,22 +366,18 @@ pub fn may_have_been_applied(e: &CallError, req: &Request) -> bool {
 ///
 /// A service may finish a write well after its client gave up: behind load balancers and app
 /// servers a request is processed to its end whether or not anyone still waits for the answer, so
-/// a write not found at once may still be on its way, and sending it again would add it twice. A
-/// write that is not idempotent (a note) is therefore looked for [`LOOKS`] times: at 1×, 2× and 3×
+/// a write not found at once may still be on its way, and sending it again would apply it twice.
+/// A write is therefore looked for [`LOOKS`] times: at 1×, 2× and 3×
 /// the call's timeout (`--timeout`, the time pcbulk allows the service for one call) after the
 /// loss, and never sooner than 1, 2 and 3 seconds after it ([`LOOK_STEP_AT_LEAST`]). A service
 /// that took a whole timeout over the call and as long again is seen by the second look; the
 /// third allows for one slower still. Only a write absent at every look may go again. With the
-/// default 30-second timeout that is 90 seconds before a note goes again; with `--timeout 0.5`,
+/// default 30-second timeout that is 90 seconds before a write goes again; with `--timeout 0.5`,
 /// 3 seconds.
 ///
-/// An idempotent write (a PUT of the whole resource) is looked for once, at once: sending it again
-/// sets the same values. `at_once` adds a look before the others (a resume, which cannot tell how
-/// long ago the write was lost: if it is there already, there is nothing to wait for).
-pub fn look_times(timeout: Duration, idempotent: bool, at_once: bool) -> Vec<Duration> {
-    if idempotent {
-        return vec![Duration::ZERO];
-    }
+/// `at_once` adds a look before the others (a resume, which cannot tell how long ago the write was
+/// lost: if it is there already, there is nothing to wait for).
+pub fn look_times(timeout: Duration, at_once: bool) -> Vec<Duration> {
     let at_once = at_once.then_some(Duration::ZERO);
     let later = (1..=LOOKS).map(|k| (timeout * k).max(LOOK_STEP_AT_LEAST * k));
     at_once.into_iter().chain(later).collect()
@@ -441,7 +440,9 @@ fn outcome_unknown<C: Change + ?Sized>(
     };
     let look = look.to_string();
     CallError::OutcomeUnknown(format!(
-        "the write may or may not have been applied: {why}, and looking at the service afterwards          failed ({}). It was not sent again: check {what} in Partner Center before sending this          row again (--retry-failed looks for it first and sends it only if it is not there)",
+        "the write may or may not have been applied: {why}, and looking at the service afterwards \
+         failed ({}). It was not sent again: check {what} in Partner Center before sending this \
+         row again (--retry-failed looks for it first and sends it only if it is not there)",
         look.trim_end_matches('.')
     ))
 }
@@ -489,10 +490,9 @@ pub async fn write_once<C: Change + ?Sized>(
     extra: &Extra,
     look_first: bool,
 ) -> Result<(), CallError> {
-    let idempotent = req.idempotent();
     let timeout = api.call_timeout();
     let mut id = request_id;
-    let mut looks = look_first.then(|| look_times(timeout, idempotent, true));
+    let mut looks = look_first.then(|| look_times(timeout, true));
     // What left the write's outcome unknown, the last time it did.
     let mut unknown: Option<CallError> = None;
     let mut sends = api.max_sends().clamp(1, LOST_ANSWERS + 1);
@@ -515,7 +515,7 @@ pub async fn write_once<C: Change + ?Sized>(
                 if matches!(e, CallError::Service(_)) {
                     id = uuid::Uuid::new_v4();
                 }
-                looks = Some(look_times(timeout, idempotent, false));
+                looks = Some(look_times(timeout, false));
                 unknown = Some(e);
             }
             Err(e) => return Err(e),
@@ -584,23 +584,22 @@ mod tests {
     }
 
     #[test]
-    fn a_note_is_looked_for_three_times_scaled_by_the_timeout_and_a_put_once_at_once() {
+    fn a_write_is_looked_for_three_times_scaled_by_the_timeout() {
         use std::time::Duration;
         let s = Duration::from_secs_f64;
         assert_eq!(
-            super::look_times(s(30.0), false, false),
+            super::look_times(s(30.0), false),
             [s(30.0), s(60.0), s(90.0)]
         );
         assert_eq!(
-            super::look_times(s(0.5), false, false),
+            super::look_times(s(0.5), false),
             [s(1.0), s(2.0), s(3.0)],
             "never sooner than 1, 2 and 3 seconds"
         );
         assert_eq!(
-            super::look_times(s(2.0), false, true),
+            super::look_times(s(2.0), true),
             [s(0.0), s(2.0), s(4.0), s(6.0)]
         );
-        assert_eq!(super::look_times(s(30.0), true, false), [s(0.0)]);
     }
 
     #[test]
