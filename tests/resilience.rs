@@ -449,3 +449,88 @@ fn a_plans_failed_rows_say_to_make_the_plan_again_not_retry_failed() {
         rows[0]["error_message"]
     );
 }
+
+/// Notes and support contacts for one run: `notes` notes over the four requests, `contacts` of
+/// Contoso's extra subscriptions moved to Trey Research.
+fn notes_and_contacts(w: &Workdir, notes: usize, contacts: usize) -> std::path::PathBuf {
+    let mut csv = String::from(
+        "operation,service_request_id,note,customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n",
+    );
+    for i in 0..notes {
+        csv.push_str(&format!(
+            "service-request,{},late note {i},,,,,\n",
+            SRS[i % 4]
+        ));
+    }
+    for i in 0..contacts {
+        csv.push_str(&format!(
+            "support-contact,,,{CONTOSO},{},{TREY_TENANT},4391507,Trey Research\n",
+            extra_subscription(i)
+        ));
+    }
+    w.write("mixed.csv", csv)
+}
+
+/// Every note once, every contact written once, by the sandbox's own count; every row succeeded.
+fn each_write_landed_once(sb: &Sandbox, w: &Workdir, notes: usize, contacts: usize) {
+    let rows = results(&w.path("mixed.results.csv"));
+    assert_eq!(rows.len(), notes + contacts);
+    assert!(
+        rows.iter().all(|r| r["status"] == "succeeded"),
+        "{:?}",
+        rows.iter()
+            .map(|r| (&r["status"], &r["error_message"]))
+            .collect::<Vec<_>>()
+    );
+    let seen = sb.note_counts();
+    for i in 0..notes {
+        assert_eq!(seen.get(&format!("late note {i}")), Some(&1), "{seen:?}");
+    }
+    let writes = sb.get("/_sandbox/writes");
+    for i in 0..contacts {
+        let key = format!(
+            "PUT /v1/customers/{CONTOSO}/subscriptions/{}/supportcontact",
+            extra_subscription(i)
+        );
+        assert_eq!(writes[&key], 1, "{key} in {writes}");
+    }
+}
+
+/// A service that finishes every write 1.5 s after it arrives, whether or not its client (which
+/// gives up after 1 s) is still there: each write is looked for before it goes again, and found.
+#[test]
+fn a_late_write_lands_once_though_the_client_gave_up() {
+    let sb = Sandbox::start(&["--late-writes", "1500", "--subscriptions", "3"]);
+    let w = Workdir::new();
+    let input = notes_and_contacts(&w, 4, 3);
+    let out = sb.apply(&input, &["--timeout", "1", "--concurrency", "8"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    each_write_landed_once(&sb, &w, 4, 3);
+}
+
+/// A gateway that answers 502/503/504 with an HTML page after the service applied every write:
+/// each is looked for and found, never sent again, and no page reaches the results.
+#[test]
+fn a_write_applied_then_answered_5xx_lands_once() {
+    for replay in [&[][..], &["--no-replay"]] {
+        let sb = Sandbox::start(
+            &[
+                &[
+                    "--applied-5xx",
+                    "1",
+                    "--gateway-bodies",
+                    "--subscriptions",
+                    "3",
+                ][..],
+                replay,
+            ]
+            .concat(),
+        );
+        let w = Workdir::new();
+        let input = notes_and_contacts(&w, 4, 3);
+        let out = sb.apply(&input, &["--timeout", "1", "--concurrency", "8"]);
+        assert_eq!(code(&out), 0, "{replay:?}: {}", text(&out));
+        each_write_landed_once(&sb, &w, 4, 3);
+        assert!(!text(&out).contains("<html"), "{}", text(&out));
+    }
+}

@@ -67,6 +67,8 @@ impl ServiceError {
             let text = text.trim();
             if text.is_empty() {
                 format!("HTTP {status} with an empty body")
+            } else if text.starts_with('<') {
+                gateway_page(status, text)
             } else {
                 format!(
                     "HTTP {status}: {}",
@@ -84,6 +86,23 @@ impl ServiceError {
     /// The ETag sent with a billing-profile PUT was no longer current.
     pub fn is_stale_etag(&self) -> bool {
         self.status == 412 || (self.status == 400 && self.code.as_deref() == Some("2055"))
+    }
+}
+
+/// An HTML page where Partner Center answers JSON: a gateway or proxy's, named by its title (if
+/// it has a short one) rather than copied into the results.
+fn gateway_page(status: u16, page: &str) -> String {
+    let lower = page.to_ascii_lowercase();
+    let title = lower
+        .find("<title>")
+        .map(|i| i + "<title>".len())
+        .and_then(|from| lower[from..].find("</title>").map(|len| (from, from + len)))
+        .and_then(|(from, to)| page.get(from..to))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.chars().count() <= 120);
+    match title {
+        Some(t) => format!("HTTP {status} with an HTML page from a gateway or proxy ({t})"),
+        None => format!("HTTP {status} with an HTML page from a gateway or proxy"),
     }
 }
 
@@ -326,6 +345,22 @@ mod resource_tests {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_gateway_s_html_page_is_named_by_its_title_not_copied_into_the_results() {
+        let page = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad \
+                     Gateway</h1></center><hr><center>nginx</center></body></html>";
+        let e = super::ServiceError::from_response(502, page);
+        assert_eq!(
+            e.message,
+            "HTTP 502 with an HTML page from a gateway or proxy (502 Bad Gateway)"
+        );
+        let e = super::ServiceError::from_response(504, b"<!DOCTYPE html><p>timeout</p>");
+        assert_eq!(
+            e.message,
+            "HTTP 504 with an HTML page from a gateway or proxy"
+        );
+    }
+
     use super::*;
 
     #[test]
