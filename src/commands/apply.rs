@@ -215,7 +215,10 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
     };
     let invalid = scan.rows - scan.to_send;
     let plan = match &cfg.from_plan {
-        Some(p) => format!(" as planned in {}", p.display()),
+        Some(p) => format!(
+            " as planned in {}",
+            crate::term::escape(&p.display().to_string())
+        ),
         None => String::new(),
     };
     eprintln!(
@@ -228,7 +231,7 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         },
         crate::report::count(to_send, "row"),
         if cfg.is_plan() { "read" } else { "send" },
-        cfg.input.out.display()
+        crate::term::escape(&cfg.input.out.display().to_string())
     );
 }
 
@@ -497,7 +500,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     };
     let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
     for w in scan.planner.warnings() {
-        eprintln!("pcbulk: warning: {w}");
+        eprintln!("pcbulk: warning: {}", crate::term::escape(&w));
     }
     if let Some(op) = scan
         .operations

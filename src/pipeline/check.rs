@@ -498,7 +498,7 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     let started = Instant::now();
     let (mut source, planner) = open(cfg, false)?;
     for w in planner.warnings() {
-        eprintln!("pcbulk: warning: {w}");
+        eprintln!("pcbulk: warning: {}", crate::term::escape(&w));
     }
     tracing::debug!(delimiter = source.delimiter, "validating as a stream");
     crate::results::refuse_unsafe(&cfg.out)?;
