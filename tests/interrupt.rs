@@ -44,8 +44,22 @@ fn wait_for_scratch(dir: &Path, child: &mut Child) {
     }
 }
 
-fn summary(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("summary written")).unwrap()
+/// The run ended as an interrupted one before sending: exit 2, said so, no scratch file left, and
+/// its JSON summary's outcome `interrupted`.
+fn ended_interrupted(child: Child, w: &Workdir, json: &Path) {
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(
+        hidden(&w.path("")),
+        Vec::<String>::new(),
+        "scratch files left"
+    );
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json).expect("summary written")).unwrap();
+    assert_eq!(s["exit_code"], 2);
+    assert_eq!(s["outcome"], "interrupted", "{s}");
 }
 
 #[test]
@@ -80,19 +94,8 @@ fn ctrl_c_while_validate_checks_ended_by_the_signal_and_left_scratch_files() {
     let more = contacts_csv(40_000);
     let _ = writer.write_all(more.split_once('\n').unwrap().1.as_bytes());
     drop(writer);
-    let done = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(2), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert_eq!(
-        hidden(&w.path("")),
-        Vec::<String>::new(),
-        "scratch files left"
-    );
+    ended_interrupted(child, &w, &json);
     assert!(!out.exists(), "no results file from an interrupted check");
-    let s = summary(&json);
-    assert_eq!(s["exit_code"], 2);
-    assert_eq!(s["outcome"], "interrupted", "{s}");
 }
 
 #[test]
@@ -122,19 +125,10 @@ fn ctrl_c_while_apply_checks_sent_nothing_and_recorded_nothing() {
         .unwrap();
     wait_for_scratch(w.path("").as_path(), &mut child);
     signal(&child, "-INT");
-    let done = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(2), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert_eq!(
-        hidden(&w.path("")),
-        Vec::<String>::new(),
-        "scratch files left"
-    );
+    ended_interrupted(child, &w, &json);
     assert_eq!(sb.stats()["total"], 0, "nothing was sent: {}", sb.stats());
     assert!(!w.path("in.results.csv.journal").exists(), "no journal");
-    let s = summary(&json);
-    assert_eq!(s["outcome"], "interrupted", "{s}");
+
     // Nothing recorded: the same command runs (it is not "unfinished" nor "already applied").
     let again = sb.apply(&input, &["--max-errors", "100%"]);
     assert!(matches!(code(&again), 0 | 1), "{}", text(&again));

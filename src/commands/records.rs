@@ -213,35 +213,20 @@ fn free_name(out: &Path, stamp: &str) -> PathBuf {
     }
 }
 
-/// (year, month, day, hour, minute, second) in UTC.
-fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rest / 3600, rest % 3600 / 60, rest % 60)
+/// `2026-11-23T15:33:49Z`: the calendar is humantime's (a time before 1970 reads as 1970).
+fn rfc3339(t: SystemTime) -> String {
+    let t = t.max(SystemTime::UNIX_EPOCH);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// `20261123T153349Z`.
 fn utc_compact(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(t);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+    rfc3339(t).replace(['-', ':'], "")
 }
 
 /// `2026-11-23 15:33:49 UTC`.
 pub(super) fn utc(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(t);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+    format!("{} UTC", rfc3339(t).trim_end_matches('Z').replace('T', " "))
 }
 
 #[cfg(test)]
