@@ -89,8 +89,8 @@ impl ServiceError {
     }
 }
 
-/// An HTML page where Partner Center answers JSON: a gateway or proxy's, named by its title (if
-/// it has a short one) rather than copied into the results.
+/// An HTML page where Partner Center answers JSON: a gateway or proxy's, named by its title, or
+/// else by the start of its text, rather than copied whole into the results.
 fn gateway_page(status: u16, page: &str) -> String {
     let lower = page.to_ascii_lowercase();
     let title = lower
@@ -98,12 +98,32 @@ fn gateway_page(status: u16, page: &str) -> String {
         .map(|i| i + "<title>".len())
         .and_then(|from| lower[from..].find("</title>").map(|len| (from, from + len)))
         .and_then(|(from, to)| page.get(from..to))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.chars().count() <= 120);
-    match title {
-        Some(t) => format!("HTTP {status} with an HTML page from a gateway or proxy ({t})"),
-        None => format!("HTTP {status} with an HTML page from a gateway or proxy"),
+        .map(str::to_owned);
+    let said = title.unwrap_or_else(|| page_text(page));
+    let said: String = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    let said: String = said.chars().take(120).collect();
+    match said.is_empty() {
+        true => format!("HTTP {status} with an HTML page from a gateway or proxy"),
+        false => format!("HTTP {status} with an HTML page from a gateway or proxy: {said}"),
     }
+}
+
+/// A page's text without its tags (what a browser would show, roughly).
+fn page_text(page: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in page.chars().take(4096) {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
 }
 
 /// The most characters of a service's words pcbulk keeps (results, journal, terminal).
@@ -352,12 +372,18 @@ mod tests {
         let e = super::ServiceError::from_response(502, page);
         assert_eq!(
             e.message,
-            "HTTP 502 with an HTML page from a gateway or proxy (502 Bad Gateway)"
+            "HTTP 502 with an HTML page from a gateway or proxy: 502 Bad Gateway"
         );
-        let e = super::ServiceError::from_response(504, b"<!DOCTYPE html><p>timeout</p>");
+        let e =
+            super::ServiceError::from_response(504, b"<!DOCTYPE html><p>upstream\n timed out</p>");
         assert_eq!(
             e.message,
-            "HTTP 504 with an HTML page from a gateway or proxy"
+            "HTTP 504 with an HTML page from a gateway or proxy: upstream timed out"
+        );
+        let e = super::ServiceError::from_response(503, b"<html><body></body></html>");
+        assert_eq!(
+            e.message,
+            "HTTP 503 with an HTML page from a gateway or proxy"
         );
     }
 
