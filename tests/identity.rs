@@ -18,6 +18,8 @@ fn run_at(url: &str, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Out
         .arg(cmd)
         .arg(input)
         .args(["--base-url", url, "--rate", "200"])
+        // Short: a resume looks for a write a kill left unanswered for up to 3 timeouts.
+        .args(["--timeout", "1"])
         .args(args)
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
         .env("PCBULK_STATE_DIR", w.state())
@@ -72,7 +74,7 @@ fn apply_killed(sb: &Sandbox, w: &Workdir, input: &Path, out: &Path, args: &[&st
             "--concurrency",
             "1",
         ])
-        .args(["--out", out.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--timeout", "1"])
         .args(args)
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
         .env("PCBULK_STATE_DIR", w.state())

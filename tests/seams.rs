@@ -178,11 +178,20 @@ fn counts(sb: &Sandbox, identity: &str) -> Vec<usize> {
         .collect()
 }
 
+/// No note twice on the request; and by the sandbox's own count of writes applied to it, no
+/// PATCH applied beyond the notes it holds.
 fn no_note_twice(sb: &Sandbox, context: &str) {
+    let mut held = 0;
     for id in ["A", "B", "C"] {
         let c = counts(sb, id);
         assert!(c.iter().all(|&n| n <= 1), "{context}: notes of {id}: {c:?}");
+        held += c.iter().sum::<usize>();
     }
+    let writes = sb.get("/_sandbox/writes");
+    let patches = writes[format!("PATCH /v1/servicerequests/{SR}")]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(patches, held as u64, "{context}: writes applied {writes}");
 }
 
 /// The kinds of service a sequence runs against: one that replays a repeated MS-RequestId, one

@@ -510,6 +510,10 @@ impl RowApi<'_> {
             body: req.body.clone(),
             if_match: req.if_match.clone(),
             request_id: request_id.to_string(),
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as u64),
         };
         let rec = journal::Record::Send {
             row: self.row,
@@ -535,6 +539,19 @@ impl RowApi<'_> {
             ));
             CallError::Aborted(format!("not sent: the journal could not be written ({e})"))
         })
+    }
+
+    /// A write whose intent was journaled, not sent after all. Not durable: if this line is lost,
+    /// a resume looks for the write before sending it, as for any write whose outcome is unknown.
+    fn journal_unsent(&self, request_id: Uuid) {
+        if let Some(j) = &self.d.journal {
+            let rec = journal::Record::Answer {
+                row: self.row,
+                request_id: request_id.to_string(),
+                status: None,
+            };
+            let _ = j.append(rec, false);
+        }
     }
 
     fn journal_answer(&self, request_id: Uuid, status: u16) {
@@ -582,12 +599,18 @@ impl RowApi<'_> {
         // permit, and looks once more when it has one (the row that stopped the run may have just
         // handed its permit over).
         let permit = if first {
+            let given_up = |reason| {
+                if let Some((_, request_id)) = intent {
+                    self.journal_unsent(request_id);
+                }
+                Err(CallError::Aborted(reason))
+            };
             let permit = tokio::select! {
                 permit = self.permit() => permit,
-                reason = d.stop.stopped() => return Err(CallError::Aborted(reason)),
+                reason = d.stop.stopped() => return given_up(reason),
             };
             if let Some(reason) = d.stop.reason() {
-                return Err(CallError::Aborted(reason));
+                return given_up(reason);
             }
             permit
         } else {

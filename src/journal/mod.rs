@@ -235,6 +235,10 @@ pub struct SentCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
     pub request_id: String,
+    /// When its intent was journaled (milliseconds since 1970, UTC): a resume waits for a write
+    /// still on its way only as long as it may still be, counted from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,7 +264,9 @@ pub enum Record {
         correlation_id: String,
         call: SentCall,
     },
-    /// The answer to a write (any HTTP status), or that none came.
+    /// The answer to a write (any HTTP status); `None`: it was not sent after all (the run stopped
+    /// while the row waited for its turn, after its intent was journaled), so a resume applies the
+    /// row afresh instead of waiting for a write that is not on its way.
     Answer {
         row: usize,
         request_id: String,
@@ -799,6 +805,7 @@ mod tests {
             body: Some(serde_json::json!({"NewNote": {"Text": "x"}})),
             if_match: None,
             request_id: request_id.into(),
+            at_ms: None,
         }
     }
 

@@ -375,6 +375,10 @@ fn pending(call: SentCall) -> Result<Pending, String> {
     }
     Ok(Pending {
         answered: false,
+        // A hostile time is no time (a sum past what the clock holds would panic).
+        sent_at: call
+            .at_ms
+            .and_then(|ms| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))),
         request_id: guid("MS-RequestId", &call.request_id)?,
         request: Request {
             method,

@@ -243,7 +243,7 @@ impl Change for UpdateBillingProfile {
                 phone_where_required(&profile)?;
                 api.record_before(before, Default::default());
                 let put = Request::put(self.path(), profile).if_match(etag);
-                match write_once(self, api, put, Uuid::new_v4(), &Extra::new(), false).await {
+                match write_once(self, api, put, Uuid::new_v4(), &Extra::new(), None).await {
                     Ok(()) => return Ok(Applied::Changed),
                     Err(CallError::Service(e)) if e.is_stale_etag() && round < MAX_ETAG_ROUNDS => {
                         continue
@@ -380,6 +380,7 @@ mod tests {
         let c = change();
         let want = c.changed(with_etag("e1")).unwrap();
         let pending = |body: Value, etag: &str| Pending {
+            sent_at: None,
             answered: false,
             request: Request::put(c.path(), body).if_match(etag),
             request_id: uuid::Uuid::new_v4(),

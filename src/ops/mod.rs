@@ -375,12 +375,17 @@ pub fn may_have_been_applied(e: &CallError, req: &Request) -> bool {
 /// default 30-second timeout that is 90 seconds before a write goes again; with `--timeout 0.5`,
 /// 3 seconds.
 ///
-/// `at_once` adds a look before the others (a resume, which cannot tell how long ago the write was
-/// lost: if it is there already, there is nothing to wait for).
-pub fn look_times(timeout: Duration, at_once: bool) -> Vec<Duration> {
-    let at_once = at_once.then_some(Duration::ZERO);
+/// `sent_ago` (a resume, settling a write a crash left unanswered) adds a look at once (if it is
+/// there already, there is nothing to wait for), and counts the others from when the write was
+/// sent, `sent_ago` before now: a run resumed an hour after the crash looks once, at once.
+pub fn look_times(timeout: Duration, sent_ago: Option<Duration>) -> Vec<Duration> {
     let later = (1..=LOOKS).map(|k| (timeout * k).max(LOOK_STEP_AT_LEAST * k));
-    at_once.into_iter().chain(later).collect()
+    match sent_ago {
+        None => later.collect(),
+        Some(ago) => std::iter::once(Duration::ZERO)
+            .chain(later.filter(|t| *t > ago).map(|t| t - ago))
+            .collect(),
+    }
 }
 
 /// What looking at the service for a write whose outcome is unknown found.
@@ -463,6 +468,12 @@ pub async fn resend<C: Change + ?Sized>(
         true => uuid::Uuid::new_v4(),
         false => pending.request_id,
     };
+    // Unknown (a journal without the time): as if it had just been sent.
+    let sent_ago = pending
+        .sent_at
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default();
+    let look_first = look_first.then_some(sent_ago);
     match write_once(change, api, pending.request, id, extra, look_first).await {
         Ok(()) => Ok(Some(Applied::Changed)),
         Err(CallError::Service(e))
@@ -479,7 +490,8 @@ pub async fn resend<C: Change + ?Sized>(
 /// is looked at ([`Change::landed`], at [`look_times`]) before it goes again: found, the row
 /// succeeded; absent at every look, it goes again (under the same MS-RequestId after a lost
 /// answer, a new one after an answer); a look that fails ends the row as `outcome_unknown`, never
-/// with a second copy. `look_first` looks before the first send too (a resume after a crash). An
+/// with a second copy. `look_first` (a resume after a crash: how long ago the write was sent)
+/// looks before the first send too. An
 /// operation that cannot tell has its write sent again blindly, for the service's replay to
 /// recognise. Sends are bounded by `--max-attempts` and [`LOST_ANSWERS`].
 pub async fn write_once<C: Change + ?Sized>(
@@ -488,11 +500,11 @@ pub async fn write_once<C: Change + ?Sized>(
     req: Request,
     request_id: uuid::Uuid,
     extra: &Extra,
-    look_first: bool,
+    look_first: Option<Duration>,
 ) -> Result<(), CallError> {
     let timeout = api.call_timeout();
     let mut id = request_id;
-    let mut looks = look_first.then(|| look_times(timeout, true));
+    let mut looks = look_first.map(|ago| look_times(timeout, Some(ago)));
     // What left the write's outcome unknown, the last time it did.
     let mut unknown: Option<CallError> = None;
     let mut sends = api.max_sends().clamp(1, LOST_ANSWERS + 1);
@@ -515,7 +527,7 @@ pub async fn write_once<C: Change + ?Sized>(
                 if matches!(e, CallError::Service(_)) {
                     id = uuid::Uuid::new_v4();
                 }
-                looks = Some(look_times(timeout, false));
+                looks = Some(look_times(timeout, None));
                 unknown = Some(e);
             }
             Err(e) => return Err(e),
@@ -531,6 +543,8 @@ pub struct Pending {
     /// The service answered it (a 408 or 5xx, which does not say whether it was applied): sent
     /// again, it goes under a new MS-RequestId.
     pub answered: bool,
+    /// When it was sent, if the journal says.
+    pub sent_at: Option<std::time::SystemTime>,
 }
 
 /// Collects problems while a row is checked, then yields the change or all the problems at once.
@@ -588,17 +602,28 @@ mod tests {
         use std::time::Duration;
         let s = Duration::from_secs_f64;
         assert_eq!(
-            super::look_times(s(30.0), false),
+            super::look_times(s(30.0), None),
             [s(30.0), s(60.0), s(90.0)]
         );
         assert_eq!(
-            super::look_times(s(0.5), false),
+            super::look_times(s(0.5), None),
             [s(1.0), s(2.0), s(3.0)],
             "never sooner than 1, 2 and 3 seconds"
         );
         assert_eq!(
-            super::look_times(s(2.0), true),
-            [s(0.0), s(2.0), s(4.0), s(6.0)]
+            super::look_times(s(2.0), Some(s(0.0))),
+            [s(0.0), s(2.0), s(4.0), s(6.0)],
+            "a resume looks at once, then as after a loss"
+        );
+        assert_eq!(
+            super::look_times(s(2.0), Some(s(3.0))),
+            [s(0.0), s(1.0), s(3.0)],
+            "counted from when the write was sent"
+        );
+        assert_eq!(
+            super::look_times(s(30.0), Some(s(3600.0))),
+            [s(0.0)],
+            "an hour after the crash: once, at once"
         );
     }
 

@@ -151,7 +151,7 @@ impl Change for UpdateServiceRequest {
                 BTreeMap::from([(NOTES_BEFORE.to_owned(), json!(self.notes_with_text(&sr)))]);
             api.record_before(before, extra.clone());
             let patch = Request::patch(self.path(), self.body(status));
-            write_once(self, api, patch, uuid::Uuid::new_v4(), &extra, false).await?;
+            write_once(self, api, patch, uuid::Uuid::new_v4(), &extra, None).await?;
             Ok(Applied::Changed)
         })
     }
@@ -290,6 +290,7 @@ mod tests {
         use Method::{Get, Patch};
         let c = note_n();
         let pending = || Pending {
+            sent_at: None,
             answered: false,
             request: Request::patch("/servicerequests/6", json!({"NewNote": {"Text": "n"}})),
             request_id: uuid::Uuid::new_v4(),
@@ -323,6 +324,7 @@ mod tests {
         // Answered 504 before the crash: it goes again under a new one.
         let api = FakeApi::new(vec![with_n(1), with_n(1), with_n(1), with_n(1), with_n(0)]);
         let p = Pending {
+            sent_at: None,
             answered: true,
             ..pending()
         };

@@ -140,7 +140,7 @@ impl Change for SetSupportContact {
                 api.record_before(before, Default::default());
             }
             let put = Request::put(path, self.body());
-            write_once(self, api, put, uuid::Uuid::new_v4(), &Extra::new(), false).await?;
+            write_once(self, api, put, uuid::Uuid::new_v4(), &Extra::new(), None).await?;
             Ok(Applied::Changed)
         })
     }

@@ -125,9 +125,9 @@ impl Change for UpdateSupportProfile {
             api.record_before(before, Default::default());
             let put = |path| Request::put(path, profile.clone());
             let extra = Extra::new();
-            match write_once(self, api, put(PUT_PATHS[0]), Uuid::new_v4(), &extra, false).await {
+            match write_once(self, api, put(PUT_PATHS[0]), Uuid::new_v4(), &extra, None).await {
                 Err(CallError::Service(e)) if matches!(e.status, 404 | 405) => {
-                    write_once(self, api, put(PUT_PATHS[1]), Uuid::new_v4(), &extra, false).await?
+                    write_once(self, api, put(PUT_PATHS[1]), Uuid::new_v4(), &extra, None).await?
                 }
                 other => other?,
             }
@@ -257,6 +257,7 @@ mod tests {
         let read = json!({"email": "old@x.com", "telephone": "1", "website": "w.com"});
         let want = c.changed(read.clone()).unwrap();
         let pending = |body: Value| Pending {
+            sent_at: None,
             answered: false,
             request: Request::put(PUT_PATHS[0], body),
             request_id: uuid::Uuid::new_v4(),
