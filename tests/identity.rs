@@ -29,34 +29,10 @@ fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Out
     run_at(&sb.url, w, cmd, input, args)
 }
 
-fn puts(sb: &Sandbox) -> u64 {
-    sb.stats()["calls"]["PUT supportcontact 200"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 /// pcbulk's list of runs, as text.
 fn list(w: &Workdir) -> String {
     String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
         .into_owned()
-}
-
-/// Waits until the journal holds `n` writes about to be sent: the run is sending.
-fn wait_for_sends(journal: &Path, n: usize) {
-    let started = std::time::Instant::now();
-    loop {
-        let sends = std::fs::read_to_string(journal)
-            .map(|t| t.matches("\"t\":\"send\"").count())
-            .unwrap_or(0);
-        if sends >= n {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never sent {n} writes"
-        );
-        std::thread::yield_now();
-    }
 }
 
 /// Starts an apply that sends one row at a time, and kills it (SIGKILL) once it has sent two.

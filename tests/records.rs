@@ -49,12 +49,6 @@ fn finished_lines(w: &Workdir) -> Vec<String> {
         .collect()
 }
 
-fn puts(sb: &Sandbox) -> u64 {
-    sb.stats()["calls"]["PUT supportcontact 200"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_copy_of_an_applied_file_is_refused_saying_when_what_and_where() {
     let sb = Sandbox::start(&[]);
@@ -299,24 +293,6 @@ fn the_same_service_named_another_way_is_the_same_target() {
     assert_eq!(sb.stats()["total"], calls, "nothing sent");
 }
 
-/// Waits until the journal holds `n` writes about to be sent: the run is sending.
-fn wait_for_sends(journal: &Path, n: usize) {
-    let started = std::time::Instant::now();
-    loop {
-        let sends = std::fs::read_to_string(journal)
-            .map(|t| t.matches("\"t\":\"send\"").count())
-            .unwrap_or(0);
-        if sends >= n {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never sent {n} writes"
-        );
-        std::thread::yield_now();
-    }
-}
-
 fn spawn_apply(sb: &Sandbox, w: &Workdir, input: &Path, args: &[&str]) -> std::process::Child {
     pcbulk()
         .arg("apply")
@@ -390,11 +366,7 @@ fn an_interrupted_apply_is_resumed_not_run_again_with_another_out() {
         ],
     );
     wait_for_sends(&w.path("a.csv.journal"), 2);
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    signal(&child, "-INT");
     let stopped = child.wait_with_output().unwrap();
     assert_eq!(code(&stopped), 3, "{}", text(&stopped));
     let applied = puts(&sb);
