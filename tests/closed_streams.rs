@@ -62,15 +62,6 @@ fn run_closed(cmd: &mut Command, closed: Closed) -> (i32, String) {
     )
 }
 
-/// The sample applied with a summary JSON written to a file, `closed` streams closed: the input,
-/// the summary's path, the exit code and what the open streams said.
-fn apply_with_summary_file(w: &Workdir, closed: Closed) -> (PathBuf, PathBuf, i32, String) {
-    let summary = w.path("summary.json");
-    let (input, mut cmd) = apply_sample(w, &["--summary-json", summary.to_str().unwrap()]);
-    let (code, said) = run_closed(&mut cmd, closed);
-    (input, summary, code, said)
-}
-
 /// What the run leaves on disk: one result per row, a summary JSON that parses, a report.
 fn assert_records(w: &Workdir, input: &Path, summary: Option<&Path>) {
     let rows = results(&input.with_file_name("contacts.results.csv"));
@@ -93,23 +84,29 @@ fn assert_records(w: &Workdir, input: &Path, summary: Option<&Path>) {
     assert!(report.contains("</html>"));
 }
 
+/// The sample applied with a summary JSON written to a file and `closed` streams closed ends as
+/// it would with them open (exit 1, every record written); what the open streams said.
+fn finishes_with(closed: Closed) -> String {
+    let w = Workdir::new();
+    let summary = w.path("summary.json");
+    let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
+    let (code, said) = run_closed(&mut cmd, closed);
+    assert_eq!(code, 1, "{said}");
+    assert_records(&w, &input, Some(&summary));
+    said
+}
+
 #[test]
 fn a_closed_stdout_panicked_with_exit_101_and_lost_the_summary() {
-    let w = Workdir::new();
-    let (input, summary, code, said) = apply_with_summary_file(&w, Closed::Stdout);
-    assert_eq!(code, 1, "{said}");
+    let said = finishes_with(Closed::Stdout);
     assert!(said.contains("report: "), "{said}");
-    assert_records(&w, &input, Some(&summary));
 }
 
 #[test]
 fn a_closed_stderr_panicked_with_exit_101_at_the_first_line_it_said() {
-    let w = Workdir::new();
-    let (input, summary, code, said) = apply_with_summary_file(&w, Closed::Stderr);
-    assert_eq!(code, 1, "{said}");
+    let said = finishes_with(Closed::Stderr);
     // The text summary still reaches the stream that is open.
     assert!(said.contains("results: "), "{said}");
-    assert_records(&w, &input, Some(&summary));
 }
 
 #[test]
@@ -124,10 +121,7 @@ fn a_summary_json_to_a_closed_stdout_is_said_lost_and_the_run_ends_as_it_would()
 
 #[test]
 fn both_streams_closed_the_run_still_finishes() {
-    let w = Workdir::new();
-    let (input, summary, code, _) = apply_with_summary_file(&w, Closed::Both);
-    assert_eq!(code, 1);
-    assert_records(&w, &input, Some(&summary));
+    finishes_with(Closed::Both);
 }
 
 #[test]
