@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use common::*;
 
@@ -21,24 +21,8 @@ fn two_contacts() -> String {
     )
 }
 
-/// `pcbulk <cmd> INPUT --base-url <sandbox> ARGS` with the work dir's state folder.
-fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
-    pcbulk()
-        .arg(cmd)
-        .arg(input)
-        .args(["--base-url", &sb.url, "--rate", "200"])
-        .args(args)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_STATE_DIR", w.state())
-        .output()
-        .expect("run pcbulk")
-}
-
 fn list_lines(w: &Workdir) -> Vec<String> {
-    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    runs_list(w).lines().map(str::to_owned).collect()
 }
 
 /// The list's lines that record a finished run.
@@ -240,19 +224,6 @@ fn two_applies_at_once_on_one_results_file_apply_each_row_once() {
     assert_eq!(statuses(&w.path("in.results.csv")), vec!["succeeded"; 20]);
 }
 
-/// `pcbulk apply INPUT --base-url URL ARGS` with the work dir's state folder.
-fn apply_to(url: &str, w: &Workdir, input: &Path, args: &[&str]) -> Output {
-    pcbulk()
-        .arg("apply")
-        .arg(input)
-        .args(["--base-url", url, "--rate", "200"])
-        .args(args)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_STATE_DIR", w.state())
-        .output()
-        .expect("run pcbulk")
-}
-
 /// The sandbox's URL with its loopback address written another way.
 fn spelled(sb: &Sandbox, how: &str) -> String {
     let port = sb.url.rsplit(':').next().unwrap().trim_end_matches('/');
@@ -267,7 +238,13 @@ fn the_same_service_named_another_way_is_the_same_target() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
     let input = w.write("in.csv", two_contacts());
-    let first = apply_to(&spelled(&sb, "http://127.0.0.1:PORT"), &w, &input, &[]);
+    let first = run_at(
+        &spelled(&sb, "http://127.0.0.1:PORT"),
+        &w,
+        "apply",
+        &input,
+        &[],
+    );
     assert_eq!(code(&first), 0, "{}", text(&first));
     let calls = sb.stats()["total"].clone();
     for (i, how) in [
@@ -280,9 +257,10 @@ fn the_same_service_named_another_way_is_the_same_target() {
     .enumerate()
     {
         let out_path = w.path(&format!("again{i}.csv"));
-        let again = apply_to(
+        let again = run_at(
             &spelled(&sb, how),
             &w,
+            "apply",
             &input,
             &["--out", out_path.to_str().unwrap()],
         );

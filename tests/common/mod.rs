@@ -351,3 +351,28 @@ pub fn signal(child: &Child, sig: &str) {
         .unwrap();
     assert!(ok.success());
 }
+
+/// `pcbulk <cmd> INPUT --base-url URL ARGS` (at `--rate 200`) with the work dir's state folder, so
+/// that one command sees the runs another recorded.
+pub fn run_at(url: &str, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
+    pcbulk()
+        .arg(cmd)
+        .arg(input)
+        .args(["--base-url", url, "--rate", "200"])
+        .args(args)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .output()
+        .expect("run pcbulk")
+}
+
+/// [`run_at`] the sandbox.
+pub fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
+    run_at(&sb.url, w, cmd, input, args)
+}
+
+/// pcbulk's list of runs in the work dir's state folder, as text (empty when there is none).
+pub fn runs_list(w: &Workdir) -> String {
+    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
+        .into_owned()
+}
