@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -19,7 +19,7 @@ fn sample_rows() -> usize {
 
 /// The sample copied into `w`, and an apply of it to the sandbox that writes a summary JSON and a
 /// report there, progress lines and row logs included, with `extra` flags.
-fn apply_sample(w: &Workdir, extra: &[&str]) -> (PathBuf, std::process::Command) {
+fn apply_sample(w: &Workdir, extra: &[&str]) -> (PathBuf, Command) {
     let input = w.write("contacts.csv", std::fs::read(SAMPLE).unwrap());
     let mut cmd = pcbulk();
     cmd.args(["apply", input.to_str().unwrap(), "--sandbox", "-v"])
@@ -29,8 +29,28 @@ fn apply_sample(w: &Workdir, extra: &[&str]) -> (PathBuf, std::process::Command)
     (input, cmd)
 }
 
-/// The exit code of a child whose other stream is read to its end.
-fn finish(child: Child) -> (i32, String) {
+/// Which of a child's streams is closed before it writes anything.
+#[derive(Clone, Copy, PartialEq)]
+enum Closed {
+    Stdout,
+    Stderr,
+    Both,
+}
+
+/// `cmd` run with its stdout and stderr piped and the `closed` ones closed at once: its exit code
+/// and what the open streams said, read to their end.
+fn run_closed(cmd: &mut Command, closed: Closed) -> (i32, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if closed != Closed::Stderr {
+        drop(child.stdout.take());
+    }
+    if closed != Closed::Stdout {
+        drop(child.stderr.take());
+    }
     let out = child.wait_with_output().unwrap();
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -64,52 +84,36 @@ fn assert_records(w: &Workdir, input: &Path, summary: Option<&Path>) {
     assert!(report.contains("</html>"));
 }
 
-#[test]
-fn a_closed_stdout_panicked_with_exit_101_and_lost_the_summary() {
+/// The sample applied with a summary JSON written to a file and `closed` streams closed ends as
+/// it would with them open (exit 1, every record written); what the open streams said.
+fn finishes_with(closed: Closed) -> String {
     let w = Workdir::new();
     let summary = w.path("summary.json");
     let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let (code, said) = finish(child);
+    let (code, said) = run_closed(&mut cmd, closed);
     assert_eq!(code, 1, "{said}");
-    assert!(said.contains("report: "), "{said}");
     assert_records(&w, &input, Some(&summary));
+    said
+}
+
+#[test]
+fn a_closed_stdout_panicked_with_exit_101_and_lost_the_summary() {
+    let said = finishes_with(Closed::Stdout);
+    assert!(said.contains("report: "), "{said}");
 }
 
 #[test]
 fn a_closed_stderr_panicked_with_exit_101_at_the_first_line_it_said() {
-    let w = Workdir::new();
-    let summary = w.path("summary.json");
-    let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stderr.take());
-    let (code, said) = finish(child);
-    assert_eq!(code, 1, "{said}");
+    let said = finishes_with(Closed::Stderr);
     // The text summary still reaches the stream that is open.
     assert!(said.contains("results: "), "{said}");
-    assert_records(&w, &input, Some(&summary));
 }
 
 #[test]
 fn a_summary_json_to_a_closed_stdout_is_said_lost_and_the_run_ends_as_it_would() {
     let w = Workdir::new();
     let (input, mut cmd) = apply_sample(&w, &["--summary-json", "-"]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let (code, said) = finish(child);
+    let (code, said) = run_closed(&mut cmd, Closed::Stdout);
     assert_eq!(code, 1, "{said}");
     assert!(said.contains("cannot write the summary JSON"), "{said}");
     assert_records(&w, &input, None);
@@ -117,31 +121,12 @@ fn a_summary_json_to_a_closed_stdout_is_said_lost_and_the_run_ends_as_it_would()
 
 #[test]
 fn both_streams_closed_the_run_still_finishes() {
-    let w = Workdir::new();
-    let summary = w.path("summary.json");
-    let (input, mut cmd) = apply_sample(&w, &["--summary-json", summary.to_str().unwrap()]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    drop(child.stderr.take());
-    let (code, _) = finish(child);
-    assert_eq!(code, 1);
-    assert_records(&w, &input, Some(&summary));
+    finishes_with(Closed::Both);
 }
 
 #[test]
 fn completions_to_a_closed_stdout_panicked() {
-    let mut child = pcbulk()
-        .args(["completions", "bash"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let (code, said) = finish(child);
+    let (code, said) = run_closed(pcbulk().args(["completions", "bash"]), Closed::Stdout);
     assert_ne!(code, 101, "{said}");
     assert!(!said.contains("panicked"), "{said}");
 }

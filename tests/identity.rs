@@ -7,59 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 
 use common::*;
 use rust_xlsxwriter::Workbook;
-
-/// `pcbulk <cmd> INPUT --base-url URL ARGS` with the work dir's state folder.
-fn run_at(url: &str, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
-    pcbulk()
-        .arg(cmd)
-        .arg(input)
-        .args(["--base-url", url, "--rate", "200"])
-        // Short: a resume looks for a write a kill left unanswered for up to 3 timeouts.
-        .args(["--timeout", "1"])
-        .args(args)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_STATE_DIR", w.state())
-        .output()
-        .expect("run pcbulk")
-}
-
-fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
-    run_at(&sb.url, w, cmd, input, args)
-}
-
-fn puts(sb: &Sandbox) -> u64 {
-    sb.stats()["calls"]["PUT supportcontact 200"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-/// pcbulk's list of runs, as text.
-fn list(w: &Workdir) -> String {
-    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
-        .into_owned()
-}
-
-/// Waits until the journal holds `n` writes about to be sent: the run is sending.
-fn wait_for_sends(journal: &Path, n: usize) {
-    let started = std::time::Instant::now();
-    loop {
-        let sends = std::fs::read_to_string(journal)
-            .map(|t| t.matches("\"t\":\"send\"").count())
-            .unwrap_or(0);
-        if sends >= n {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never sent {n} writes"
-        );
-        std::thread::yield_now();
-    }
-}
 
 /// Starts an apply that sends one row at a time, and kills it (SIGKILL) once it has sent two.
 fn apply_killed(sb: &Sandbox, w: &Workdir, input: &Path, out: &Path, args: &[&str]) {
@@ -144,7 +95,7 @@ fn a_refused_resume_does_not_erase_the_unfinished_run_s_record() {
     let a = w.path("a.csv");
     apply_killed(&sb, &w, &input, &a, &[]);
     let sent = puts(&sb);
-    let recorded = list(&w);
+    let recorded = runs_list(&w);
     assert!(!recorded.is_empty(), "the run's started line");
 
     let out_a = ["--out", a.to_str().unwrap(), "--resume"];
@@ -167,7 +118,7 @@ fn a_refused_resume_does_not_erase_the_unfinished_run_s_record() {
         assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
         assert!(text(&out).contains(why), "{}", text(&out));
         assert_eq!(
-            list(&w),
+            runs_list(&w),
             recorded,
             "{args:?}: the list of runs is as it was"
         );
@@ -391,7 +342,7 @@ fn a_base_url_with_a_line_end_is_refused() {
         .unwrap();
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert_eq!(sb.stats()["total"], 0, "nothing sent");
-    assert!(list(&w).is_empty(), "nothing recorded");
+    assert!(runs_list(&w).is_empty(), "nothing recorded");
 }
 
 /// A line of the list of runs that pcbulk did not write stops an apply (exit 2, naming the list
@@ -410,7 +361,7 @@ fn a_damaged_line_in_the_list_of_runs_stops_apply_but_a_torn_last_one_does_not()
         &["--out", w.path("a.csv").to_str().unwrap()],
     );
     assert_eq!(code(&first), 0, "{}", text(&first));
-    let whole = list(&w);
+    let whole = runs_list(&w);
     let lines = whole.lines().count();
 
     let damaged = format!("{whole}{{\"input_sha256\": \"edited by hand\"}}\n");
@@ -432,5 +383,8 @@ fn a_damaged_line_in_the_list_of_runs_stops_apply_but_a_torn_last_one_does_not()
     let other = w.write("other.csv", contacts(1..4));
     let out = run(&sb, &w, "apply", &other, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(!list(&w).contains("\"ab\n"), "the torn line was taken away");
+    assert!(
+        !runs_list(&w).contains("\"ab\n"),
+        "the torn line was taken away"
+    );
 }

@@ -12,14 +12,6 @@ use std::process::{Child, Stdio};
 
 use common::*;
 
-fn signal(child: &Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 /// The hidden files beside `dir`'s results (scratch files start with a dot).
 fn hidden(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

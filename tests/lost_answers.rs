@@ -252,38 +252,40 @@ fn the_row(w: &Workdir) -> std::collections::BTreeMap<String, String> {
     rows.remove(0)
 }
 
-#[test]
-fn a_note_the_service_adds_after_the_client_timed_out_lands_once_and_succeeds() {
-    let service = Service::start(Mode::Late);
+/// One note applied to a service in `mode` (its work dir with it): the run exits 0 and the row
+/// succeeds.
+fn one_note_succeeds(mode: Mode) -> (Service, Workdir) {
+    let service = Service::start(mode);
     let w = Workdir::new();
     let out = apply(&service, &one_note(&w), &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let row = the_row(&w);
     assert_eq!(row["status"], "succeeded", "{row:?}");
+    (service, w)
+}
+
+/// The note was sent once, and stands once on the request in the end.
+fn sent_once(service: &Service, why: &str) {
     let s = service.state();
-    assert_eq!(s.patches.len(), 1, "the note was sent once");
+    assert_eq!(s.patches.len(), 1, "{why}");
     assert_eq!(s.notes_in_the_end(), 1, "{s:?}");
+}
+
+#[test]
+fn a_note_the_service_adds_after_the_client_timed_out_lands_once_and_succeeds() {
+    let (service, _w) = one_note_succeeds(Mode::Late);
+    sent_once(&service, "the note was sent once");
 }
 
 #[test]
 fn a_note_applied_then_answered_504_by_a_gateway_is_not_sent_again() {
-    let service = Service::start(Mode::AppliedThen504);
-    let w = Workdir::new();
-    let out = apply(&service, &one_note(&w), &[]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(the_row(&w)["status"], "succeeded");
-    let s = service.state();
-    assert_eq!(s.patches.len(), 1, "the note was sent once");
-    assert_eq!(s.notes_in_the_end(), 1, "{s:?}");
+    let (service, _w) = one_note_succeeds(Mode::AppliedThen504);
+    sent_once(&service, "the note was sent once");
 }
 
 #[test]
 fn a_note_answered_504_and_not_applied_goes_again_once_under_a_new_journaled_request_id() {
-    let service = Service::start(Mode::RefusedThen504Once);
-    let w = Workdir::new();
-    let out = apply(&service, &one_note(&w), &[]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(the_row(&w)["status"], "succeeded");
+    let (service, w) = one_note_succeeds(Mode::RefusedThen504Once);
     let s = service.state();
     assert_eq!(s.notes_in_the_end(), 1, "{s:?}");
     assert_eq!(s.patches.len(), 2);
@@ -350,9 +352,7 @@ fn a_resume_after_a_kill_waits_for_a_note_still_on_its_way_instead_of_sending_it
     let out = apply(&service, &input, &["--resume"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(the_row(&w)["status"], "succeeded");
-    let s = service.state();
-    assert_eq!(s.patches.len(), 1, "the resume did not send it again");
-    assert_eq!(s.notes_in_the_end(), 1, "{s:?}");
+    sent_once(&service, "the resume did not send it again");
 }
 
 #[test]

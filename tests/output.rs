@@ -195,21 +195,14 @@ fn summary_json_is_written_when_the_run_is_interrupted_twice() {
     while sb.stats()["maxInFlight"].as_u64().unwrap_or(0) < 2 {
         std::thread::yield_now();
     }
-    let interrupt = || {
-        let ok = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
-    interrupt();
+    signal(&child, "-INT");
     let mut said = String::new();
     while !said.contains("no new rows") {
         said.clear();
         let n = stderr.read_line(&mut said).unwrap();
         assert!(n > 0, "the run ended before taking the first interrupt");
     }
-    interrupt();
+    signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 3, "{}", text(&out));
     let s = read_json(&summary);

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use common::*;
 
@@ -21,24 +21,8 @@ fn two_contacts() -> String {
     )
 }
 
-/// `pcbulk <cmd> INPUT --base-url <sandbox> ARGS` with the work dir's state folder.
-fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
-    pcbulk()
-        .arg(cmd)
-        .arg(input)
-        .args(["--base-url", &sb.url, "--rate", "200"])
-        .args(args)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_STATE_DIR", w.state())
-        .output()
-        .expect("run pcbulk")
-}
-
 fn list_lines(w: &Workdir) -> Vec<String> {
-    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    runs_list(w).lines().map(str::to_owned).collect()
 }
 
 /// The list's lines that record a finished run.
@@ -47,12 +31,6 @@ fn finished_lines(w: &Workdir) -> Vec<String> {
         .into_iter()
         .filter(|l| l.contains("\"finished\""))
         .collect()
-}
-
-fn puts(sb: &Sandbox) -> u64 {
-    sb.stats()["calls"]["PUT supportcontact 200"]
-        .as_u64()
-        .unwrap_or(0)
 }
 
 #[test]
@@ -246,19 +224,6 @@ fn two_applies_at_once_on_one_results_file_apply_each_row_once() {
     assert_eq!(statuses(&w.path("in.results.csv")), vec!["succeeded"; 20]);
 }
 
-/// `pcbulk apply INPUT --base-url URL ARGS` with the work dir's state folder.
-fn apply_to(url: &str, w: &Workdir, input: &Path, args: &[&str]) -> Output {
-    pcbulk()
-        .arg("apply")
-        .arg(input)
-        .args(["--base-url", url, "--rate", "200"])
-        .args(args)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_STATE_DIR", w.state())
-        .output()
-        .expect("run pcbulk")
-}
-
 /// The sandbox's URL with its loopback address written another way.
 fn spelled(sb: &Sandbox, how: &str) -> String {
     let port = sb.url.rsplit(':').next().unwrap().trim_end_matches('/');
@@ -273,7 +238,13 @@ fn the_same_service_named_another_way_is_the_same_target() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
     let input = w.write("in.csv", two_contacts());
-    let first = apply_to(&spelled(&sb, "http://127.0.0.1:PORT"), &w, &input, &[]);
+    let first = run_at(
+        &spelled(&sb, "http://127.0.0.1:PORT"),
+        &w,
+        "apply",
+        &input,
+        &[],
+    );
     assert_eq!(code(&first), 0, "{}", text(&first));
     let calls = sb.stats()["total"].clone();
     for (i, how) in [
@@ -286,9 +257,10 @@ fn the_same_service_named_another_way_is_the_same_target() {
     .enumerate()
     {
         let out_path = w.path(&format!("again{i}.csv"));
-        let again = apply_to(
+        let again = run_at(
             &spelled(&sb, how),
             &w,
+            "apply",
             &input,
             &["--out", out_path.to_str().unwrap()],
         );
@@ -297,24 +269,6 @@ fn the_same_service_named_another_way_is_the_same_target() {
         assert!(!out_path.exists(), "{how}");
     }
     assert_eq!(sb.stats()["total"], calls, "nothing sent");
-}
-
-/// Waits until the journal holds `n` writes about to be sent: the run is sending.
-fn wait_for_sends(journal: &Path, n: usize) {
-    let started = std::time::Instant::now();
-    loop {
-        let sends = std::fs::read_to_string(journal)
-            .map(|t| t.matches("\"t\":\"send\"").count())
-            .unwrap_or(0);
-        if sends >= n {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never sent {n} writes"
-        );
-        std::thread::yield_now();
-    }
 }
 
 fn spawn_apply(sb: &Sandbox, w: &Workdir, input: &Path, args: &[&str]) -> std::process::Child {
@@ -390,11 +344,7 @@ fn an_interrupted_apply_is_resumed_not_run_again_with_another_out() {
         ],
     );
     wait_for_sends(&w.path("a.csv.journal"), 2);
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    signal(&child, "-INT");
     let stopped = child.wait_with_output().unwrap();
     assert_eq!(code(&stopped), 3, "{}", text(&stopped));
     let applied = puts(&sb);

@@ -224,32 +224,6 @@ fn throttling_of_one_customer_slows_only_that_customers_rows() {
     );
 }
 
-/// Waits (bounded) until the run's journal holds `n` write intents: calls are under way.
-fn wait_for_sends(journal: &std::path::Path, n: usize) {
-    let started = std::time::Instant::now();
-    loop {
-        let sends = std::fs::read_to_string(journal)
-            .map(|t| t.matches("\"t\":\"send\"").count())
-            .unwrap_or(0);
-        if sends >= n {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never sent {n} writes"
-        );
-        std::thread::yield_now();
-    }
-}
-
-fn interrupt(child: &std::process::Child) {
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 #[test]
 fn an_interrupt_lets_calls_in_flight_finish_accounts_for_every_row_and_exits_3() {
     let sb = Sandbox::start(&["--latency-ms", "300", "--subscriptions", "30"]);
@@ -265,7 +239,7 @@ fn an_interrupt_lets_calls_in_flight_finish_accounts_for_every_row_and_exits_3()
         .spawn()
         .unwrap();
     wait_for_sends(&w.path("in.results.csv.journal"), 3);
-    interrupt(&child);
+    signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(
@@ -323,7 +297,7 @@ fn a_second_interrupt_stops_at_once_without_tearing_the_results_file() {
         assert!(started_waiting.elapsed() < std::time::Duration::from_secs(60));
         std::thread::yield_now();
     }
-    interrupt(&child);
+    signal(&child, "-INT");
     // The second signal once the first has been taken: the run says so on stderr.
     let mut said = String::new();
     while !said.contains("no new rows") {
@@ -331,7 +305,7 @@ fn a_second_interrupt_stops_at_once_without_tearing_the_results_file() {
         let n = std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
         assert!(n > 0, "the run ended before taking the first interrupt");
     }
-    interrupt(&child);
+    signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(

@@ -22,6 +22,28 @@ fn billing_path(c: &str) -> String {
     format!("/customers/{c}/profiles/billing")
 }
 
+/// The partner's support profile read with `Authorization: authorization`.
+fn support_profile_as(sb: &Sandbox, authorization: &str) -> reqwest::blocking::Response {
+    let headers = [("Authorization", authorization)];
+    sb.call("GET", "/profiles/support", None, &headers).unwrap()
+}
+
+/// Customer `c`'s billing profile as a client reads it before a PUT.
+fn billing_profile(sb: &Sandbox, c: &str) -> Value {
+    Sandbox::json(sb.call("GET", &billing_path(c), None, &[]).unwrap())
+}
+
+/// The profile's etag quoted, as an `If-Match` value.
+fn if_match(profile: &Value) -> String {
+    format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap())
+}
+
+/// `body` PUT as customer `c`'s billing profile with `If-Match: etag`, taken as given.
+fn put_billing(sb: &Sandbox, c: &str, body: Value, etag: &str) -> reqwest::blocking::Response {
+    sb.call("PUT", &billing_path(c), Some(body), &[("If-Match", etag)])
+        .unwrap()
+}
+
 #[test]
 fn path_words_match_in_any_case_ids_exactly_and_answers_echo_the_ids() {
     let sb = Sandbox::start(&[]);
@@ -362,31 +384,17 @@ fn same_seed_same_faults() {
 fn billing_etag_changes_on_every_write_and_stale_ones_are_refused() {
     for (flag, status) in [("412", 412u16), ("2055", 400)] {
         let sb = Sandbox::start(&["--stale-etag", flag]);
-        let profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
+        let profile = billing_profile(&sb, CONTOSO);
         let etag = profile["attributes"]["etag"].as_str().unwrap().to_owned();
-        let quoted = format!("\"{etag}\"");
-        let r = sb
-            .call(
-                "PUT",
-                &billing_path(CONTOSO),
-                Some(profile.clone()),
-                &[("If-Match", &quoted)],
-            )
-            .unwrap();
+        let quoted = if_match(&profile);
+        let r = put_billing(&sb, CONTOSO, profile.clone(), &quoted);
         assert_eq!(r.status(), 200);
         let new_etag = Sandbox::json(r)["attributes"]["etag"]
             .as_str()
             .unwrap()
             .to_owned();
         assert_ne!(new_etag, etag);
-        let r = sb
-            .call(
-                "PUT",
-                &billing_path(CONTOSO),
-                Some(profile),
-                &[("If-Match", &quoted)],
-            )
-            .unwrap();
+        let r = put_billing(&sb, CONTOSO, profile, &quoted);
         assert_eq!(r.status().as_u16(), status);
         assert_eq!(Sandbox::json(r)["code"], 2055);
     }
@@ -395,16 +403,9 @@ fn billing_etag_changes_on_every_write_and_stale_ones_are_refused() {
 #[test]
 fn etag_churn_makes_a_fresh_etag_stale() {
     let sb = Sandbox::start(&["--etag-churn", "1"]);
-    let profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
-    let etag = format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap());
-    let r = sb
-        .call(
-            "PUT",
-            &billing_path(CONTOSO),
-            Some(profile),
-            &[("If-Match", &etag)],
-        )
-        .unwrap();
+    let profile = billing_profile(&sb, CONTOSO);
+    let etag = if_match(&profile);
+    let r = put_billing(&sb, CONTOSO, profile, &etag);
     assert_eq!(r.status(), 412);
     assert_eq!(sb.stats()["faults"]["etagChurn"], 1);
 }
@@ -412,17 +413,10 @@ fn etag_churn_makes_a_fresh_etag_stale() {
 #[test]
 fn with_partial_bodies_a_billing_put_wipes_what_it_leaves_out_and_is_flagged() {
     let sb = Sandbox::start(&["--partial-bodies"]);
-    let mut profile = Sandbox::json(sb.call("GET", &billing_path(NORTHWIND), None, &[]).unwrap());
-    let etag = format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap());
+    let mut profile = billing_profile(&sb, NORTHWIND);
+    let etag = if_match(&profile);
     profile.as_object_mut().unwrap().remove("middleName");
-    let r = sb
-        .call(
-            "PUT",
-            &billing_path(NORTHWIND),
-            Some(profile),
-            &[("If-Match", &etag)],
-        )
-        .unwrap();
+    let r = put_billing(&sb, NORTHWIND, profile, &etag);
     assert_eq!(r.status(), 200);
     assert!(
         sb.customer(NORTHWIND)["billingProfile"]
@@ -456,7 +450,7 @@ fn protocol_violations_are_counted_and_refused_where_the_service_would() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // A billing PUT without any ETag: refused.
-    let mut profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
+    let mut profile = billing_profile(&sb, CONTOSO);
     profile.as_object_mut().unwrap().remove("attributes");
     assert_eq!(
         sb.call("PUT", &billing_path(CONTOSO), Some(profile), &[])
@@ -558,28 +552,11 @@ fn tokens_rotate_refresh_tokens_with_a_grace_period_and_expire() {
 
     let access = second["access_token"].as_str().unwrap();
     let bearer = format!("Bearer {access}");
-    assert_eq!(
-        sb.call(
-            "GET",
-            "/profiles/support",
-            None,
-            &[("Authorization", &bearer)]
-        )
-        .unwrap()
-        .status(),
-        200
-    );
+    assert_eq!(support_profile_as(&sb, &bearer).status(), 200);
     // The sign: the token is refused once its second has passed (within a deadline).
     let waiting = std::time::Instant::now();
     let r = loop {
-        let r = sb
-            .call(
-                "GET",
-                "/profiles/support",
-                None,
-                &[("Authorization", &bearer)],
-            )
-            .unwrap();
+        let r = support_profile_as(&sb, &bearer);
         if r.status() != 200 {
             break r;
         }
@@ -590,17 +567,7 @@ fn tokens_rotate_refresh_tokens_with_a_grace_period_and_expire() {
         .to_str()
         .unwrap()
         .contains("expired"));
-    assert_eq!(
-        sb.call(
-            "GET",
-            "/profiles/support",
-            None,
-            &[("Authorization", "Bearer nonsense")]
-        )
-        .unwrap()
-        .status(),
-        401
-    );
+    assert_eq!(support_profile_as(&sb, "Bearer nonsense").status(), 401);
     assert_eq!(
         sb.call("GET", "/profiles/support", None, &[])
             .unwrap()
@@ -666,6 +633,12 @@ fn impatient_note(sb: &Sandbox, text: &str, timeout: Duration) -> reqwest::Resul
         .map(|r| r.status().as_u16())
 }
 
+/// A PATCH adding the note `text` to the service request, sent under the MS-RequestId `rid`.
+fn patch_note(sb: &Sandbox, text: &str, rid: &str) -> reqwest::Result<reqwest::blocking::Response> {
+    let path = format!("/servicerequests/{SR}");
+    sb.call("PATCH", &path, Some(note(text)), &[("MS-RequestId", rid)])
+}
+
 fn error_code(r: reqwest::blocking::Response) -> Value {
     Sandbox::json(r)["code"].clone()
 }
@@ -701,20 +674,8 @@ fn with_late_writes_a_retry_under_the_same_request_id_before_the_first_lands_lan
     let path = format!("/servicerequests/{SR}");
     let target = format!("PATCH /v1{path}");
     let first = std::thread::scope(|scope| {
-        let first = scope.spawn(|| {
-            sb.call(
-                "PATCH",
-                &path,
-                Some(note("twice")),
-                &[("MS-RequestId", &rid)],
-            )
-        });
-        let second = sb.call(
-            "PATCH",
-            &path,
-            Some(note("twice")),
-            &[("MS-RequestId", &rid)],
-        );
+        let first = scope.spawn(|| patch_note(&sb, "twice", &rid));
+        let second = patch_note(&sb, "twice", &rid);
         assert_eq!(second.unwrap().status(), 200);
         first.join().unwrap()
     });
@@ -725,12 +686,7 @@ fn with_late_writes_a_retry_under_the_same_request_id_before_the_first_lands_lan
         "the key is kept once a write is applied"
     );
     // Once applied, the same id is answered from the record.
-    let third = sb.call(
-        "PATCH",
-        &path,
-        Some(note("twice")),
-        &[("MS-RequestId", &rid)],
-    );
+    let third = patch_note(&sb, "twice", &rid);
     assert_eq!(third.unwrap().status(), 200);
     assert_eq!(writes_to(&sb, &target), 2);
 }
@@ -740,14 +696,7 @@ fn an_applied_5xx_write_is_applied_and_a_retry_under_its_request_id_gets_the_fir
     let sb = Sandbox::start(&["--applied-5xx", "1"]);
     let path = format!("/servicerequests/{SR}");
     let rid = uuid::Uuid::new_v4().to_string();
-    let r = sb
-        .call(
-            "PATCH",
-            &path,
-            Some(note("applied anyway")),
-            &[("MS-RequestId", &rid)],
-        )
-        .unwrap();
+    let r = patch_note(&sb, "applied anyway", &rid).unwrap();
     assert!(
         [502, 503, 504].contains(&r.status().as_u16()),
         "{}",
@@ -764,14 +713,7 @@ fn an_applied_5xx_write_is_applied_and_a_retry_under_its_request_id_gets_the_fir
         200,
         "reads are answered"
     );
-    let again = sb
-        .call(
-            "PATCH",
-            &path,
-            Some(note("applied anyway")),
-            &[("MS-RequestId", &rid)],
-        )
-        .unwrap();
+    let again = patch_note(&sb, "applied anyway", &rid).unwrap();
     assert!(
         again.status().is_server_error(),
         "the gateway fails it again"
@@ -925,16 +867,9 @@ fn strict_paths_serve_one_support_profile_path_per_method() {
 fn an_unquoted_if_match_is_refused_unless_allowed() {
     for (flags, unquoted_status) in [(&[][..], 400), (&["--unquoted-if-match"][..], 200)] {
         let sb = Sandbox::start(flags);
-        let profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
+        let profile = billing_profile(&sb, CONTOSO);
         let etag = profile["attributes"]["etag"].as_str().unwrap().to_owned();
-        let r = sb
-            .call(
-                "PUT",
-                &billing_path(CONTOSO),
-                Some(profile),
-                &[("If-Match", &etag)],
-            )
-            .unwrap();
+        let r = put_billing(&sb, CONTOSO, profile, &etag);
         assert_eq!(r.status(), unquoted_status, "{flags:?}");
         if unquoted_status == 400 {
             assert_eq!(error_code(r), 800002);
@@ -993,14 +928,7 @@ fn app_only_tokens_reach_only_the_billing_profile() {
     }
     assert!(sb.get("/_sandbox/writes").as_object().unwrap().is_empty());
     let lenient = Sandbox::start(&["--any-token"]);
-    let r = lenient
-        .call(
-            "GET",
-            "/profiles/support",
-            None,
-            &[("Authorization", "Bearer sandbox-app-only")],
-        )
-        .unwrap();
+    let r = support_profile_as(&lenient, "Bearer sandbox-app-only");
     assert_eq!(r.status(), 200);
 }
 
@@ -1028,8 +956,8 @@ fn a_customer_without_a_delegated_role_is_forbidden() {
 #[test]
 fn a_billing_put_that_leaves_out_fields_is_refused_and_wipes_nothing() {
     let sb = Sandbox::start(&[]);
-    let profile = Sandbox::json(sb.call("GET", &billing_path(CONTOSO), None, &[]).unwrap());
-    let etag = format!("\"{}\"", profile["attributes"]["etag"].as_str().unwrap());
+    let profile = billing_profile(&sb, CONTOSO);
+    let etag = if_match(&profile);
     let before = sb.customer(CONTOSO)["billingProfile"].clone();
     let two_fields = json!({"Email": "new@contoso.example", "Attributes": profile["attributes"]});
     let mut no_district = profile.clone();
@@ -1040,14 +968,7 @@ fn a_billing_put_that_leaves_out_fields_is_refused_and_wipes_nothing() {
     let mut numbered = profile.clone();
     numbered["companyName"] = json!(42);
     for body in [two_fields, no_district, numbered] {
-        let r = sb
-            .call(
-                "PUT",
-                &billing_path(CONTOSO),
-                Some(body.clone()),
-                &[("If-Match", &etag)],
-            )
-            .unwrap();
+        let r = put_billing(&sb, CONTOSO, body.clone(), &etag);
         assert_eq!(r.status(), 400, "{body}");
         let b = Sandbox::json(r);
         assert_eq!(b["code"], 800002);
@@ -1064,14 +985,7 @@ fn a_billing_put_that_leaves_out_fields_is_refused_and_wipes_nothing() {
     // The whole resource back, one field changed: applied.
     let mut full = profile;
     full["email"] = json!("new@contoso.example");
-    let r = sb
-        .call(
-            "PUT",
-            &billing_path(CONTOSO),
-            Some(full),
-            &[("If-Match", &etag)],
-        )
-        .unwrap();
+    let r = put_billing(&sb, CONTOSO, full, &etag);
     assert_eq!(r.status(), 200);
     assert_eq!(
         sb.customer(CONTOSO)["billingProfile"]["defaultAddress"]["district"],
@@ -1100,14 +1014,7 @@ fn a_support_profile_put_that_is_not_the_full_resource_is_refused() {
 #[test]
 fn a_401_has_the_shape_of_the_error_codes_page() {
     let sb = Sandbox::start(&[]);
-    let r = sb
-        .call(
-            "GET",
-            "/profiles/support",
-            None,
-            &[("Authorization", "Bearer nonsense")],
-        )
-        .unwrap();
+    let r = support_profile_as(&sb, "Bearer nonsense");
     assert_eq!(r.status(), 401);
     let challenge = r.headers()["WWW-Authenticate"].to_str().unwrap().to_owned();
     assert!(
@@ -1126,8 +1033,7 @@ fn the_writes_count_is_what_was_applied_not_replayed_or_refused() {
     let path = format!("/servicerequests/{SR}");
     let rid = uuid::Uuid::new_v4().to_string();
     for _ in 0..2 {
-        sb.call("PATCH", &path, Some(note("one")), &[("MS-RequestId", &rid)])
-            .unwrap();
+        patch_note(&sb, "one", &rid).unwrap();
     }
     sb.call("PATCH", &path, Some(note("two")), &[]).unwrap();
     let refused = sb.call("PATCH", &path, Some(json!({})), &[]).unwrap();

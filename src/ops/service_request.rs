@@ -341,6 +341,18 @@ mod tests {
         })
     }
 
+    /// The note's PATCH answered `first`, then the note absent at each of the three looks: it is
+    /// sent again and the row succeeds. The MS-RequestIds of the two sends.
+    async fn sent_again_after(first: crate::ops::fake::Answer) -> Vec<uuid::Uuid> {
+        use Method::{Get, Patch};
+        let script = vec![with_n(0), first, with_n(0), with_n(0), with_n(0), with_n(0)];
+        let api = crate::ops::fake::FakeApi::new(script);
+        assert_eq!(note_n().apply(&api).await.unwrap(), Applied::Changed);
+        assert_eq!(methods(&api), [Get, Patch, Get, Get, Get, Patch]);
+        let ids = api.ids.lock().unwrap().clone();
+        ids
+    }
+
     /// A row that adds the note "n" to request 6.
     fn note_n() -> UpdateServiceRequest {
         UpdateServiceRequest {
@@ -383,18 +395,7 @@ mod tests {
         assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
         assert_eq!(methods(&api), [Get, Patch, Get, Get]);
         // Lost, and not there at any of the three looks: it goes again, under the same id.
-        let script = vec![
-            with_n(0),
-            lost(),
-            with_n(0),
-            with_n(0),
-            with_n(0),
-            with_n(0),
-        ];
-        let api = FakeApi::new(script);
-        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
-        assert_eq!(methods(&api), [Get, Patch, Get, Get, Get, Patch]);
-        let ids = api.ids.lock().unwrap().clone();
+        let ids = sent_again_after(lost()).await;
         assert_eq!(ids[0], ids[1], "no answer came: the same MS-RequestId");
         // Lost every time, never there: the row fails with the transport error, after a bounded
         // number of sends.
@@ -424,18 +425,7 @@ mod tests {
         assert_eq!(methods(&api), [Get, Patch, Get]);
         // Not applied after all (absent at every look): it goes again, under a new MS-RequestId
         // (the service answered the first).
-        let script = vec![
-            with_n(0),
-            fail(503, None),
-            with_n(0),
-            with_n(0),
-            with_n(0),
-            with_n(0),
-        ];
-        let api = FakeApi::new(script);
-        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
-        assert_eq!(methods(&api), [Get, Patch, Get, Get, Get, Patch]);
-        let ids = api.ids.lock().unwrap().clone();
+        let ids = sent_again_after(fail(503, None)).await;
         assert_ne!(ids[0], ids[1], "an answer came: a new MS-RequestId");
     }
 

@@ -317,3 +317,64 @@ pub fn closed_port_url() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", l.local_addr().unwrap())
 }
+
+/// Support-contact PUTs the sandbox answered 200: rows written.
+pub fn puts(sb: &Sandbox) -> u64 {
+    sb.stats()["calls"]["PUT supportcontact 200"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Waits until the journal holds `n` writes about to be sent: the run is sending.
+pub fn wait_for_sends(journal: &Path, n: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        let sends = std::fs::read_to_string(journal)
+            .map(|t| t.matches("\"t\":\"send\"").count())
+            .unwrap_or(0);
+        if sends >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the run never sent {n} writes"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Sends the child `sig` (`-INT`, `-TERM`) as `kill` in a shell does.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// `pcbulk <cmd> INPUT --base-url URL ARGS` (at `--rate 200`) with the work dir's state folder, so
+/// that one command sees the runs another recorded.
+pub fn run_at(url: &str, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
+    pcbulk()
+        .arg(cmd)
+        .arg(input)
+        .args(["--base-url", url, "--rate", "200"])
+        // Short: a resume looks for a write a kill left unanswered for up to 3 timeouts.
+        .args(["--timeout", "1"])
+        .args(args)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .output()
+        .expect("run pcbulk")
+}
+
+/// [`run_at`] the sandbox.
+pub fn run(sb: &Sandbox, w: &Workdir, cmd: &str, input: &Path, args: &[&str]) -> Output {
+    run_at(&sb.url, w, cmd, input, args)
+}
+
+/// pcbulk's list of runs in the work dir's state folder, as text (empty when there is none).
+pub fn runs_list(w: &Workdir) -> String {
+    String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
+        .into_owned()
+}

@@ -99,15 +99,23 @@ pub(super) fn token_endpoint(s: &Shared, body: &Bytes) -> Response {
     }
     book.refresh.insert(refresh.clone(), None);
     drop(book);
+    granted(s, access, Some(refresh))
+}
+
+/// The token endpoint's answer issuing `access` (and `refresh`, for a grant that renews), counted
+/// in the stats.
+fn granted(s: &Shared, access: String, refresh: Option<String>) -> Response {
     s.stats.lock().unwrap().tokens_issued += 1;
-    axum::Json(json!({
+    let mut body = json!({
         "token_type": "Bearer",
-        "expires_in": lifetime.as_secs().to_string(),
+        "expires_in": s.opts.token_lifetime.as_secs().to_string(),
         "access_token": access,
-        "refresh_token": refresh,
-        "resource": "https://api.partnercenter.microsoft.com",
-    }))
-    .into_response()
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    body["resource"] = json!("https://api.partnercenter.microsoft.com");
+    axum::Json(body).into_response()
 }
 
 /// The token endpoint's refusal, as Azure AD words it.
@@ -150,12 +158,5 @@ fn app_only_grant(s: &Shared) -> Response {
         (Instant::now() + lifetime, TokenKind::AppOnly),
     );
     drop(book);
-    s.stats.lock().unwrap().tokens_issued += 1;
-    axum::Json(json!({
-        "token_type": "Bearer",
-        "expires_in": lifetime.as_secs().to_string(),
-        "access_token": access,
-        "resource": "https://api.partnercenter.microsoft.com",
-    }))
-    .into_response()
+    granted(s, access, None)
 }
