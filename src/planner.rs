@@ -117,7 +117,7 @@ pub struct Planner {
     /// own `'` before formula characters, taken off here (see `undo::unescape`).
     undo: bool,
     /// The columns the operation reads (a mixed file's: every column pcbulk reads, the operation
-    /// column among them), by index, in the order of their names: what a run's identity is made of (see [`Planner::own_cells`]).
+    /// column among them), by index, in the order of their names: what a run's identity is made of (see [`Planner::identity_cells`]).
     own: Vec<(usize, &'static str)>,
 }
 
@@ -181,18 +181,27 @@ impl Planner {
         }
     }
 
-    /// The row's cells that say what it applies: each column the operation reads (after header
-    /// matching) with its cell as read, in the order of the columns' names, empty cells left out
-    /// (an empty cell changes nothing). Columns the operation does not read are carried, never
-    /// part of it; nor is the order of the columns in the file.
-    pub fn own_cells<'a>(
+    /// What a row applies, for a run's identity: the row's operation (`row_op`, when it could be
+    /// told) and the cells of that operation's columns, in the order of their names, empty cells
+    /// left out. The same rows with or without an `operation` column, however its cells spell the
+    /// operation, are the same content. A row whose operation cannot be told is its own cells as
+    /// read.
+    pub fn identity_cells<'a>(
         &'a self,
         cells: &'a [&'a str],
+        row_op: Option<&'static OpSpec>,
     ) -> impl Iterator<Item = (&'static str, &'a str)> + 'a {
-        self.own
+        let named = row_op.map(|op| ("operation", op.name));
+        let own = self
+            .own
             .iter()
+            .filter(move |(_, c)| match row_op {
+                Some(op) => *c != "operation" && op.columns().any(|k| k == *c),
+                None => true,
+            })
             .map(|(i, c)| (*c, self.cell(cells, *i)))
-            .filter(|(_, v)| !v.is_empty())
+            .filter(|(_, v)| !v.is_empty());
+        named.into_iter().chain(own)
     }
 
     /// The operation a run applies, as its identity names it: the operation's name, or `per-row`

@@ -388,3 +388,46 @@ fn a_damaged_line_in_the_list_of_runs_stops_apply_but_a_torn_last_one_does_not()
         "the torn line was taken away"
     );
 }
+
+/// Found by an outside tester: a sheet's rows applied, then the same rows saved from Excel as CSV
+/// were applied again (every note twice): the sheet a run read is not what makes its rows another
+/// input.
+#[test]
+fn the_same_rows_saved_from_a_workbook_as_csv_are_already_applied() {
+    let sb = Sandbox::start(&["--subscriptions", "12"]);
+    let w = Workdir::new();
+    let book = two_sheets(&w);
+    let first = run(&sb, &w, "apply", &book, &["--sheet", "A"]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let csv = w.write("sheet A.csv", contacts(0..6));
+    let again = run(&sb, &w, "apply", &csv, &[]);
+    assert_eq!(code(&again), 2, "{}", text(&again));
+    assert!(text(&again).contains("already applied"), "{}", text(&again));
+    assert_eq!(puts(&sb), 6, "every row once");
+}
+
+/// Found by an outside tester: the same rows with an `operation` column (however its cells spell
+/// the operation) were another input, applied again.
+#[test]
+fn the_same_rows_with_an_operation_column_are_already_applied() {
+    let sb = Sandbox::start(&["--subscriptions", "4"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts(0..4));
+    let first = run(&sb, &w, "apply", &input, &[]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    for spelled in ["support-contact", "Support Contact", "SUPPORT_CONTACT"] {
+        let with_column: String = contacts(0..4)
+            .lines()
+            .enumerate()
+            .map(|(i, l)| match i {
+                0 => format!("Operation,{l}\n"),
+                _ => format!("{spelled},{l}\n"),
+            })
+            .collect();
+        let copy = w.write("with operation.csv", with_column);
+        let again = run(&sb, &w, "apply", &copy, &[]);
+        assert_eq!(code(&again), 2, "{spelled}: {}", text(&again));
+        assert!(text(&again).contains("already applied"), "{}", text(&again));
+    }
+    assert_eq!(puts(&sb), 4, "every row once");
+}

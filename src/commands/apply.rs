@@ -462,8 +462,14 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
         Target::Sandbox => "sandbox".to_owned(),
         Target::Service { base_url, .. } => base_url.clone(),
     };
+    // A file whose operation column names one operation for every row applies that operation, as
+    // the same rows without the column do.
+    let operation = match scan.operations.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => scan.planner.identity_operation().to_owned(),
+    };
     let identity = journal::Identity {
-        operation: scan.planner.identity_operation().to_owned(),
+        operation,
         target: crate::config::target_key(&target),
         sheet: scan.sheet.clone(),
         mapping: Vec::new(),

@@ -172,8 +172,11 @@ pub struct Job {
 
 impl Job {
     /// Whether an earlier run's record (its identity, bytes and target) is of the same input as
-    /// this job. A record an earlier pcbulk wrote has no identity: it is the same input when it
-    /// had the same bytes and went to the same service.
+    /// this job, for the "already applied" refusal: the same operation, service, mapping and rows,
+    /// whatever sheet or file they were read from (the same rows saved from a workbook as CSV
+    /// would apply every row again; a resume or a plan also holds the sheet, see
+    /// [`Identity::first_difference`]). A record an earlier pcbulk wrote has no identity: it is the
+    /// same input when it had the same bytes and went to the same service.
     pub fn same_input(
         &self,
         identity: Option<&Identity>,
@@ -181,7 +184,13 @@ impl Job {
         target: &str,
     ) -> bool {
         match (identity, &self.identity) {
-            (Some(then), Some(now)) => then == now,
+            (Some(then), Some(now)) => {
+                let sheet = Identity {
+                    sheet: now.sheet.clone(),
+                    ..then.clone()
+                };
+                sheet.first_difference(now).is_none()
+            }
             _ => {
                 input_sha256.eq_ignore_ascii_case(&self.input_sha256)
                     && crate::config::target_key(target) == crate::config::target_key(&self.target)

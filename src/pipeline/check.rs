@@ -88,7 +88,7 @@ fn check_row(
     };
     let (op, verdict) = planner.plan_row(cells)?;
     if let Some(buf) = digest {
-        RowsDigest::encode_row(buf, planner.own_cells(cells));
+        RowsDigest::encode_row(buf, planner.identity_cells(cells, op));
     }
     let change = match &verdict {
         Verdict::Ready(change) => Some(change.as_ref()),
