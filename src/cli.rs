@@ -223,7 +223,9 @@ pub struct PacingArgs {
     /// Attempts per call, the first included (1 to 50).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub max_attempts: u32,
-    /// Seconds to wait for one call before it counts as timed out (at most a day).
+    /// Seconds to wait for one call before it counts as timed out (at most a day). A write whose
+    /// answer was lost (or came as a 408 or 5xx) is looked for at 1x, 2x and 3x this (at least 1,
+    /// 2 and 3 s) before it is sent again; one the service finishes later still may land twice.
     #[arg(long, default_value = "30", value_parser = seconds)]
     pub timeout: Duration,
 }

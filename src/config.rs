@@ -125,9 +125,10 @@ pub fn default_results_path(input: &Path) -> PathBuf {
 /// of the sheet's name that cannot be in a file name (a path separator, a control character, `:`)
 /// becomes `_`.
 pub fn default_path(input: &Path, sheet: Option<&str>, kind: &str) -> PathBuf {
+    // The stem as the file system has it (a name that is not UTF-8 keeps its bytes).
     let stem = input
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
+        .map(std::ffi::OsStr::to_os_string)
         .unwrap_or_else(|| "input".into());
     let sheet = sheet.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
         let s: String = s
@@ -140,7 +141,9 @@ pub fn default_path(input: &Path, sheet: Option<&str>, kind: &str) -> PathBuf {
             .collect();
         format!(".{s}")
     });
-    input.with_file_name(format!("{stem}{}.{kind}.csv", sheet.unwrap_or_default()))
+    let mut name = stem;
+    name.push(format!("{}.{kind}.csv", sheet.unwrap_or_default()));
+    input.with_file_name(name)
 }
 
 /// Whether two paths name the same file: one file under two names (a link, a hard link, a bind
