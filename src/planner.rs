@@ -181,6 +181,12 @@ impl Planner {
         }
     }
 
+    /// The indices of the columns the operation reads (a mixed file's: every column pcbulk reads),
+    /// in the order of their names: the cells a plan is held to (see `apply --from-plan`).
+    pub fn own_columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.own.iter().map(|(i, _)| *i)
+    }
+
     /// What a row applies, for a run's identity: the row's operation (`row_op`, when it could be
     /// told) and the cells of that operation's columns, in the order of their names, empty cells
     /// left out. The same rows with or without an `operation` column, however its cells spell the

@@ -309,19 +309,31 @@ fn refuse_unsafe_records(
 }
 
 /// Reads the plan `--from-plan` names (its journal holds what each row read and its status) and
-/// checks it was made from this very input and target.
-fn read_plan(plan: &std::path::Path, job: &journal::Job, delimiter: u8) -> Result<PlanRows, Error> {
+/// checks it was made from this very input and target, and that its input cells are still the
+/// input's (a value edited in review is refused, not silently replaced by the input's).
+fn read_plan(
+    plan: &std::path::Path,
+    job: &journal::Job,
+    scan: &check::Scan,
+    input: &crate::config::InputConfig,
+) -> Result<PlanRows, Error> {
     // The file a person reviewed first: a missing plan is named as the plan, not as its journal.
-    let reviewed = reviewed_rows(plan, delimiter)?;
+    let reviewed = reviewed_rows(plan, scan.delimiter, &scan.planner)?;
     let path = journal::path_for(plan);
     let replay = journal::read(&path).map_err(|e| match e {
-        journal::ReadError::Io(e) => Error::io(
-            format!(
-                "cannot read the plan's journal {} (it is written beside the plan)",
-                path.display()
-            ),
-            e,
-        ),
+        journal::ReadError::Io(e) => {
+            let what = match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "pcbulk plan writes it beside the plan: move or copy the plan together with \
+                     its .journal file, or make the plan again; nothing was sent"
+                }
+                _ => "it is written beside the plan",
+            };
+            Error::io(
+                format!("cannot read the plan's journal {} ({what})", path.display()),
+                e,
+            )
+        }
         journal::ReadError::Misfit(m) => Error::Usage(format!(
             "the plan's journal {} line {}: {}: make a new plan",
             path.display(),
@@ -357,6 +369,7 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job, delimiter: u8) -> Resul
             plan.display()
         )));
     }
+    hold_to_input(plan, &reviewed, scan, input)?;
     let status = replay
         .outcomes
         .iter()
@@ -376,7 +389,7 @@ fn read_plan(plan: &std::path::Path, job: &journal::Job, delimiter: u8) -> Resul
     Ok(PlanRows {
         status,
         before,
-        reviewed,
+        reviewed: reviewed.planned,
     })
 }
 
@@ -395,13 +408,75 @@ fn plan_differs(then: &journal::Identity, now: &journal::Identity, input: &str) 
     })
 }
 
-/// The rows a plan's CSV marks `planned`, as the reviewer left it: a row taken out of the file, or
-/// whose status was changed, is not applied. (The journal beside it holds what the plan read; the
-/// CSV is what a person reviewed.)
-fn reviewed_rows(
+/// A plan's CSV as the reviewer left it: the rows it still marks `planned`, and what each of its rows
+/// holds in the input's cells, to be held to the input's.
+struct Reviewed {
+    planned: std::collections::BTreeSet<usize>,
+    /// The plan's column of each column the operation reads: (the input's index, the plan's).
+    columns: Vec<(usize, usize)>,
+    /// Each plan row's cells in those columns, as a digest (a million rows' cells are not kept),
+    /// sorted by row.
+    rows: Vec<PlanRow>,
+}
+
+/// One line of a plan's CSV that names a row.
+struct PlanRow {
+    row: usize,
+    /// Its place among the plan's records, to read it again when it differs.
+    record: usize,
+    line: u64,
+    digest: [u8; 16],
+}
+
+/// A cell as compared between a plan and its input: trimmed (the plan echoes trimmed values), and
+/// without the `'` the plan's writer puts before a formula character (a cell the input itself
+/// starts with `'=` reads the same: a spreadsheet shows both as the same text).
+fn as_compared(cell: &str) -> &str {
+    crate::results::unneutralize(crate::input::row::trim(cell))
+}
+
+/// What a row's cells in the operation's columns come to, compared as [`as_compared`] says.
+fn cells_digest<'a>(cells: impl Iterator<Item = &'a str>) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in cells {
+        let c = as_compared(c);
+        h.update((c.len() as u64).to_le_bytes());
+        h.update(c.as_bytes());
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
+}
+
+/// Where each column the operation reads is in the plan's header (its name as the results header
+/// writes it); a column missing from the plan is named.
+fn plan_columns(
+    header: &csv::StringRecord,
+    planner: &crate::planner::Planner,
+) -> Result<Vec<(usize, usize)>, String> {
+    let names = crate::results::header(&planner.headers);
+    let plan: Vec<&str> = header
+        .iter()
+        .map(|h| as_compared(h.trim_start_matches('\u{feff}')))
+        .collect();
+    planner
+        .own_columns()
+        .map(|i| {
+            let want = as_compared(&names[i]);
+            plan.iter()
+                .position(|h| *h == want)
+                .map(|j| (i, j))
+                .ok_or_else(|| names[i].clone())
+        })
+        .collect()
+}
+
+/// Opens a plan's CSV for reading, refusing what is not a regular file.
+fn open_plan(
     plan: &std::path::Path,
     delimiter: u8,
-) -> Result<std::collections::BTreeSet<usize>, Error> {
+) -> Result<csv::Reader<std::io::BufReader<std::fs::File>>, Error> {
     let cannot = |e| {
         Error::io(
             format!(
@@ -418,17 +493,32 @@ fn reviewed_rows(
             plan.display()
         )));
     }
-    let mut reader = csv::ReaderBuilder::new()
+    Ok(csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
-    let bad = |what: String| {
-        Error::usage(format!(
-            "{} {what}: it is not a plan pcbulk wrote (or it was saved in another format); make a \
-             new plan with pcbulk plan; nothing was sent",
-            plan.display()
-        ))
-    };
+        .from_reader(std::io::BufReader::new(file)))
+}
+
+/// The error for a plan pcbulk cannot read as a plan.
+fn not_a_plan(plan: &std::path::Path, what: String) -> Error {
+    Error::usage(format!(
+        "{} {what}: it is not a plan pcbulk wrote (or it was saved in another format); make a new \
+         plan with pcbulk plan; nothing was sent",
+        plan.display()
+    ))
+}
+
+/// The rows a plan's CSV marks `planned`, as the reviewer left it: a row taken out of the file, or
+/// whose status was changed, is not applied. (The journal beside it holds what the plan read; the
+/// CSV is what a person reviewed.) Also what each row holds in the operation's columns, which
+/// must still be the input's: see [`hold_to_input`].
+fn reviewed_rows(
+    plan: &std::path::Path,
+    delimiter: u8,
+    planner: &crate::planner::Planner,
+) -> Result<Reviewed, Error> {
+    let mut reader = open_plan(plan, delimiter)?;
+    let bad = |what: String| not_a_plan(plan, what);
     let header = reader
         .headers()
         .map_err(|e| bad(format!("cannot be read ({e})")))?
@@ -441,19 +531,149 @@ fn reviewed_rows(
             .ok_or_else(|| bad(format!("has no `{name}` column")))
     };
     let (row_at, status_at) = (column("row")?, column("status")?);
-    let mut rows = std::collections::BTreeSet::new();
+    let columns = plan_columns(&header, planner).map_err(|name| {
+        Error::usage(format!(
+            "{} has no `{name}` column, which the input has and the operation reads: the plan was \
+             changed in review. Edit the input and plan again; nothing was sent",
+            plan.display()
+        ))
+    })?;
+    let (mut planned, mut rows) = (std::collections::BTreeSet::new(), Vec::new());
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(format!("line {}: cannot be read ({e})", n + 2)))?;
-        if record.get(status_at).map(str::trim) != Some("planned") {
-            continue;
-        }
         let row = record
             .get(row_at)
-            .and_then(|r| r.trim().parse::<usize>().ok())
-            .ok_or_else(|| bad(format!("line {}: its `row` is not a row number", n + 2)))?;
-        rows.insert(row);
+            .and_then(|r| r.trim().parse::<usize>().ok());
+        let is_planned = record.get(status_at).map(str::trim) == Some("planned");
+        let row = match (row, is_planned) {
+            (Some(row), _) => row,
+            // A line that names no row (a reviewer's note) is nothing to apply or compare.
+            (None, false) => continue,
+            (None, true) => {
+                return Err(bad(format!("line {}: its `row` is not a row number", n + 2)))
+            }
+        };
+        if is_planned {
+            planned.insert(row);
+        }
+        rows.push(PlanRow {
+            row,
+            record: n,
+            line: record.position().map_or(n as u64 + 2, |p| p.line()),
+            digest: cells_digest(columns.iter().map(|(_, j)| record.get(*j).unwrap_or(""))),
+        });
     }
-    Ok(rows)
+    rows.sort_by_key(|r| r.row);
+    Ok(Reviewed {
+        planned,
+        columns,
+        rows,
+    })
+}
+
+/// Refuses a plan whose cells in the operation's columns are not the input's: apply sends the
+/// input's values, so a value edited in the plan in review would be silently replaced. The input
+/// is read again (through the file the checking pass read); rows taken out of the plan are fine.
+fn hold_to_input(
+    plan: &std::path::Path,
+    reviewed: &Reviewed,
+    scan: &check::Scan,
+    input: &crate::config::InputConfig,
+) -> Result<(), Error> {
+    use std::io::Seek;
+    let io_err = |cause| crate::input::InputError::Io {
+        path: input.input.display().to_string(),
+        cause,
+    };
+    let mut file = scan.file.try_clone().map_err(io_err)?;
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io_err)?;
+    let mut source =
+        crate::pipeline::source::Source::from_file(input, file, true, Some(scan.charset))?;
+    source.header(&input.input)?;
+    let mut planned = reviewed.rows.iter().peekable();
+    let mut next = 1;
+    loop {
+        let batch = source.batch(next)?;
+        let Some(last) = batch.last() else { break };
+        next = last.row + 1;
+        for raw in &batch {
+            let cells: Vec<&str> = raw.cells().collect();
+            let own = |i: usize| cells.get(i).copied().unwrap_or("");
+            while let Some(p) = planned.next_if(|p| p.row <= raw.row) {
+                let digest = cells_digest(reviewed.columns.iter().map(|(i, _)| own(*i)));
+                if p.row < raw.row {
+                    return Err(no_such_row(plan, p, &input.input));
+                }
+                if p.digest != digest {
+                    return Err(edited(plan, reviewed, p, &own, scan));
+                }
+            }
+        }
+    }
+    if let Some(p) = planned.next() {
+        return Err(no_such_row(plan, p, &input.input));
+    }
+    if source.sha256() != scan.sha256 {
+        return Err(Error::usage(format!(
+            "{} changed while it was being read; nothing was sent: run it again once it is saved",
+            input.input.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of a plan line whose row the input does not have.
+fn no_such_row(plan: &std::path::Path, p: &PlanRow, input: &std::path::Path) -> Error {
+    Error::usage(format!(
+        "{} line {} names row {}, which {} does not have: the plan was changed in review. Edit \
+         the input and plan again; nothing was sent",
+        plan.display(),
+        p.line,
+        p.row,
+        input.display()
+    ))
+}
+
+/// The refusal of a plan row edited in review, naming the first column that differs (the plan's
+/// line is read again: only its digest was kept).
+fn edited<'a>(
+    plan: &std::path::Path,
+    reviewed: &Reviewed,
+    p: &PlanRow,
+    input_cell: &dyn Fn(usize) -> &'a str,
+    scan: &check::Scan,
+) -> Error {
+    let record = open_plan(plan, scan.delimiter)
+        .ok()
+        .and_then(|mut r| r.records().nth(p.record))
+        .and_then(Result::ok);
+    let names = crate::results::header(&scan.planner.headers);
+    let differs = reviewed.columns.iter().find_map(|(i, j)| {
+        let (then, now) = (record.as_ref()?.get(*j).unwrap_or(""), input_cell(*i));
+        (as_compared(then) != as_compared(now)).then(|| (&names[*i], then, now))
+    });
+    let what = match differs {
+        Some((column, then, now)) => format!(
+            "column `{column}` holds \"{}\" where the input holds \"{}\"",
+            shown(as_compared(then)),
+            shown(as_compared(now))
+        ),
+        None => "a value differs from the input's".to_owned(),
+    };
+    Error::usage(format!(
+        "{} row {} (line {}): {what}. The plan's input cells were edited in review, and apply \
+         sends the input's values, not the plan's: edit the input and plan again; nothing was sent",
+        plan.display(),
+        p.row,
+        p.line
+    ))
+}
+
+/// A cell's value within a message: escaped, and cut short past 80 characters.
+fn shown(cell: &str) -> String {
+    let cut: String = cell.chars().take(80).collect();
+    let more = if cut.len() < cell.len() { "…" } else { "" };
+    format!("{}{more}", crate::term::escape(&cut))
 }
 
 /// The run's job: what it applies (its identity, from the checking pass), where, and from what.
@@ -528,7 +748,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         journal::check_resume(&journal_path, replay, &job, scan.misfit.take())?;
     }
     let plan = match &cfg.from_plan {
-        Some(p) => Some(read_plan(p, &job, scan.delimiter)?),
+        Some(p) => Some(read_plan(p, &job, &scan, &cfg.input)?),
         None => None,
     };
     if earlier.is_none() {
