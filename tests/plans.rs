@@ -260,3 +260,134 @@ fn a_plan_cut_short_can_be_made_again() {
     assert_eq!(code(&again), 0, "{}", text(&again));
     assert_eq!(statuses(&w.path("in.plan.csv")), ["planned"; 20]);
 }
+
+/// Sets one cell of a plan file as a reviewer would in a spreadsheet: `column` of the line whose
+/// `row` is `row` now holds `value`.
+fn edit_plan(plan: &Path, row: &str, column: &str, value: &str) {
+    let (headers, rows) = table(plan);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for r in &rows {
+        let cells: Vec<&str> = headers
+            .iter()
+            .map(|h| match r["row"] == row && h == column {
+                true => value,
+                false => r[h].as_str(),
+            })
+            .collect();
+        w.write_record(&cells).unwrap();
+    }
+    std::fs::write(plan, w.into_inner().unwrap()).unwrap();
+}
+
+/// Two notes for two service requests, with the admin's own `comment` column.
+fn notes_csv(first: &str, second: &str) -> String {
+    format!(
+        "service_request_id,note,comment\n\
+         616122292874576,{first},ok\n\
+         616122292874577,{second},ok\n"
+    )
+}
+
+/// A reviewer changed a note in the plan's CSV, and `apply --from-plan` sent the input's note
+/// instead, with no word: the edited plan is now refused, naming the row and column, and nothing
+/// is written.
+#[test]
+fn a_note_edited_in_the_plan_is_refused_naming_row_and_column_and_nothing_is_written() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("sr.csv", notes_csv("first note", "second note"));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let plan = w.path("sr.plan.csv");
+    edit_plan(&plan, "2", "note", "edited in review");
+    let before = sb.note_counts();
+
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    for said in [
+        "row 2",
+        "`note`",
+        "\"edited in review\"",
+        "edit the input and plan again",
+        "nothing was sent",
+    ] {
+        assert!(text(&out).contains(said), "{said}: {}", text(&out));
+    }
+    assert_eq!(sb.note_counts(), before, "no note was added");
+    assert!(!w.path("sr.results.csv").exists(), "{}", text(&out));
+}
+
+/// Columns the operation does not read are the reviewer's: a comment written there is no edit of
+/// what is applied, and the plan applies.
+#[test]
+fn a_comment_written_in_a_carried_column_of_the_plan_is_accepted() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("sr.csv", notes_csv("first note", "second note"));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let plan = w.path("sr.plan.csv");
+    edit_plan(&plan, "1", "comment", "checked with the customer");
+
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        statuses(&w.path("sr.results.csv")),
+        ["succeeded", "succeeded"]
+    );
+    assert_eq!(sb.note_counts()["first note"], 1);
+}
+
+/// The plan writes a formula-looking cell with a leading `'` (so a spreadsheet shows it as text);
+/// read back as it was written, the unedited plan applies.
+#[test]
+fn a_formula_looking_note_round_trips_through_an_unedited_plan() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("sr.csv", notes_csv("=1+1 was the answer", "-5 minutes late"));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let plan = w.path("sr.plan.csv");
+    let notes: Vec<String> = results(&plan).into_iter().map(|r| r["note"].clone()).collect();
+    assert_eq!(notes, ["'=1+1 was the answer", "'-5 minutes late"]);
+
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let counts = sb.note_counts();
+    assert_eq!(counts["=1+1 was the answer"], 1, "{counts:?}");
+    assert_eq!(counts["-5 minutes late"], 1, "{counts:?}");
+}
+
+/// A plan copied elsewhere without its journal was refused with only "No such file or directory":
+/// the message now says to keep the two together, or to plan again.
+#[test]
+fn a_plan_moved_without_its_journal_says_to_keep_them_together() {
+    let sb = Sandbox::start(&["--subscriptions", "1"]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(1));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let moved = w.path("reviewed.csv");
+    std::fs::rename(w.path("in.plan.csv"), &moved).unwrap();
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", moved.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("together with its .journal file, or make the plan again"),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(contact_name(&sb, 0), "Trey Research");
+}
