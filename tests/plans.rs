@@ -351,10 +351,16 @@ fn a_comment_written_in_a_carried_column_of_the_plan_is_accepted() {
 fn a_formula_looking_note_round_trips_through_an_unedited_plan() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
-    let input = w.write("sr.csv", notes_csv("=1+1 was the answer", "-5 minutes late"));
+    let input = w.write(
+        "sr.csv",
+        notes_csv("=1+1 was the answer", "-5 minutes late"),
+    );
     assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
     let plan = w.path("sr.plan.csv");
-    let notes: Vec<String> = results(&plan).into_iter().map(|r| r["note"].clone()).collect();
+    let notes: Vec<String> = results(&plan)
+        .into_iter()
+        .map(|r| r["note"].clone())
+        .collect();
     assert_eq!(notes, ["'=1+1 was the answer", "'-5 minutes late"]);
 
     let out = run(

@@ -550,7 +550,10 @@ fn reviewed_rows(
             // A line that names no row (a reviewer's note) is nothing to apply or compare.
             (None, false) => continue,
             (None, true) => {
-                return Err(bad(format!("line {}: its `row` is not a row number", n + 2)))
+                return Err(bad(format!(
+                    "line {}: its `row` is not a row number",
+                    n + 2
+                )))
             }
         };
         if is_planned {
