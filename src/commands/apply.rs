@@ -319,28 +319,7 @@ fn read_plan(
 ) -> Result<PlanRows, Error> {
     // The file a person reviewed first: a missing plan is named as the plan, not as its journal.
     let reviewed = reviewed_rows(plan, scan.delimiter, &scan.planner)?;
-    let path = journal::path_for(plan);
-    let replay = journal::read(&path).map_err(|e| match e {
-        journal::ReadError::Io(e) => {
-            let what = match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    "pcbulk plan writes it beside the plan: move or copy the plan together with \
-                     its .journal file, or make the plan again; nothing was sent"
-                }
-                _ => "it is written beside the plan",
-            };
-            Error::io(
-                format!("cannot read the plan's journal {} ({what})", path.display()),
-                e,
-            )
-        }
-        journal::ReadError::Misfit(m) => Error::Usage(format!(
-            "the plan's journal {} line {}: {}: make a new plan",
-            path.display(),
-            m.line,
-            m.what
-        )),
-    })?;
+    let replay = read_plan_journal(plan)?;
     let Some(made) = replay.job.as_ref().filter(|_| replay.done) else {
         return Err(Error::usage(format!(
             "{} is not a finished plan: make a new one with pcbulk plan",
@@ -390,6 +369,32 @@ fn read_plan(
         status,
         before,
         reviewed: reviewed.planned,
+    })
+}
+
+/// The journal `pcbulk plan` wrote beside the plan: what each row read, and its status.
+fn read_plan_journal(plan: &std::path::Path) -> Result<journal::Replay, Error> {
+    let path = journal::path_for(plan);
+    journal::read(&path).map_err(|e| match e {
+        journal::ReadError::Io(e) => {
+            let what = match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "pcbulk plan writes it beside the plan: move or copy the plan together with \
+                     its .journal file, or make the plan again; nothing was sent"
+                }
+                _ => "it is written beside the plan",
+            };
+            Error::io(
+                format!("cannot read the plan's journal {} ({what})", path.display()),
+                e,
+            )
+        }
+        journal::ReadError::Misfit(m) => Error::Usage(format!(
+            "the plan's journal {} line {}: {}: make a new plan",
+            path.display(),
+            m.line,
+            m.what
+        )),
     })
 }
 
