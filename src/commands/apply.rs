@@ -505,6 +505,13 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         false => None,
     };
     let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
+    scan.planner.partner_wide_rows(scan.rows).map_err(|e| {
+        Error::Usage(format!(
+            "{} cannot be run: {}",
+            cfg.input.input.display(),
+            e.0
+        ))
+    })?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {}", crate::term::escape(&w));
     }
