@@ -207,7 +207,9 @@ async fn drive_interruptibly(
 
 /// What is about to happen, on stderr, before the first call: the operation and how it was chosen,
 /// the target, the rows to send and the results path. A production target is then confirmed.
-fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize) {
+///
+/// A resume counts the rows left: `done` rows to send were finished by the earlier run.
+fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize, done: usize) {
     let (op, how) = scan.planner.operation();
     let to = match target {
         Target::Sandbox => "the embedded sandbox (demo tenant)".to_owned(),
@@ -221,18 +223,39 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         ),
         None => String::new(),
     };
+    let verb = if cfg.is_plan() { "read" } else { "send" };
+    let rows = match cfg.resume {
+        true => format!(
+            "{} left to {verb} ({done} finished by the earlier run)",
+            crate::report::count(to_send.saturating_sub(done), "row")
+        ),
+        false => format!("{} to {verb}", crate::report::count(to_send, "row")),
+    };
     eprintln!(
-        "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {} to {}, {invalid} invalid or \
+        "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {rows}, {invalid} invalid or \
          duplicate; results: {}",
-        if cfg.is_plan() {
-            "plan (reads only)"
-        } else {
-            "apply"
+        match (cfg.is_plan(), cfg.resume) {
+            (true, _) => "plan (reads only)",
+            (false, true) => "resume",
+            (false, false) => "apply",
         },
-        crate::report::count(to_send, "row"),
-        if cfg.is_plan() { "read" } else { "send" },
         crate::term::escape(&cfg.input.out.display().to_string())
     );
+}
+
+/// The rows an earlier run finished that a resume does not send again (invalid rows are not
+/// among the rows to send, so not counted).
+fn finished_before(replay: &journal::Replay, retry_failed: bool) -> usize {
+    let rows: std::collections::BTreeSet<usize> = replay
+        .outcomes
+        .keys()
+        .chain(replay.answered_ok.keys())
+        .copied()
+        .collect();
+    rows.into_iter()
+        .filter_map(|row| replay.finished(row, 0, retry_failed))
+        .filter(|o| o.status != crate::results::Status::Invalid)
+        .count()
 }
 
 /// Asks before changing a production target (neither the sandbox nor loopback): yes on a
@@ -623,7 +646,10 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             .count()
             .min(scan.to_send)
     });
-    banner(&cfg, &target, &scan, to_send);
+    let done = earlier
+        .as_ref()
+        .map_or(0, |r| finished_before(r, cfg.retry_failed));
+    banner(&cfg, &target, &scan, to_send, done);
     if !cfg.is_plan() {
         confirm(&cfg, &target, &scan, to_send)?;
     }
