@@ -27,10 +27,7 @@ fn a_plan_s_progress_counts_planned_rows_not_succeeded_ones() {
     let progress: Vec<&str> = err.lines().filter(|l| l.contains("/4 rows (")).collect();
     assert!(!progress.is_empty(), "no progress line: {err}");
     for l in progress {
-        assert!(
-            l.contains(" planned · ") && !l.contains("succeeded"),
-            "{l}"
-        );
+        assert!(l.contains(" planned · ") && !l.contains("succeeded"), "{l}");
     }
 }
 
@@ -51,9 +48,15 @@ fn a_stopped_run_says_why_once_and_its_resume_counts_the_rows_left() {
         .iter()
         .filter(|r| r["status"] != "skipped")
         .count();
-    assert!(finished >= 2 && finished < 6, "{finished}");
+    assert!((2..6).contains(&finished), "{finished}");
 
-    let out = run(&sb, &w, "apply", &input, &[&args[..], &["--resume"]].concat());
+    let out = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &[&args[..], &["--resume"]].concat(),
+    );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let left = format!(
         "{} rows left to send ({finished} finished by the earlier run)",
