@@ -1,6 +1,8 @@
 //! From a parsed table to a verdict per row: which operation, which columns, valid or not, and no
 //! two rows changing the same thing. Nothing here touches the network.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use thiserror::Error;
 
 use crate::input::header::{canonical, normalize};
@@ -119,6 +121,8 @@ pub struct Planner {
     /// The columns the operation reads (a mixed file's: every column pcbulk reads, the operation
     /// column among them), by index, in the order of their names: what a run's identity is made of (see [`Planner::identity_cells`]).
     own: Vec<(usize, &'static str)>,
+    /// A mixed file's partner-wide rows planned so far (see [`Planner::partner_wide_rows`]).
+    partner_wide_seen: AtomicUsize,
 }
 
 impl Planner {
@@ -139,6 +143,7 @@ impl Planner {
         }
         let near = near_misses(&headers, &columns);
         if let Choice::One(op) = choice {
+            partner_wide_alone(op, &headers, &columns)?;
             check_columns(op, &columns, &near)?;
         }
         let chosen_by = match (&choice, forced) {
@@ -165,6 +170,7 @@ impl Planner {
             chosen_by,
             undo,
             own,
+            partner_wide_seen: AtomicUsize::new(0),
         })
     }
 
@@ -257,6 +263,63 @@ impl Planner {
         w
     }
 
+    /// A mixed file's partner-wide row: counted (see [`Planner::partner_wide_rows`]), and refused
+    /// when it fills in a column that names a customer's or subscription's row (the header may
+    /// have that column for the file's other rows).
+    fn partner_wide_row(&self, op: &OpSpec, cells: &[&str]) -> Result<(), UsageError> {
+        if !op.partner_wide {
+            return Ok(());
+        }
+        self.partner_wide_seen.fetch_add(1, Ordering::Relaxed);
+        // Only the columns the row fills in: an empty cell names nothing.
+        let columns: Vec<Option<&'static str>> = (self.columns.iter().enumerate())
+            .map(|(i, c)| c.filter(|_| !self.cell(cells, i).is_empty()))
+            .collect();
+        partner_wide_alone(op, &self.headers, &columns)
+    }
+
+    /// A partner-wide operation changes one thing for every customer, so its file holds exactly
+    /// one data row (a mixed file: one row of it). `rows` is the file's data rows; read once the
+    /// checking pass has planned them all. A file of one row per customer run as the
+    /// partner-wide operation is refused here, before anything is sent.
+    pub fn partner_wide_rows(&self, rows: usize) -> Result<(), UsageError> {
+        let (op, n) = match self.choice {
+            Choice::One(op) if op.partner_wide => (op, rows),
+            Choice::One(_) => return Ok(()),
+            Choice::PerRow(_) => {
+                let n = self.partner_wide_seen.load(Ordering::Relaxed);
+                match ops::OPERATIONS.iter().find(|op| op.partner_wide) {
+                    Some(op) if n > 1 => (*op, n),
+                    _ => return Ok(()),
+                }
+            }
+        };
+        if n == 1 {
+            return Ok(());
+        }
+        let has = match self.choice {
+            Choice::One(_) => crate::report::count(n, "data row"),
+            Choice::PerRow(_) => format!("{n} {} rows", op.name),
+        };
+        Err(UsageError(format!(
+            "{0} changes the partner's own {0} for every customer, so a file holds exactly one \
+             {0} row, and this one has {has}. Keep the one row with the values to set (pcbulk \
+             template {0} prints one); nothing was sent",
+            op.name
+        )))
+    }
+
+    /// The operation's columns the header has, in the operation's order: what a row of it sets.
+    pub fn columns_read(&self) -> Vec<&'static str> {
+        match self.choice {
+            Choice::One(op) => op
+                .columns()
+                .filter(|c| self.columns.contains(&Some(c)))
+                .collect(),
+            Choice::PerRow(_) => Vec::new(),
+        }
+    }
+
     /// The header's name for a column, as the user wrote it.
     fn label(&self, col: &str) -> String {
         self.columns
@@ -292,6 +355,7 @@ impl Planner {
             },
             (None, Ok(op)) => {
                 if matches!(self.choice, Choice::PerRow(_)) {
+                    self.partner_wide_row(op, cells)?;
                     check_columns(op, &self.columns, &self.near)?;
                 }
                 let mut row = Row::with_capacity(self.columns.len());
@@ -522,6 +586,48 @@ fn describe_columns(op: &OpSpec) -> String {
     s
 }
 
+/// A partner-wide operation's file must not carry a column another operation uses to name its
+/// target (`customer_id`, ...): such a file is one row per customer, made for that operation, and
+/// run as the partner-wide one it would set the partner's own values from a customer's row.
+fn partner_wide_alone(
+    op: &OpSpec,
+    headers: &[String],
+    columns: &[Option<&'static str>],
+) -> Result<(), UsageError> {
+    if !op.partner_wide {
+        return Ok(());
+    }
+    let targets = ops::OPERATIONS
+        .iter()
+        .filter(|o| !o.partner_wide)
+        .flat_map(|o| o.undo_keys.iter());
+    let carried: Vec<String> = headers
+        .iter()
+        .zip(columns)
+        .filter(|(_, c)| c.is_some_and(|c| targets.clone().any(|t| *t == c)))
+        .map(|(h, c)| match c {
+            Some(c) if h != c => format!("\"{h}\" ({c})"),
+            _ => format!("\"{h}\""),
+        })
+        .collect();
+    if carried.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "{0} changes the partner's own {0} for every customer, but the file has {1}, which names \
+         one customer's or subscription's row: it looks made for another operation. Run it with \
+         that operation (or without --operation, to let its header choose), or give {0} a file \
+         of one row with only its own columns ({2}); nothing was sent",
+        op.name,
+        if carried.len() == 1 {
+            format!("the column {}", carried[0])
+        } else {
+            format!("the columns {}", carried.join(", "))
+        },
+        op.columns().collect::<Vec<_>>().join(", ")
+    )))
+}
+
 fn check_columns(
     op: &OpSpec,
     columns: &[Option<&'static str>],
@@ -658,6 +764,65 @@ mod tests {
             };
             assert!(e.0.contains("--operation support-profile"), "{}", e.0);
         }
+    }
+
+    #[test]
+    fn a_customer_file_run_as_support_profile_is_refused_naming_its_target_column() {
+        let billing = format!("customer_id,email\n{C1},a@b.example\n");
+        let Err(e) = planned(&billing, Some("support-profile")) else {
+            panic!("a billing file was taken for the partner's support profile");
+        };
+        assert!(e.0.contains("the column \"customer_id\""), "{}", e.0);
+        assert!(e.0.contains("nothing was sent"), "{}", e.0);
+        let mixed = format!("operation,Customer ID,email\nsupport-profile,{C1},a@b.example\n");
+        let Err(e) = planned(&mixed, None) else {
+            panic!("a support-profile row naming a customer was taken");
+        };
+        assert!(e.0.contains("\"Customer ID\" (customer_id)"), "{}", e.0);
+        for header in ["service_request_id,email", "subscription_id,website"] {
+            assert!(
+                planned(&format!("{header}\nx,y\n"), Some("support-profile")).is_err(),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn support_profile_takes_exactly_one_data_row() {
+        let t = read_bytes(b"email\na@b.example\n", &ReadOptions::default()).unwrap();
+        let one = Planner::new(&t.headers, ops::by_name("support-profile")).unwrap();
+        assert!(one.partner_wide_rows(1).is_ok());
+        let e = one.partner_wide_rows(2).unwrap_err();
+        assert!(
+            e.0.contains("exactly one support-profile row") && e.0.contains("2 data rows"),
+            "{}",
+            e.0
+        );
+        assert!(one.partner_wide_rows(0).is_err());
+        assert_eq!(one.columns_read(), ["email"]);
+    }
+
+    #[test]
+    fn a_mixed_file_holds_one_support_profile_row_with_no_customer_in_it() {
+        let header = |h: &str| h.split(',').map(str::to_owned).collect::<Vec<_>>();
+        let mixed = Planner::new(&header("operation,customer_id,email"), None).unwrap();
+        let sp = ["support-profile", "", "a@b.example"];
+        assert!(mixed.plan_row(&sp).is_ok());
+        assert!(mixed
+            .plan_row(&["billing-profile", C1, "c@d.example"])
+            .is_ok());
+        assert!(
+            mixed.partner_wide_rows(2).is_ok(),
+            "one support-profile row"
+        );
+        assert!(mixed.plan_row(&sp).is_ok());
+        let e = mixed.partner_wide_rows(3).unwrap_err();
+        assert!(e.0.contains("2 support-profile rows"), "{}", e.0);
+        let e = mixed
+            .plan_row(&["support-profile", C1, "a@b.example"])
+            .err()
+            .expect("a support-profile row naming a customer");
+        assert!(e.0.contains("\"customer_id\""), "{}", e.0);
     }
 
     #[test]

@@ -409,17 +409,17 @@ fn dry_run_and_validate_send_nothing() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
     let input = w.write(
-        "sp.csv",
-        "operation,email,telephone\nsupport-profile,new@adatum.example,\nsupport-profile,bad-email,\n",
+        "bp.csv",
+        format!("customer_id,email\n{CONTOSO},ap@contoso.example\n{FABRIKAM},bad-email\n"),
     );
     let out = sb.apply(&input, &["--dry-run"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert_eq!(
-        statuses(&w.path("sp.plan.csv")),
+        statuses(&w.path("bp.plan.csv")),
         vec!["planned", "invalid"],
         "a dry run is a plan, in its own file, never an apply's results"
     );
-    assert!(!w.path("sp.results.csv").exists());
+    assert!(!w.path("bp.results.csv").exists());
     let stats = sb.stats();
     let calls = stats["calls"].as_object().unwrap();
     assert!(

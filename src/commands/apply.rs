@@ -207,7 +207,9 @@ async fn drive_interruptibly(
 
 /// What is about to happen, on stderr, before the first call: the operation and how it was chosen,
 /// the target, the rows to send and the results path. A production target is then confirmed.
-fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize) {
+///
+/// A resume counts the rows left: `done` rows to send were finished by the earlier run.
+fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize, done: usize) {
     let (op, how) = scan.planner.operation();
     let to = match target {
         Target::Sandbox => "the embedded sandbox (demo tenant)".to_owned(),
@@ -221,23 +223,49 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         ),
         None => String::new(),
     };
+    let verb = if cfg.is_plan() { "read" } else { "send" };
+    let rows = match cfg.resume {
+        true => format!(
+            "{} left to {verb} ({done} finished by the earlier run)",
+            crate::report::count(to_send.saturating_sub(done), "row")
+        ),
+        false => format!("{} to {verb}", crate::report::count(to_send, "row")),
+    };
     eprintln!(
-        "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {} to {}, {invalid} invalid or \
+        "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {rows}, {invalid} invalid or \
          duplicate; results: {}",
-        if cfg.is_plan() {
-            "plan (reads only)"
-        } else {
-            "apply"
+        match (cfg.is_plan(), cfg.resume) {
+            (true, _) => "plan (reads only)",
+            (false, true) => "resume",
+            (false, false) => "apply",
         },
-        crate::report::count(to_send, "row"),
-        if cfg.is_plan() { "read" } else { "send" },
         crate::term::escape(&cfg.input.out.display().to_string())
     );
 }
 
+/// The rows an earlier run finished that a resume does not send again (invalid rows are not
+/// among the rows to send, so not counted).
+fn finished_before(replay: &journal::Replay, retry_failed: bool) -> usize {
+    let rows: std::collections::BTreeSet<usize> = replay
+        .outcomes
+        .keys()
+        .chain(replay.answered_ok.keys())
+        .copied()
+        .collect();
+    rows.into_iter()
+        .filter_map(|row| replay.finished(row, 0, retry_failed))
+        .filter(|o| o.status != crate::results::Status::Invalid)
+        .count()
+}
+
 /// Asks before changing a production target (neither the sandbox nor loopback): yes on a
 /// terminal, or `--yes`; with neither, nothing is sent (exit 2).
-fn confirm(cfg: &ApplyConfig, target: &Target, to_send: usize) -> Result<(), Error> {
+fn confirm(
+    cfg: &ApplyConfig,
+    target: &Target,
+    scan: &check::Scan,
+    to_send: usize,
+) -> Result<(), Error> {
     use std::io::{IsTerminal, Write};
     let Target::Service { base_url, .. } = target else {
         return Ok(());
@@ -251,17 +279,80 @@ fn confirm(cfg: &ApplyConfig, target: &Target, to_send: usize) -> Result<(), Err
              to go ahead (nothing was sent)"
         )));
     }
+    let ops: Vec<&'static crate::ops::OpSpec> = scan
+        .operations
+        .iter()
+        .filter_map(|name| crate::ops::by_name(name))
+        .collect();
     eprint!(
-        "Change {} in {base_url}? Type yes to go on: ",
-        crate::report::count(to_send, "row")
+        "{} Type yes to go on: ",
+        question(&ops, &scan.planner.columns_read(), base_url, to_send)
     );
     let _ = std::io::stderr().flush();
     let answer = read_answer()?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+    if confirmed(&answer) {
         Ok(())
     } else {
-        Err(Error::usage("not confirmed: nothing was sent"))
+        Err(Error::usage(
+            "not confirmed (only yes goes on): nothing was sent",
+        ))
     }
+}
+
+/// Only `yes` goes on: a production change is not made on a stray `y` or Enter.
+fn confirmed(answer: &str) -> bool {
+    answer.trim().eq_ignore_ascii_case("yes")
+}
+
+/// What the prompt asks, in words: what changes where. `ops` are the operations of the rows to
+/// send, `fields` the columns the file sets (known when one operation is applied).
+fn question(
+    ops: &[&crate::ops::OpSpec],
+    fields: &[&str],
+    base_url: &str,
+    to_send: usize,
+) -> String {
+    let wide = ops.iter().find(|op| op.partner_wide);
+    let what = match ops {
+        [op] if op.partner_wide => {
+            return format!("Change {} in {base_url}?", partner_wide_words(op, fields))
+        }
+        [op] => crate::report::count(to_send, &op.name.replace('-', " ")),
+        _ => format!(
+            "{} ({})",
+            crate::report::count(to_send, "row"),
+            ops.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    match wide {
+        Some(op) => format!(
+            "Change {what} in {base_url}, among them {}?",
+            partner_wide_words(op, &[])
+        ),
+        None => format!("Change {what} in {base_url}?"),
+    }
+}
+
+/// "the partner's support e-mail and telephone for every customer".
+fn partner_wide_words(op: &crate::ops::OpSpec, fields: &[&str]) -> String {
+    let thing = op.name.replace('-', " ");
+    let words: Vec<&str> = fields
+        .iter()
+        .map(|f| match *f {
+            "email" => "e-mail",
+            other => other,
+        })
+        .collect();
+    let named = match words.as_slice() {
+        [] => thing,
+        [one] => format!("{} {one}", thing.trim_end_matches(" profile")),
+        [init @ .., last] => format!(
+            "{} {} and {last}",
+            thing.trim_end_matches(" profile"),
+            init.join(", ")
+        ),
+    };
+    format!("the partner's {named} for every customer")
 }
 
 /// The line typed at the prompt, read on a thread of its own so that Ctrl-C, which does not end
@@ -733,6 +824,13 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         false => None,
     };
     let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
+    scan.planner.partner_wide_rows(scan.rows).map_err(|e| {
+        Error::Usage(format!(
+            "{} cannot be run: {}",
+            cfg.input.input.display(),
+            e.0
+        ))
+    })?;
     for w in scan.planner.warnings() {
         eprintln!("pcbulk: warning: {}", crate::term::escape(&w));
     }
@@ -776,9 +874,12 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             .count()
             .min(scan.to_send)
     });
-    banner(&cfg, &target, &scan, to_send);
+    let done = earlier
+        .as_ref()
+        .map_or(0, |r| finished_before(r, cfg.retry_failed));
+    banner(&cfg, &target, &scan, to_send, done);
     if !cfg.is_plan() {
-        confirm(&cfg, &target, to_send)?;
+        confirm(&cfg, &target, &scan, to_send)?;
     }
     // The last moment a signal ends the run with nothing recorded; from here the sending pass
     // answers it (rows not started are skipped, the run is resumable).
@@ -917,4 +1018,57 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         s.shutdown().await;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::by_name;
+
+    const URL: &str = "https://api.partnercenter.microsoft.com";
+
+    #[test]
+    fn the_prompt_says_the_partner_wide_fields_change_for_every_customer() {
+        let sp = by_name("support-profile").unwrap();
+        assert_eq!(
+            question(&[sp], &["email"], URL, 1),
+            format!("Change the partner's support e-mail for every customer in {URL}?")
+        );
+        assert_eq!(
+            question(&[sp], &["email", "telephone", "website"], URL, 1),
+            format!(
+                "Change the partner's support e-mail, telephone and website for every customer \
+                 in {URL}?"
+            )
+        );
+        let bp = by_name("billing-profile").unwrap();
+        let q = question(&[bp, sp], &[], URL, 3);
+        assert!(
+            q.contains("3 rows (billing-profile, support-profile)")
+                && q.contains("among them the partner's support profile for every customer"),
+            "{q}"
+        );
+    }
+
+    #[test]
+    fn the_prompt_names_what_a_customer_operation_changes() {
+        let sc = by_name("support-contact").unwrap();
+        assert_eq!(
+            question(&[sc], &["name"], URL, 12),
+            format!("Change 12 support contacts in {URL}?")
+        );
+        let sr = by_name("service-request").unwrap();
+        assert_eq!(
+            question(&[sr], &[], URL, 1),
+            format!("Change 1 service request in {URL}?")
+        );
+    }
+
+    #[test]
+    fn the_prompt_goes_on_only_on_yes_not_y() {
+        assert!(confirmed("yes\n") && confirmed(" YES "));
+        for no in ["y\n", "Y", "", "\n", "yes please", "no"] {
+            assert!(!confirmed(no), "{no:?}");
+        }
+    }
 }

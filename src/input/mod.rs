@@ -65,6 +65,65 @@ pub enum InputError {
     /// An Excel workbook that cannot be read as it is (see [`xlsx`]): the whole message.
     #[error("{0}")]
     Workbook(String),
+    /// A folder, or `-`, where a file is read: the whole message (see [`refuse_not_a_file`]).
+    #[error("{0}")]
+    NotAFile(String),
+}
+
+/// How many of a folder's entries are looked at to name the files in it.
+const FOLDER_LOOK: usize = 1000;
+/// How many files of a folder a message names.
+const FOLDER_NAMED: usize = 3;
+
+/// Refuses, with what to give instead, an input that names a folder or standard input (`-`):
+/// every command reads its rows from a file, and says so the same way.
+pub fn refuse_not_a_file(path: &Path) -> Result<(), InputError> {
+    const WHAT: &str = "give the path of a CSV or Excel (.xlsx) file";
+    if path.as_os_str() == "-" {
+        return Err(InputError::NotAFile(format!(
+            "- is standard input, not a file: pcbulk reads its rows from a file, so save them to \
+             one and {WHAT} (a file named - is given as ./-)"
+        )));
+    }
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let inside = files_in(path);
+    let holds = match inside.as_slice() {
+        [] => "it holds no .csv or .xlsx file".to_owned(),
+        names => format!(
+            "for example {}",
+            names
+                .iter()
+                .map(|n| crate::term::escape(&path.join(n).display().to_string()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Err(InputError::NotAFile(format!(
+        "{} is a folder, not a file: {WHAT} ({holds})",
+        crate::term::escape(&path.display().to_string())
+    )))
+}
+
+/// The first few .csv, .txt and .xlsx files of a folder, by name (a look, bounded).
+fn files_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .take(FOLDER_LOOK)
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            [".csv", ".txt", ".xlsx"].iter().any(|x| n.ends_with(x))
+        })
+        .collect();
+    names.sort();
+    names.truncate(FOLDER_NAMED);
+    names
 }
 
 /// How to read a file; `None` means detect.

@@ -294,6 +294,7 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
         path: cfg.input.display().to_string(),
         cause,
     };
+    crate::input::refuse_not_a_file(&cfg.input)?;
     // Looked at before it is opened: opening a pipe would wait for a writer.
     let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
     let file = if regular {

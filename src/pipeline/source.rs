@@ -110,6 +110,7 @@ impl Source {
     }
 
     fn open_with(cfg: &InputConfig, hashed: bool) -> Result<Source, InputError> {
+        crate::input::refuse_not_a_file(&cfg.input)?;
         let file = File::open(&cfg.input).map_err(|cause| InputError::Io {
             path: cfg.input.display().to_string(),
             cause,

@@ -3,7 +3,7 @@
 //! counts and times are logged: events carry no token, and a row's message was masked where it
 //! was made.
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::events::Event;
 
@@ -72,7 +72,8 @@ pub fn log(event: &Event) {
         Event::TokenRenewed => debug!(target: TARGET, "access token renewed"),
         Event::RunStarted { rows, to_send } => info!(target: TARGET, rows, to_send, "run started"),
         Event::RunFinished { aborted: Some(why) } => {
-            warn!(target: TARGET, aborted = why.as_str(), "run stopped early")
+            // At info: the summary says why, once; a log (-v) still has it.
+            info!(target: TARGET, aborted = why.as_str(), "run stopped early")
         }
         Event::RunFinished { aborted: None } => info!(target: TARGET, "run finished"),
         Event::RowPlanned { .. } => {}

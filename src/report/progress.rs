@@ -166,15 +166,26 @@ impl Progress {
     }
 }
 
-/// "12 succeeded · 1 failed · 2 retrying · 5 throttled".
+/// "12 succeeded · 1 failed · 2 retrying · 5 throttled"; a plan, which only reads, "12 planned ·
+/// 3 unchanged · 1 failed ...": nothing succeeded, nothing was changed.
 fn counts(s: &Summary) -> String {
-    let done = s.count_of(Status::Succeeded) + s.count_of(Status::Planned);
     let unchanged = s.count_of(Status::Unchanged);
     let failed = s.count_of(Status::Failed);
-    let mut out = format!("{done} succeeded · {failed} failed");
-    if unchanged > 0 {
-        out.push_str(&format!(" · {unchanged} unchanged"));
-    }
+    let mut out = if s.about.command == "plan" {
+        format!(
+            "{} planned · {unchanged} unchanged · {failed} failed",
+            s.count_of(Status::Planned)
+        )
+    } else {
+        let mut out = format!(
+            "{} succeeded · {failed} failed",
+            s.count_of(Status::Succeeded)
+        );
+        if unchanged > 0 {
+            out.push_str(&format!(" · {unchanged} unchanged"));
+        }
+        out
+    };
     out.push_str(&format!(
         " · {} retrying · {} throttled",
         s.calls.retrying(),
@@ -209,5 +220,30 @@ impl Listener for Progress {
             self.row_done(&f.outcome);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn summary(command: &'static str, statuses: &[Status]) -> Summary {
+        let mut s = Summary::new(PathBuf::from("r.csv"));
+        s.about.command = command;
+        for (i, st) in statuses.iter().enumerate() {
+            s.count(Outcome::unsent(i + 1, i as u64 + 2, *st, "", ""));
+        }
+        s
+    }
+
+    #[test]
+    fn a_plan_s_progress_counts_planned_rows_not_succeeded_ones() {
+        let plan = [Status::Planned, Status::Planned, Status::Unchanged];
+        let c = counts(&summary("plan", &plan));
+        assert!(c.starts_with("2 planned · 1 unchanged · 0 failed"), "{c}");
+        assert!(!c.contains("succeeded"), "{c}");
+        let c = counts(&summary("apply", &[Status::Succeeded, Status::Failed]));
+        assert!(c.starts_with("1 succeeded · 1 failed"), "{c}");
     }
 }
