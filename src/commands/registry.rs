@@ -435,22 +435,45 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
                 return Ok(Some(Earlier::Finished(r, now)));
             }
             // A run with this very results file is the results file's business: its journal says
-            // whether it is to be resumed (`records::check`).
+            // whether it is to be resumed (`records::check`), unless its records were moved aside
+            // since (a run killed after its journal's end, before its finished line): then it
+            // finished, and nothing says what it did.
             Entry::Started(s)
                 if !ended
                     && job.same_input(s.identity.as_ref(), &s.input_sha256, &s.target)
-                    && s.results != results
                     && !match &s.run {
                         Some(run) => withdrawn.contains(run),
                         None => withdrawn_old.contains(&s.results),
                     } =>
             {
-                return Ok(Some(Earlier::Unfinished(s)));
+                if let Some(now) = moved.get(&s.results) {
+                    return Ok(Some(Earlier::Finished(
+                        unrecorded_end(s),
+                        Some(now.clone()),
+                    )));
+                }
+                if s.results != results {
+                    return Ok(Some(Earlier::Unfinished(s)));
+                }
             }
             _ => {}
         }
     }
     Ok(None)
+}
+
+/// A run whose records were moved aside with no finished line: taken as finished, having applied
+/// its rows (what it did is in its records).
+fn unrecorded_end(s: Start) -> Run {
+    Run {
+        input_sha256: s.input_sha256,
+        identity: s.identity,
+        target: s.target,
+        input: s.input,
+        results: s.results,
+        finished: format!("{} or later (its end was not recorded)", s.started),
+        rows: BTreeMap::new(),
+    }
 }
 
 /// The newest [`MAX_READ`] bytes of the list, from the start of a line.
