@@ -267,3 +267,46 @@ fn retry_failed_is_never_refused_as_already_applied() {
     assert_eq!(calls(&sb), before, "nothing sent twice");
     assert_eq!(sb.note_counts().get("kept note"), Some(&1));
 }
+
+/// A run killed after its journal's end but before the list of runs learned it finished, its
+/// records then moved aside by another input's run at the same path, was applied a second time by
+/// `--resume` (found by tests/seams.rs).
+#[test]
+fn a_run_killed_after_its_journal_ended_is_not_applied_again_once_its_records_are_moved_aside() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let out = w.path("shared.csv");
+    let out_arg = ["--out", out.to_str().unwrap()];
+    // How many records a whole run of it writes, the last being its end.
+    let probe = Workdir::new();
+    let probe_in = probe.write("a.csv", notes("probe", 4));
+    assert_eq!(code(&run(&sb, &probe, "apply", &probe_in, &[])), 0);
+    let records = std::fs::read_to_string(probe.path("a.results.csv.journal"))
+        .unwrap()
+        .lines()
+        .count();
+
+    let a = w.write("a.csv", notes("august", 4));
+    let killed = pcbulk()
+        .arg("apply")
+        .arg(&a)
+        .args(["--base-url", &sb.url, "--rate", "200", "--timeout", "1"])
+        .args(out_arg)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .env("PCBULK_CRASH_AT", format!("after-journal-append:{records}"))
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "{}", text(&killed));
+    let b = w.write("b.csv", notes("september", 4));
+    let (other, json) = cron_line(&sb, &w, &b, &out_arg);
+    assert_eq!(json["outcome"], "completed", "{}", text(&other));
+
+    let (again, json) = cron_line(&sb, &w, &a, &out_arg);
+    assert_eq!(json["outcome"], "already_finished", "{}", text(&again));
+    let counts = sb.note_counts();
+    for i in 0..4 {
+        let note = format!("august note {i}");
+        assert_eq!(counts.get(&note), Some(&1), "{note} once in {counts:?}");
+    }
+}

@@ -459,7 +459,7 @@ fn reviewed_rows(
 /// What `--resume` does with the journal at the results path (SPEC: Resume).
 enum Resume {
     /// Continue this input's unfinished run.
-    Continue(journal::Replay),
+    Continue(Box<journal::Replay>),
     /// Start the run: the journal there is a finished run of another input (moved aside).
     Start,
     /// Send nothing: this input's run finished; what to say about it.
@@ -477,7 +477,7 @@ fn resume_from(
 ) -> Result<Resume, Error> {
     use crate::results::Status;
     Ok(match journal::check_resume(path, &replay, job, misfit)? {
-        journal::ResumeFrom::Unfinished => Resume::Continue(replay),
+        journal::ResumeFrom::Unfinished => Resume::Continue(Box::new(replay)),
         journal::ResumeFrom::Another => Resume::Start,
         journal::ResumeFrom::Finished => {
             let failed = replay
@@ -485,7 +485,7 @@ fn resume_from(
                 .values()
                 .any(|(_, o)| o.status == Status::Failed);
             if cfg.retry_failed && failed {
-                return Ok(Resume::Continue(replay));
+                return Ok(Resume::Continue(Box::new(replay)));
             }
             let mut counts = std::collections::BTreeMap::new();
             for (_, o) in replay.outcomes.values() {
@@ -606,7 +606,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     // refusal never changes what pcbulk knows of earlier runs.
     let earlier = match earlier {
         Some(replay) => match resume_from(&cfg, &journal_path, replay, &job, scan.misfit.take())? {
-            Resume::Continue(replay) => Some(replay),
+            Resume::Continue(replay) => Some(*replay),
             Resume::Start => None,
             Resume::Finished(said) => return Ok(already_finished(&cfg, &job, &journal_path, said)),
         },
