@@ -181,8 +181,14 @@ fn a_retry_of_a_run_from_a_plan_is_held_to_the_same_plan() {
         ("failed", "drifted")
     );
     assert_eq!(contact_name(&sb, 1), "Edited meanwhile");
+    // The run has finished: a resume sends nothing and says so (SPEC: Resume).
     let resumed = run(&sb, &input, &["apply", "--resume", "--from-plan", plan]);
-    assert_eq!(code(&resumed), 1, "{}", text(&resumed));
+    assert_eq!(code(&resumed), 0, "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("already applied"),
+        "{}",
+        text(&resumed)
+    );
     assert_eq!(contact_name(&sb, 1), "Edited meanwhile");
 }
 

@@ -775,6 +775,86 @@ fn shown(cell: &str) -> String {
     format!("{}{more}", crate::term::escape(&cut))
 }
 
+/// What `--resume` does with the journal at the results path (SPEC: Resume).
+enum Resume {
+    /// Continue this input's unfinished run.
+    Continue(Box<journal::Replay>),
+    /// Start the run: the journal there is a finished run of another input (moved aside).
+    Start,
+    /// Send nothing: this input's run finished; what to say about it.
+    Finished(String),
+}
+
+/// Decides what a resume does with the journal it read (see [`journal::check_resume`]). A finished
+/// run is continued only by `--retry-failed`, and only while it has failed rows to re-attempt.
+fn resume_from(
+    cfg: &ApplyConfig,
+    path: &std::path::Path,
+    replay: journal::Replay,
+    job: &journal::Job,
+    misfit: Option<journal::Misfit>,
+) -> Result<Resume, Error> {
+    use crate::results::Status;
+    Ok(match journal::check_resume(path, &replay, job, misfit)? {
+        journal::ResumeFrom::Unfinished => Resume::Continue(Box::new(replay)),
+        journal::ResumeFrom::Another => Resume::Start,
+        journal::ResumeFrom::Finished => {
+            let failed = replay
+                .outcomes
+                .values()
+                .any(|(_, o)| o.status == Status::Failed);
+            if cfg.retry_failed && failed {
+                return Ok(Resume::Continue(Box::new(replay)));
+            }
+            let mut counts = std::collections::BTreeMap::new();
+            for (_, o) in replay.outcomes.values() {
+                *counts.entry(o.status).or_insert(0usize) += 1;
+            }
+            let did: Vec<String> = Status::ALL
+                .iter()
+                .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
+                .collect();
+            let retry = match failed {
+                true => "; give --retry-failed to re-attempt the failed rows",
+                false => "",
+            };
+            Resume::Finished(format!(
+                "its run finished ({}; its results: {}){retry}",
+                if did.is_empty() {
+                    "no rows".to_owned()
+                } else {
+                    did.join(", ")
+                },
+                cfg.input.out.display()
+            ))
+        }
+    })
+}
+
+/// The end of a resume whose run had already finished: nothing sent, exit 0, outcome
+/// `already_finished` (SPEC: Resume), so the same cron line can run after the job is done.
+fn already_finished(
+    cfg: &ApplyConfig,
+    job: &journal::Job,
+    journal_path: &std::path::Path,
+    said: String,
+) -> Summary {
+    eprintln!(
+        "pcbulk: {} is already applied to {}: {}. Nothing was sent",
+        crate::term::escape(&job.input),
+        crate::term::escape(&job.target),
+        crate::term::escape(&said)
+    );
+    let mut summary = Summary::new(cfg.input.out.clone());
+    summary.outcome = Some("already_finished");
+    summary.about.operation = job.identity.as_ref().map(|i| i.operation.clone());
+    summary.about.target = Some(job.target.clone());
+    summary.about.input = Some(cfg.input.input.clone());
+    summary.about.journal = Some(journal_path.to_owned());
+    summary.about.finished = Some(std::time::SystemTime::now());
+    summary
+}
+
 /// The run's job: what it applies (its identity, from the checking pass), where, and from what.
 fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String) -> journal::Job {
     let target = match target {
@@ -820,7 +900,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     // A resume reads the earlier journal first: the checking pass checks it against every row.
     let input_name = cfg.input.input.display().to_string();
     let earlier = match cfg.resume {
-        true => Some(journal::read_for_resume(&journal_path, &input_name)?),
+        true => journal::read_for_resume(&journal_path, &input_name)?,
         false => None,
     };
     let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
@@ -850,9 +930,14 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     // Everything that can refuse the run does so before anything is recorded (the list of runs,
     // the journal, the records moved aside) and before the banner's confirmation is asked for: a
     // refusal never changes what pcbulk knows of earlier runs.
-    if let Some(replay) = &earlier {
-        journal::check_resume(&journal_path, replay, &job, scan.misfit.take())?;
-    }
+    let earlier = match earlier {
+        Some(replay) => match resume_from(&cfg, &journal_path, replay, &job, scan.misfit.take())? {
+            Resume::Continue(replay) => Some(*replay),
+            Resume::Start => None,
+            Resume::Finished(said) => return Ok(already_finished(&cfg, &job, &journal_path, said)),
+        },
+        None => None,
+    };
     let plan = match &cfg.from_plan {
         Some(p) => Some(read_plan(p, &job, &scan, &cfg.input)?),
         None => None,
@@ -862,7 +947,9 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         // time: neither can apply anything twice. Their earlier files are still moved aside.
         let again = cfg.force || cfg.is_plan() || sandbox;
         if !again {
-            super::registry::refuse_repeat(&job, &cfg.input.out)?;
+            if let Some(said) = super::registry::refuse_repeat(&job, &cfg.input.out, cfg.resume)? {
+                return Ok(already_finished(&cfg, &job, &journal_path, said));
+            }
         }
         super::records::check(&cfg.input.out, &job, again)?;
     }
@@ -901,6 +988,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     if earlier.is_none() {
         super::records::set_aside(&cfg.input.out)?;
     }
+    let fresh = earlier.is_none();
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
     let journal = Arc::new(journal);
     let transport = HttpTransport::new(&base_url, cfg.timeout)
@@ -920,7 +1008,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         Ok(r) => r,
         Err(e) => {
             // Nothing was sent: a new run's journal must not stand in the way of the next one.
-            if !cfg.resume {
+            if fresh {
                 drop(journal);
                 let _ = std::fs::remove_file(&journal_path);
             }

@@ -73,7 +73,7 @@ fn same_inode(_file: &File, path: &Path) -> bool {
 
 /// Before a new (not resumed) run, with the results file's lock held: an unfinished earlier run
 /// beside the results is refused (it needs `--resume`); a finished run of the same input on the same
-/// target is refused unless `force`. Nothing is moved yet (see [`set_aside`]): a run refused later
+/// target in which some row succeeded is refused unless `force`. Nothing is moved yet (see [`set_aside`]): a run refused later
 /// (not confirmed, say) leaves the earlier records where they are.
 pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
     let journal_path = journal::path_for(out);
@@ -106,7 +106,13 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
             crate::report::count(earlier.outcomes.len(), "row")
         )));
     }
+    // A run in which no row succeeded changed nothing: the next attempt is not refused.
+    let changed = earlier
+        .outcomes
+        .values()
+        .any(|(_, o)| o.status == Status::Succeeded);
     if !force
+        && changed
         && job.same_input(
             before.identity.as_ref(),
             &before.input_sha256,

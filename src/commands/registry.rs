@@ -402,6 +402,9 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
     // wrote (no id), by results path.
     let mut withdrawn: HashSet<String> = HashSet::new();
     let mut withdrawn_old: HashSet<String> = HashSet::new();
+    // Whether a finished run of the input was read: the started lines before it are of runs that
+    // ended.
+    let mut ended = false;
     for entry in entries(tail)?.into_iter().rev() {
         match entry {
             Entry::Moved(m) => {
@@ -417,6 +420,14 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
                 }
                 None => {}
             },
+            // A run that changed nothing (every row failed, say) is no reason to refuse the next
+            // attempt; it still ends its input's earlier started lines.
+            Entry::Finished(r)
+                if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target)
+                    && !r.rows.contains_key(Status::Succeeded.as_str()) =>
+            {
+                ended = true;
+            }
             Entry::Finished(r)
                 if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target) =>
             {
@@ -424,21 +435,45 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
                 return Ok(Some(Earlier::Finished(r, now)));
             }
             // A run with this very results file is the results file's business: its journal says
-            // whether it is to be resumed (`records::check`).
+            // whether it is to be resumed (`records::check`), unless its records were moved aside
+            // since (a run killed after its journal's end, before its finished line): then it
+            // finished, and nothing says what it did.
             Entry::Started(s)
-                if job.same_input(s.identity.as_ref(), &s.input_sha256, &s.target)
-                    && s.results != results
+                if !ended
+                    && job.same_input(s.identity.as_ref(), &s.input_sha256, &s.target)
                     && !match &s.run {
                         Some(run) => withdrawn.contains(run),
                         None => withdrawn_old.contains(&s.results),
                     } =>
             {
-                return Ok(Some(Earlier::Unfinished(s)));
+                if let Some(now) = moved.get(&s.results) {
+                    return Ok(Some(Earlier::Finished(
+                        unrecorded_end(s),
+                        Some(now.clone()),
+                    )));
+                }
+                if s.results != results {
+                    return Ok(Some(Earlier::Unfinished(s)));
+                }
             }
             _ => {}
         }
     }
     Ok(None)
+}
+
+/// A run whose records were moved aside with no finished line: taken as finished, having applied
+/// its rows (what it did is in its records).
+fn unrecorded_end(s: Start) -> Run {
+    Run {
+        input_sha256: s.input_sha256,
+        identity: s.identity,
+        target: s.target,
+        input: s.input,
+        results: s.results,
+        finished: format!("{} or later (its end was not recorded)", s.started),
+        rows: BTreeMap::new(),
+    }
 }
 
 /// The newest [`MAX_READ`] bytes of the list, from the start of a line.
@@ -476,16 +511,36 @@ fn shown(text: &str) -> String {
 /// Refuses (exit 2) an apply of an input that a finished run already applied to the same target,
 /// or that another run (with another results file) began sending there and has not finished; and
 /// an apply while the list holds a line pcbulk did not write. Looked at before anything is asked
-/// or sent; [`begin`] looks again under the list's lock.
-pub fn refuse_repeat(job: &Job, results: &Path) -> Result<(), Error> {
+/// or sent; [`begin`] looks again under the list's lock. A `resume` is not refused for a finished
+/// run: it has nothing left to do, and gets what to say about that run (SPEC: Resume).
+pub fn refuse_repeat(job: &Job, results: &Path, resume: bool) -> Result<Option<String>, Error> {
     let Some(list) = list_or_warn() else {
-        return Ok(());
+        return Ok(None);
     };
     match look_up(&list, job, results) {
+        Ok(Some(Earlier::Finished(r, now))) if resume => Ok(Some(finished_elsewhere(&r, now))),
         Ok(Some(earlier)) => Err(refusal(job, &earlier, &list)),
-        Ok(None) => Ok(()),
+        Ok(None) => Ok(None),
         Err(bad) => Err(bad.error(&list)),
     }
+}
+
+/// A finished run with another results file, for a resume that finds it: when, what, where.
+fn finished_elsewhere(r: &Run, now: Option<String>) -> String {
+    let results = now.unwrap_or_else(|| r.results.clone());
+    let retry = match r.rows.contains_key(Status::Failed.as_str()) {
+        true => format!(
+            "; to re-attempt its failed rows, give --out {} --retry-failed",
+            super::shell_quote_os(std::ffi::OsStr::new(&results))
+        ),
+        false => String::new(),
+    };
+    format!(
+        "its run finished at {} ({}; its results: {}){retry}",
+        r.finished,
+        r.did(),
+        shown(&results)
+    )
 }
 
 fn refusal(job: &Job, earlier: &Earlier, list: &Path) -> Error {

@@ -679,35 +679,45 @@ fn refusal(path: &Path, input: &str, m: &Misfit) -> String {
     )
 }
 
-/// Reads the journal a resume continues, every record checked on its own (see [`read`]).
-pub fn read_for_resume(path: &Path, input: &str) -> Result<Replay, Error> {
+/// Reads the journal a resume continues, every record checked on its own (see [`read`]); `None`
+/// when there is none: `--resume` then starts the run (SPEC: Resume).
+pub fn read_for_resume(path: &Path, input: &str) -> Result<Option<Replay>, Error> {
     // Looked at before it is read: this run will write it.
     if crate::fsafe::look(path, FIX)
         .map_err(|e| cannot_write(path, e))?
         .is_none()
     {
-        usage!(
-            "nothing to resume: there is no journal {} (it is written beside the results file; give \
-             the same --out as the run you are resuming)",
-            path.display()
-        );
+        return Ok(None);
     }
-    read(path).map_err(|e| match e {
+    read(path).map(Some).map_err(|e| match e {
         ReadError::Io(e) => Error::io(format!("cannot read the journal {}", path.display()), e),
         ReadError::Misfit(m) => Error::Usage(refusal(path, input, &m)),
     })
 }
 
+/// What a resume does with the journal at the results path (see [`check_resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// This input's run, unfinished: it is continued.
+    Unfinished,
+    /// This input's run, finished: nothing is left to send.
+    Finished,
+    /// A finished run of another input, or a plan: it is moved aside and this run starts.
+    Another,
+}
+
 /// Checks that a resume is of the same job as the journal it continues (read by
 /// [`read_for_resume`]), and that the journal fits the input (`misfit`: the first way it does not,
-/// from the checking pass). Called before anything is recorded: a refused resume leaves the
-/// journal, and pcbulk's list of runs, as they were.
+/// from the checking pass), and says what the resume does with it. A finished run of another input
+/// (or a plan, which applied nothing) stands in no one's way; an unfinished run of another input is
+/// refused. Called before anything is recorded: a refused resume leaves the journal, and pcbulk's
+/// list of runs, as they were.
 pub fn check_resume(
     path: &Path,
     replay: &Replay,
     job: &Job,
     misfit: Option<Misfit>,
-) -> Result<(), Error> {
+) -> Result<ResumeFrom, Error> {
     let Some(earlier) = &replay.job else {
         usage!(
             "the journal {} has no run header: it cannot be resumed. {START_OVER}.",
@@ -718,8 +728,15 @@ pub fn check_resume(
         (Some(then), Some(now)) => then.differs(now, &job.input),
         _ => differs_from_old(earlier, job, path),
     };
+    if earlier.plan || (differs.is_some() && replay.done) {
+        return Ok(ResumeFrom::Another);
+    }
     if let Some(why) = differs {
-        usage!("refusing to resume: {why}. Nothing was sent");
+        usage!(
+            "refusing to resume: the journal {} records an unfinished run of another input, and \
+             {why}. Nothing was sent; to start a new run instead, give --out another path",
+            path.display()
+        );
     }
     if earlier.from_plan != job.from_plan {
         match &earlier.from_plan {
@@ -735,7 +752,8 @@ pub fn check_resume(
     }
     match misfit {
         Some(m) => Err(Error::Usage(refusal(path, &job.input, &m))),
-        None => Ok(()),
+        None if replay.done => Ok(ResumeFrom::Finished),
+        None => Ok(ResumeFrom::Unfinished),
     }
 }
 
@@ -999,7 +1017,10 @@ mod tests {
             target: "http://LOCALHOST:1/".into(),
             ..then.clone()
         };
-        assert!(check_resume(p, &replay, &resaved, None).is_ok());
+        assert!(matches!(
+            check_resume(p, &replay, &resaved, None),
+            Ok(ResumeFrom::Unfinished)
+        ));
         let other_sheet = Job {
             identity: Some(identity(Some("B"))),
             ..then
