@@ -208,6 +208,9 @@ pub struct Dispatcher {
     events: Emitter,
     /// Rows failed so far, for `--max-errors`.
     failed: AtomicUsize,
+    /// The first rows sent, for stopping a run whose every row fails when no `--max-errors` says
+    /// how many may.
+    first: Mutex<FirstRows>,
     /// Calls in a row that could not connect, with no answer between them: the service is out of
     /// reach once it passes [`Dispatcher::unreachable_limit`].
     unreachable: AtomicUsize,
@@ -240,6 +243,7 @@ impl Dispatcher {
             stop: Arc::new(Stop::default()),
             events: Emitter::none(),
             failed: AtomicUsize::new(0),
+            first: Mutex::new(FirstRows::default()),
             unreachable: AtomicUsize::new(0),
         }
     }
@@ -282,9 +286,11 @@ impl Dispatcher {
         self.settings.max_errors.map(|m| m.threshold(rows))
     }
 
-    /// Runs one row and counts its failure towards `threshold`: reaching it stops the run.
+    /// Runs one row and counts its failure towards `threshold`: reaching it stops the run. With
+    /// no threshold (no `--max-errors`), a run whose first [`HOPELESS_AFTER`] rows sent all failed
+    /// stops: the file is most likely for another tenant, and the rest would fail alike.
     pub async fn run_job(self: Arc<Self>, job: Job, threshold: Option<usize>) -> Outcome {
-        let o = self.run_one(job).await;
+        let (o, customer) = self.run_one(job).await;
         // Counted here, before this task yields, so no row takes the freed call permit before the
         // limit is seen.
         if o.status == Status::Failed {
@@ -294,6 +300,12 @@ impl Dispatcher {
                     "{} failed, reaching --max-errors; the rest were not attempted",
                     crate::report::count(n, "row")
                 ));
+            }
+        }
+        if threshold.is_none() {
+            let hopeless = self.first.lock().expect("first rows").note(&o, customer);
+            if let Some(why) = hopeless {
+                self.stop.raise(why);
             }
         }
         o
@@ -314,9 +326,11 @@ impl Dispatcher {
             .await;
     }
 
-    async fn run_one(&self, job: Job) -> Outcome {
+    /// Runs one row: its outcome, and the customer its calls were for (the first one named).
+    async fn run_one(&self, job: Job) -> (Outcome, Option<String>) {
         if let Some(reason) = self.stop.reason() {
-            return Outcome::unsent(job.row, job.line, Status::Skipped, "aborted", &reason);
+            let o = Outcome::unsent(job.row, job.line, Status::Skipped, "aborted", &reason);
+            return (o, None);
         }
         let started = Instant::now();
         let (correlation_id, pending) = match job.pending {
@@ -387,7 +401,7 @@ impl Dispatcher {
                 describe(&e, rec.attempts, rec.budget_spent, self.settings.reads_only),
             ),
         };
-        Outcome {
+        let o = Outcome {
             row: job.row,
             line: job.line,
             status,
@@ -399,7 +413,89 @@ impl Dispatcher {
             request_id: rec.request_id.map(|u| u.to_string()).unwrap_or_default(),
             duration_ms: started.elapsed().as_millis() as u64,
             change,
+        };
+        (o, rec.customer)
+    }
+}
+
+/// How many rows sent, all failed, stop a run that gave no `--max-errors`.
+pub const HOPELESS_AFTER: usize = 50;
+
+/// The start of the reason a hopeless run gives, for telling its outcome (`max_errors`).
+pub const HOPELESS_REASON: &str = "the first rows sent all failed";
+
+/// What the first [`HOPELESS_AFTER`] rows sent have in common, while all of them failed.
+#[derive(Default)]
+struct FirstRows {
+    /// Rows sent so far, counted up to [`HOPELESS_AFTER`].
+    sent: usize,
+    /// Some row among them did not fail: the rule no longer applies.
+    one_did_not_fail: bool,
+    /// The error code all share, `None` once two differ (or before the first).
+    code: Shared,
+    /// The customer all were for, likewise.
+    customer: Shared,
+}
+
+/// A value all rows so far share: not seen yet, one, or several.
+#[derive(Default, Clone, PartialEq, Debug)]
+enum Shared {
+    #[default]
+    None,
+    One(String),
+    Several,
+}
+
+impl Shared {
+    fn add(&mut self, v: Option<&str>) {
+        *self = match (std::mem::take(self), v) {
+            (Shared::None, Some(v)) => Shared::One(v.to_owned()),
+            (Shared::One(was), Some(v)) if was == v => Shared::One(was),
+            _ => Shared::Several,
+        };
+    }
+}
+
+impl FirstRows {
+    /// Counts a row's outcome; `Some(reason)` once the first rows sent have all failed. Rows not
+    /// sent (skipped, invalid) do not count.
+    fn note(&mut self, o: &Outcome, customer: Option<String>) -> Option<String> {
+        if self.one_did_not_fail || self.sent >= HOPELESS_AFTER {
+            return None;
         }
+        if matches!(o.status, Status::Skipped | Status::Invalid) {
+            return None;
+        }
+        self.sent += 1;
+        if o.status != Status::Failed {
+            self.one_did_not_fail = true;
+            return None;
+        }
+        self.code
+            .add(Some(o.error_code.as_str()).filter(|c| !c.is_empty()));
+        self.customer.add(customer.as_deref());
+        (self.sent == HOPELESS_AFTER).then(|| self.reason())
+    }
+
+    /// Why the run stopped: what the failed rows share, and what to do.
+    fn reason(&self) -> String {
+        let mut shared = Vec::new();
+        if let Shared::One(code) = &self.code {
+            shared.push(format!("all with error code {code}"));
+        }
+        if let Shared::One(customer) = &self.customer {
+            shared.push(format!("all for customer {customer}"));
+        }
+        let shared = match shared.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", shared.join(", ")),
+        };
+        format!(
+            "{HOPELESS_REASON}: {HOPELESS_AFTER} of {HOPELESS_AFTER}{shared}, so the run stopped \
+             and the rest were not attempted. Check the first rows' errors in the results (is the \
+             file for this tenant?), then run again with --resume; to send every row whatever \
+             fails, give --max-errors 100%"
+        )
     }
 }
 
@@ -464,6 +560,8 @@ struct Record {
     budget_spent: bool,
     last_status: Option<u16>,
     request_id: Option<Uuid>,
+    /// The customer the row's first call was for.
+    customer: Option<String>,
     /// What the row found before changing it, by column (for the `change` column).
     before: Option<BTreeMap<String, String>>,
     /// What it recorded beyond its columns.
@@ -708,6 +806,11 @@ impl RowApi<'_> {
             correlation_id: self.correlation_id,
         };
         let customer = req.customer();
+        if let Some(c) = customer {
+            self.note(|r| {
+                r.customer.get_or_insert_with(|| c.to_owned());
+            });
+        }
         let is_write = req.method != crate::api::Method::Get;
         if is_write {
             self.may_write()?;
@@ -1266,6 +1369,57 @@ mod tests {
             "nothing sent after the 401"
         );
         assert!(out[0].error_message.contains("PCBULK_ACCESS_TOKEN"));
+    }
+
+    fn failed(row: usize, code: &str) -> Outcome {
+        Outcome::unsent(row, row as u64 + 1, Status::Failed, code, "no")
+    }
+
+    #[test]
+    fn fifty_failed_rows_of_one_customer_stop_the_run_naming_what_they_share() {
+        let mut first = FirstRows::default();
+        let skipped = Outcome::unsent(1, 2, Status::Skipped, "aborted", "");
+        assert_eq!(
+            first.note(&skipped, None),
+            None,
+            "a row not sent does not count"
+        );
+        for row in 1..HOPELESS_AFTER {
+            assert_eq!(first.note(&failed(row, "600039"), Some("c1".into())), None);
+        }
+        let why = first
+            .note(&failed(HOPELESS_AFTER, "600039"), Some("c1".into()))
+            .expect("the 50th failure stops the run");
+        assert!(why.starts_with(HOPELESS_REASON), "{why}");
+        assert!(why.contains("all with error code 600039"), "{why}");
+        assert!(why.contains("all for customer c1"), "{why}");
+        assert!(why.contains("--max-errors 100%"), "{why}");
+        assert_eq!(first.note(&failed(51, "600039"), None), None, "said once");
+    }
+
+    #[test]
+    fn failures_that_share_nothing_are_named_without_a_code_or_customer() {
+        let mut first = FirstRows::default();
+        let mut why = None;
+        for row in 1..=HOPELESS_AFTER {
+            let customer = format!("c{}", row % 2);
+            why = first.note(&failed(row, &format!("E{}", row % 3)), Some(customer));
+        }
+        let why = why.expect("stopped");
+        assert!(
+            !why.contains("all with") && !why.contains("all for"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn one_row_that_did_not_fail_among_the_first_keeps_the_run_going() {
+        let mut first = FirstRows::default();
+        let ok = Outcome::unsent(1, 2, Status::Unchanged, "", "");
+        assert_eq!(first.note(&ok, Some("c1".into())), None);
+        for row in 2..=HOPELESS_AFTER + 10 {
+            assert_eq!(first.note(&failed(row, "600039"), Some("c1".into())), None);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -88,7 +88,7 @@ pub fn stopped_because(why: &str) -> &'static str {
         "credentials_refused"
     } else if why.starts_with("cannot reach") {
         "unreachable"
-    } else if why.contains("--max-errors") {
+    } else if why.contains("--max-errors") || why.starts_with(crate::dispatch::HOPELESS_REASON) {
         "max_errors"
     } else if why.starts_with("cannot write") || why.contains("could not be written") {
         "write_error"
@@ -130,5 +130,19 @@ mod tests {
             json!({"code": "600039", "count": 1, "message": "Subscription not found.",
                    "example_row": 3, "http_status": 404})
         );
+    }
+
+    #[test]
+    fn a_run_stopped_because_its_first_rows_all_failed_ends_max_errors() {
+        let why = format!(
+            "{}: 50 of 50 (all with error code 600039)",
+            crate::dispatch::HOPELESS_REASON
+        );
+        assert_eq!(stopped_because(&why), "max_errors");
+        assert_eq!(
+            stopped_because("12 rows failed, reaching --max-errors; the rest were not attempted"),
+            "max_errors"
+        );
+        assert_eq!(stopped_because("interrupted (Ctrl-C)"), "interrupted");
     }
 }
