@@ -125,9 +125,12 @@ pub enum MaxErrors {
 }
 
 impl MaxErrors {
+    /// How many failed rows stop a run of `rows` rows. `100%` says every row may fail: nothing
+    /// stops the run, which then ends as any run whose rows failed (not as stopped).
     fn threshold(self, rows: usize) -> usize {
         match self {
             MaxErrors::Count(n) => n.max(1),
+            MaxErrors::Percent(p) if p >= 100.0 => usize::MAX,
             MaxErrors::Percent(p) => ((rows as f64 * p / 100.0).ceil() as usize).max(1),
         }
     }

@@ -1,0 +1,105 @@
+//! Hopeless runs (SPEC: Unattended runs): a file whose every row fails, such as another tenant's
+//! ids, stops once its first 50 rows sent have all failed (exit 3, resumable, outcome
+//! `max_errors`), naming what they share; an explicit `--max-errors` replaces the rule.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// A customer the sandbox does not know: every call for it fails.
+const STRANGER: &str = "c0000099-0000-4000-8000-000000000099";
+
+/// `n` support-contact rows for [`STRANGER`]'s subscriptions, numbered from `from`.
+fn strangers_contacts(from: usize, n: usize) -> String {
+    let mut csv =
+        String::from("customer_id,subscription_id,support_tenant_id,support_mpn_id,name\n");
+    for i in from..from + n {
+        csv.push_str(&format!(
+            "{STRANGER},{},{TREY_TENANT},4391507,Trey Research\n",
+            extra_subscription(i)
+        ));
+    }
+    csv
+}
+
+/// Applies `input` with `extra` and a summary JSON, returning the output and the summary.
+fn apply(sb: &Sandbox, w: &Workdir, input: &Path, extra: &[&str]) -> (std::process::Output, Value) {
+    let json = w.path("run.json");
+    let _ = std::fs::remove_file(&json);
+    let mut args = vec!["--summary-json", json.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = sb.apply(input, &args);
+    let summary = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    (out, summary)
+}
+
+fn count(statuses: &[String], status: &str) -> usize {
+    statuses.iter().filter(|s| *s == status).count()
+}
+
+#[test]
+fn a_file_whose_first_fifty_rows_all_fail_stops_naming_the_customer_they_share() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("others.csv", strangers_contacts(0, 60));
+
+    let (out, json) = apply(&sb, &w, &input, &["--concurrency", "1"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(json["outcome"], "max_errors", "{json}");
+    let aborted = json["aborted"].as_str().unwrap_or_default();
+    assert!(
+        aborted.contains(&format!("all for customer {STRANGER}")),
+        "{aborted}"
+    );
+    assert!(aborted.contains("all with error code"), "{aborted}");
+    assert!(json["resume_command"].is_string(), "resumable: {json}");
+
+    let first = statuses(&w.path("others.results.csv"));
+    assert_eq!(first.len(), 60, "one outcome per row: {first:?}");
+    let (failed, skipped) = (count(&first, "failed"), count(&first, "skipped"));
+    assert!(failed >= 50 && skipped >= 1, "{first:?}");
+    assert_eq!(failed + skipped, 60, "{first:?}");
+
+    // The run is resumable: with --max-errors the rest are sent too, and the earlier rows not again.
+    let (out, json) = apply(&sb, &w, &input, &["--resume", "--max-errors", "100%"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(json["outcome"], "completed_with_errors", "{json}");
+    let statuses = statuses(&w.path("others.results.csv"));
+    assert_eq!(count(&statuses, "failed"), 60, "{statuses:?}");
+}
+
+#[test]
+fn an_explicit_max_errors_replaces_the_rule_of_the_first_fifty_rows() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("others.csv", strangers_contacts(0, 60));
+
+    let (out, json) = apply(&sb, &w, &input, &["--max-errors", "100%"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(json["outcome"], "completed_with_errors", "{json}");
+    assert!(json["aborted"].is_null(), "{json}");
+    let statuses = statuses(&w.path("others.results.csv"));
+    assert_eq!(count(&statuses, "failed"), 60, "{statuses:?}");
+}
+
+#[test]
+fn a_row_that_succeeds_among_the_first_fifty_keeps_a_failing_run_going() {
+    let sb = Sandbox::start(&["--subscriptions", "1"]);
+    let w = Workdir::new();
+    let mut csv = contacts_csv(1);
+    csv.push_str(strangers_contacts(1, 59).split_once('\n').unwrap().1);
+    let input = w.write("mixed.csv", csv);
+
+    let (out, json) = apply(&sb, &w, &input, &["--concurrency", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(json["outcome"], "completed_with_errors", "{json}");
+    let statuses = statuses(&w.path("mixed.results.csv"));
+    assert_eq!(count(&statuses, "failed"), 59, "{statuses:?}");
+    assert_eq!(count(&statuses, "succeeded"), 1, "{statuses:?}");
+}
