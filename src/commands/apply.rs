@@ -241,6 +241,40 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         },
         crate::term::escape(&cfg.input.out.display().to_string())
     );
+    let calls = if cfg.is_plan() { 1 } else { CALLS_PER_ROW };
+    let left = to_send.saturating_sub(if cfg.resume { done } else { 0 });
+    if let Some(estimate) = estimate(left, calls, cfg.settings.rate) {
+        eprintln!("        {estimate}");
+    }
+}
+
+/// Calls a row makes when it is applied: every operation reads the target, then writes it.
+const CALLS_PER_ROW: usize = 2;
+
+/// Runs shorter than this get no estimate: nobody plans around them.
+const WORTH_ESTIMATING: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How long `rows` rows of `calls` calls each take at the `--rate` ceiling, and the flag that
+/// raises it, when that is over ten minutes: a million rows at the default rate take days, and
+/// the admin should know before the night begins, not from the progress lines.
+fn estimate(rows: usize, calls: usize, rate: f64) -> Option<String> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return None;
+    }
+    let secs = rows as f64 * calls as f64 / rate;
+    if secs <= WORTH_ESTIMATING.as_secs_f64() {
+        return None;
+    }
+    let took = match secs / 3600.0 {
+        h if h < 2.0 => format!("{:.0} min", secs / 60.0),
+        h if h < 72.0 => format!("{h:.0} h"),
+        h => format!("{:.1} days", h / 24.0),
+    };
+    Some(format!(
+        "at --rate {rate} ({calls} call{} a row) this takes about {took}; raise --rate if the \
+         service allows more",
+        if calls == 1 { "" } else { "s" }
+    ))
 }
 
 /// The rows an earlier run finished that a resume does not send again (invalid rows are not
@@ -1114,6 +1148,30 @@ mod tests {
     use crate::ops::by_name;
 
     const URL: &str = "https://api.partnercenter.microsoft.com";
+
+    #[test]
+    fn a_million_rows_at_the_default_rate_are_said_to_take_about_56_hours() {
+        let e = estimate(1_000_000, CALLS_PER_ROW, 10.0).expect("over ten minutes");
+        assert_eq!(
+            e,
+            "at --rate 10 (2 calls a row) this takes about 56 h; raise --rate if the service \
+             allows more"
+        );
+    }
+
+    #[test]
+    fn a_run_of_ten_minutes_or_less_gets_no_estimate_and_longer_ones_fitting_units() {
+        assert_eq!(estimate(3000, 2, 10.0), None, "600 s exactly");
+        assert_eq!(estimate(0, 2, 10.0), None);
+        assert_eq!(estimate(10, 2, 0.0), None, "no rate, no estimate");
+        let e = estimate(4500, 1, 5.0).unwrap();
+        assert!(
+            e.contains("about 15 min") && e.contains("(1 call a row)"),
+            "{e}"
+        );
+        let e = estimate(10_000_000, 2, 10.0).unwrap();
+        assert!(e.contains("about 23.1 days"), "{e}");
+    }
 
     #[test]
     fn the_prompt_says_the_partner_wide_fields_change_for_every_customer() {
