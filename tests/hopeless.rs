@@ -4,7 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, ChildStderr, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -102,4 +104,55 @@ fn a_row_that_succeeds_among_the_first_fifty_keeps_a_failing_run_going() {
     let statuses = statuses(&w.path("mixed.results.csv"));
     assert_eq!(count(&statuses, "failed"), 59, "{statuses:?}");
     assert_eq!(count(&statuses, "succeeded"), 1, "{statuses:?}");
+}
+
+/// `pcbulk apply` of `rows` Contoso support-contact rows against a sandbox answering after
+/// 150 ms, stderr piped (off a terminal), progress lines every 100 ms.
+fn piped_run(rows: usize, extra: &[&str]) -> (Child, BufReader<ChildStderr>, Sandbox, Workdir) {
+    let sb = Sandbox::start(&["--latency-ms", "150", "--subscriptions", &rows.to_string()]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(rows));
+    let mut child = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url, "--concurrency", "1"])
+        .args(extra)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_PROGRESS_EVERY_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    (child, stderr, sb, w)
+}
+
+#[test]
+fn progress_lines_off_a_terminal_carry_an_eta() {
+    let (mut child, stderr, _sb, _w) = piped_run(8, &[]);
+    let lines: Vec<String> = stderr.lines().map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success(), "{lines:?}");
+    let progress: Vec<&String> = lines.iter().filter(|l| l.contains("/8 rows (")).collect();
+    assert!(
+        progress.iter().any(|l| l.contains(" · ETA ")),
+        "once a row is done, a line says how long the rest take: {lines:?}"
+    );
+}
+
+#[test]
+fn a_run_over_ten_minutes_at_its_rate_says_so_in_the_banner() {
+    let (mut child, stderr, _sb, _w) = piped_run(40, &["--rate", "0.1"]);
+    let line = stderr
+        .lines()
+        .map(Result::unwrap)
+        .find(|l| l.contains("this takes about"))
+        .expect("an estimate before the first row");
+    // Seen: the run is not needed any further.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("at --rate 0.1 (2 calls a row)"), "{line}");
+    assert!(
+        line.contains("about 13 min") && line.contains("raise --rate"),
+        "{line}"
+    );
 }

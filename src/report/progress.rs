@@ -1,6 +1,6 @@
 //! Progress while a run goes, on stderr: on a terminal a bar with rows done, rate, ETA and live
 //! succeeded / failed / retrying / throttled counts, which keeps ticking while a Retry-After is
-//! waited out; off a terminal one plain line every 10 s; nothing with `--quiet`.
+//! waited out; off a terminal one plain line every 10 s, with an ETA; nothing with `--quiet`.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -139,9 +139,15 @@ impl Progress {
                     .rate()
                     .map(|r| format!(" · {r:.1} calls/s"))
                     .unwrap_or_default();
+                let elapsed = self.start.elapsed();
+                let eta = self
+                    .total
+                    .and_then(|t| eta(self.done.load(Relaxed), t, elapsed))
+                    .map(|left| format!(" · ETA {}", duration(left)))
+                    .unwrap_or_default();
                 eprintln!(
-                    "pcbulk: {of} · {counts}{rate} · {:.0} s",
-                    self.start.elapsed().as_secs_f64()
+                    "pcbulk: {of} · {counts}{rate} · {:.0} s{eta}",
+                    elapsed.as_secs_f64()
                 );
             }
             Display::Off => {}
@@ -162,6 +168,28 @@ impl Progress {
     pub fn finish(&self) {
         if let Display::Bar(b) = &self.display {
             b.finish_and_clear();
+        }
+    }
+}
+
+/// How long the rows left take at the pace of the rows done so far; `None` before any is done.
+fn eta(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
+    if done == 0 {
+        return None;
+    }
+    let left = total.saturating_sub(done);
+    Some(elapsed.mul_f64(left as f64 / done as f64))
+}
+
+/// A duration as a line off a terminal shows it: "40 s", "12 min", "3 h 05 min".
+fn duration(d: Duration) -> String {
+    let secs = d.as_secs_f64().round() as u64;
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", (s + 30) / 60),
+        s => {
+            let mins = (s + 30) / 60;
+            format!("{} h {:02} min", mins / 60, mins % 60)
         }
     }
 }
@@ -245,5 +273,28 @@ mod tests {
         assert!(!c.contains("succeeded"), "{c}");
         let c = counts(&summary("apply", &[Status::Succeeded, Status::Failed]));
         assert!(c.starts_with("1 succeeded · 1 failed"), "{c}");
+    }
+
+    #[test]
+    fn the_eta_is_the_rows_left_at_the_pace_of_the_rows_done() {
+        let ten_s = Duration::from_secs(10);
+        assert_eq!(eta(0, 100, ten_s), None, "no pace yet");
+        assert_eq!(eta(25, 100, ten_s), Some(Duration::from_secs(30)));
+        assert_eq!(eta(100, 100, ten_s), Some(Duration::ZERO));
+        assert_eq!(eta(120, 100, ten_s), Some(Duration::ZERO), "never negative");
+    }
+
+    #[test]
+    fn an_eta_reads_in_seconds_minutes_or_hours() {
+        assert_eq!(duration(Duration::from_secs(40)), "40 s");
+        assert_eq!(duration(Duration::from_secs(12 * 60 + 10)), "12 min");
+        assert_eq!(
+            duration(Duration::from_secs(3 * 3600 + 5 * 60)),
+            "3 h 05 min"
+        );
+        assert_eq!(
+            duration(Duration::from_secs(55 * 3600 + 59 * 60 + 50)),
+            "56 h 00 min"
+        );
     }
 }
