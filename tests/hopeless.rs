@@ -11,7 +11,7 @@ use std::process::{Child, ChildStderr, Stdio};
 use common::*;
 use serde_json::Value;
 
-/// A customer the sandbox does not know: every call for it fails.
+/// A customer the sandbox does not know: every call for it fails (403, code 20002).
 const STRANGER: &str = "c0000099-0000-4000-8000-000000000099";
 
 /// `n` support-contact rows for [`STRANGER`]'s subscriptions, numbered from `from`.
@@ -59,7 +59,7 @@ fn a_file_whose_first_fifty_rows_all_fail_stops_naming_the_customer_they_share()
         aborted.contains(&format!("all for customer {STRANGER}")),
         "{aborted}"
     );
-    assert!(aborted.contains("all with error code"), "{aborted}");
+    assert!(aborted.contains("all with error code 20002"), "{aborted}");
     assert!(json["resume_command"].is_string(), "resumable: {json}");
 
     let first = statuses(&w.path("others.results.csv"));
