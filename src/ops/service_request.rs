@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::check::{required, token};
+use super::check::{cannot_clear, is_clear, optional, required, token};
 use super::json::{get, get_str};
 use super::{check_call, write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Method, Request};
@@ -69,8 +69,10 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
     let mut p = Problems::default();
     let id =
         p.take(required(row, "service_request_id").and_then(|v| token("service_request_id", v)));
-    let note = row.get("note").map(str::to_owned);
+    // A note is added, never replaced, and a request always has a status: neither clears.
+    let note = optional(row, "note", false, |_, v| Ok(v.to_owned())).and_then(|r| p.take(r));
     let status = match row.get("new_status") {
+        Some(v) if is_clear(v) => p.take(Err(cannot_clear("new_status"))),
         Some(v) => p.take(status(v)).map(Some),
         None => Some(None),
     };
