@@ -337,4 +337,38 @@ mod tests {
         assert!(website("website", "https://www.contoso.com/support").is_ok());
         assert!(website("website", "contoso").is_err());
     }
+
+    #[test]
+    fn n_a_clears_where_clearable_and_is_cannot_clear_elsewhere() {
+        let row = Row::new()
+            .with("customer_id", "#N/A")
+            .with("telephone", " #N/A ")
+            .with("website", "#n/a");
+        assert_eq!(
+            required(&row, "customer_id").unwrap_err().code,
+            "cannot_clear"
+        );
+        assert_eq!(
+            optional(&row, "telephone", true, phone),
+            Some(Ok(String::new()))
+        );
+        let refused = optional(&row, "telephone", false, phone)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.code, "cannot_clear");
+        assert!(refused.message.contains("telephone"), "{}", refused.message);
+        assert_eq!(
+            optional(&row, "website", true, website)
+                .unwrap()
+                .unwrap_err()
+                .code,
+            "invalid_website",
+            "only #N/A exactly clears"
+        );
+        assert_eq!(
+            optional(&row, "email", true, email),
+            None,
+            "empty: left as it is"
+        );
+    }
 }

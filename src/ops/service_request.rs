@@ -459,4 +459,14 @@ mod tests {
         let c = plan(&Row::new().with("service_request_id", "6").with("note", "x")).unwrap();
         assert!(c.target().is_none());
     }
+
+    #[test]
+    fn n_a_neither_adds_a_note_nor_clears_the_status() {
+        for column in ["note", "new_status"] {
+            let r = Row::new()
+                .with("service_request_id", "616122292874576")
+                .with(column, "#N/A");
+            assert_eq!(plan(&r).unwrap_err()[0].code, "cannot_clear", "{column}");
+        }
+    }
 }

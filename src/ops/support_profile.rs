@@ -318,4 +318,19 @@ mod tests {
         let codes: Vec<_> = errs.iter().map(|p| p.code).collect();
         assert_eq!(codes, vec!["invalid_email", "invalid_website"]);
     }
+
+    #[test]
+    fn n_a_clears_telephone_or_website_but_never_the_support_e_mail() {
+        let r = Row::new().with("telephone", "#N/A").with("website", "#N/A");
+        assert!(plan(&r).is_ok());
+        let r = Row::new().with("email", "#N/A");
+        assert_eq!(plan(&r).unwrap_err()[0].code, "cannot_clear");
+        let cleared = UpdateSupportProfile {
+            fields: vec![("telephone", String::new())],
+        };
+        let out = cleared
+            .changed(json!({"email": "a@b.example", "telephone": "+1 425"}))
+            .unwrap();
+        assert_eq!(out["telephone"], "");
+    }
 }
