@@ -279,7 +279,7 @@ fn a_cell_showing_an_error_is_refused_naming_its_cell() {
         ws.write_formula(
             1,
             1,
-            Formula::new("=VLOOKUP(A2,Contacts!A:B,2,FALSE)").set_result("#N/A"),
+            Formula::new("=VLOOKUP(A2,Contacts!A:B,2,FALSE)").set_result("#REF!"),
         )
         .unwrap();
     });
@@ -287,7 +287,7 @@ fn a_cell_showing_an_error_is_refused_naming_its_cell() {
     let out = pcbulk().arg("validate").arg(&input).output().unwrap();
     let err = refused(&out, &w.path("profils.validation.csv"));
     assert!(err.contains("cell B2 (column \"Email\")"), "{err}");
-    assert!(err.contains("#N/A"), "{err}");
+    assert!(err.contains("#REF!"), "{err}");
 }
 
 #[test]

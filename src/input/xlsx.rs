@@ -8,8 +8,9 @@
 //!   as Excel writes them. A number in a format that cannot be shown exactly stops the read (exit
 //!   2) naming the cell and its format.
 //! - A formula counts as the value Excel saved for it. A formula with no saved value, and a cell
-//!   showing an error (`#N/A`, `#REF!`, ...), stop the read (exit 2) naming the cell: a row is never
-//!   sent with a value the user did not see.
+//!   showing an error (`#REF!`, `#VALUE!`, ...), stop the read (exit 2) naming the cell: a row is
+//!   never sent with a value the user did not see. `#N/A` is the exception: it reads as the text
+//!   `#N/A`, which clears its field (Excel's own "no value", as `=NA()` gives it).
 //! - Each row's `line` is its row number in the sheet (what Excel shows at the left); blank rows
 //!   are skipped and not counted as rows, as blank lines in a CSV are.
 //!
@@ -665,6 +666,7 @@ impl Stream {
                 "0" | "false" => "FALSE".into(),
                 _ => return Err(fail(&format!("holds {value:?} as a TRUE/FALSE value"))),
             },
+            "e" if value.trim() == crate::ops::check::CLEAR => crate::ops::check::CLEAR.into(),
             "e" => {
                 return Err(fail(&format!(
                     "shows the error {value}, not a value: correct the cell (or the formula \

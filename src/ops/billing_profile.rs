@@ -4,10 +4,10 @@
 //! read again and re-apply, a bounded number of times.
 
 use futures::future::BoxFuture;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::check::{country, culture, email, length, phone, required};
-use super::json::{get, get_str, object_mut, set};
+use super::check::{country, culture, email, length, optional, phone, required};
+use super::json::{get, get_str, object_mut, put};
 use super::{
     check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
 };
@@ -30,6 +30,20 @@ const FIELD_COLUMNS: &[&str] = &[
     "country",
     "region",
     "phone_number",
+    "address_first_name",
+    "address_last_name",
+];
+
+/// The fields Partner Center needs a value in (a documented minimum length of one or more, or a
+/// profile that cannot work without them): `#N/A` there makes the row invalid.
+const NEVER_CLEARED: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "culture",
+    "language",
+    "address_line1",
+    "country",
 ];
 
 pub static SPEC: OpSpec = OpSpec {
@@ -75,19 +89,23 @@ const FIELDS: &[(&str, bool, &str)] = &[
     ("country", true, "country"),
     ("region", true, "region"),
     ("phone_number", true, "phoneNumber"),
+    ("address_first_name", true, "firstName"),
+    ("address_last_name", true, "lastName"),
 ];
 
 #[derive(Debug)]
 struct UpdateBillingProfile {
     customer_id: String,
-    /// (in defaultAddress?, field, new value)
+    /// (in defaultAddress?, field, new value; `""` clears the field)
     changes: Vec<(bool, &'static str, String)>,
 }
 
 /// The documented limits, per column.
 fn check(column: &'static str, v: &str) -> Result<String, Problem> {
     match column {
-        "first_name" | "last_name" => length(column, v, 1, 50),
+        "first_name" | "last_name" | "address_first_name" | "address_last_name" => {
+            length(column, v, 1, 50)
+        }
         "email" => email(column, v),
         "culture" | "language" => culture(column, v),
         "address_line1" => length(column, v, 1, 200),
@@ -105,7 +123,8 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
         p.take(required(row, "customer_id").and_then(|v| super::check::guid("customer_id", v)));
     let mut changes = Vec::new();
     for (column, in_address, field) in FIELDS {
-        if let Some(v) = row.get(column).and_then(|v| p.take(check(column, v))) {
+        let clearable = !NEVER_CLEARED.contains(column);
+        if let Some(v) = optional(row, column, clearable, check).and_then(|r| p.take(r)) {
             changes.push((*in_address, *field, v));
         }
     }
@@ -139,7 +158,7 @@ impl UpdateBillingProfile {
             } else {
                 &mut *obj
             };
-            changed |= set(target, field, json!(value));
+            changed |= put(target, field, value);
         }
         changed.then_some(profile)
     }
@@ -170,21 +189,54 @@ fn phone_where_required(profile: &Value) -> Result<(), CallError> {
 }
 
 impl UpdateBillingProfile {
-    /// The named fields as read, by input column.
+    /// The named fields as read, by input column; with a new country, also the state the row
+    /// keeps (see [`UpdateBillingProfile::kept_state`]).
     fn before(&self, current: &Value) -> std::collections::BTreeMap<String, String> {
         let address = get(current, "defaultAddress");
-        self.changes
+        let value = |in_address: bool, field: &str| {
+            let from = if in_address { address } else { Some(current) };
+            from.and_then(|o| get_str(o, field))
+                .unwrap_or("")
+                .to_owned()
+        };
+        let mut before: std::collections::BTreeMap<String, String> = self
+            .changes
             .iter()
             .filter_map(|(in_address, field, _)| {
                 let column = FIELDS
                     .iter()
                     .find(|(_, a, f)| a == in_address && f == field)?
                     .0;
-                let from = if *in_address { address } else { Some(current) };
-                let value = from.and_then(|o| get_str(o, field)).unwrap_or("");
-                Some((column.to_owned(), value.to_owned()))
+                Some((column.to_owned(), value(*in_address, field)))
             })
-            .collect()
+            .collect();
+        let state = value(true, "state");
+        if self.new_country().is_some() && !before.contains_key("state") && !state.is_empty() {
+            before.insert("state".into(), state);
+        }
+        before
+    }
+
+    fn new_country(&self) -> Option<&str> {
+        self.changes
+            .iter()
+            .find(|(a, f, _)| *a && *f == "country")
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    /// A warning for a state the row keeps (it names no `state`) while moving the address to a
+    /// country whose addresses have none, e.g. "WA" kept on a move to DE.
+    fn kept_state(&self, before: &std::collections::BTreeMap<String, String>) -> Option<String> {
+        let country = self.new_country()?;
+        let named = self.changes.iter().any(|(a, f, _)| *a && *f == "state");
+        let state = before.get("state").filter(|s| !s.is_empty())?;
+        let moved = before.get("country").is_some_and(|c| c != country);
+        (moved && !named && !super::countries::USES_STATE.contains(&country)).then(|| {
+            format!(
+                "warning: state {state:?} is kept, but {country} addresses have no state; \
+                 put #N/A in the state column to clear it"
+            )
+        })
     }
 }
 
@@ -208,7 +260,12 @@ impl Change for UpdateBillingProfile {
             .iter()
             .map(|(a, f, v)| (column(*a, f), v.as_str()))
             .collect();
-        super::describe_changes(before, after.iter().map(|(c, v)| (c.as_str(), *v)))
+        let mut text = super::describe_changes(before, after.iter().map(|(c, v)| (c.as_str(), *v)));
+        if let Some(warning) = self.kept_state(before) {
+            text.push_str("; ");
+            text.push_str(&warning);
+        }
+        text
     }
 
     /// It went in if the profile now holds the row's values.
@@ -307,6 +364,7 @@ impl Change for UpdateBillingProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn profile() -> Value {
         json!({
@@ -497,5 +555,99 @@ mod tests {
     fn a_row_with_only_the_customer_is_refused() {
         let r = Row::new().with("customer_id", "0c39d6d5-c70d-4c55-bc02-f620844f3fd1");
         assert_eq!(plan(&r).unwrap_err()[0].code, "nothing_to_change");
+    }
+
+    const CUSTOMER: &str = "0c39d6d5-c70d-4c55-bc02-f620844f3fd1";
+
+    #[test]
+    fn n_a_clears_an_optional_field_and_the_change_shows_what_it_held() {
+        let r = Row::new()
+            .with("customer_id", CUSTOMER)
+            .with("phone_number", "#N/A")
+            .with("address_first_name", "#N/A");
+        let c = plan(&r).unwrap();
+        let mut with_names = profile();
+        with_names["defaultAddress"]["firstName"] = json!("Ann");
+        let cleared = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![
+                (true, "phoneNumber", String::new()),
+                (true, "firstName", String::new()),
+            ],
+        };
+        let before = cleared.before(&with_names);
+        assert_eq!(
+            c.describe(&before),
+            r#"phone_number: "4255555555" → ""; address_first_name: "Ann" → """#
+        );
+        let out = cleared.changed(with_names).unwrap();
+        assert_eq!(out["defaultAddress"]["phoneNumber"], "");
+        assert_eq!(out["defaultAddress"]["firstName"], "");
+        assert_eq!(
+            out["firstName"], "Ann",
+            "the profile's own name is another field"
+        );
+    }
+
+    #[test]
+    fn clearing_a_field_that_holds_nothing_writes_nothing() {
+        let c = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![(true, "addressLine2", String::new())],
+        };
+        assert_eq!(c.changed(profile()), None);
+    }
+
+    #[test]
+    fn n_a_on_a_field_the_service_requires_is_cannot_clear_naming_the_column() {
+        for column in [
+            "first_name",
+            "last_name",
+            "email",
+            "address_line1",
+            "country",
+        ] {
+            let r = Row::new()
+                .with("customer_id", CUSTOMER)
+                .with(column, "#N/A");
+            let errs = plan(&r).unwrap_err();
+            assert_eq!(errs[0].code, "cannot_clear", "{column}");
+            assert_eq!(errs[0].column, Some(column));
+            assert!(errs[0].message.contains(column), "{}", errs[0].message);
+        }
+        let r = Row::new().with("customer_id", "#N/A").with("city", "Lund");
+        assert_eq!(plan(&r).unwrap_err()[0].code, "cannot_clear");
+    }
+
+    #[test]
+    fn a_move_to_a_country_without_states_warns_about_the_state_kept() {
+        let to_de = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![(true, "country", "DE".into())],
+        };
+        let before = to_de.before(&profile());
+        assert_eq!(before.get("state").map(String::as_str), Some("WA"));
+        let text = to_de.describe(&before);
+        assert!(
+            text.starts_with(r#"country: "US" → "DE"; warning: state "WA" is kept"#),
+            "{text}"
+        );
+        assert!(text.contains("#N/A"), "{text}");
+        let clearing = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![
+                (true, "country", "DE".into()),
+                (true, "state", String::new()),
+            ],
+        };
+        let text = clearing.describe(&clearing.before(&profile()));
+        assert_eq!(text, r#"country: "US" → "DE"; state: "WA" → """#);
+        let to_ca = UpdateBillingProfile {
+            customer_id: "x".into(),
+            changes: vec![(true, "country", "CA".into())],
+        };
+        assert!(!to_ca
+            .describe(&to_ca.before(&profile()))
+            .contains("warning"));
     }
 }

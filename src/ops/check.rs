@@ -3,14 +3,54 @@
 
 use super::{Problem, Row};
 
-/// A required cell: present and not blank.
+/// What a cell holds to clear its field: Excel's "no value", as text or as its error cell. An empty
+/// cell leaves the field as it is.
+pub const CLEAR: &str = "#N/A";
+
+/// Whether a (trimmed) cell asks to clear its field.
+pub fn is_clear(value: &str) -> bool {
+    value == CLEAR
+}
+
+/// `#N/A` in a column Partner Center needs a value in.
+pub fn cannot_clear(column: &'static str) -> Problem {
+    Problem::new(
+        column,
+        "cannot_clear",
+        format!(
+            "{column} is {CLEAR}, but Partner Center requires a value there and it cannot be cleared; \
+             give a value, or leave the cell empty to keep the current one"
+        ),
+    )
+}
+
+/// A required cell: present, not blank, and not `#N/A`.
 pub fn required<'r>(row: &'r Row, column: &'static str) -> Result<&'r str, Problem> {
-    row.get(column).ok_or_else(|| {
-        Problem::new(
+    match row.get(column) {
+        Some(v) if is_clear(v) => Err(cannot_clear(column)),
+        Some(v) => Ok(v),
+        None => Err(Problem::new(
             column,
             "missing_value",
             format!("{column} is empty; fill it in or remove the row"),
-        )
+        )),
+    }
+}
+
+/// An optional cell: `None` when empty (leave the field as it is); for `#N/A`, `""` (send the field
+/// empty) where the field is `clearable` and a `cannot_clear` problem where it is not; else the
+/// value as `check` returns it.
+pub fn optional(
+    row: &Row,
+    column: &'static str,
+    clearable: bool,
+    check: impl FnOnce(&'static str, &str) -> Result<String, Problem>,
+) -> Option<Result<String, Problem>> {
+    let v = row.get(column)?;
+    Some(match (is_clear(v), clearable) {
+        (true, true) => Ok(String::new()),
+        (true, false) => Err(cannot_clear(column)),
+        (false, _) => check(column, v),
     })
 }
 
@@ -296,5 +336,39 @@ mod tests {
         assert!(phone("telephone", "call me").is_err());
         assert!(website("website", "https://www.contoso.com/support").is_ok());
         assert!(website("website", "contoso").is_err());
+    }
+
+    #[test]
+    fn n_a_clears_where_clearable_and_is_cannot_clear_elsewhere() {
+        let row = Row::new()
+            .with("customer_id", "#N/A")
+            .with("telephone", " #N/A ")
+            .with("website", "#n/a");
+        assert_eq!(
+            required(&row, "customer_id").unwrap_err().code,
+            "cannot_clear"
+        );
+        assert_eq!(
+            optional(&row, "telephone", true, phone),
+            Some(Ok(String::new()))
+        );
+        let refused = optional(&row, "telephone", false, phone)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.code, "cannot_clear");
+        assert!(refused.message.contains("telephone"), "{}", refused.message);
+        assert_eq!(
+            optional(&row, "website", true, website)
+                .unwrap()
+                .unwrap_err()
+                .code,
+            "invalid_website",
+            "only #N/A exactly clears"
+        );
+        assert_eq!(
+            optional(&row, "email", true, email),
+            None,
+            "empty: left as it is"
+        );
     }
 }

@@ -26,6 +26,10 @@ pub const PHONE_REQUIRED: &[&str] = &[
     "AM", "AZ", "BY", "HU", "IN", "KZ", "KG", "MD", "RU", "TJ", "UZ", "UA",
 ];
 
+/// Countries whose addresses carry a state or province code (`defaultAddress.state`); an address
+/// elsewhere has none, so a state kept across a move to another country is a leftover.
+pub const USES_STATE: &[&str] = &["AR", "AU", "BR", "CA", "CN", "IN", "JP", "MX", "MY", "US"];
+
 pub fn is_country(code: &str) -> bool {
     ISO_3166_1.binary_search(&code).is_ok()
 }

@@ -36,6 +36,20 @@ pub fn set(obj: &mut Map<String, Value>, key: &str, value: Value) -> bool {
     true
 }
 
+/// Sets a text field to a row's value, `""` clearing it; clearing a field that holds no text
+/// changes nothing, so a cleared field stays cleared without a write. Returns whether it changed.
+pub fn put(obj: &mut Map<String, Value>, key: &str, value: &str) -> bool {
+    let holds_text = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .and_then(|(_, v)| v.as_str())
+        .is_some_and(|v| !v.is_empty());
+    if value.is_empty() && !holds_text {
+        return false;
+    }
+    set(obj, key, Value::String(value.to_owned()))
+}
+
 /// The object under `key` (any case), created empty if missing or null.
 pub fn object_mut<'v>(obj: &'v mut Map<String, Value>, key: &str) -> &'v mut Map<String, Value> {
     let name = obj

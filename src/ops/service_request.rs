@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::check::{required, token};
+use super::check::{cannot_clear, is_clear, optional, required, token};
 use super::json::{get, get_str};
 use super::{check_call, write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Method, Request};
@@ -69,8 +69,10 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
     let mut p = Problems::default();
     let id =
         p.take(required(row, "service_request_id").and_then(|v| token("service_request_id", v)));
-    let note = row.get("note").map(str::to_owned);
+    // A note is added, never replaced, and a request always has a status: neither clears.
+    let note = optional(row, "note", false, |_, v| Ok(v.to_owned())).and_then(|r| p.take(r));
     let status = match row.get("new_status") {
+        Some(v) if is_clear(v) => p.take(Err(cannot_clear("new_status"))),
         Some(v) => p.take(status(v)).map(Some),
         None => Some(None),
     };
@@ -456,5 +458,15 @@ mod tests {
     fn notes_may_repeat_for_one_request() {
         let c = plan(&Row::new().with("service_request_id", "6").with("note", "x")).unwrap();
         assert!(c.target().is_none());
+    }
+
+    #[test]
+    fn n_a_neither_adds_a_note_nor_clears_the_status() {
+        for column in ["note", "new_status"] {
+            let r = Row::new()
+                .with("service_request_id", "616122292874576")
+                .with(column, "#N/A");
+            assert_eq!(plan(&r).unwrap_err()[0].code, "cannot_clear", "{column}");
+        }
     }
 }

@@ -4,10 +4,10 @@
 //! `/profiles/support`; each call tries the documented path first and the other on 404 or 405.
 
 use futures::future::BoxFuture;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::check::{email, phone, website};
-use super::json::{get_str, set};
+use super::check::{email, optional, phone, website};
+use super::json::{get_str, put};
 use super::{
     check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
 };
@@ -42,23 +42,21 @@ struct UpdateSupportProfile {
     fields: Vec<(&'static str, String)>,
 }
 
+type CheckFn = fn(&'static str, &str) -> Result<String, Problem>;
+
 fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
     let mut p = Problems::default();
     let mut fields = Vec::new();
-    if let Some(v) = row.get("email").and_then(|v| p.take(email("email", v))) {
-        fields.push(("email", v));
-    }
-    if let Some(v) = row
-        .get("telephone")
-        .and_then(|v| p.take(phone("telephone", v)))
-    {
-        fields.push(("telephone", v));
-    }
-    if let Some(v) = row
-        .get("website")
-        .and_then(|v| p.take(website("website", v)))
-    {
-        fields.push(("website", v));
+    // The e-mail is where customers' support requests go: it can change, never be cleared.
+    let columns: [(&'static str, bool, CheckFn); 3] = [
+        ("email", false, email),
+        ("telephone", true, phone),
+        ("website", true, website),
+    ];
+    for (column, clearable, check) in columns {
+        if let Some(v) = optional(row, column, clearable, check).and_then(|r| p.take(r)) {
+            fields.push((column, v));
+        }
     }
     if ["email", "telephone", "website"]
         .iter()
@@ -93,7 +91,7 @@ impl UpdateSupportProfile {
         let obj = profile.as_object_mut()?;
         let mut changed = false;
         for (field, value) in &self.fields {
-            changed |= set(obj, field, json!(value));
+            changed |= put(obj, field, value);
         }
         changed.then_some(profile)
     }
@@ -195,6 +193,7 @@ impl Change for UpdateSupportProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_full_resource_goes_back_with_only_the_named_fields_changed() {
@@ -318,5 +317,20 @@ mod tests {
         let errs = plan(&Row::new().with("email", "nope").with("website", "x y")).unwrap_err();
         let codes: Vec<_> = errs.iter().map(|p| p.code).collect();
         assert_eq!(codes, vec!["invalid_email", "invalid_website"]);
+    }
+
+    #[test]
+    fn n_a_clears_telephone_or_website_but_never_the_support_e_mail() {
+        let r = Row::new().with("telephone", "#N/A").with("website", "#N/A");
+        assert!(plan(&r).is_ok());
+        let r = Row::new().with("email", "#N/A");
+        assert_eq!(plan(&r).unwrap_err()[0].code, "cannot_clear");
+        let cleared = UpdateSupportProfile {
+            fields: vec![("telephone", String::new())],
+        };
+        let out = cleared
+            .changed(json!({"email": "a@b.example", "telephone": "+1 425"}))
+            .unwrap();
+        assert_eq!(out["telephone"], "");
     }
 }
