@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Cursor, Read, Write};
-
 use common::*;
 use rust_xlsxwriter::{Formula, Workbook};
 
@@ -111,25 +109,6 @@ fn the_address_s_own_names_are_columns_of_their_own() {
         profile["firstName"], "Ann",
         "the profile's own name is untouched"
     );
-}
-
-/// Rewrites one part of a workbook.
-fn rewrite_part(xlsx: &[u8], part: &str, f: impl Fn(String) -> String) -> Vec<u8> {
-    let mut zin = zip::ZipArchive::new(Cursor::new(xlsx)).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default();
-    for i in 0..zin.len() {
-        let mut p = zin.by_index(i).unwrap();
-        let name = p.name().unwrap().into_owned();
-        let mut bytes = Vec::new();
-        p.read_to_end(&mut bytes).unwrap();
-        if name == part {
-            bytes = f(String::from_utf8(bytes).unwrap()).into_bytes();
-        }
-        out.start_file(name, opts).unwrap();
-        out.write_all(&bytes).unwrap();
-    }
-    out.finish().unwrap().into_inner()
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStderr, Stdio};
+use std::process::{Child, ChildStderr};
 
 use common::*;
 use serde_json::Value;
@@ -112,17 +112,7 @@ fn piped_run(rows: usize, extra: &[&str]) -> (Child, BufReader<ChildStderr>, San
     let sb = Sandbox::start(&["--latency-ms", "150", "--subscriptions", &rows.to_string()]);
     let w = Workdir::new();
     let input = w.write("in.csv", contacts_csv(rows));
-    let mut child = pcbulk()
-        .arg("apply")
-        .arg(&input)
-        .args(["--base-url", &sb.url, "--concurrency", "1"])
-        .args(extra)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_PROGRESS_EVERY_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_with_progress(&sb, &input, extra);
     let stderr = BufReader::new(child.stderr.take().unwrap());
     (child, stderr, sb, w)
 }

@@ -320,17 +320,7 @@ fn slow_run(
     let sb = Sandbox::start(&["--latency-ms", "150", "--subscriptions", "8"]);
     let w = Workdir::new();
     let input = w.write("in.csv", contacts_csv(8));
-    let mut child = pcbulk()
-        .arg("apply")
-        .arg(&input)
-        .args(["--base-url", &sb.url, "--concurrency", "1"])
-        .args(extra)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .env("PCBULK_PROGRESS_EVERY_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_with_progress(&sb, &input, extra);
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     std::mem::forget(w); // the run's files live until the process ends
     (child, stderr, sb)

@@ -27,26 +27,6 @@ fn header(ws: &mut Worksheet, cells: &[&str]) {
     }
 }
 
-/// The same zip with one part's text changed by `f`.
-fn rewrite_part(xlsx: &[u8], part: &str, f: impl Fn(String) -> String) -> Vec<u8> {
-    let mut zin = zip::ZipArchive::new(Cursor::new(xlsx)).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for i in 0..zin.len() {
-        let mut p = zin.by_index(i).unwrap();
-        let name = p.name().unwrap().into_owned();
-        let mut bytes = Vec::new();
-        p.read_to_end(&mut bytes).unwrap();
-        if name == part {
-            bytes = f(String::from_utf8(bytes).unwrap()).into_bytes();
-        }
-        out.start_file(name, opts).unwrap();
-        out.write_all(&bytes).unwrap();
-    }
-    out.finish().unwrap().into_inner()
-}
-
 /// A refusal: exit 2, no panic, no results file, and the message on stderr.
 fn refused(out: &std::process::Output, results: &std::path::Path) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -378,3 +378,39 @@ pub fn runs_list(w: &Workdir) -> String {
     String::from_utf8_lossy(&std::fs::read(w.state().join("runs.jsonl")).unwrap_or_default())
         .into_owned()
 }
+
+/// The same zip with one part's text changed by `f`.
+pub fn rewrite_part(xlsx: &[u8], part: &str, f: impl Fn(String) -> String) -> Vec<u8> {
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(xlsx)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..zin.len() {
+        let mut p = zin.by_index(i).unwrap();
+        let name = p.name().unwrap().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut p, &mut bytes).unwrap();
+        if name == part {
+            bytes = f(String::from_utf8(bytes).unwrap()).into_bytes();
+        }
+        out.start_file(name, opts).unwrap();
+        std::io::Write::write_all(&mut out, &bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// `pcbulk apply INPUT` against `sb`, one call at a time, stderr piped (off a terminal) with a
+/// progress line every 100 ms, stdout ignored.
+pub fn spawn_with_progress(sb: &Sandbox, input: &Path, extra: &[&str]) -> Child {
+    pcbulk()
+        .arg("apply")
+        .arg(input)
+        .args(["--base-url", &sb.url, "--concurrency", "1"])
+        .args(extra)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_PROGRESS_EVERY_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
