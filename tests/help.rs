@@ -65,12 +65,8 @@ fn a_newcomer_follows_the_help_from_a_template_to_an_applied_run() {
         template.starts_with("pcbulk template support-contact > "),
         "{template}"
     );
-    for op in [
-        "support-contact",
-        "service-request",
-        "support-profile",
-        "billing-profile",
-    ] {
+    // Every operation the registry has, so a new one cannot be left out.
+    for op in pcbulk::ops::OPERATIONS.iter().map(|o| o.name) {
         let file = format!("{op}.csv");
         let stem = op;
         let own = |step: &str| {

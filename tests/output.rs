@@ -82,7 +82,15 @@ fn summary_json_on_stdout_is_all_a_cron_job_needs_to_see_the_run_needs_attention
         "{s}"
     );
     assert!(s["started"].as_str() <= s["finished"].as_str());
-    assert!(s["elapsed_s"].as_f64().is_some_and(|e| e >= 0.0));
+    // elapsed_s is the span from started to finished (both to the millisecond), not a number of
+    // its own.
+    let at = |k: &str| humantime::parse_rfc3339(s[k].as_str().unwrap()).unwrap();
+    let span = at("finished").duration_since(at("started")).unwrap();
+    let elapsed = s["elapsed_s"].as_f64().expect("elapsed_s is a number");
+    assert!(
+        (elapsed - span.as_secs_f64()).abs() <= 0.005,
+        "elapsed_s {elapsed} is not finished - started ({span:?}): {s}"
+    );
     // The results file is the truth the summary counts: its failed rows' code leads the errors.
     let rows = results(&w.path("in.results.csv"));
     let failed: Vec<_> = rows.iter().filter(|r| r["status"] == "failed").collect();
@@ -545,7 +553,7 @@ fn the_report_renders_in_a_browser_as_a_page_that_is_not_blank() {
     run_with_report(&w, &sb);
     let png = w.path("report.png");
     if screenshot(&w.path("report.html"), &png).is_none() {
-        eprintln!("skipped: chromium not installed (apt-get install chromium)");
+        common::skipped("chromium is not installed (apt-get install chromium)");
         return;
     }
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));

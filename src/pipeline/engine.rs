@@ -535,12 +535,14 @@ mod tests {
         (sent, broken)
     }
 
-    /// A transport that answers after a few milliseconds and records, per path, the most calls it
-    /// had under way at once.
+    /// A transport that answers after a few milliseconds and records, per path and over all
+    /// paths, the most calls it had under way at once.
     #[derive(Default)]
     struct Overlap {
         now: std::sync::Mutex<std::collections::HashMap<String, usize>>,
         most: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+        /// (under way now, most under way at once) over every path.
+        all: std::sync::Mutex<(usize, usize)>,
     }
 
     impl crate::api::http::Transport for Overlap {
@@ -559,9 +561,13 @@ mod tests {
                     let mut most = self.most.lock().unwrap();
                     let m = most.entry(path.clone()).or_default();
                     *m = (*m).max(*n);
+                    let mut all = self.all.lock().unwrap();
+                    all.0 += 1;
+                    all.1 = all.1.max(all.0);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 *self.now.lock().unwrap().get_mut(&path).unwrap() -= 1;
+                self.all.lock().unwrap().0 -= 1;
                 Ok(crate::api::Response {
                     status: 200,
                     body: br#"{"id":"1","status":"open","notes":[]}"#.to_vec(),
@@ -622,6 +628,12 @@ mod tests {
         assert!(
             most.values().all(|m| *m == 1),
             "one call at a time per service request: {most:?}"
+        );
+        let side_by_side = transport.all.lock().unwrap().1;
+        assert!(
+            side_by_side > 1,
+            "calls to different service requests were never under way together: at most \
+             {side_by_side} at once"
         );
     }
 
