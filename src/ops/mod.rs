@@ -6,6 +6,7 @@
 pub mod billing_profile;
 pub mod check;
 pub mod countries;
+pub mod expect;
 pub mod json;
 pub mod service_request;
 pub mod support_contact;

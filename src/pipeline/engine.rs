@@ -50,6 +50,8 @@ pub struct Reading {
     pub replay: Option<(Replay, bool)>,
     /// `--from-plan`: each row's status in the plan, and the before-values the plan read.
     pub plan: Option<PlanRows>,
+    /// `--force`: rows are sent whatever their `expected_<column>` cells say.
+    pub force: bool,
     /// What the checking pass read: the sending pass must read the same.
     rows: usize,
     sha256: String,
@@ -69,6 +71,7 @@ impl Reading {
             dups: scan.dups,
             replay,
             plan: None,
+            force: false,
             rows: scan.rows,
             sha256: scan.sha256,
             charset: scan.charset,
@@ -103,6 +106,9 @@ impl Reading {
             return Item::Done(raw, o, false);
         }
         let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);
+        if !self.force {
+            job.preconditions = self.planner.preconditions(&cells);
+        }
         if let Some(plan) = &self.plan {
             match plan.status.get(&raw.row) {
                 Some(Status::Planned) if plan.reviewed.contains(&raw.row) => {
