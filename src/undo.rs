@@ -225,7 +225,7 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             };
             // Only what the row changed was read before: a before-value for a column the row
             // left empty is not one pcbulk journaled.
-            if !cell(col).is_some_and(|v| !v.trim().is_empty()) {
+            if cell(col).is_none_or(|v| v.trim().is_empty()) {
                 bail!(
                     "refusing to write an undo file: the journal {} line {}: a before-value for {col} \
                      of row {row}, which that row of {} did not change. It is not a journal pcbulk \
@@ -316,8 +316,12 @@ pub fn after_values(change: &str) -> BTreeMap<String, String> {
             },
             None => {
                 let Some((_, tail)) = quoted(tail) else { break };
-                let Some(tail) = tail.strip_prefix(" → ") else { break };
-                let Some((after, tail)) = quoted(tail) else { break };
+                let Some(tail) = tail.strip_prefix(" → ") else {
+                    break;
+                };
+                let Some((after, tail)) = quoted(tail) else {
+                    break;
+                };
                 out.insert(column.to_owned(), after);
                 tail
             }
@@ -474,9 +478,10 @@ impl Column {
         };
         match self {
             Column::Operation => undo.op.name.to_owned(),
-            Column::Carried(i) => {
-                escape(unneutralize(undo.carried.get(*i).map_or("", String::as_str))).into_owned()
-            }
+            Column::Carried(i) => escape(unneutralize(
+                undo.carried.get(*i).map_or("", String::as_str),
+            ))
+            .into_owned(),
             Column::Op(c) => value(&undo.cells, c),
             Column::Expected(c) => value(&undo.expected, c),
             Column::Marker => undo.row.to_string(),
@@ -515,6 +520,11 @@ pub fn report_text(r: &UndoReport) -> String {
             r.no_before
         ));
     }
+    s.push_str(
+        "  beside each value it puts back, an expected_<column> column holds what the run set: \
+         a row whose target holds something else by then is left as it is (failed, drifted; \
+         --force puts it back anyway)\n",
+    );
     s.push_str("  check it with `pcbulk validate`, then apply it like any other file\n");
     s.push_str(&format!(
         "  cells that look like formulas carry a leading ' for spreadsheets, which pcbulk takes off \
@@ -568,7 +578,8 @@ mod tests {
 
     #[test]
     fn the_after_values_are_read_from_a_change_cell_as_it_quotes_them() {
-        let change = r#"name: "Adatum" → "Trey; \"R\" \u{1f600}\\"; support_mpn_id: "1" → "4391507""#;
+        let change =
+            r#"name: "Adatum" → "Trey; \"R\" \u{1f600}\\"; support_mpn_id: "1" → "4391507""#;
         let after = after_values(change);
         assert_eq!(after["name"], "Trey; \"R\" \u{1f600}\\");
         assert_eq!(after["support_mpn_id"], "4391507");
@@ -663,7 +674,11 @@ mod tests {
             .into_iter()
             .map(|i| headers[i].as_str())
             .collect();
-        assert_eq!(names, ["Notes"], "Customer and Tenant ID name the customer in a billing file");
+        assert_eq!(
+            names,
+            ["Notes"],
+            "Customer and Tenant ID name the customer in a billing file"
+        );
         let sc = ops::by_name("support-contact").unwrap();
         let names: Vec<&str> = carried_columns(&headers, &columns, Some(sc))
             .into_iter()

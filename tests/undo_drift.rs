@@ -54,7 +54,12 @@ fn an_undo_leaves_a_target_changed_since_the_run_as_it_is_and_reverts_the_rest()
     let w = Workdir::new();
     let undo_file = moved_to_trey(&sb, &w);
     // A colleague sets one of them in the portal after the run.
-    sb.set_contact(SUB_B, FABRIKAM_RESELLER_TENANT, FABRIKAM_MPN, "Colleague's Pick");
+    sb.set_contact(
+        SUB_B,
+        FABRIKAM_RESELLER_TENANT,
+        FABRIKAM_MPN,
+        "Colleague's Pick",
+    );
 
     let plan = run(&sb, &w, "plan", &undo_file, &[]);
     assert_eq!(code(&plan), 1, "{}", text(&plan));
@@ -77,10 +82,19 @@ fn an_undo_leaves_a_target_changed_since_the_run_as_it_is_and_reverts_the_rest()
     assert_eq!(rows[1]["status"], "failed");
     assert_eq!(rows[1]["error_code"], "drifted");
     let message = &rows[1]["error_message"];
-    for part in ["name", "\"Trey Research\"", "\"Colleague's Pick\"", "--force"] {
+    for part in [
+        "name",
+        "\"Trey Research\"",
+        "\"Colleague's Pick\"",
+        "--force",
+    ] {
         assert!(message.contains(part), "{part}: {message}");
     }
-    assert_eq!(contact_name(&sb, SUB_B), "Colleague's Pick", "left as it is");
+    assert_eq!(
+        contact_name(&sb, SUB_B),
+        "Colleague's Pick",
+        "left as it is"
+    );
     assert_eq!(contact_name(&sb, SUB_A), "Fabrikam Resellers");
     assert_eq!(contact_name(&sb, SUB_C), "Fabrikam Resellers");
 
@@ -178,15 +192,28 @@ fn a_billing_undo_leaves_a_profile_changed_since_and_puts_back_the_other() {
     assert_eq!(billing_city(&sb, CONTOSO), was[0]);
     assert_eq!(billing_city(&sb, FABRIKAM), "Malmö");
     let email = &sb.customer(FABRIKAM)["billingProfile"]["email"];
-    assert_eq!(email, "ap@fabrikam.example", "nothing of the row was written");
+    assert_eq!(
+        email, "ap@fabrikam.example",
+        "nothing of the row was written"
+    );
 }
 
 #[test]
 fn an_expected_column_in_a_users_own_file_is_a_precondition() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
-    sb.set_contact(SUB_A, FABRIKAM_RESELLER_TENANT, FABRIKAM_MPN, "Fabrikam Resellers");
-    sb.set_contact(SUB_B, FABRIKAM_RESELLER_TENANT, FABRIKAM_MPN, "Someone Else");
+    sb.set_contact(
+        SUB_A,
+        FABRIKAM_RESELLER_TENANT,
+        FABRIKAM_MPN,
+        "Fabrikam Resellers",
+    );
+    sb.set_contact(
+        SUB_B,
+        FABRIKAM_RESELLER_TENANT,
+        FABRIKAM_MPN,
+        "Someone Else",
+    );
     let input = w.write(
         "mine.csv",
         format!(

@@ -114,8 +114,7 @@ pub fn unmet(
                 // row with an expected cell and no value of its own is refused before it is sent).
                 Some(None) => (
                     p.row_value.as_str(),
-                    same(expected, &p.row_value)
-                        || normalize(expected) == normalize(&p.row_value),
+                    same(expected, &p.row_value) || normalize(expected) == normalize(&p.row_value),
                 ),
                 None => ("", expected.is_empty()),
             };
@@ -164,7 +163,10 @@ mod tests {
         );
         assert_eq!(named("Expected revenue"), None, "the admin's own column");
         assert_eq!(named("expected"), None);
-        assert_eq!(named("expected_operation"), Some(Named::Unknown("operation".into())));
+        assert_eq!(
+            named("expected_operation"),
+            Some(Named::Unknown("operation".into()))
+        );
         assert_eq!(named("name"), None);
     }
 
@@ -180,25 +182,37 @@ mod tests {
         assert!(note.contains("cannot read note back"), "{note}");
         assert!(refused(sr, "new_status", "expected_new_status").is_none());
         let other = refused(sc, "city", "Expected City").unwrap();
-        assert!(other.contains("\"Expected City\": support-contact has no column city"), "{other}");
+        assert!(
+            other.contains("\"Expected City\": support-contact has no column city"),
+            "{other}"
+        );
     }
 
     #[test]
     fn a_target_that_still_holds_the_expected_value_passes_and_one_changed_since_is_named() {
         let held = [pre("name", "Trey Research"), pre("support_mpn_id", "")];
-        assert_eq!(unmet(&held, Some(&before(&[("name", "Trey Research")]))), None);
+        assert_eq!(
+            unmet(&held, Some(&before(&[("name", "Trey Research")]))),
+            None
+        );
         let why = unmet(&held, Some(&before(&[("name", "Colleague")]))).unwrap();
         assert!(
             why.contains(r#"name: expected "Trey Research", found "Colleague""#),
             "{why}"
         );
         assert!(why.contains("--force"), "{why}");
-        assert!(!why.contains("support_mpn_id"), "an empty cell checks nothing: {why}");
+        assert!(
+            !why.contains("support_mpn_id"),
+            "an empty cell checks nothing: {why}"
+        );
     }
 
     #[test]
     fn guids_compare_in_any_case_and_n_a_expects_the_field_empty() {
-        let tenant = [pre("support_tenant_id", "{3B33E682-00C3-41EE-9DD2-A548ADF56438}")];
+        let tenant = [pre(
+            "support_tenant_id",
+            "{3B33E682-00C3-41EE-9DD2-A548ADF56438}",
+        )];
         let now = before(&[("support_tenant_id", "3b33e682-00c3-41ee-9dd2-a548adf56438")]);
         assert_eq!(unmet(&tenant, Some(&now)), None);
         let cleared = [pre("telephone", "#N/A")];
@@ -221,5 +235,45 @@ mod tests {
             ..status[0].clone()
         }];
         assert!(unmet(&status, Some(&before(&[]))).is_some());
+    }
+
+    fn planned(csv: &str) -> Result<crate::planner::Plan, crate::planner::UsageError> {
+        let t = crate::input::read_bytes(csv.as_bytes(), &Default::default()).unwrap();
+        crate::planner::plan(&t, None)
+    }
+
+    const C1: &str = "0c39d6d5-c70d-4c55-bc02-f620844f3fd1";
+
+    #[test]
+    fn an_expected_cell_for_a_column_the_row_leaves_empty_makes_the_row_invalid() {
+        let p = planned(&format!(
+            "customer_id,city,email,expected_email\n{C1},Lund,,a@b.example\n{C1},Lund,,\n"
+        ))
+        .unwrap();
+        let codes: Vec<String> = p
+            .rows
+            .iter()
+            .map(|r| match &r.verdict {
+                crate::planner::Verdict::Ready(_) => "ready".into(),
+                crate::planner::Verdict::Invalid { code, .. } => code.clone(),
+            })
+            .collect();
+        assert_eq!(codes, ["invalid_expected", "ready"]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn a_mixed_file_s_row_expecting_a_column_its_operation_cannot_hold_is_a_usage_error() {
+        let header = "operation,service_request_id,new_status,customer_id,city,expected_city\n";
+        let ok =
+            format!("{header}billing-profile,,,{C1},Lund,Malmo\nservice-request,6,closed,,,\n");
+        assert!(planned(&ok).is_ok());
+        let bad = format!("{header}service-request,6,closed,,,Malmo\n");
+        let e = planned(&bad).err().expect("refused");
+        assert!(
+            e.0.contains("service-request has no column city"),
+            "{}",
+            e.0
+        );
     }
 }

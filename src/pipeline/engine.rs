@@ -26,7 +26,8 @@ pub const GRACE: Duration = Duration::from_secs(5);
 
 /// A row as the reader hands it over.
 enum Item {
-    Send(StreamRow, Job),
+    /// The job boxed: it is the largest by far, and items wait in a channel of [`WINDOW`].
+    Send(StreamRow, Box<Job>),
     /// Finished without sending: invalid, a duplicate, or finished by an earlier run (`known`).
     Done(StreamRow, Outcome, bool),
     /// The file could not be read again.
@@ -154,7 +155,7 @@ impl Reading {
                 job.before = Some(before.values.clone());
             }
         }
-        Item::Send(raw, job)
+        Item::Send(raw, Box::new(job))
     }
 
     /// Reads the file on its own thread, handing items over as the window makes room.
@@ -336,6 +337,7 @@ impl Drive {
         let seq = self.first + self.slots.len() as u64;
         match item {
             Item::Send(raw, job) => {
+                let job = *job;
                 self.events.emit(Event::RowPlanned { row: raw.row });
                 self.slots.push_back(Slot {
                     raw,
