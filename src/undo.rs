@@ -226,6 +226,12 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             // Only what the row changed was read before: a before-value for a column the row
             // left empty is not one pcbulk journaled.
             if cell(col).is_none_or(|v| v.trim().is_empty()) {
+                let sets = |c: &str| cell(c).is_some_and(|v| !v.trim().is_empty());
+                let kept = before.op.kept_beside.iter();
+                if kept.clone().any(|(by, k)| *k == col && sets(by)) {
+                    // Read beside a column the row changed, and kept as it was.
+                    continue;
+                }
                 bail!(
                     "refusing to write an undo file: the journal {} line {}: a before-value for {col} \
                      of row {row}, which that row of {} did not change. It is not a journal pcbulk \

@@ -260,3 +260,31 @@ fn an_expected_column_the_operation_cannot_hold_is_a_usage_error_and_nothing_is_
     }
     assert_eq!(puts(&sb), 0, "nothing was sent");
 }
+
+/// A billing address moved to another country journals the state it keeps; undo took that for a
+/// damaged journal and wrote nothing.
+#[test]
+fn undo_of_a_country_move_that_kept_the_state_is_written_and_puts_the_country_back() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let address = |sb: &Sandbox| sb.customer(CONTOSO)["billingProfile"]["defaultAddress"].clone();
+    let was = address(&sb);
+    assert!(
+        !was["state"].as_str().unwrap_or_default().is_empty(),
+        "{was}"
+    );
+    let input = w.write(
+        "move.csv",
+        format!("customer_id,country,phone_number\n{CONTOSO},DE,+49 30 1234\n"),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let undo_file = undo(&w, "move.results.csv");
+    let (_, rows) = table(&undo_file);
+    assert_eq!(rows[0]["country"], was["country"].as_str().unwrap());
+    assert_eq!(rows[0]["expected_country"], "DE");
+    assert_eq!(rows[0]["state"], "", "the state was kept, not changed");
+    let out = sb.apply(&undo_file, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(address(&sb), was);
+}
