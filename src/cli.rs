@@ -71,6 +71,9 @@ pub enum Command {
     /// Cells that a spreadsheet would run as a formula (and cells starting with ') get a leading '.
     /// The file's pcbulk_undo column marks it as pcbulk's own: when pcbulk reads it (apply,
     /// validate), it takes that one ' off again, so every value goes back exactly as it was.
+    /// Beside each value put back, an expected_<column> column holds the value the run set: a row
+    /// whose target holds something else by then is left as it is (failed, drifted) unless
+    /// --force. The input's own columns that the operation does not read come along.
     #[command(after_help = crate::help::UNDO)]
     Undo {
         /// The results file of the run to undo.
@@ -265,7 +268,8 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub yes: bool,
     /// Apply a file again to a target it was already applied to (the earlier run's records are
-    /// still moved aside, never replaced).
+    /// still moved aside, never replaced), and apply rows whatever their expected_<column> cells
+    /// say.
     #[arg(long)]
     pub force: bool,
     /// Apply only the rows this plan (from `pcbulk plan`) marks `planned`; a row whose current

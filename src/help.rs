@@ -90,7 +90,10 @@ Examples:
   pcbulk undo contacts.results.csv
       writes contacts.undo.csv, which puts back the values the run changed
   pcbulk apply contacts.undo.csv --sandbox
-      apply it like any other file (here, to the sandbox the run went to)";
+      apply it like any other file (here, to the sandbox the run went to); a row whose
+      target was changed since the run fails as drifted and is left as it is
+  pcbulk apply contacts.undo.csv --force
+      again, to put those back too, over the later change (rows already put back are unchanged)";
 
 pub const AUTH: &str = "\
 Examples:

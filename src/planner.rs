@@ -123,6 +123,8 @@ pub struct Planner {
     own: Vec<(usize, &'static str)>,
     /// A mixed file's partner-wide rows planned so far (see [`Planner::partner_wide_rows`]).
     partner_wide_seen: AtomicUsize,
+    /// The `expected_<column>` columns: (index, column) (see [`crate::ops::expect`]).
+    expects: Vec<(usize, &'static str)>,
 }
 
 impl Planner {
@@ -142,6 +144,7 @@ impl Planner {
             }
         }
         let near = near_misses(&headers, &columns);
+        let expects = precondition_columns(&headers, &choice)?;
         if let Choice::One(op) = choice {
             partner_wide_alone(op, &headers, &columns)?;
             check_columns(op, &columns, &near)?;
@@ -171,6 +174,7 @@ impl Planner {
             undo,
             own,
             partner_wide_seen: AtomicUsize::new(0),
+            expects,
         })
     }
 
@@ -253,7 +257,7 @@ impl Planner {
                 (Some(op), Some(c)) => *c == "operation" || op.columns().any(|k| k == *c),
                 (None, Some(_)) => true,
             };
-            let own = crate::undo::is_marker(h);
+            let own = crate::undo::is_marker(h) || crate::ops::expect::named(h).is_some();
             if !read && !own && !h.is_empty() && !self.near.iter().any(|n| &n.header == h) {
                 w.push(format!(
                     "column \"{h}\" matches no column {reads}; it is kept and echoed to the results"
@@ -357,6 +361,7 @@ impl Planner {
                 if matches!(self.choice, Choice::PerRow(_)) {
                     self.partner_wide_row(op, cells)?;
                     check_columns(op, &self.columns, &self.near)?;
+                    self.row_expects(op, cells)?;
                 }
                 let mut row = Row::with_capacity(self.columns.len());
                 for (i, col) in self.columns.iter().enumerate() {
@@ -365,13 +370,108 @@ impl Planner {
                     }
                 }
                 match (op.plan)(&row) {
-                    Ok(change) => Verdict::Ready(change),
+                    Ok(change) => self
+                        .expected_without_value(cells)
+                        .unwrap_or(Verdict::Ready(change)),
                     Err(problems) => invalid(&problems, &|c| self.label(c)),
                 }
             }
         };
         Ok((op_ok, verdict))
     }
+}
+
+/// `expected_<column>` preconditions (see [`crate::ops::expect`]): read here, checked where a row
+/// reads its target.
+impl Planner {
+    /// A row's preconditions: its filled `expected_<column>` cells, with its own value of each.
+    pub fn preconditions(&self, cells: &[&str]) -> Vec<crate::ops::expect::Precondition> {
+        self.expects
+            .iter()
+            .filter(|(i, _)| !self.cell(cells, *i).is_empty())
+            .map(|(i, column)| crate::ops::expect::Precondition {
+                column,
+                expected: self.cell(cells, *i).to_owned(),
+                row_value: self.own_value(cells, column).to_owned(),
+            })
+            .collect()
+    }
+
+    fn own_value<'a>(&self, cells: &[&'a str], column: &str) -> &'a str {
+        match self.columns.iter().position(|c| *c == Some(column)) {
+            Some(i) => self.cell(cells, i),
+            None => "",
+        }
+    }
+
+    /// A mixed file's row whose operation cannot hold a column it has an expected cell for.
+    fn row_expects(&self, op: &OpSpec, cells: &[&str]) -> Result<(), UsageError> {
+        let refused = self
+            .expects
+            .iter()
+            .filter(|(i, _)| !self.cell(cells, *i).is_empty())
+            .find_map(|(i, c)| crate::ops::expect::refused(op, c, &self.headers[*i]));
+        refused.map_or(Ok(()), |why| Err(UsageError(why)))
+    }
+
+    /// A row that expects a value in a column it does not set: what the target holds there is not
+    /// read, so it cannot be compared.
+    fn expected_without_value(&self, cells: &[&str]) -> Option<Verdict> {
+        let (i, column) = self.expects.iter().find(|(i, c)| {
+            !self.cell(cells, *i).is_empty() && self.own_value(cells, c).is_empty()
+        })?;
+        Some(Verdict::Invalid {
+            code: "invalid_expected".into(),
+            message: format!(
+                "column \"{}\" holds a value, but the row leaves {} empty: only a column the row \
+                 sets is read before writing. Fill in {1} or empty the expected cell",
+                self.headers[*i],
+                self.label(column)
+            ),
+        })
+    }
+}
+
+/// The header's `expected_<column>` columns, each naming a column the operation (a mixed file's:
+/// some operation) reads back before writing, once. Anything else is a usage error.
+fn precondition_columns(
+    headers: &[String],
+    choice: &Choice,
+) -> Result<Vec<(usize, &'static str)>, UsageError> {
+    use crate::ops::expect::{named, refused, Named};
+    let mut found: Vec<(usize, &'static str)> = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        let column = match named(h) {
+            None => continue,
+            Some(Named::Column(c)) => c,
+            Some(Named::Unknown(rest)) => {
+                return Err(UsageError(format!(
+                    "column \"{h}\": {rest:?} is no column pcbulk reads; an expected_<column> \
+                     column holds the value one of the operation's columns must still have. \
+                     Remove or rename it; nothing was sent"
+                )))
+            }
+        };
+        let why = match choice {
+            Choice::One(op) => refused(op, column, h),
+            Choice::PerRow(_) => ops::OPERATIONS
+                .iter()
+                .map(|o| refused(o, column, h))
+                .reduce(|a, b| a.and(b))
+                .flatten(),
+        };
+        if let Some(why) = why {
+            return Err(UsageError(why));
+        }
+        if let Some((j, _)) = found.iter().find(|(_, c)| *c == column) {
+            return Err(UsageError(format!(
+                "columns \"{}\" and \"{h}\" both expect {column}: keep one of them",
+                headers[*j]
+            )));
+        }
+        found.push((i, column));
+    }
+    Ok(found)
 }
 
 /// Plans every row of an in-memory `table` (tests, fuzzing); `forced` is `--operation`. Commands

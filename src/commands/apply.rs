@@ -1086,6 +1086,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         replay.map(|r| (r, cfg.retry_failed)),
     );
     reading.plan = plan;
+    reading.force = cfg.force;
     let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
     // [registry hook] Sending: the started line stays until the run finishes.
     if let Some(b) = begun {

@@ -48,6 +48,9 @@ pub struct Job {
     /// `--from-plan`: what the plan read (before-values, and what it recorded beyond them, such as
     /// how many notes had the row's text); a write goes only if the row reads the same.
     pub expected: Option<Expected>,
+    /// The row's `expected_<column>` cells (none with `--force`): a write goes only if the target
+    /// holds them when the row reads it (see [`crate::ops::expect`]).
+    pub preconditions: Vec<crate::ops::expect::Precondition>,
 }
 
 /// What a plan read for a row.
@@ -112,6 +115,7 @@ impl Job {
             extra: BTreeMap::new(),
             before: None,
             expected: None,
+            preconditions: Vec::new(),
         }
     }
 }
@@ -351,6 +355,7 @@ impl Dispatcher {
                 ..Record::default()
             }),
             expected: job.expected.clone(),
+            preconditions: job.preconditions,
         };
         let result = match pending {
             Some(p) => match job.change.settle(&api, p, &job.extra).await {
@@ -581,6 +586,8 @@ struct RowApi<'d> {
     record: Mutex<Record>,
     /// `--from-plan`: what the plan read.
     expected: Option<Expected>,
+    /// The row's `expected_<column>` cells.
+    preconditions: Vec<crate::ops::expect::Precondition>,
 }
 
 impl RowApi<'_> {
@@ -771,9 +778,16 @@ impl RowApi<'_> {
         Ok(Some((err, resp.retry_after)))
     }
 
-    /// Whether a write may go at all: not in a plan, and not when what the row read has drifted
-    /// from what its plan read.
+    /// Whether a write may go at all: not when the target does not hold what the row's
+    /// `expected_` cells say (a plan reports that too), not in a plan, and not when what the row
+    /// read has drifted from what its plan read.
     fn may_write(&self) -> Result<(), CallError> {
+        if !self.preconditions.is_empty() {
+            let rec = self.record.lock().expect("record lock");
+            if let Some(why) = crate::ops::expect::unmet(&self.preconditions, rec.before.as_ref()) {
+                return Err(CallError::Drifted(why));
+            }
+        }
         if self.d.settings.reads_only {
             return Err(CallError::Planned);
         }

@@ -54,6 +54,8 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: true,
     undo_keys: &["customer_id"],
     undoable: FIELD_COLUMNS,
+    // See `UpdateBillingProfile::kept_state`.
+    kept_beside: &[("country", "state")],
     in_china: true,
     partner_wide: false,
     example: &[

@@ -6,6 +6,7 @@
 pub mod billing_profile;
 pub mod check;
 pub mod countries;
+pub mod expect;
 pub mod json;
 pub mod service_request;
 pub mod support_contact;
@@ -43,6 +44,10 @@ pub struct OpSpec {
     /// The columns whose values a row reads before it changes them: journaled as before-values,
     /// and what `undo` puts back. No other column may have a before-value.
     pub undoable: &'static [&'static str],
+    /// (column, kept): a row that sets `column` also journals the value it keeps in `kept` when it
+    /// leaves that empty (a billing address moved to another country keeps its state). Only
+    /// read, never changed: undo does not put it back.
+    pub kept_beside: &'static [(&'static str, &'static str)],
     /// Offered in the China cloud (21Vianet)?
     pub in_china: bool,
     /// Changes the partner's own settings rather than a customer's: never chosen from a header

@@ -23,6 +23,7 @@ pub static SPEC: OpSpec = OpSpec {
     undo_keys: &["service_request_id"],
     // A note cannot be taken back: only the status is.
     undoable: &["new_status"],
+    kept_beside: &[],
     in_china: false,
     partner_wide: false,
     example: &[

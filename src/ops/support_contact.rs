@@ -26,6 +26,7 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: false,
     undo_keys: &["customer_id", "subscription_id"],
     undoable: &["support_tenant_id", "support_mpn_id", "name"],
+    kept_beside: &[],
     in_china: false,
     partner_wide: false,
     example: &[

@@ -22,6 +22,7 @@ pub static SPEC: OpSpec = OpSpec {
     needs_an_optional: false,
     undo_keys: &[],
     undoable: &["email", "telephone", "website"],
+    kept_beside: &[],
     in_china: true,
     partner_wide: true,
     example: &[

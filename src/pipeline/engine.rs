@@ -26,7 +26,8 @@ pub const GRACE: Duration = Duration::from_secs(5);
 
 /// A row as the reader hands it over.
 enum Item {
-    Send(StreamRow, Job),
+    /// The job boxed: it is the largest by far, and items wait in a channel of [`WINDOW`].
+    Send(StreamRow, Box<Job>),
     /// Finished without sending: invalid, a duplicate, or finished by an earlier run (`known`).
     Done(StreamRow, Outcome, bool),
     /// The file could not be read again.
@@ -50,6 +51,8 @@ pub struct Reading {
     pub replay: Option<(Replay, bool)>,
     /// `--from-plan`: each row's status in the plan, and the before-values the plan read.
     pub plan: Option<PlanRows>,
+    /// `--force`: rows are sent whatever their `expected_<column>` cells say.
+    pub force: bool,
     /// What the checking pass read: the sending pass must read the same.
     rows: usize,
     sha256: String,
@@ -69,6 +72,7 @@ impl Reading {
             dups: scan.dups,
             replay,
             plan: None,
+            force: false,
             rows: scan.rows,
             sha256: scan.sha256,
             charset: scan.charset,
@@ -103,6 +107,9 @@ impl Reading {
             return Item::Done(raw, o, false);
         }
         let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);
+        if !self.force {
+            job.preconditions = self.planner.preconditions(&cells);
+        }
         if let Some(plan) = &self.plan {
             match plan.status.get(&raw.row) {
                 Some(Status::Planned) if plan.reviewed.contains(&raw.row) => {
@@ -148,7 +155,7 @@ impl Reading {
                 job.before = Some(before.values.clone());
             }
         }
-        Item::Send(raw, job)
+        Item::Send(raw, Box::new(job))
     }
 
     /// Reads the file on its own thread, handing items over as the window makes room.
@@ -330,6 +337,7 @@ impl Drive {
         let seq = self.first + self.slots.len() as u64;
         match item {
             Item::Send(raw, job) => {
+                let job = *job;
                 self.events.emit(Event::RowPlanned { row: raw.row });
                 self.slots.push_back(Slot {
                     raw,
