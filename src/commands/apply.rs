@@ -241,6 +241,9 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         },
         crate::term::escape(&cfg.input.out.display().to_string())
     );
+    for line in scan.planner.column_lines() {
+        eprintln!("        {}", crate::term::escape(&line));
+    }
     let calls = if cfg.is_plan() { 1 } else { CALLS_PER_ROW };
     let left = to_send.saturating_sub(if cfg.resume { done } else { 0 });
     if let Some(estimate) = estimate(left, calls, cfg.settings.rate) {
@@ -905,7 +908,7 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
         operation,
         target: crate::config::target_key(&target),
         sheet: scan.sheet.clone(),
-        mapping: Vec::new(),
+        mapping: scan.planner.mapping(),
         rows_sha256: scan.rows_sha256.clone(),
     };
     journal::Job {
