@@ -377,19 +377,31 @@ impl Planner {
     /// The banner's lines about the input's columns: the `--map` flags in force (given, or taken
     /// from the plan or the run resumed), and the columns carried unread.
     pub fn column_lines(&self) -> Vec<String> {
-        let mapping = self.mapping();
+        let mapping = self.given_mapping();
         let mapped = (!mapping.is_empty()).then(|| format!("mapped: {}", mapping.join(", ")));
         mapped.into_iter().chain(self.carried_line()).collect()
     }
 
-    /// The mapping as a run's identity records it: `header=column` for each `--map`, the header as
-    /// the file has it, sorted (see `journal::Identity::mapping`).
+    /// The mapping as a run's identity records it: `header=column` for each `--map` that reads
+    /// the file otherwise than header matching would (`--map 'Customer ID=customer_id'` changes
+    /// nothing, and a run with it is the run without it), the header as the file has it, sorted
+    /// (see `journal::Identity::mapping`).
     pub fn mapping(&self) -> Vec<String> {
-        let mut m: Vec<String> = (self.headers.iter().zip(&self.fixed))
-            .filter_map(|(h, c)| c.map(|c| ColumnMap::recorded(h, c)))
+        let unmapped = resolve(&self.headers, self.choice_op(), &[]);
+        let mut m: Vec<String> = (self.headers.iter().zip(&self.fixed).zip(&unmapped))
+            .filter_map(|((h, c), was)| c.filter(|c| *was != Some(*c)).map(|c| (h, c)))
+            .map(|(h, c)| ColumnMap::recorded(h, c))
             .collect();
         m.sort();
         m
+    }
+
+    /// The `--map` flags given, as `header=column` with the header as the file has it: the
+    /// banner's, which names even those that change nothing.
+    fn given_mapping(&self) -> Vec<String> {
+        (self.headers.iter().zip(&self.fixed))
+            .filter_map(|(h, c)| c.map(|c| ColumnMap::recorded(h, c)))
+            .collect()
     }
 
     /// A column that must hold GUIDs but holds names (a `Customer` column of company names taken
@@ -1114,6 +1126,13 @@ mod tests {
         let (_, verdict) = p.plan_row(&cells).unwrap();
         assert!(matches!(verdict, Verdict::Ready(_)));
         assert_eq!(Planner::new(&header(ADMIN), None).ok().map(|_| ()), None);
+        let no_op = Planner::mapped(
+            &header("Customer ID,City"),
+            None,
+            &maps(&["customer id=customer_id"]),
+        )
+        .unwrap();
+        assert!(no_op.mapping().is_empty(), "the same reading as without it");
     }
 
     #[test]
