@@ -687,7 +687,8 @@ fn choose(
             };
             Err(UsageError(format!(
                 "cannot tell which operation the file is for: its header ({}) matches none.\
-                 {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns:\n{}",
+                 {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns \
+                 (your own headers say which with --map 'YOUR HEADER=column', repeatable):\n{}",
                 echo_header(headers),
                 closest(headers, fixed),
                 expected_columns()
