@@ -123,11 +123,16 @@ fn resolve(
 /// The `--map` flags bound to the header: the column each header cell is mapped to, if any. A
 /// mapping whose header the file lacks, or that two header cells match, and two mappings of one
 /// header or to one column, are refused.
-fn bind(headers: &[String], mapping: &[ColumnMap]) -> Result<Vec<Option<&'static str>>, UsageError> {
+fn bind(
+    headers: &[String],
+    mapping: &[ColumnMap],
+) -> Result<Vec<Option<&'static str>>, UsageError> {
     let mut fixed = vec![None; headers.len()];
     for m in mapping {
         let flag = ColumnMap::flag(&m.header, m.column);
-        let at: Vec<usize> = (0..headers.len()).filter(|i| m.names(&headers[*i])).collect();
+        let at: Vec<usize> = (0..headers.len())
+            .filter(|i| m.names(&headers[*i]))
+            .collect();
         let i = match at.as_slice() {
             [i] => *i,
             [] => {
@@ -153,7 +158,11 @@ fn bind(headers: &[String], mapping: &[ColumnMap]) -> Result<Vec<Option<&'static
                 m.column
             )));
         }
-        if let Some(j) = fixed.iter().position(|c| *c == Some(m.column)).filter(|j| *j != i) {
+        if let Some(j) = fixed
+            .iter()
+            .position(|c| *c == Some(m.column))
+            .filter(|j| *j != i)
+        {
             return Err(UsageError(format!(
                 "--map gives {} to two columns, \"{}\" and \"{}\": give one",
                 m.column,
@@ -371,7 +380,10 @@ impl Planner {
         if carried.len() > SHOWN {
             names.push(format!("and {} more", carried.len() - SHOWN));
         }
-        Some(format!("carried: {} (echoed to the results)", names.join(", ")))
+        Some(format!(
+            "carried: {} (echoed to the results)",
+            names.join(", ")
+        ))
     }
 
     /// The banner's lines about the input's columns: the `--map` flags in force (given, or taken
@@ -426,7 +438,8 @@ impl Planner {
                 continue;
             };
             let filled = cells_of(i).count();
-            let names: Vec<(usize, u64, &str)> = cells_of(i).filter(|(_, _, c)| is_name(c)).collect();
+            let names: Vec<(usize, u64, &str)> =
+                cells_of(i).filter(|(_, _, c)| is_name(c)).collect();
             let Some((row, line, example)) = names.first().copied() else {
                 continue;
             };
@@ -1072,8 +1085,11 @@ mod tests {
 
     #[test]
     fn a_column_that_matches_nothing_is_carried_not_warned_about() {
-        let p = Planner::new(&header("Client,Email,,Notes"), ops::by_name("support-profile"))
-            .unwrap();
+        let p = Planner::new(
+            &header("Client,Email,,Notes"),
+            ops::by_name("support-profile"),
+        )
+        .unwrap();
         assert!(p.warnings().is_empty(), "{:?}", p.warnings());
         assert_eq!(p.carried(), ["Client", "Notes"]);
         assert_eq!(
@@ -1090,7 +1106,10 @@ mod tests {
 
     fn maps(flags: &[&str]) -> Vec<ColumnMap> {
         let known = ops::all_columns();
-        flags.iter().map(|f| ColumnMap::parse(f, &known).unwrap()).collect()
+        flags
+            .iter()
+            .map(|f| ColumnMap::parse(f, &known).unwrap())
+            .collect()
     }
 
     const ADMIN: &str = "Customer;Tenant ID;Abo;Support Tenant;MPN;Name";
@@ -1174,7 +1193,9 @@ mod tests {
     #[test]
     fn a_mapping_the_file_or_the_operation_cannot_take_is_refused() {
         let h = header(ADMIN);
-        let e = Planner::mapped(&h, None, &maps(&["Kunde=customer_id"])).err().unwrap();
+        let e = Planner::mapped(&h, None, &maps(&["Kunde=customer_id"]))
+            .err()
+            .unwrap();
         assert!(
             e.0.contains("no column \"Kunde\"") && e.0.contains("\"Tenant ID\""),
             "{}",
@@ -1187,8 +1208,14 @@ mod tests {
         assert!(e.0.contains("gives customer_id to two columns"), "{}", e.0);
         let mut unread = maps(ADMIN_MAP);
         unread.extend(maps(&["Customer=city"]));
-        let e = Planner::mapped(&h, ops::by_name("support-contact"), &unread).err().unwrap();
-        assert!(e.0.contains("support-contact does not read city"), "{}", e.0);
+        let e = Planner::mapped(&h, ops::by_name("support-contact"), &unread)
+            .err()
+            .unwrap();
+        assert!(
+            e.0.contains("support-contact does not read city"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]
@@ -1199,8 +1226,12 @@ mod tests {
             ["Fabrikam GmbH", T1, "Köln"],
             ["", C1, "Malmö"],
         ];
-        let sample = || rows.iter().enumerate().map(|(i, r)| (i + 1, i as u64 + 2, r.to_vec()));
-        let e = p.guid_columns_hold_names(sample()).err().expect("names");
+        let sample = || {
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| (i + 1, i as u64 + 2, r.to_vec()))
+        };
+        let e = p.guid_columns_hold_names(sample()).expect_err("names");
         assert!(
             e.0.contains("\"Customer\" is read as customer_id")
                 && e.0.contains("row 1, line 2: \"Contoso Ltd\"")
@@ -1212,11 +1243,17 @@ mod tests {
         // One name among GUIDs is that row's mistake, not the column's.
         let p = Planner::new(&header("Customer,City"), None).unwrap();
         let mostly = [[C1, "a"], [T1, "b"], ["Contoso", "c"]];
-        let rows = mostly.iter().enumerate().map(|(i, r)| (i + 1, 0, r.to_vec()));
+        let rows = mostly
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, 0, r.to_vec()));
         assert!(p.guid_columns_hold_names(rows).is_ok());
         let typos = [["0c39d6d5-c70d-4c55-bc02", "a"]];
         let rows = typos.iter().map(|r| (1, 2, r.to_vec()));
-        assert!(p.guid_columns_hold_names(rows).is_ok(), "a cut GUID is no name");
+        assert!(
+            p.guid_columns_hold_names(rows).is_ok(),
+            "a cut GUID is no name"
+        );
     }
 
     #[test]

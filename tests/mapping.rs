@@ -63,7 +63,18 @@ fn the_admin_s_own_headers_apply_with_map_and_their_customer_column_comes_back()
         "{err}"
     );
     let (header, rows) = table(&w.path("kunden.results.csv"));
-    assert_eq!(header[..7], ["Customer", "Tenant ID", "Abo", "Support Tenant", "MPN", "Name", "Notiz"]);
+    assert_eq!(
+        header[..7],
+        [
+            "Customer",
+            "Tenant ID",
+            "Abo",
+            "Support Tenant",
+            "MPN",
+            "Name",
+            "Notiz"
+        ]
+    );
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["status"], "succeeded", "{r:?}");
         assert_eq!(r["Customer"], "Contoso Ltd");
@@ -92,9 +103,19 @@ fn two_headers_meaning_customer_id_name_the_map_that_settles_it_and_then_one_is_
     );
     assert_eq!(sb.stats()["total"], 0, "nothing sent");
 
-    let out = run(&sb, &w, "apply", &input, &["--map", "Tenant ID=customer_id"]);
+    let out = run(
+        &sb,
+        &w,
+        "apply",
+        &input,
+        &["--map", "Tenant ID=customer_id"],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(stderr(&out).contains("carried: Customer ("), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("carried: Customer ("),
+        "{}",
+        text(&out)
+    );
     let rows = results(&w.path("billing.results.csv"));
     assert_eq!(
         (rows[0]["Customer"].as_str(), rows[0]["status"].as_str()),
@@ -110,7 +131,8 @@ fn two_headers_meaning_customer_id_name_the_map_that_settles_it_and_then_one_is_
 fn a_guid_column_of_names_is_one_usage_error_naming_the_column_that_holds_guids() {
     let sb = Sandbox::start(&[]);
     let w = Workdir::new();
-    let mut csv = String::from("Customer ID,Tenant,Subscription ID,Support Tenant ID,Partner ID,Name\n");
+    let mut csv =
+        String::from("Customer ID,Tenant,Subscription ID,Support Tenant ID,Partner ID,Name\n");
     for i in 0..3 {
         csv.push_str(&format!(
             "Contoso Ltd,{CONTOSO},{},{TREY_TENANT},4391507,Trey\n",
@@ -171,7 +193,14 @@ fn apply_killed(sb: &Sandbox, w: &Workdir, input: &Path, args: &[&str]) {
     let mut child: Child = pcbulk()
         .arg("apply")
         .arg(input)
-        .args(["--base-url", &sb.url, "--concurrency", "1", "--timeout", "1"])
+        .args([
+            "--base-url",
+            &sb.url,
+            "--concurrency",
+            "1",
+            "--timeout",
+            "1",
+        ])
         .args(args)
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
         .env("PCBULK_STATE_DIR", w.state())
@@ -217,7 +246,8 @@ fn a_resume_with_another_mapping_is_refused_and_one_without_map_takes_the_run_s(
     let err = stderr(&out);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
-        err.contains("--map 'Abo=subscription_id'") && err.contains("--map 'Alt-Abo=subscription_id'"),
+        err.contains("--map 'Abo=subscription_id'")
+            && err.contains("--map 'Alt-Abo=subscription_id'"),
         "both mappings named: {err}"
     );
     assert_eq!(puts(&sb), sent, "nothing sent");
@@ -229,7 +259,10 @@ fn a_resume_with_another_mapping_is_refused_and_one_without_map_takes_the_run_s(
         "the run's mapping, taken: {}",
         text(&out)
     );
-    assert_eq!(statuses(&w.path("kunden.results.csv")), vec!["succeeded"; 8]);
+    assert_eq!(
+        statuses(&w.path("kunden.results.csv")),
+        vec!["succeeded"; 8]
+    );
     assert_eq!(puts(&sb), 8, "every row once: {}", sb.stats());
 }
 
@@ -253,15 +286,31 @@ fn a_plan_is_applied_with_its_own_sheet_and_mapping_and_other_ones_are_refused()
     let sb = Sandbox::start(&["--subscriptions", "6"]);
     let w = Workdir::new();
     let book = admin_workbook(&w);
-    let plan = run(&sb, &w, "plan", &book, &[&["--sheet", "B"], ADMIN_MAP].concat());
+    let plan = run(
+        &sb,
+        &w,
+        "plan",
+        &book,
+        &[&["--sheet", "B"], ADMIN_MAP].concat(),
+    );
     assert_eq!(code(&plan), 0, "{}", text(&plan));
     let plan_path = w.path("kunden.B.plan.csv");
     let from_plan = ["--from-plan", plan_path.to_str().unwrap()];
 
     let other_map = [
         &from_plan[..],
-        &["--map", "Tenant ID=customer_id", "--map", "Abo=subscription_id"],
-        &["--map", "Support Tenant=support_tenant_id", "--map", "MPN=support_mpn_id"],
+        &[
+            "--map",
+            "Tenant ID=customer_id",
+            "--map",
+            "Abo=subscription_id",
+        ],
+        &[
+            "--map",
+            "Support Tenant=support_tenant_id",
+            "--map",
+            "MPN=support_mpn_id",
+        ],
         &["--map", "Customer=name"],
     ]
     .concat();
@@ -273,9 +322,19 @@ fn a_plan_is_applied_with_its_own_sheet_and_mapping_and_other_ones_are_refused()
         "both mappings named: {}",
         text(&out)
     );
-    let out = run(&sb, &w, "apply", &book, &[&from_plan[..], &["--sheet", "A"]].concat());
+    let out = run(
+        &sb,
+        &w,
+        "apply",
+        &book,
+        &[&from_plan[..], &["--sheet", "A"]].concat(),
+    );
     assert_eq!(code(&out), 2, "{}", text(&out));
-    assert!(stderr(&out).contains("sheet \"B\", not sheet \"A\""), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("sheet \"B\", not sheet \"A\""),
+        "{}",
+        text(&out)
+    );
     assert_eq!(puts(&sb), 0, "nothing sent");
 
     let out = run(&sb, &w, "apply", &book, &from_plan);
@@ -283,7 +342,10 @@ fn a_plan_is_applied_with_its_own_sheet_and_mapping_and_other_ones_are_refused()
     let rows = results(&w.path("kunden.B.results.csv"));
     assert_eq!(rows.len(), 3);
     for (r, i) in rows.iter().zip(3..6) {
-        assert_eq!((r["status"].as_str(), r["Customer"].as_str()), ("succeeded", "Contoso Ltd"));
+        assert_eq!(
+            (r["status"].as_str(), r["Customer"].as_str()),
+            ("succeeded", "Contoso Ltd")
+        );
         assert_eq!(contact_mpn(&sb, i), "4391507", "sheet B's row {i}");
     }
     assert_eq!(puts(&sb), 3, "sheet A untouched: {}", sb.stats());

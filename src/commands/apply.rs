@@ -1017,16 +1017,17 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             mapping_from = Some(format!("the run in {}", journal_path.display()));
         }
     }
-    let mut scan = check::scan(&cfg.input, earlier.as_ref()).map_err(|e| match (e, &mapping_from) {
-        (Error::Usage(m), Some(from)) => Error::Usage(format!(
-            "{m} (no --map was given, so the mapping of {from} was taken: {})",
-            (cfg.input.mapping.iter())
-                .map(|m| crate::input::header::ColumnMap::flag(&m.header, m.column))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )),
-        (e, _) => e,
-    })?;
+    let mut scan =
+        check::scan(&cfg.input, earlier.as_ref()).map_err(|e| match (e, &mapping_from) {
+            (Error::Usage(m), Some(from)) => Error::Usage(format!(
+                "{m} (no --map was given, so the mapping of {from} was taken: {})",
+                (cfg.input.mapping.iter())
+                    .map(|m| crate::input::header::ColumnMap::flag(&m.header, m.column))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+            (e, _) => e,
+        })?;
     scan.planner.partner_wide_rows(scan.rows).map_err(|e| {
         Error::Usage(format!(
             "{} cannot be run: {}",

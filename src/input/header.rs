@@ -125,7 +125,10 @@ mod tests {
         let m = ColumnMap::parse("a=b=MPN ID", &known).unwrap();
         assert_eq!((m.header.as_str(), m.column), ("a=b", "support_mpn_id"));
         let e = ColumnMap::parse("Kunde=client", &known).unwrap_err();
-        assert!(e.contains("\"client\"") && e.contains("customer_id, support_mpn_id"), "{e}");
+        assert!(
+            e.contains("\"client\"") && e.contains("customer_id, support_mpn_id"),
+            "{e}"
+        );
         assert!(ColumnMap::parse("customer_id", &known).is_err());
         assert!(ColumnMap::parse(" =customer_id", &known).is_err());
         assert_eq!(
