@@ -13,6 +13,7 @@ use crate::api::auth::Credentials;
 use crate::config::{check_url, same_file, ApplyConfig, InputConfig, Target};
 use crate::dispatch::{MaxErrors, RetryPolicy, Settings};
 use crate::error::{usage, Error};
+use crate::input::header::ColumnMap;
 use crate::input::ReadOptions;
 use crate::ops::{self, OpSpec};
 
@@ -126,6 +127,15 @@ pub struct InputArgs {
     /// The sheet of an Excel workbook (.xlsx) to read (default: its first sheet).
     #[arg(long, value_name = "NAME")]
     pub sheet: Option<String>,
+    /// Read the input's column HEADER as pcbulk's COLUMN (repeatable), e.g. --map 'Tenant
+    /// ID=customer_id'. A mapping wins over header matching; a header it displaces is carried.
+    #[arg(long = "map", value_name = "HEADER=COLUMN", value_parser = column_map)]
+    pub map: Vec<ColumnMap>,
+}
+
+/// `--map HEADER=COLUMN`, its column one pcbulk reads (any spelling, or an alias).
+fn column_map(v: &str) -> Result<ColumnMap, String> {
+    ColumnMap::parse(v, &ops::all_columns())
 }
 
 /// What a run shows and leaves besides its results: progress, logs, the summary and the report.
@@ -649,6 +659,7 @@ impl InputConfig {
                 delimiter: a.delimiter,
                 sheet: a.sheet.clone(),
             },
+            mapping: a.map.clone(),
         })
     }
 }

@@ -17,6 +17,8 @@ pub struct InputConfig {
     pub out: PathBuf,
     pub operation: Option<&'static OpSpec>,
     pub read: ReadOptions,
+    /// `--map`: which input header holds which of pcbulk's columns.
+    pub mapping: Vec<crate::input::header::ColumnMap>,
 }
 
 /// Where calls go.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use thiserror::Error;
 
-use crate::input::header::{canonical, normalize};
+use crate::input::header::{canonical, normalize, ColumnMap};
 use crate::input::Table;
 use crate::ops::{self, Change, OpSpec, Problem, Row};
 
@@ -53,9 +53,18 @@ impl NearMiss {
     }
 }
 
-/// Headers that name no column but are within a typo or two of one.
-fn near_misses(headers: &[String], columns: &[Option<&'static str>]) -> Vec<NearMiss> {
-    let known = ops::all_columns();
+/// Headers that name no column but are within a typo or two of one: one of `op`'s, when the
+/// operation is known (a `Notes` column in a billing file is the admin's own, not a typo of a
+/// service request's `note`), else any.
+fn near_misses(
+    headers: &[String],
+    columns: &[Option<&'static str>],
+    op: Option<&OpSpec>,
+) -> Vec<NearMiss> {
+    let known: Vec<&'static str> = match op {
+        Some(op) => op.columns().collect(),
+        None => ops::all_columns(),
+    };
     headers
         .iter()
         .zip(columns)
@@ -90,13 +99,97 @@ fn op_alias(op: &OpSpec, header: &str) -> Option<&'static str> {
     (names_customer && has("customer_id") && !has("support_tenant_id")).then_some("customer_id")
 }
 
-/// The columns the headers name, for one operation (with its own aliases) or for any.
-fn resolve(headers: &[String], op: Option<&OpSpec>) -> Vec<Option<&'static str>> {
+/// The columns the headers name, for one operation (with its own aliases) or for any. `fixed` is
+/// what `--map` says, one entry a header: a mapping wins, and a header that would name a column a
+/// mapping gives to another header names nothing (it is carried).
+fn resolve(
+    headers: &[String],
+    op: Option<&OpSpec>,
+    fixed: &[Option<&'static str>],
+) -> Vec<Option<&'static str>> {
     let known = ops::all_columns();
     headers
         .iter()
-        .map(|h| canonical(h, &known).or_else(|| op.and_then(|o| op_alias(o, h))))
+        .enumerate()
+        .map(|(i, h)| match fixed.get(i).copied().flatten() {
+            Some(c) => Some(c),
+            None => canonical(h, &known)
+                .or_else(|| op.and_then(|o| op_alias(o, h)))
+                .filter(|c| !fixed.contains(&Some(*c))),
+        })
         .collect()
+}
+
+/// The `--map` flags bound to the header: the column each header cell is mapped to, if any. A
+/// mapping whose header the file lacks, or that two header cells match, and two mappings of one
+/// header or to one column, are refused.
+fn bind(
+    headers: &[String],
+    mapping: &[ColumnMap],
+) -> Result<Vec<Option<&'static str>>, UsageError> {
+    let mut fixed = vec![None; headers.len()];
+    for m in mapping {
+        let flag = ColumnMap::flag(&m.header, m.column);
+        let at: Vec<usize> = (0..headers.len())
+            .filter(|i| m.names(&headers[*i]))
+            .collect();
+        let i = match at.as_slice() {
+            [i] => *i,
+            [] => {
+                return Err(UsageError(format!(
+                    "{flag}: the file has no column \"{}\"; its columns are {}",
+                    m.header,
+                    echo_header(headers)
+                )))
+            }
+            [a, b, ..] => {
+                return Err(UsageError(format!(
+                    "{flag}: the file has two columns of that name (\"{}\" and \"{}\"); \
+                     rename one of them",
+                    headers[*a].trim(),
+                    headers[*b].trim()
+                )))
+            }
+        };
+        if let Some(other) = fixed[i].filter(|c| *c != m.column) {
+            return Err(UsageError(format!(
+                "--map gives \"{}\" two columns, {other} and {}: give one",
+                headers[i].trim(),
+                m.column
+            )));
+        }
+        if let Some(j) = fixed
+            .iter()
+            .position(|c| *c == Some(m.column))
+            .filter(|j| *j != i)
+        {
+            return Err(UsageError(format!(
+                "--map gives {} to two columns, \"{}\" and \"{}\": give one",
+                m.column,
+                headers[j].trim(),
+                headers[i].trim()
+            )));
+        }
+        fixed[i] = Some(m.column);
+    }
+    Ok(fixed)
+}
+
+/// Columns whose cells are GUIDs: a column of names read as one of them is refused (see
+/// [`Planner::guid_columns_hold_names`]).
+const GUID_COLUMNS: &[&str] = &["customer_id", "subscription_id", "support_tenant_id"];
+
+/// The rows looked at for a GUID column holding names: the first of the file, which the checking
+/// pass reads in its first batch anyway.
+pub const SAMPLE_ROWS: usize = 50;
+
+/// A cell that is text rather than a GUID gone wrong: it has a character no GUID has (a GUID with
+/// a digit missing, or a typo in a hex digit, is that row's `invalid_guid`).
+fn is_name(cell: &str) -> bool {
+    crate::ops::check::guid("customer_id", cell).is_err()
+        && cell
+            .chars()
+            .any(|c| !(c.is_ascii_hexdigit() || matches!(c, '-' | '{' | '}')))
 }
 
 /// How the operation is chosen for each row.
@@ -110,6 +203,8 @@ enum Choice {
 pub struct Planner {
     choice: Choice,
     columns: Vec<Option<&'static str>>,
+    /// The columns `--map` gives, one entry a header (see [`bind`]).
+    fixed: Vec<Option<&'static str>>,
     /// The header cells, trimmed.
     pub headers: Vec<String>,
     near: Vec<NearMiss>,
@@ -130,22 +225,27 @@ pub struct Planner {
 impl Planner {
     /// Reads the header: which operation(s), which columns; a missing column is a usage error.
     pub fn new(headers: &[String], forced: Option<&'static OpSpec>) -> Result<Self, UsageError> {
-        let (choice, columns) = choose(headers, forced)?;
+        Planner::mapped(headers, forced, &[])
+    }
+
+    /// [`Planner::new`], with the `--map` flags given: each names the column one header holds.
+    pub fn mapped(
+        headers: &[String],
+        forced: Option<&'static OpSpec>,
+        mapping: &[ColumnMap],
+    ) -> Result<Self, UsageError> {
+        let fixed = bind(headers, mapping)?;
+        let (choice, columns) = choose(headers, forced, &fixed)?;
         let headers: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
-        // Two columns that mean the same thing: which one the user meant is not pcbulk's guess.
-        for (i, col) in columns.iter().enumerate() {
-            let Some(col) = col else { continue };
-            if let Some(j) = columns[..i].iter().position(|c| c == &Some(*col)) {
-                return Err(UsageError(format!(
-                    "columns \"{}\" and \"{}\" both mean {col}: keep one of them (or rename the \
-                     other to a name pcbulk does not read)",
-                    headers[j], headers[i]
-                )));
-            }
-        }
-        let near = near_misses(&headers, &columns);
+        same_meaning(&headers, &columns)?;
+        let op = match choice {
+            Choice::One(op) => Some(op),
+            Choice::PerRow(_) => None,
+        };
+        let near = near_misses(&headers, &columns, op);
         let expects = precondition_columns(&headers, &choice)?;
         if let Choice::One(op) = choice {
+            mapped_unread(op, &headers, &fixed)?;
             partner_wide_alone(op, &headers, &columns)?;
             check_columns(op, &columns, &near)?;
         }
@@ -168,6 +268,7 @@ impl Planner {
         Ok(Planner {
             choice,
             columns,
+            fixed,
             headers,
             near,
             chosen_by,
@@ -244,27 +345,136 @@ impl Planner {
         }
     }
 
-    /// Header typos, and columns that match nothing the operation reads: worth a warning.
+    /// Header typos: worth a warning. Columns the operation does not read are not: they are
+    /// carried (see [`Planner::carried`]).
     pub fn warnings(&self) -> Vec<String> {
-        let mut w: Vec<String> = self.near.iter().map(NearMiss::sentence).collect();
-        let reads = match self.choice {
-            Choice::One(op) => format!("{} reads", op.name),
-            Choice::PerRow(_) => "pcbulk reads".to_owned(),
-        };
-        for (h, c) in self.headers.iter().zip(&self.columns) {
-            let read = match (self.choice_op(), c) {
-                (_, None) => false,
-                (Some(op), Some(c)) => *c == "operation" || op.columns().any(|k| k == *c),
-                (None, Some(_)) => true,
-            };
-            let own = crate::undo::is_marker(h) || crate::ops::expect::named(h).is_some();
-            if !read && !own && !h.is_empty() && !self.near.iter().any(|n| &n.header == h) {
-                w.push(format!(
-                    "column \"{h}\" matches no column {reads}; it is kept and echoed to the results"
-                ));
-            }
+        self.near.iter().map(NearMiss::sentence).collect()
+    }
+
+    /// Whether the operation reads the column at header index `i`.
+    fn reads(&self, i: usize) -> bool {
+        match (self.choice_op(), self.columns.get(i).copied().flatten()) {
+            (_, None) => false,
+            (Some(op), Some(c)) => c == "operation" || op.columns().any(|k| k == c),
+            (None, Some(_)) => true,
         }
-        w
+    }
+
+    /// The header cells of the columns the operation does not read, as the file has them: the
+    /// admin's own columns, echoed to the results. Unnamed columns, the undo marker and header
+    /// typos (named in a warning of their own) are left out.
+    pub fn carried(&self) -> Vec<&str> {
+        (0..self.headers.len())
+            .filter(|i| !self.reads(*i))
+            .map(|i| self.headers[i].as_str())
+            .filter(|h| !h.is_empty() && !crate::undo::is_marker(h))
+            .filter(|h| crate::ops::expect::named(h).is_none())
+            .filter(|h| !self.near.iter().any(|n| n.header == *h))
+            .collect()
+    }
+
+    /// The banner's one line about carried columns, if there are any:
+    /// `carried: Customer, Notes (echoed to the results)`.
+    pub fn carried_line(&self) -> Option<String> {
+        const SHOWN: usize = 12;
+        let carried = self.carried();
+        if carried.is_empty() {
+            return None;
+        }
+        let mut names: Vec<String> = carried.iter().take(SHOWN).map(|h| short(h)).collect();
+        if carried.len() > SHOWN {
+            names.push(format!("and {} more", carried.len() - SHOWN));
+        }
+        Some(format!(
+            "carried: {} (echoed to the results)",
+            names.join(", ")
+        ))
+    }
+
+    /// The banner's lines about the input's columns: the `--map` flags in force (given, or taken
+    /// from the plan or the run resumed), and the columns carried unread.
+    pub fn column_lines(&self) -> Vec<String> {
+        let mapping = self.given_mapping();
+        let mapped = (!mapping.is_empty()).then(|| format!("mapped: {}", mapping.join(", ")));
+        mapped.into_iter().chain(self.carried_line()).collect()
+    }
+
+    /// The mapping as a run's identity records it: `header=column` for each `--map` that reads
+    /// the file otherwise than header matching would (`--map 'Customer ID=customer_id'` changes
+    /// nothing, and a run with it is the run without it), the header as the file has it, sorted
+    /// (see `journal::Identity::mapping`).
+    pub fn mapping(&self) -> Vec<String> {
+        let unmapped = resolve(&self.headers, self.choice_op(), &[]);
+        let mut m: Vec<String> = (self.headers.iter().zip(&self.fixed).zip(&unmapped))
+            .filter_map(|((h, c), was)| c.filter(|c| *was != Some(*c)).map(|c| (h, c)))
+            .map(|(h, c)| ColumnMap::recorded(h, c))
+            .collect();
+        m.sort();
+        m
+    }
+
+    /// The `--map` flags given, as `header=column` with the header as the file has it: the
+    /// banner's, which names even those that change nothing.
+    fn given_mapping(&self) -> Vec<String> {
+        (self.headers.iter().zip(&self.fixed))
+            .filter_map(|(h, c)| c.map(|c| ColumnMap::recorded(h, c)))
+            .collect()
+    }
+
+    /// A column that must hold GUIDs but holds names (a `Customer` column of company names taken
+    /// as `customer_id`, say) is one mistake, not one invalid row per row: refused here, naming
+    /// the column, a row and, when a column pcbulk does not read holds GUIDs, the `--map` that
+    /// takes it instead. `rows` are the file's first rows (at most [`SAMPLE_ROWS`] are looked at,
+    /// the ones the checking pass reads first): (row, line, cells). A column whose cells are
+    /// mostly GUIDs passes, and its odd cell is that row's `invalid_guid`.
+    pub fn guid_columns_hold_names<'a>(
+        &self,
+        rows: impl Iterator<Item = (usize, u64, Vec<&'a str>)>,
+    ) -> Result<(), UsageError> {
+        let sample: Vec<(usize, u64, Vec<&str>)> = rows.take(SAMPLE_ROWS).collect();
+        let cells_of = |i: usize| {
+            sample
+                .iter()
+                .map(move |(row, line, cells)| (*row, *line, self.cell(cells, i)))
+                .filter(|(_, _, c)| !c.is_empty())
+        };
+        for (i, col) in self.columns.iter().enumerate() {
+            let Some(col) = col.filter(|c| GUID_COLUMNS.contains(c) && self.reads(i)) else {
+                continue;
+            };
+            let filled = cells_of(i).count();
+            let names: Vec<(usize, u64, &str)> =
+                cells_of(i).filter(|(_, _, c)| is_name(c)).collect();
+            let Some((row, line, example)) = names.first().copied() else {
+                continue;
+            };
+            if names.len() * 2 <= filled {
+                continue;
+            }
+            let guids = (0..self.headers.len()).filter(|j| {
+                !self.reads(*j)
+                    && cells_of(*j).next().is_some()
+                    && cells_of(*j).all(|(_, _, c)| crate::ops::check::guid(col, c).is_ok())
+            });
+            let instead: String = guids
+                .map(|j| {
+                    format!(
+                        "; the column \"{}\" holds GUIDs: if it is the {col}, say so with {}",
+                        short(&self.headers[j]),
+                        ColumnMap::flag(&self.headers[j], col)
+                    )
+                })
+                .collect();
+            return Err(UsageError(format!(
+                "the column \"{}\" is read as {col}, which holds GUIDs, but it holds names (row \
+                 {row}, line {line}: {:?}; {} of its first {filled} cells){instead}; nothing \
+                 was sent",
+                short(&self.headers[i]),
+                short(example),
+                names.len(),
+            )));
+        }
+        Ok(())
     }
 
     /// A mixed file's partner-wide row: counted (see [`Planner::partner_wide_rows`]), and refused
@@ -553,16 +763,17 @@ fn ragged(cells: &[&str], want: usize) -> Option<String> {
 fn choose(
     headers: &[String],
     forced: Option<&'static OpSpec>,
+    fixed: &[Option<&'static str>],
 ) -> Result<(Choice, Vec<Option<&'static str>>), UsageError> {
     if let Some(op) = forced {
-        return Ok((Choice::One(op), resolve(headers, Some(op))));
+        return Ok((Choice::One(op), resolve(headers, Some(op), fixed)));
     }
-    let columns = resolve(headers, None);
+    let columns = resolve(headers, None, fixed);
     if let Some(i) = columns.iter().position(|c| *c == Some("operation")) {
         return Ok((Choice::PerRow(i), columns));
     }
     let fits = |op: &&OpSpec| {
-        let cols = resolve(headers, Some(op));
+        let cols = resolve(headers, Some(op), fixed);
         let present: Vec<&str> = cols.iter().flatten().copied().collect();
         op.required.iter().all(|c| present.contains(c))
             && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
@@ -577,9 +788,9 @@ fn choose(
             op.name,
             expected_columns()
         ))),
-        [op] => Ok((Choice::One(op), resolve(headers, Some(op)))),
+        [op] => Ok((Choice::One(op), resolve(headers, Some(op), fixed))),
         [] => {
-            let hints: Vec<String> = near_misses(headers, &columns)
+            let hints: Vec<String> = near_misses(headers, &columns, None)
                 .iter()
                 .map(NearMiss::sentence)
                 .collect();
@@ -590,9 +801,10 @@ fn choose(
             };
             Err(UsageError(format!(
                 "cannot tell which operation the file is for: its header ({}) matches none.\
-                 {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns:\n{}",
+                 {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns \
+                 (your own headers say which with --map 'YOUR HEADER=column', repeatable):\n{}",
                 echo_header(headers),
-                closest(headers),
+                closest(headers, fixed),
                 expected_columns()
             )))
         }
@@ -623,13 +835,60 @@ fn echo_header(headers: &[String]) -> String {
     cells.join(", ")
 }
 
+/// A header cell for a message: trimmed, and cut after 40 characters (`...` says so).
+fn short(h: &str) -> String {
+    let h = h.trim();
+    match h.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}...", &h[..cut]),
+        None => h.to_owned(),
+    }
+}
+
+/// Two header cells that name the same column: which one the user meant is not pcbulk's guess,
+/// and the error gives the `--map` that says it (the other is then carried).
+fn same_meaning(headers: &[String], columns: &[Option<&'static str>]) -> Result<(), UsageError> {
+    for (i, col) in columns.iter().enumerate() {
+        let Some(col) = col else { continue };
+        if let Some(j) = columns[..i].iter().position(|c| c == &Some(*col)) {
+            return Err(UsageError(format!(
+                "columns \"{}\" and \"{}\" both mean {col}: say which with {} (or {}); the \
+                 other is then carried, echoed to the results and not read",
+                headers[j],
+                headers[i],
+                ColumnMap::flag(&headers[i], col),
+                ColumnMap::flag(&headers[j], col),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A `--map` to a column the chosen operation does not read would silently read nothing.
+fn mapped_unread(
+    op: &OpSpec,
+    headers: &[String],
+    fixed: &[Option<&'static str>],
+) -> Result<(), UsageError> {
+    let unread = (headers.iter().zip(fixed))
+        .find_map(|(h, c)| c.filter(|c| !op.columns().any(|k| k == *c)).map(|c| (h, c)));
+    match unread {
+        Some((h, c)) => Err(UsageError(format!(
+            "{}: {} does not read {c}; its columns are:\n{}",
+            ColumnMap::flag(h, c),
+            op.name,
+            describe_columns(op)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The operation the header comes closest to (the most of its columns present), with what it
 /// lacks: " The closest is billing-profile, which needs customer_id (missing) ...".
-fn closest(headers: &[String]) -> String {
+fn closest(headers: &[String], fixed: &[Option<&'static str>]) -> String {
     let best = ops::OPERATIONS
         .iter()
         .map(|op| {
-            let present: Vec<&str> = resolve(headers, Some(op))
+            let present: Vec<&str> = resolve(headers, Some(op), fixed)
                 .into_iter()
                 .flatten()
                 .filter(|c| op.columns().any(|k| k == *c))
@@ -926,14 +1185,175 @@ mod tests {
     }
 
     #[test]
-    fn a_column_that_matches_nothing_is_named_in_a_warning() {
-        let p = planned("Client,Email\nx,a@b.com\n", Some("support-profile")).unwrap();
+    fn a_column_that_matches_nothing_is_carried_not_warned_about() {
+        let p = Planner::new(
+            &header("Client,Email,,Notes"),
+            ops::by_name("support-profile"),
+        )
+        .unwrap();
+        assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+        assert_eq!(p.carried(), ["Client", "Notes"]);
+        assert_eq!(
+            p.carried_line().as_deref(),
+            Some("carried: Client, Notes (echoed to the results)")
+        );
+        let all_read = Planner::new(&header("Email"), ops::by_name("support-profile")).unwrap();
+        assert_eq!(all_read.carried_line(), None);
+    }
+
+    fn header(h: &str) -> Vec<String> {
+        h.split([',', ';']).map(str::to_owned).collect()
+    }
+
+    fn maps(flags: &[&str]) -> Vec<ColumnMap> {
+        let known = ops::all_columns();
+        flags
+            .iter()
+            .map(|f| ColumnMap::parse(f, &known).unwrap())
+            .collect()
+    }
+
+    const ADMIN: &str = "Customer;Tenant ID;Abo;Support Tenant;MPN;Name";
+    const ADMIN_MAP: &[&str] = &[
+        "tenant id=customer_id",
+        "Abo=subscription_id",
+        "Support Tenant=support_tenant_id",
+        "MPN=Partner ID",
+    ];
+
+    #[test]
+    fn a_mapping_reads_the_admin_s_headers_and_carries_the_rest() {
+        let p = Planner::mapped(&header(ADMIN), None, &maps(ADMIN_MAP)).unwrap();
+        assert_eq!(p.operation(), ("support-contact", "the header"));
+        assert_eq!(p.carried(), ["Customer"]);
+        assert_eq!(
+            p.mapping(),
+            [
+                "Abo=subscription_id",
+                "MPN=support_mpn_id",
+                "Support Tenant=support_tenant_id",
+                "Tenant ID=customer_id",
+            ],
+            "the file's header as written, sorted"
+        );
+        let cells = [
+            "Contoso Ltd",
+            C1,
+            "c8d8fbab-6a62-44dc-be50-b7c74e43a296",
+            T1,
+            "4391507",
+            "Trey",
+        ];
+        let (_, verdict) = p.plan_row(&cells).unwrap();
+        assert!(matches!(verdict, Verdict::Ready(_)));
+        assert_eq!(Planner::new(&header(ADMIN), None).ok().map(|_| ()), None);
+        let no_op = Planner::mapped(
+            &header("Customer ID,City"),
+            None,
+            &maps(&["customer id=customer_id"]),
+        )
+        .unwrap();
+        assert!(no_op.mapping().is_empty(), "the same reading as without it");
+    }
+
+    #[test]
+    fn a_mapping_wins_over_header_matching_and_the_displaced_header_is_carried() {
+        // Billing: "Customer" alone would be read as customer_id; the mapping says otherwise.
+        let p = Planner::mapped(
+            &header("Customer,Tenant ID,City"),
+            None,
+            &maps(&["Tenant ID=customer_id"]),
+        )
+        .unwrap();
+        assert_eq!(p.operation().0, "billing-profile");
+        assert_eq!(p.carried(), ["Customer"]);
+        let p = Planner::mapped(
+            &header("Customer ID,Kunden-Nr,City"),
+            None,
+            &maps(&["Kunden-Nr=customer_id"]),
+        )
+        .unwrap();
+        assert_eq!(p.carried(), ["Customer ID"]);
+    }
+
+    #[test]
+    fn two_headers_meaning_one_column_name_the_map_that_settles_it() {
+        let e = Planner::new(&header("Customer,Tenant ID,City"), None)
+            .err()
+            .expect("two customer columns");
         assert!(
-            p.warnings
-                .iter()
-                .any(|w| w.contains("\"Client\" matches no column support-profile reads")),
-            "{:?}",
-            p.warnings
+            e.0.contains("\"Customer\" and \"Tenant ID\" both mean customer_id")
+                && e.0.contains("--map 'Tenant ID=customer_id'")
+                && e.0.contains("--map 'Customer=customer_id'")
+                && e.0.contains("carried"),
+            "{}",
+            e.0
+        );
+    }
+
+    #[test]
+    fn a_mapping_the_file_or_the_operation_cannot_take_is_refused() {
+        let h = header(ADMIN);
+        let e = Planner::mapped(&h, None, &maps(&["Kunde=customer_id"]))
+            .err()
+            .unwrap();
+        assert!(
+            e.0.contains("no column \"Kunde\"") && e.0.contains("\"Tenant ID\""),
+            "{}",
+            e.0
+        );
+        let two = maps(&["Abo=subscription_id", "abo=customer_id"]);
+        assert!(Planner::mapped(&h, None, &two).is_err());
+        let twice = maps(&["Abo=customer_id", "Tenant ID=customer_id"]);
+        let e = Planner::mapped(&h, None, &twice).err().unwrap();
+        assert!(e.0.contains("gives customer_id to two columns"), "{}", e.0);
+        let mut unread = maps(ADMIN_MAP);
+        unread.extend(maps(&["Customer=city"]));
+        let e = Planner::mapped(&h, ops::by_name("support-contact"), &unread)
+            .err()
+            .unwrap();
+        assert!(
+            e.0.contains("support-contact does not read city"),
+            "{}",
+            e.0
+        );
+    }
+
+    #[test]
+    fn a_guid_column_of_names_is_one_usage_error_naming_the_guid_column_instead() {
+        let p = Planner::new(&header("Customer,Kunden GUID,City"), None).unwrap();
+        let rows = [
+            ["Contoso Ltd", C1, "Lund"],
+            ["Fabrikam GmbH", T1, "Köln"],
+            ["", C1, "Malmö"],
+        ];
+        let sample = || {
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| (i + 1, i as u64 + 2, r.to_vec()))
+        };
+        let e = p.guid_columns_hold_names(sample()).expect_err("names");
+        assert!(
+            e.0.contains("\"Customer\" is read as customer_id")
+                && e.0.contains("row 1, line 2: \"Contoso Ltd\"")
+                && e.0.contains("\"Kunden GUID\" holds GUIDs")
+                && e.0.contains("--map 'Kunden GUID=customer_id'"),
+            "{}",
+            e.0
+        );
+        // One name among GUIDs is that row's mistake, not the column's.
+        let p = Planner::new(&header("Customer,City"), None).unwrap();
+        let mostly = [[C1, "a"], [T1, "b"], ["Contoso", "c"]];
+        let rows = mostly
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, 0, r.to_vec()));
+        assert!(p.guid_columns_hold_names(rows).is_ok());
+        let typos = [["0c39d6d5-c70d-4c55-bc02", "a"]];
+        let rows = typos.iter().map(|r| (1, 2, r.to_vec()));
+        assert!(
+            p.guid_columns_hold_names(rows).is_ok(),
+            "a cut GUID is no name"
         );
     }
 
@@ -958,8 +1378,8 @@ mod tests {
         )
         .unwrap();
         assert!(
-            p.warnings.len() == 1 && !p.warnings[0].contains("did you mean"),
-            "no close column: a user's own column is only named: {:?}",
+            p.warnings.is_empty(),
+            "no close column: a user's own column is carried: {:?}",
             p.warnings
         );
         let p = planned(&format!("customer_id,emial,city\n{C1},a@b.co,Lund\n"), None).unwrap();

@@ -987,7 +987,7 @@ fn the_banner_says_the_operation_how_it_was_chosen_the_target_and_the_counts_bef
         "{err}"
     );
     assert!(
-        err.contains("column \"ticket\" matches no column support-contact reads"),
+        lines[banner + 2] == "        carried: ticket (echoed to the results)",
         "{err}"
     );
 }

@@ -241,6 +241,9 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         },
         crate::term::escape(&cfg.input.out.display().to_string())
     );
+    for line in scan.planner.column_lines() {
+        eprintln!("        {}", crate::term::escape(&line));
+    }
     let calls = if cfg.is_plan() { 1 } else { CALLS_PER_ROW };
     let left = to_send.saturating_sub(if cfg.resume { done } else { 0 });
     if let Some(estimate) = estimate(left, calls, cfg.settings.rate) {
@@ -441,10 +444,14 @@ fn read_plan(
     job: &journal::Job,
     scan: &check::Scan,
     input: &crate::config::InputConfig,
+    replay: Option<journal::Replay>,
 ) -> Result<PlanRows, Error> {
     // The file a person reviewed first: a missing plan is named as the plan, not as its journal.
     let reviewed = reviewed_rows(plan, scan.delimiter, &scan.planner)?;
-    let replay = read_plan_journal(plan)?;
+    let replay = match replay {
+        Some(r) => r,
+        None => read_plan_journal(plan)?,
+    };
     let Some(made) = replay.job.as_ref().filter(|_| replay.done) else {
         return Err(Error::usage(format!(
             "{} is not a finished plan: make a new one with pcbulk plan",
@@ -497,6 +504,57 @@ fn read_plan(
     })
 }
 
+/// The plan's journal, read before the input is (for its sheet and mapping), when the plan itself
+/// is there: a missing plan is named as the plan, not as its journal (see [`read_plan`]).
+fn early_plan_journal(plan: &std::path::Path) -> Result<Option<journal::Replay>, Error> {
+    match std::fs::metadata(plan) {
+        Ok(m) if m.is_file() => read_plan_journal(plan).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// What an earlier run or a plan was made with, as its journal records it.
+fn made_as(replay: Option<&journal::Replay>) -> Option<&journal::Identity> {
+    replay?.job.as_ref()?.identity.as_ref()
+}
+
+/// Takes the sheet and the `--map` flags an earlier run or plan (`then`) read with, where the
+/// command line gives none: a plan is applied, and a run finished, as it was made. Given ones are
+/// kept; one that differs is refused with both named (see `plan_differs`, `journal::check_resume`).
+/// Whether a mapping was taken.
+fn adopt(input: &mut crate::config::InputConfig, then: &journal::Identity) -> Result<bool, Error> {
+    if input.read.sheet.is_none() {
+        input.read.sheet.clone_from(&then.sheet);
+    }
+    let take = input.mapping.is_empty() && !then.mapping.is_empty();
+    if take {
+        let known = crate::ops::all_columns();
+        input.mapping = (then.mapping.iter())
+            .map(|m| crate::input::header::ColumnMap::parse(m, &known))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::usage(format!("the recorded mapping cannot be read: {e}")))?;
+    }
+    Ok(take)
+}
+
+/// A plan made with `--sheet` and its default path (`<stem>.<sheet>.plan.csv`) is applied to that
+/// sheet's default results path (`<stem>.<sheet>.results.csv`), as `apply --sheet` would be, when
+/// neither `--sheet` nor `--out` is given.
+fn adopt_plan_s_results_path(
+    input: &mut crate::config::InputConfig,
+    plan: &std::path::Path,
+    then: &journal::Identity,
+) {
+    use crate::config::default_path;
+    let Some(sheet) = then.sheet.as_deref().filter(|_| input.read.sheet.is_none()) else {
+        return;
+    };
+    let made_with_sheet = plan == default_path(&input.input, Some(sheet), "plan");
+    if made_with_sheet && input.out == default_path(&input.input, None, "results") {
+        input.out = default_path(&input.input, Some(sheet), "results");
+    }
+}
+
 /// The journal `pcbulk plan` wrote beside the plan: what each row read, and its status.
 fn read_plan_journal(plan: &std::path::Path) -> Result<journal::Replay, Error> {
     let path = journal::path_for(plan);
@@ -530,7 +588,11 @@ fn plan_differs(then: &journal::Identity, now: &journal::Identity, input: &str) 
         Part::Target => format!("it was made against {}, not {}", then.target, now.target),
         Part::Operation => format!("it plans {}, not {}", then.operation, now.operation),
         Part::Sheet => format!("it was made from {}, not {}", then.source(), now.source()),
-        Part::Mapping => "it mapped the input's columns another way".to_owned(),
+        Part::Mapping => format!(
+            "it was made with {}, not {}",
+            journal::mapping_words(&then.mapping),
+            journal::mapping_words(&now.mapping)
+        ),
         Part::Rows => format!(
             "it was made from other rows than {input} holds now (a value was changed, or rows \
              were added, taken out or moved)"
@@ -905,7 +967,7 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
         operation,
         target: crate::config::target_key(&target),
         sheet: scan.sheet.clone(),
-        mapping: Vec::new(),
+        mapping: scan.planner.mapping(),
         rows_sha256: scan.rows_sha256.clone(),
     };
     journal::Job {
@@ -927,6 +989,18 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     };
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
+    // A plan is applied as it was made: its sheet and mapping, unless given (and then held to it).
+    let plan_journal = match &cfg.from_plan {
+        Some(p) => early_plan_journal(p)?,
+        None => None,
+    };
+    let mut mapping_from = None;
+    if let (Some(plan), Some(then)) = (&cfg.from_plan, made_as(plan_journal.as_ref())) {
+        adopt_plan_s_results_path(&mut cfg.input, plan, then);
+        if adopt(&mut cfg.input, then)? {
+            mapping_from = Some(format!("the plan {}", plan.display()));
+        }
+    }
     let journal_path = journal::path_for(&cfg.input.out);
     refuse_unsafe_records(&cfg.input, &journal_path)?;
     // One process at a time per results file, for the whole run.
@@ -937,7 +1011,23 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         true => journal::read_for_resume(&journal_path, &input_name)?,
         false => None,
     };
-    let mut scan = check::scan(&cfg.input, earlier.as_ref())?;
+    // A resume finishes the run as it was started: its sheet and mapping, unless given.
+    if let Some(then) = made_as(earlier.as_ref()) {
+        if adopt(&mut cfg.input, then)? {
+            mapping_from = Some(format!("the run in {}", journal_path.display()));
+        }
+    }
+    let mut scan =
+        check::scan(&cfg.input, earlier.as_ref()).map_err(|e| match (e, &mapping_from) {
+            (Error::Usage(m), Some(from)) => Error::Usage(format!(
+                "{m} (no --map was given, so the mapping of {from} was taken: {})",
+                (cfg.input.mapping.iter())
+                    .map(|m| crate::input::header::ColumnMap::flag(&m.header, m.column))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+            (e, _) => e,
+        })?;
     scan.planner.partner_wide_rows(scan.rows).map_err(|e| {
         Error::Usage(format!(
             "{} cannot be run: {}",
@@ -973,7 +1063,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         None => None,
     };
     let plan = match &cfg.from_plan {
-        Some(p) => Some(read_plan(p, &job, &scan, &cfg.input)?),
+        Some(p) => Some(read_plan(p, &job, &scan, &cfg.input, plan_journal)?),
         None => None,
     };
     if earlier.is_none() {

@@ -78,8 +78,10 @@ pub struct Identity {
     pub target: String,
     /// The workbook's sheet, as the workbook names it; `None` for a text file.
     pub sheet: Option<String>,
-    /// How input columns are mapped to the operation's: reserved (empty) until a mapping can be
-    /// given.
+    /// How input columns are mapped to the operation's: one `header=column` for each `--map`,
+    /// the header as the input has it (trimmed), the column canonical, sorted; empty without
+    /// `--map` (see `Planner::mapping`). Read back to tell which results columns the operation
+    /// read: the mapped headers, and the others by header matching, less those a mapping displaced.
     pub mapping: Vec<String>,
     /// The operation's own cells, in row order (see `pipeline::source::RowsDigest`).
     pub rows_sha256: String,
@@ -134,10 +136,12 @@ impl Identity {
                 self.source(),
                 now.source()
             ),
-            Part::Mapping => {
-                "the run mapped the input's columns another way: resume with the same mapping"
-                    .to_owned()
-            }
+            Part::Mapping => format!(
+                "the run was started with {}, not {}: resume with the same --map flags (or none, \
+                 to take the run's)",
+                mapping_words(&self.mapping),
+                mapping_words(&now.mapping)
+            ),
             Part::Rows => format!(
                 "{input} does not hold the rows the run started with (a value the run applies was \
                  changed, or rows were added, taken out or moved; line ends, encoding, the order of \
@@ -146,6 +150,20 @@ impl Identity {
             ),
         })
     }
+}
+
+/// A recorded mapping as the flags that give it: `--map 'Tenant ID=customer_id'`, or `no --map`.
+pub fn mapping_words(mapping: &[String]) -> String {
+    if mapping.is_empty() {
+        return "no --map".to_owned();
+    }
+    (mapping.iter())
+        .map(|m| match m.rsplit_once('=') {
+            Some((h, c)) => crate::input::header::ColumnMap::flag(h, c),
+            None => format!("--map {m:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a run is: a resume must be the same job.

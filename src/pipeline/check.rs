@@ -214,7 +214,7 @@ pub fn open(cfg: &InputConfig, hashed: bool) -> Result<(Source, Planner), Error>
         Source::open(cfg)?
     };
     let header = source.header(&cfg.input)?;
-    let planner = Planner::new(&header, cfg.operation)
+    let planner = Planner::mapped(&header, cfg.operation, &cfg.mapping)
         .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
     Ok((source, planner))
 }
@@ -241,6 +241,8 @@ fn pass(
     let (mut t_read, mut t_check, mut t_write) = (0.0, 0.0, 0.0);
     let mut to_read_from = 1;
     let mut reading = source.batch(to_read_from)?;
+    let first = reading.iter().map(|r| (r.row, r.line, r.cells().collect()));
+    planner.guid_columns_hold_names(first)?;
     let mut checked: Option<(Vec<StreamRow>, Checks)> = None;
     // A written batch is freed by the reading step that follows, which has time to spare.
     let mut written_batch: Option<(Vec<StreamRow>, Checks)> = None;
@@ -312,7 +314,7 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
     let fingerprint = Fingerprint::of(&file).map_err(io_err)?;
     let mut source = Source::from_file(cfg, file.try_clone().map_err(io_err)?, true, None)?;
     let header = source.header(&cfg.input)?;
-    let planner = Planner::new(&header, cfg.operation)
+    let planner = Planner::mapped(&header, cfg.operation, &cfg.mapping)
         .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
     // Keys spill to a scratch file beside the results: a million rows are 32 MB there, not in
     // memory.
@@ -500,6 +502,9 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
     let (mut source, planner) = open(cfg, false)?;
     for w in planner.warnings() {
         eprintln!("pcbulk: warning: {}", crate::term::escape(&w));
+    }
+    for line in planner.column_lines() {
+        eprintln!("pcbulk: {}", crate::term::escape(&line));
     }
     tracing::debug!(delimiter = source.delimiter, "validating as a stream");
     crate::results::refuse_unsafe(&cfg.out)?;

@@ -527,6 +527,7 @@ mod tests {
             out: dir.path().join("in.results.csv"),
             operation: None,
             read: ReadOptions::default(),
+            mapping: Vec::new(),
         };
         let scan = crate::pipeline::check::scan(&cfg, None).unwrap();
         if let Some(after) = after {
@@ -599,6 +600,7 @@ mod tests {
             out: dir.path().join("in.results.csv"),
             operation: None,
             read: ReadOptions::default(),
+            mapping: Vec::new(),
         };
         let scan = crate::pipeline::check::scan(&cfg, None).unwrap();
         let transport = Arc::new(Overlap::default());
