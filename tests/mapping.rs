@@ -81,6 +81,29 @@ fn the_admin_s_own_headers_apply_with_map_and_their_customer_column_comes_back()
         assert_eq!(r["Notiz"], format!("Vertrag {i}"));
         assert_eq!(contact_mpn(&sb, i), "4391507");
     }
+    // The undo file keeps the admin's columns too, and names pcbulk's own as pcbulk does.
+    let out = pcbulk()
+        .current_dir(w.path(""))
+        .args(["undo", "kunden.results.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (header, rows) = table(&w.path("kunden.undo.csv"));
+    for column in [
+        "Customer",
+        "Notiz",
+        "customer_id",
+        "subscription_id",
+        "expected_support_mpn_id",
+    ] {
+        assert!(header.iter().any(|h| h == column), "{column}: {header:?}");
+    }
+    assert_eq!(rows.len(), 3);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["Customer"], "Contoso Ltd", "{r:?}");
+        assert_eq!(r["Notiz"], format!("Vertrag {i}"), "{r:?}");
+        assert_eq!(r["subscription_id"], extra_subscription(i), "{r:?}");
+    }
 }
 
 /// Found by a new user: a `Customer` column of company names beside `Tenant ID` in a billing file;
