@@ -185,6 +185,19 @@ fn op_clause(o: &OpRows, would: bool) -> Option<String> {
 /// How long the main reason may be in the sentence.
 const REASON_CHARS: usize = 110;
 
+/// A message's first statement: up to its first `; `, or its first `. ` before a capital (an
+/// "e.g. " does not end it).
+fn first_sentence(message: &str) -> &str {
+    let mut end = message.find("; ").unwrap_or(message.len());
+    for (i, _) in message.match_indices(". ") {
+        if i < end && message[i + 2..].starts_with(|c: char| c.is_uppercase()) {
+            end = i;
+            break;
+        }
+    }
+    message[..end].trim()
+}
+
 /// The rows not applied, with the reason most of them share (its first sentence).
 fn not_applied_clause(t: &Tally) -> Option<String> {
     if t.not_applied == 0 {
@@ -194,8 +207,7 @@ fn not_applied_clause(t: &Tally) -> Option<String> {
     let Some(top) = t.problem_groups().into_iter().next() else {
         return Some(format!("{n} not applied"));
     };
-    let first = top.message.split(". ").next().unwrap_or_default();
-    let reason = match first.trim() {
+    let reason = match first_sentence(&top.message) {
         "" => top.code.clone(),
         m => cut(m.trim_end_matches('.'), REASON_CHARS),
     };
@@ -342,6 +354,14 @@ mod tests {
             "Nothing changed; 1 row not applied: invalid_guid."
         );
         assert_eq!(sentence(&tally("support-contact"), "apply", None), "No row was applied.");
+    }
+
+    #[test]
+    fn the_main_reason_is_the_message_s_first_statement() {
+        let m = "customer_id \"x\" is not a GUID; expected 8-4-4-4-12, e.g. 0c39d6d5";
+        assert_eq!(first_sentence(m), "customer_id \"x\" is not a GUID");
+        assert_eq!(first_sentence("See e.g. this. Then that"), "See e.g. this");
+        assert_eq!(first_sentence("Not supported."), "Not supported.");
     }
 
     #[test]
