@@ -37,7 +37,12 @@ fn admins_file() -> String {
         "d0000002-0000-4000-8000-000000000022",
         "Microsoft 365 E5 (New Commerce)",
     );
-    row("Northwind Traders", "not-a-guid", "d0000003-0000-4000-8000-000000000031", "Office 365 E3");
+    row(
+        "Northwind Traders",
+        "not-a-guid",
+        "d0000003-0000-4000-8000-000000000031",
+        "Office 365 E3",
+    );
     row("Northwind Traders", NORTHWIND, "nor-this", "Visio Plan 2");
     csv
 }
@@ -62,13 +67,16 @@ fn text_of(page: &str) -> String {
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
         .replace("&amp;", "&");
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The text of the first element that opens with `open` (a tag and its attributes).
 fn element(page: &str, open: &str) -> String {
-    let from = page.find(open).unwrap_or_else(|| panic!("no {open} in {page}"));
+    let from = page
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open} in {page}"));
     let rest = &page[from..];
     let end = rest.find("</").unwrap();
     text_of(&rest[..end])
@@ -103,7 +111,10 @@ fn a_manager_reads_what_happened_who_it_was_and_why_each_row_was_not_applied() {
     assert!(all.contains(&format!("× {MOVED} ")), "{all}");
 
     // Rows are named by the admin's own columns.
-    assert!(all.contains("row 1 · Contoso Ltd · Office 365 E1 #0"), "{all}");
+    assert!(
+        all.contains("row 1 · Contoso Ltd · Office 365 E1 #0"),
+        "{all}"
+    );
     assert!(
         all.contains("Rows are named by their \"Customer Name\", \"Subscription\" columns."),
         "{all}"
@@ -130,7 +141,11 @@ fn a_manager_reads_what_happened_who_it_was_and_why_each_row_was_not_applied() {
             .unwrap_or_else(|| panic!("{label} not under {code}: {all}"));
         let explained = all[heading..heading + listed].contains(r["error_message"].as_str())
             || all[heading + listed..].starts_with(&format!("{label}: {}", r["error_message"]));
-        assert!(explained, "{label}: {} not shown: {all}", r["error_message"]);
+        assert!(
+            explained,
+            "{label}: {} not shown: {all}",
+            r["error_message"]
+        );
     }
 
     // The run's figures come after, for whoever wants them.

@@ -186,7 +186,7 @@ fn op_clause(o: &OpRows, would: bool) -> Option<String> {
 const REASON_CHARS: usize = 110;
 
 /// A message's first statement: up to its first `; `, or its first `. ` before a capital (an
-/// "e.g. " does not end it).
+/// "e.g. " does not end it), and before a bracket that follows it.
 fn first_sentence(message: &str) -> &str {
     let mut end = message.find("; ").unwrap_or(message.len());
     for (i, _) in message.match_indices(". ") {
@@ -195,7 +195,12 @@ fn first_sentence(message: &str) -> &str {
             break;
         }
     }
-    message[..end].trim()
+    let first = message[..end].trim();
+    // What pcbulk adds in brackets says what to do, which the groups below show.
+    match first.find(" (") {
+        Some(i) if i >= 20 => &first[..i],
+        _ => first,
+    }
 }
 
 /// The rows not applied, with the reason most of them share (its first sentence).
@@ -218,6 +223,14 @@ fn not_applied_clause(t: &Tally) -> Option<String> {
     })
 }
 
+/// `s` ended with a full stop, unless it ends with one or with `…` already.
+fn full_stop(mut s: String) -> String {
+    if !s.ends_with(['.', '…']) {
+        s.push('.');
+    }
+    s
+}
+
 /// The sentence that opens the report (plain text: the page escapes it).
 pub fn sentence(t: &Tally, command: &str, outcome: Option<&str>) -> String {
     if outcome == Some("already_finished") {
@@ -235,12 +248,12 @@ pub fn sentence(t: &Tally, command: &str, outcome: Option<&str>) -> String {
     clauses.extend(not_applied_clause(t));
     match (nothing, clauses.is_empty()) {
         (_, true) => "No row was applied.".into(),
-        (true, false) => format!("Nothing changed; {}.", clauses.join("; ")),
+        (true, false) => full_stop(format!("Nothing changed; {}", clauses.join("; "))),
         (false, false) => {
             let s = clauses.join("; ");
             let mut c = s.chars();
             let first = c.next().map(|f| f.to_uppercase().collect::<String>());
-            format!("{}{}.", first.unwrap_or_default(), c.as_str())
+            full_stop(format!("{}{}", first.unwrap_or_default(), c.as_str()))
         }
     }
 }
@@ -310,7 +323,14 @@ mod tests {
             add(&mut t, row, Status::Failed, "", "800002", nce);
         }
         for row in 299..=300 {
-            add(&mut t, row, Status::Invalid, "", "invalid_guid", "bad. fix it");
+            add(
+                &mut t,
+                row,
+                Status::Invalid,
+                "",
+                "invalid_guid",
+                "bad. fix it",
+            );
         }
         assert_eq!(
             sentence(&t, "apply", None),
@@ -342,7 +362,14 @@ mod tests {
     #[test]
     fn a_partner_wide_change_and_a_run_where_nothing_changed_read_as_such() {
         let mut t = tally("support-profile");
-        add(&mut t, 1, Status::Succeeded, "email: \"a@x\" → \"b@x\"", "", "");
+        add(
+            &mut t,
+            1,
+            Status::Succeeded,
+            "email: \"a@x\" → \"b@x\"",
+            "",
+            "",
+        );
         assert_eq!(
             sentence(&t, "apply", None),
             "The support profile changed email from a@x to b@x."
@@ -353,7 +380,10 @@ mod tests {
             sentence(&t, "apply", None),
             "Nothing changed; 1 row not applied: invalid_guid."
         );
-        assert_eq!(sentence(&tally("support-contact"), "apply", None), "No row was applied.");
+        assert_eq!(
+            sentence(&tally("support-contact"), "apply", None),
+            "No row was applied."
+        );
     }
 
     #[test]
@@ -362,6 +392,10 @@ mod tests {
         assert_eq!(first_sentence(m), "customer_id \"x\" is not a GUID");
         assert_eq!(first_sentence("See e.g. this. Then that"), "See e.g. this");
         assert_eq!(first_sentence("Not supported."), "Not supported.");
+        assert_eq!(
+            first_sentence("Not supported for New Commerce (the service refused this row: fix)"),
+            "Not supported for New Commerce"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ h3{font-size:14px;margin:14px 0 6px}
 table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #d8dee4}
 th,td{text-align:left;padding:5px 9px;border-bottom:1px solid #e6e9ee;vertical-align:top}
 th{background:#eef1f5;font-weight:600}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;overflow-wrap:normal}
 .kv th{width:170px}
 .chart{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:8px}
 .legend span{display:inline-block;margin-right:16px}
@@ -320,7 +320,7 @@ fn changes(h: &mut String, t: &Tally) {
     }
     h.push_str("<th>change</th><th>for example</th></tr>");
     for g in groups.iter().take(CHANGES_SHOWN) {
-        let _ = write!(h, "<tr><td class=\"num\">× {}</td>", g.count);
+        let _ = write!(h, "<tr><td class=\"num\">×&nbsp;{}</td>", g.count);
         if mixed {
             let op = t.ops[g.op].op.map_or("not known", |o| o.name);
             let _ = write!(h, "<td>{op}</td>");
@@ -350,7 +350,11 @@ fn changes(h: &mut String, t: &Tally) {
             h,
             "<p class=\"more\">… and {} other {} ({}) in the results file.</p>",
             hidden.len(),
-            if hidden.len() == 1 { "change" } else { "changes" },
+            if hidden.len() == 1 {
+                "change"
+            } else {
+                "changes"
+            },
             super::count(rows, "row")
         );
     }
@@ -402,7 +406,11 @@ fn not_applied(h: &mut String, t: &Tally) {
             "<h3><code>{}</code> · {}{http}{}</h3><p class=\"why\">{}</p><ul class=\"rows\">",
             esc(&g.code),
             super::count(g.count, "row"),
-            if st.is_empty() { st } else { format!(" · {st}") },
+            if st.is_empty() {
+                st
+            } else {
+                format!(" · {st}")
+            },
             esc(&g.message)
         );
         for r in &g.rows {
@@ -491,17 +499,23 @@ mod tests {
         }
         let page = render_rows(&s, 0, &t);
         assert!(page.contains(
-            "<td class=\"num\">× 291</td><td><code>name</code>: \"Adatum Cloud\" → \"Fabrikam Resellers\"</td>\
+            "<td class=\"num\">×&nbsp;291</td><td><code>name</code>: \"Adatum Cloud\" → \"Fabrikam Resellers\"</td>\
              <td>row 1<br>row 2<br>row 3<br>…</td>"
         ));
-        assert_eq!(page.matches("<td class=\"num\">× ").count(), CHANGES_SHOWN);
+        assert_eq!(
+            page.matches("<td class=\"num\">×&nbsp;").count(),
+            CHANGES_SHOWN
+        );
         assert!(page.contains("… and 8 other changes (8 rows) in the results file."));
     }
 
     #[test]
     fn a_value_wraps_between_words_and_a_long_one_anywhere_with_no_sideways_scroll() {
         assert!(STYLE.contains("overflow-wrap:anywhere"));
-        assert!(!STYLE.contains("break-all"), "break-all splits words that fit");
+        assert!(
+            !STYLE.contains("break-all"),
+            "break-all splits words that fit"
+        );
         assert!(!STYLE.contains("nowrap") && !STYLE.contains("overflow-x"));
     }
 

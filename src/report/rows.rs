@@ -527,13 +527,15 @@ mod tests {
     fn identical_changes_are_one_group_with_a_count_and_a_few_examples() {
         let mut t = Tally::new(vec![ops::by_name("support-contact")]);
         for row in 1..=291 {
-            t.add(line(row, Status::Succeeded, "name: \"A\" → \"B\"", ""), || {
-                format!("row {row}")
-            });
+            t.add(
+                line(row, Status::Succeeded, "name: \"A\" → \"B\"", ""),
+                || format!("row {row}"),
+            );
         }
-        t.add(line(292, Status::Succeeded, "name: \"C\" → \"B\"", ""), || {
-            "row 292".into()
-        });
+        t.add(
+            line(292, Status::Succeeded, "name: \"C\" → \"B\"", ""),
+            || "row 292".into(),
+        );
         let g = t.change_groups();
         assert_eq!(g.len(), 2);
         assert_eq!((g[0].count, g[0].first_row), (291, 1));
@@ -604,11 +606,21 @@ mod tests {
         let mut n = Naming::new(&headers, Some(&[0, 5]));
         let op = ops::by_name("support-contact");
         let rec = csv::ByteRecord::from(vec![
-            "c1", "Contoso Ltd", "e0000001-0000-4000-8000-000000000001", "x", "a note", "d1",
+            "c1",
+            "Contoso Ltd",
+            "e0000001-0000-4000-8000-000000000001",
+            "x",
+            "a note",
+            "d1",
         ]);
         assert_eq!(n.label(7, op, &rec), "row 7 · Contoso Ltd");
         let rec = csv::ByteRecord::from(vec![
-            "c1", "", "e0000001-0000-4000-8000-000000000001", "x", "a note", "d1",
+            "c1",
+            "",
+            "e0000001-0000-4000-8000-000000000001",
+            "x",
+            "a note",
+            "d1",
         ]);
         assert_eq!(
             n.label(8, op, &rec),
