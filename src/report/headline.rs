@@ -161,8 +161,9 @@ fn op_clause(o: &OpRows, would: bool) -> Option<String> {
                 ),
             },
             None if o.kinds > 1 => format!(
-                "{} ({} distinct changes)",
+                "{} ({}{} distinct changes)",
                 verb("changed", "change"),
+                if o.more_kinds { "more than " } else { "" },
                 o.kinds
             ),
             None => verb("changed", "change"),

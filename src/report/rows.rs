@@ -45,8 +45,10 @@ pub struct OpRows {
     pub unchanged: usize,
     /// The column changes every changed row shares (`None` before the first).
     pub common: Option<Vec<FieldChange>>,
-    /// How many distinct changes (at least, once [`MAX_GROUPS`] is reached).
+    /// How many distinct changes are in groups.
     pub kinds: usize,
+    /// Some rows' changes are beyond [`MAX_GROUPS`]: there are more distinct changes than `kinds`.
+    pub more_kinds: bool,
 }
 
 /// Rows that made one and the same change.
@@ -158,12 +160,14 @@ impl Tally {
             }
             return;
         }
-        o.kinds += 1;
         o.share(l.change);
         if self.changes.len() >= MAX_GROUPS {
+            // Not told apart: whether it is a change seen before is not known.
             self.changes_over += 1;
+            o.more_kinds = true;
             return;
         }
+        o.kinds += 1;
         let g = ChangeGroup {
             op: l.op,
             change: key.1.clone(),
@@ -236,12 +240,16 @@ impl OpRows {
             unchanged: 0,
             common: None,
             kinds: 0,
+            more_kinds: false,
         }
     }
 
     /// Keeps of [`OpRows::common`] only what `change` shares (a change not in the usual form
     /// shares nothing).
     fn share(&mut self, change: &str) {
+        if self.common.as_ref().is_some_and(Vec::is_empty) {
+            return;
+        }
         let parsed = parse_change(change).unwrap_or_default();
         match &mut self.common {
             None => self.common = Some(parsed),
@@ -269,17 +277,15 @@ pub fn tally(s: &Summary) -> Tally {
     }
 }
 
-/// The run's operations as its summary names them (a mixed file's, joined with `,`).
-fn ops_of(about: &About) -> Vec<Option<&'static OpSpec>> {
-    match about.operation.as_deref() {
-        Some(names) => names.split(',').map(ops::by_name).collect(),
-        None => vec![None],
-    }
+/// The run's operation as its summary names it; `None` for a mixed file's (names joined with
+/// `,`) or one not known.
+fn op_of(about: &About) -> Option<&'static OpSpec> {
+    about.operation.as_deref().and_then(ops::by_name)
 }
 
 /// The rows the summary kept: the first changes, the first rows of each error code, and counts.
 fn from_summary(s: &Summary, partial: Option<String>) -> Tally {
-    let mut t = Tally::new(ops_of(&s.about)[..1].to_vec());
+    let mut t = Tally::new(vec![op_of(&s.about)]);
     t.partial = partial;
     for o in &s.changes {
         let l = Line {
@@ -297,6 +303,7 @@ fn from_summary(s: &Summary, partial: Option<String>) -> Tally {
     if t.changes_over > 0 {
         // Rows not seen may share nothing with those seen.
         t.ops[0].common = Some(Vec::new());
+        t.ops[0].more_kinds = true;
     }
     t.ops[0].changed = s.count_of(Status::Succeeded) + s.count_of(Status::Planned);
     t.ops[0].unchanged = s.count_of(Status::Unchanged);
@@ -372,7 +379,7 @@ fn read_results(path: &Path, about: &About) -> io::Result<Tally> {
         .position(|h| canonical(h, &["operation"]).is_some());
     let mut t = Tally::new(match op_column {
         Some(_) => Vec::new(),
-        None => ops_of(about)[..1].to_vec(),
+        None => vec![op_of(about)],
     });
     let mut naming = naming;
     let mut rec = csv::ByteRecord::new();
@@ -569,6 +576,7 @@ mod tests {
         }
         assert_eq!(t.change_groups().len(), MAX_GROUPS);
         assert_eq!(t.changes_over, 500);
+        assert_eq!((t.ops[0].kinds, t.ops[0].more_kinds), (MAX_GROUPS, true));
         assert_eq!(labels, MAX_GROUPS, "a label is made only for a row kept");
         assert_eq!(t.problem_groups().len(), MAX_CODES + 1);
         assert_eq!(t.problem_groups()[0].code, "other");
@@ -627,6 +635,53 @@ mod tests {
             "row 8 · customer_id c1 · subscription_id d1"
         );
         assert_eq!(n.used(), ["Customer"]);
+    }
+
+    #[test]
+    fn a_mixed_file_s_results_are_read_by_each_row_s_operation_whatever_the_delimiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut text = String::from("\u{feff}operation;Company;email;customer_id;");
+        text.push_str(&RESULT_COLUMNS.join(";"));
+        text.push('\n');
+        text.push_str(
+            "support-profile;;a@x;;1;2;succeeded;200;;;1;;;3;\"email: \"\"b@x\"\" → \"\"a@x\"\"\"\n\
+             billing-profile;'=Evil Ltd;;c1;2;3;failed;412;drifted;'=changed since;1;;;3;\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let mut about = Summary::new(path.clone()).about;
+        about.operation = Some("support-profile,billing-profile".into());
+        let t = read_results(&path, &about).unwrap();
+        assert_eq!(t.ops.len(), 2);
+        assert_eq!(t.ops[0].op.map(|o| o.name), Some("support-profile"));
+        assert_eq!(t.change_groups()[0].change, "email: \"b@x\" → \"a@x\"");
+        let p = &t.problem_groups()[0];
+        assert_eq!(
+            (p.code.as_str(), p.message.as_str()),
+            ("drifted", "=changed since")
+        );
+        assert_eq!(p.rows[0].label, "row 2 · =Evil Ltd");
+        assert_eq!(t.named_by, ["Company"]);
+    }
+
+    #[test]
+    fn without_its_results_file_the_report_shows_the_rows_the_summary_kept_and_says_so() {
+        let mut s = Summary::new("/nonexistent/r.csv".into());
+        s.about.operation = Some("support-contact".into());
+        let mut ok = crate::results::Outcome::unsent(1, 2, Status::Succeeded, "", "");
+        ok.change = "name: \"A\" → \"B\"".into();
+        s.count(ok);
+        s.count(crate::results::Outcome::unsent(
+            2,
+            3,
+            Status::Skipped,
+            "aborted",
+            "stop",
+        ));
+        let t = tally(&s);
+        assert!(t.partial.as_deref().unwrap().contains("could not be read"));
+        assert_eq!((t.changed(), t.not_applied), (1, 1));
+        assert_eq!(t.problem_groups()[0].code, "skipped");
     }
 
     #[test]
