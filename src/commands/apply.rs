@@ -1152,6 +1152,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         undo: (!cfg.is_plan()).then(|| crate::undo::default_out(&cfg.input.out)),
         started: started_at,
         finished: None,
+        read_columns: Some(scan.planner.own_columns().collect()),
     };
     let record = RunRecord {
         results,

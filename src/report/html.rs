@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use super::headline::{self, parse_change};
+use super::rows::{self, ProblemGroup, Tally};
 use super::stats::Second;
 use super::summary::Summary;
 use crate::results::Status;
@@ -27,7 +29,10 @@ pub fn esc(s: &str) -> String {
 
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#1d2330;
-background:#f4f6f9;margin:0;padding:24px}
+background:#f4f6f9;margin:0;padding:24px;overflow-wrap:anywhere;word-break:normal}
+.lede{font-size:18px;line-height:1.4;margin:10px 0 14px;max-width:60em}
+.why{margin:4px 0}.rows{margin:4px 0 10px;padding-left:22px}
+h2.details{border-top:1px solid #d8dee4;padding-top:18px;margin-top:36px}
 main{max-width:1100px;margin:0 auto}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
 h3{font-size:14px;margin:14px 0 6px}
@@ -42,22 +47,65 @@ h3{font-size:14px;margin:14px 0 6px}
 table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #d8dee4}
 th,td{text-align:left;padding:5px 9px;border-bottom:1px solid #e6e9ee;vertical-align:top}
 th{background:#eef1f5;font-weight:600}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;overflow-wrap:normal}
 .kv th{width:170px}
 .chart{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:8px}
 .legend span{display:inline-block;margin-right:16px}
 .sw{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
 .more{color:#5b6475;margin:6px 0}
-code{font:12px ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+code{font:12px ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 footer{color:#5b6475;margin-top:30px;font-size:12px}
 ";
 
 /// How many bars the chart draws at most (seconds are summed into wider bars beyond that).
 const BARS: usize = 120;
 
-/// The page.
+/// The page: what happened in a sentence, the changes and the rows not applied, then the run's
+/// figures (calls, latency) for whoever wants them. The rows are read from the results file (see
+/// [`rows::tally`]).
 pub fn render(s: &Summary, exit_code: u8) -> String {
+    render_rows(s, exit_code, &rows::tally(s))
+}
+
+/// [`render`], with the rows already tallied.
+pub fn render_rows(s: &Summary, exit_code: u8, t: &Tally) -> String {
     let mut h = String::with_capacity(32 * 1024);
+    head(&mut h, s, exit_code);
+    let _ = writeln!(
+        h,
+        "<p class=\"lede\">{}</p>",
+        esc(&headline::sentence(t, s.about.command, s.outcome))
+    );
+    if let Some(why) = &s.aborted {
+        let _ = writeln!(h, "<p><b>Stopped early:</b> {}</p>", esc(why));
+    }
+    if let Some(why) = &t.partial {
+        let _ = writeln!(h, "<p class=\"more\">{}</p>", esc(why));
+    }
+    cards(&mut h, s);
+    changes(&mut h, t);
+    not_applied(&mut h, t);
+    if t.changed() + t.not_applied > 0 {
+        named_by(&mut h, t);
+    }
+    h.push_str("<h2 class=\"details\">Details of the run</h2>\n");
+    chart(&mut h, &s.calls.per_second);
+    latency(&mut h, s);
+    facts(&mut h, s, exit_code);
+    let _ = write!(
+        h,
+        "<footer>Made by pcbulk {} at {}. This page loads nothing from the network.</footer>\n\
+         </main></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        esc(&super::json::rfc3339(
+            s.about.finished.unwrap_or_else(std::time::SystemTime::now)
+        ))
+    );
+    h
+}
+
+/// The document's head, the title and the verdict.
+fn head(h: &mut String, s: &Summary, exit_code: u8) {
     let a = &s.about;
     let title = format!(
         "pcbulk {} · {}",
@@ -88,25 +136,6 @@ pub fn render(s: &Summary, exit_code: u8) -> String {
         esc(a.target.as_deref().unwrap_or("no target")),
         esc(&verdict)
     );
-    if let Some(why) = &s.aborted {
-        let _ = writeln!(h, "<p><b>Stopped early:</b> {}</p>", esc(why));
-    }
-    cards(&mut h, s);
-    facts(&mut h, s, exit_code);
-    chart(&mut h, &s.calls.per_second);
-    latency(&mut h, s);
-    errors(&mut h, s);
-    changes(&mut h, s);
-    let _ = write!(
-        h,
-        "<footer>Made by pcbulk {} at {}. This page loads nothing from the network.</footer>\n\
-         </main></body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        esc(&super::json::rfc3339(
-            a.finished.unwrap_or_else(std::time::SystemTime::now)
-        ))
-    );
-    h
 }
 
 fn cards(h: &mut String, s: &Summary) {
@@ -251,73 +280,166 @@ fn latency(h: &mut String, s: &Summary) {
     );
 }
 
-fn errors(h: &mut String, s: &Summary) {
-    let groups = s.errors();
-    h.push_str("<h2>Failed and invalid rows by error code</h2>");
+/// How many groups of identical changes the page lists.
+const CHANGES_SHOWN: usize = 20;
+/// How many error codes the page lists.
+const CODES_SHOWN: usize = 20;
+
+/// One change, a column to a line: `name: "Adatum Cloud" → "Fabrikam Resellers"`.
+fn change_cell(change: &str) -> String {
+    let Some(fields) = parse_change(change).filter(|f| !f.is_empty()) else {
+        return format!("<code>{}</code>", esc(change));
+    };
+    let lines: Vec<String> = fields
+        .iter()
+        .map(|f| match &f.from {
+            Some(from) => format!(
+                "<code>{}</code>: \"{}\" → \"{}\"",
+                esc(&f.field),
+                esc(from),
+                esc(&f.to)
+            ),
+            None => format!("<code>{}</code>: + \"{}\"", esc(&f.field), esc(&f.to)),
+        })
+        .collect();
+    lines.join("<br>")
+}
+
+/// Identical changes grouped, the most rows first, each with its count and a few of its rows.
+fn changes(h: &mut String, t: &Tally) {
+    h.push_str("<h2>What changed (before → after)</h2>");
+    let groups = t.change_groups();
     if groups.is_empty() {
-        h.push_str("<p class=\"more\">None.</p>\n");
+        h.push_str("<p class=\"more\">Nothing changed.</p>\n");
         return;
     }
-    for g in groups {
+    let mixed = t.ops.len() > 1;
+    h.push_str("<table class=\"changes\"><tr><th class=\"num\">rows</th>");
+    if mixed {
+        h.push_str("<th>operation</th>");
+    }
+    h.push_str("<th>change</th><th>for example</th></tr>");
+    for g in groups.iter().take(CHANGES_SHOWN) {
+        let _ = write!(h, "<tr><td class=\"num\">×&nbsp;{}</td>", g.count);
+        if mixed {
+            let op = t.ops[g.op].op.map_or("not known", |o| o.name);
+            let _ = write!(h, "<td>{op}</td>");
+        }
+        let mut examples: Vec<String> = g.rows.iter().map(|r| esc(r)).collect();
+        if g.count > g.rows.len() {
+            examples.push("…".into());
+        }
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{}</td></tr>",
+            change_cell(&g.change),
+            examples.join("<br>")
+        );
+    }
+    h.push_str("</table>");
+    let hidden = &groups[groups.len().min(CHANGES_SHOWN)..];
+    let rows = hidden.iter().map(|g| g.count).sum::<usize>() + t.changes_over;
+    if t.changes_over > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"more\">… and {} with other changes in the results file.</p>",
+            super::count(rows, "row")
+        );
+    } else if !hidden.is_empty() {
+        let _ = write!(
+            h,
+            "<p class=\"more\">… and {} other {} ({}) in the results file.</p>",
+            hidden.len(),
+            if hidden.len() == 1 {
+                "change"
+            } else {
+                "changes"
+            },
+            super::count(rows, "row")
+        );
+    }
+    h.push('\n');
+}
+
+/// What names the rows listed: the carried columns used, or row numbers and ids.
+fn named_by(h: &mut String, t: &Tally) {
+    let how = match t.named_by.as_slice() {
+        [] => "Rows are named by their row number (and their ids).".to_owned(),
+        [one] => format!("Rows are named by their \"{}\" column.", esc(one)),
+        many => format!(
+            "Rows are named by their {} columns.",
+            many.iter()
+                .map(|c| format!("\"{}\"", esc(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let _ = writeln!(h, "<p class=\"more\">{how}</p>");
+}
+
+/// "7 failed, 2 skipped": a group's rows by status.
+fn statuses(g: &ProblemGroup) -> String {
+    Status::ALL
+        .iter()
+        .filter(|st| g.statuses[**st as usize] > 0)
+        .map(|st| format!("{} {st}", g.statuses[*st as usize]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every row not applied, grouped by error code with the message that explains it and its rows.
+fn not_applied(h: &mut String, t: &Tally) {
+    h.push_str("<h2>Rows not applied, by error code</h2>");
+    let groups = t.problem_groups();
+    if groups.is_empty() {
+        h.push_str("<p class=\"more\">None: every row was applied.</p>\n");
+        return;
+    }
+    for g in groups.iter().take(CODES_SHOWN) {
         let http = g
             .http_status
             .map(|c| format!(" · HTTP {c}"))
             .unwrap_or_default();
+        let st = statuses(g);
         let _ = write!(
             h,
-            "<h3><code>{}</code> · {}{http}</h3><table><tr><th>row</th><th>line</th>\
-             <th>status</th><th>message</th></tr>",
+            "<h3><code>{}</code> · {}{http}{}</h3><p class=\"why\">{}</p><ul class=\"rows\">",
             esc(&g.code),
-            super::count(g.count, "row")
+            super::count(g.count, "row"),
+            if st.is_empty() {
+                st
+            } else {
+                format!(" · {st}")
+            },
+            esc(&g.message)
         );
-        for o in &g.rows {
-            let _ = write!(
-                h,
-                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                o.row,
-                o.line,
-                o.status,
-                esc(&o.error_message)
-            );
+        for r in &g.rows {
+            let own = r
+                .message
+                .as_deref()
+                .map(|m| format!(": {}", esc(m)))
+                .unwrap_or_default();
+            let _ = write!(h, "<li>{} ({}){own}</li>", esc(&r.label), r.status);
         }
-        h.push_str("</table>");
+        h.push_str("</ul>");
         if g.count > g.rows.len() {
             let _ = write!(
                 h,
                 "<p class=\"more\">… and {} more in the results file.</p>",
-                g.count - g.rows.len()
+                super::count(g.count - g.rows.len(), "row")
             );
         }
         h.push('\n');
     }
-}
-
-fn changes(h: &mut String, s: &Summary) {
-    h.push_str("<h2>Changes (before → after)</h2>");
-    if s.changes.is_empty() {
-        h.push_str("<p class=\"more\">Nothing changed.</p>\n");
-        return;
-    }
-    h.push_str("<table><tr><th>row</th><th>status</th><th>change</th></tr>");
-    for o in &s.changes {
-        let _ = write!(
+    if groups.len() > CODES_SHOWN {
+        let rest = &groups[CODES_SHOWN..];
+        let _ = writeln!(
             h,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            o.row,
-            o.status,
-            esc(&o.change)
+            "<p class=\"more\">… and {} other error codes ({}) in the results file.</p>",
+            rest.len(),
+            super::count(rest.iter().map(|g| g.count).sum(), "row")
         );
     }
-    h.push_str("</table>");
-    let more = s.changes_total.saturating_sub(s.changes.len());
-    if more > 0 {
-        let _ = write!(
-            h,
-            "<p class=\"more\">… and {more} more {} in the results file.</p>",
-            if more == 1 { "change" } else { "changes" }
-        );
-    }
-    h.push('\n');
 }
 
 #[cfg(test)]
@@ -350,18 +472,51 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_changes_shown_are_bounded_with_a_count_of_the_rest() {
-        let mut s = Summary::new(PathBuf::from("r.csv"));
-        let n = super::super::summary::CHANGES_SHOWN + 7;
-        for row in 1..=n {
-            let mut o = Outcome::unsent(row, row as u64 + 1, Status::Succeeded, "", "");
-            o.change = format!("name: \"a{row}\" → \"b\"");
-            s.count(o);
+    fn line(row: usize, status: Status, change: &str) -> rows::Line<'_> {
+        rows::Line {
+            row,
+            status,
+            op: 0,
+            change,
+            code: "",
+            message: "",
+            http_status: None,
         }
-        let page = render(&s, 0);
-        assert_eq!(page.matches("<tr><td class=\"num\">").count(), n - 7);
-        assert!(page.contains("… and 7 more changes in the results file."));
+    }
+
+    #[test]
+    fn identical_changes_are_one_line_with_a_count_and_the_groups_shown_are_bounded() {
+        let s = Summary::new(PathBuf::from("r.csv"));
+        let mut t = Tally::new(vec![crate::ops::by_name("support-contact")]);
+        for row in 1..=291 {
+            let same = "name: \"Adatum Cloud\" → \"Fabrikam Resellers\"";
+            t.add(line(row, Status::Succeeded, same), || format!("row {row}"));
+        }
+        let n = CHANGES_SHOWN + 7;
+        for row in 1000..1000 + n {
+            let change = format!("name: \"a{row}\" → \"b\"");
+            t.add(line(row, Status::Succeeded, &change), String::new);
+        }
+        let page = render_rows(&s, 0, &t);
+        assert!(page.contains(
+            "<td class=\"num\">×&nbsp;291</td><td><code>name</code>: \"Adatum Cloud\" → \"Fabrikam Resellers\"</td>\
+             <td>row 1<br>row 2<br>row 3<br>…</td>"
+        ));
+        assert_eq!(
+            page.matches("<td class=\"num\">×&nbsp;").count(),
+            CHANGES_SHOWN
+        );
+        assert!(page.contains("… and 8 other changes (8 rows) in the results file."));
+    }
+
+    #[test]
+    fn a_value_wraps_between_words_and_a_long_one_anywhere_with_no_sideways_scroll() {
+        assert!(STYLE.contains("overflow-wrap:anywhere"));
+        assert!(
+            !STYLE.contains("break-all"),
+            "break-all splits words that fit"
+        );
+        assert!(!STYLE.contains("nowrap") && !STYLE.contains("overflow-x"));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! What the user sees while a run goes and when it ends: progress, logs, the summary (text and
 //! JSON) and the HTML report. All of it is kept from the run's events (`crate::events`).
 
+pub mod headline;
 pub mod html;
 pub mod json;
 pub mod logs;
 pub mod progress;
+pub mod rows;
 pub mod stats;
 pub mod summary;
 

@@ -55,6 +55,9 @@ pub struct About {
     pub undo: Option<PathBuf>,
     pub started: SystemTime,
     pub finished: Option<SystemTime>,
+    /// The indices of the input columns the run's operations read, when the run says: the others
+    /// are the admin's own, carried (the report names rows by them).
+    pub read_columns: Option<Vec<usize>>,
 }
 
 /// The rows that failed (or are invalid) with one error code.
@@ -102,6 +105,7 @@ impl Summary {
                 undo: None,
                 started: SystemTime::now(),
                 finished: None,
+                read_columns: None,
             },
             calls: Default::default(),
             errors: HashMap::new(),
