@@ -391,6 +391,21 @@ pub struct SandboxArgs {
     /// Answer 502, 503 and 504 with a gateway's HTML page or an empty body.
     #[arg(long)]
     pub gateway_bodies: bool,
+
+    // The tenant's shape and its listings.
+    /// Subscriptions for each of the --customers load customers (ids d3<customer>-0000-4000-8000-<n>).
+    #[arg(long, value_name = "M", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub subscriptions_per_customer: u32,
+    /// The most items a page of the customer listing holds (a smaller `size` is honoured).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub page_size: u32,
+    /// Write links.next.uri with `/v1/` in it, alternately `/v1/customers?…` and `v1/customers?…`.
+    #[arg(long)]
+    pub next_with_v1: bool,
+    /// Let a subscription PATCH change partnerId, the reseller of record (by default a changed
+    /// partnerId is refused: the reference does not show it writable).
+    #[arg(long)]
+    pub writable_partner_id: bool,
 }
 
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
@@ -593,6 +608,9 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             refresh_grace: Duration::from_secs(a.refresh_grace),
             extra_subscriptions: a.subscriptions as usize,
             extra_customers: a.customers as usize,
+            subscriptions_per_customer: a.subscriptions_per_customer as usize,
+            page_size: a.page_size as usize,
+            next_with_v1: a.next_with_v1,
             replay: !a.no_replay,
             rules: Rules {
                 profile_paths: match a.strict_paths.as_deref() {
@@ -604,6 +622,7 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
                 token_kinds: !a.any_token,
                 full_bodies: !a.partial_bodies,
                 gateway_bodies: a.gateway_bodies,
+                writable_partner_id: a.writable_partner_id,
             },
             knobs: Knobs {
                 throttle,

@@ -5,6 +5,7 @@
 //! client's request, response or parsing code (`crate::api`, `crate::ops`), so a misreading on one side
 //! cannot hide behind the same misreading on the other.
 
+mod catalog;
 pub mod faults;
 mod routes;
 pub mod tenant;
@@ -31,6 +32,13 @@ pub struct Options {
     pub extra_subscriptions: usize,
     /// Extra customers with billing profiles, for load tests.
     pub extra_customers: usize,
+    /// Subscriptions each extra customer gets.
+    pub subscriptions_per_customer: usize,
+    /// The most items a page of a paged listing holds (a `size` asking for fewer is honoured).
+    pub page_size: usize,
+    /// Write `links.next.uri` with `/v1/` in it, alternately `/v1/customers?…` and
+    /// `v1/customers?…`, as some answers in the wild do.
+    pub next_with_v1: bool,
     /// Throttling, latency and faults.
     pub knobs: faults::Knobs,
     /// Whether a write sent again under an MS-RequestId already seen gets the first call's answer
@@ -70,6 +78,9 @@ pub struct Rules {
     /// Answer 502, 503 and 504 with a gateway's HTML or empty body instead of Partner Center's
     /// JSON error (reference silent: off).
     pub gateway_bodies: bool,
+    /// Let a subscription PATCH change `partnerId`, the reseller of record (the reference does not
+    /// show it writable: off, and a changed `partnerId` is refused).
+    pub writable_partner_id: bool,
 }
 
 impl Default for Rules {
@@ -80,6 +91,7 @@ impl Default for Rules {
             token_kinds: true,
             full_bodies: true,
             gateway_bodies: false,
+            writable_partner_id: false,
         }
     }
 }
@@ -93,6 +105,9 @@ impl Default for Options {
             refresh_grace: Duration::from_secs(60),
             extra_subscriptions: 0,
             extra_customers: 0,
+            subscriptions_per_customer: 0,
+            page_size: 5,
+            next_with_v1: false,
             knobs: faults::Knobs::default(),
             replay: true,
             rules: Rules::default(),

@@ -18,6 +18,7 @@ pub(super) async fn api(
     s: &Shared,
     method: &Method,
     rest: &[&str],
+    query: &str,
     h: &HeaderMap,
     body: &Bytes,
 ) -> Response {
@@ -49,7 +50,7 @@ pub(super) async fn api(
         }
         Fate::Normal | Fate::DropAfter | Fate::AppliedFail(_) => {}
     }
-    let (status, answer) = answer(s, method, rest, route, h, body, &ids).await;
+    let (status, answer) = answer(s, method, (rest, query), route, h, body, &ids).await;
     match fate {
         Fate::DropAfter => {
             s.fault("dropAfter");
@@ -104,7 +105,7 @@ fn permitted(s: &Shared, kind: TokenKind, route: &str, rest: &[&str]) -> Result<
     }
     let app_user_only = matches!(
         route,
-        "supportcontact" | "servicerequest" | "supportprofile"
+        "supportcontact" | "servicerequest" | "servicerequests" | "supportprofile"
     );
     if kind == TokenKind::AppOnly && app_user_only {
         return Err(error(
@@ -154,7 +155,7 @@ fn server_error(s: &Shared, code: u16, ids: &CallIds, bom: bool) -> Response {
 async fn answer(
     s: &Shared,
     method: &Method,
-    rest: &[&str],
+    (rest, query): (&[&str], &str),
     route: &'static str,
     h: &HeaderMap,
     body: &Bytes,
@@ -175,7 +176,7 @@ async fn answer(
     if let Some(late) = s.opts.knobs.late_writes.filter(|_| is_write) {
         tokio::time::sleep(late).await;
     }
-    let (status, answer) = dispatch(s, method, rest, h, body);
+    let (status, answer) = dispatch(s, method, rest, query, h, body);
     if is_write && status.is_success() {
         s.applied(method, rest);
     }

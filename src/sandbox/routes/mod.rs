@@ -6,7 +6,8 @@
 //! - `admin`: `/_sandbox/state`, `/_sandbox/stats` and `/_sandbox/writes`.
 //! - `tokens`: the token endpoint and the bearer check.
 //! - `call`: what every `/v1` call goes through (latency, throttling, faults, idempotency).
-//! - `support_contact`, `service_requests`, `support_profile`, `billing_profile`: the resources.
+//! - `customers`, `subscriptions`, `support_contact`, `service_requests`, `support_profile`,
+//!   `billing_profile`: the resources.
 //! - `common`: error bodies, reply headers and field lookups the others share.
 //! - `state`: the state shared by all connections, and the counts.
 
@@ -14,8 +15,10 @@ mod admin;
 mod billing_profile;
 mod call;
 mod common;
+mod customers;
 mod service_requests;
 mod state;
+mod subscriptions;
 mod support_contact;
 mod support_profile;
 mod tokens;
@@ -32,8 +35,10 @@ use serde_json::Value;
 use crate::sandbox::ProfilePaths;
 use billing_profile::{get_billing, put_billing};
 use common::{error, Answer};
-use service_requests::{get_service_request, patch_service_request};
+use customers::{get_customer, list_customers};
+use service_requests::{get_service_request, list_service_requests, patch_service_request};
 use state::InFlight;
+use subscriptions::{get_subscription, list_subscriptions, patch_subscription};
 use support_contact::{get_support_contact, put_support_contact};
 use support_profile::{get_support_profile, put_support_profile};
 
@@ -95,11 +100,13 @@ async fn handle(
             tokens::token_endpoint(&s, &body)
         }
         ["v1", ..] if s.opts.knobs.late_writes.is_some() => {
-            detached(s, method, words, headers, body).await
+            let query = uri.query().unwrap_or("").to_owned();
+            detached(s, method, words, query, headers, body).await
         }
         ["v1", rest @ ..] => {
             let _guard = InFlight::enter(&s);
-            call::api(&s, &method, rest, &headers, &body).await
+            let query = uri.query().unwrap_or("");
+            call::api(&s, &method, rest, query, &headers, &body).await
         }
         _ => (StatusCode::NOT_FOUND, "").into_response(),
     }
@@ -112,13 +119,14 @@ async fn detached(
     s: Arc<Shared>,
     method: Method,
     words: Vec<String>,
+    query: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let task = tokio::spawn(async move {
         let _guard = InFlight::enter(&s);
         let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
-        call::api(&s, &method, &rest, &headers, &body).await
+        call::api(&s, &method, &rest, &query, &headers, &body).await
     });
     task.await
         .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "").into_response())
@@ -140,7 +148,12 @@ fn profile_path_serves(s: &Shared, method: &Method, word: &str) -> bool {
 /// The route a `/v1` path names, for the call counts and to tell 405 from 404.
 pub(super) fn route_name(rest: &[&str]) -> &'static str {
     match rest {
+        ["customers"] => "customers",
+        ["customers", _] => "customer",
+        ["customers", _, "subscriptions"] => "subscriptions",
+        ["customers", _, "subscriptions", _] => "subscription",
         ["customers", _, "subscriptions", _, "supportcontact"] => "supportcontact",
+        ["servicerequests"] => "servicerequests",
         ["servicerequests", _] => "servicerequest",
         ["profiles", "support" | "supportprofile"] => "supportprofile",
         ["customers", _, "profiles", "billing"] => "billingprofile",
@@ -153,6 +166,7 @@ pub(super) fn dispatch(
     s: &Shared,
     method: &Method,
     rest: &[&str],
+    query: &str,
     h: &HeaderMap,
     body: &Bytes,
 ) -> Answer {
@@ -167,6 +181,13 @@ pub(super) fn dispatch(
     };
     let mut t = s.tenant.lock().unwrap();
     let result = match (method.clone(), rest) {
+        (Method::GET, ["customers"]) => list_customers(s, &t, query, h),
+        (Method::GET, ["customers", c]) => get_customer(&t, c),
+        (Method::GET, ["customers", c, "subscriptions"]) => list_subscriptions(&t, c),
+        (Method::GET, ["customers", c, "subscriptions", sub]) => get_subscription(&t, c, sub),
+        (Method::PATCH, ["customers", c, "subscriptions", sub]) => parse()
+            .and_then(|b| patch_subscription(s.opts.rules.writable_partner_id, &mut t, c, sub, &b)),
+        (Method::GET, ["servicerequests"]) => list_service_requests(&t),
         (Method::GET, ["customers", c, "subscriptions", sub, "supportcontact"]) => {
             get_support_contact(&t, c, sub)
         }

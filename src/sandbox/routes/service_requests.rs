@@ -1,3 +1,4 @@
+//! `/v1/servicerequests`: the partner's service requests, listed whole; and
 //! `/v1/servicerequests/{id}`: a service request, read with GET and changed with PATCH (a new note
 //! and/or a new status).
 
@@ -7,6 +8,19 @@ use serde_json::{json, Value};
 use super::common::{error, field, text, Answer};
 use super::Shared;
 use crate::sandbox::tenant::Tenant;
+
+/// GET `/v1/servicerequests`: every service request of the partner, as one collection.
+pub(super) fn list_service_requests(t: &Tenant) -> Result<Answer, Answer> {
+    let items: Vec<&Value> = t.service_requests.values().collect();
+    Ok((
+        StatusCode::OK,
+        json!({
+            "totalCount": items.len(), "items": items,
+            "links": {"self": {"uri": "/servicerequests", "method": "GET", "headers": []}},
+            "attributes": {"objectType": "Collection"}
+        }),
+    ))
+}
 
 /// GET: the service request as it stands.
 pub(super) fn get_service_request(t: &Tenant, id: &str) -> Result<Answer, Answer> {

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::sandbox::faults::Faults;
-use crate::sandbox::tenant::Tenant;
+use crate::sandbox::tenant::{Size, Tenant};
 use crate::sandbox::Options;
 
 /// Calls by route and outcome, and everything a test may want to know about what the server saw.
@@ -72,7 +72,12 @@ pub struct Shared {
 impl Shared {
     pub fn new(opts: Options) -> Self {
         Shared {
-            tenant: Mutex::new(Tenant::demo(opts.extra_subscriptions, opts.extra_customers)),
+            tenant: Mutex::new(Tenant::demo(Size {
+                seed: opts.seed,
+                extra_subscriptions: opts.extra_subscriptions,
+                extra_customers: opts.extra_customers,
+                subscriptions_per_customer: opts.subscriptions_per_customer,
+            })),
             faults: Mutex::new(Faults::new(opts.knobs.clone(), opts.seed)),
             opts,
             stats: Mutex::default(),

@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::common::{customer_not_found, error, is_guid, text, Answer};
+use super::common::{error, is_guid, text, Answer};
+use super::subscriptions::subscription;
 use crate::sandbox::tenant::{
     support_contact, Reseller, Tenant, PARTNER_MPN, PARTNER_TENANT, RESELLERS,
 };
@@ -12,26 +13,6 @@ use crate::sandbox::tenant::{
 /// GET: the subscription's support contact.
 pub(super) fn get_support_contact(t: &Tenant, c: &str, sub: &str) -> Result<Answer, Answer> {
     subscription(t, c, sub).map(|sub| (StatusCode::OK, sub.support_contact.clone()))
-}
-
-fn subscription<'t>(
-    t: &'t Tenant,
-    c: &str,
-    sub: &str,
-) -> Result<&'t crate::sandbox::tenant::Subscription, Answer> {
-    if !t.customers.contains_key(c) {
-        return Err(customer_not_found(c));
-    }
-    t.subscriptions
-        .get(sub)
-        .filter(|x| x.customer_id == c)
-        .ok_or_else(|| {
-            error(
-                404,
-                20003,
-                &format!("Subscription {sub} was not found for customer {c}"),
-            )
-        })
 }
 
 pub(super) fn put_support_contact(
