@@ -724,7 +724,7 @@ fn credentials(cloud: Cloud, base_url: &str) -> Result<Credentials, Error> {
                     client_id: login.client_id.clone(),
                     client_secret: None,
                     refresh_token: crate::api::token_store::load(&login).map_err(Error::usage)?,
-                    keep: Some(crate::api::token_store::Keeper::Login(login)),
+                    keep: Some(crate::api::token_store::Keeper::Login(Box::new(login))),
                 }),
                 None => usage!(
                     "no credentials: sign in with `pcbulk auth login`, or set PCBULK_ACCESS_TOKEN, \
@@ -770,7 +770,8 @@ fn tenant(t: &str) -> Result<String, Error> {
     let t = t.trim();
     let ok = !t.is_empty()
         && t.len() <= 256
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     if !ok {
         usage!(
             "--tenant {:?} is not a tenant: give a domain (contoso.onmicrosoft.com), a tenant id, \

@@ -456,7 +456,7 @@ pub enum Poll {
 }
 
 /// The device authorization grant against `{authority}/{tenant}/oauth2/v2.0`, as the Microsoft
-/// identity platform documents it (docs/device-code-sign-in.md).
+/// identity platform documents it (see docs/device-code-sign-in.md).
 pub struct DeviceLogin {
     http: reqwest::Client,
     base: String,
@@ -572,7 +572,11 @@ impl DeviceLogin {
 
     /// A form POST to `{base}/{endpoint}`, sent as the refresh grant is: whether it succeeded,
     /// and the answer's bytes (bounded).
-    async fn post(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<(bool, Vec<u8>), CallError> {
+    async fn post(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(bool, Vec<u8>), CallError> {
         let resp = self
             .http
             .post(format!("{}/{endpoint}", self.base))
@@ -623,6 +627,8 @@ pub fn token_tenant(access: &SecretString) -> Option<String> {
     let tid = claims.get("tid")?.as_str()?;
     let ok = !tid.is_empty()
         && tid.len() <= 64
-        && tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        && tid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     ok.then(|| tid.to_owned())
 }

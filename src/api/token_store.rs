@@ -99,13 +99,17 @@ pub enum Keeper {
     /// `PCBULK_TOKEN_CACHE`, beside the environment's refresh token.
     Cache(PathBuf),
     /// What `pcbulk auth login` kept.
-    Login(Login),
+    Login(Box<Login>),
 }
 
 /// The store `PCBULK_TOKEN_STORE` asks for: `Some(true)` the credential store only, `Some(false)`
 /// a file, `None` the credential store where there is one, else a file.
 fn asked_store() -> Result<Option<bool>, String> {
-    match std::env::var("PCBULK_TOKEN_STORE").ok().as_deref().map(str::trim) {
+    match std::env::var("PCBULK_TOKEN_STORE")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("") => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("keyring") => Ok(Some(true)),
         Some(v) if v.eq_ignore_ascii_case("file") => Ok(Some(false)),
@@ -132,7 +136,9 @@ fn token_file(key: &str) -> Result<PathBuf, String> {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.as_bytes());
     let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(state_dir()?.join("tokens").join(format!("login-{name}.token")))
+    Ok(state_dir()?
+        .join("tokens")
+        .join(format!("login-{name}.token")))
 }
 
 /// Keeps `token` for `login` (whose place is chosen here) and records it in the list. Returns the
@@ -179,7 +185,10 @@ pub fn keep(mut login: Login, token: &SecretString) -> Result<(Login, Option<Str
         write_file(path, token)?;
     }
     // A sign-in that moved (file to credential store or back) leaves nothing behind.
-    if let Some(old) = list.iter().find(|l| l.key() == key && l.place != login.place) {
+    if let Some(old) = list
+        .iter()
+        .find(|l| l.key() == key && l.place != login.place)
+    {
         let _ = erase(old);
     }
     list.retain(|l| l.key() != key);

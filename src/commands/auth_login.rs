@@ -135,14 +135,19 @@ fn show(code: &DeviceCode) {
 
 /// Polls until the user has signed in, declined, or the code expired: the access and refresh
 /// tokens.
-async fn wait(flow: &DeviceLogin, code: &DeviceCode) -> Result<(SecretString, SecretString), Error> {
+async fn wait(
+    flow: &DeviceLogin,
+    code: &DeviceCode,
+) -> Result<(SecretString, SecretString), Error> {
     let deadline = Instant::now() + code.expires_in;
     let mut interval = code.interval;
     let mut failures = 0;
     loop {
         tokio::time::sleep(interval).await;
         if Instant::now() >= deadline {
-            usage!("the code expired before the sign-in was finished: run `pcbulk auth login` again");
+            usage!(
+                "the code expired before the sign-in was finished: run `pcbulk auth login` again"
+            );
         }
         match flow.poll(code).await {
             Ok(Poll::Pending) => failures = 0,
@@ -186,7 +191,9 @@ async fn approve_in_sandbox(base_url: &str, user_code: &str) -> Result<(), Error
             eprintln!("(the embedded sandbox approves the code itself)");
             Ok(())
         }
-        _ => Err(Error::usage("the embedded sandbox did not approve the code")),
+        _ => Err(Error::usage(
+            "the embedded sandbox did not approve the code",
+        )),
     }
 }
 
@@ -204,10 +211,7 @@ pub fn logout(s: SignOut) -> Result<u8, Error> {
             login.describe(),
             login.place
         ),
-        None => println!(
-            "no sign-in is kept for {}: nothing removed",
-            s.authority
-        ),
+        None => println!("no sign-in is kept for {}: nothing removed", s.authority),
     }
     Ok(exit::OK)
 }

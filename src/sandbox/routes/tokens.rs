@@ -245,7 +245,10 @@ pub(super) fn devicecode_endpoint(s: &Shared, h: &HeaderMap, body: &Bytes) -> Re
     );
     drop(book);
     let host = header(h, "Host")
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".:[]-".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:[]-".contains(c))
+        })
         .unwrap_or("127.0.0.1");
     let approve = format!("http://{host}/_sandbox/device/approve");
     axum::Json(json!({
