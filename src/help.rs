@@ -19,6 +19,8 @@ Environment:
   PCBULK_TENANT_ID, PCBULK_CLIENT_ID, PCBULK_REFRESH_TOKEN, PCBULK_CLIENT_SECRET (optional)
                           App+User: access tokens are obtained and renewed from the refresh token
   PCBULK_TOKEN_CACHE      a file to keep the renewed tokens in between runs
+  PCBULK_TOKEN_STORE      where `pcbulk auth login` keeps its sign-in: keyring (the operating
+                          system's credential store, the default where there is one) or file
   PCBULK_AUTHORITY        token authority (default: the one of --cloud)
   PCBULK_BASE_URL         API base URL (the same as --base-url)
   PCBULK_LOG              log detail on stderr: warn (default), info, debug
