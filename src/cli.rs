@@ -206,6 +206,30 @@ pub enum AuthCommand {
     /// cloud, base URL, token expiry and whether it is App+User. Exit 0; 3 with the reason when the
     /// token or the check is refused; 2 when no credentials are set.
     Status(TargetArgs),
+    /// Sign in with a device code, as `az login --use-device-code` does: prints a URL and a code
+    /// to enter there, waits for the sign-in, and keeps the refresh token in the operating system's
+    /// credential store (or an owner-only file where there is none, or PCBULK_TOKEN_STORE=file) for
+    /// apply, plan, export and auth status to use. Needs PCBULK_CLIENT_ID: the application (client)
+    /// id of the partner's app registration, with public client flows allowed. Exit 0 once signed
+    /// in; 2 when the code was declined or expired, or nothing could be kept; 3 when the authority
+    /// could not be reached.
+    #[command(after_help = crate::help::AUTH_LOGIN)]
+    Login(LoginArgs),
+    /// Forget the sign-in `pcbulk auth login` kept for this target (its tenant and client id from
+    /// PCBULK_TENANT_ID and PCBULK_CLIENT_ID when several were kept). Variables in the environment
+    /// are not touched.
+    Logout(TargetArgs),
+}
+
+/// `pcbulk auth login`.
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The tenant to sign in to: `organizations` (any work account), a domain such as
+    /// contoso.onmicrosoft.com, or a tenant id.
+    #[arg(long, env = "PCBULK_TENANT_ID", default_value = "organizations")]
+    pub tenant: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -705,35 +729,122 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// Credentials from the environment (SPEC: Credentials).
-fn credentials(cloud: Cloud) -> Result<Credentials, Error> {
+fn credentials(cloud: Cloud, base_url: &str) -> Result<Credentials, Error> {
     if let Some(t) = env("PCBULK_ACCESS_TOKEN") {
         return Ok(Credentials::Static(SecretString::from(t.trim().to_owned())));
     }
     let refresh = env("PCBULK_REFRESH_TOKEN");
     let tenant = env("PCBULK_TENANT_ID");
     let client = env("PCBULK_CLIENT_ID");
+    let authority = authority(cloud, base_url)?;
     match (refresh, tenant, client) {
         (Some(refresh), Some(tenant), Some(client_id)) => {
-            let authority = match env("PCBULK_AUTHORITY") {
-                Some(a) => check_url("PCBULK_AUTHORITY", &a)?,
-                None => cloud.authority().to_owned(),
-            };
             Ok(Credentials::Refresh {
                 token_url: format!("{authority}/{}/oauth2/token", tenant.trim()),
                 client_id: client_id.trim().to_owned(),
                 client_secret: env("PCBULK_CLIENT_SECRET").map(SecretString::from),
                 refresh_token: SecretString::from(refresh.trim().to_owned()),
-                token_cache: env("PCBULK_TOKEN_CACHE").map(PathBuf::from),
+                keep: env("PCBULK_TOKEN_CACHE")
+                    .map(|p| crate::api::token_store::Keeper::Cache(PathBuf::from(p))),
             })
         }
-        (None, None, None) => usage!(
-            "no credentials: set PCBULK_ACCESS_TOKEN, or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and \
-             PCBULK_CLIENT_ID (and PCBULK_CLIENT_SECRET for a web app); or try the tool with --sandbox"
-        ),
+        (None, tenant, client) => {
+            let found =
+                crate::api::token_store::find(&authority, tenant.as_deref(), client.as_deref())
+                    .map_err(Error::usage)?;
+            match found {
+                Some(login) => Ok(Credentials::Refresh {
+                    token_url: login.token_url(),
+                    client_id: login.client_id.clone(),
+                    client_secret: None,
+                    refresh_token: crate::api::token_store::load(&login).map_err(Error::usage)?,
+                    keep: Some(crate::api::token_store::Keeper::Login(Box::new(login))),
+                }),
+                None => usage!(
+                    "no credentials: sign in with `pcbulk auth login`, or set PCBULK_ACCESS_TOKEN, \
+                     or PCBULK_REFRESH_TOKEN with PCBULK_TENANT_ID and PCBULK_CLIENT_ID (and \
+                     PCBULK_CLIENT_SECRET for a web app); or try the tool with --sandbox"
+                ),
+            }
+        }
         _ => usage!(
             "incomplete credentials: App+User needs all of PCBULK_REFRESH_TOKEN, PCBULK_TENANT_ID and \
              PCBULK_CLIENT_ID"
         ),
+    }
+}
+
+/// The token authority: `PCBULK_AUTHORITY`; else a loopback base URL, a sandbox, which is its own
+/// authority (so nothing meant for a simulator goes to a real one); else the cloud's.
+fn authority(cloud: Cloud, base_url: &str) -> Result<String, Error> {
+    match env("PCBULK_AUTHORITY") {
+        Some(a) => check_url("PCBULK_AUTHORITY", &a),
+        None if crate::config::is_loopback(base_url) => Ok(base_url.to_owned()),
+        None => Ok(cloud.authority().to_owned()),
+    }
+}
+
+impl TargetArgs {
+    fn base_url(&self, cloud: Cloud) -> Result<String, Error> {
+        match self.base_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(u) => check_url("the base URL", u),
+            None => Ok(cloud.base_url().to_owned()),
+        }
+    }
+
+    /// The token authority for these flags (`auth login`, `auth logout`).
+    fn authority(&self) -> Result<String, Error> {
+        let cloud = self.cloud.unwrap_or(Cloud::Global);
+        authority(cloud, &self.base_url(cloud)?)
+    }
+}
+
+/// A tenant as it may stand in the authority's URL: a domain, an id, or `organizations`.
+fn tenant(t: &str) -> Result<String, Error> {
+    let t = t.trim();
+    let ok = !t.is_empty()
+        && t.len() <= 256
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !ok {
+        usage!(
+            "--tenant {:?} is not a tenant: give a domain (contoso.onmicrosoft.com), a tenant id, \
+             or organizations",
+            crate::api::error::clean(t, &[])
+        );
+    }
+    Ok(t.to_owned())
+}
+
+impl TryFrom<&LoginArgs> for crate::commands::auth_login::SignIn {
+    type Error = Error;
+
+    fn try_from(a: &LoginArgs) -> Result<Self, Error> {
+        Ok(crate::commands::auth_login::SignIn {
+            sandbox: a.target.sandbox,
+            authority: match a.target.sandbox {
+                true => String::new(),
+                false => a.target.authority()?,
+            },
+            tenant: tenant(&a.tenant)?,
+            client_id: env("PCBULK_CLIENT_ID").map(|c| c.trim().to_owned()),
+        })
+    }
+}
+
+impl TryFrom<&TargetArgs> for crate::commands::auth_login::SignOut {
+    type Error = Error;
+
+    fn try_from(a: &TargetArgs) -> Result<Self, Error> {
+        Ok(crate::commands::auth_login::SignOut {
+            sandbox: a.sandbox,
+            authority: match a.sandbox {
+                true => String::new(),
+                false => a.authority()?,
+            },
+            tenant: env("PCBULK_TENANT_ID").map(|t| t.trim().to_owned()),
+            client_id: env("PCBULK_CLIENT_ID").map(|c| c.trim().to_owned()),
+        })
     }
 }
 
@@ -745,13 +856,10 @@ impl TryFrom<&TargetArgs> for Target {
             return Ok(Target::Sandbox);
         }
         let cloud = a.cloud.unwrap_or(Cloud::Global);
-        let base_url = match a.base_url.as_deref().filter(|u| !u.trim().is_empty()) {
-            Some(u) => check_url("the base URL", u)?,
-            None => cloud.base_url().to_owned(),
-        };
+        let base_url = a.base_url(cloud)?;
         Ok(Target::Service {
+            credentials: credentials(cloud, &base_url)?,
             base_url,
-            credentials: credentials(cloud)?,
         })
     }
 }

@@ -19,6 +19,8 @@ Environment:
   PCBULK_TENANT_ID, PCBULK_CLIENT_ID, PCBULK_REFRESH_TOKEN, PCBULK_CLIENT_SECRET (optional)
                           App+User: access tokens are obtained and renewed from the refresh token
   PCBULK_TOKEN_CACHE      a file to keep the renewed tokens in between runs
+  PCBULK_TOKEN_STORE      where `pcbulk auth login` keeps its sign-in: keyring (the operating
+                          system's credential store, the default where there is one) or file
   PCBULK_AUTHORITY        token authority (default: the one of --cloud)
   PCBULK_BASE_URL         API base URL (the same as --base-url)
   PCBULK_LOG              log detail on stderr: warn (default), info, debug
@@ -100,7 +102,23 @@ Examples:
   pcbulk auth status
       the tenant and cloud the PCBULK_* credentials reach (see pcbulk --help)
   pcbulk auth status --cloud usgov
-  pcbulk auth status --sandbox";
+  pcbulk auth status --sandbox
+  pcbulk auth login
+      sign in once with a device code; apply, plan and auth status then use the sign-in";
+
+pub const AUTH_LOGIN: &str = "\
+Examples:
+  PCBULK_CLIENT_ID=<app registration id> pcbulk auth login
+      prints a URL and a code: enter the code there, sign in; the refresh token is kept in the
+      operating system's credential store, or an owner-only file where there is none
+  PCBULK_TOKEN_STORE=file pcbulk auth login --tenant contoso.onmicrosoft.com
+      keep it in a file in pcbulk's state folder (or the file PCBULK_TOKEN_CACHE names): a cron job
+      then renews it on every run
+  pcbulk auth login --sandbox
+      see the sign-in work against the built-in simulator (nothing is kept)
+  pcbulk auth logout
+      forget the sign-in again
+Variables in the environment (PCBULK_ACCESS_TOKEN, PCBULK_REFRESH_TOKEN) win over a sign-in.";
 
 pub const SANDBOX: &str = "\
 Examples:

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::token_store::{self, Keeper};
 use super::CallError;
 
 /// The resource Partner Center tokens are issued for.
@@ -22,9 +23,10 @@ pub enum Credentials {
         client_id: String,
         client_secret: Option<SecretString>,
         refresh_token: SecretString,
-        /// `PCBULK_TOKEN_CACHE`: where the newest refresh token is kept between runs (each grant
-        /// returns a new one; a monthly job that keeps using the first dies after 90 days).
-        token_cache: Option<std::path::PathBuf>,
+        /// Where the newest refresh token is kept between runs (each grant returns a new one; a
+        /// monthly job that keeps using the first dies after 90 days): `PCBULK_TOKEN_CACHE`, or
+        /// the sign-in `pcbulk auth login` kept.
+        keep: Option<Keeper>,
     },
 }
 
@@ -85,7 +87,7 @@ struct Cached {
 pub struct Tokens {
     creds: Credentials,
     /// Where the newest refresh token is kept, unless the path was refused.
-    token_cache: Option<std::path::PathBuf>,
+    keep: Option<Keeper>,
     cache: Mutex<Option<Cached>>,
     /// Refresh tokens to try, newest first (the cached one, then the environment's): each grant
     /// returns a new one, which goes first.
@@ -127,25 +129,30 @@ fn token_client(creds: &Credentials) -> reqwest::Client {
 
 impl Tokens {
     pub fn new(creds: Credentials) -> Self {
-        let (token_cache, refresh) = match &creds {
+        let (keep, refresh) = match &creds {
             Credentials::Refresh {
                 refresh_token,
-                token_cache,
+                keep,
                 ..
             } => {
-                let (cache, cached) = match token_cache {
-                    Some(path) => open_cache(path),
-                    None => (None, None),
+                // A sign-in's token was read from where it is kept; a cache beside the
+                // environment's token may hold a newer one.
+                let (keep, cached) = match keep {
+                    Some(Keeper::Cache(path)) => {
+                        let (path, cached) = open_cache(path);
+                        (path.map(Keeper::Cache), cached)
+                    }
+                    other => (other.clone(), None),
                 };
                 let refresh = cached.into_iter().chain([refresh_token.clone()]);
-                (cache, refresh.collect())
+                (keep, refresh.collect())
             }
             Credentials::Static(_) => (None, Vec::new()),
         };
         let http = token_client(&creds);
         Tokens {
             creds,
-            token_cache,
+            keep,
             cache: Mutex::new(None),
             refresh: Mutex::new(refresh),
             http,
@@ -197,16 +204,7 @@ impl Tokens {
             match self.exchange(&refresh).await {
                 Ok((cached, new_refresh)) => {
                     if let Some(new) = new_refresh {
-                        // The run goes on with the new token; only the next run would miss it.
-                        if let Some(path) = &self.token_cache {
-                            if let Err(e) = write_cache(path, &new) {
-                                tracing::warn!(
-                                    "cannot write the token cache {}: {e}; the newest refresh token \
-                                     is not kept for the next run",
-                                    path.display()
-                                );
-                            }
-                        }
+                        self.keep_newest(&new);
                         *candidates = vec![new];
                     }
                     return Ok(cached);
@@ -218,6 +216,25 @@ impl Tokens {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Writes a renewed refresh token back where it is kept. The run goes on with it whatever
+    /// happens here; only the next run would miss it.
+    fn keep_newest(&self, new: &SecretString) {
+        let failed = match &self.keep {
+            None => return,
+            Some(Keeper::Cache(path)) => write_cache(path, new)
+                .err()
+                .map(|e| format!("the token cache {}: {e}", path.display())),
+            Some(Keeper::Login(login)) => token_store::rotate(login, new)
+                .err()
+                .map(|e| format!("the sign-in to {}: {e}", login.describe())),
+        };
+        if let Some(e) = failed {
+            tracing::warn!(
+                "cannot write {e}; the newest refresh token is not kept for the next run"
+            );
         }
     }
 
@@ -312,7 +329,9 @@ impl Tokens {
     pub async fn facts(&self) -> TokenFacts {
         let (access, expires_at, source, tenant) = match &self.creds {
             Credentials::Static(t) => (t.clone(), None, "PCBULK_ACCESS_TOKEN (used as is)", None),
-            Credentials::Refresh { token_url, .. } => {
+            Credentials::Refresh {
+                token_url, keep, ..
+            } => {
                 let cache = self.cache.lock().await;
                 let Some(c) = cache.as_ref() else {
                     return TokenFacts::default();
@@ -326,7 +345,12 @@ impl Tokens {
                 (
                     c.access.clone(),
                     Some(c.expires_at),
-                    "PCBULK_REFRESH_TOKEN (App+User, renewed as needed)",
+                    match keep {
+                        Some(Keeper::Login(_)) => {
+                            "the sign-in kept by `pcbulk auth login` (App+User, renewed as needed)"
+                        }
+                        _ => "PCBULK_REFRESH_TOKEN (App+User, renewed as needed)",
+                    },
                     tenant,
                 )
             }
@@ -395,4 +419,216 @@ fn explain_refusal(r: &TokenRefusal) -> String {
             r.error
         )
     }
+}
+
+/// What a sign-in asks for: Partner Center as the user, and a refresh token to keep.
+pub const LOGIN_SCOPE: &str =
+    "https://api.partnercenter.microsoft.com/user_impersonation offline_access";
+
+/// The grant type of a device code poll (RFC 8628).
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A device code from the authority: what to show the user, and how to poll.
+pub struct DeviceCode {
+    /// Identifies the sign-in to the token endpoint: a secret, never shown.
+    device_code: SecretString,
+    /// What the user types on the sign-in page: shown (not a secret).
+    pub user_code: String,
+    pub verification_uri: String,
+    /// The authority's own instructions, when it sent them.
+    pub message: Option<String>,
+    pub expires_in: Duration,
+    pub interval: Duration,
+}
+
+/// One poll's answer.
+pub enum Poll {
+    /// The user has not finished: ask again after the interval.
+    Pending,
+    /// Polled too fast: wait longer from now on.
+    SlowDown,
+    Granted {
+        access: SecretString,
+        refresh: SecretString,
+    },
+    /// The sign-in ended without tokens (declined, expired, refused): why, and what to do.
+    Ended(String),
+}
+
+/// The device authorization grant against `{authority}/{tenant}/oauth2/v2.0`, as the Microsoft
+/// identity platform documents it (see docs/device-code-sign-in.md).
+pub struct DeviceLogin {
+    http: reqwest::Client,
+    base: String,
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+struct DeviceAnswer {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    interval: Option<serde_json::Value>,
+}
+
+/// Seconds as the authority sends them (a number or a string), within `min..=max`.
+fn seconds(v: Option<&serde_json::Value>, default: u64, min: u64, max: u64) -> Duration {
+    let n = v
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .unwrap_or(default);
+    Duration::from_secs(n.clamp(min, max))
+}
+
+impl DeviceLogin {
+    pub fn new(authority: &str, tenant: &str, client_id: &str) -> Self {
+        let base = format!("{authority}/{}/oauth2/v2.0", tenant.trim());
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
+        if crate::config::is_loopback(&base) {
+            b = b.no_proxy();
+        }
+        DeviceLogin {
+            http: b.build().expect("a plain reqwest client builds"),
+            base,
+            client_id: client_id.trim().to_owned(),
+        }
+    }
+
+    /// Asks for a device code and the user code to show.
+    pub async fn start(&self) -> Result<DeviceCode, CallError> {
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("scope", LOGIN_SCOPE),
+        ];
+        let (ok, body) = self.post("devicecode", &form).await?;
+        if !ok {
+            return Err(CallError::Unauthorized(refusal_words(&body, &[])));
+        }
+        let a: DeviceAnswer = serde_json::from_slice(&body).map_err(|_| {
+            CallError::Decode("the authority's answer was not a device code response".into())
+        })?;
+        let shown = |s: &str, max: usize| {
+            let s = crate::api::error::clean(s.trim(), &[&a.device_code]);
+            s.chars().take(max).collect::<String>()
+        };
+        Ok(DeviceCode {
+            user_code: shown(&a.user_code, 64),
+            verification_uri: shown(&a.verification_uri, 512),
+            message: a.message.as_deref().map(|m| shown(m, 1000)),
+            expires_in: seconds(a.expires_in.as_ref(), 900, 1, 3600),
+            interval: seconds(a.interval.as_ref(), 5, 1, 60),
+            device_code: SecretString::from(a.device_code),
+        })
+    }
+
+    /// Asks the token endpoint whether the user has signed in.
+    pub async fn poll(&self, code: &DeviceCode) -> Result<Poll, CallError> {
+        let secret = code.device_code.expose_secret();
+        let form = [
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", self.client_id.as_str()),
+            ("device_code", secret),
+        ];
+        let (ok, body) = self.post("token", &form).await?;
+        if ok {
+            let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
+                CallError::Decode("the authority's answer was not a token response".into())
+            })?;
+            let Some(refresh) = answer.refresh_token else {
+                return Ok(Poll::Ended(
+                    "the authority issued no refresh token (the offline_access scope was not \
+                     granted), so there is nothing to keep"
+                        .into(),
+                ));
+            };
+            return Ok(Poll::Granted {
+                access: SecretString::from(answer.access_token),
+                refresh: SecretString::from(refresh),
+            });
+        }
+        let error = serde_json::from_slice::<TokenRefusal>(&body)
+            .map(|r| r.error)
+            .unwrap_or_default();
+        Ok(match error.as_str() {
+            "authorization_pending" => Poll::Pending,
+            "slow_down" => Poll::SlowDown,
+            "authorization_declined" => {
+                Poll::Ended("the sign-in was declined on the sign-in page".into())
+            }
+            "expired_token" => Poll::Ended(
+                "the code expired before the sign-in was finished: run `pcbulk auth login` \
+                 again"
+                    .into(),
+            ),
+            _ => Poll::Ended(refusal_words(&body, &[secret])),
+        })
+    }
+
+    /// A form POST to `{base}/{endpoint}`, sent as the refresh grant is: whether it succeeded,
+    /// and the answer's bytes (bounded).
+    async fn post(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(bool, Vec<u8>), CallError> {
+        let resp = self
+            .http
+            .post(format!("{}/{endpoint}", self.base))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| {
+                CallError::Unreachable(format!(
+                    "could not reach the token authority{}",
+                    if e.is_timeout() { " (timed out)" } else { "" }
+                ))
+            })?;
+        let ok = resp.status().is_success();
+        let body = crate::api::http::read_bounded_reqwest(resp).await?;
+        Ok((ok, body))
+    }
+}
+
+/// A sign-in refusal in words, with the authority's description (secrets masked) and advice.
+fn refusal_words(body: &[u8], secrets: &[&str]) -> String {
+    let r: TokenRefusal = serde_json::from_slice(body).unwrap_or(TokenRefusal {
+        error: "an answer that is not a token response".into(),
+        error_description: String::new(),
+    });
+    let error = crate::api::error::clean(&r.error, secrets);
+    let d = crate::api::error::clean(&r.error_description, secrets);
+    let first = d.lines().next().unwrap_or("").trim();
+    let advice = if d.contains("AADSTS7000218") {
+        "the app registration does not allow public client flows: turn on \"Allow public client \
+         flows\" in its Authentication settings"
+    } else if d.contains("AADSTS700016") || error == "unauthorized_client" {
+        "the application was not found in that tenant: check PCBULK_CLIENT_ID and --tenant"
+    } else if d.contains("AADSTS65001") {
+        "the application has no consent for Partner Center: grant it the Partner Center API's \
+         user_impersonation permission"
+    } else {
+        "check PCBULK_CLIENT_ID, --tenant and PCBULK_AUTHORITY"
+    };
+    match first.is_empty() {
+        true => format!("the authority refused the sign-in ({error}): {advice}"),
+        false => format!("the authority refused the sign-in ({error}: {first}): {advice}"),
+    }
+}
+
+/// The tenant an access token was issued in (`tid`), when it is a JWT that says.
+pub fn token_tenant(access: &SecretString) -> Option<String> {
+    let claims = jwt_claims(access.expose_secret())?;
+    let tid = claims.get("tid")?.as_str()?;
+    let ok = !tid.is_empty()
+        && tid.len() <= 64
+        && tid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    ok.then(|| tid.to_owned())
 }

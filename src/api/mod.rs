@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod token_store;
 
 use futures::future::BoxFuture;
 use serde_json::Value;

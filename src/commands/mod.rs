@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod auth_login;
 mod records;
 pub mod registry;
 pub mod sandbox;
@@ -87,6 +88,15 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let target = crate::config::Target::try_from(&args)?;
             one_thread_runtime()?.block_on(auth::status(target, args.cloud_name()))
         }
+        Command::Auth {
+            command: AuthCommand::Login(args),
+        } => {
+            let sign_in = auth_login::SignIn::try_from(&args)?;
+            one_thread_runtime()?.block_on(auth_login::login(sign_in))
+        }
+        Command::Auth {
+            command: AuthCommand::Logout(args),
+        } => auth_login::logout(auth_login::SignOut::try_from(&args)?),
         Command::Sandbox(args) => {
             let opts = crate::sandbox::Options::try_from(&args)?;
             runtime()?.block_on(sandbox::serve(opts))

@@ -4,7 +4,9 @@
 //! token endpoint or the `/v1` API, then, for `/v1`, by method and resource to the file serving it.
 //!
 //! - `admin`: `/_sandbox/state`, `/_sandbox/stats` and `/_sandbox/writes`.
-//! - `tokens`: the token endpoint and the bearer check.
+//! - `tokens`: the token endpoint, the device authorization grant (`/oauth2/v2.0/devicecode`, and
+//!   `POST /_sandbox/device/{approve,decline,expire}` standing for what the user does in the browser)
+//!   and the bearer check.
 //! - `call`: what every `/v1` call goes through (latency, throttling, faults, idempotency).
 //! - `customers`, `subscriptions`, `support_contact`, `service_requests`, `support_profile`,
 //!   `billing_profile`: the resources.
@@ -53,6 +55,11 @@ const WORDS: &[&str] = &[
     "oauth2",
     "v2.0",
     "token",
+    "devicecode",
+    "device",
+    "approve",
+    "decline",
+    "expire",
     "v1",
     "customers",
     "subscriptions",
@@ -94,6 +101,12 @@ async fn handle(
         ["_sandbox", "state"] => admin::state(&s),
         ["_sandbox", "stats"] => admin::stats(&s),
         ["_sandbox", "writes"] => admin::writes(&s),
+        ["_sandbox", "device", action] if method == Method::POST => {
+            tokens::device_action(&s, action, &body)
+        }
+        [_tenant, "oauth2", "v2.0", "devicecode"] if method == Method::POST => {
+            tokens::devicecode_endpoint(&s, &headers, &body)
+        }
         [_tenant, "oauth2", "token"] | [_tenant, "oauth2", "v2.0", "token"]
             if method == Method::POST =>
         {

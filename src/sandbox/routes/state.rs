@@ -52,6 +52,8 @@ pub(super) struct TokenBook {
     /// Refresh token → when a newer one replaced it.
     pub(super) refresh: HashMap<String, Option<Instant>>,
     pub(super) issued: u64,
+    /// Device codes of the device authorization grant, by device code.
+    pub(super) devices: HashMap<String, super::tokens::Device>,
 }
 
 /// The sandbox's state, shared by all connections.
