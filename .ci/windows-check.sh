@@ -111,7 +111,7 @@ expect 0 "validate support-contacts.undo.csv" -- pc validate support-contacts.un
 
 # --- a run killed midway, then --resume ---------------------------------------------------------
 # A sandbox (pcbulk.exe sandbox under wine) that answers slowly, so a kill lands midway.
-wine ./pcbulk.exe sandbox --listen 127.0.0.1:0 --latency-ms 150 >sandbox.out 2>sandbox.err &
+(exec wine ./pcbulk.exe sandbox --listen 127.0.0.1:0 --latency-ms 150 >sandbox.out 2>sandbox.err) &
 SANDBOX_PID=$!
 URL=
 for _ in $(seq 600); do # the sandbox's first line, looked for every 0.1 s for at most a minute
@@ -129,9 +129,11 @@ ROWS=60
   for i in $(seq 1 $ROWS); do echo "61612229287457$((i % 4 + 6)),wine note $i"; done
 } >notes.csv
 export PCBULK_ACCESS_TOKEN=sandbox
-apply_notes() { pc apply notes.csv --base-url "$URL" --concurrency 2 --timeout 2 "$@"; }
+NOTES_ARGS=(apply notes.csv --base-url "$URL" --concurrency 2 --timeout 2)
+apply_notes() { pc "${NOTES_ARGS[@]}" "$@"; }
 
-apply_notes >killed.log 2>&1 &
+# exec: the background job's pid is pcbulk.exe's own (wine execs its loader), so the kill reaches it.
+(exec wine ./pcbulk.exe "${NOTES_ARGS[@]}" >killed.log 2>&1) &
 APPLY_PID=$!
 # Killed (SIGKILL, no chance to tidy up) once its journal holds 10 records.
 for _ in $(seq 1200); do
