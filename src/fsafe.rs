@@ -135,10 +135,25 @@ fn open_checked(path: &Path, opts: &mut OpenOptions, fix: &'static str) -> io::R
             e
         }
     })?;
-    if let Some(reason) = judge(&file.metadata()?) {
+    if let Some(reason) = judge(&file.metadata()?).or_else(|| other_names(&file)) {
         return Err(Refused { reason, fix }.into_io());
     }
     Ok(file)
+}
+
+/// Windows: the open file's number of names, which the path's metadata does not carry there (Unix
+/// has it in [`judge`]); so on Windows a hard-linked file is caught by every open, not by [`look`].
+#[cfg(windows)]
+fn other_names(file: &File) -> Option<Reason> {
+    match windows::links(file) {
+        Ok(n) if n > 1 => Some(Reason::HardLinks(n)),
+        _ => None,
+    }
+}
+
+#[cfg(not(windows))]
+fn other_names(_: &File) -> Option<Reason> {
+    None
 }
 
 /// A link at the last component: the open fails instead of following it; a pipe that appeared
@@ -150,7 +165,15 @@ fn no_follow(opts: &mut OpenOptions) {
     opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
 }
 
-#[cfg(not(unix))]
+/// Windows: a link or junction (a reparse point) at the path is opened itself, not followed; the
+/// open file then shows as a link and [`judge`] refuses it, as `ELOOP` does on Unix.
+#[cfg(windows)]
+fn no_follow(opts: &mut OpenOptions) {
+    use std::os::windows::fs::OpenOptionsExt;
+    opts.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
+}
+
+#[cfg(not(any(unix, windows)))]
 fn no_follow(_: &mut OpenOptions) {}
 
 #[cfg(unix)]
@@ -225,16 +248,44 @@ pub fn fresh(near: &Path, suffix: &str, access: Access) -> io::Result<(PathBuf, 
                 Access::Default => 0o666,
             });
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        if access == Access::Owner {
+            // WRITE_DAC too, to give the new file its owner-only access list (see `windows`).
+            use std::os::windows::fs::OpenOptionsExt;
+            use windows_sys::Win32::Foundation::{GENERIC_READ, GENERIC_WRITE};
+            use windows_sys::Win32::Storage::FileSystem::WRITE_DAC;
+            opts.access_mode(GENERIC_READ | GENERIC_WRITE | WRITE_DAC);
+        }
+        #[cfg(not(any(unix, windows)))]
         let _ = access;
         match opts.open(&path) {
-            Ok(f) => return Ok((path, f)),
+            Ok(f) => return owner_only(access, &path, f).map(|f| (path, f)),
             // Someone else's file by that name: another name (64 random bits: a clash is chance
             // only if someone plants names, and then the next one is as unlikely).
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Windows: a fresh [`Access::Owner`] file gets an access list with one entry, the user's, before
+/// anything is written to it (otherwise it inherits its folder's, which may let others read it).
+/// The file is removed when that fails.
+#[cfg(windows)]
+fn owner_only(access: Access, path: &Path, file: File) -> io::Result<File> {
+    if access == Access::Owner {
+        if let Err(e) = windows::owner_only(&file) {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(not(windows))]
+fn owner_only(_: Access, _: &Path, file: File) -> io::Result<File> {
+    Ok(file)
 }
 
 /// Writes `bytes` to a [`fresh`] file (fsynced), then renames it over `path`, so `path` is never
@@ -258,6 +309,99 @@ pub fn replace(path: &Path, bytes: &[u8], access: Access, fix: &'static str) -> 
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The Windows calls behind [`other_names`] and [`owner_only`].
+#[cfg(windows)]
+mod windows {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::{CloseHandle, ERROR_SUCCESS, HANDLE};
+    use windows_sys::Win32::Security::Authorization::{SetSecurityInfo, SE_FILE_OBJECT};
+    use windows_sys::Win32::Security::{
+        AddAccessAllowedAce, GetLengthSid, GetTokenInformation, InitializeAcl, TokenUser,
+        ACCESS_ALLOWED_ACE, ACL, ACL_REVISION, DACL_SECURITY_INFORMATION,
+        PROTECTED_DACL_SECURITY_INFORMATION, TOKEN_QUERY, TOKEN_USER,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, FILE_ALL_ACCESS,
+    };
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+    /// How many names the open file has.
+    pub(super) fn links(file: &File) -> io::Result<u64> {
+        // SAFETY: a valid handle and a zeroed plain-data struct for the call to fill.
+        unsafe {
+            let mut info: BY_HANDLE_FILE_INFORMATION = std::mem::zeroed();
+            if GetFileInformationByHandle(file.as_raw_handle() as HANDLE, &mut info) == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(u64::from(info.nNumberOfLinks))
+        }
+    }
+
+    /// Replaces the open file's access list with one entry, full access for the user this process
+    /// runs as, protected from what the folder would pass down.
+    pub(super) fn owner_only(file: &File) -> io::Result<()> {
+        // A TOKEN_USER and the SID it points to (at most 68 bytes), 8-byte aligned.
+        let mut user = [0u64; 64];
+        token_user(&mut user)?;
+        // SAFETY: `token_user` filled `user` with a TOKEN_USER whose SID lies inside it; the
+        // access list is built in a buffer sized for one entry with that SID, and both outlive
+        // the calls.
+        unsafe {
+            let sid = (*(user.as_ptr() as *const TOKEN_USER)).User.Sid;
+            let size = std::mem::size_of::<ACL>() + std::mem::size_of::<ACCESS_ALLOWED_ACE>()
+                - std::mem::size_of::<u32>()
+                + GetLengthSid(sid) as usize;
+            let mut acl = vec![0u64; size.div_ceil(8)];
+            let acl = acl.as_mut_ptr() as *mut ACL;
+            if InitializeAcl(acl, (size.div_ceil(8) * 8) as u32, ACL_REVISION) == 0
+                || AddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, sid) == 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            let rc = SetSecurityInfo(
+                file.as_raw_handle() as HANDLE,
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                acl,
+                std::ptr::null(),
+            );
+            if rc != ERROR_SUCCESS {
+                return Err(io::Error::from_raw_os_error(rc as i32));
+            }
+        }
+        Ok(())
+    }
+
+    /// The process token's user (TOKEN_USER) into `buf`.
+    fn token_user(buf: &mut [u64; 64]) -> io::Result<()> {
+        // SAFETY: the token handle is closed once read; the buffer's length is passed.
+        unsafe {
+            let mut token: HANDLE = std::ptr::null_mut();
+            if OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut len = 0u32;
+            let ok = GetTokenInformation(
+                token,
+                TokenUser,
+                buf.as_mut_ptr().cast(),
+                std::mem::size_of_val(buf) as u32,
+                &mut len,
+            );
+            let err = io::Error::last_os_error();
+            CloseHandle(token);
+            if ok == 0 {
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(all(test, unix))]

@@ -18,7 +18,7 @@ use std::sync::Once;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SENDING: AtomicBool = AtomicBool::new(false);
-/// Which signal: 0 none, 1 SIGINT (Ctrl-C), 2 SIGTERM.
+/// Which signal: 0 none, 1 SIGINT (Ctrl-C), 2 SIGTERM (Ctrl-Break on Windows).
 static SIGNAL: AtomicU8 = AtomicU8::new(0);
 /// Scratch files a second signal removes: NUL-terminated paths, leaked on purpose (a handful a run).
 static SCRATCH: [AtomicPtr<u8>; 8] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 8];
@@ -66,30 +66,54 @@ fn install() {
     }
 }
 
-#[cfg(not(unix))]
+/// On Windows a console control handler (`SetConsoleCtrlHandler`) plays the part: Ctrl-C as SIGINT,
+/// Ctrl-Break as SIGTERM. The system runs it on a thread of its own, not in a signal context, so it
+/// may remove files and write freely. Closing the console window ends the process once the handler
+/// returns, whatever it answers: that counts as a second signal (scratch files removed, exit at once).
+/// While sending, tokio's handler (registered later, so asked first) answers; one that reaches this
+/// handler is ignored, as on Unix.
+#[cfg(windows)]
 fn install() {
-    let _ = std::thread::Builder::new()
-        .name("pcbulk-signals".into())
-        .spawn(|| {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                while tokio::signal::ctrl_c().await.is_ok() {
-                    if SENDING.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    if REQUESTED.swap(true, Ordering::SeqCst) {
-                        std::process::exit(crate::error::exit::USAGE.into());
-                    }
-                    SIGNAL.store(1, Ordering::SeqCst);
-                }
-            });
-        });
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::System::Console::{
+        SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT,
+    };
+    unsafe extern "system" fn on_event(kind: u32) -> BOOL {
+        if SENDING.load(Ordering::SeqCst) {
+            return 1;
+        }
+        let first = kind == CTRL_C_EVENT || kind == CTRL_BREAK_EVENT;
+        if !first || REQUESTED.swap(true, Ordering::SeqCst) {
+            stop_at_once();
+        }
+        let which = if kind == CTRL_BREAK_EVENT { 2 } else { 1 };
+        SIGNAL.store(which, Ordering::SeqCst);
+        1
+    }
+    // SAFETY: registers a handler with the signature the system expects; it only touches atomics,
+    // removes files and ends the process.
+    unsafe { SetConsoleCtrlHandler(Some(on_event), 1) };
 }
+
+/// A second signal on Windows: the scratch files are removed and the process ends.
+#[cfg(windows)]
+fn stop_at_once() -> ! {
+    use std::io::Write;
+    for slot in &SCRATCH {
+        let p = slot.load(Ordering::SeqCst);
+        if !p.is_null() {
+            // SAFETY: a NUL-terminated path leaked by `keep_track`, never freed.
+            let held = unsafe { std::ffi::CStr::from_ptr(p as *const std::ffi::c_char) };
+            let _ = std::fs::remove_file(String::from_utf8_lossy(held.to_bytes()).as_ref());
+        }
+    }
+    let _ = std::io::stderr()
+        .write_all(b"pcbulk: interrupted again: stopped at once; nothing was sent\n");
+    std::process::exit(crate::error::exit::USAGE.into())
+}
+
+#[cfg(not(any(unix, windows)))]
+fn install() {}
 
 /// The signal that asked the work to stop, if one did (and sending has not begun).
 pub fn requested() -> Option<&'static str> {
@@ -97,7 +121,9 @@ pub fn requested() -> Option<&'static str> {
         return None;
     }
     Some(match SIGNAL.load(Ordering::SeqCst) {
+        2 if cfg!(windows) => "Ctrl-Break",
         2 => "SIGTERM",
+        _ if cfg!(windows) => "Ctrl-C",
         _ => "Ctrl-C (SIGINT)",
     })
 }
@@ -166,6 +192,8 @@ fn c_path(path: &Path) -> Option<std::ffi::CString> {
     std::ffi::CString::new(path.as_os_str().as_bytes()).ok()
 }
 
+/// Windows paths are UTF-16; one that is not valid Unicode is kept with U+FFFD, and a second Ctrl-C
+/// then leaves that one scratch file behind.
 #[cfg(not(unix))]
 fn c_path(path: &Path) -> Option<std::ffi::CString> {
     std::ffi::CString::new(path.to_string_lossy().as_bytes()).ok()
