@@ -428,6 +428,7 @@ fn with_no_state_folder_apply_says_the_guard_is_off() {
         .env_remove("PCBULK_STATE_DIR")
         .env_remove("XDG_STATE_HOME")
         .env_remove("HOME")
+        .env_remove("LOCALAPPDATA")
         .output()
         .unwrap();
     let said = text(&out);
@@ -444,10 +445,37 @@ fn with_no_state_folder_apply_says_the_guard_is_off() {
         .env_remove("PCBULK_STATE_DIR")
         .env_remove("XDG_STATE_HOME")
         .env_remove("HOME")
+        .env_remove("LOCALAPPDATA")
         .output()
         .unwrap();
     assert_eq!(code(&plan), 0, "{}", text(&plan));
     assert!(!text(&plan).contains("no state folder"), "{}", text(&plan));
+}
+
+/// Found on Windows, which sets none of PCBULK_STATE_DIR, XDG_STATE_HOME and HOME: every apply
+/// warned that the guard was off. Its per-user application data folder (LOCALAPPDATA) holds the list.
+#[test]
+fn without_home_the_list_of_runs_lives_in_localappdata() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("in.csv", two_contacts());
+    let appdata = w.path("AppData/Local");
+    let out = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env_remove("PCBULK_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .env("LOCALAPPDATA", &appdata)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(code(&out), 0, "{said}");
+    assert!(!said.contains("no state folder"), "{said}");
+    let list = std::fs::read_to_string(appdata.join("pcbulk").join("runs.jsonl")).unwrap();
+    assert!(list.lines().count() >= 2, "started and finished: {list}");
 }
 
 /// Found by an outside tester: once a run's records were moved aside (a new run took its --out),

@@ -280,7 +280,13 @@ pub fn state_dir() -> Option<PathBuf> {
     if let Some(d) = env("XDG_STATE_HOME").filter(|d| d.is_absolute()) {
         return Some(d.join("pcbulk"));
     }
-    env("HOME").map(|h| h.join(".local").join("state").join("pcbulk"))
+    if let Some(h) = env("HOME") {
+        return Some(h.join(".local").join("state").join("pcbulk"));
+    }
+    // Windows sets none of the above: its per-user application data folder is the place.
+    env("LOCALAPPDATA")
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join("pcbulk"))
 }
 
 /// Where the list of runs is kept.
@@ -296,7 +302,7 @@ fn list_or_warn() -> Option<PathBuf> {
         WARNED.call_once(|| {
             eprintln!(
                 "pcbulk: warning: no state folder for pcbulk's list of runs (PCBULK_STATE_DIR, \
-                 XDG_STATE_HOME and HOME are all unset), so an apply of this same content to this \
+                 XDG_STATE_HOME, HOME and LOCALAPPDATA are all unset), so an apply of this same content to this \
                  target from a copy of the file or with another --out will not be refused, and \
                  this run will not be remembered. Set PCBULK_STATE_DIR to a folder to turn that \
                  guard on"
