@@ -463,7 +463,15 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
 fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
-        if let Some(rustls::Error::InvalidCertificate(why)) = s.downcast_ref::<rustls::Error>() {
+        // An `io::Error` names its inner error in its text but skips it in its chain.
+        let mut inner = s;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        if let Some(rustls::Error::InvalidCertificate(why)) = inner.downcast_ref::<rustls::Error>() {
             return Some(format!(
                 "the service's TLS certificate is not trusted ({why:?}): its issuer is neither in \
                  this machine's trust store nor among the web PKI roots; if a corporate CA or a \
