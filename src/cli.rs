@@ -591,10 +591,13 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             extra_subscriptions: a.subscriptions as usize,
             extra_customers: a.customers as usize,
             replay: !a.no_replay,
-            tls: a.tls_ca_out.as_ref().map(|ca_out| crate::sandbox::tls::Tls {
-                ca_out: ca_out.clone(),
-                names: a.tls_name.clone(),
-            }),
+            tls: a
+                .tls_ca_out
+                .as_ref()
+                .map(|ca_out| crate::sandbox::tls::Tls {
+                    ca_out: ca_out.clone(),
+                    names: a.tls_name.clone(),
+                }),
             rules: Rules {
                 profile_paths: match a.strict_paths.as_deref() {
                     Some("sdk") => ProfilePaths::Sdk,

@@ -45,7 +45,13 @@ impl TlsSandbox {
     fn start(w: &Workdir) -> TlsSandbox {
         let ca = w.path("ca.pem");
         let mut child = pcbulk()
-            .args(["sandbox", "--listen", "127.0.0.1:0", "--subscriptions", "20"])
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--subscriptions",
+                "20",
+            ])
             .args(["--tls", "--tls-name", NAME, "--tls-ca-out"])
             .arg(&ca)
             .stdout(Stdio::piped())
@@ -176,7 +182,13 @@ fn the_ca_file_is_the_owner_s_and_never_written_through_a_link() {
         let link = w.path("link.pem");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let out = pcbulk()
-            .args(["sandbox", "--listen", "127.0.0.1:0", "--tls", "--tls-ca-out"])
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--tls",
+                "--tls-ca-out",
+            ])
             .arg(&link)
             .output()
             .unwrap();
@@ -268,7 +280,10 @@ fn rows_apply_through_an_https_proxy_tunnel_on_http2() {
     assert!(proxy.tunnels() >= 1, "the calls went through the proxy");
     assert_eq!(sb.puts(), 3);
     let versions = sb.get("/_sandbox/http-versions");
-    assert_eq!(versions["HTTP/2"], 6, "HTTP/2 inside the tunnel: {versions}");
+    assert_eq!(
+        versions["HTTP/2"], 6,
+        "HTTP/2 inside the tunnel: {versions}"
+    );
 }
 
 /// A token authority on loopback that answers every request with a redirect to `to`.
@@ -314,7 +329,11 @@ fn a_token_request_redirected_elsewhere_is_not_followed() {
     let out = c.env("SSL_CERT_FILE", &ca).output().unwrap();
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(asked.load(Ordering::SeqCst) >= 1, "the authority was asked");
-    assert!(text(&out).contains("307"), "the redirect is named: {}", text(&out));
+    assert!(
+        text(&out).contains("307"),
+        "the redirect is named: {}",
+        text(&out)
+    );
     assert_eq!(sb.get("/_sandbox/stats")["tokensIssued"], 0, "not followed");
     assert_eq!(sb.puts(), 0);
 }

@@ -323,7 +323,10 @@ impl HttpTransport {
     }
 
     /// Sends one call and reads its answer, bounded by [`MAX_BODY`].
-    async fn exchange(client: &reqwest::Client, call: reqwest::Request) -> Result<Response, Failed> {
+    async fn exchange(
+        client: &reqwest::Client,
+        call: reqwest::Request,
+    ) -> Result<Response, Failed> {
         let resp = client.execute(call).await.map_err(|e| Failed {
             lost: !e.is_connect() && !e.is_timeout(),
             error: transport_error(e),
@@ -341,7 +344,12 @@ impl HttpTransport {
     /// One attempt, and once more on a new connection for a read that a kept connection lost: the
     /// service may have closed the connection as the read went out, and reading twice changes
     /// nothing. A write so lost is left to the dispatcher, which looks before it sends again.
-    async fn attempt(&self, req: &Request, ids: CallIds, token: &str) -> Result<Response, CallError> {
+    async fn attempt(
+        &self,
+        req: &Request,
+        ids: CallIds,
+        token: &str,
+    ) -> Result<Response, CallError> {
         let (client, pooling) = self.pick();
         match Self::exchange(&client, self.request(req, ids, token)?).await {
             Err(f) if f.lost && pooling == Pooling::Kept => {
@@ -350,7 +358,9 @@ impl HttpTransport {
                     return Err(f.error);
                 }
                 let again = self.request(req, ids, token)?;
-                Self::exchange(&self.fresh, again).await.map_err(|f| f.error)
+                Self::exchange(&self.fresh, again)
+                    .await
+                    .map_err(|f| f.error)
             }
             answer => answer.map_err(|f| f.error),
         }
@@ -471,7 +481,8 @@ fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> 
         {
             inner = wrapped;
         }
-        if let Some(rustls::Error::InvalidCertificate(why)) = inner.downcast_ref::<rustls::Error>() {
+        if let Some(rustls::Error::InvalidCertificate(why)) = inner.downcast_ref::<rustls::Error>()
+        {
             return Some(format!(
                 "the service's TLS certificate is not trusted ({why:?}): its issuer is neither in \
                  this machine's trust store nor among the web PKI roots; if a corporate CA or a \
@@ -530,8 +541,8 @@ mod url_tests {
     #[test]
     fn a_call_goes_to_the_base_path_and_v1_with_the_reference_s_headers() {
         let t = HttpTransport::new("http://127.0.0.1:9/pc/", Duration::from_secs(1)).unwrap();
-        let req = Request::put("/customers/a/profiles/billing", serde_json::json!({}))
-            .if_match("abc");
+        let req =
+            Request::put("/customers/a/profiles/billing", serde_json::json!({})).if_match("abc");
         let call = t.request(&req, ids(), "token").unwrap();
         assert_eq!(
             call.url().as_str(),
@@ -560,8 +571,16 @@ mod url_tests {
             via("http://service.example.test:8080").as_deref(),
             Some("http://plain.corp.test:8080/")
         );
-        assert_eq!(via("https://pcbulk-sandbox.test:8443"), None, "NO_PROXY names it");
-        assert_eq!(via("https://pc.internal.test"), None, "NO_PROXY names its domain");
+        assert_eq!(
+            via("https://pcbulk-sandbox.test:8443"),
+            None,
+            "NO_PROXY names it"
+        );
+        assert_eq!(
+            via("https://pc.internal.test"),
+            None,
+            "NO_PROXY names its domain"
+        );
         assert_eq!(via("https://127.0.0.1:8443"), None, "loopback");
         assert_eq!(via("https://localhost:8443"), None, "loopback");
     }

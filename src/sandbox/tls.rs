@@ -35,7 +35,10 @@ pub fn server_config(tls: &Tls) -> std::io::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(made.chain, made.key))
+        .and_then(|b| {
+            b.with_no_client_auth()
+                .with_single_cert(made.chain, made.key)
+        })
         .map_err(|e| std::io::Error::other(format!("cannot set up TLS: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -74,7 +77,11 @@ fn certificates(names: &[String]) -> Result<Made, rcgen::Error> {
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
 
-    let mut all = vec!["127.0.0.1".to_owned(), "::1".to_owned(), "localhost".to_owned()];
+    let mut all = vec![
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+        "localhost".to_owned(),
+    ];
     all.extend(names.iter().cloned());
     let mut leaf = CertificateParams::new(all)?;
     leaf.distinguished_name
