@@ -335,10 +335,9 @@ impl HttpTransport {
         if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
             return Err(too_large().into());
         }
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = read_bounded_reqwest(resp).await?;
-        Ok(answer(status, &headers, body))
+        let mut answer = answer(resp.status(), resp.headers(), Vec::new());
+        answer.body = read_bounded_reqwest(resp).await?;
+        Ok(answer)
     }
 
     /// One attempt, and once more on a new connection for a read that a kept connection lost: the
