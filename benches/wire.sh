@@ -15,11 +15,14 @@
 #   bash benches/wire.sh                                   # 20,000 rows, concurrency 32, best of 3
 #   WIRE_ROWS=1000000 WIRE_RUNS=1 WIRE_SKIP_OHA=1 bash benches/wire.sh   # memory check
 #   PCBULK_BIN=/path/to/pcbulk bash benches/wire.sh        # skip `cargo build --release`
+#   PCBULK_BIN_BEFORE=/path/to/older/pcbulk bash benches/wire.sh   # two builds side by side: their
+#                                                          # runs alternate, each gets its row and ratio
 #
 # Environment
 #   WIRE_ROWS (20000)  WIRE_CONCURRENCY (32)  WIRE_RUNS (3)  WIRE_PORT (18080, the next free one
 #   is taken if it is busy and WIRE_PORT was not set)  WIRE_OHA_REQUESTS (200000 per oha run)
 #   WIRE_SKIP_OHA (0)  WIRE_KEEP (0: set 1 to keep the temp dir)  PCBULK_BIN (build if unset)
+#   PCBULK_BIN_BEFORE (unset: one build only)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,7 +61,7 @@ command -v nginx >/dev/null || apt_install nginx
 command -v python3 >/dev/null || apt_install python3
 [[ -x /usr/bin/time ]] || apt_install time
 
-if ! command -v oha >/dev/null; then
+if [[ $SKIP_OHA != 1 ]] && ! command -v oha >/dev/null; then
     # Prefer Debian's package when there is one; else build it from crates.io.
     [[ $APT_UPDATED == 1 ]] || { apt-get update -qq; APT_UPDATED=1; }
     if apt-cache policy oha 2>/dev/null | grep -q 'Candidate: [0-9]'; then
@@ -69,20 +72,24 @@ if ! command -v oha >/dev/null; then
         cargo install oha --locked
     fi
 fi
-OHA_VERSION=$(oha --version 2>/dev/null | head -n1)
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
-
-# oha's flags changed over versions: newer ones have --output-format json, older ones --json.
-OHA_HELP=$(oha --help 2>&1)
-if grep -q -- '--output-format' <<<"$OHA_HELP"; then
-    OHA_JSON=(--output-format json)
-elif grep -q -- '--json' <<<"$OHA_HELP"; then
-    OHA_JSON=(--json)
-else
-    die "this oha ($OHA_VERSION) has neither --output-format nor --json"
-fi
+OHA_VERSION=skipped
+OHA_JSON=()
 OHA_NOTUI=()
-if grep -q -- '--no-tui' <<<"$OHA_HELP"; then OHA_NOTUI=(--no-tui); fi
+if [[ $SKIP_OHA != 1 ]]; then
+    OHA_VERSION=$(oha --version 2>/dev/null | head -n1)
+
+    # oha's flags changed over versions: newer ones have --output-format json, older ones --json.
+    OHA_HELP=$(oha --help 2>&1)
+    if grep -q -- '--output-format' <<<"$OHA_HELP"; then
+        OHA_JSON=(--output-format json)
+    elif grep -q -- '--json' <<<"$OHA_HELP"; then
+        OHA_JSON=(--json)
+    else
+        die "this oha ($OHA_VERSION) has neither --output-format nor --json"
+    fi
+    if grep -q -- '--no-tui' <<<"$OHA_HELP"; then OHA_NOTUI=(--no-tui); fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. pcbulk
@@ -139,6 +146,13 @@ BIN_SRC=$BIN
 BIN=$TMP/pcbulk
 cp "$BIN_SRC" "$BIN"
 BIN_SHA=$(sha256sum "$BIN" | cut -c1-12)
+BEFORE=
+if [[ -n ${PCBULK_BIN_BEFORE:-} ]]; then
+    [[ -x $PCBULK_BIN_BEFORE ]] || die "no pcbulk binary at $PCBULK_BIN_BEFORE (PCBULK_BIN_BEFORE)"
+    BEFORE=$TMP/pcbulk-before
+    cp "$PCBULK_BIN_BEFORE" "$BEFORE"
+    BEFORE_SHA=$(sha256sum "$BEFORE" | cut -c1-12)
+fi
 
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<EOF
@@ -233,21 +247,22 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 6. pcbulk
 # ---------------------------------------------------------------------------------------------
-BEST_SECS=
-PEAK_RSS_KB=0
-for run in $(seq "$RUNS"); do
-    dir=$TMP/pcbulk-$run          # fresh results path, journal and list of finished runs per run
+declare -A BEST_SECS=() PEAK_RSS_KB=()
+# One pcbulk run of binary $2 (labelled $1): records its time and peak RSS.
+pcbulk_run() {
+    local label=$1 bin=$2 run=$3
+    local dir=$TMP/pcbulk-$label-$run   # fresh results path, journal and list of finished runs per run
     mkdir -p "$dir"
+    local start end rc=0
     start=$(date +%s.%N)
-    rc=0
     PCBULK_ACCESS_TOKEN=bench PCBULK_STATE_DIR="$dir/state" /usr/bin/time -v -o "$dir/time.txt" \
-        "$BIN" apply "$CSV" --base-url "$URL" --rate 1000000 --concurrency "$CONC" \
+        "$bin" apply "$CSV" --base-url "$URL" --rate 1000000 --concurrency "$CONC" \
         --out "$dir/results.csv" "${APPLY_EXTRA[@]}" \
         </dev/null >"$dir/stdout.txt" 2>"$dir/stderr.txt" || rc=$?
     end=$(date +%s.%N)
     if [[ $rc != 0 ]]; then
         tail -n 30 "$dir/stderr.txt" >&2
-        die "pcbulk run $run exited $rc"
+        die "pcbulk ($label) run $run exited $rc"
     fi
     # Every data line must be 'succeeded' (the results start with a UTF-8 BOM).
     if ! python3 - "$dir/results.csv" "$ROWS" >"$dir/check.txt" 2>&1 <<'PY'
@@ -266,40 +281,57 @@ PY
     then
         cat "$dir/check.txt" >&2
         tail -n 30 "$dir/stderr.txt" >&2
-        die "pcbulk run $run did not succeed on every row"
+        die "pcbulk ($label) run $run did not succeed on every row"
     fi
+    local secs rss calls
     secs=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')
     rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$dir/time.txt")
     calls=$(awk -v n="$ROWS" -v s="$secs" 'BEGIN { printf "%.1f", 2 * n / s }')
-    log "pcbulk run $run: ${secs}s, $calls calls/s, peak RSS $((rss / 1024)) MiB"
-    if [[ -z $BEST_SECS ]] || awk -v a="$secs" -v b="$BEST_SECS" 'BEGIN { exit !(a < b) }'; then
-        BEST_SECS=$secs
+    log "pcbulk ($label) run $run: ${secs}s, $calls calls/s, peak RSS $((rss / 1024)) MiB"
+    local best=${BEST_SECS[$label]:-}
+    if [[ -z $best ]] || awk -v a="$secs" -v b="$best" 'BEGIN { exit !(a < b) }'; then
+        BEST_SECS[$label]=$secs
     fi
-    if (( rss > PEAK_RSS_KB )); then PEAK_RSS_KB=$rss; fi
+    if (( rss > ${PEAK_RSS_KB[$label]:-0} )); then PEAK_RSS_KB[$label]=$rss; fi
     rm -f "$dir/results.csv"      # keep /tmp small on big runs
+}
+
+for run in $(seq "$RUNS"); do
+    # Side by side: the two builds alternate, so a noisy minute falls on both.
+    if [[ -n $BEFORE ]]; then pcbulk_run before "$BEFORE" "$run"; fi
+    pcbulk_run current "$BIN" "$run"
 done
 
 # ---------------------------------------------------------------------------------------------
 # 7. Report
 # ---------------------------------------------------------------------------------------------
-PC_CALLS=$(awk -v n="$ROWS" -v s="$BEST_SECS" 'BEGIN { printf "%.1f", 2 * n / s }')
-PC_ROWS=$(awk -v n="$ROWS" -v s="$BEST_SECS" 'BEGIN { printf "%.1f", n / s }')
-RSS_MIB=$(awk -v k="$PEAK_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
-if [[ $SKIP_OHA == 1 ]]; then
-    OHA_SHOW="skipped"; RATIO="n/a"
-else
-    OHA_SHOW=$OHA_BEST
-    RATIO=$(awk -v p="$PC_CALLS" -v o="$OHA_BEST" 'BEGIN { printf "%.3f", p / o }')
+# "calls/s rows/s seconds RSS-MiB ratio" of the build labelled $1.
+figures() {
+    local secs=${BEST_SECS[$1]} kb=${PEAK_RSS_KB[$1]}
+    local calls
+    calls=$(awk -v n="$ROWS" -v s="$secs" 'BEGIN { printf "%.1f", 2 * n / s }')
+    awk -v c="$calls" -v n="$ROWS" -v s="$secs" -v k="$kb" -v o="$OHA_BEST" -v skip="$SKIP_OHA" \
+        'BEGIN { printf "%s %.1f %s %.1f %s", c, n / s, s, k / 1024, (skip == 1 ? "n/a" : sprintf("%.3f", c / o)) }'
+}
+read -r PC_CALLS PC_ROWS SECS RSS_MIB RATIO <<<"$(figures current)"
+if [[ $SKIP_OHA == 1 ]]; then OHA_SHOW="skipped"; else OHA_SHOW=$OHA_BEST; fi
+BEFORE_LINES=
+if [[ -n $BEFORE ]]; then
+    read -r B_CALLS B_ROWS B_SECS B_RSS B_RATIO <<<"$(figures before)"
+    BEFORE_LINES="
+  before: pcbulk calls/s      $B_CALLS   (${B_SECS}s for $ROWS rows), $B_ROWS rows/s, peak RSS $B_RSS MiB
+  before: ratio pcbulk / oha  $B_RATIO
+  before: $PCBULK_BIN_BEFORE (sha256 $BEFORE_SHA)"
 fi
 
 cat <<EOF
 
 wire benchmark (best of $RUNS)
   oha requests/s (GET)        $OHA_SHOW
-  pcbulk calls/s (GET+PUT)    $PC_CALLS   (${BEST_SECS}s for $ROWS rows)
+  pcbulk calls/s (GET+PUT)    $PC_CALLS   (${SECS}s for $ROWS rows)
   pcbulk rows/s               $PC_ROWS
   pcbulk peak RSS             $RSS_MIB MiB   (max over runs)
-  ratio pcbulk / oha          $RATIO
+  ratio pcbulk / oha          $RATIO$BEFORE_LINES
 
 parameters
   rows=$ROWS concurrency=$CONC runs=$RUNS oha_requests=$OHA_REQUESTS url=$URL cpus=$(nproc)

@@ -430,6 +430,17 @@ pub struct SandboxArgs {
     /// partnerId is refused: the reference does not show it writable).
     #[arg(long)]
     pub writable_partner_id: bool,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1, by ALPN) with a certificate made at start for 127.0.0.1,
+    /// ::1 and localhost, signed by a CA made at start whose certificate goes to --tls-ca-out.
+    #[arg(long, requires = "tls_ca_out")]
+    pub tls: bool,
+    /// Where --tls writes its CA's certificate (PEM), for SSL_CERT_FILE=PATH on the client.
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub tls_ca_out: Option<std::path::PathBuf>,
+    /// Another host name the --tls certificate holds (repeatable): for a client that reaches the
+    /// sandbox by that name, through a proxy that maps it to loopback.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_name: Vec<String>,
 }
 
 // Value parsers: each checks its bounds, so nothing downstream can overflow or panic.
@@ -636,6 +647,13 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
             page_size: a.page_size as usize,
             next_with_v1: a.next_with_v1,
             replay: !a.no_replay,
+            tls: a
+                .tls_ca_out
+                .as_ref()
+                .map(|ca_out| crate::sandbox::tls::Tls {
+                    ca_out: ca_out.clone(),
+                    names: a.tls_name.clone(),
+                }),
             rules: Rules {
                 profile_paths: match a.strict_paths.as_deref() {
                     Some("sdk") => ProfilePaths::Sdk,

@@ -112,19 +112,15 @@ struct TokenRefusal {
     error_description: String,
 }
 
-/// The client for token requests. It never follows a redirect: that would send the refresh token
-/// and the client secret to another address (a 3xx is a refused token request). A loopback
-/// authority (the sandbox's) is reached directly, never through a proxy the environment names.
+/// The client for token requests: the one HTTP client (`api::http`), which never follows a
+/// redirect (that would send the refresh token and the client secret to another address: a 3xx is
+/// a refused token request) and reaches a loopback authority (the sandbox's) directly.
 fn token_client(creds: &Credentials) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Credentials::Refresh { token_url, .. } = creds {
-        if crate::config::is_loopback(token_url) {
-            b = b.no_proxy();
-        }
-    }
-    b.build().expect("a plain reqwest client builds")
+    let url = match creds {
+        Credentials::Refresh { token_url, .. } => token_url.as_str(),
+        Credentials::Static(_) => RESOURCE,
+    };
+    crate::api::http::token_client(url).expect("the HTTP client builds")
 }
 
 impl Tokens {
@@ -267,13 +263,7 @@ impl Tokens {
             .form(&form)
             .send()
             .await
-            .map_err(|e| CallError::Transport {
-                message: format!(
-                    "could not reach the token authority{}",
-                    if e.is_timeout() { " (timed out)" } else { "" }
-                ),
-                timeout: e.is_timeout(),
-            })?;
+            .map_err(crate::api::http::token_error)?;
         let status = resp.status();
         let body = crate::api::http::read_bounded_reqwest(resp).await?;
         if !status.is_success() {

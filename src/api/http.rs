@@ -1,21 +1,19 @@
 //! Sending one call over HTTP with the headers Partner Center expects.
 //!
-//! Calls go out on kept HTTP/1.1 connections (hyper's connection API, rustls), with every header built
-//! once where it can be: at tens of thousands of calls a second, reqwest's per-call URL parsing,
-//! redirect and retry layers, and then hyper's own keyed pool, cost more than the call itself (see
-//! the README's wire benchmark). When the environment names
-//! a proxy for the service's address (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`),
-//! the same request goes through reqwest instead, which speaks to proxies. A loopback address is
-//! always reached directly.
+//! Every call pcbulk makes — to the service, through a proxy, for a token — goes out on one client
+//! built by [`client`]: reqwest (hyper's pooled connections, rustls), trusting the operating
+//! system's store (or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set) plus the web PKI roots, speaking
+//! HTTP/2 wherever TLS offers it (ALPN) and HTTP/1.1 elsewhere, going through the proxy the
+//! environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`), and never
+//! following a redirect: a 3xx comes back as the answer, and the row fails naming it.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::header::{HeaderName, HeaderValue};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use uuid::Uuid;
 
 use super::{CallError, Method, Request, Response};
@@ -53,181 +51,122 @@ pub trait Transport: Send + Sync {
     }
 }
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
 /// How long a connection may sit unused before it is closed rather than used again.
 const IDLE: Duration = Duration::from_secs(90);
 
-/// Connections to the service: each carries one call at a time, and is kept for the next when its
-/// answer has been read. hyper's own pooled client does the same with more steps per call (a keyed
-/// pool, the Host header and the request's form worked out on every call), which at tens of
-/// thousands of calls a second cost more than the rest of a call; there is one service here, so one
-/// list of connections.
-struct Pool {
-    connector: Https,
-    /// Where connections go (scheme and authority).
-    origin: http::Uri,
-    idle: Mutex<Vec<(Sender, std::time::Instant)>>,
-    /// Until when calls go on new connections only: set when the service closed a kept connection
-    /// under a call, which a service that closes connections soon after each answer (without
-    /// saying so) would do to every kept one.
-    fresh_until: Mutex<Option<std::time::Instant>>,
+/// The TLS settings every client shares, made once per process: reading the system's store takes
+/// milliseconds, and a client is made again after a kept connection fails.
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    static TLS: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    TLS.get_or_init(make_tls_config).clone()
+}
+
+fn make_tls_config() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    // The system's store, or what SSL_CERT_FILE / SSL_CERT_DIR name instead: a corporate CA or a
+    // TLS-inspecting proxy's is there, not among the web PKI roots.
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!("a trusted certificate could not be read: {e}");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!("{added} certificates trusted beside the web PKI roots");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS cannot be set up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// How a [`client`] keeps its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// Kept for the next call when an answer has been read.
+    Kept,
+    /// Closed after each call: every call gets a new connection.
+    Fresh,
+}
+
+/// The one HTTP client configuration, for calls to `target` (a base URL or a token URL). A loopback
+/// target (the sandbox, a test server) goes through a proxy only when the proxy itself is on this
+/// machine: a proxy elsewhere cannot reach this machine's loopback, and `NO_PROXY` often forgets to
+/// say so.
+fn builder(target: &str, connect_timeout: Duration) -> anyhow::Result<reqwest::ClientBuilder> {
+    let tls = tls_config().map_err(anyhow::Error::msg)?;
+    let b = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        // A redirect is never followed: it would send the call, its token and its body to another
+        // address. It comes back as the answer, and the row fails.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(IDLE);
+    let env = Matcher::from_env();
+    let Some(found) = proxy_for(target, &env) else {
+        return Ok(b.no_proxy());
+    };
+    let proxy = reqwest::Proxy::all(found.uri().to_string())?;
+    Ok(b.proxy(match found.basic_auth() {
+        Some(auth) => proxy.custom_http_auth(auth.clone()),
+        None => proxy,
+    }))
+}
+
+/// A client for calls to `target` (see [`builder`]).
+pub fn client(
+    target: &str,
+    connect_timeout: Duration,
+    pooling: Pooling,
+) -> anyhow::Result<reqwest::Client> {
+    let b = builder(target, connect_timeout)?;
+    let b = match pooling {
+        Pooling::Kept => b,
+        Pooling::Fresh => b.pool_max_idle_per_host(0),
+    };
+    Ok(b.build()?)
+}
+
+/// The client for token requests: [`builder`]'s, with a deadline on the whole request.
+pub fn token_client(token_url: &str) -> anyhow::Result<reqwest::Client> {
+    let b = builder(token_url, Duration::from_secs(10))?;
+    Ok(b.timeout(Duration::from_secs(30)).build()?)
+}
+
+/// The proxy calls to `target` go through, as the environment names it (`HTTPS_PROXY`,
+/// `HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`): one target, so decided once. A loopback target (the
+/// sandbox, a test server) never goes through a proxy: a proxy elsewhere cannot reach this
+/// machine's loopback, and `NO_PROXY` often forgets to say so.
+fn proxy_for(target: &str, env: &Matcher) -> Option<Intercept> {
+    if crate::config::is_loopback(target) {
+        return None;
+    }
+    env.intercept(&target.parse::<http::Uri>().ok()?)
 }
 
 /// How long calls go on new connections only after a kept one failed under a call.
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
-impl Pool {
-    /// A connection that is ready for a call: an idle one (`true`: kept), else a new one.
-    async fn checkout(&self) -> Result<(Sender, bool), CallError> {
-        let fresh_until = *self.fresh_until.lock().unwrap_or_else(|p| p.into_inner());
-        if fresh_until.is_some_and(|t| std::time::Instant::now() < t) {
-            return Ok((self.connect().await?, false));
-        }
-        loop {
-            let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match kept {
-                Some((mut sender, since)) if since.elapsed() < IDLE => {
-                    if sender.ready().await.is_ok() {
-                        return Ok((sender, true));
-                    }
-                    // Closed by the service meanwhile: the next one.
-                }
-                Some(_) => {}
-                None => return Ok((self.connect().await?, false)),
-            }
-        }
-    }
-
-    /// Closes every idle connection: after one the service closed under a call, the others, as old,
-    /// are likely closed too.
-    fn forget_idle(&self) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        *self.fresh_until.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(std::time::Instant::now() + FRESH_FOR);
-    }
-
-    async fn connect(&self) -> Result<Sender, CallError> {
-        use tower_service::Service;
-        let cannot = |e: &(dyn std::error::Error + 'static)| {
-            unreachable(describe("could not connect to the service", e))
-        };
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| cannot(&*e))?;
-        let io = connector
-            .call(self.origin.clone())
-            .await
-            .map_err(|e| cannot(&*e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .writev(false)
-            .handshake(io)
-            .await
-            .map_err(|e| cannot(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        sender.ready().await.map_err(|e| cannot(&e))?;
-        Ok(sender)
-    }
-
-    /// Puts a connection whose answer has been read back for the next call.
-    fn checkin(&self, sender: Sender) {
-        if !sender.is_closed() {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.push((sender, std::time::Instant::now()));
-        }
-    }
-
-    /// Sends one call and reads its answer (on a new connection with `fresh`). A call that a kept
-    /// connection could not take (closed before the request was written) goes on a new one: it was
-    /// not sent. A call a kept connection lost without an answer is [`Failed::on_kept`]: the
-    /// service may have closed it as the call went out (a keep-alive timeout), so a read is sent
-    /// again on a new connection by the caller; a write is left to the dispatcher, which looks
-    /// before it sends again.
-    async fn exchange(
-        &self,
-        mut call: http::Request<Full<Bytes>>,
-        mut fresh: bool,
-    ) -> Result<Response, Failed> {
-        let (resp, sender) = loop {
-            let (mut sender, kept) = if fresh {
-                (self.connect().await?, false)
-            } else {
-                self.checkout().await?
-            };
-            match sender.try_send_request(call).await {
-                Ok(resp) => break (resp, sender),
-                Err(mut e) => {
-                    if kept {
-                        self.forget_idle();
-                    }
-                    match e.take_message() {
-                        Some(unsent) if !fresh => {
-                            call = unsent;
-                            fresh = true;
-                        }
-                        _ => {
-                            return Err(Failed {
-                                error: describe("the connection failed", e.error()),
-                                on_kept: kept,
-                            })
-                        }
-                    }
-                }
-            }
-        };
-        let (parts, body) = resp.into_parts();
-        // An answer that says it is too large is refused before it is waited for.
-        let declared = parts.headers.get(http::header::CONTENT_LENGTH);
-        if declared
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > MAX_BODY as u64)
-        {
-            return Err(too_large().into());
-        }
-        let body = read_bounded(body).await?;
-        self.checkin(sender);
-        Ok(answer(parts.status, &parts.headers, body))
-    }
-}
-
-/// A call that failed, and whether it failed on a kept connection without an answer.
-struct Failed {
-    error: CallError,
-    on_kept: bool,
-}
-
-impl From<CallError> for Failed {
-    fn from(error: CallError) -> Self {
-        Failed {
-            error,
-            on_kept: false,
-        }
-    }
-}
-
-/// How calls leave the process.
-enum Wire {
-    /// Straight to the service: hyper, pooled connections.
-    Direct(Box<Pool>),
-    /// Through the proxy the environment names: reqwest.
-    Proxied(reqwest::Client),
-}
-
 /// The real transport.
 pub struct HttpTransport {
-    wire: Wire,
+    /// `{base}` as given: what a client is made again for.
+    base: String,
+    connect_timeout: Duration,
+    /// Calls on kept connections. Made again (its idle connections dropped) when the service
+    /// closed a kept connection under a call: the others, as old, are likely closed too.
+    kept: Mutex<reqwest::Client>,
+    /// Calls on new connections: a read sent again after its kept connection was lost, and every
+    /// call for [`FRESH_FOR`] after that, which a service that closes connections soon after each
+    /// answer (without saying so) needs.
+    fresh: reqwest::Client,
+    fresh_until: Mutex<Option<Instant>>,
     timeout: Duration,
     /// `{base}/v1`, e.g. `https://api.partnercenter.microsoft.com/v1`; each call appends its path.
     prefix: String,
-    /// On a direct connection, a call names only its path (`/v1/...`, after the base URL's own
-    /// path), and the service by the `Host` header.
-    path_prefix: String,
-    host: Option<HeaderValue>,
     /// Every header that is the same on every call, `Authorization` included, built once per token
     /// rather than once per call: a call clones it and adds its ids.
     headers: Mutex<Option<(String, http::HeaderMap)>>,
@@ -241,70 +180,34 @@ const X_LOCALE: HeaderName = HeaderName::from_static("x-locale");
 const MS_PARTNERCENTER_APPLICATION: HeaderName =
     HeaderName::from_static("ms-partnercenter-application");
 
+/// A call that got no answer, and whether it may have reached the service (it went out, and the
+/// connection was lost before the answer came) rather than never left (no connection).
+struct Failed {
+    error: CallError,
+    lost: bool,
+}
+
+impl From<CallError> for Failed {
+    fn from(error: CallError) -> Self {
+        Failed { error, lost: false }
+    }
+}
+
 impl HttpTransport {
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
         // The base URL is checked (scheme, host) before it comes here; this parse only normalises.
         let base = url::Url::parse(base.trim_end_matches('/'))?;
         let prefix = format!("{}/v1", base.as_str().trim_end_matches('/'));
-        let uri: http::Uri = prefix.parse()?;
+        let base = base.as_str().to_owned();
         let connect_timeout = Duration::from_secs(10).min(timeout);
-        // Loopback (the sandbox, a test server) never goes through a proxy: a proxy elsewhere
-        // cannot reach this machine's loopback, and `NO_PROXY` often forgets to say so.
-        let proxied = !crate::config::is_loopback(base.as_str())
-            && hyper_util::client::proxy::matcher::Matcher::from_env()
-                .intercept(&uri)
-                .is_some();
-        let wire = if proxied {
-            Wire::Proxied(
-                reqwest::Client::builder()
-                    .timeout(timeout)
-                    .connect_timeout(connect_timeout)
-                    // A redirect is never followed: it would send the call, its token and its body
-                    // to another address. It comes back as the answer, and the row fails.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()?,
-            )
-        } else {
-            let mut http = HttpConnector::new();
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(connect_timeout));
-            http.enforce_http(false);
-            let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
-            .with_no_client_auth();
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
-            // hyper never follows a redirect: a 3xx comes back as the answer, and the row fails.
-            let origin = http::Uri::builder()
-                .scheme(uri.scheme_str().unwrap_or("https"))
-                .authority(host_port(&uri))
-                .path_and_query("/")
-                .build()?;
-            Wire::Direct(Box::new(Pool {
-                connector: https,
-                origin,
-                idle: Mutex::new(Vec::new()),
-                fresh_until: Mutex::new(None),
-            }))
-        };
-        let host = match &wire {
-            Wire::Direct(_) => Some(HeaderValue::try_from(host_port(&uri))?),
-            Wire::Proxied(_) => None,
-        };
         Ok(HttpTransport {
-            wire,
+            kept: Mutex::new(client(&base, connect_timeout, Pooling::Kept)?),
+            fresh: client(&base, connect_timeout, Pooling::Fresh)?,
+            base,
+            connect_timeout,
+            fresh_until: Mutex::new(None),
             timeout,
             prefix,
-            path_prefix: uri.path().trim_end_matches('/').to_owned(),
-            host,
             headers: Mutex::new(None),
         })
     }
@@ -347,9 +250,6 @@ impl HttpTransport {
             http::header::USER_AGENT,
             HeaderValue::from_static(USER_AGENT),
         );
-        if let Some(host) = &self.host {
-            h.insert(http::header::HOST, host.clone());
-        }
         *last = Some((token.to_owned(), h.clone()));
         Ok(h)
     }
@@ -360,32 +260,17 @@ impl HttpTransport {
         req: &Request,
         ids: CallIds,
         token: &str,
-    ) -> Result<http::Request<Bytes>, CallError> {
+    ) -> Result<reqwest::Request, CallError> {
         let method = match req.method {
             Method::Get => http::Method::GET,
             Method::Put => http::Method::PUT,
             Method::Patch => http::Method::PATCH,
         };
-        let target = match self.wire {
-            Wire::Direct(_) => {
-                let mut t = String::with_capacity(self.path_prefix.len() + req.path.len());
-                t.push_str(&self.path_prefix);
-                t.push_str(&req.path);
-                t
-            }
-            Wire::Proxied(_) => self.url(&req.path),
-        };
-        let uri = http::Uri::try_from(target).map_err(|_| CallError::Transport {
+        let url = url::Url::parse(&self.url(&req.path)).map_err(|_| CallError::Transport {
             message: "the call's path is not a valid URL".into(),
             timeout: false,
         })?;
-        let body = match &req.body {
-            Some(body) => Bytes::from(serde_json::to_vec(body).expect("a JSON value serializes")),
-            None => Bytes::new(),
-        };
-        let mut out = http::Request::new(body);
-        *out.method_mut() = method;
-        *out.uri_mut() = uri;
+        let mut out = reqwest::Request::new(method, url);
         let h = out.headers_mut();
         *h = self.headers(token)?;
         h.insert(MS_REQUESTID, uuid_value(ids.request_id));
@@ -400,41 +285,84 @@ impl HttpTransport {
                 })?;
             h.insert(http::header::IF_MATCH, v);
         }
-        if req.body.is_some() {
+        if let Some(body) = &req.body {
             h.insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            let body = Bytes::from(serde_json::to_vec(body).expect("a JSON value serializes"));
+            *out.body_mut() = Some(body.into());
         }
         Ok(out)
     }
 
-    async fn exchange(&self, call: http::Request<Bytes>) -> Result<Response, Failed> {
-        match &self.wire {
-            Wire::Direct(pool) => pool.exchange(call.map(Full::new), false).await,
-            Wire::Proxied(client) => {
-                let call = reqwest::Request::try_from(call.map(reqwest::Body::from))
-                    .map_err(transport_error)?;
-                let resp = client.execute(call).await.map_err(transport_error)?;
-                let status = resp.status();
-                let headers = resp.headers().clone();
-                let body = read_bounded_reqwest(resp).await?;
-                Ok(answer(status, &headers, body))
-            }
+    /// The client for the next call: kept connections, unless one was lost under a call just now.
+    fn pick(&self) -> (reqwest::Client, Pooling) {
+        let fresh_until = *self.fresh_until.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh_until.is_some_and(|t| Instant::now() < t) {
+            return (self.fresh.clone(), Pooling::Fresh);
+        }
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (kept, Pooling::Kept)
+    }
+
+    /// Drops every idle connection (a new client in place of the old) and sends calls on new
+    /// connections for a while: after one the service closed under a call, the others, as old, are
+    /// likely closed too.
+    fn forget_idle(&self) {
+        let mut until = self.fresh_until.lock().unwrap_or_else(|p| p.into_inner());
+        if until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        *until = Some(Instant::now() + FRESH_FOR);
+        drop(until);
+        match client(&self.base, self.connect_timeout, Pooling::Kept) {
+            Ok(c) => *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = c,
+            Err(e) => tracing::debug!("the client was not made again: {e:#}"),
         }
     }
-}
 
-/// `host[:port]` as the `Host` header names it: the port only when it is not the scheme's own.
-fn host_port(uri: &http::Uri) -> String {
-    let host = uri.host().unwrap_or_default();
-    let default = match uri.scheme_str() {
-        Some("http") => 80,
-        _ => 443,
-    };
-    match uri.port_u16() {
-        Some(p) if p != default => format!("{host}:{p}"),
-        _ => host.to_owned(),
+    /// Sends one call and reads its answer, bounded by [`MAX_BODY`].
+    async fn exchange(
+        client: &reqwest::Client,
+        call: reqwest::Request,
+    ) -> Result<Response, Failed> {
+        let resp = client.execute(call).await.map_err(|e| Failed {
+            lost: !e.is_connect() && !e.is_timeout(),
+            error: transport_error(e),
+        })?;
+        // An answer that says it is too large is refused before it is waited for.
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large().into());
+        }
+        let mut answer = answer(resp.status(), resp.headers(), Vec::new());
+        answer.body = read_bounded_reqwest(resp).await?;
+        Ok(answer)
+    }
+
+    /// One attempt, and once more on a new connection for a read that a kept connection lost: the
+    /// service may have closed the connection as the read went out, and reading twice changes
+    /// nothing. A write so lost is left to the dispatcher, which looks before it sends again.
+    async fn attempt(
+        &self,
+        req: &Request,
+        ids: CallIds,
+        token: &str,
+    ) -> Result<Response, CallError> {
+        let (client, pooling) = self.pick();
+        match Self::exchange(&client, self.request(req, ids, token)?).await {
+            Err(f) if f.lost && pooling == Pooling::Kept => {
+                self.forget_idle();
+                if req.method != Method::Get {
+                    return Err(f.error);
+                }
+                let again = self.request(req, ids, token)?;
+                Self::exchange(&self.fresh, again)
+                    .await
+                    .map_err(|f| f.error)
+            }
+            answer => answer.map_err(|f| f.error),
+        }
     }
 }
 
@@ -477,25 +405,7 @@ impl Transport for HttpTransport {
         token: &'a str,
     ) -> BoxFuture<'a, Result<Response, CallError>> {
         Box::pin(async move {
-            let call = self.request(req, ids, token)?;
-            let exchange = async {
-                match self.exchange(call).await {
-                    // A read lost on a kept connection goes once more, on a new one: reading
-                    // twice changes nothing, and the service may have closed the connection as
-                    // the read went out.
-                    Err(f) if f.on_kept && req.method == Method::Get => match &self.wire {
-                        Wire::Direct(pool) => {
-                            let again = self.request(req, ids, token)?;
-                            pool.exchange(again.map(Full::new), true)
-                                .await
-                                .map_err(|f| f.error)
-                        }
-                        Wire::Proxied(_) => Err(f.error),
-                    },
-                    answer => answer.map_err(|f| f.error),
-                }
-            };
-            match tokio::time::timeout(self.timeout, exchange).await {
+            match tokio::time::timeout(self.timeout, self.attempt(req, ids, token)).await {
                 Ok(answer) => answer,
                 Err(_) => Err(CallError::Transport {
                     message: "the call timed out".into(),
@@ -520,22 +430,6 @@ fn too_large() -> CallError {
 }
 
 /// Reads an answer's body, up to [`MAX_BODY`]: a larger (or endless) one is a failed exchange.
-async fn read_bounded(mut body: hyper::body::Incoming) -> Result<Vec<u8>, CallError> {
-    let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| describe("the connection dropped while reading the answer", &e))?;
-        if let Ok(chunk) = frame.into_data() {
-            if out.len() + chunk.len() > MAX_BODY {
-                return Err(too_large());
-            }
-            out.extend_from_slice(&chunk);
-        }
-    }
-    Ok(out)
-}
-
-/// [`read_bounded`] for an answer that came through reqwest (a proxied call, a token request).
 pub(crate) async fn read_bounded_reqwest(
     mut resp: reqwest::Response,
 ) -> Result<Vec<u8>, CallError> {
@@ -561,6 +455,8 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
     let message = if let Some(what) = super::error::os_resource(e) {
         // This machine's limit, not the network: said as that.
         format!("{kind}: {what}")
+    } else if let Some(problem) = certificate_problem(e) {
+        format!("{kind}: {problem}")
     } else if cause.is_empty() {
         kind.to_owned()
     } else {
@@ -572,15 +468,37 @@ fn describe(kind: &str, e: &(dyn std::error::Error + 'static)) -> CallError {
     }
 }
 
-/// A connection that could not be made: the call was not sent.
-fn unreachable(e: CallError) -> CallError {
-    match e {
-        CallError::Transport { message, .. } => CallError::Unreachable(message),
-        other => other,
+/// How a call that met a certificate this machine does not trust begins its message: no retry
+/// can fix that, so the dispatcher stops the run at the first (see `Dispatcher::note_reachability`).
+pub const UNTRUSTED: &str = "the service's TLS certificate is not trusted";
+
+/// What to do about a certificate this machine does not trust, when that is what `e` comes from.
+fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        // An `io::Error` names its inner error in its text but skips it in its chain.
+        let mut inner = s;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        if let Some(rustls::Error::InvalidCertificate(why)) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(format!(
+                "{UNTRUSTED} ({why:?}): its issuer is neither in \
+                 this machine's trust store nor among the web PKI roots; if a corporate CA or a \
+                 TLS-inspecting proxy issued it, set SSL_CERT_FILE to that CA's PEM file"
+            ));
+        }
+        src = s.source();
     }
+    None
 }
 
-/// Describes a failed reqwest exchange without the URL's query or any header.
+/// Describes a failed exchange without the URL's query or any header. A call that could not
+/// connect was not sent.
 fn transport_error(e: reqwest::Error) -> CallError {
     let timeout = e.is_timeout();
     let kind = if timeout {
@@ -599,40 +517,75 @@ fn transport_error(e: reqwest::Error) -> CallError {
     }
 }
 
+/// A token request that got no answer, said as [`transport_error`] says a call's.
+pub(crate) fn token_error(e: reqwest::Error) -> CallError {
+    let timeout = e.is_timeout();
+    let message = match transport_error(e) {
+        CallError::Transport { message, .. } | CallError::Unreachable(message) => message,
+        other => other.to_string(),
+    };
+    CallError::Transport {
+        message: message.replacen("the service", "the token authority", 1),
+        timeout,
+    }
+}
+
 #[cfg(test)]
 mod url_tests {
     use super::*;
 
-    #[test]
-    fn the_host_header_names_the_port_only_when_it_is_not_the_scheme_s_own() {
-        let host = |u: &str| host_port(&u.parse::<http::Uri>().unwrap());
-        assert_eq!(
-            host("https://api.partnercenter.microsoft.com/v1"),
-            "api.partnercenter.microsoft.com"
-        );
-        assert_eq!(host("https://example.test:443/v1"), "example.test");
-        assert_eq!(host("http://example.test:80/v1"), "example.test");
-        assert_eq!(host("http://127.0.0.1:18090/v1"), "127.0.0.1:18090");
-        assert_eq!(host("http://[::1]:8080/v1"), "[::1]:8080");
-        assert_eq!(host("https://example.test:8443/pc/v1"), "example.test:8443");
+    fn ids() -> CallIds {
+        CallIds {
+            request_id: Uuid::nil(),
+            correlation_id: Uuid::nil(),
+        }
     }
 
     #[test]
-    fn a_direct_call_names_its_path_after_the_base_path_and_the_host_apart() {
+    fn a_call_goes_to_the_base_path_and_v1_with_the_reference_s_headers() {
         let t = HttpTransport::new("http://127.0.0.1:9/pc/", Duration::from_secs(1)).unwrap();
-        let req = Request {
-            method: Method::Get,
-            path: "/customers/a/profiles/billing".into(),
-            body: None,
-            if_match: None,
-        };
-        let ids = CallIds {
-            request_id: Uuid::nil(),
-            correlation_id: Uuid::nil(),
-        };
-        let call = t.request(&req, ids, "token").unwrap();
-        assert_eq!(call.uri(), "/pc/v1/customers/a/profiles/billing");
-        assert_eq!(call.headers()[http::header::HOST], "127.0.0.1:9");
+        let req =
+            Request::put("/customers/a/profiles/billing", serde_json::json!({})).if_match("abc");
+        let call = t.request(&req, ids(), "token").unwrap();
+        assert_eq!(
+            call.url().as_str(),
+            "http://127.0.0.1:9/pc/v1/customers/a/profiles/billing"
+        );
+        let h = call.headers();
+        assert_eq!(h[http::header::IF_MATCH], "\"abc\"");
+        assert_eq!(h[MS_CONTRACT_VERSION], "v1");
+        assert_eq!(h[http::header::CONTENT_TYPE], "application/json");
+        assert!(h[http::header::AUTHORIZATION].is_sensitive());
+    }
+
+    #[test]
+    fn the_proxy_is_the_one_for_the_scheme_unless_no_proxy_or_loopback_says_direct() {
+        let env = Matcher::builder()
+            .https("http://proxy.corp.test:3128")
+            .http("http://plain.corp.test:8080")
+            .no("pcbulk-sandbox.test, .internal.test")
+            .build();
+        let via = |t: &str| proxy_for(t, &env).map(|i| i.uri().to_string());
+        assert_eq!(
+            via("https://api.partnercenter.microsoft.com").as_deref(),
+            Some("http://proxy.corp.test:3128/")
+        );
+        assert_eq!(
+            via("http://service.example.test:8080").as_deref(),
+            Some("http://plain.corp.test:8080/")
+        );
+        assert_eq!(
+            via("https://pcbulk-sandbox.test:8443"),
+            None,
+            "NO_PROXY names it"
+        );
+        assert_eq!(
+            via("https://pc.internal.test"),
+            None,
+            "NO_PROXY names its domain"
+        );
+        assert_eq!(via("https://127.0.0.1:8443"), None, "loopback");
+        assert_eq!(via("https://localhost:8443"), None, "loopback");
     }
 
     #[test]

@@ -266,6 +266,15 @@ impl Dispatcher {
     /// the service is out of reach.
     fn note_reachability(&self, sent: &Result<crate::api::Response, CallError>) {
         match sent {
+            // A certificate this machine does not trust: every call would meet it, so the first
+            // stops the run, before retries spend minutes on it.
+            Err(CallError::Unreachable(why)) if why.contains(crate::api::http::UNTRUSTED) => {
+                self.stop.raise(format!(
+                    "cannot reach {}: {why}. The rows not attempted were skipped; once the \
+                     certificate is trusted, run again with --resume",
+                    self.transport.target()
+                ));
+            }
             Err(CallError::Unreachable(why)) => {
                 let n = self.unreachable.fetch_add(1, Ordering::SeqCst) + 1;
                 if n >= self.unreachable_limit() {

@@ -9,6 +9,7 @@ mod catalog;
 pub mod faults;
 mod routes;
 pub mod tenant;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct Options {
     pub replay: bool,
     /// What the service refuses that a kind simulator would let pass.
     pub rules: Rules,
+    /// HTTPS with a certificate made at start (`--tls`), instead of plain HTTP.
+    pub tls: Option<tls::Tls>,
 }
 
 /// Which support-profile path serves which method.
@@ -111,6 +114,7 @@ impl Default for Options {
             knobs: faults::Knobs::default(),
             replay: true,
             rules: Rules::default(),
+            tls: None,
         }
     }
 }
@@ -118,6 +122,8 @@ impl Default for Options {
 /// A sandbox serving in the background of this process.
 pub struct Running {
     pub addr: SocketAddr,
+    /// `https` with `--tls`, else `http`.
+    scheme: &'static str,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -126,7 +132,7 @@ pub struct Running {
 impl Running {
     /// The base URL to give the client (`--base-url`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The tenant as `GET /_sandbox/state` shows it.
@@ -165,20 +171,46 @@ pub async fn start(opts: Options) -> std::io::Result<Running> {
     }
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
+    // The CA is written before `start` returns, so before the sandbox says where it listens.
+    let tls = opts.tls.as_ref().map(tls::server_config).transpose()?;
     let shared = Arc::new(Shared::new(opts));
-    let app = routes::router(Arc::clone(&shared));
+    let app = with_versions(routes::router(Arc::clone(&shared)));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = match tls {
+        Some(config) => tokio::spawn(tls::serve(listener, app, config, stopped)),
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }),
+    };
     Ok(Running {
         addr,
+        scheme,
         shared,
         stop: Some(stop),
         task,
     })
+}
+
+/// `app`, counting the calls it serves by HTTP version (the sandbox's own `/_sandbox` pages aside),
+/// with `GET /_sandbox/http-versions` showing the counts.
+fn with_versions(app: axum::Router) -> axum::Router {
+    let versions = Arc::new(tls::Versions::default());
+    let shown = Arc::clone(&versions);
+    app.route(
+        "/_sandbox/http-versions",
+        axum::routing::get(move || async move { axum::Json(shown.json()) }),
+    )
+    .layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            if !req.uri().path().starts_with("/_sandbox") {
+                versions.count(req.version());
+            }
+            next.run(req)
+        },
+    ))
 }
