@@ -373,3 +373,40 @@ fn a_plan_is_applied_with_its_own_sheet_and_mapping_and_other_ones_are_refused()
     }
     assert_eq!(puts(&sb), 3, "sheet A untouched: {}", sb.stats());
 }
+
+/// Found by an outside tester: rows applied with `--map`, then the same rows under pcbulk's own
+/// headers, were taken for another input, and every note went on its service request twice.
+#[test]
+fn the_same_rows_under_pcbulk_s_own_headers_after_a_mapped_run_are_already_applied() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let ids = ["616122292874576", "616122292874577"];
+    let (mut mapped, mut plain) = (
+        String::from("SR;Text\n"),
+        String::from("service_request_id,note\n"),
+    );
+    for i in 0..4 {
+        mapped.push_str(&format!("{};twice? {i}\n", ids[i % 2]));
+        plain.push_str(&format!("{},twice? {i}\n", ids[i % 2]));
+    }
+    let mapped = w.write("mapped.csv", mapped);
+    let maps = ["--map", "SR=service_request_id", "--map", "Text=note"];
+    let out = run(&sb, &w, "apply", &mapped, &maps);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let plain = w.write("plain.csv", plain);
+    let out = run(&sb, &w, "apply", &plain, &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("--force"), "{}", text(&out));
+    let notes: usize = ids
+        .iter()
+        .map(|id| {
+            let sr = sb.service_request(id);
+            let notes = sr["notes"].as_array().cloned().unwrap_or_default();
+            notes
+                .iter()
+                .filter(|n| n["text"].as_str().is_some_and(|t| t.starts_with("twice?")))
+                .count()
+        })
+        .sum();
+    assert_eq!(notes, 4, "each note once");
+}

@@ -190,10 +190,11 @@ pub struct Job {
 
 impl Job {
     /// Whether an earlier run's record (its identity, bytes and target) is of the same input as
-    /// this job, for the "already applied" refusal: the same operation, service, mapping and rows,
-    /// whatever sheet or file they were read from (the same rows saved from a workbook as CSV
-    /// would apply every row again; a resume or a plan also holds the sheet, see
-    /// [`Identity::first_difference`]). A record an earlier pcbulk wrote has no identity: it is the
+    /// this job, for the "already applied" refusal: the same operation, service and rows (the
+    /// cells of the operation's own columns, after mapping), whatever sheet or file they were read
+    /// from and whatever headers named their columns (the same rows saved from a workbook as CSV,
+    /// or with pcbulk's own headers in place of a `--map`, would apply every row again; a resume or
+    /// a plan also holds the sheet and the mapping, see [`Identity::first_difference`]). A record an earlier pcbulk wrote has no identity: it is the
     /// same input when it had the same bytes and went to the same service.
     pub fn same_input(
         &self,
@@ -203,11 +204,12 @@ impl Job {
     ) -> bool {
         match (identity, &self.identity) {
             (Some(then), Some(now)) => {
-                let sheet = Identity {
+                let content = Identity {
                     sheet: now.sheet.clone(),
+                    mapping: now.mapping.clone(),
                     ..then.clone()
                 };
-                sheet.first_difference(now).is_none()
+                content.first_difference(now).is_none()
             }
             _ => {
                 input_sha256.eq_ignore_ascii_case(&self.input_sha256)
