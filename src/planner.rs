@@ -486,10 +486,14 @@ impl Planner {
         }
         self.partner_wide_seen.fetch_add(1, Ordering::Relaxed);
         // Only the columns the row fills in: an empty cell names nothing.
+        let filled = |i: usize| !self.cell(cells, i).is_empty();
         let columns: Vec<Option<&'static str>> = (self.columns.iter().enumerate())
-            .map(|(i, c)| c.filter(|_| !self.cell(cells, i).is_empty()))
+            .map(|(i, c)| c.filter(|_| filled(i)))
             .collect();
-        partner_wide_alone(op, &self.headers, &columns)
+        let headers: Vec<String> = (self.headers.iter().enumerate())
+            .map(|(i, h)| if filled(i) { h.clone() } else { String::new() })
+            .collect();
+        partner_wide_alone(op, &headers, &columns)
     }
 
     /// A partner-wide operation changes one thing for every customer, so its file holds exactly
@@ -779,7 +783,34 @@ fn choose(
             && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
             && present.iter().all(|c| op.columns().any(|k| k == *c))
     };
-    let matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
+    // The SPEC's rule, for a file that also has columns of another operation (an admin's own
+    // `Name` or `Note`): the operations whose required columns are all there; those other
+    // columns are then carried.
+    let fits_required = |op: &&OpSpec| {
+        let cols = resolve(headers, Some(op), fixed);
+        let present: Vec<&str> = cols.iter().flatten().copied().collect();
+        op.required.iter().all(|c| present.contains(c))
+            && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
+            && (!op.needs_an_optional || op.optional.iter().any(|c| present.contains(c)))
+    };
+    let mut matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
+    // A partner-wide operation is never taken from a header: it only stands when nothing else fits.
+    let customer_ops = |m: &[&'static OpSpec]| -> Vec<&'static OpSpec> {
+        m.iter().copied().filter(|o| !o.partner_wide).collect()
+    };
+    if customer_ops(&matching).is_empty() {
+        let loose: Vec<&'static OpSpec> = ops::OPERATIONS
+            .iter()
+            .copied()
+            .filter(fits_required)
+            .collect();
+        if !customer_ops(&loose).is_empty() {
+            matching = loose;
+        }
+    }
+    if !customer_ops(&matching).is_empty() {
+        matching = customer_ops(&matching);
+    }
     match matching.as_slice() {
         [op] if op.partner_wide => Err(UsageError(format!(
             "the header fits {0}, which changes the partner's own {0} for every customer: pcbulk \
@@ -960,9 +991,17 @@ fn partner_wide_alone(
         .iter()
         .filter(|o| !o.partner_wide)
         .flat_map(|o| o.undo_keys.iter());
-    let carried: Vec<String> = headers
+    // A header another operation reads as its target through an alias of its own (`Tenant ID`,
+    // `Customer` for a billing profile's customer_id) names a customer's row too.
+    let other_ops = ops::OPERATIONS.iter().filter(|o| !o.partner_wide);
+    let columns: Vec<Option<&'static str>> = headers
         .iter()
         .zip(columns)
+        .map(|(h, c)| c.or_else(|| other_ops.clone().find_map(|o| op_alias(o, h))))
+        .collect();
+    let carried: Vec<String> = headers
+        .iter()
+        .zip(&columns)
         .filter(|(_, c)| c.is_some_and(|c| targets.clone().any(|t| *t == c)))
         .map(|(h, c)| match c {
             Some(c) if h != c => format!("\"{h}\" ({c})"),
@@ -1144,6 +1183,38 @@ mod tests {
                 "{header}"
             );
         }
+    }
+
+    /// Found by an outside tester: billing's own names for customer_id (`Customer`, `Tenant ID`)
+    /// slipped past the guard, and the partner's support e-mail was set from a customer's row.
+    #[test]
+    fn a_billing_alias_for_the_customer_is_a_customer_s_row_to_the_partner_wide_guard() {
+        for header in ["Customer,email", "Tenant ID,email"] {
+            let file = format!("{header}\n{C1},a@b.example\n");
+            let Err(e) = planned(&file, Some("support-profile")) else {
+                panic!("{header}: taken for the partner's support profile");
+            };
+            assert!(e.0.contains("(customer_id)"), "{header}: {}", e.0);
+        }
+        let mixed = format!("operation,Tenant ID,email\nsupport-profile,{C1},a@b.example\n");
+        assert!(planned(&mixed, None).is_err(), "a mixed file's row");
+    }
+
+    /// Found by an outside tester: an admin's own `Note` or `Name` column in a billing file made
+    /// its header fit no operation, though every column billing needs was there.
+    #[test]
+    fn a_column_of_another_operation_is_carried_when_one_operation_has_all_it_needs() {
+        for extra in ["Note", "Name"] {
+            let file = format!("Customer ID,Phone Number,{extra}\n{C1},4255550111,Contoso\n");
+            let p = planned(&file, None).unwrap_or_else(|e| panic!("{extra}: {}", e.0));
+            assert_eq!(p.rows[0].op.unwrap().name, "billing-profile", "{extra}");
+        }
+        let p = planned(&format!("Tenant ID,email\n{C1},a@b.example\n"), None).unwrap();
+        assert_eq!(
+            p.rows[0].op.unwrap().name,
+            "billing-profile",
+            "never the partner-wide one"
+        );
     }
 
     #[test]
