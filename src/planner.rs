@@ -89,7 +89,7 @@ fn near_misses(
 
 /// Other names for a column that are only unambiguous for some operations: "Tenant ID" is the
 /// customer's tenant in a billing file, but could be either tenant in a support-contact one.
-fn op_alias(op: &OpSpec, header: &str) -> Option<&'static str> {
+pub(crate) fn op_alias(op: &OpSpec, header: &str) -> Option<&'static str> {
     let n = normalize(header);
     let names_customer = matches!(
         n.as_str(),

@@ -160,7 +160,14 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         .as_ref()
         .and_then(|j| j.identity.as_ref())
         .map_or(&[][..], |i| &i.mapping[..]);
-    let column_of = resolve_columns(headers, mapping);
+    // The run's one operation (none for a file whose operation column names each row's): its own
+    // names for a column (a billing file's `Tenant ID`) are read as the run read them.
+    let run_op = replay
+        .job
+        .as_ref()
+        .and_then(|j| j.identity.as_ref())
+        .and_then(|i| ops::by_name(&i.operation));
+    let column_of = resolve_columns(headers, mapping, run_op);
     let row_index = headers
         .iter()
         .position(|h| h == "row")
@@ -275,7 +282,11 @@ struct UndoRow {
 /// written, trimmed), else the header's own name unless a mapping displaced it. The results file's
 /// cells are neutralised: a header such as `-Customer ID` is written `'-Customer ID`. A header that
 /// names a column as written wins over one that does once its `'` is taken off.
-fn resolve_columns(headers: &[String], mapping: &[String]) -> Vec<Option<&'static str>> {
+fn resolve_columns(
+    headers: &[String],
+    mapping: &[String],
+    op: Option<&'static OpSpec>,
+) -> Vec<Option<&'static str>> {
     let known = ops::all_columns();
     let mapped: Vec<(&str, &'static str)> = mapping
         .iter()
@@ -296,7 +307,7 @@ fn resolve_columns(headers: &[String], mapping: &[String]) -> Vec<Option<&'stati
         .iter()
         .map(|h| canonical(h, &known).filter(|c| !displaced(c)))
         .collect();
-    headers
+    let mut columns: Vec<Option<&'static str>> = headers
         .iter()
         .zip(&as_written)
         .map(|(h, c)| {
@@ -305,7 +316,20 @@ fn resolve_columns(headers: &[String], mapping: &[String]) -> Vec<Option<&'stati
                     .filter(|c| !displaced(c) && !as_written.contains(&Some(c)))
             })
         })
-        .collect()
+        .collect();
+    // The operation's own names (`Tenant ID`, `Customer` for a billing profile's customer_id),
+    // as the planner read them: only for a column no header names otherwise.
+    if let Some(op) = op {
+        for i in 0..headers.len() {
+            let alias = crate::planner::op_alias(op, unneutralize(&headers[i]));
+            if let Some(c) = alias.filter(|c| columns[i].is_none() && !displaced(c)) {
+                if !columns.contains(&Some(c)) {
+                    columns[i] = Some(c);
+                }
+            }
+        }
+    }
+    columns
 }
 
 /// The after-values a results `change` cell names, by column: `column: "before" → "after"`,
@@ -643,7 +667,7 @@ mod tests {
             mapping: strings(&["Kunde=customer_id", "Tenant=support_tenant_id"]),
             rows_sha256: "e".repeat(64),
         };
-        let columns = resolve_columns(&headers, &identity.mapping);
+        let columns = resolve_columns(&headers, &identity.mapping, None);
         assert_eq!(
             &columns[..7],
             [
@@ -665,7 +689,7 @@ mod tests {
             "Customer is carried; the displaced customer_id would be read as pcbulk's in the undo \
              file, so it is left out"
         );
-        let unmapped = resolve_columns(&headers, &[]);
+        let unmapped = resolve_columns(&headers, &[], None);
         assert_eq!(unmapped[2], Some("customer_id"));
         assert_eq!(unmapped[1], None);
     }
@@ -674,7 +698,7 @@ mod tests {
     fn a_carried_column_the_operation_would_read_as_one_of_its_own_is_left_out() {
         let mut headers = strings(&["Customer", "Tenant ID", "Notes", "customer_id", "city"]);
         headers.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
-        let columns = resolve_columns(&headers, &[]);
+        let columns = resolve_columns(&headers, &[], None);
         let billing = ops::by_name("billing-profile").unwrap();
         let names: Vec<&str> = carried_columns(&headers, &columns, Some(billing))
             .into_iter()

@@ -288,3 +288,26 @@ fn undo_of_a_country_move_that_kept_the_state_is_written_and_puts_the_country_ba
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(address(&sb), was);
 }
+
+/// Found by an outside tester: a billing file keyed by `Tenant ID` (billing's own name for
+/// customer_id) gave an undo file with an empty customer_id, which no apply could read.
+#[test]
+fn an_undo_of_a_billing_file_keyed_by_tenant_id_names_each_customer() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let was = billing_city(&sb, CONTOSO);
+    let input = w.write(
+        "billing.csv",
+        format!("Kunde,Tenant ID,City\nContoso Ltd,{CONTOSO},Lund\n"),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let undo_file = undo(&w, "billing.results.csv");
+    let (_, rows) = table(&undo_file);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["customer_id"], CONTOSO, "{rows:?}");
+    assert_eq!(rows[0]["Kunde"], "Contoso Ltd", "{rows:?}");
+    let out = sb.apply(&undo_file, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(billing_city(&sb, CONTOSO), was, "put back");
+}
