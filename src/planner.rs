@@ -298,6 +298,12 @@ impl Planner {
         self.own.iter().map(|(i, _)| *i)
     }
 
+    /// The columns a reviewed plan is held to: the operation's own and its `expected_<column>`
+    /// preconditions (an edited precondition is an edited plan), by index.
+    pub fn held_columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.own_columns().chain(self.expects.iter().map(|(i, _)| *i))
+    }
+
     /// What a row applies, for a run's identity: the row's operation (`row_op`, when it could be
     /// told) and the cells of that operation's columns, in the order of their names, empty cells
     /// left out. The same rows with or without an `operation` column, however its cells spell the

@@ -403,3 +403,26 @@ fn a_plan_moved_without_its_journal_says_to_keep_them_together() {
     );
     assert_ne!(contact_name(&sb, 0), "Trey Research");
 }
+
+/// Found by an outside tester: a reviewer's edit to an `expected_<column>` cell of a plan was
+/// silently ignored; a precondition is part of what is applied, and an edited one is refused.
+#[test]
+fn an_expected_cell_edited_in_the_plan_is_refused_like_any_edit() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "sr.csv",
+        "service_request_id,new_status,expected_new_status\n616122292874576,closed,\n",
+    );
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let plan = w.path("sr.plan.csv");
+    edit_plan(&plan, "1", "expected_new_status", "attention_needed");
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("`expected_new_status`"), "{}", text(&out));
+    assert!(!w.path("sr.results.csv").exists(), "{}", text(&out));
+}

@@ -653,7 +653,7 @@ fn plan_columns(
         .map(|h| as_compared(h.trim_start_matches('\u{feff}')))
         .collect();
     planner
-        .own_columns()
+        .held_columns()
         .map(|i| {
             let want = as_compared(&names[i]);
             plan.iter()
@@ -1152,7 +1152,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         undo: (!cfg.is_plan()).then(|| crate::undo::default_out(&cfg.input.out)),
         started: started_at,
         finished: None,
-        read_columns: Some(scan.planner.own_columns().collect()),
+        read_columns: Some(scan.planner.held_columns().collect()),
     };
     let record = RunRecord {
         results,
