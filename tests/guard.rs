@@ -69,3 +69,21 @@ fn a_two_row_support_profile_file_is_refused_and_nothing_is_sent() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(sb.state()["supportProfile"]["email"], "help@adatum.example");
 }
+
+/// Found by an outside tester: `validate` of a mixed file with two support-profile rows said one
+/// was valid (exit 1), where apply refuses the file (exit 2): validate now says what apply does.
+#[test]
+fn validate_refuses_two_support_profile_rows_of_a_mixed_file_as_apply_does() {
+    let w = Workdir::new();
+    let input = w.write(
+        "mixed.csv",
+        "operation,email\nsupport-profile,z@a.example\nsupport-profile,q@a.example\n",
+    );
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("2 support-profile rows"), "{}", text(&out));
+    assert!(!w.path("mixed.validation.csv").exists(), "{}", text(&out));
+    let input = w.write("one.csv", "operation,email\nsupport-profile,z@a.example\n");
+    let out = pcbulk().arg("validate").arg(&input).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
