@@ -301,7 +301,8 @@ impl Planner {
     /// The columns a reviewed plan is held to: the operation's own and its `expected_<column>`
     /// preconditions (an edited precondition is an edited plan), by index.
     pub fn held_columns(&self) -> impl Iterator<Item = usize> + '_ {
-        self.own_columns().chain(self.expects.iter().map(|(i, _)| *i))
+        self.own_columns()
+            .chain(self.expects.iter().map(|(i, _)| *i))
     }
 
     /// What a row applies, for a run's identity: the row's operation (`row_op`, when it could be

@@ -81,7 +81,11 @@ fn validate_refuses_two_support_profile_rows_of_a_mixed_file_as_apply_does() {
     );
     let out = pcbulk().arg("validate").arg(&input).output().unwrap();
     assert_eq!(code(&out), 2, "{}", text(&out));
-    assert!(text(&out).contains("2 support-profile rows"), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 support-profile rows"),
+        "{}",
+        text(&out)
+    );
     assert!(!w.path("mixed.validation.csv").exists(), "{}", text(&out));
     let input = w.write("one.csv", "operation,email\nsupport-profile,z@a.example\n");
     let out = pcbulk().arg("validate").arg(&input).output().unwrap();

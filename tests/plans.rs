@@ -423,6 +423,10 @@ fn an_expected_cell_edited_in_the_plan_is_refused_like_any_edit() {
         &["apply", "--from-plan", plan.to_str().unwrap()],
     );
     assert_eq!(code(&out), 2, "{}", text(&out));
-    assert!(text(&out).contains("`expected_new_status`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("`expected_new_status`"),
+        "{}",
+        text(&out)
+    );
     assert!(!w.path("sr.results.csv").exists(), "{}", text(&out));
 }

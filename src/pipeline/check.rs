@@ -517,9 +517,9 @@ pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error
         remove_scratch(&keys_path);
         let (part_file, dups, mut summary) = checked?;
         // A partner-wide operation takes exactly one row, as apply refuses it (nothing written).
-        planner.partner_wide_rows(summary.rows()).map_err(|e| {
-            Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0))
-        })?;
+        planner
+            .partner_wide_rows(summary.rows())
+            .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
         if dups.is_empty() {
             // Looked at again: the rename replaces whatever is at that path now.
             crate::results::refuse_unsafe(&cfg.out)?;

@@ -21,10 +21,20 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            // Control characters and the marks that reorder text (a right-to-left override in a
+            // name would show it reversed, and the rest of its line with it) are shown, not obeyed.
+            c if (c.is_control() && c != '\n' && c != '\t') || reorders(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Unicode's marks and overrides of writing direction.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 const STYLE: &str = "
@@ -447,6 +457,16 @@ mod tests {
     use super::*;
     use crate::results::Outcome;
     use std::path::PathBuf;
+
+    /// Found by an outside tester: a right-to-left override in a carried name reached the page
+    /// raw and showed the row's label reversed.
+    #[test]
+    fn marks_that_reorder_text_and_control_characters_are_shown_not_obeyed() {
+        assert_eq!(esc("\u{202e}evil"), "\\u{202e}evil");
+        assert_eq!(esc("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(esc("two\nlines\tand tab"), "two\nlines\tand tab");
+        assert_eq!(esc("Malmö <b>"), "Malmö &lt;b&gt;");
+    }
 
     #[test]
     fn text_from_the_input_or_the_service_cannot_become_markup() {
