@@ -12,7 +12,7 @@ pub fn is_clear(value: &str) -> bool {
     value == CLEAR
 }
 
-/// `#N/A` in a column Partner Center needs a value in.
+/// `#N/A` in an optional column Partner Center needs a value in: an empty cell keeps the field.
 pub fn cannot_clear(column: &'static str) -> Problem {
     Problem::new(
         column,
@@ -24,10 +24,23 @@ pub fn cannot_clear(column: &'static str) -> Problem {
     )
 }
 
+/// `#N/A` in a column every row must fill in (a key, a support contact's name): there is nothing
+/// to keep, so the only way is a value.
+pub fn cannot_clear_required(column: &'static str) -> Problem {
+    Problem::new(
+        column,
+        "cannot_clear",
+        format!(
+            "{column} is {CLEAR}, but every row needs a value there and it cannot be cleared; give \
+             the value"
+        ),
+    )
+}
+
 /// A required cell: present, not blank, and not `#N/A`.
 pub fn required<'r>(row: &'r Row, column: &'static str) -> Result<&'r str, Problem> {
     match row.get(column) {
-        Some(v) if is_clear(v) => Err(cannot_clear(column)),
+        Some(v) if is_clear(v) => Err(cannot_clear_required(column)),
         Some(v) => Ok(v),
         None => Err(Problem::new(
             column,

@@ -77,7 +77,8 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
         Some(v) => p.take(status(v)).map(Some),
         None => Some(None),
     };
-    if note.is_none() && row.get("new_status").is_none() {
+    // Both cells empty; a note refused (`#N/A`) has its own problem.
+    if row.get("note").is_none() && row.get("new_status").is_none() {
         p.push(Problem::new(
             "note",
             "missing_value",
@@ -467,7 +468,26 @@ mod tests {
             let r = Row::new()
                 .with("service_request_id", "616122292874576")
                 .with(column, "#N/A");
-            assert_eq!(plan(&r).unwrap_err()[0].code, "cannot_clear", "{column}");
+            let problems = plan(&r).unwrap_err();
+            assert_eq!(problems[0].code, "cannot_clear", "{column}");
+            // Found by an outside tester: `#N/A` in note also said both cells were empty.
+            assert_eq!(problems.len(), 1, "{column}: {problems:?}");
         }
+    }
+
+    /// Found by an outside tester: `#N/A` in a key said to leave the cell empty, which is itself
+    /// refused.
+    #[test]
+    fn n_a_in_a_key_asks_for_the_value_not_an_empty_cell() {
+        let r = Row::new()
+            .with("service_request_id", "#N/A")
+            .with("note", "x");
+        let problems = plan(&r).unwrap_err();
+        assert_eq!(problems[0].code, "cannot_clear");
+        assert!(
+            !problems[0].message.contains("leave the cell empty"),
+            "{}",
+            problems[0].message
+        );
     }
 }
