@@ -86,6 +86,13 @@ fn one_resume_line_starts_a_run_continues_it_after_a_kill_and_then_reports_it_al
     let (first, json) = cron_line(&sb, &w, &input, &[]);
     assert_eq!(code(&first), 0, "{}", text(&first));
     assert_eq!(json["outcome"], "completed", "{json}");
+    // Found by an outside tester: the banner spoke of an earlier run that did not exist.
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains("pcbulk: apply ") && said.contains("8 rows to send"),
+        "{said}"
+    );
+    assert!(!said.contains("earlier run"), "{said}");
 
     // Next month's file in the same place: March's finished records are moved aside, and the run
     // is killed midway.

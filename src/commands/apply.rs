@@ -208,8 +208,15 @@ async fn drive_interruptibly(
 /// What is about to happen, on stderr, before the first call: the operation and how it was chosen,
 /// the target, the rows to send and the results path. A production target is then confirmed.
 ///
-/// A resume counts the rows left: `done` rows to send were finished by the earlier run.
-fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize, done: usize) {
+/// A resume counts the rows left: `done` rows to send were finished by the earlier run (`None`:
+/// there was none, and the run starts).
+fn banner(
+    cfg: &ApplyConfig,
+    target: &Target,
+    scan: &check::Scan,
+    to_send: usize,
+    done: Option<usize>,
+) {
     let (op, how) = scan.planner.operation();
     let to = match target {
         Target::Sandbox => "the embedded sandbox (demo tenant)".to_owned(),
@@ -224,17 +231,18 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         None => String::new(),
     };
     let verb = if cfg.is_plan() { "read" } else { "send" };
-    let rows = match cfg.resume {
-        true => format!(
+    let resuming = cfg.resume && done.is_some();
+    let rows = match done.filter(|_| resuming) {
+        Some(done) => format!(
             "{} left to {verb} ({done} finished by the earlier run)",
             crate::report::count(to_send.saturating_sub(done), "row")
         ),
-        false => format!("{} to {verb}", crate::report::count(to_send, "row")),
+        None => format!("{} to {verb}", crate::report::count(to_send, "row")),
     };
     eprintln!(
         "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {rows}, {invalid} invalid or \
          duplicate; results: {}",
-        match (cfg.is_plan(), cfg.resume) {
+        match (cfg.is_plan(), resuming) {
             (true, _) => "plan (reads only)",
             (false, true) => "resume",
             (false, false) => "apply",
@@ -245,7 +253,7 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
         eprintln!("        {}", crate::term::escape(&line));
     }
     let calls = if cfg.is_plan() { 1 } else { CALLS_PER_ROW };
-    let left = to_send.saturating_sub(if cfg.resume { done } else { 0 });
+    let left = to_send.saturating_sub(done.filter(|_| resuming).unwrap_or(0));
     if let Some(estimate) = estimate(left, calls, cfg.settings.rate) {
         eprintln!("        {estimate}");
     }
@@ -1085,9 +1093,10 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             .count()
             .min(scan.to_send)
     });
+    // A --resume with no earlier run starts one: its banner says so, as a plain apply's does.
     let done = earlier
         .as_ref()
-        .map_or(0, |r| finished_before(r, cfg.retry_failed));
+        .map(|r| finished_before(r, cfg.retry_failed));
     banner(&cfg, &target, &scan, to_send, done);
     if !cfg.is_plan() {
         confirm(&cfg, &target, &scan, to_send)?;
