@@ -1166,7 +1166,8 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     let record = RunRecord {
         results,
         journal: Arc::clone(&journal),
-        progress: Progress::with_mode(Some(scan.rows as u64), output.progress),
+        progress: Progress::with_mode(Some(scan.rows as u64), output.progress)
+            .unpaced((scan.rows - scan.to_send + done.unwrap_or(0)) as u64),
         summary,
         width: scan.planner.headers.len(),
         delimiter: scan.delimiter,

@@ -53,6 +53,9 @@ pub struct Progress {
     /// When the next line or refresh is due, in milliseconds since `start`.
     next_ms: AtomicU64,
     every: Duration,
+    /// Rows that finish without a call (invalid ones, those a resumed run's earlier run
+    /// finished): counted as done, but not in the pace an ETA is reckoned at.
+    unpaced: u64,
 }
 
 impl Progress {
@@ -85,7 +88,15 @@ impl Progress {
             start,
             next_ms: AtomicU64::new(every.as_millis() as u64),
             every,
+            unpaced: 0,
         }
+    }
+
+    /// `n` of the rows finish at once without a call: the ETA is reckoned at the pace of the
+    /// others (a resume's earlier rows would make it far too short).
+    pub fn unpaced(mut self, n: u64) -> Self {
+        self.unpaced = n;
+        self
     }
 
     pub fn row_done(&self, o: &Outcome) {
@@ -142,7 +153,7 @@ impl Progress {
                 let elapsed = self.start.elapsed();
                 let eta = self
                     .total
-                    .and_then(|t| eta(self.done.load(Relaxed), t, elapsed))
+                    .and_then(|t| eta(self.done.load(Relaxed), t, self.unpaced, elapsed))
                     .map(|left| format!(" · ETA {}", duration(left)))
                     .unwrap_or_default();
                 eprintln!(
@@ -172,13 +183,15 @@ impl Progress {
     }
 }
 
-/// How long the rows left take at the pace of the rows done so far; `None` before any is done.
-fn eta(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
-    if done == 0 {
+/// How long the rows left take at the pace of the rows done so far, the `unpaced` ones (done
+/// without a call) left out; `None` before any row has set a pace.
+fn eta(done: u64, total: u64, unpaced: u64, elapsed: Duration) -> Option<Duration> {
+    let paced = done.saturating_sub(unpaced);
+    if paced == 0 {
         return None;
     }
     let left = total.saturating_sub(done);
-    Some(elapsed.mul_f64(left as f64 / done as f64))
+    Some(elapsed.mul_f64(left as f64 / paced as f64))
 }
 
 /// A duration as a line off a terminal shows it: "40 s", "12 min", "3 h 05 min".
@@ -278,10 +291,22 @@ mod tests {
     #[test]
     fn the_eta_is_the_rows_left_at_the_pace_of_the_rows_done() {
         let ten_s = Duration::from_secs(10);
-        assert_eq!(eta(0, 100, ten_s), None, "no pace yet");
-        assert_eq!(eta(25, 100, ten_s), Some(Duration::from_secs(30)));
-        assert_eq!(eta(100, 100, ten_s), Some(Duration::ZERO));
-        assert_eq!(eta(120, 100, ten_s), Some(Duration::ZERO), "never negative");
+        assert_eq!(eta(0, 100, 0, ten_s), None, "no pace yet");
+        assert_eq!(eta(25, 100, 0, ten_s), Some(Duration::from_secs(30)));
+        assert_eq!(eta(100, 100, 0, ten_s), Some(Duration::ZERO));
+        assert_eq!(
+            eta(120, 100, 0, ten_s),
+            Some(Duration::ZERO),
+            "never negative"
+        );
+        // Found by an outside tester: a resume reckoned its pace with the earlier run's rows,
+        // which it counts as done at once, and promised 15 s for 45 s of rows.
+        assert_eq!(eta(60, 160, 50, ten_s), Some(Duration::from_secs(100)));
+        assert_eq!(
+            eta(50, 160, 50, ten_s),
+            None,
+            "only the earlier run's rows: no pace yet"
+        );
     }
 
     #[test]
