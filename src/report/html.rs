@@ -92,15 +92,24 @@ pub fn render_rows(s: &Summary, exit_code: u8, t: &Tally) -> String {
     if let Some(why) = &t.partial {
         let _ = writeln!(h, "<p class=\"more\">{}</p>", esc(why));
     }
-    cards(&mut h, s);
-    changes(&mut h, t);
-    not_applied(&mut h, t);
-    if t.changed() + t.not_applied > 0 {
-        named_by(&mut h, t);
+    if s.outcome == Some("already_finished") {
+        // This run sent nothing: what the earlier run did is in its records, not on this page.
+        let _ = writeln!(
+            h,
+            "<p>What the earlier run did, row by row, is in its results file: <code>{}</code>.</p>",
+            esc(&s.results.display().to_string())
+        );
+    } else {
+        cards(&mut h, s);
+        changes(&mut h, t);
+        not_applied(&mut h, t);
+        if t.changed() + t.not_applied > 0 {
+            named_by(&mut h, t);
+        }
+        h.push_str("<h2 class=\"details\">Details of the run</h2>\n");
+        chart(&mut h, &s.calls.per_second);
+        latency(&mut h, s);
     }
-    h.push_str("<h2 class=\"details\">Details of the run</h2>\n");
-    chart(&mut h, &s.calls.per_second);
-    latency(&mut h, s);
     facts(&mut h, s, exit_code);
     let _ = write!(
         h,
@@ -131,6 +140,9 @@ fn head(h: &mut String, s: &Summary, exit_code: u8) {
         esc(&title)
     );
     let (class, verdict) = match exit_code {
+        0 if s.outcome == Some("already_finished") => {
+            ("ok", "already applied: nothing sent".to_owned())
+        }
         0 => ("ok", "every row done".to_owned()),
         1 => (
             "bad",
@@ -459,6 +471,18 @@ mod tests {
     use std::path::PathBuf;
 
     /// Found by an outside tester: a right-to-left override in a carried name reached the page
+    /// Found by an outside tester: the report of a `--resume` that found the run finished said
+    /// "every row done" and "None: every row was applied", though that run had failed rows.
+    #[test]
+    fn the_report_of_an_already_finished_run_says_nothing_was_sent_and_claims_no_rows() {
+        let mut s = Summary::new(PathBuf::from("march.results.csv"));
+        s.outcome = Some("already_finished");
+        let page = render_rows(&s, 0, &Tally::default());
+        assert!(page.contains("already applied: nothing sent"), "{page}");
+        assert!(page.contains("march.results.csv"), "{page}");
+        assert!(!page.contains("every row"), "{page}");
+    }
+
     /// raw and showed the row's label reversed.
     #[test]
     fn marks_that_reorder_text_and_control_characters_are_shown_not_obeyed() {
