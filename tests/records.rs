@@ -537,3 +537,37 @@ fn a_refusal_names_where_the_earlier_runs_records_were_moved_aside() {
         "names where monday's records are: {said}"
     );
 }
+
+/// Found by an outside tester: the refusal over another input's unfinished run said to run "the
+/// same command with --resume", which was then refused as another input.
+#[test]
+fn the_refusal_over_another_input_s_unfinished_run_says_how_to_get_past_it() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let notes = |word: &str| {
+        let mut csv = String::from("service_request_id,note\n");
+        for i in 0..10 {
+            csv.push_str(&format!("616122292874576,{word} {i}\n"));
+        }
+        csv
+    };
+    let input = w.write("notes.csv", notes("first"));
+    let killed = pcbulk()
+        .arg("apply")
+        .arg(&input)
+        .args(["--base-url", &sb.url, "--yes"])
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .env("PCBULK_STATE_DIR", w.state())
+        .env("PCBULK_CRASH_AT", "after-journal-append:8")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "{}", text(&killed));
+    std::fs::write(&input, notes("second")).unwrap();
+    let out = run(&sb, &w, "apply", &input, &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("of another input") && said.contains("another --out"),
+        "{said}"
+    );
+}

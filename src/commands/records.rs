@@ -99,12 +99,30 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
     // An unfinished plan has nothing to finish (it wrote nothing): it is moved aside like any
     // earlier record.
     if !earlier.done && !before.plan {
-        return Err(Error::usage(format!(
-            "{} records an unfinished run ({} finished): run the same command with \
-             --resume to finish it without applying anything twice",
-            journal_path.display(),
-            crate::report::count(earlier.outcomes.len(), "row")
-        )));
+        // Rows a stop skipped are not finished: a resume sends them.
+        let finished = (earlier.outcomes.values())
+            .filter(|(_, o)| o.status != Status::Skipped)
+            .count();
+        let finished = crate::report::count(finished, "row");
+        let same = job.same_input(
+            before.identity.as_ref(),
+            &before.input_sha256,
+            &before.target,
+        );
+        return Err(Error::usage(if same {
+            format!(
+                "{} records an unfinished run ({finished} finished): run the same command with \
+                 --resume to finish it without applying anything twice",
+                journal_path.display(),
+            )
+        } else {
+            format!(
+                "{} records an unfinished run of another input ({}, {finished} finished): finish \
+                 it first (its own file with --resume), or give this run another --out",
+                journal_path.display(),
+                crate::term::escape(&before.input),
+            )
+        }));
     }
     // A run in which no row succeeded changed nothing: the next attempt is not refused.
     let changed = earlier
