@@ -10,12 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::api::auth::Credentials;
-use crate::config::{check_url, same_file, ApplyConfig, InputConfig, Target};
+use crate::config::{ApplyConfig, InputConfig, Target};
 use crate::dispatch::{MaxErrors, RetryPolicy, Settings};
 use crate::error::{usage, Error};
+use crate::fsafe::same_file;
 use crate::input::header::ColumnMap;
 use crate::input::ReadOptions;
 use crate::ops::{self, OpSpec};
+use crate::target::check_url;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -797,7 +799,7 @@ fn credentials(cloud: Cloud, base_url: &str) -> Result<Credentials, Error> {
 fn authority(cloud: Cloud, base_url: &str) -> Result<String, Error> {
     match env("PCBULK_AUTHORITY") {
         Some(a) => check_url("PCBULK_AUTHORITY", &a),
-        None if crate::config::is_loopback(base_url) => Ok(base_url.to_owned()),
+        None if crate::target::is_loopback(base_url) => Ok(base_url.to_owned()),
         None => Ok(cloud.authority().to_owned()),
     }
 }

@@ -580,3 +580,19 @@ mod tests {
         assert!(left.is_empty(), "no temporary file left behind: {left:?}");
     }
 }
+
+/// Whether two paths name the same file: one file under two names (a link, a hard link, a bind
+/// mount), or, when either is not there yet, the same path.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (x.dev(), x.ino()) == (y.dev(), y.ino());
+        }
+    }
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}

@@ -44,7 +44,9 @@ pub mod planner;
 pub mod report;
 pub mod results;
 pub mod sandbox;
+pub mod target;
 pub mod term;
+pub mod text;
 pub mod undo;
 
 use clap::Parser;

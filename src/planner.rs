@@ -3,16 +3,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use thiserror::Error;
-
+use crate::error::UsageError;
 use crate::input::header::{canonical, normalize, ColumnMap};
 use crate::input::Table;
 use crate::ops::{self, Change, OpSpec, Problem, Row};
-
-/// A file that cannot be run at all (exit 2).
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 pub enum Verdict {
     Ready(Box<dyn Change>),
@@ -512,7 +506,7 @@ impl Planner {
             return Ok(());
         }
         let has = match self.choice {
-            Choice::One(_) => crate::report::count(n, "data row"),
+            Choice::One(_) => crate::text::count(n, "data row"),
             Choice::PerRow(_) => format!("{n} {} rows", op.name),
         };
         Err(UsageError(format!(
@@ -753,7 +747,7 @@ fn ragged(cells: &[&str], want: usize) -> Option<String> {
         Some(format!(
             "the row has {} but the header has {want}; check for a value with an unquoted \
              delimiter or a missing one (put values that contain the delimiter in double quotes)",
-            crate::report::count(n, "cell")
+            crate::text::count(n, "cell")
         ))
     } else {
         None
@@ -1473,5 +1467,42 @@ mod tests {
         )
         .unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    }
+
+    // `expected_<column>` cells (ops::expect) as the planner sees them.
+    #[test]
+    fn an_expected_cell_for_a_column_the_row_leaves_empty_makes_the_row_invalid() {
+        let p = planned(
+            &format!(
+                "customer_id,city,email,expected_email\n{C1},Lund,,a@b.example\n{C1},Lund,,\n"
+            ),
+            None,
+        )
+        .unwrap();
+        let codes: Vec<String> = p
+            .rows
+            .iter()
+            .map(|r| match &r.verdict {
+                Verdict::Ready(_) => "ready".into(),
+                Verdict::Invalid { code, .. } => code.clone(),
+            })
+            .collect();
+        assert_eq!(codes, ["invalid_expected", "ready"]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn a_mixed_file_s_row_expecting_a_column_its_operation_cannot_hold_is_a_usage_error() {
+        let header = "operation,service_request_id,new_status,customer_id,city,expected_city\n";
+        let ok =
+            format!("{header}billing-profile,,,{C1},Lund,Malmo\nservice-request,6,closed,,,\n");
+        assert!(planned(&ok, None).is_ok());
+        let bad = format!("{header}service-request,6,closed,,,Malmo\n");
+        let e = planned(&bad, None).err().expect("refused");
+        assert!(
+            e.0.contains("service-request has no column city"),
+            "{}",
+            e.0
+        );
     }
 }

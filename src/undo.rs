@@ -76,7 +76,7 @@ const FIX: &str = "give --out another path";
 /// Refuses an undo path that is the run's own record, or that pcbulk must not write.
 fn refuse_unsafe_out(out: &Path, results: &Path, journal: &Path) -> anyhow::Result<()> {
     for (record, what) in [(results, "results file"), (journal, "journal")] {
-        if crate::config::same_file(out, record) {
+        if crate::fsafe::same_file(out, record) {
             bail!(
                 "--out {} is the run's {what}; the undo file must go elsewhere",
                 out.display()
@@ -134,7 +134,7 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
     if let Some(job) = &replay.job {
         let input = std::path::Path::new(&job.input);
         let beside = results.with_file_name(input.file_name().unwrap_or_default());
-        if crate::config::same_file(&out, input) || crate::config::same_file(&out, &beside) {
+        if crate::fsafe::same_file(&out, input) || crate::fsafe::same_file(&out, &beside) {
             bail!(
                 "--out {} is the run's input file; the undo file must go elsewhere",
                 out.display()
@@ -499,7 +499,7 @@ impl Column {
 pub fn report_text(r: &UndoReport) -> String {
     let mut s = format!(
         "pcbulk: wrote {} to {}\n",
-        crate::report::count(r.rows, "undo row"),
+        crate::text::count(r.rows, "undo row"),
         r.out.display()
     );
     if !r.notes_left_out.is_empty() {

@@ -227,9 +227,9 @@ fn banner(cfg: &ApplyConfig, target: &Target, scan: &check::Scan, to_send: usize
     let rows = match cfg.resume {
         true => format!(
             "{} left to {verb} ({done} finished by the earlier run)",
-            crate::report::count(to_send.saturating_sub(done), "row")
+            crate::text::count(to_send.saturating_sub(done), "row")
         ),
-        false => format!("{} to {verb}", crate::report::count(to_send, "row")),
+        false => format!("{} to {verb}", crate::text::count(to_send, "row")),
     };
     eprintln!(
         "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {rows}, {invalid} invalid or \
@@ -307,7 +307,7 @@ fn confirm(
     let Target::Service { base_url, .. } = target else {
         return Ok(());
     };
-    if cfg.yes || crate::config::is_loopback(base_url) || to_send == 0 {
+    if cfg.yes || crate::target::is_loopback(base_url) || to_send == 0 {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
@@ -354,10 +354,10 @@ fn question(
         [op] if op.partner_wide => {
             return format!("Change {} in {base_url}?", partner_wide_words(op, fields))
         }
-        [op] => crate::report::count(to_send, &op.name.replace('-', " ")),
+        [op] => crate::text::count(to_send, &op.name.replace('-', " ")),
         _ => format!(
             "{} ({})",
-            crate::report::count(to_send, "row"),
+            crate::text::count(to_send, "row"),
             ops.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
         ),
     };
@@ -425,7 +425,7 @@ fn refuse_unsafe_records(
     journal_path: &std::path::Path,
 ) -> Result<(), Error> {
     crate::results::refuse_unsafe(&cfg.out)?;
-    if crate::config::same_file(journal_path, &cfg.input) {
+    if crate::fsafe::same_file(journal_path, &cfg.input) {
         return Err(Error::usage(format!(
             "the journal {} would be the input file; give --out another path",
             journal_path.display()
@@ -965,7 +965,7 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
     };
     let identity = journal::Identity {
         operation,
-        target: crate::config::target_key(&target),
+        target: crate::target::target_key(&target),
         sheet: scan.sheet.clone(),
         mapping: scan.planner.mapping(),
         rows_sha256: scan.rows_sha256.clone(),

@@ -103,7 +103,7 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
             "{} records an unfinished run ({} finished): run the same command with \
              --resume to finish it without applying anything twice",
             journal_path.display(),
-            crate::report::count(earlier.outcomes.len(), "row")
+            crate::text::count(earlier.outcomes.len(), "row")
         )));
     }
     // A run in which no row succeeded changed nothing: the next attempt is not refused.
