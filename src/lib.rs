@@ -47,7 +47,7 @@ pub mod sandbox;
 pub mod target;
 pub mod term;
 pub mod text;
-pub mod undo;
+pub mod undo_file;
 
 use clap::Parser;
 

@@ -62,7 +62,7 @@ fn near_misses(
     headers
         .iter()
         .zip(columns)
-        .filter(|(h, c)| c.is_none() && !crate::undo::is_marker(h))
+        .filter(|(h, c)| c.is_none() && !crate::undo_file::is_marker(h))
         // A typo of a column name is short: a long header cell (a binary file, say) is no typo,
         // and comparing it with every column would take time in its length squared.
         .filter(|(h, _)| h.len() <= 64)
@@ -248,7 +248,7 @@ impl Planner {
             (Choice::One(_), None) => "the header",
             (Choice::PerRow(_), _) => "the operation column",
         };
-        let undo = headers.iter().any(|h| crate::undo::is_marker(h));
+        let undo = headers.iter().any(|h| crate::undo_file::is_marker(h));
         let mut own: Vec<(usize, &'static str)> = columns
             .iter()
             .enumerate()
@@ -280,7 +280,7 @@ impl Planner {
             .map(|c| crate::input::row::trim(c))
             .unwrap_or("");
         if self.undo {
-            crate::undo::unescape(c)
+            crate::undo_file::unescape(c)
         } else {
             c
         }
@@ -361,7 +361,7 @@ impl Planner {
         (0..self.headers.len())
             .filter(|i| !self.reads(*i))
             .map(|i| self.headers[i].as_str())
-            .filter(|h| !h.is_empty() && !crate::undo::is_marker(h))
+            .filter(|h| !h.is_empty() && !crate::undo_file::is_marker(h))
             .filter(|h| crate::ops::expect::named(h).is_none())
             .filter(|h| !self.near.iter().any(|n| n.header == *h))
             .collect()

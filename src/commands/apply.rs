@@ -1149,7 +1149,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         target: Some(job.target.clone()),
         input: Some(cfg.input.input.clone()),
         journal: Some(journal_path.clone()),
-        undo: (!cfg.is_plan()).then(|| crate::undo::default_out(&cfg.input.out)),
+        undo: (!cfg.is_plan()).then(|| super::undo::default_out(&cfg.input.out)),
         started: started_at,
         finished: None,
         read_columns: Some(scan.planner.own_columns().collect()),
