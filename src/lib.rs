@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod report;
 pub mod results;
+pub mod runs;
 pub mod sandbox;
 pub mod target;
 pub mod term;

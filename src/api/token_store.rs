@@ -121,7 +121,7 @@ fn asked_store() -> Result<Option<bool>, String> {
 }
 
 fn state_dir() -> Result<PathBuf, String> {
-    crate::commands::registry::state_dir().ok_or_else(|| {
+    crate::fsafe::state_dir().ok_or_else(|| {
         "no state folder to keep the sign-in in (PCBULK_STATE_DIR, XDG_STATE_HOME and HOME are \
          all unset): set PCBULK_STATE_DIR to a folder"
             .to_owned()

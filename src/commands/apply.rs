@@ -1004,7 +1004,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     let journal_path = journal::path_for(&cfg.input.out);
     refuse_unsafe_records(&cfg.input, &journal_path)?;
     // One process at a time per results file, for the whole run.
-    let _lock = super::records::lock(&cfg.input.out)?;
+    let _lock = crate::runs::records::lock(&cfg.input.out)?;
     // A resume reads the earlier journal first: the checking pass checks it against every row.
     let input_name = cfg.input.input.display().to_string();
     let earlier = match cfg.resume {
@@ -1071,11 +1071,13 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         // time: neither can apply anything twice. Their earlier files are still moved aside.
         let again = cfg.force || cfg.is_plan() || sandbox;
         if !again {
-            if let Some(said) = super::registry::refuse_repeat(&job, &cfg.input.out, cfg.resume)? {
+            if let Some(said) =
+                crate::runs::registry::refuse_repeat(&job, &cfg.input.out, cfg.resume)?
+            {
                 return Ok(already_finished(&cfg, &job, &journal_path, said));
             }
         }
-        super::records::check(&cfg.input.out, &job, again)?;
+        crate::runs::records::check(&cfg.input.out, &job, again)?;
     }
     // With a plan, the rows to send are those it still marks planned (at most).
     let to_send = plan.as_ref().map_or(scan.to_send, |p| {
@@ -1102,7 +1104,9 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     // is checked; a resume or a forced run only adds its line.
     let begun = match cfg.is_plan() || sandbox {
         true => None,
-        false => super::registry::begin(&job, &cfg.input.out, !cfg.force && earlier.is_none())?,
+        false => {
+            crate::runs::registry::begin(&job, &cfg.input.out, !cfg.force && earlier.is_none())?
+        }
     };
     let super::Reached {
         sandbox: running,
@@ -1110,7 +1114,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         credentials,
     } = super::reach(target).await?;
     if earlier.is_none() {
-        super::records::set_aside(&cfg.input.out)?;
+        crate::runs::records::set_aside(&cfg.input.out)?;
     }
     let fresh = earlier.is_none();
     let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
@@ -1220,7 +1224,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         // A finished apply, however it is named or wherever its results went, is not applied to
         // this target again without --force. The sandbox's tenant ends with the run.
         if !cfg.is_plan() && !sandbox {
-            super::registry::record(&super::registry::Run::finished(
+            crate::runs::registry::record(&crate::runs::registry::Run::finished(
                 &job,
                 &cfg.input.out,
                 &summary,
