@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 /// of a higher one; within a layer the imports must not form a cycle.
 const LAYERS: &[&[&str]] = &[
     // Plain values and safe files: text helpers, terminal output, crash points, files opened
-    // safely, service addresses, the undo file's format.
-    &["text", "term", "failpoint", "fsafe", "target", "undo_file"],
-    // Reading input, the error type (which wraps the reader's), Ctrl-C; the simulator.
-    &["input", "error", "interrupt", "sandbox"],
-    // Results lines, duplicates, events; the HTTP client.
-    &["results", "duplicates", "events", "api"],
+    // safely and where pcbulk keeps them.
+    &["text", "term", "failpoint", "fsafe"],
+    // Reading input, the error type (which wraps the reader's), service addresses, Ctrl-C; the
+    // simulator.
+    &["input", "error", "target", "interrupt", "sandbox"],
+    // Results lines, the undo file's format, duplicates, events; the HTTP client.
+    &["results", "undo_file", "duplicates", "events", "api"],
     // Operations (requests and their checks) and the planner (verdicts).
     &["ops", "planner"],
     // The journal of calls sent.
@@ -26,8 +27,12 @@ const LAYERS: &[&[&str]] = &[
     &["config", "report", "runs"],
     // The pipeline: source, check, engine.
     &["pipeline"],
-    // Commands and the command line.
-    &["commands", "cli", "help", "lib", "main"],
+    // The command line: flags converted into `config`, and the help text.
+    &["cli", "help"],
+    // The commands, one module each, each with its own body.
+    &["commands"],
+    // The library's entry point and the binary.
+    &["lib", "main"],
 ];
 
 /// The simulator shares nothing with the client: it may name only these.
