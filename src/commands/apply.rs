@@ -985,7 +985,7 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
 pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Error> {
     let show_progress = output.progress != crate::report::progress::Mode::Quiet;
     let Some(target) = cfg.target.take() else {
-        return check::validate(&cfg.input, show_progress);
+        return super::validate::check_file(&cfg.input, show_progress);
     };
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
