@@ -393,7 +393,7 @@ fn blank_comments_and_strings(text: &str) -> String {
             let hashes = raw_string_hashes(&b[i..]).unwrap();
             i += 2 + hashes;
             let mut close = vec![b'"'];
-            close.extend(std::iter::repeat(b'#').take(hashes));
+            close.extend(std::iter::repeat_n(b'#', hashes));
             while i < b.len() && !b[i..].starts_with(&close) {
                 i += 1;
             }

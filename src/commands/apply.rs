@@ -1117,7 +1117,8 @@ fn check_rows(
     Ok(scan)
 }
 
-/// What phase 2 leaves of the run.
+/// What phase 2 leaves of the run (made once per run: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Refusal {
     /// Nothing refuses it: the run resumed (if any) and the plan it is held to (if any).
     None {
