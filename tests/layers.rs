@@ -35,8 +35,8 @@ const LAYERS: &[&[&str]] = &[
     &["lib", "main"],
 ];
 
-/// The simulator shares nothing with the client: it may name only these.
-const SANDBOX_MAY_USE: &[&str] = &["text", "term", "failpoint", "fsafe", "interrupt"];
+/// The simulator shares nothing with the client: it may name only the bottom layer.
+const SANDBOX_MAY_USE: &[&str] = LAYERS[0];
 
 /// One import: the file and line that names `to`.
 struct Use {
