@@ -10,12 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::api::auth::Credentials;
-use crate::config::{check_url, same_file, ApplyConfig, InputConfig, Target};
+use crate::config::{ApplyConfig, InputConfig, Target};
 use crate::dispatch::{MaxErrors, RetryPolicy, Settings};
 use crate::error::{usage, Error};
+use crate::fsafe::same_file;
 use crate::input::header::ColumnMap;
 use crate::input::ReadOptions;
 use crate::ops::{self, OpSpec};
+use crate::target::check_url;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -742,7 +744,7 @@ impl Cloud {
     }
 }
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -797,7 +799,7 @@ fn credentials(cloud: Cloud, base_url: &str) -> Result<Credentials, Error> {
 fn authority(cloud: Cloud, base_url: &str) -> Result<String, Error> {
     match env("PCBULK_AUTHORITY") {
         Some(a) => check_url("PCBULK_AUTHORITY", &a),
-        None if crate::config::is_loopback(base_url) => Ok(base_url.to_owned()),
+        None if crate::target::is_loopback(base_url) => Ok(base_url.to_owned()),
         None => Ok(cloud.authority().to_owned()),
     }
 }
@@ -811,14 +813,14 @@ impl TargetArgs {
     }
 
     /// The token authority for these flags (`auth login`, `auth logout`).
-    fn authority(&self) -> Result<String, Error> {
+    pub(crate) fn authority(&self) -> Result<String, Error> {
         let cloud = self.cloud.unwrap_or(Cloud::Global);
         authority(cloud, &self.base_url(cloud)?)
     }
 }
 
 /// A tenant as it may stand in the authority's URL: a domain, an id, or `organizations`.
-fn tenant(t: &str) -> Result<String, Error> {
+pub(crate) fn tenant(t: &str) -> Result<String, Error> {
     let t = t.trim();
     let ok = !t.is_empty()
         && t.len() <= 256
@@ -832,38 +834,6 @@ fn tenant(t: &str) -> Result<String, Error> {
         );
     }
     Ok(t.to_owned())
-}
-
-impl TryFrom<&LoginArgs> for crate::commands::auth_login::SignIn {
-    type Error = Error;
-
-    fn try_from(a: &LoginArgs) -> Result<Self, Error> {
-        Ok(crate::commands::auth_login::SignIn {
-            sandbox: a.target.sandbox,
-            authority: match a.target.sandbox {
-                true => String::new(),
-                false => a.target.authority()?,
-            },
-            tenant: tenant(&a.tenant)?,
-            client_id: env("PCBULK_CLIENT_ID").map(|c| c.trim().to_owned()),
-        })
-    }
-}
-
-impl TryFrom<&TargetArgs> for crate::commands::auth_login::SignOut {
-    type Error = Error;
-
-    fn try_from(a: &TargetArgs) -> Result<Self, Error> {
-        Ok(crate::commands::auth_login::SignOut {
-            sandbox: a.sandbox,
-            authority: match a.sandbox {
-                true => String::new(),
-                false => a.authority()?,
-            },
-            tenant: env("PCBULK_TENANT_ID").map(|t| t.trim().to_owned()),
-            client_id: env("PCBULK_CLIENT_ID").map(|c| c.trim().to_owned()),
-        })
-    }
 }
 
 impl TryFrom<&TargetArgs> for Target {

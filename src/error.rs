@@ -67,8 +67,13 @@ impl Error {
     }
 }
 
-impl From<crate::planner::UsageError> for Error {
-    fn from(e: crate::planner::UsageError) -> Self {
+/// A file that cannot be run at all (exit 2): the planner's refusal, before any `Error` exists.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl From<UsageError> for Error {
+    fn from(e: UsageError) -> Self {
         Error::Usage(e.0)
     }
 }

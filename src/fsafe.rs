@@ -580,3 +580,47 @@ mod tests {
         assert!(left.is_empty(), "no temporary file left behind: {left:?}");
     }
 }
+
+/// Whether two paths name the same file: one file under two names (a link, a hard link, a bind
+/// mount), or, when either is not there yet, the same path.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (x.dev(), x.ino()) == (y.dev(), y.ino());
+        }
+    }
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Overrides where pcbulk keeps its state: the list of runs, the token cache (tests, or a user who
+/// wants it elsewhere).
+pub const STATE_DIR_ENV: &str = "PCBULK_STATE_DIR";
+
+fn env(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// pcbulk's state folder, if the environment gives one.
+pub fn state_dir() -> Option<PathBuf> {
+    if let Some(d) = env(STATE_DIR_ENV) {
+        return Some(d);
+    }
+    // The XDG spec: a relative XDG_STATE_HOME is invalid and ignored.
+    if let Some(d) = env("XDG_STATE_HOME").filter(|d| d.is_absolute()) {
+        return Some(d.join("pcbulk"));
+    }
+    if let Some(h) = env("HOME") {
+        return Some(h.join(".local").join("state").join("pcbulk"));
+    }
+    // Windows sets none of the above: its per-user application data folder is the place.
+    env("LOCALAPPDATA")
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join("pcbulk"))
+}

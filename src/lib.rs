@@ -43,9 +43,12 @@ pub mod pipeline;
 pub mod planner;
 pub mod report;
 pub mod results;
+pub mod runs;
 pub mod sandbox;
+pub mod target;
 pub mod term;
-pub mod undo;
+pub mod text;
+pub mod undo_file;
 
 use clap::Parser;
 

@@ -3,16 +3,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use thiserror::Error;
-
+use crate::error::UsageError;
 use crate::input::header::{canonical, normalize, ColumnMap};
 use crate::input::Table;
 use crate::ops::{self, Change, OpSpec, Problem, Row};
-
-/// A file that cannot be run at all (exit 2).
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 pub enum Verdict {
     Ready(Box<dyn Change>),
@@ -68,7 +62,7 @@ fn near_misses(
     headers
         .iter()
         .zip(columns)
-        .filter(|(h, c)| c.is_none() && !crate::undo::is_marker(h))
+        .filter(|(h, c)| c.is_none() && !crate::undo_file::is_marker(h))
         // A typo of a column name is short: a long header cell (a binary file, say) is no typo,
         // and comparing it with every column would take time in its length squared.
         .filter(|(h, _)| h.len() <= 64)
@@ -254,7 +248,7 @@ impl Planner {
             (Choice::One(_), None) => "the header",
             (Choice::PerRow(_), _) => "the operation column",
         };
-        let undo = headers.iter().any(|h| crate::undo::is_marker(h));
+        let undo = headers.iter().any(|h| crate::undo_file::is_marker(h));
         let mut own: Vec<(usize, &'static str)> = columns
             .iter()
             .enumerate()
@@ -286,7 +280,7 @@ impl Planner {
             .map(|c| crate::input::row::trim(c))
             .unwrap_or("");
         if self.undo {
-            crate::undo::unescape(c)
+            crate::undo_file::unescape(c)
         } else {
             c
         }
@@ -374,7 +368,7 @@ impl Planner {
         (0..self.headers.len())
             .filter(|i| !self.reads(*i))
             .map(|i| self.headers[i].as_str())
-            .filter(|h| !h.is_empty() && !crate::undo::is_marker(h))
+            .filter(|h| !h.is_empty() && !crate::undo_file::is_marker(h))
             .filter(|h| crate::ops::expect::named(h).is_none())
             .filter(|h| !self.near.iter().any(|n| n.header == *h))
             .collect()
@@ -523,7 +517,7 @@ impl Planner {
             return Ok(());
         }
         let has = match self.choice {
-            Choice::One(_) => crate::report::count(n, "data row"),
+            Choice::One(_) => crate::text::count(n, "data row"),
             Choice::PerRow(_) => format!("{n} {} rows", op.name),
         };
         Err(UsageError(format!(
@@ -764,7 +758,7 @@ fn ragged(cells: &[&str], want: usize) -> Option<String> {
         Some(format!(
             "the row has {} but the header has {want}; check for a value with an unquoted \
              delimiter or a missing one (put values that contain the delimiter in double quotes)",
-            crate::report::count(n, "cell")
+            crate::text::count(n, "cell")
         ))
     } else {
         None
@@ -1551,5 +1545,42 @@ mod tests {
         )
         .unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    }
+
+    // `expected_<column>` cells (ops::expect) as the planner sees them.
+    #[test]
+    fn an_expected_cell_for_a_column_the_row_leaves_empty_makes_the_row_invalid() {
+        let p = planned(
+            &format!(
+                "customer_id,city,email,expected_email\n{C1},Lund,,a@b.example\n{C1},Lund,,\n"
+            ),
+            None,
+        )
+        .unwrap();
+        let codes: Vec<String> = p
+            .rows
+            .iter()
+            .map(|r| match &r.verdict {
+                Verdict::Ready(_) => "ready".into(),
+                Verdict::Invalid { code, .. } => code.clone(),
+            })
+            .collect();
+        assert_eq!(codes, ["invalid_expected", "ready"]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn a_mixed_file_s_row_expecting_a_column_its_operation_cannot_hold_is_a_usage_error() {
+        let header = "operation,service_request_id,new_status,customer_id,city,expected_city\n";
+        let ok =
+            format!("{header}billing-profile,,,{C1},Lund,Malmo\nservice-request,6,closed,,,\n");
+        assert!(planned(&ok, None).is_ok());
+        let bad = format!("{header}service-request,6,closed,,,Malmo\n");
+        let e = planned(&bad, None).err().expect("refused");
+        assert!(
+            e.0.contains("service-request has no column city"),
+            "{}",
+            e.0
+        );
     }
 }

@@ -480,7 +480,7 @@ impl DeviceLogin {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none());
-        if crate::config::is_loopback(&base) {
+        if crate::target::is_loopback(&base) {
             b = b.no_proxy();
         }
         DeviceLogin {

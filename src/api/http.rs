@@ -142,7 +142,7 @@ pub fn token_client(token_url: &str) -> anyhow::Result<reqwest::Client> {
 /// sandbox, a test server) never goes through a proxy: a proxy elsewhere cannot reach this
 /// machine's loopback, and `NO_PROXY` often forgets to say so.
 fn proxy_for(target: &str, env: &Matcher) -> Option<Intercept> {
-    if crate::config::is_loopback(target) {
+    if crate::target::is_loopback(target) {
         return None;
     }
     env.intercept(&target.parse::<http::Uri>().ok()?)

@@ -63,7 +63,7 @@ pub struct Login {
 }
 
 impl Login {
-    /// The key: the authority as [`crate::config::target_key`] compares services, the tenant and the
+    /// The key: the authority as [`crate::target::target_key`] compares services, the tenant and the
     /// client id in lower case.
     pub fn key(&self) -> String {
         key(&self.authority, &self.tenant, &self.client_id)
@@ -87,7 +87,7 @@ impl Login {
 fn key(authority: &str, tenant: &str, client_id: &str) -> String {
     format!(
         "{}|{}|{}",
-        crate::config::target_key(authority),
+        crate::target::target_key(authority),
         tenant.trim().to_lowercase(),
         client_id.trim().to_lowercase()
     )
@@ -121,7 +121,7 @@ fn asked_store() -> Result<Option<bool>, String> {
 }
 
 fn state_dir() -> Result<PathBuf, String> {
-    crate::commands::registry::state_dir().ok_or_else(|| {
+    crate::fsafe::state_dir().ok_or_else(|| {
         "no state folder to keep the sign-in in (PCBULK_STATE_DIR, XDG_STATE_HOME and HOME are \
          all unset): set PCBULK_STATE_DIR to a folder"
             .to_owned()
@@ -241,10 +241,10 @@ pub fn find(
     };
     let list = read_list_at(&dir.join(LIST))?;
     let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
-    let authority_key = crate::config::target_key(authority);
+    let authority_key = crate::target::target_key(authority);
     let fits: Vec<Login> = list
         .into_iter()
-        .filter(|l| crate::config::target_key(&l.authority) == authority_key)
+        .filter(|l| crate::target::target_key(&l.authority) == authority_key)
         .filter(|l| {
             tenant.is_none_or(|t| {
                 same(&l.tenant, t) || l.token_tenant.as_deref().is_some_and(|tt| same(tt, t))

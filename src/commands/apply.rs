@@ -235,9 +235,9 @@ fn banner(
     let rows = match done.filter(|_| resuming) {
         Some(done) => format!(
             "{} left to {verb} ({done} finished by the earlier run)",
-            crate::report::count(to_send.saturating_sub(done), "row")
+            crate::text::count(to_send.saturating_sub(done), "row")
         ),
-        None => format!("{} to {verb}", crate::report::count(to_send, "row")),
+        None => format!("{} to {verb}", crate::text::count(to_send, "row")),
     };
     eprintln!(
         "pcbulk: {} {op} (chosen by {how}) to {to}{plan}\n        {rows}, {invalid} invalid or \
@@ -315,7 +315,7 @@ fn confirm(
     let Target::Service { base_url, .. } = target else {
         return Ok(());
     };
-    if cfg.yes || crate::config::is_loopback(base_url) || to_send == 0 {
+    if cfg.yes || crate::target::is_loopback(base_url) || to_send == 0 {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
@@ -362,10 +362,10 @@ fn question(
         [op] if op.partner_wide => {
             return format!("Change {} in {base_url}?", partner_wide_words(op, fields))
         }
-        [op] => crate::report::count(to_send, &op.name.replace('-', " ")),
+        [op] => crate::text::count(to_send, &op.name.replace('-', " ")),
         _ => format!(
             "{} ({})",
-            crate::report::count(to_send, "row"),
+            crate::text::count(to_send, "row"),
             ops.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
         ),
     };
@@ -433,7 +433,7 @@ fn refuse_unsafe_records(
     journal_path: &std::path::Path,
 ) -> Result<(), Error> {
     crate::results::refuse_unsafe(&cfg.out)?;
-    if crate::config::same_file(journal_path, &cfg.input) {
+    if crate::fsafe::same_file(journal_path, &cfg.input) {
         return Err(Error::usage(format!(
             "the journal {} would be the input file; give --out another path",
             journal_path.display()
@@ -973,7 +973,7 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
     };
     let identity = journal::Identity {
         operation,
-        target: crate::config::target_key(&target),
+        target: crate::target::target_key(&target),
         sheet: scan.sheet.clone(),
         mapping: scan.planner.mapping(),
         rows_sha256: scan.rows_sha256.clone(),
@@ -989,14 +989,63 @@ fn job_of(cfg: &ApplyConfig, scan: &check::Scan, target: &Target, input: String)
     }
 }
 
-/// `pcbulk apply`.
+/// `pcbulk apply`, in its phases: read and check the file, refuse what must not run, confirm,
+/// record the start, send, finish. Without a target it is `validate`.
 pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Error> {
-    let show_progress = output.progress != crate::report::progress::Mode::Quiet;
     let Some(target) = cfg.target.take() else {
-        return check::validate(&cfg.input, show_progress);
+        let show_progress = output.progress != crate::report::progress::Mode::Quiet;
+        return super::validate::check_file(&cfg.input, show_progress);
     };
-    let started = Instant::now();
-    let started_at = std::time::SystemTime::now();
+    let started = (Instant::now(), std::time::SystemTime::now());
+    let mut read = read_and_check(&mut cfg)?;
+    let sandbox = matches!(target, Target::Sandbox);
+    let job = job_of(&cfg, &read.scan, &target, read.input_name.clone());
+    let (earlier, plan) = match refuse(&cfg, &mut read, &job, sandbox)? {
+        Refusal::None { earlier, plan } => (earlier, plan),
+        Refusal::AlreadyFinished(summary) => return Ok(summary),
+    };
+    confirm_run(&cfg, &target, &read.scan, plan.as_ref(), earlier.as_ref())?;
+    let mut signals = Signals::listen();
+    crate::interrupt::sending();
+    let begun = record_start(&cfg, &job, sandbox, earlier.is_none())?;
+    let super::Reached {
+        sandbox: running,
+        base_url,
+        credentials,
+    } = super::reach(target).await?;
+    let run = Run {
+        job,
+        earlier,
+        plan,
+        begun,
+        started,
+    };
+    let sent = send(
+        &cfg,
+        output,
+        read,
+        run,
+        (&base_url, credentials),
+        &mut signals,
+    )
+    .await?;
+    finish(&cfg, sent, sandbox, running).await
+}
+
+/// The file read and checked (phase 1), with what a resume or a plan brings to the run.
+struct Read {
+    scan: check::Scan,
+    journal_path: std::path::PathBuf,
+    input_name: String,
+    earlier: Option<journal::Replay>,
+    plan_journal: Option<journal::Replay>,
+    /// One process at a time per results file, for the whole run.
+    lock: crate::runs::records::Lock,
+}
+
+/// Phase 1: adopts a plan's or an earlier run's sheet and mapping, takes the results file's lock,
+/// reads a resume's journal, and checks every row against it.
+fn read_and_check(cfg: &mut ApplyConfig) -> Result<Read, Error> {
     // A plan is applied as it was made: its sheet and mapping, unless given (and then held to it).
     let plan_journal = match &cfg.from_plan {
         Some(p) => early_plan_journal(p)?,
@@ -1011,8 +1060,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
     }
     let journal_path = journal::path_for(&cfg.input.out);
     refuse_unsafe_records(&cfg.input, &journal_path)?;
-    // One process at a time per results file, for the whole run.
-    let _lock = super::records::lock(&cfg.input.out)?;
+    let lock = crate::runs::records::lock(&cfg.input.out)?;
     // A resume reads the earlier journal first: the checking pass checks it against every row.
     let input_name = cfg.input.input.display().to_string();
     let earlier = match cfg.resume {
@@ -1025,17 +1073,34 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             mapping_from = Some(format!("the run in {}", journal_path.display()));
         }
     }
-    let mut scan =
-        check::scan(&cfg.input, earlier.as_ref()).map_err(|e| match (e, &mapping_from) {
-            (Error::Usage(m), Some(from)) => Error::Usage(format!(
-                "{m} (no --map was given, so the mapping of {from} was taken: {})",
-                (cfg.input.mapping.iter())
-                    .map(|m| crate::input::header::ColumnMap::flag(&m.header, m.column))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )),
-            (e, _) => e,
-        })?;
+    let scan = check_rows(cfg, earlier.as_ref(), mapping_from)?;
+    Ok(Read {
+        scan,
+        journal_path,
+        input_name,
+        earlier,
+        plan_journal,
+        lock,
+    })
+}
+
+/// The checking pass over every row, and the refusals it leads to: a partner-wide profile in
+/// more than one row, an operation the China cloud does not offer.
+fn check_rows(
+    cfg: &ApplyConfig,
+    earlier: Option<&journal::Replay>,
+    mapping_from: Option<String>,
+) -> Result<check::Scan, Error> {
+    let scan = check::scan(&cfg.input, earlier).map_err(|e| match (e, &mapping_from) {
+        (Error::Usage(m), Some(from)) => Error::Usage(format!(
+            "{m} (no --map was given, so the mapping of {from} was taken: {})",
+            (cfg.input.mapping.iter())
+                .map(|m| crate::input::header::ColumnMap::flag(&m.header, m.column))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        (e, _) => e,
+    })?;
     scan.planner.partner_wide_rows(scan.rows).map_err(|e| {
         Error::Usage(format!(
             "{} cannot be run: {}",
@@ -1057,21 +1122,51 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             op.name
         )));
     }
-    let sandbox = matches!(target, Target::Sandbox);
-    let job = job_of(&cfg, &scan, &target, input_name);
-    // Everything that can refuse the run does so before anything is recorded (the list of runs,
-    // the journal, the records moved aside) and before the banner's confirmation is asked for: a
-    // refusal never changes what pcbulk knows of earlier runs.
-    let earlier = match earlier {
-        Some(replay) => match resume_from(&cfg, &journal_path, replay, &job, scan.misfit.take())? {
+    Ok(scan)
+}
+
+/// What phase 2 leaves of the run (made once per run: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Refusal {
+    /// Nothing refuses it: the run resumed (if any) and the plan it is held to (if any).
+    None {
+        earlier: Option<journal::Replay>,
+        plan: Option<PlanRows>,
+    },
+    /// This run, or this content on this target, already finished: its summary says so.
+    AlreadyFinished(Summary),
+}
+
+/// Phase 2: everything that can refuse the run does so before anything is recorded (the list of
+/// runs, the journal, the records moved aside) and before the banner's confirmation is asked
+/// for: a refusal never changes what pcbulk knows of earlier runs.
+fn refuse(
+    cfg: &ApplyConfig,
+    read: &mut Read,
+    job: &journal::Job,
+    sandbox: bool,
+) -> Result<Refusal, Error> {
+    let path = &read.journal_path;
+    let earlier = match read.earlier.take() {
+        Some(replay) => match resume_from(cfg, path, replay, job, read.scan.misfit.take())? {
             Resume::Continue(replay) => Some(*replay),
             Resume::Start => None,
-            Resume::Finished(said) => return Ok(already_finished(&cfg, &job, &journal_path, said)),
+            Resume::Finished(said) => {
+                return Ok(Refusal::AlreadyFinished(already_finished(
+                    cfg, job, path, said,
+                )))
+            }
         },
         None => None,
     };
     let plan = match &cfg.from_plan {
-        Some(p) => Some(read_plan(p, &job, &scan, &cfg.input, plan_journal)?),
+        Some(p) => Some(read_plan(
+            p,
+            job,
+            &read.scan,
+            &cfg.input,
+            read.plan_journal.take(),
+        )?),
         None => None,
     };
     if earlier.is_none() {
@@ -1079,14 +1174,31 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         // time: neither can apply anything twice. Their earlier files are still moved aside.
         let again = cfg.force || cfg.is_plan() || sandbox;
         if !again {
-            if let Some(said) = super::registry::refuse_repeat(&job, &cfg.input.out, cfg.resume)? {
-                return Ok(already_finished(&cfg, &job, &journal_path, said));
+            if let Some(said) =
+                crate::runs::registry::refuse_repeat(job, &cfg.input.out, cfg.resume)?
+            {
+                return Ok(Refusal::AlreadyFinished(already_finished(
+                    cfg, job, path, said,
+                )));
             }
         }
-        super::records::check(&cfg.input.out, &job, again)?;
+        crate::runs::records::check(&cfg.input.out, job, again)?;
     }
+    Ok(Refusal::None { earlier, plan })
+}
+
+/// Phase 3: the banner, and the confirmation a production target asks for. The last moment a
+/// signal ends the run with nothing recorded; from here the sending pass answers it (rows not
+/// started are skipped, the run is resumable).
+fn confirm_run(
+    cfg: &ApplyConfig,
+    target: &Target,
+    scan: &check::Scan,
+    plan: Option<&PlanRows>,
+    earlier: Option<&journal::Replay>,
+) -> Result<(), Error> {
     // With a plan, the rows to send are those it still marks planned (at most).
-    let to_send = plan.as_ref().map_or(scan.to_send, |p| {
+    let to_send = plan.map_or(scan.to_send, |p| {
         p.reviewed
             .iter()
             .filter(|r| p.status.get(r) == Some(&crate::results::Status::Planned))
@@ -1094,37 +1206,66 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
             .min(scan.to_send)
     });
     // A --resume with no earlier run starts one: its banner says so, as a plain apply's does.
-    let done = earlier
-        .as_ref()
-        .map(|r| finished_before(r, cfg.retry_failed));
-    banner(&cfg, &target, &scan, to_send, done);
+    let done = earlier.map(|r| finished_before(r, cfg.retry_failed));
+    banner(cfg, target, scan, to_send, done);
     if !cfg.is_plan() {
-        confirm(&cfg, &target, &scan, to_send)?;
+        confirm(cfg, target, scan, to_send)?;
     }
-    // The last moment a signal ends the run with nothing recorded; from here the sending pass
-    // answers it (rows not started are skipped, the run is resumable).
-    crate::interrupt::check()?;
-    let mut signals = Signals::listen();
-    crate::interrupt::sending();
-    // [registry hook] The list of runs gets this run's started line, checked again under the
-    // list's lock (of two applies of one file started together, one runs). A new run not forced
-    // is checked; a resume or a forced run only adds its line.
-    let begun = match cfg.is_plan() || sandbox {
-        true => None,
-        false => super::registry::begin(&job, &cfg.input.out, !cfg.force && earlier.is_none())?,
-    };
-    let super::Reached {
-        sandbox: running,
-        base_url,
-        credentials,
-    } = super::reach(target).await?;
-    if earlier.is_none() {
-        super::records::set_aside(&cfg.input.out)?;
+    crate::interrupt::check()
+}
+
+/// Phase 4: [registry hook] the list of runs gets this run's started line, checked again under
+/// the list's lock (of two applies of one file started together, one runs). A new run not forced
+/// is checked; a resume or a forced run only adds its line. Plans and sandbox runs are not listed.
+fn record_start(
+    cfg: &ApplyConfig,
+    job: &journal::Job,
+    sandbox: bool,
+    fresh: bool,
+) -> Result<Option<crate::runs::registry::Begun>, Error> {
+    match cfg.is_plan() || sandbox {
+        true => Ok(None),
+        false => crate::runs::registry::begin(job, &cfg.input.out, !cfg.force && fresh),
     }
-    let fresh = earlier.is_none();
-    let (journal, replay) = journal::open_for_run(&journal_path, &job, earlier, cfg.retry_failed)?;
+}
+
+/// What the sending phase takes from the phases before it.
+struct Run {
+    job: journal::Job,
+    earlier: Option<journal::Replay>,
+    plan: Option<PlanRows>,
+    begun: Option<crate::runs::registry::Begun>,
+    started: (Instant, std::time::SystemTime),
+}
+
+/// Phase 5: opens the journal and the results file, sends every row through the dispatcher and
+/// waits for the results writer's summary. A second Ctrl-C ends the process here, its rows'
+/// outcomes synced to the journal.
+async fn send(
+    cfg: &ApplyConfig,
+    output: &Output,
+    read: Read,
+    run: Run,
+    (base_url, credentials): (&str, crate::api::auth::Credentials),
+    signals: &mut Signals,
+) -> Result<Sent, Error> {
+    let Read {
+        scan,
+        journal_path,
+        lock,
+        ..
+    } = read;
+    let fresh = run.earlier.is_none();
+    // Rows that finish without a call: invalid ones, and those the earlier run finished.
+    let unpaced = scan.rows - scan.to_send
+        + (run.earlier.as_ref()).map_or(0, |r| finished_before(r, cfg.retry_failed));
+    if fresh {
+        crate::runs::records::set_aside(&cfg.input.out)?;
+    }
+    let (journal, replay) =
+        journal::open_for_run(&journal_path, &run.job, run.earlier, cfg.retry_failed)?;
     let journal = Arc::new(journal);
-    let transport = HttpTransport::new(&base_url, cfg.timeout)
+    let transport = HttpTransport::new(base_url, cfg.timeout)
         .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;
     let (events, received) = Emitter::channel();
     let dispatcher = Arc::new(
@@ -1136,8 +1277,14 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         )
         .with_events(events.clone()),
     );
-    let results = StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter);
-    let results = match results {
+    let record = match open_results(
+        cfg,
+        (output, unpaced as u64),
+        &scan,
+        (&run.job, run.started.1),
+        &journal,
+        &journal_path,
+    ) {
         Ok(r) => r,
         Err(e) => {
             // Nothing was sent: a new run's journal must not stand in the way of the next one.
@@ -1145,34 +1292,8 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
                 drop(journal);
                 let _ = std::fs::remove_file(&journal_path);
             }
-            return Err(crate::results::cannot_write(&cfg.input.out, e));
+            return Err(e);
         }
-    };
-    let mut summary = Summary::new(cfg.input.out.clone());
-    summary.about = About {
-        command: if cfg.is_plan() { "plan" } else { "apply" },
-        operation: Some(match scan.operations.as_slice() {
-            [] => scan.planner.operation().0.to_owned(),
-            names => names.join(","),
-        }),
-        target: Some(job.target.clone()),
-        input: Some(cfg.input.input.clone()),
-        journal: Some(journal_path.clone()),
-        undo: (!cfg.is_plan()).then(|| crate::undo::default_out(&cfg.input.out)),
-        started: started_at,
-        finished: None,
-        read_columns: Some(scan.planner.held_columns().collect()),
-    };
-    let record = RunRecord {
-        results,
-        journal: Arc::clone(&journal),
-        progress: Progress::with_mode(Some(scan.rows as u64), output.progress)
-            .unpaced((scan.rows - scan.to_send + done.unwrap_or(0)) as u64),
-        summary,
-        width: scan.planner.headers.len(),
-        delimiter: scan.delimiter,
-        written: 0,
-        half: scan.rows / 2,
     };
     let stop = Arc::clone(&dispatcher.stop);
     let listener = std::thread::spawn(move || record.listen(received, stop));
@@ -1186,14 +1307,14 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         scan,
         replay.map(|r| (r, cfg.retry_failed)),
     );
-    reading.plan = plan;
+    reading.plan = run.plan;
     reading.force = cfg.force;
     let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
     // [registry hook] Sending: the started line stays until the run finishes.
-    if let Some(b) = begun {
+    if let Some(b) = run.begun {
         b.sending();
     }
-    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, &mut signals).await;
+    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, signals).await;
     if at_once {
         drive.stop_at_once();
     } else {
@@ -1212,7 +1333,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         .ok()
         .and_then(Result::ok)
         .ok_or_else(|| Error::Aborted("the results writer stopped unexpectedly".into()))?;
-    summary.elapsed = started.elapsed();
+    summary.elapsed = run.started.0.elapsed();
     summary.about.finished = Some(std::time::SystemTime::now());
     if at_once {
         // The rows' outcomes are in the journal's buffer: on disk before the process goes.
@@ -1220,6 +1341,79 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         output.finish(&summary, exit::ABORTED);
         std::process::exit(exit::ABORTED.into());
     }
+    Ok(Sent {
+        summary,
+        journal,
+        job: run.job,
+        journal_path,
+        lock,
+    })
+}
+
+/// What the sending phase leaves for the last.
+struct Sent {
+    summary: Summary,
+    journal: Arc<Journal>,
+    job: journal::Job,
+    journal_path: std::path::PathBuf,
+    /// Held to the end of the run.
+    lock: crate::runs::records::Lock,
+}
+
+/// The results file created and the record that writes each row's line to it, with the
+/// summary's description of the run.
+fn open_results(
+    cfg: &ApplyConfig,
+    (output, unpaced): (&Output, u64),
+    scan: &check::Scan,
+    (job, started): (&journal::Job, std::time::SystemTime),
+    journal: &Arc<Journal>,
+    journal_path: &std::path::Path,
+) -> Result<RunRecord, Error> {
+    let results = StreamWriter::create(&cfg.input.out, &scan.planner.headers, scan.delimiter)
+        .map_err(|e| crate::results::cannot_write(&cfg.input.out, e))?;
+    let mut summary = Summary::new(cfg.input.out.clone());
+    summary.about = About {
+        command: if cfg.is_plan() { "plan" } else { "apply" },
+        operation: Some(match scan.operations.as_slice() {
+            [] => scan.planner.operation().0.to_owned(),
+            names => names.join(","),
+        }),
+        target: Some(job.target.clone()),
+        input: Some(cfg.input.input.clone()),
+        journal: Some(journal_path.to_owned()),
+        undo: (!cfg.is_plan()).then(|| super::undo::default_out(&cfg.input.out)),
+        started,
+        finished: None,
+        read_columns: Some(scan.planner.held_columns().collect()),
+    };
+    Ok(RunRecord {
+        results,
+        journal: Arc::clone(journal),
+        progress: Progress::with_mode(Some(scan.rows as u64), output.progress).unpaced(unpaced),
+        summary,
+        width: scan.planner.headers.len(),
+        delimiter: scan.delimiter,
+        written: 0,
+        half: scan.rows / 2,
+    })
+}
+
+/// Phase 6: a run not stopped closes its journal and, when it changed a real target, is listed
+/// as finished; the embedded sandbox reports its changes and stops.
+async fn finish(
+    cfg: &ApplyConfig,
+    sent: Sent,
+    sandbox: bool,
+    running: Option<crate::sandbox::Running>,
+) -> Result<Summary, Error> {
+    let Sent {
+        mut summary,
+        journal,
+        job,
+        journal_path,
+        lock: _lock,
+    } = sent;
     if summary.aborted.is_none() {
         journal.append(journal::Record::Done, true).map_err(|e| {
             Error::Aborted(format!(
@@ -1230,7 +1424,7 @@ pub async fn apply(mut cfg: ApplyConfig, output: &Output) -> Result<Summary, Err
         // A finished apply, however it is named or wherever its results went, is not applied to
         // this target again without --force. The sandbox's tenant ends with the run.
         if !cfg.is_plan() && !sandbox {
-            super::registry::record(&super::registry::Run::finished(
+            crate::runs::registry::record(&crate::runs::registry::Run::finished(
                 &job,
                 &cfg.input.out,
                 &summary,

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use crate::api::auth::{token_tenant, DeviceCode, DeviceLogin, Poll};
 use crate::api::token_store::{self, Login, Place};
 use crate::api::CallError;
+use crate::cli::{self, LoginArgs, TargetArgs};
 use crate::error::{exit, usage, Error};
 
 /// The client id a sign-in to the embedded sandbox uses when PCBULK_CLIENT_ID is unset: the
@@ -214,4 +215,38 @@ pub fn logout(s: SignOut) -> Result<u8, Error> {
         None => println!("no sign-in is kept for {}: nothing removed", s.authority),
     }
     Ok(exit::OK)
+}
+
+// The command line's arguments as this command takes them (the conversion lives beside the
+// command, so the command line imports no command).
+impl TryFrom<&LoginArgs> for SignIn {
+    type Error = Error;
+
+    fn try_from(a: &LoginArgs) -> Result<Self, Error> {
+        Ok(SignIn {
+            sandbox: a.target.sandbox,
+            authority: match a.target.sandbox {
+                true => String::new(),
+                false => a.target.authority()?,
+            },
+            tenant: cli::tenant(&a.tenant)?,
+            client_id: cli::env("PCBULK_CLIENT_ID").map(|c| c.trim().to_owned()),
+        })
+    }
+}
+
+impl TryFrom<&TargetArgs> for SignOut {
+    type Error = Error;
+
+    fn try_from(a: &TargetArgs) -> Result<Self, Error> {
+        Ok(SignOut {
+            sandbox: a.sandbox,
+            authority: match a.sandbox {
+                true => String::new(),
+                false => a.authority()?,
+            },
+            tenant: cli::env("PCBULK_TENANT_ID").map(|t| t.trim().to_owned()),
+            client_id: cli::env("PCBULK_CLIENT_ID").map(|c| c.trim().to_owned()),
+        })
+    }
 }

@@ -314,7 +314,7 @@ impl Dispatcher {
             if threshold.is_some_and(|t| n >= t) {
                 self.stop.raise(format!(
                     "{} failed, reaching --max-errors; the rest were not attempted",
-                    crate::report::count(n, "row")
+                    crate::text::count(n, "row")
                 ));
             }
         }

@@ -70,6 +70,10 @@ pub enum InputError {
     NotAFile(String),
 }
 
+/// What a cell holds to clear its field: Excel's "no value", as text or as its error cell. The
+/// reader keeps it as text (a workbook's `#N/A` cell too); an empty cell leaves the field as it is.
+pub const CLEAR: &str = "#N/A";
+
 /// How many of a folder's entries are looked at to name the files in it.
 const FOLDER_LOOK: usize = 1000;
 /// How many files of a folder a message names.

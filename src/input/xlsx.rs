@@ -666,7 +666,7 @@ impl Stream {
                 "0" | "false" => "FALSE".into(),
                 _ => return Err(fail(&format!("holds {value:?} as a TRUE/FALSE value"))),
             },
-            "e" if value.trim() == crate::ops::check::CLEAR => crate::ops::check::CLEAR.into(),
+            "e" if value.trim() == super::CLEAR => super::CLEAR.into(),
             "e" => {
                 return Err(fail(&format!(
                     "shows the error {value}, not a value: correct the cell (or the formula \

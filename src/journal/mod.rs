@@ -74,7 +74,7 @@ pub struct Identity {
     /// The operation as resolved: its name, or `per-row` when an operation column names each
     /// row's (see `Planner::identity_operation`).
     pub operation: String,
-    /// The service, canonical (`config::target_key`): one service named two ways is one target.
+    /// The service, canonical (`target::target_key`): one service named two ways is one target.
     pub target: String,
     /// The workbook's sheet, as the workbook names it; `None` for a text file.
     pub sheet: Option<String>,
@@ -213,7 +213,7 @@ impl Job {
             }
             _ => {
                 input_sha256.eq_ignore_ascii_case(&self.input_sha256)
-                    && crate::config::target_key(target) == crate::config::target_key(&self.target)
+                    && crate::target::target_key(target) == crate::target::target_key(&self.target)
             }
         }
     }
@@ -224,7 +224,7 @@ impl Job {
 /// sheet, so a workbook's run cannot be resumed from it.
 fn differs_from_old(earlier: &Job, job: &Job, path: &Path) -> Option<String> {
     let same_target =
-        crate::config::target_key(&earlier.target) == crate::config::target_key(&job.target);
+        crate::target::target_key(&earlier.target) == crate::target::target_key(&job.target);
     if job.identity.as_ref().is_some_and(|i| i.sheet.is_some()) {
         Some(format!(
             "the journal {} was written by an earlier version of pcbulk, which did not record the \

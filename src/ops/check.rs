@@ -3,9 +3,7 @@
 
 use super::{Problem, Row};
 
-/// What a cell holds to clear its field: Excel's "no value", as text or as its error cell. An empty
-/// cell leaves the field as it is.
-pub const CLEAR: &str = "#N/A";
+pub use crate::input::CLEAR;
 
 /// Whether a (trimmed) cell asks to clear its field.
 pub fn is_clear(value: &str) -> bool {

@@ -236,44 +236,4 @@ mod tests {
         }];
         assert!(unmet(&status, Some(&before(&[]))).is_some());
     }
-
-    fn planned(csv: &str) -> Result<crate::planner::Plan, crate::planner::UsageError> {
-        let t = crate::input::read_bytes(csv.as_bytes(), &Default::default()).unwrap();
-        crate::planner::plan(&t, None)
-    }
-
-    const C1: &str = "0c39d6d5-c70d-4c55-bc02-f620844f3fd1";
-
-    #[test]
-    fn an_expected_cell_for_a_column_the_row_leaves_empty_makes_the_row_invalid() {
-        let p = planned(&format!(
-            "customer_id,city,email,expected_email\n{C1},Lund,,a@b.example\n{C1},Lund,,\n"
-        ))
-        .unwrap();
-        let codes: Vec<String> = p
-            .rows
-            .iter()
-            .map(|r| match &r.verdict {
-                crate::planner::Verdict::Ready(_) => "ready".into(),
-                crate::planner::Verdict::Invalid { code, .. } => code.clone(),
-            })
-            .collect();
-        assert_eq!(codes, ["invalid_expected", "ready"]);
-        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-    }
-
-    #[test]
-    fn a_mixed_file_s_row_expecting_a_column_its_operation_cannot_hold_is_a_usage_error() {
-        let header = "operation,service_request_id,new_status,customer_id,city,expected_city\n";
-        let ok =
-            format!("{header}billing-profile,,,{C1},Lund,Malmo\nservice-request,6,closed,,,\n");
-        assert!(planned(&ok).is_ok());
-        let bad = format!("{header}service-request,6,closed,,,Malmo\n");
-        let e = planned(&bad).err().expect("refused");
-        assert!(
-            e.0.contains("service-request has no column city"),
-            "{}",
-            e.0
-        );
-    }
 }

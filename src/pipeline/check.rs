@@ -382,7 +382,11 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
 /// A new scratch file beside the results (see [`fsafe::fresh`]): no file or link already there is
 /// reused.
 /// A second Ctrl-C, which ends the process at once, removes it too.
-fn scratch(out: &Path, suffix: &str, access: Access) -> Result<(std::path::PathBuf, File), Error> {
+pub fn scratch(
+    out: &Path,
+    suffix: &str,
+    access: Access,
+) -> Result<(std::path::PathBuf, File), Error> {
     let (path, file) = fsafe::fresh(out, suffix, access).map_err(|e| {
         Error::io(
             format!(
@@ -397,7 +401,7 @@ fn scratch(out: &Path, suffix: &str, access: Access) -> Result<(std::path::PathB
 }
 
 /// Removes a scratch file (if it is still there: one may have become the results file).
-fn remove_scratch(path: &Path) {
+pub fn remove_scratch(path: &Path) {
     let _ = std::fs::remove_file(path);
     crate::interrupt::forget(path);
 }
@@ -420,7 +424,7 @@ fn confirm_duplicates(
 
 /// Copies the results written so far (`part`, positioned anywhere) to their final place, turning
 /// duplicate rows `invalid`.
-fn rewrite_with_duplicates(
+pub fn rewrite_with_duplicates(
     mut file: File,
     out: &Path,
     planner: &Planner,
@@ -481,73 +485,9 @@ fn rewrite_with_duplicates(
     Ok(())
 }
 
-/// An apply's results file (one with its journal beside it, maybe of a run still going) is its
-/// record: validate never writes over it.
-fn refuse_an_apply_s_records(out: &std::path::Path) -> Result<(), Error> {
-    let journal = crate::journal::path_for(out);
-    if std::fs::symlink_metadata(&journal).is_ok() {
-        return Err(Error::usage(format!(
-            "{} is an apply's results file (its journal {} is beside it): validate never writes \
-             over an apply's records; give --out another path",
-            out.display(),
-            journal.display()
-        )));
-    }
-    Ok(())
-}
-
-/// `pcbulk validate`: every row `valid` or `invalid`, streamed; no network at all.
-pub fn validate(cfg: &InputConfig, show_progress: bool) -> Result<Summary, Error> {
-    let started = Instant::now();
-    let (mut source, planner) = open(cfg, false)?;
-    for w in planner.warnings() {
-        eprintln!("pcbulk: warning: {}", crate::term::escape(&w));
-    }
-    for line in planner.column_lines() {
-        eprintln!("pcbulk: {}", crate::term::escape(&line));
-    }
-    tracing::debug!(delimiter = source.delimiter, "validating as a stream");
-    crate::results::refuse_unsafe(&cfg.out)?;
-    refuse_an_apply_s_records(&cfg.out)?;
-    // Results go to a part file first: duplicates are only certain once the whole file is read.
-    let (part, part_file) = scratch(&cfg.out, "part", Access::Default)?;
-    let finished = scratch(&cfg.out, "keys", Access::Owner).and_then(|(keys_path, keys)| {
-        let delimiter = source.delimiter;
-        let checked = check_all(&mut source, &planner, part_file, keys, cfg, show_progress);
-        remove_scratch(&keys_path);
-        let (part_file, dups, mut summary) = checked?;
-        // A partner-wide operation takes exactly one row, as apply refuses it (nothing written).
-        planner
-            .partner_wide_rows(summary.rows())
-            .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
-        if dups.is_empty() {
-            // Looked at again: the rename replaces whatever is at that path now.
-            crate::results::refuse_unsafe(&cfg.out)?;
-            std::fs::rename(&part, &cfg.out)
-                .map_err(|e| crate::results::cannot_write(&cfg.out, e))?;
-        } else {
-            rewrite_with_duplicates(
-                part_file,
-                &cfg.out,
-                &planner,
-                &dups,
-                &mut summary,
-                delimiter,
-            )?;
-        }
-        Ok(summary)
-    });
-    remove_scratch(&part);
-    let mut summary = finished?;
-    summary.elapsed = started.elapsed();
-    // The operation as the banner names it: the flag's, the header's, or each row's own.
-    summary.about.operation = Some(planner.operation().0.to_owned());
-    Ok(summary)
-}
-
 /// `validate`'s pass: every row's line to `part`, every row's target to `keys`. Returns the part
 /// file, the duplicate rows and the counts.
-fn check_all(
+pub fn check_all(
     source: &mut Source,
     planner: &Planner,
     part: File,

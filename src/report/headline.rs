@@ -2,9 +2,9 @@
 //! support contacts moved from Adatum Cloud to Fabrikam Resellers; 9 rows not applied: ..."),
 //! built from the grouped rows ([`super::rows::Tally`]).
 
-use super::count;
 use super::rows::{OpRows, Tally};
 use crate::ops::OpSpec;
+use crate::text::count;
 
 /// One column's change in a row's `change` cell: `field: "from" → "to"`, or `field: + "to"` for
 /// what is added rather than replaced (a note), where `from` is `None`.

@@ -365,7 +365,7 @@ fn changes(h: &mut String, t: &Tally) {
         let _ = write!(
             h,
             "<p class=\"more\">… and {} with other changes in the results file.</p>",
-            super::count(rows, "row")
+            crate::text::count(rows, "row")
         );
     } else if !hidden.is_empty() {
         let _ = write!(
@@ -377,7 +377,7 @@ fn changes(h: &mut String, t: &Tally) {
             } else {
                 "changes"
             },
-            super::count(rows, "row")
+            crate::text::count(rows, "row")
         );
     }
     h.push('\n');
@@ -427,7 +427,7 @@ fn not_applied(h: &mut String, t: &Tally) {
             h,
             "<h3><code>{}</code> · {}{http}{}</h3><p class=\"why\">{}</p><ul class=\"rows\">",
             esc(&g.code),
-            super::count(g.count, "row"),
+            crate::text::count(g.count, "row"),
             if st.is_empty() {
                 st
             } else {
@@ -448,7 +448,7 @@ fn not_applied(h: &mut String, t: &Tally) {
             let _ = write!(
                 h,
                 "<p class=\"more\">… and {} more in the results file.</p>",
-                super::count(g.count - g.rows.len(), "row")
+                crate::text::count(g.count - g.rows.len(), "row")
             );
         }
         h.push('\n');
@@ -459,7 +459,7 @@ fn not_applied(h: &mut String, t: &Tally) {
             h,
             "<p class=\"more\">… and {} other error codes ({}) in the results file.</p>",
             rest.len(),
-            super::count(rest.iter().map(|g| g.count).sum(), "row")
+            crate::text::count(rest.iter().map(|g| g.count).sum(), "row")
         );
     }
 }

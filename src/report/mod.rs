@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::results::Status;
+use crate::text::count;
 use summary::Summary;
 
 /// What a run shows and leaves besides its results (from the output flags).
@@ -46,7 +47,7 @@ impl Output {
         };
         let report = self.report.as_ref().map(|p| ("--report", p));
         if let (Some((_, a)), Some((_, b))) = (json, report) {
-            if crate::config::same_file(a, b) || a == b {
+            if crate::fsafe::same_file(a, b) || a == b {
                 crate::error::usage!(
                     "--summary-json and --report both name {}; give each its own path",
                     a.display()
@@ -60,7 +61,7 @@ impl Output {
                 (results, "the results file"),
                 (journal.as_path(), "the run's journal"),
             ] {
-                if crate::config::same_file(path, other) || path == other {
+                if crate::fsafe::same_file(path, other) || path == other {
                     crate::error::usage!(
                         "{flag} {} is {what}; give it another path",
                         path.display()
@@ -159,15 +160,6 @@ fn calls_line(s: &Summary) -> String {
         count(c.retries as usize, "retry").replace("retrys", "retries"),
         count(c.throttled as usize, "429"),
     )
-}
-
-/// "1 row", "2 rows": a count with its noun.
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 /// The end-of-run summary: counts by status, a few problem rows, where the results are.

@@ -117,7 +117,7 @@ impl Progress {
             Display::Lines if self.due() => {
                 eprintln!(
                     "pcbulk: {} checked · {:.0} s",
-                    super::count(self.done.load(Relaxed) as usize, "row"),
+                    crate::text::count(self.done.load(Relaxed) as usize, "row"),
                     self.start.elapsed().as_secs_f64()
                 );
             }
@@ -143,7 +143,7 @@ impl Progress {
                         self.done.load(Relaxed),
                         self.done.load(Relaxed) as f64 * 100.0 / t as f64
                     ),
-                    _ => super::count(self.done.load(Relaxed) as usize, "row"),
+                    _ => crate::text::count(self.done.load(Relaxed) as usize, "row"),
                 };
                 let rate = s
                     .calls

@@ -464,7 +464,7 @@ impl Naming {
             .enumerate()
             .filter(|(i, h)| {
                 let n = normalize(h);
-                let ours = crate::undo::is_marker(h) || n.starts_with("expected");
+                let ours = crate::undo_file::is_marker(h) || n.starts_with("expected");
                 let nameish =
                     NAME_WORDS.iter().any(|w| n.contains(w)) || NAME_HEADERS.contains(&n.as_str());
                 nameish && !ours && !is_read(*i, h) && canonical(h, &known).is_none()

@@ -41,8 +41,6 @@ use crate::journal::{Identity, Job};
 use crate::report::summary::Summary;
 use crate::results::Status;
 
-/// Overrides where the list is kept (tests, or a user who wants it elsewhere).
-pub const STATE_DIR_ENV: &str = "PCBULK_STATE_DIR";
 const FILE: &str = "runs.jsonl";
 /// The most of the list read: its newest lines (a line is a few hundred bytes: tens of thousands of
 /// runs).
@@ -265,33 +263,9 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
-fn env(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// pcbulk's state folder, if the environment gives one.
-pub fn state_dir() -> Option<PathBuf> {
-    if let Some(d) = env(STATE_DIR_ENV) {
-        return Some(d);
-    }
-    // The XDG spec: a relative XDG_STATE_HOME is invalid and ignored.
-    if let Some(d) = env("XDG_STATE_HOME").filter(|d| d.is_absolute()) {
-        return Some(d.join("pcbulk"));
-    }
-    if let Some(h) = env("HOME") {
-        return Some(h.join(".local").join("state").join("pcbulk"));
-    }
-    // Windows sets none of the above: its per-user application data folder is the place.
-    env("LOCALAPPDATA")
-        .filter(|d| d.is_absolute())
-        .map(|d| d.join("pcbulk"))
-}
-
 /// Where the list of runs is kept.
 pub fn path() -> Option<PathBuf> {
-    state_dir().map(|d| d.join(FILE))
+    crate::fsafe::state_dir().map(|d| d.join(FILE))
 }
 
 /// The list's path, or (once per process) a warning that there is none, so the guard is off.

@@ -103,7 +103,7 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
         let finished = (earlier.outcomes.values())
             .filter(|(_, o)| o.status != Status::Skipped)
             .count();
-        let finished = crate::report::count(finished, "row");
+        let finished = crate::text::count(finished, "row");
         let same = job.same_input(
             before.identity.as_ref(),
             &before.input_sha256,
