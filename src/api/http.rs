@@ -106,12 +106,6 @@ fn builder(target: &str, connect_timeout: Duration) -> anyhow::Result<reqwest::C
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(IDLE);
-    // Plain HTTP has no ALPN to offer HTTP/2 by, so the version is known before the first call;
-    // over TLS the service picks, and HTTP/2's window grows with what the connection carries.
-    let b = match target.starts_with("http://") {
-        true => b.http1_only(),
-        false => b.http2_adaptive_window(true),
-    };
     let env = Matcher::from_env();
     let Some(found) = proxy_for(target, &env) else {
         return Ok(b.no_proxy());
