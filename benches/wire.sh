@@ -17,12 +17,14 @@
 #   PCBULK_BIN=/path/to/pcbulk bash benches/wire.sh        # skip `cargo build --release`
 #   PCBULK_BIN_BEFORE=/path/to/older/pcbulk bash benches/wire.sh   # two builds side by side: their
 #                                                          # runs alternate, each gets its row and ratio
+#   PCBULK_BIN_ALSO="list=/path/a hyper=/path/b" bash benches/wire.sh   # more builds in the same
+#                                                          # alternation, each labelled
 #
 # Environment
 #   WIRE_ROWS (20000)  WIRE_CONCURRENCY (32)  WIRE_RUNS (3)  WIRE_PORT (18080, the next free one
 #   is taken if it is busy and WIRE_PORT was not set)  WIRE_OHA_REQUESTS (200000 per oha run)
 #   WIRE_SKIP_OHA (0)  WIRE_KEEP (0: set 1 to keep the temp dir)  PCBULK_BIN (build if unset)
-#   PCBULK_BIN_BEFORE (unset: one build only)
+#   PCBULK_BIN_BEFORE (unset: one build only)  PCBULK_BIN_ALSO (unset: space-separated label=path)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -153,6 +155,20 @@ if [[ -n ${PCBULK_BIN_BEFORE:-} ]]; then
     cp "$PCBULK_BIN_BEFORE" "$BEFORE"
     BEFORE_SHA=$(sha256sum "$BEFORE" | cut -c1-12)
 fi
+# More builds, each "label=path": copied like the others, run in the same alternation.
+ALSO_LABELS=()
+declare -A ALSO_BIN=() ALSO_SRC=() ALSO_SHA=()
+for entry in ${PCBULK_BIN_ALSO:-}; do
+    label=${entry%%=*} src=${entry#*=}
+    [[ $label =~ ^[a-z0-9_-]+$ && $label != "$entry" ]] || die "PCBULK_BIN_ALSO: '$entry' is not label=path"
+    [[ $label != before && $label != current && -z ${ALSO_BIN[$label]:-} ]] || die "PCBULK_BIN_ALSO: label '$label' is taken"
+    [[ -x $src ]] || die "no pcbulk binary at $src (PCBULK_BIN_ALSO)"
+    ALSO_LABELS+=("$label")
+    ALSO_SRC[$label]=$src
+    ALSO_BIN[$label]=$TMP/pcbulk-$label
+    cp "$src" "${ALSO_BIN[$label]}"
+    ALSO_SHA[$label]=$(sha256sum "${ALSO_BIN[$label]}" | cut -c1-12)
+done
 
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<EOF
@@ -299,6 +315,7 @@ PY
 for run in $(seq "$RUNS"); do
     # Side by side: the two builds alternate, so a noisy minute falls on both.
     if [[ -n $BEFORE ]]; then pcbulk_run before "$BEFORE" "$run"; fi
+    for label in "${ALSO_LABELS[@]}"; do pcbulk_run "$label" "${ALSO_BIN[$label]}" "$run"; done
     pcbulk_run current "$BIN" "$run"
 done
 
@@ -323,6 +340,13 @@ if [[ -n $BEFORE ]]; then
   before: ratio pcbulk / oha  $B_RATIO
   before: $PCBULK_BIN_BEFORE (sha256 $BEFORE_SHA)"
 fi
+for label in "${ALSO_LABELS[@]}"; do
+    read -r B_CALLS B_ROWS B_SECS B_RSS B_RATIO <<<"$(figures "$label")"
+    BEFORE_LINES+="
+  $label: pcbulk calls/s      $B_CALLS   (${B_SECS}s for $ROWS rows), $B_ROWS rows/s, peak RSS $B_RSS MiB
+  $label: ratio pcbulk / oha  $B_RATIO
+  $label: ${ALSO_SRC[$label]} (sha256 ${ALSO_SHA[$label]})"
+done
 
 cat <<EOF
 

@@ -167,6 +167,9 @@ pub struct HttpTransport {
     timeout: Duration,
     /// `{base}/v1`, e.g. `https://api.partnercenter.microsoft.com/v1`; each call appends its path.
     prefix: String,
+    /// `prefix` parsed once: a call's URL is this one with its path set, not a whole URL parsed
+    /// again (scheme, host, port) on every call.
+    prefix_url: url::Url,
     /// Every header that is the same on every call, `Authorization` included, built once per token
     /// rather than once per call: a call clones it and adds its ids.
     headers: Mutex<Option<(String, http::HeaderMap)>>,
@@ -198,6 +201,7 @@ impl HttpTransport {
         // The base URL is checked (scheme, host) before it comes here; this parse only normalises.
         let base = url::Url::parse(base.trim_end_matches('/'))?;
         let prefix = format!("{}/v1", base.as_str().trim_end_matches('/'));
+        let prefix_url = url::Url::parse(&prefix)?;
         let base = base.as_str().to_owned();
         let connect_timeout = Duration::from_secs(10).min(timeout);
         Ok(HttpTransport {
@@ -208,6 +212,7 @@ impl HttpTransport {
             fresh_until: Mutex::new(None),
             timeout,
             prefix,
+            prefix_url,
             headers: Mutex::new(None),
         })
     }
@@ -217,6 +222,21 @@ impl HttpTransport {
         let mut url = String::with_capacity(self.prefix.len() + path.len());
         url.push_str(&self.prefix);
         url.push_str(path);
+        url
+    }
+
+    /// The URL of a call's path (which may carry a query): [`Self::url`], parsed.
+    fn call_url(&self, path: &str) -> url::Url {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = self.prefix_url.clone();
+        let mut full = String::with_capacity(url.path().len() + path.len());
+        full.push_str(url.path());
+        full.push_str(path);
+        url.set_path(&full);
+        url.set_query(query);
         url
     }
 
@@ -266,11 +286,7 @@ impl HttpTransport {
             Method::Put => http::Method::PUT,
             Method::Patch => http::Method::PATCH,
         };
-        let url = url::Url::parse(&self.url(&req.path)).map_err(|_| CallError::Transport {
-            message: "the call's path is not a valid URL".into(),
-            timeout: false,
-        })?;
-        let mut out = reqwest::Request::new(method, url);
+        let mut out = reqwest::Request::new(method, self.call_url(&req.path));
         let h = out.headers_mut();
         *h = self.headers(token)?;
         h.insert(MS_REQUESTID, uuid_value(ids.request_id));
@@ -586,6 +602,22 @@ mod url_tests {
         );
         assert_eq!(via("https://127.0.0.1:8443"), None, "loopback");
         assert_eq!(via("https://localhost:8443"), None, "loopback");
+    }
+
+    #[test]
+    fn a_call_url_set_on_the_parsed_prefix_is_the_url_parsed_whole() {
+        for base in ["https://example.test/", "http://127.0.0.1:9/pc/"] {
+            let t = HttpTransport::new(base, Duration::from_secs(1)).unwrap();
+            for path in [
+                "/customers/a/profiles/billing",
+                "/customers?size=100&seek=a b",
+                "/customers/a b/subscriptions/%41/../x",
+                "/servicerequests/616122292874576?",
+            ] {
+                let whole = url::Url::parse(&t.url(path)).unwrap();
+                assert_eq!(t.call_url(path), whole, "{base} {path}");
+            }
+        }
     }
 
     #[test]
