@@ -164,6 +164,10 @@ pub struct HttpTransport {
     /// answer (without saying so) needs.
     fresh: reqwest::Client,
     fresh_until: Mutex<Option<Instant>>,
+    /// Writes (method and path) a kept connection lost under them: the dispatcher looks for each,
+    /// and the one it sends again goes on a new connection, not on another kept one the service
+    /// may close the same way (each such resend would be lost in turn).
+    lost_writes: Mutex<std::collections::HashSet<(Method, String)>>,
     timeout: Duration,
     /// `{base}/v1`, e.g. `https://api.partnercenter.microsoft.com/v1`; each call appends its path.
     prefix: String,
@@ -210,6 +214,7 @@ impl HttpTransport {
             base,
             connect_timeout,
             fresh_until: Mutex::new(None),
+            lost_writes: Mutex::new(std::collections::HashSet::new()),
             timeout,
             prefix,
             prefix_url,
@@ -365,11 +370,22 @@ impl HttpTransport {
         ids: CallIds,
         token: &str,
     ) -> Result<Response, CallError> {
-        let (client, pooling) = self.pick();
+        let key = (req.method, req.path.clone());
+        let resent = req.method != Method::Get
+            && (self.lost_writes.lock())
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        let (client, pooling) = match resent {
+            true => (self.fresh.clone(), Pooling::Fresh),
+            false => self.pick(),
+        };
         match Self::exchange(&client, self.request(req, ids, token)?).await {
             Err(f) if f.lost && pooling == Pooling::Kept => {
                 self.forget_idle();
                 if req.method != Method::Get {
+                    (self.lost_writes.lock())
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key);
                     return Err(f.error);
                 }
                 let again = self.request(req, ids, token)?;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 pub use error::{CallError, ServiceError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Get,
     Put,
