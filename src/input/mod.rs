@@ -39,7 +39,7 @@ pub struct RawRow {
 
 #[derive(Debug, Error)]
 pub enum InputError {
-    /// The OS error is in the message, so not a `#[source]` (see `crate::error`).
+    /// The OS error is in the message, so not a `#[source]` (see the `error` module).
     #[error("cannot read {path}: {cause}")]
     Io { path: String, cause: std::io::Error },
     #[error("{0} has no header row: the first non-blank line must name the columns")]
