@@ -640,18 +640,6 @@ fn a_results_file_that_cannot_be_written_leaves_no_journal_to_block_the_next_run
     assert_eq!(statuses(&out_path), vec!["succeeded", "succeeded"]);
 }
 
-/// Every variable that names a proxy, in both cases.
-const PROXY_VARS: [&str; 8] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-];
-
 /// Calls to a service off this machine go through the proxy the environment names. The service
 /// here is a name that resolves nowhere (`.invalid`), so only a call made through the proxy reaches
 /// anything; the proxy is a listener on loopback that records the tunnel it is asked for.

@@ -13,20 +13,6 @@ use std::sync::Arc;
 
 use common::*;
 
-/// Every variable that names a proxy or a trust store, in both cases: a test sets the ones it means.
-const NETWORK_VARS: [&str; 10] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-];
-
 /// The name the proxy test reaches the sandbox by: not loopback to pcbulk (so the proxy carries
 /// it), held by the sandbox's certificate (`--tls-name`), and mapped to the sandbox by the proxy,
 /// so it is never looked up.
@@ -120,7 +106,8 @@ impl Drop for TlsSandbox {
 }
 
 fn without_network_vars(c: &mut Command) {
-    for v in NETWORK_VARS {
+    // Every proxy and trust-store variable: a test sets the ones it means.
+    for v in PROXY_VARS.iter().chain(&["SSL_CERT_FILE", "SSL_CERT_DIR"]) {
         c.env_remove(v);
     }
 }

@@ -424,3 +424,15 @@ pub fn skipped(what: &str) {
     );
     eprintln!("skipped: {what}");
 }
+
+/// Every variable that names a proxy, in both cases.
+pub const PROXY_VARS: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
