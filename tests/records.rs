@@ -433,7 +433,10 @@ fn with_no_state_folder_apply_says_the_guard_is_off() {
         .unwrap();
     let said = text(&out);
     assert_eq!(code(&out), 0, "{said}");
-    assert!(said.contains("warning: no state folder"), "{said}");
+    assert!(
+        said.contains("WARN") && said.contains("no state folder"),
+        "{said}"
+    );
     assert!(said.contains("will not be refused"), "{said}");
     assert!(said.contains("Set PCBULK_STATE_DIR"), "{said}");
     // A plan has no guard to speak of.

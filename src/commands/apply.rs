@@ -460,34 +460,7 @@ fn read_plan(
         Some(r) => r,
         None => read_plan_journal(plan)?,
     };
-    let Some(made) = replay.job.as_ref().filter(|_| replay.done) else {
-        return Err(Error::usage(format!(
-            "{} is not a finished plan: make a new one with pcbulk plan",
-            plan.display()
-        )));
-    };
-    if !made.plan {
-        return Err(Error::usage(format!(
-            "{} is not a plan: it holds the results of an apply. Give the file `pcbulk plan` wrote \
-             (<input stem>.plan.csv); nothing was sent",
-            plan.display()
-        )));
-    }
-    let differs = match (&made.identity, &job.identity) {
-        (Some(then), Some(now)) => plan_differs(then, now, &job.input),
-        _ => Some(
-            "it was made by an earlier version of pcbulk, which did not record all that a plan \
-             is checked against"
-                .to_owned(),
-        ),
-    };
-    if let Some(why) = differs {
-        return Err(Error::usage(format!(
-            "{} does not fit this run: {why}. Make a new plan for this run and review it; nothing \
-             was sent",
-            plan.display()
-        )));
-    }
+    fits_run(plan, &replay, job)?;
     hold_to_input(plan, &reviewed, scan, input)?;
     let status = replay
         .outcomes
@@ -510,6 +483,43 @@ fn read_plan(
         before,
         reviewed: reviewed.planned,
     })
+}
+
+/// Refuses a plan that is not a finished plan of this very input, target, sheet and mapping.
+fn fits_run(
+    plan: &std::path::Path,
+    replay: &journal::Replay,
+    job: &journal::Job,
+) -> Result<(), Error> {
+    let Some(made) = replay.job.as_ref().filter(|_| replay.done) else {
+        return Err(Error::usage(format!(
+            "{} is not a finished plan: make a new one with pcbulk plan",
+            plan.display()
+        )));
+    };
+    if !made.plan {
+        return Err(Error::usage(format!(
+            "{} is not a plan: it holds the results of an apply. Give the file `pcbulk plan` wrote \
+             (<input stem>.plan.csv); nothing was sent",
+            plan.display()
+        )));
+    }
+    let differs = match (&made.identity, &job.identity) {
+        (Some(then), Some(now)) => plan_differs(then, now, &job.input),
+        _ => Some(
+            "it was made by an earlier version of pcbulk, which did not record all that a plan \
+             is checked against"
+                .to_owned(),
+        ),
+    };
+    match differs {
+        Some(why) => Err(Error::usage(format!(
+            "{} does not fit this run: {why}. Make a new plan for this run and review it; nothing \
+             was sent",
+            plan.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The plan's journal, read before the input is (for its sheet and mapping), when the plan itself
@@ -1245,8 +1255,8 @@ async fn send(
     cfg: &ApplyConfig,
     output: &Output,
     read: Read,
-    run: Run,
-    (base_url, credentials): (&str, crate::api::auth::Credentials),
+    mut run: Run,
+    target: (&str, crate::api::auth::Credentials),
     signals: &mut Signals,
 ) -> Result<Sent, Error> {
     let Read {
@@ -1255,48 +1265,14 @@ async fn send(
         lock,
         ..
     } = read;
-    let fresh = run.earlier.is_none();
-    // Rows that finish without a call: invalid ones, and those the earlier run finished.
-    let unpaced = scan.rows - scan.to_send
-        + (run.earlier.as_ref()).map_or(0, |r| finished_before(r, cfg.retry_failed));
-    if fresh {
-        crate::runs::records::set_aside(&cfg.input.out)?;
-    }
-    let (journal, replay) =
-        journal::open_for_run(&journal_path, &run.job, run.earlier, cfg.retry_failed)?;
-    let journal = Arc::new(journal);
-    let transport = HttpTransport::new(base_url, cfg.timeout)
-        .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;
-    let (events, received) = Emitter::channel();
-    let dispatcher = Arc::new(
-        Dispatcher::new(
-            Arc::new(transport),
-            Arc::new(Tokens::new(credentials)),
-            cfg.settings.clone(),
-            Some(Arc::clone(&journal)),
-        )
-        .with_events(events.clone()),
-    );
-    let record = match open_results(
-        cfg,
-        (output, unpaced as u64),
-        &scan,
-        (&run.job, run.started.1),
-        &journal,
-        &journal_path,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            // Nothing was sent: a new run's journal must not stand in the way of the next one.
-            if fresh {
-                drop(journal);
-                let _ = std::fs::remove_file(&journal_path);
-            }
-            return Err(e);
-        }
-    };
-    let stop = Arc::clone(&dispatcher.stop);
-    let listener = std::thread::spawn(move || record.listen(received, stop));
+    let opened = open_run(cfg, output, &scan, &mut run, &journal_path, target)?;
+    let Opened {
+        journal,
+        replay,
+        dispatcher,
+        events,
+        listener,
+    } = opened;
     events.emit(Event::RunStarted {
         rows: scan.rows,
         to_send: scan.to_send,
@@ -1307,34 +1283,16 @@ async fn send(
         scan,
         replay.map(|r| (r, cfg.retry_failed)),
     );
-    reading.plan = run.plan;
+    reading.plan = run.plan.take();
     reading.force = cfg.force;
-    let mut drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
-    // [registry hook] Sending: the started line stays until the run finishes.
-    if let Some(b) = run.begun {
-        b.sending();
-    }
-    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, signals).await;
-    if at_once {
-        drive.stop_at_once();
-    } else {
-        drive.account_for_unread_rows();
-    }
-    drop(drive);
+    let drive = Drive::start(reading, Arc::clone(&dispatcher), events.clone(), to_send);
+    let at_once = drive_rows(drive, &dispatcher, run.begun.take(), signals).await;
     events.emit(Event::RunFinished {
         aborted: dispatcher.stop.reason(),
     });
     drop(events);
     drop(dispatcher);
-    // Waited for off the runtime's thread: rows cut off at once still hold the event stream until
-    // the runtime drops their tasks, and it can only do that while this thread is free.
-    let mut summary = tokio::task::spawn_blocking(move || listener.join())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| Error::Aborted("the results writer stopped unexpectedly".into()))?;
-    summary.elapsed = run.started.0.elapsed();
-    summary.about.finished = Some(std::time::SystemTime::now());
+    let summary = summary_of(listener, run.started).await?;
     if at_once {
         // The rows' outcomes are in the journal's buffer: on disk before the process goes.
         let _ = journal.sync();
@@ -1348,6 +1306,123 @@ async fn send(
         journal_path,
         lock,
     })
+}
+
+/// What opening a run's records gives the sending phase.
+struct Opened {
+    journal: Arc<Journal>,
+    /// What the journal held of an earlier run, for the rows to go on from.
+    replay: Option<journal::Replay>,
+    dispatcher: Arc<Dispatcher>,
+    events: Emitter,
+    /// The results writer, listening to the run's events until they end.
+    listener: std::thread::JoinHandle<Summary>,
+}
+
+/// Moves a finished run's records aside (a fresh run), opens the journal, the dispatcher and the
+/// results file, and starts the results writer. A fresh run's journal is removed again when the
+/// results file cannot be opened: nothing was sent, and it must not stand in the way of the next.
+fn open_run(
+    cfg: &ApplyConfig,
+    output: &Output,
+    scan: &check::Scan,
+    run: &mut Run,
+    journal_path: &std::path::Path,
+    (base_url, credentials): (&str, crate::api::auth::Credentials),
+) -> Result<Opened, Error> {
+    let fresh = run.earlier.is_none();
+    // Rows that finish without a call: invalid ones, and those the earlier run finished.
+    let unpaced = scan.rows - scan.to_send
+        + (run.earlier.as_ref()).map_or(0, |r| finished_before(r, cfg.retry_failed));
+    if fresh {
+        set_aside(&cfg.input.out)?;
+    }
+    let (journal, replay) =
+        journal::open_for_run(journal_path, &run.job, run.earlier.take(), cfg.retry_failed)?;
+    let journal = Arc::new(journal);
+    let transport = HttpTransport::new(base_url, cfg.timeout)
+        .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;
+    let (events, received) = Emitter::channel();
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            Arc::new(transport),
+            Arc::new(Tokens::new(credentials)),
+            cfg.settings.clone(),
+            Some(Arc::clone(&journal)),
+        )
+        .with_events(events.clone()),
+    );
+    let opened = open_results(
+        cfg,
+        (output, unpaced as u64),
+        scan,
+        (&run.job, run.started.1),
+        &journal,
+        journal_path,
+    );
+    let record = opened.inspect_err(|_| {
+        if fresh {
+            let _ = std::fs::remove_file(journal_path);
+        }
+    })?;
+    let stop = Arc::clone(&dispatcher.stop);
+    let listener = std::thread::spawn(move || record.listen(received, stop));
+    Ok(Opened {
+        journal,
+        replay,
+        dispatcher,
+        events,
+        listener,
+    })
+}
+
+/// Moves the records of an earlier run at `out` aside, and says where.
+fn set_aside(out: &std::path::Path) -> Result<(), Error> {
+    if let Some(aside) = crate::runs::records::set_aside(out)? {
+        eprintln!(
+            "pcbulk: the earlier run's records were moved aside to {}",
+            crate::term::escape(&aside.display().to_string())
+        );
+    }
+    Ok(())
+}
+
+/// Sends every row, until the last is done or the run is stopped. Whether the run was stopped at
+/// once (a second Ctrl-C), with rows still in flight.
+async fn drive_rows(
+    mut drive: Drive,
+    dispatcher: &Dispatcher,
+    begun: Option<crate::runs::registry::Begun>,
+    signals: &mut Signals,
+) -> bool {
+    // [registry hook] Sending: the started line stays until the run finishes.
+    if let Some(b) = begun {
+        b.sending();
+    }
+    let at_once = drive_interruptibly(&mut drive, &dispatcher.stop, signals).await;
+    if at_once {
+        drive.stop_at_once();
+    } else {
+        drive.account_for_unread_rows();
+    }
+    at_once
+}
+
+/// Waits for the results writer's summary of the run, with its times.
+async fn summary_of(
+    listener: std::thread::JoinHandle<Summary>,
+    started: (Instant, std::time::SystemTime),
+) -> Result<Summary, Error> {
+    // Waited for off the runtime's thread: rows cut off at once still hold the event stream until
+    // the runtime drops their tasks, and it can only do that while this thread is free.
+    let mut summary = tokio::task::spawn_blocking(move || listener.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| Error::Aborted("the results writer stopped unexpectedly".into()))?;
+    summary.elapsed = started.0.elapsed();
+    summary.about.finished = Some(std::time::SystemTime::now());
+    Ok(summary)
 }
 
 /// What the sending phase leaves for the last.

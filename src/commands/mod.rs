@@ -38,23 +38,7 @@ fn one_thread_runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
-        Command::Apply(args) => {
-            let output = Output::from(&args.input.output);
-            let sandbox = args.target.sandbox;
-            let (kind, command) = match args.dry_run {
-                true => ("plan", "plan"),
-                false => ("results", "apply"),
-            };
-            rows(&output, &args.input, kind, command, || {
-                let cfg = ApplyConfig::try_from(&args)?;
-                let mut summary = one_thread_runtime()?.block_on(apply::apply(cfg, &output))?;
-                if summary.aborted.is_some() && !sandbox {
-                    summary.resume_command =
-                        Some(crate::runs::resume_command(std::env::args_os().collect()));
-                }
-                Ok(summary)
-            })
-        }
+        Command::Apply(args) => apply_command(&args),
         Command::Plan(args) => {
             let output = Output::from(&args.input.output);
             rows(&output, &args.input, "plan", "plan", || {
@@ -69,37 +53,61 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             })
         }
         Command::Template { operation } => template::print(operation),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            // Written whole once made: clap_complete panics when a write fails.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "pcbulk", &mut script);
-            crate::term::Stream::Out
-                .write_raw(&script)
-                .map_err(|e| crate::error::Error::io("cannot write to standard output", e))?;
-            Ok(crate::error::exit::OK)
-        }
+        Command::Completions { shell } => completions(shell),
         Command::Undo { results, out } => undo::run(&results, out.as_deref()),
-        Command::Auth {
-            command: AuthCommand::Status(args),
-        } => {
-            let target = crate::config::Target::try_from(&args)?;
-            one_thread_runtime()?.block_on(auth::status(target, args.cloud_name()))
-        }
-        Command::Auth {
-            command: AuthCommand::Login(args),
-        } => {
-            let sign_in = auth_login::SignIn::try_from(&args)?;
-            one_thread_runtime()?.block_on(auth_login::login(sign_in))
-        }
-        Command::Auth {
-            command: AuthCommand::Logout(args),
-        } => auth_login::logout(auth_login::SignOut::try_from(&args)?),
+        Command::Auth { command } => auth_command(command),
         Command::Sandbox(args) => {
             let opts = crate::sandbox::Options::try_from(&args)?;
             runtime()?.block_on(sandbox::serve(opts))
         }
+    }
+}
+
+/// `pcbulk apply`, or with `--dry-run` a plan; an aborted run's summary names the command that
+/// finishes it.
+fn apply_command(args: &crate::cli::ApplyArgs) -> Result<u8, Error> {
+    let output = Output::from(&args.input.output);
+    let sandbox = args.target.sandbox;
+    let (kind, command) = match args.dry_run {
+        true => ("plan", "plan"),
+        false => ("results", "apply"),
+    };
+    rows(&output, &args.input, kind, command, || {
+        let cfg = ApplyConfig::try_from(args)?;
+        let mut summary = one_thread_runtime()?.block_on(apply::apply(cfg, &output))?;
+        if summary.aborted.is_some() && !sandbox {
+            summary.resume_command =
+                Some(crate::runs::resume_command(std::env::args_os().collect()));
+        }
+        Ok(summary)
+    })
+}
+
+/// `pcbulk completions SHELL`: the script, on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    // Written whole once made: clap_complete panics when a write fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "pcbulk", &mut script);
+    crate::term::Stream::Out
+        .write_raw(&script)
+        .map_err(|e| crate::error::Error::io("cannot write to standard output", e))?;
+    Ok(crate::error::exit::OK)
+}
+
+/// `pcbulk auth status|login|logout`.
+fn auth_command(command: AuthCommand) -> Result<u8, Error> {
+    match command {
+        AuthCommand::Status(args) => {
+            let target = crate::config::Target::try_from(&args)?;
+            one_thread_runtime()?.block_on(auth::status(target, args.cloud_name()))
+        }
+        AuthCommand::Login(args) => {
+            let sign_in = auth_login::SignIn::try_from(&args)?;
+            one_thread_runtime()?.block_on(auth_login::login(sign_in))
+        }
+        AuthCommand::Logout(args) => auth_login::logout(auth_login::SignOut::try_from(&args)?),
     }
 }
 

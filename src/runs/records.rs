@@ -80,7 +80,48 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
     let Some(journal_meta) = look(&journal_path)? else {
         return Ok(());
     };
-    let earlier = journal::read(&journal_path).map_err(|e| match e {
+    let earlier = read_earlier(&journal_path)?;
+    let Some(before) = &earlier.job else {
+        return Ok(());
+    };
+    let same = job.same_input(
+        before.identity.as_ref(),
+        &before.input_sha256,
+        &before.target,
+    );
+    // An unfinished plan has nothing to finish (it wrote nothing): it is moved aside like any
+    // earlier record.
+    if !earlier.done && !before.plan {
+        return Err(unfinished(&journal_path, &earlier, &before.input, same));
+    }
+    // A run in which no row succeeded changed nothing: the next attempt is not refused.
+    let changed = earlier
+        .outcomes
+        .values()
+        .any(|(_, o)| o.status == Status::Succeeded);
+    if !force && changed && same {
+        let when = journal_meta
+            .modified()
+            .ok()
+            .map(utc)
+            .unwrap_or_else(|| "earlier".into());
+        return Err(Error::usage(format!(
+            "{} was already applied to {} by the run that finished at {when} ({}; its \
+             records: {} and {}). Applying it again would send every row again (notes \
+             would be added twice): give --force to do it anyway",
+            job.input,
+            job.target,
+            what_it_did(&earlier),
+            out.display(),
+            journal_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The journal beside the results, or why it cannot be taken for one pcbulk wrote.
+fn read_earlier(journal_path: &Path) -> Result<journal::Replay, Error> {
+    journal::read(journal_path).map_err(|e| match e {
         journal::ReadError::Io(e) => Error::io(
             format!("cannot read the journal {}", journal_path.display()),
             e,
@@ -92,80 +133,48 @@ pub fn check(out: &Path, job: &Job, force: bool) -> Result<(), Error> {
             m.line,
             m.what
         )),
-    })?;
-    let Some(before) = &earlier.job else {
-        return Ok(());
-    };
-    // An unfinished plan has nothing to finish (it wrote nothing): it is moved aside like any
-    // earlier record.
-    if !earlier.done && !before.plan {
-        // Rows a stop skipped are not finished: a resume sends them.
-        let finished = (earlier.outcomes.values())
-            .filter(|(_, o)| o.status != Status::Skipped)
-            .count();
-        let finished = crate::text::count(finished, "row");
-        let same = job.same_input(
-            before.identity.as_ref(),
-            &before.input_sha256,
-            &before.target,
-        );
-        return Err(Error::usage(if same {
-            format!(
-                "{} records an unfinished run ({finished} finished): run the same command with \
-                 --resume to finish it without applying anything twice",
-                journal_path.display(),
-            )
-        } else {
-            format!(
-                "{} records an unfinished run of another input ({}, {finished} finished): finish \
-                 it first (its own file with --resume), or give this run another --out",
-                journal_path.display(),
-                crate::term::escape(&before.input),
-            )
-        }));
-    }
-    // A run in which no row succeeded changed nothing: the next attempt is not refused.
-    let changed = earlier
-        .outcomes
-        .values()
-        .any(|(_, o)| o.status == Status::Succeeded);
-    if !force
-        && changed
-        && job.same_input(
-            before.identity.as_ref(),
-            &before.input_sha256,
-            &before.target,
+    })
+}
+
+/// The refusal of a new run over an unfinished one: of the `same` input, it needs `--resume`; of
+/// another, that one is finished first, or this run goes elsewhere.
+fn unfinished(journal_path: &Path, earlier: &journal::Replay, input: &str, same: bool) -> Error {
+    // Rows a stop skipped are not finished: a resume sends them.
+    let finished = (earlier.outcomes.values())
+        .filter(|(_, o)| o.status != Status::Skipped)
+        .count();
+    let finished = crate::text::count(finished, "row");
+    Error::usage(if same {
+        format!(
+            "{} records an unfinished run ({finished} finished): run the same command with \
+             --resume to finish it without applying anything twice",
+            journal_path.display(),
         )
-    {
-        let when = journal_meta
-            .modified()
-            .ok()
-            .map(utc)
-            .unwrap_or_else(|| "earlier".into());
-        let mut counts = std::collections::BTreeMap::new();
-        for (_, o) in earlier.outcomes.values() {
-            *counts.entry(o.status).or_insert(0usize) += 1;
-        }
-        let did: Vec<String> = Status::ALL
-            .iter()
-            .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
-            .collect();
-        return Err(Error::usage(format!(
-            "{} was already applied to {} by the run that finished at {when} ({}; its \
-             records: {} and {}). Applying it again would send every row again (notes \
-             would be added twice): give --force to do it anyway",
-            job.input,
-            job.target,
-            if did.is_empty() {
-                "no rows".to_owned()
-            } else {
-                did.join(", ")
-            },
-            out.display(),
-            journal_path.display()
-        )));
+    } else {
+        format!(
+            "{} records an unfinished run of another input ({}, {finished} finished): finish \
+             it first (its own file with --resume), or give this run another --out",
+            journal_path.display(),
+            crate::term::escape(input),
+        )
+    })
+}
+
+/// The earlier run's rows counted by status (`3 succeeded, 1 failed`), or `no rows`.
+fn what_it_did(earlier: &journal::Replay) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for (_, o) in earlier.outcomes.values() {
+        *counts.entry(o.status).or_insert(0usize) += 1;
     }
-    Ok(())
+    let did: Vec<String> = Status::ALL
+        .iter()
+        .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
+        .collect();
+    if did.is_empty() {
+        "no rows".to_owned()
+    } else {
+        did.join(", ")
+    }
 }
 
 fn look(p: &Path) -> Result<Option<std::fs::Metadata>, Error> {
@@ -174,13 +183,14 @@ fn look(p: &Path) -> Result<Option<std::fs::Metadata>, Error> {
 }
 
 /// After [`check`], just before the new run's records are created: the earlier results and journal
-/// are moved aside as `<stem>.<UTC time>.csv` (and `.journal`).
-pub fn set_aside(out: &Path) -> Result<(), Error> {
+/// are moved aside as `<stem>.<UTC time>.csv` (and `.journal`). Returns where they went, if
+/// there were any, for the command to say.
+pub fn set_aside(out: &Path) -> Result<Option<std::path::PathBuf>, Error> {
     let journal_path = journal::path_for(out);
     let journal_meta = look(&journal_path)?;
     let results_meta = look(out)?;
     if journal_meta.is_none() && results_meta.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let stamp = [&results_meta, &journal_meta]
         .iter()
@@ -195,13 +205,9 @@ pub fn set_aside(out: &Path) -> Result<(), Error> {
     if journal_meta.is_some() {
         rename(&journal_path, &journal::path_for(&aside))?;
     }
-    eprintln!(
-        "pcbulk: the earlier run's records were moved aside to {}",
-        aside.display()
-    );
     // The list of runs names the results path of the run they hold: it learns where they went.
     super::registry::moved(out, &aside);
-    Ok(())
+    Ok(Some(aside))
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), Error> {

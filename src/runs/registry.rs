@@ -274,8 +274,8 @@ fn list_or_warn() -> Option<PathBuf> {
     let list = path();
     if list.is_none() {
         WARNED.call_once(|| {
-            eprintln!(
-                "pcbulk: warning: no state folder for pcbulk's list of runs (PCBULK_STATE_DIR, \
+            tracing::warn!(
+                "no state folder for pcbulk's list of runs (PCBULK_STATE_DIR, \
                  XDG_STATE_HOME, HOME and LOCALAPPDATA are all unset), so an apply of this same content to this \
                  target from a copy of the file or with another --out will not be refused, and \
                  this run will not be remembered. Set PCBULK_STATE_DIR to a folder to turn that \
@@ -336,8 +336,8 @@ pub fn look_up(path: &Path, job: &Job, results: &Path) -> Result<Option<Earlier>
 }
 
 fn warn_unreadable(path: &Path, e: &io::Error) {
-    eprintln!(
-        "pcbulk: warning: cannot read the list of runs {} ({e}); an earlier apply of this file is \
+    tracing::warn!(
+        "cannot read the list of runs {} ({e}); an earlier apply of this file is \
          looked for beside the results file only",
         shown(&path.display().to_string())
     );
@@ -650,8 +650,8 @@ pub fn begin(job: &Job, results: &Path, check: bool) -> Result<Option<Begun>, Er
 }
 
 fn warn_unwritable(list: &Path, e: &io::Error) {
-    eprintln!(
-        "pcbulk: warning: cannot add this run to the list of runs {} ({e}); applying this file to \
+    tracing::warn!(
+        "cannot add this run to the list of runs {} ({e}); applying this file to \
          this target again will be refused only where its results file is",
         list.display()
     );
