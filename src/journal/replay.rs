@@ -230,27 +230,8 @@ impl Replay {
                 extra,
             } => {
                 self.row(row, line)?;
-                let op = crate::ops::OPERATIONS
-                    .iter()
-                    .copied()
-                    .find(|o| o.name == op)
-                    .ok_or_else(|| format!("{} is not an operation pcbulk knows", shown(&op)))?;
-                if let Some(c) = values.keys().find(|c| !op.undoable.contains(&c.as_str())) {
-                    return Err(format!(
-                        "a before-value for {}, which {} rows do not change",
-                        shown(c),
-                        op.name
-                    ));
-                }
-                self.before.insert(
-                    row,
-                    Before {
-                        line,
-                        op,
-                        values,
-                        extra,
-                    },
-                );
+                let before = before(line, &op, values, extra)?;
+                self.before.insert(row, before);
             }
             Record::Send {
                 row,
@@ -258,17 +239,7 @@ impl Replay {
                 call,
             } => {
                 self.row(row, line)?;
-                let correlation_id = guid("correlation id", &correlation_id)?;
-                let pending = pending(call)?;
-                self.sent.insert(row, (line, pending.request_id));
-                self.unanswered.insert(
-                    row,
-                    Unanswered {
-                        line,
-                        correlation_id,
-                        pending,
-                    },
-                );
+                self.take_send(row, line, &correlation_id, call)?;
             }
             Record::Answer {
                 row,
@@ -276,38 +247,71 @@ impl Replay {
                 status,
             } => {
                 self.row(row, line)?;
-                let id = guid("MS-RequestId", &request_id)?;
-                if self.sent.get(&row).map(|(_, sent)| *sent) != Some(id) {
-                    return Err(format!(
-                        "an answer to a call for row {row} that the journal does not have before it"
-                    ));
-                }
-                if let Some(s) = status.filter(|s| !(100..=599).contains(s)) {
-                    return Err(format!("HTTP status {s} is not one"));
-                }
-                self.answered_ok.remove(&row);
-                match status {
-                    Some(s @ 200..=299) => {
-                        self.unanswered.remove(&row);
-                        self.answered_ok.insert(row, (id.to_string(), s));
-                    }
-                    // Such an answer does not say whether the write was applied (a gateway may
-                    // give it after the service did): the write is still to settle, and goes
-                    // again, if at all, under a new MS-RequestId.
-                    Some(408 | 500..=599) => {
-                        if let Some(u) = self.unanswered.get_mut(&row) {
-                            u.pending.answered = true;
-                        }
-                    }
-                    _ => {
-                        self.unanswered.remove(&row);
-                    }
-                }
+                self.take_answer(row, &request_id, status)?;
             }
             Record::Row(o) => {
                 self.row(o.row, line)?;
                 let o = outcome(o)?;
                 self.outcomes.insert(o.row, (line, o));
+            }
+        }
+        Ok(())
+    }
+
+    /// A write about to go out: unanswered until its answer is read.
+    fn take_send(
+        &mut self,
+        row: usize,
+        line: usize,
+        correlation_id: &str,
+        call: SentCall,
+    ) -> Result<(), String> {
+        let correlation_id = guid("correlation id", correlation_id)?;
+        let pending = pending(call)?;
+        self.sent.insert(row, (line, pending.request_id));
+        self.unanswered.insert(
+            row,
+            Unanswered {
+                line,
+                correlation_id,
+                pending,
+            },
+        );
+        Ok(())
+    }
+
+    /// The answer to the row's last write, which the journal must hold before it.
+    fn take_answer(
+        &mut self,
+        row: usize,
+        request_id: &str,
+        status: Option<u16>,
+    ) -> Result<(), String> {
+        let id = guid("MS-RequestId", request_id)?;
+        if self.sent.get(&row).map(|(_, sent)| *sent) != Some(id) {
+            return Err(format!(
+                "an answer to a call for row {row} that the journal does not have before it"
+            ));
+        }
+        if let Some(s) = status.filter(|s| !(100..=599).contains(s)) {
+            return Err(format!("HTTP status {s} is not one"));
+        }
+        self.answered_ok.remove(&row);
+        match status {
+            Some(s @ 200..=299) => {
+                self.unanswered.remove(&row);
+                self.answered_ok.insert(row, (id.to_string(), s));
+            }
+            // Such an answer does not say whether the write was applied (a gateway may give it
+            // after the service did): the write is still to settle, and goes again, if at all,
+            // under a new MS-RequestId.
+            Some(408 | 500..=599) => {
+                if let Some(u) = self.unanswered.get_mut(&row) {
+                    u.pending.answered = true;
+                }
+            }
+            _ => {
+                self.unanswered.remove(&row);
             }
         }
         Ok(())
@@ -332,6 +336,33 @@ fn shown(text: &str) -> String {
         s = s.chars().take(200).collect::<String>() + "…";
     }
     format!("{s:?}")
+}
+
+/// A row's before-values, of an operation pcbulk knows and only in the columns it changes.
+fn before(
+    line: usize,
+    op: &str,
+    values: BTreeMap<String, String>,
+    extra: BTreeMap<String, Value>,
+) -> Result<Before, String> {
+    let op = crate::ops::OPERATIONS
+        .iter()
+        .copied()
+        .find(|o| o.name == op)
+        .ok_or_else(|| format!("{} is not an operation pcbulk knows", shown(op)))?;
+    if let Some(c) = values.keys().find(|c| !op.undoable.contains(&c.as_str())) {
+        return Err(format!(
+            "a before-value for {}, which {} rows do not change",
+            shown(c),
+            op.name
+        ));
+    }
+    Ok(Before {
+        line,
+        op,
+        values,
+        extra,
+    })
 }
 
 /// A GUID as pcbulk writes them (8-4-4-4-12 hex digits).

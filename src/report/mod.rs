@@ -181,41 +181,60 @@ pub fn summary_text(s: &Summary) -> String {
         }
     ));
     out.push_str(&calls_line(s));
+    errors_text(s, &mut out);
+    planned_text(s, &mut out);
+    problems_text(s, &mut out);
+    ending_text(s, &mut out);
+    out
+}
+
+/// Errors by code, most frequent first, with an example row of each.
+fn errors_text(s: &Summary, out: &mut String) {
     let errors = s.errors();
-    if !errors.is_empty() {
-        out.push_str("errors by code, most frequent first:\n");
-        for g in errors.iter().take(ERRORS_SHOWN) {
-            let http = g
-                .http_status
-                .map(|h| format!(", HTTP {h}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "  {} {}{http}, e.g. row {}: {}\n",
-                g.count, g.code, g.example_row, g.message
-            ));
-        }
-        if errors.len() > ERRORS_SHOWN {
-            out.push_str(&format!(
-                "  ... and {} more codes in the results file\n",
-                errors.len() - ERRORS_SHOWN
-            ));
-        }
+    if errors.is_empty() {
+        return;
     }
-    if !s.planned.is_empty() {
-        out.push_str("applying it would change:\n");
-        for o in &s.planned {
-            out.push_str(&format!(
-                "  row {} (line {}): {}\n",
-                o.row,
-                o.line,
-                crate::term::escape(&o.change)
-            ));
-        }
-        let more = s.count_of(Status::Planned).saturating_sub(s.planned.len());
-        if more > 0 {
-            out.push_str(&format!("  ... and {more} more in the plan file\n"));
-        }
+    out.push_str("errors by code, most frequent first:\n");
+    for g in errors.iter().take(ERRORS_SHOWN) {
+        let http = g
+            .http_status
+            .map(|h| format!(", HTTP {h}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {} {}{http}, e.g. row {}: {}\n",
+            g.count, g.code, g.example_row, g.message
+        ));
     }
+    if errors.len() > ERRORS_SHOWN {
+        out.push_str(&format!(
+            "  ... and {} more codes in the results file\n",
+            errors.len() - ERRORS_SHOWN
+        ));
+    }
+}
+
+/// A plan's first changes.
+fn planned_text(s: &Summary, out: &mut String) {
+    if s.planned.is_empty() {
+        return;
+    }
+    out.push_str("applying it would change:\n");
+    for o in &s.planned {
+        out.push_str(&format!(
+            "  row {} (line {}): {}\n",
+            o.row,
+            o.line,
+            crate::term::escape(&o.change)
+        ));
+    }
+    let more = s.count_of(Status::Planned).saturating_sub(s.planned.len());
+    if more > 0 {
+        out.push_str(&format!("  ... and {more} more in the plan file\n"));
+    }
+}
+
+/// The first rows not applied, each with its message.
+fn problems_text(s: &Summary, out: &mut String) {
     if !s.problems.is_empty() {
         out.push_str("first rows in trouble:\n");
     }
@@ -235,6 +254,11 @@ pub fn summary_text(s: &Summary) -> String {
             s.problems_total - s.problems.len()
         ));
     }
+}
+
+/// Why the run stopped and how to finish it, where its records are, and what the sandbox tenant
+/// now holds.
+fn ending_text(s: &Summary, out: &mut String) {
     if let Some(why) = &s.aborted {
         out.push_str(&format!("stopped early: {why}\n"));
         if let Some(cmd) = &s.resume_command {
@@ -257,16 +281,17 @@ pub fn summary_text(s: &Summary) -> String {
             ));
         }
     }
-    if s.sandbox_changes.as_ref().is_some_and(|c| c.is_empty()) {
-        out.push_str("the sandbox tenant did not change\n");
-    } else if let Some(changes) = &s.sandbox_changes {
-        out.push_str(&format!(
-            "the sandbox tenant changed ({}):\n",
-            changes.len()
-        ));
-        for c in changes {
-            out.push_str(&format!("  {c}\n"));
+    match &s.sandbox_changes {
+        Some(changes) if changes.is_empty() => out.push_str("the sandbox tenant did not change\n"),
+        Some(changes) => {
+            out.push_str(&format!(
+                "the sandbox tenant changed ({}):\n",
+                changes.len()
+            ));
+            for c in changes {
+                out.push_str(&format!("  {c}\n"));
+            }
         }
+        None => {}
     }
-    out
 }
