@@ -193,45 +193,61 @@ fn mode(trial: usize) -> &'static [&'static str] {
     MODES[trial % MODES.len()]
 }
 
+/// Runs `trial` for each of `0..n` at once, each on its own thread (each trial has its own sandbox
+/// and folder; most of a trial's time is spent waiting for looks), and gives back what each
+/// returned, in order. A trial's failure fails the test with its own message.
+fn trials<T: Send>(n: usize, trial: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let trial = &trial;
+        let running: Vec<_> = (0..n).map(|t| s.spawn(move || trial(t))).collect();
+        running
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// One trial of [`killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once`]: a few
+/// kills at random points (after a random number of journal records), then the run is let finish.
+/// Returns how many times the run was killed.
+fn killed_and_resumed(trial: usize) -> usize {
+    let mut rng = StdRng::seed_from_u64(20261122 + trial as u64);
+    let sb = Sandbox::start(&[FAULTY, &["--seed", &trial.to_string()], mode(trial)].concat());
+    let w = Workdir::new();
+    let input = w.write("in.csv", mixed_input());
+    let mut resume = false;
+    let mut kills = 0;
+    let final_out = loop {
+        let at = (kills < 3).then(|| rng.random_range(2..100));
+        let journal = w.path("in.results.csv.journal");
+        match run_killed_at(apply_cmd(&sb, &input, resume), &journal, at) {
+            Some(out) => break out,
+            None => {
+                kills += 1;
+                resume = true;
+            }
+        }
+    };
+    assert_eq!(
+        code(&final_out),
+        0,
+        "trial {trial} after {kills} kills: {}",
+        text(&final_out)
+    );
+    assert_exactly_once(
+        &sb,
+        &w.path("in.results.csv"),
+        &format!("trial {trial}, {kills} kills"),
+    );
+    let stats = sb.stats();
+    assert_eq!(stats["requestIdReuse"], 0, "trial {trial}: {stats}");
+    kills
+}
+
 #[test]
 fn killed_at_random_moments_and_resumed_every_row_is_applied_exactly_once() {
-    let mut rng = StdRng::seed_from_u64(20261122);
-    let mut all_kills = 0;
     // One trial against each kind of service (see `mode`).
-    for trial in 0..5 {
-        let sb = Sandbox::start(&[FAULTY, &["--seed", &trial.to_string()], mode(trial)].concat());
-        let w = Workdir::new();
-        let input = w.write("in.csv", mixed_input());
-        let mut resume = false;
-        let mut kills = 0;
-        let final_out = loop {
-            // A few kills per run, at random points (after a random number of journal records);
-            // then let it finish.
-            let at = (kills < 3).then(|| rng.random_range(2..100));
-            let journal = w.path("in.results.csv.journal");
-            match run_killed_at(apply_cmd(&sb, &input, resume), &journal, at) {
-                Some(out) => break out,
-                None => {
-                    kills += 1;
-                    resume = true;
-                }
-            }
-        };
-        assert_eq!(
-            code(&final_out),
-            0,
-            "trial {trial} after {kills} kills: {}",
-            text(&final_out)
-        );
-        assert_exactly_once(
-            &sb,
-            &w.path("in.results.csv"),
-            &format!("trial {trial}, {kills} kills"),
-        );
-        let stats = sb.stats();
-        assert_eq!(stats["requestIdReuse"], 0, "{stats}");
-        all_kills += kills;
-    }
+    let all_kills: usize = trials(5, killed_and_resumed).into_iter().sum();
     assert!(
         all_kills >= 5,
         "runs were really killed mid-way: {all_kills} kills"
@@ -253,8 +269,9 @@ fn crashed_at_every_kind_of_point_and_resumed_every_row_is_applied_exactly_once(
         "mid-results",
     ];
     // Every point twice, each time against another kind of service (see `mode`).
-    let points = points.iter().flat_map(|p| [p, p]);
-    for (trial, point) in points.enumerate() {
+    let points: Vec<&str> = points.iter().flat_map(|p| [*p, *p]).collect();
+    trials(points.len(), |trial| {
+        let point = points[trial];
         let sb = Sandbox::start(
             &[FAULTY, &["--seed", &(100 + trial).to_string()], mode(trial)].concat(),
         );
@@ -271,7 +288,7 @@ fn crashed_at_every_kind_of_point_and_resumed_every_row_is_applied_exactly_once(
         let out = apply_cmd(&sb, &input, true).output().unwrap();
         assert_eq!(code(&out), 0, "{point}: {}", text(&out));
         assert_exactly_once(&sb, &w.path("in.results.csv"), point);
-    }
+    });
 }
 
 #[test]
