@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench dispatch` (about two minutes; `-- smooth` etc. runs one scenario).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::Instant;
