@@ -1,9 +1,9 @@
 //! Test helpers that read like the user's story: a work dir with an input file, the real `pcbulk`
-//! binary, a real sandbox process on loopback, and the results file parsed back.
+//! binary, a real sandbox on loopback (pcbulk's own, served in this process over real HTTP), and
+//! the results file parsed back.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -53,38 +53,42 @@ pub fn pcbulk() -> Command {
     c
 }
 
-/// A `pcbulk sandbox` process on a free loopback port, stopped when dropped.
+/// `pcbulk sandbox` on a free loopback port, stopped when dropped. It runs in the test's process,
+/// on a runtime of its own, and is reached over real HTTP like the process `pcbulk sandbox` starts:
+/// the same options (parsed from the same flags) and the same server, without a process to start.
 pub struct Sandbox {
-    child: Child,
-    /// Kept open so the sandbox never writes to a closed pipe.
-    _stdout: BufReader<std::process::ChildStdout>,
+    running: Option<pcbulk::sandbox::Running>,
+    runtime: tokio::runtime::Runtime,
     pub url: String,
     http: reqwest::blocking::Client,
 }
 
 impl Sandbox {
     pub fn start(extra: &[&str]) -> Sandbox {
-        let mut child = pcbulk()
-            .args(["sandbox", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pcbulk sandbox");
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout
-            .read_line(&mut first)
-            .expect("sandbox prints its address");
-        let url = first
-            .trim()
-            .strip_prefix("pcbulk sandbox listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
+        use clap::Parser;
+        let args = ["pcbulk", "sandbox", "--listen", "127.0.0.1:0"]
+            .iter()
+            .chain(extra);
+        let cli = pcbulk::cli::Cli::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("sandbox flags {extra:?}: {e}"));
+        let pcbulk::cli::Command::Sandbox(args) = cli.command else {
+            unreachable!("parsed as the sandbox command")
+        };
+        let opts = pcbulk::sandbox::Options::try_from(&args)
+            .unwrap_or_else(|e| panic!("sandbox flags {extra:?}: {e}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the sandbox");
+        let running = runtime
+            .block_on(pcbulk::sandbox::start(opts))
+            .expect("start the sandbox");
+        let url = running.base_url();
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         Sandbox {
-            child,
-            _stdout: stdout,
+            running: Some(running),
+            runtime,
             url,
             http: reqwest::blocking::Client::new(),
         }
@@ -223,8 +227,9 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(running) = self.running.take() {
+            self.runtime.block_on(running.shutdown());
+        }
     }
 }
 
