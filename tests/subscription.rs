@@ -92,7 +92,11 @@ fn a_new_commerce_seat_cut_the_service_refuses_is_that_row_s_failure_with_its_co
         rows[0]
     );
     assert_eq!(rows[1]["status"], "succeeded");
-    assert_eq!(seats(&sb, NCE_PAST), before, "the refused cut changed nothing");
+    assert_eq!(
+        seats(&sb, NCE_PAST),
+        before,
+        "the refused cut changed nothing"
+    );
 }
 
 #[test]
@@ -125,7 +129,8 @@ fn plan_reports_a_cut_past_the_cancellation_window_and_a_new_commerce_support_co
         ]
     );
     assert!(
-        rows[0]["error_message"].contains("none of its seats is still inside its cancellation window"),
+        rows[0]["error_message"]
+            .contains("none of its seats is still inside its cancellation window"),
         "{:?}",
         rows[0]
     );
@@ -160,16 +165,46 @@ fn undo_puts_the_subscriptions_back() {
     assert_eq!(code(&undo), 0, "{}", text(&undo));
     let out = run(&sb, &w, "apply", &w.path("subs.undo.csv"), &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(
-        statuses(&w.path("subs.undo.results.csv")),
-        ["succeeded"; 2]
-    );
+    assert_eq!(statuses(&w.path("subs.undo.results.csv")), ["succeeded"; 2]);
     for (sub, was) in [LEGACY, NCE_OPEN].iter().zip(&was) {
         let now = sb.subscription(sub);
         for field in ["friendlyName", "autoRenewEnabled", "quantity", "status"] {
             assert_eq!(now[field], was[field], "{sub} {field}");
         }
     }
+}
+
+#[test]
+fn undo_leaves_a_subscription_changed_since_the_run_as_it_is() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let csv =
+        format!("{HEADER}{CUSTOMER},{LEGACY},Renamed,,,\n{CUSTOMER},{NCE_OPEN},Renamed too,,,\n");
+    let input = w.write("subs.csv", csv);
+    let out = run(&sb, &w, "apply", &input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let undo = pcbulk()
+        .arg("undo")
+        .arg(w.path("subs.results.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&undo), 0, "{}", text(&undo));
+    // Someone renames the first one in the portal after the run.
+    let path = format!("/customers/{CUSTOMER}/subscriptions/{LEGACY}");
+    let body = serde_json::json!({"friendlyName": "Named in the portal"});
+    let resp = sb.call("PATCH", &path, Some(body), &[]).unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+
+    let out = run(&sb, &w, "apply", &w.path("subs.undo.csv"), &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("subs.undo.results.csv"));
+    assert_eq!(rows[0]["error_code"], "drifted", "{:?}", rows[0]);
+    assert_eq!(rows[1]["status"], "succeeded");
+    assert_eq!(
+        sb.subscription(LEGACY)["friendlyName"],
+        "Named in the portal"
+    );
+    assert_ne!(sb.subscription(NCE_OPEN)["friendlyName"], "Renamed too");
 }
 
 #[test]
@@ -233,7 +268,11 @@ fn a_row_that_sets_the_reseller_of_record_is_refused_saying_why_and_what_to_do()
     );
     assert!(message.contains("empty the cell"), "{message}");
     assert_eq!(rows[1]["status"], "succeeded", "an empty cell asks nothing");
-    assert_ne!(seats(&sb, LEGACY), 9, "nothing was sent for the refused row");
+    assert_ne!(
+        seats(&sb, LEGACY),
+        9,
+        "nothing was sent for the refused row"
+    );
 }
 
 #[test]
