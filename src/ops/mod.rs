@@ -9,6 +9,7 @@ pub mod countries;
 pub mod expect;
 pub mod json;
 pub mod service_request;
+pub mod subscription;
 pub mod support_contact;
 pub mod support_profile;
 
@@ -25,6 +26,7 @@ pub static OPERATIONS: &[&OpSpec] = &[
     &service_request::SPEC,
     &support_profile::SPEC,
     &billing_profile::SPEC,
+    &subscription::SPEC,
 ];
 
 /// What an operation needs from the CSV and how it turns a row into a change.

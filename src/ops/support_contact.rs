@@ -105,6 +105,32 @@ impl SetSupportContact {
         p
     }
 
+    /// In a plan, why the service will refuse the row when the subscription read shows it: New
+    /// Commerce subscriptions take no support contact. [`CallError::Planned`] otherwise, and when
+    /// the subscription cannot be read (the contact's own read went through: the row stays planned).
+    /// Only a plan reads the subscription: an apply leaves the refusal to the service, at no cost.
+    async fn new_commerce(&self, api: &dyn Api) -> CallError {
+        let path = self.path();
+        let subscription = path.trim_end_matches("/supportcontact");
+        let read = api.call(Request::get(subscription)).await;
+        let Ok(current) = read.and_then(|r| r.json()) else {
+            return CallError::Planned;
+        };
+        if !super::subscription::is_new_commerce(&current) {
+            return CallError::Planned;
+        }
+        CallError::Invalid {
+            code: "new_commerce".into(),
+            message: format!(
+                "subscription {} is sold on New Commerce terms (offer {:?}), and Partner Center \
+                 takes no support contact for New Commerce subscriptions: it would refuse this row. \
+                 Nothing was sent; remove the row",
+                self.subscription_id,
+                get_str(&current, "offerName").unwrap_or("")
+            ),
+        }
+    }
+
     fn body(&self) -> serde_json::Value {
         json!({
             "SupportTenantId": self.support_tenant_id,
@@ -141,8 +167,12 @@ impl Change for SetSupportContact {
                 api.record_before(before, Default::default());
             }
             let put = Request::put(path, self.body());
-            write_once(self, api, put, uuid::Uuid::new_v4(), &Extra::new(), None).await?;
-            Ok(Applied::Changed)
+            match write_once(self, api, put, uuid::Uuid::new_v4(), &Extra::new(), None).await {
+                Ok(()) => Ok(Applied::Changed),
+                // A plan sends no write: it says on the row what the service would refuse.
+                Err(CallError::Planned) => Err(self.new_commerce(api).await),
+                Err(e) => Err(e),
+            }
         })
     }
 

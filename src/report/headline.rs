@@ -287,7 +287,8 @@ mod tests {
                 "2 support contacts",
                 "2 service requests",
                 "the support profile",
-                "2 billing profiles"
+                "2 billing profiles",
+                "2 subscriptions"
             ]
         );
         assert_eq!(noun(by_name("support-contact"), 1), "1 support contact");
