@@ -1,7 +1,7 @@
-//! The four Partner Center updates. Each file here owns one operation's columns, validation, and the
+//! The Partner Center updates. Each file here owns one operation's columns, validation, and the
 //! calls that apply a row; the shared dispatcher runs them all the same way.
 //!
-//! Adding a fifth update means one new file and one line in [`OPERATIONS`].
+//! Adding an update means one new file, its `mod` line and one line in [`OPERATIONS`].
 
 pub mod billing_profile;
 pub mod check;

@@ -35,6 +35,7 @@ mod sandbox;
 mod sandbox_tenant;
 mod seams;
 mod spreadsheets;
+mod subscription;
 mod terminal;
 mod tls;
 mod undo;

@@ -3,12 +3,10 @@
 //! will be refused; undo puts a run back; a file of current values writes nothing; and a support
 //! contact and a subscription row on one subscription run in input order.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// The first named customer of the demo tenant, whose five subscriptions have one shape each.
 const CUSTOMER: &str = "c2000000-0000-4000-8000-000000000000";
