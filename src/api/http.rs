@@ -361,6 +361,14 @@ impl HttpTransport {
         Ok(answer)
     }
 
+    /// Whether `req` is a write a kept connection lost, which the dispatcher now sends again
+    /// (forgotten here: the next loss marks it anew). The set is empty but after such a loss, so
+    /// a call copies its path only then.
+    fn take_lost_write(&self, req: &Request) -> bool {
+        let mut lost = self.lost_writes.lock().unwrap_or_else(|p| p.into_inner());
+        !lost.is_empty() && lost.remove(&(req.method, req.path.clone()))
+    }
+
     /// One attempt, and once more on a new connection for a read that a kept connection lost: the
     /// service may have closed the connection as the read went out, and reading twice changes
     /// nothing. A write so lost is left to the dispatcher, which looks before it sends again.
@@ -370,11 +378,7 @@ impl HttpTransport {
         ids: CallIds,
         token: &str,
     ) -> Result<Response, CallError> {
-        let key = (req.method, req.path.clone());
-        let resent = req.method != Method::Get
-            && (self.lost_writes.lock())
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+        let resent = req.method != Method::Get && self.take_lost_write(req);
         let (client, pooling) = match resent {
             true => (self.fresh.clone(), Pooling::Fresh),
             false => self.pick(),
@@ -385,7 +389,7 @@ impl HttpTransport {
                 if req.method != Method::Get {
                     (self.lost_writes.lock())
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(key);
+                        .insert((req.method, req.path.clone()));
                     return Err(f.error);
                 }
                 let again = self.request(req, ids, token)?;

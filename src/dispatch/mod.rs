@@ -6,13 +6,11 @@ pub mod permits;
 pub mod retry;
 pub mod throttle;
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -201,9 +199,8 @@ pub struct Settings {
 pub struct Dispatcher {
     transport: Arc<dyn Transport>,
     tokens: Arc<Tokens>,
-    /// The `--rate` ceiling, never exceeded.
-    limiter: DefaultDirectRateLimiter,
-    /// The rate the service allows, as found so far.
+    /// The rate the service allows, as found so far, under the one `--rate` ceiling: every call
+    /// passes the partner's pacer, whose rate never exceeds it.
     controller: Controller,
     budget: RetryBudget,
     /// `--concurrency`: permits for calls in flight, held only while a call is on the wire, so rows
@@ -230,18 +227,9 @@ impl Dispatcher {
         settings: Settings,
         journal: Option<Arc<Journal>>,
     ) -> Self {
-        let period = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
-        // The ceiling: on average never above --rate. A burst of a timer tick's worth of calls (at
-        // least two) lets calls that a timer woke a little late be followed by the next on time,
-        // instead of every lateness adding up, and costs no timer below the ceiling.
-        let burst = (settings.rate * throttle::TICK.as_secs_f64()).clamp(2.0, 10_000.0) as u32;
-        let quota = Quota::with_period(period)
-            .expect("a positive period")
-            .allow_burst(NonZeroU32::new(burst).expect("at least 2"));
         Dispatcher {
             transport,
             tokens,
-            limiter: RateLimiter::direct(quota),
             controller: Controller::new(settings.rate),
             budget: RetryBudget::default(),
             calls: permits::Permits::new(settings.concurrency),
@@ -366,26 +354,9 @@ impl Dispatcher {
             expected: job.expected.clone(),
             preconditions: job.preconditions,
         };
-        let result = match pending {
-            Some(p) => match job.change.settle(&api, p, &job.extra).await {
-                Ok(Some(applied)) => Ok(applied),
-                Ok(None) => job.change.apply(&api).await,
-                Err(e) => Err(e),
-            },
-            None => job.change.apply(&api).await,
-        };
+        let result = apply_or_settle(job.change.as_ref(), &api, pending, &job.extra).await;
         let rec = api.record.into_inner().expect("record lock");
-        // A row that needs no write is held to its plan too: it reads what the plan read, or it
-        // drifted (someone else made the change, or another).
-        let result = match (result, &api.expected) {
-            (Ok(Applied::Unchanged), Some(expected)) => {
-                match drift(expected, rec.before.as_ref(), rec.before_extra.as_ref()) {
-                    Some(why) => Err(CallError::Drifted(why)),
-                    None => Ok(Applied::Unchanged),
-                }
-            }
-            (result, _) => result,
-        };
+        let result = held_to_plan(result, api.expected.as_ref(), &rec);
         // What a succeeded row changed; unknown for a row a resume settled without reading it
         // again (its before-values are in the earlier run's journal).
         let change = match (&result, &rec.before) {
@@ -394,7 +365,31 @@ impl Dispatcher {
             }
             _ => String::new(),
         };
-        let (status, code, message) = match result {
+        let (status, error_code, error_message) = self.verdict(result, &rec);
+        let o = Outcome {
+            row: job.row,
+            line: job.line,
+            status,
+            http_status: rec.last_status,
+            error_code,
+            error_message,
+            attempts: rec.attempts,
+            correlation_id: correlation_id.to_string(),
+            request_id: rec.request_id.map(|u| u.to_string()).unwrap_or_default(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            change,
+        };
+        (o, rec.customer)
+    }
+
+    /// A row's status, error code and message from how its change ended. Credentials the service
+    /// refused stop the run: every other row would meet the same refusal.
+    fn verdict(
+        &self,
+        result: Result<Applied, CallError>,
+        rec: &Record,
+    ) -> (Status, String, String) {
+        match result {
             Ok(Applied::Changed) => (Status::Succeeded, String::new(), String::new()),
             Ok(Applied::Unchanged) => (
                 Status::Unchanged,
@@ -417,21 +412,43 @@ impl Dispatcher {
                 e.code(),
                 describe(&e, rec.attempts, rec.budget_spent, self.settings.reads_only),
             ),
-        };
-        let o = Outcome {
-            row: job.row,
-            line: job.line,
-            status,
-            http_status: rec.last_status,
-            error_code: code,
-            error_message: message,
-            attempts: rec.attempts,
-            correlation_id: api.correlation_id.to_string(),
-            request_id: rec.request_id.map(|u| u.to_string()).unwrap_or_default(),
-            duration_ms: started.elapsed().as_millis() as u64,
-            change,
-        };
-        (o, rec.customer)
+        }
+    }
+}
+
+/// Applies a row's change; after a crash, first settles the write whose outcome is unknown (and
+/// applies the change only when that write is found not to have landed).
+async fn apply_or_settle(
+    change: &dyn Change,
+    api: &RowApi<'_>,
+    pending: Option<Pending>,
+    extra: &BTreeMap<String, serde_json::Value>,
+) -> Result<Applied, CallError> {
+    match pending {
+        Some(p) => match change.settle(api, p, extra).await {
+            Ok(Some(applied)) => Ok(applied),
+            Ok(None) => change.apply(api).await,
+            Err(e) => Err(e),
+        },
+        None => change.apply(api).await,
+    }
+}
+
+/// A row that needs no write is held to its plan too: it reads what the plan read, or it drifted
+/// (someone else made the change, or another).
+fn held_to_plan(
+    result: Result<Applied, CallError>,
+    expected: Option<&Expected>,
+    rec: &Record,
+) -> Result<Applied, CallError> {
+    match (result, expected) {
+        (Ok(Applied::Unchanged), Some(expected)) => {
+            match drift(expected, rec.before.as_ref(), rec.before_extra.as_ref()) {
+                Some(why) => Err(CallError::Drifted(why)),
+                None => Ok(Applied::Unchanged),
+            }
+        }
+        (result, _) => result,
     }
 }
 
@@ -587,6 +604,44 @@ struct Record {
     before_extra: Option<crate::ops::Extra>,
 }
 
+/// One call of a row, between its attempts.
+struct Call<'r> {
+    ids: CallIds,
+    /// The customer the call is for, whose pacer it waits on.
+    customer: Option<&'r str>,
+    is_write: bool,
+    /// A write the caller settles by looking (see [`RowApi::call_with_retries`]).
+    settle_after: bool,
+    attempts: u32,
+    /// The token was renewed once after a 401.
+    renewed: bool,
+    /// The current MS-RequestId's intent is journaled.
+    journaled: bool,
+    /// Some attempt got no answer: a failure does not prove the write was not applied.
+    unknown: bool,
+}
+
+impl Call<'_> {
+    /// After an answer, the next attempt is a new call to the service: a new MS-RequestId, whose
+    /// intent is journaled again.
+    fn new_request_id(&mut self) {
+        (self.ids.request_id, self.journaled) = (Uuid::new_v4(), false);
+    }
+}
+
+/// What an attempt got, when it went, and the token it carried.
+type Sent = (
+    Result<crate::api::Response, CallError>,
+    tokio::time::Instant,
+    secrecy::SecretString,
+);
+
+/// What follows an attempt that did not fail the call.
+enum Next {
+    Done(Result<crate::api::Response, CallError>),
+    Again,
+}
+
 /// The [`Api`] a row's change calls through: one correlation id for the row, one request id per
 /// call (kept for a retry only when an attempt got no answer), attempts counted.
 struct RowApi<'d> {
@@ -606,10 +661,10 @@ impl RowApi<'_> {
         f(&mut self.record.lock().expect("record lock"));
     }
 
-    /// Waits for the call's turn: the adaptive pacers, then the `--rate` ceiling.
+    /// Waits for the call's turn: the customer's pacer, then the partner's, which is also the
+    /// `--rate` ceiling.
     async fn pace(&self, customer: Option<&str>) {
         self.d.controller.acquire(customer, self.row).await;
-        self.d.limiter.until_ready().await;
     }
 
     /// A call permit (`--concurrency`): held only while the call is on the wire.
@@ -828,69 +883,106 @@ impl RowApi<'_> {
         request_id: Option<Uuid>,
         settle_after: bool,
     ) -> Result<crate::api::Response, CallError> {
-        let d = self.d;
-        let mut ids = CallIds {
-            request_id: request_id.unwrap_or_else(Uuid::new_v4),
-            correlation_id: self.correlation_id,
+        let mut call = Call {
+            ids: CallIds {
+                request_id: request_id.unwrap_or_else(Uuid::new_v4),
+                correlation_id: self.correlation_id,
+            },
+            customer: req.customer(),
+            is_write: req.method != crate::api::Method::Get,
+            settle_after,
+            attempts: 0,
+            renewed: false,
+            journaled: false,
+            unknown: false,
         };
-        let customer = req.customer();
-        if let Some(c) = customer {
+        if let Some(c) = call.customer {
             self.note(|r| {
                 r.customer.get_or_insert_with(|| c.to_owned());
             });
         }
-        let is_write = req.method != crate::api::Method::Get;
-        if is_write {
+        if call.is_write {
             self.may_write()?;
         }
-        let (mut attempts, mut renewed, mut journaled) = (0u32, false, false);
-        // Whether some attempt got no answer: then a failure does not prove the write was not applied.
-        let mut unknown = false;
         loop {
-            let intent = (is_write && !journaled).then_some((&req, ids.request_id));
-            let permit = self.wait_turn(customer, intent).await?;
-            journaled |= intent.is_some();
-            let token = d.tokens.access_token().await?;
-            attempts += 1;
-            let sent_at = tokio::time::Instant::now();
-            let sent = self.send_once(&req, ids, &token, attempts, permit).await;
-            let status = sent.as_ref().ok().map(|r| r.status);
-            if let Some(s) = status {
-                self.note(|r| r.last_status = Some(s));
-            }
-            if sent.as_ref().is_ok_and(|r| r.is_success()) {
-                d.controller.on_success(customer);
-                if is_write {
-                    self.journal_answer(ids.request_id, status.unwrap_or(200));
-                }
-                return sent;
-            }
-            d.note_reachability(&sent);
-            // A call that could not connect was not sent: its outcome is known.
-            let lost = matches!(sent, Err(ref e) if !matches!(e, CallError::Unreachable(_)));
-            unknown |= lost;
-            if lost && settle_after {
-                return sent;
-            }
-            let answered = status.is_some();
-            let Some((err, retry_after)) = self
-                .failed_attempt(sent, &token, &mut renewed, customer, sent_at)
+            let (sent, sent_at, token) = self.attempt(&req, &mut call).await?;
+            if let Next::Done(result) = self
+                .after_attempt(&req, &mut call, sent, sent_at, &token)
                 .await?
-            else {
-                (ids.request_id, journaled) = (Uuid::new_v4(), false);
-                continue;
-            };
-            // The answer a write's failure ends with is journaled, unless some attempt got none.
-            let answer_to = (is_write && !unknown).then_some(ids.request_id);
-            if settle_after && crate::ops::may_have_been_applied(&err, &req) {
-                return Err(self.give_up(err, answer_to));
-            }
-            self.before_next_attempt(err, retry_after, attempts, answer_to)
-                .await?;
-            if answered {
-                (ids.request_id, journaled) = (Uuid::new_v4(), false);
+            {
+                return result;
             }
         }
+    }
+
+    /// One attempt of `call`: its turn, its intent journaled (a write not journaled under its
+    /// current MS-RequestId yet), a token, the call on the wire. What it got, when it went, and the
+    /// token it carried.
+    async fn attempt(&self, req: &Request, call: &mut Call<'_>) -> Result<Sent, CallError> {
+        let intent = (call.is_write && !call.journaled).then_some((req, call.ids.request_id));
+        let permit = self.wait_turn(call.customer, intent).await?;
+        call.journaled |= intent.is_some();
+        let token = self.d.tokens.access_token().await?;
+        call.attempts += 1;
+        let sent_at = tokio::time::Instant::now();
+        let sent = self
+            .send_once(req, call.ids, &token, call.attempts, permit)
+            .await;
+        if let Ok(resp) = &sent {
+            self.note(|r| r.last_status = Some(resp.status));
+        }
+        Ok((sent, sent_at, token))
+    }
+
+    /// What follows an attempt: the call is done (a success, or a failure handed back to be
+    /// settled), it goes again (after a renewed token, or a wait), or it fails (`Err`).
+    async fn after_attempt(
+        &self,
+        req: &Request,
+        call: &mut Call<'_>,
+        sent: Result<crate::api::Response, CallError>,
+        sent_at: tokio::time::Instant,
+        token: &secrecy::SecretString,
+    ) -> Result<Next, CallError> {
+        let d = self.d;
+        if let Some(status) = sent
+            .as_ref()
+            .ok()
+            .filter(|r| r.is_success())
+            .map(|r| r.status)
+        {
+            d.controller.on_success(call.customer);
+            if call.is_write {
+                self.journal_answer(call.ids.request_id, status);
+            }
+            return Ok(Next::Done(sent));
+        }
+        d.note_reachability(&sent);
+        // A call that could not connect was not sent: its outcome is known.
+        let lost = matches!(sent, Err(ref e) if !matches!(e, CallError::Unreachable(_)));
+        call.unknown |= lost;
+        if lost && call.settle_after {
+            return Ok(Next::Done(sent));
+        }
+        let answered = sent.is_ok();
+        let Some((err, retry_after)) = self
+            .failed_attempt(sent, token, &mut call.renewed, call.customer, sent_at)
+            .await?
+        else {
+            call.new_request_id();
+            return Ok(Next::Again);
+        };
+        // The answer a write's failure ends with is journaled, unless some attempt got none.
+        let answer_to = (call.is_write && !call.unknown).then_some(call.ids.request_id);
+        if call.settle_after && crate::ops::may_have_been_applied(&err, req) {
+            return Err(self.give_up(err, answer_to));
+        }
+        self.before_next_attempt(err, retry_after, call.attempts, answer_to)
+            .await?;
+        if answered {
+            call.new_request_id();
+        }
+        Ok(Next::Again)
     }
 
     /// Ends a call with `err`, journaling its answer (to the attempt `answer_to`) when it has one.
@@ -1475,6 +1567,55 @@ mod tests {
             statuses,
             vec![Status::Failed, Status::Failed, Status::Skipped]
         );
+    }
+
+    /// A transport that answers 200 at once and notes when each call went.
+    #[derive(Default)]
+    struct Clocked(Mutex<Vec<tokio::time::Instant>>);
+
+    impl Transport for Clocked {
+        fn send<'a>(
+            &'a self,
+            _req: &'a Request,
+            _ids: CallIds,
+            _token: &'a str,
+        ) -> BoxFuture<'a, Result<Response, CallError>> {
+            self.0.lock().unwrap().push(tokio::time::Instant::now());
+            Box::pin(async { status(200) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_partner_pacer_alone_holds_calls_to_the_rate_ceiling() {
+        let rate = 200.0;
+        let t = Arc::new(Clocked::default());
+        let tokens = Arc::new(Tokens::new(crate::api::auth::Credentials::Static(
+            "sandbox-token-1234".to_string().into(),
+        )));
+        let settings = Settings {
+            rate,
+            concurrency: 16,
+            retry: RetryPolicy::default(),
+            max_errors: None,
+            reads_only: false,
+        };
+        let d = Arc::new(Dispatcher::new(t.clone(), tokens, settings, None));
+        let paths = vec!["/a"; 1000];
+        let out = run(d, &paths).await;
+        assert!(out.iter().all(|o| o.status == Status::Succeeded));
+        let sent = t.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1000);
+        // Slots are spaced by the rate; one slot of catch-up credit and a slot taken a timer tick
+        // early are all a call may run ahead of the ceiling.
+        let slack = Duration::from_secs_f64(1.0 / rate) + throttle::TICK;
+        for (i, at) in sent.iter().enumerate() {
+            let due = Duration::from_secs_f64(i as f64 / rate);
+            assert!(
+                at.duration_since(sent[0]) + slack >= due,
+                "call {i} went {:?} after the first, before {due:?}",
+                at.duration_since(sent[0])
+            );
+        }
     }
 
     #[test]

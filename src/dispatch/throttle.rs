@@ -1,6 +1,11 @@
 //! The adaptive rate controller: finds the service's unpublished limit, uses it, and backs off
-//! politely. Hand-written: governor (which still enforces the `--rate` ceiling underneath) fixes its
-//! quota at construction, and this rate changes between calls.
+//! politely. Hand-written: rate-limiting crates (governor) fix their quota at construction, and this
+//! rate changes between calls.
+//!
+//! The partner's pacer is also the `--rate` ceiling: every call passes it, and its rate never
+//! exceeds the ceiling (slow start stops there, the cubic curve is clamped to it). Its slots are
+//! spaced by its rate; one slot of catch-up credit and a slot taken up to a [`TICK`] early are all
+//! a call may run ahead, so on average the calls never exceed `--rate`.
 //!
 //! One [`Pacer`] for the partner and one per customer tenant. Each starts at half the ceiling
 //! and doubles every half second (slow start) until the first 429. A 429 whose Retry-After is short
