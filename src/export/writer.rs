@@ -53,7 +53,7 @@ impl Out {
 }
 
 enum Inner {
-    Csv(csv::Writer<Box<dyn Write + Send>>),
+    Csv(Box<csv::Writer<Box<dyn Write + Send>>>),
     /// The workbook (its one sheet streamed to a scratch file as rows come), and the file it is
     /// saved to at the end.
     Xlsx(Box<rust_xlsxwriter::Workbook>, File),
@@ -73,7 +73,10 @@ impl Writer {
         let (inner, names) = match out {
             Out::Stdout => {
                 let w: Box<dyn Write + Send> = Box::new(io::stdout());
-                (Inner::Csv(csv::WriterBuilder::new().from_writer(w)), None)
+                (
+                    Inner::Csv(Box::new(csv::WriterBuilder::new().from_writer(w))),
+                    None,
+                )
             }
             Out::Csv(path) | Out::Xlsx(path) => {
                 crate::fsafe::look(path, FIX)?;
@@ -83,7 +86,7 @@ impl Writer {
                     Out::Xlsx(_) => Inner::Xlsx(workbook(sheet).map_err(xlsx_error)?, file),
                     _ => {
                         let w: Box<dyn Write + Send> = Box::new(file);
-                        Inner::Csv(csv::WriterBuilder::new().from_writer(w))
+                        Inner::Csv(Box::new(csv::WriterBuilder::new().from_writer(w)))
                     }
                 };
                 (inner, Some((path.clone(), tmp)))

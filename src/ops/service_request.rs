@@ -273,7 +273,27 @@ mod tests {
         assert_eq!(status("Attention Needed").unwrap(), "attention_needed");
         assert_eq!(status("CLOSED").unwrap(), "closed");
         assert_eq!(status("attention-needed").unwrap(), "attention_needed");
-        assert_eq!(status("none").unwrap_err().code, "invalid_status");
+        assert_eq!(status("done").unwrap_err().code, "invalid_status");
+    }
+
+    /// An export of a request whose status is `none` applies unchanged; a row asking for `none`
+    /// where the request shows another status is refused before anything is written.
+    #[tokio::test]
+    async fn a_status_no_row_may_set_is_unchanged_where_the_request_has_it_and_refused_elsewhere() {
+        use crate::ops::fake::{ok, FakeApi};
+        let row = Row::new()
+            .with("service_request_id", "6")
+            .with("new_status", "None");
+        let c = plan(&row).unwrap();
+        let api = FakeApi::new(vec![ok(json!({"id": "6", "status": "none"}))]);
+        assert!(matches!(c.apply(&api).await, Ok(Applied::Unchanged)));
+        let api = FakeApi::new(vec![ok(json!({"id": "6", "status": "open"}))]);
+        let refused = c.apply(&api).await;
+        assert!(
+            matches!(&refused, Err(CallError::Invalid { code, .. }) if code == "invalid_status"),
+            "{refused:?}"
+        );
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "the read only");
     }
 
     #[test]
