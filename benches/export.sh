@@ -11,6 +11,10 @@
 #   * The same reads alone: oha sends every subscription listing and support-contact GET the
 #     export made (their URLs taken from the exported file) at the same concurrency, to the same
 #     sandbox; the ratio is the export's wall time over oha's.
+#   * Under a limit (EXPORT_WINDOW_RATE > 0): a sandbox with fixed windows (`--rate R --window 1`,
+#     refused calls counted against the limit, the sandbox's default) and 1,000 customers; export
+#     with no --rate of its own, so only the adaptive controller paces it. 429 share = 429s / calls;
+#     admitted = (calls - 429s) / (R x the seconds it ran), over the whole run (at least 10 windows).
 #   Nothing is sent anywhere but 127.0.0.1.
 #
 # How to run
@@ -21,6 +25,7 @@
 # Environment
 #   EXPORT_CUSTOMERS ("1000 10000")  EXPORT_SUBSCRIPTIONS (5)  EXPORT_CONCURRENCY (32)
 #   EXPORT_PAGE_SIZE (100: the sandbox's page size and the size export asks for)
+#   EXPORT_WINDOW_RATE (200: the windowed limit in calls/s; 0 skips that part)
 #   PCBULK_BIN (build if unset)  EXPORT_KEEP (0: set 1 to keep the temp dir)
 set -euo pipefail
 
@@ -30,6 +35,7 @@ SUBS=${EXPORT_SUBSCRIPTIONS:-5}
 CONC=${EXPORT_CONCURRENCY:-32}
 PAGE=${EXPORT_PAGE_SIZE:-100}
 KEEP=${EXPORT_KEEP:-0}
+WINDOW_RATE=${EXPORT_WINDOW_RATE:-200}
 
 log() { printf '[export] %s\n' "$*" >&2; }
 die() { printf '[export] error: %s\n' "$*" >&2; exit 1; }
@@ -57,8 +63,10 @@ trap cleanup EXIT
 
 # Starts a sandbox of $1 customers; sets URL and SANDBOX_PID. Its address is its first line.
 start_sandbox() {
-    "$PCBULK_BIN" sandbox --listen 127.0.0.1:0 --customers "$1" \
-        --subscriptions-per-customer "$SUBS" --page-size "$PAGE" >"$TMP/sandbox.out" 2>/dev/null &
+    local n=$1
+    shift
+    "$PCBULK_BIN" sandbox --listen 127.0.0.1:0 --customers "$n" \
+        --subscriptions-per-customer "$SUBS" --page-size "$PAGE" "$@" >"$TMP/sandbox.out" 2>/dev/null &
     SANDBOX_PID=$!
     for _ in $(seq 1 600); do
         URL=$(sed -n 's/^pcbulk sandbox listening on //p' "$TMP/sandbox.out")
@@ -115,3 +123,20 @@ n, rows, wall, rss, oha = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys
 print(f"| {int(n):,} | {rows:,} | {wall:.2f} | {rows / wall:,.0f} | {rss} | {oha:.2f} | {wall / oha:.2f} |")
 EOF
 done
+
+[[ $WINDOW_RATE =~ ^[0-9]+$ ]] || die "EXPORT_WINDOW_RATE must be a whole number"
+[[ $WINDOW_RATE == 0 ]] && exit 0
+start_sandbox 1000 --rate "$WINDOW_RATE" --window 1
+log "1,000 customers x $SUBS under --rate $WINDOW_RATE --window 1"
+PCBULK_ACCESS_TOKEN=sandbox "$PCBULK_BIN" export support-contact --base-url "$URL" \
+    --rate 1000000 --concurrency "$CONC" --page-size "$PAGE" -q --out "$TMP/w.csv" \
+    --summary-json "$TMP/w.json" 2>/dev/null || true
+stop_sandbox
+printf '\n| windowed limit | calls | 429s | 429 share | admitted | seconds |\n|---|---|---|---|---|---|\n'
+python3 - "$TMP/w.json" "$WINDOW_RATE" <<'EOF'
+import json, sys
+s, rate = json.load(open(sys.argv[1])), int(sys.argv[2])
+calls, t429, secs = s["calls"], s["throttled"], s["elapsed_s"]
+print(f"| {rate}/s, 1 s windows | {calls:,} | {t429:,} | {100 * t429 / calls:.1f}% | "
+      f"{100 * (calls - t429) / (rate * secs):.1f}% | {secs:.1f} |")
+EOF
