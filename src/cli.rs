@@ -38,6 +38,7 @@ impl Cli {
             Command::Apply(a) => Some(&a.input.output),
             Command::Plan(a) => Some(&a.input.output),
             Command::Validate(a) => Some(&a.output),
+            Command::Export(a) => Some(&a.output),
             _ => None,
         }
     }
@@ -62,6 +63,10 @@ pub enum Command {
         mut_arg("out", |a| a.help("Where to write the results (default: <input stem>.validation.csv beside the input)"))
     )]
     Validate(InputArgs),
+    /// Write every target's current values as a file of the operation's rows, which `apply`
+    /// reads as it is: edit it, plan it, apply it. Reads only, paced and retried like apply.
+    #[command(after_help = crate::help::EXPORT)]
+    Export(ExportArgs),
     /// Print every column of an operation and an example row (one the sandbox applies), as CSV.
     #[command(after_help = crate::help::TEMPLATE)]
     Template {
@@ -267,6 +272,37 @@ pub struct PacingArgs {
     /// 2 and 3 s) before it is sent again; one the service finishes later still may land twice.
     #[arg(long, default_value = "30", value_parser = seconds)]
     pub timeout: Duration,
+}
+
+/// `pcbulk export`: the operation, where to write, what to keep, the target and the pacing.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The operation whose rows to write.
+    #[arg(value_parser = OperationParser, value_name = "OPERATION")]
+    pub operation: &'static OpSpec,
+    /// Where to write: FILE.csv, FILE.xlsx (an Excel workbook), or - for stdout (the default). A
+    /// file appears under its name only once complete.
+    #[arg(long, value_name = "FILE.csv|FILE.xlsx|-")]
+    pub out: Option<PathBuf>,
+    /// Keep only rows whose COLUMN holds VALUE (repeatable: all must hold). COLUMN is any of the
+    /// export's columns, spelt as a header may be; GUIDs compare in any case.
+    #[arg(long = "where", value_name = "COLUMN=VALUE")]
+    pub filters: Vec<String>,
+    /// Export only this customer (repeatable), read by id instead of listing every customer.
+    #[arg(long = "customer", value_name = "ID")]
+    pub customer: Vec<String>,
+    /// Export only the customers of this file's customer_id column (CSV or .xlsx).
+    #[arg(long, value_name = "FILE", conflicts_with = "customer")]
+    pub customers: Option<PathBuf>,
+    /// Customers asked for per page of the customer listing (the service may give fewer).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub page_size: u32,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// `pcbulk plan`: the input, the target and the pacing, and nothing that writes.
@@ -902,6 +938,61 @@ impl TryFrom<&PlanArgs> for ApplyConfig {
     /// A plan is an apply that only reads (`apply --dry-run`).
     fn try_from(a: &PlanArgs) -> Result<Self, Error> {
         run_config(&a.input, &a.pacing, &a.target, true)
+    }
+}
+
+impl TryFrom<&ExportArgs> for crate::config::ExportConfig {
+    type Error = Error;
+
+    fn try_from(a: &ExportArgs) -> Result<Self, Error> {
+        let out = a.out.clone().filter(|p| p.as_os_str() != "-");
+        let json_to_stdout = a
+            .output
+            .summary_json
+            .as_ref()
+            .is_some_and(|p| p.as_os_str() == "-");
+        if out.is_none() && json_to_stdout {
+            usage!(
+                "--summary-json - and the export both go to stdout; give --out FILE.csv, or \
+                 --summary-json PATH"
+            );
+        }
+        if a.output.report.is_some() {
+            usage!(
+                "export writes no --report; its summary is the text on stderr and --summary-json"
+            );
+        }
+        let cloud = a.target.cloud.unwrap_or(Cloud::Global);
+        if matches!(cloud, Cloud::China) && !a.operation.in_china {
+            usage!(
+                "{} is not offered in the China cloud (21Vianet)",
+                a.operation.name
+            );
+        }
+        Ok(crate::config::ExportConfig {
+            op: a.operation,
+            out,
+            target: Target::try_from(&a.target)?,
+            settings: Settings {
+                rate: a.pacing.rate,
+                concurrency: a.pacing.concurrency.into(),
+                retry: RetryPolicy {
+                    max_attempts: a.pacing.max_attempts,
+                    ..RetryPolicy::default()
+                },
+                max_errors: a.pacing.max_errors,
+                reads_only: true,
+            },
+            timeout: a.pacing.timeout,
+            filters: a.filters.clone(),
+            customers: a.customer.clone(),
+            customers_file: a.customers.clone(),
+            page_size: a.page_size as usize,
+            target_name: match a.target.sandbox {
+                true => "sandbox".to_owned(),
+                false => a.target.base_url(cloud)?,
+            },
+        })
     }
 }
 

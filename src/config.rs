@@ -52,6 +52,26 @@ pub struct ApplyConfig {
     pub from_plan: Option<PathBuf>,
 }
 
+/// `pcbulk export`, checked.
+pub struct ExportConfig {
+    pub op: &'static OpSpec,
+    /// `None`: stdout.
+    pub out: Option<PathBuf>,
+    pub target: Target,
+    /// `reads_only` always: an export never writes to the service.
+    pub settings: Settings,
+    pub timeout: Duration,
+    /// `--where`, as given (checked against the export's columns).
+    pub filters: Vec<String>,
+    /// `--customer`, as given.
+    pub customers: Vec<String>,
+    /// `--customers FILE`.
+    pub customers_file: Option<PathBuf>,
+    pub page_size: usize,
+    /// `sandbox`, or the base URL: for the summary.
+    pub target_name: String,
+}
+
 impl ApplyConfig {
     /// `plan` / `apply --dry-run`: reads only.
     pub fn is_plan(&self) -> bool {

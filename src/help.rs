@@ -87,6 +87,19 @@ Examples:
 Then: pcbulk validate contacts.csv, pcbulk plan contacts.csv --sandbox, pcbulk apply contacts.csv
 --sandbox. Column names match ignoring case, spaces, - and _ (Customer ID = customer_id).";
 
+pub const EXPORT: &str = "\
+Examples:
+  pcbulk export support-contact --sandbox --out contacts.csv
+      one row per subscription: its support contact, the customer's and subscription's names
+  pcbulk export support-contact --where support_tenant_id=e0000001-0000-4000-8000-000000000001 --out a.csv
+      only the subscriptions that reseller supports
+  pcbulk export billing-profile --customers customers.csv --out billing.xlsx
+      the billing profiles of the customers in customers.csv's customer_id column, as a workbook
+Then edit the file, and: pcbulk plan FILE, pcbulk apply FILE. Applied unchanged, an export changes
+nothing (every row unchanged). Keep its pcbulk_export column: it tells pcbulk the cells are its own.
+Exit 0 every target read, 1 some could not be (listed in the summary), 2 usage, 3 stopped (no file
+is left under the --out name).";
+
 pub const UNDO: &str = "\
 Examples:
   pcbulk undo contacts.results.csv

@@ -32,6 +32,7 @@ pub mod dispatch;
 pub mod duplicates;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod failpoint;
 pub mod fsafe;
 pub mod help;

@@ -286,6 +286,12 @@ impl Planner {
         }
     }
 
+    /// Whether a marked file's cell is the text `#N/A` itself (`'#N/A`), not a request to clear.
+    fn is_literal_clear(&self, cells: &[&str], i: usize) -> bool {
+        let raw = cells.get(i).map(|c| crate::input::row::trim(c));
+        raw.is_some_and(crate::undo_file::is_literal_clear)
+    }
+
     /// The indices of the columns the operation reads (a mixed file's: every column pcbulk reads),
     /// in the order of their names: the cells a plan is held to (see `apply --from-plan`).
     pub fn own_columns(&self) -> impl Iterator<Item = usize> + '_ {
@@ -581,7 +587,11 @@ impl Planner {
                 let mut row = Row::with_capacity(self.columns.len());
                 for (i, col) in self.columns.iter().enumerate() {
                     if let Some(col) = col {
-                        row.set(col, cell(i));
+                        if self.undo && self.is_literal_clear(cells, i) {
+                            row.set_literal(col, cell(i));
+                        } else {
+                            row.set(col, cell(i));
+                        }
                     }
                 }
                 match (op.plan)(&row) {

@@ -15,16 +15,24 @@ use crate::results::neutralize;
 /// the row of the results file that the line puts back.
 pub const MARKER: &str = "pcbulk_undo";
 
-/// Whether a header cell is the [`MARKER`] (spelt any way a header may be).
+/// The header of the column that marks a file as an export pcbulk wrote (`pcbulk export`): its
+/// cells are escaped as an undo file's, so the values it holds go back exactly.
+pub const EXPORT_MARKER: &str = "pcbulk_export";
+
+/// Whether a header cell is the [`MARKER`] or the [`EXPORT_MARKER`] (spelt any way a header may
+/// be).
 pub fn is_marker(header: &str) -> bool {
-    normalize(header) == normalize(MARKER)
+    let n = normalize(header);
+    n == normalize(MARKER) || n == normalize(EXPORT_MARKER)
 }
 
 /// An undo file's cell: neutralised like a results cell, and a cell that starts with `'` gets one
-/// more, so that one leading `'` before `= + - @ ' tab CR` is always pcbulk's.
+/// more, so that one leading `'` before `= + - @ ' tab CR` is always pcbulk's. A value that is
+/// the text `#N/A` becomes `'#N/A`: bare, the cell would clear its field.
 pub fn escape(cell: &str) -> Cow<'_, str> {
     match cell.strip_prefix('\'') {
         Some(_) => format!("'{cell}").into(),
+        None if cell == crate::input::CLEAR => format!("'{cell}").into(),
         None => neutralize(cell),
     }
 }
@@ -34,8 +42,14 @@ pub fn escape(cell: &str) -> Cow<'_, str> {
 pub fn unescape(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
+        Some(rest) if rest == crate::input::CLEAR => rest,
         _ => cell,
     }
+}
+
+/// Whether a cell of a marked file is the text `#N/A` itself (escaped), not a request to clear.
+pub fn is_literal_clear(cell: &str) -> bool {
+    cell.strip_prefix('\'') == Some(crate::input::CLEAR)
 }
 
 #[cfg(test)]
@@ -55,6 +69,8 @@ mod tests {
             "'=already quoted",
             "''",
             "'plain",
+            "#N/A",
+            "'#N/A",
             "Trey Research",
             "",
         ] {

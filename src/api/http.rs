@@ -183,6 +183,7 @@ const USER_AGENT: &str = concat!("pcbulk/", env!("CARGO_PKG_VERSION"));
 const MS_CONTRACT_VERSION: HeaderName = HeaderName::from_static("ms-contract-version");
 const MS_REQUESTID: HeaderName = HeaderName::from_static("ms-requestid");
 const MS_CORRELATIONID: HeaderName = HeaderName::from_static("ms-correlationid");
+const MS_CONTINUATION_TOKEN: HeaderName = HeaderName::from_static("ms-continuationtoken");
 const X_LOCALE: HeaderName = HeaderName::from_static("x-locale");
 const MS_PARTNERCENTER_APPLICATION: HeaderName =
     HeaderName::from_static("ms-partnercenter-application");
@@ -305,6 +306,13 @@ impl HttpTransport {
                     }
                 })?;
             h.insert(http::header::IF_MATCH, v);
+        }
+        if let Some(token) = &req.continuation {
+            let v = HeaderValue::try_from(token.as_str()).map_err(|_| CallError::Transport {
+                message: "the continuation token holds characters a header cannot carry".into(),
+                timeout: false,
+            })?;
+            h.insert(MS_CONTINUATION_TOKEN, v);
         }
         if let Some(body) = &req.body {
             h.insert(

@@ -39,6 +39,8 @@ pub struct Request {
     pub body: Option<Value>,
     /// The ETag for `If-Match`, unquoted; it is sent quoted.
     pub if_match: Option<String>,
+    /// The `MS-ContinuationToken` a listing's `links.next` gave, for its next page.
+    pub continuation: Option<String>,
 }
 
 impl Request {
@@ -48,6 +50,7 @@ impl Request {
             path: path.into(),
             body: None,
             if_match: None,
+            continuation: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl Request {
             path: path.into(),
             body: Some(body),
             if_match: None,
+            continuation: None,
         }
     }
 
@@ -66,6 +70,7 @@ impl Request {
             path: path.into(),
             body: Some(body),
             if_match: None,
+            continuation: None,
         }
     }
 
@@ -80,6 +85,12 @@ impl Request {
 
     pub fn if_match(mut self, etag: impl Into<String>) -> Self {
         self.if_match = Some(etag.into());
+        self
+    }
+
+    /// The next page of a listing: sent with the `MS-ContinuationToken` header.
+    pub fn continuation(mut self, token: impl Into<String>) -> Self {
+        self.continuation = Some(token.into());
         self
     }
 }

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod auth;
 pub mod auth_login;
+pub mod export;
 pub mod sandbox;
 pub mod template;
 pub mod undo;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 validate::validate(&InputConfig::from_args(&args, "validation")?, &output)
             })
         }
+        Command::Export(args) => export::run(&args),
         Command::Template { operation } => template::print(operation),
         Command::Completions { shell } => completions(shell),
         Command::Undo { results, out } => undo::run(&results, out.as_deref()),

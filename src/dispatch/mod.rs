@@ -315,6 +315,21 @@ impl Dispatcher {
         o
     }
 
+    /// An [`Api`] for a command that reads with no input rows (export): its calls go through the
+    /// same pacing, adaptive controller, retries, tokens and stop as a row's, under `seq` in the
+    /// events. Writes never go (the settings of such a run are `reads_only`).
+    pub fn reader(&self, seq: usize) -> impl Api + '_ {
+        RowApi {
+            d: self,
+            row: seq,
+            op: "export",
+            correlation_id: Uuid::new_v4(),
+            record: Mutex::new(Record::default()),
+            expected: None,
+            preconditions: Vec::new(),
+        }
+    }
+
     /// Runs every job, sending each row's outcome to `done` as it finishes (in any order).
     #[cfg(test)]
     pub async fn run(self: Arc<Self>, jobs: Vec<Job>, done: impl Fn(Outcome) + Send + Sync) {

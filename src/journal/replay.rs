@@ -416,6 +416,7 @@ fn pending(call: SentCall) -> Result<Pending, String> {
             path: call.path,
             body: call.body,
             if_match: call.if_match,
+            continuation: None,
         },
     })
 }

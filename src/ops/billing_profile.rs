@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::check::{country, culture, email, length, optional, phone, required};
+use super::export::{cell, ExportRow, ExportSpec, Found, Walk};
 use super::json::{get, get_str, object_mut, put};
 use super::{
     check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
@@ -70,7 +71,33 @@ pub static SPEC: OpSpec = OpSpec {
         ("phone_number", "4255550111"),
     ],
     plan,
+    export: Some(&EXPORT),
 };
+
+/// Exported per customer: every field a row may change, as the profile holds it.
+pub static EXPORT: ExportSpec = ExportSpec {
+    walk: Walk::Customers,
+    carried: &[],
+    read: export_row,
+};
+
+fn export_row<'a>(
+    api: &'a dyn Api,
+    found: Found<'a>,
+) -> BoxFuture<'a, Result<Option<ExportRow>, CallError>> {
+    Box::pin(async move {
+        let customer = found.customer_id();
+        let path = format!("/customers/{customer}/profiles/billing");
+        let profile = api.call(Request::get(path)).await?.json()?;
+        let address = get(&profile, "defaultAddress");
+        let mut row = vec![("customer_id", customer.to_owned())];
+        for (column, in_address, field) in FIELDS {
+            let from = if *in_address { address } else { Some(&profile) };
+            row.push((*column, cell(from.and_then(|o| get(o, field)))));
+        }
+        Ok(Some(row))
+    })
+}
 
 /// How many times a stale ETag is answered by reading again before the row fails.
 pub const MAX_ETAG_ROUNDS: u32 = 5;

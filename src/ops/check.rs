@@ -38,7 +38,7 @@ pub fn cannot_clear_required(column: &'static str) -> Problem {
 /// A required cell: present, not blank, and not `#N/A`.
 pub fn required<'r>(row: &'r Row, column: &'static str) -> Result<&'r str, Problem> {
     match row.get(column) {
-        Some(v) if is_clear(v) => Err(cannot_clear_required(column)),
+        Some(_) if row.clears(column) => Err(cannot_clear_required(column)),
         Some(v) => Ok(v),
         None => Err(Problem::new(
             column,
@@ -58,7 +58,7 @@ pub fn optional(
     check: impl FnOnce(&'static str, &str) -> Result<String, Problem>,
 ) -> Option<Result<String, Problem>> {
     let v = row.get(column)?;
-    Some(match (is_clear(v), clearable) {
+    Some(match (row.clears(column), clearable) {
         (true, true) => Ok(String::new()),
         (true, false) => Err(cannot_clear(column)),
         (false, _) => check(column, v),

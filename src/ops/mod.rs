@@ -7,6 +7,7 @@ pub mod billing_profile;
 pub mod check;
 pub mod countries;
 pub mod expect;
+pub mod export;
 pub mod json;
 pub mod service_request;
 pub mod subscription;
@@ -59,6 +60,8 @@ pub struct OpSpec {
     pub example: &'static [(&'static str, &'static str)],
     /// Validates a row and builds the change it asks for. Never sends anything.
     pub plan: fn(&Row) -> Planned,
+    /// How `pcbulk export` lists this operation's targets and reads their current values.
+    pub export: Option<&'static export::ExportSpec>,
 }
 
 impl OpSpec {
@@ -134,17 +137,24 @@ pub fn all_columns() -> Vec<&'static str> {
 #[derive(Debug, Default, Clone)]
 pub struct Row<'a> {
     values: Vec<(&'static str, &'a str)>,
+    /// Columns whose `#N/A` is the value itself, not a request to clear (an escaped `'#N/A` in a
+    /// file pcbulk wrote: see `crate::undo_file`).
+    literal: Vec<&'static str>,
 }
 
 impl<'a> Row<'a> {
     pub fn new() -> Self {
-        Row { values: Vec::new() }
+        Row {
+            values: Vec::new(),
+            literal: Vec::new(),
+        }
     }
 
     /// A row with room for `n` columns.
     pub fn with_capacity(n: usize) -> Self {
         Row {
             values: Vec::with_capacity(n),
+            literal: Vec::new(),
         }
     }
 
@@ -159,9 +169,23 @@ impl<'a> Row<'a> {
         if let Some(i) = self.values.iter().position(|(c, _)| *c == column) {
             self.values.remove(i);
         }
+        self.literal.retain(|c| *c != column);
         if !v.is_empty() {
             self.values.push((column, v));
         }
+    }
+
+    /// Sets a column whose value is taken as it is: a `#N/A` there is text, not a clear.
+    pub fn set_literal(&mut self, column: &'static str, value: &'a str) {
+        self.set(column, value);
+        if !self.literal.contains(&column) {
+            self.literal.push(column);
+        }
+    }
+
+    /// Whether the row asks to clear `column` (its cell is `#N/A`, and not the text itself).
+    pub fn clears(&self, column: &str) -> bool {
+        self.get(column).is_some_and(check::is_clear) && !self.literal.contains(&column)
     }
 
     /// The trimmed value of a column, or `None` when the cell is empty or the column absent.

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::check::{cannot_clear, is_clear, optional, required, token};
+use super::check::{cannot_clear, optional, required, token};
+use super::export::{ExportRow, ExportSpec, Found, Walk};
 use super::json::{get, get_str};
 use super::{check_call, write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
 use crate::api::{Api, CallError, Method, Request};
@@ -32,10 +33,43 @@ pub static SPEC: OpSpec = OpSpec {
         ("new_status", "attention_needed"),
     ],
     plan,
+    export: Some(&EXPORT),
 };
+
+/// Exported per request of the partner's listing: its id, its status as `new_status` (so that the
+/// row, applied unchanged, changes nothing), and its `title`; the note is left empty.
+pub static EXPORT: ExportSpec = ExportSpec {
+    walk: Walk::PartnerList("/servicerequests"),
+    carried: &["title"],
+    read: export_row,
+};
+
+fn export_row<'a>(
+    _api: &'a dyn Api,
+    found: Found<'a>,
+) -> BoxFuture<'a, Result<Option<ExportRow>, CallError>> {
+    let id = found.item_str("id");
+    let row = match token("service_request_id", id) {
+        Ok(id) => Ok(Some(vec![
+            ("service_request_id", id),
+            ("note", String::new()),
+            ("new_status", found.item_str("status").to_owned()),
+            ("title", found.item_str("title").to_owned()),
+        ])),
+        Err(p) => Err(CallError::Decode(format!(
+            "the service request listing holds an item whose id is not one: {}",
+            p.message
+        ))),
+    };
+    Box::pin(async move { row })
+}
 
 /// The statuses a PATCH may set (`none` means no change and is not offered).
 pub const STATUSES: &[&str] = &["open", "closed", "attention_needed"];
+
+/// Statuses a request may show that no row may set: valid in a row only where the request has it
+/// already (an export applied unchanged), and then the row is `unchanged`.
+const SHOWN_ONLY: &[&str] = &["none"];
 
 #[derive(Debug)]
 struct UpdateServiceRequest {
@@ -52,6 +86,7 @@ fn status(value: &str) -> Result<&'static str, Problem> {
         .collect();
     STATUSES
         .iter()
+        .chain(SHOWN_ONLY)
         .find(|s| s.replace('_', "") == n)
         .copied()
         .ok_or_else(|| {
@@ -73,7 +108,7 @@ fn plan(row: &Row) -> Result<Box<dyn Change>, Vec<Problem>> {
     // A note is added, never replaced, and a request always has a status: neither clears.
     let note = optional(row, "note", false, |_, v| Ok(v.to_owned())).and_then(|r| p.take(r));
     let status = match row.get("new_status") {
-        Some(v) if is_clear(v) => p.take(Err(cannot_clear("new_status"))),
+        Some(_) if row.clears("new_status") => p.take(Err(cannot_clear("new_status"))),
         Some(v) => p.take(status(v)).map(Some),
         None => Some(None),
     };
@@ -144,6 +179,16 @@ impl Change for UpdateServiceRequest {
             let sr = api.call(Request::get(self.path())).await?.json()?;
             let status_now = get_str(&sr, "status").unwrap_or("").to_ascii_lowercase();
             let status = self.status.filter(|s| *s != status_now);
+            if let Some(s) = status.filter(|s| SHOWN_ONLY.contains(s)) {
+                return Err(CallError::Invalid {
+                    code: "invalid_status".into(),
+                    message: format!(
+                        "new_status {s:?} is what a request shows when no status was set, and no row \
+                         may set it; this request is {status_now:?}: use one of {} (nothing was written)",
+                        STATUSES.join(", ")
+                    ),
+                });
+            }
             if self.note.is_none() && status.is_none() {
                 return Ok(Applied::Unchanged);
             }
@@ -228,7 +273,27 @@ mod tests {
         assert_eq!(status("Attention Needed").unwrap(), "attention_needed");
         assert_eq!(status("CLOSED").unwrap(), "closed");
         assert_eq!(status("attention-needed").unwrap(), "attention_needed");
-        assert_eq!(status("none").unwrap_err().code, "invalid_status");
+        assert_eq!(status("done").unwrap_err().code, "invalid_status");
+    }
+
+    /// An export of a request whose status is `none` applies unchanged; a row asking for `none`
+    /// where the request shows another status is refused before anything is written.
+    #[tokio::test]
+    async fn a_status_no_row_may_set_is_unchanged_where_the_request_has_it_and_refused_elsewhere() {
+        use crate::ops::fake::{ok, FakeApi};
+        let row = Row::new()
+            .with("service_request_id", "6")
+            .with("new_status", "None");
+        let c = plan(&row).unwrap();
+        let api = FakeApi::new(vec![ok(json!({"id": "6", "status": "none"}))]);
+        assert!(matches!(c.apply(&api).await, Ok(Applied::Unchanged)));
+        let api = FakeApi::new(vec![ok(json!({"id": "6", "status": "open"}))]);
+        let refused = c.apply(&api).await;
+        assert!(
+            matches!(&refused, Err(CallError::Invalid { code, .. }) if code == "invalid_status"),
+            "{refused:?}"
+        );
+        assert_eq!(api.sent.lock().unwrap().len(), 1, "the read only");
     }
 
     #[test]

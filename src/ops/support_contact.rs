@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::json::get_str;
+use super::export::{cell, ExportRow, ExportSpec, Found, Walk};
+use super::json::{get, get_str};
 
 use super::check::{guid, partner_id, required};
 use super::{check_call, write_once, Applied, Change, Extra, OpSpec, Problem, Problems, Row};
@@ -38,7 +39,46 @@ pub static SPEC: OpSpec = OpSpec {
         ("name", "Trey Research"),
     ],
     plan,
+    export: Some(&EXPORT),
 };
+
+/// Exported per subscription: its support contact as read. A subscription with no contact (404, or
+/// a contact with nothing in it) has no row: there is nothing to keep or change.
+pub static EXPORT: ExportSpec = ExportSpec {
+    walk: Walk::Subscriptions,
+    carried: &[],
+    read: export_row,
+};
+
+fn export_row<'a>(
+    api: &'a dyn Api,
+    found: Found<'a>,
+) -> BoxFuture<'a, Result<Option<ExportRow>, CallError>> {
+    Box::pin(async move {
+        let (customer, subscription) = (found.customer_id(), found.subscription_id());
+        let path = format!("/customers/{customer}/subscriptions/{subscription}/supportcontact");
+        let contact = match api.call(Request::get(path)).await {
+            Ok(resp) => resp.json()?,
+            Err(CallError::Service(e)) if e.status == 404 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let field = |k: &str| cell(get(&contact, k));
+        let values = [
+            ("support_tenant_id", field("supportTenantId")),
+            ("support_mpn_id", field("supportMpnId")),
+            ("name", field("name")),
+        ];
+        if values.iter().all(|(_, v)| v.is_empty()) {
+            return Ok(None);
+        }
+        let mut row = vec![
+            ("customer_id", customer.to_owned()),
+            ("subscription_id", subscription.to_owned()),
+        ];
+        row.extend(values);
+        Ok(Some(row))
+    })
+}
 
 #[derive(Debug)]
 struct SetSupportContact {

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::check::{email, optional, phone, website};
+use super::export::{cell, ExportRow, ExportSpec, Found, Walk};
 use super::json::{get_str, put};
 use super::{
     check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
@@ -32,7 +33,31 @@ pub static SPEC: OpSpec = OpSpec {
         ("website", "www.adatum.example/help"),
     ],
     plan,
+    export: Some(&EXPORT),
 };
+
+/// Exported as one row: the partner's support profile as read.
+pub static EXPORT: ExportSpec = ExportSpec {
+    walk: Walk::Partner,
+    carried: &[],
+    read: export_row,
+};
+
+fn export_row<'a>(
+    api: &'a dyn Api,
+    _found: Found<'a>,
+) -> BoxFuture<'a, Result<Option<ExportRow>, CallError>> {
+    Box::pin(async move {
+        let profile = either_path(api, GET_PATHS, |p| Request::get(p))
+            .await?
+            .json()?;
+        let row = ["email", "telephone", "website"]
+            .into_iter()
+            .map(|c| (c, cell(super::json::get(&profile, c))))
+            .collect();
+        Ok(Some(row))
+    })
+}
 
 const GET_PATHS: [&str; 2] = ["/profiles/support", "/profiles/supportprofile"];
 const PUT_PATHS: [&str; 2] = ["/profiles/supportprofile", "/profiles/support"];

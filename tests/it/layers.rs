@@ -25,8 +25,8 @@ const LAYERS: &[&[&str]] = &[
     &["dispatch"],
     // A run's configuration, its report, the list of runs and their records.
     &["config", "report", "runs"],
-    // The pipeline: source, check, engine.
-    &["pipeline"],
+    // The pipeline: source, check, engine; and export's walk (listing, reading, writing rows).
+    &["pipeline", "export"],
     // The command line: flags converted into `config`, and the help text.
     &["cli", "help"],
     // The commands, one module each, each with its own body.

@@ -1,0 +1,90 @@
+//! `--where COLUMN=VALUE`: which exported rows are kept. COLUMN is matched as an input header is
+//! (case, spaces, `_` and `-` aside, and the aliases) against the export's own columns; values are
+//! compared trimmed, and GUIDs in any case and with or without braces.
+
+use crate::error::{usage, Error};
+use crate::input::header::canonical;
+use crate::ops::check::guid;
+
+/// One `--where` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub column: &'static str,
+    /// The value as compared (a GUID lower-case and without braces).
+    value: String,
+}
+
+impl Filter {
+    /// Reads `COLUMN=VALUE` against the export's `columns`; an unknown column is a usage error
+    /// naming the columns there are.
+    pub fn parse(flag: &str, columns: &[&'static str]) -> Result<Filter, Error> {
+        let Some((name, value)) = flag.split_once('=') else {
+            usage!("--where {flag:?} is not COLUMN=VALUE, e.g. --where support_tenant_id=3b33e682-00c3-41ee-9dd2-a548adf56438");
+        };
+        let Some(column) = canonical(name, columns) else {
+            usage!(
+                "--where {:?}: the export has no column {:?}; its columns are {}",
+                crate::api::error::clean(flag, &[]),
+                crate::api::error::clean(name.trim(), &[]),
+                columns.join(", ")
+            );
+        };
+        Ok(Filter {
+            column,
+            value: compared(value).into_owned(),
+        })
+    }
+
+    /// Whether `value` (a row's cell in the filter's column) is the one asked for.
+    pub fn holds(&self, value: &str) -> bool {
+        compared(value) == self.value
+    }
+}
+
+/// A value as compared: trimmed, and a GUID in one spelling.
+fn compared(value: &str) -> std::borrow::Cow<'_, str> {
+    let v = crate::input::row::trim(value);
+    match guid("", v) {
+        Ok(g) => g.into(),
+        Err(_) => v.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLUMNS: &[&str] = &[
+        "customer_id",
+        "support_tenant_id",
+        "support_mpn_id",
+        "customer_name",
+    ];
+
+    #[test]
+    fn a_column_is_matched_as_a_header_is_and_a_guid_in_any_case() {
+        let f = Filter::parse(
+            "Support Tenant ID={3B33E682-00C3-41EE-9DD2-A548ADF56438}",
+            COLUMNS,
+        )
+        .unwrap();
+        assert_eq!(f.column, "support_tenant_id");
+        assert!(f.holds("3b33e682-00c3-41ee-9dd2-a548adf56438"));
+        assert!(!f.holds("3b33e682-00c3-41ee-9dd2-a548adf56439"));
+        let alias = Filter::parse("partner id= 4391507 ", COLUMNS).unwrap();
+        assert_eq!(alias.column, "support_mpn_id");
+        assert!(alias.holds("4391507"));
+        let name = Filter::parse("customer_name=Contoso", COLUMNS).unwrap();
+        assert!(!name.holds("contoso"), "text is compared exactly");
+    }
+
+    #[test]
+    fn an_unknown_column_names_the_columns_there_are() {
+        let e = Filter::parse("reseller=1", COLUMNS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no column \"reseller\""), "{e}");
+        assert!(e.contains("customer_id, support_tenant_id"), "{e}");
+        assert!(Filter::parse("no equals sign", COLUMNS).is_err());
+    }
+}
