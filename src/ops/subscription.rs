@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::check::{cannot_clear, guid, is_clear, optional, required};
+use super::export::{ExportRow, ExportSpec, Found, Walk};
 use super::json::{get, get_str, set};
 use super::{
     check_call, resend, write_once, Applied, Change, Extra, OpSpec, Pending, Problem, Problems, Row,
@@ -55,7 +56,40 @@ pub static SPEC: OpSpec = OpSpec {
         ("subscription_status", "active"),
     ],
     plan,
+    export: Some(&EXPORT),
 };
+
+/// Exported per subscription, from the subscription as the customer's listing gives it (the whole
+/// resource: no second read), each field as a row holds it and as undo puts it back.
+pub static EXPORT: ExportSpec = ExportSpec {
+    walk: Walk::Subscriptions,
+    carried: &[],
+    read: export_row,
+};
+
+fn export_row<'a>(
+    _api: &'a dyn Api,
+    found: Found<'a>,
+) -> BoxFuture<'a, Result<Option<ExportRow>, CallError>> {
+    Box::pin(async move {
+        let Some(subscription) = found.subscription else {
+            return Ok(None);
+        };
+        let mut row = vec![
+            ("customer_id", found.customer_id().to_owned()),
+            ("subscription_id", found.subscription_id().to_owned()),
+        ];
+        for (column, field) in [
+            ("friendly_name", "friendlyName"),
+            ("auto_renew", "autoRenewEnabled"),
+            ("quantity", "quantity"),
+            ("subscription_status", "status"),
+        ] {
+            row.push((column, shown(subscription, field)));
+        }
+        Ok(Some(row))
+    })
+}
 
 /// The statuses a row may set.
 const SETTABLE: &[&str] = &["active", "suspended"];

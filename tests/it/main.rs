@@ -11,6 +11,7 @@ mod closed_streams;
 mod crash;
 mod cron;
 mod csv_conformance;
+mod export;
 mod files;
 mod guard;
 mod help;

@@ -3,14 +3,12 @@
 //! its file applied unchanged writes nothing, in CSV and in xlsx; refusals and stops exit as the
 //! SPEC says.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// `pcbulk export OP --base-url <sandbox> --out <w/out>` at a rate that never waits.
