@@ -18,7 +18,8 @@ use crate::input::header::canonical;
 use crate::journal;
 use crate::ops::check::CLEAR;
 use crate::ops::{self, OpSpec};
-use crate::results::{unneutralize, RESULT_COLUMNS};
+use crate::csvfile::{unneutralize, Writer};
+use crate::results::RESULT_COLUMNS;
 use crate::undo_file::{escape, is_marker, MARKER};
 
 pub fn run(results: &Path, out: Option<&Path>) -> Result<u8, Error> {
@@ -444,19 +445,15 @@ fn write_rows(
     }
     columns.push(Column::Marker);
     let cannot = || format!("cannot write the undo file {}", report.out.display());
-    let mut file = crate::fsafe::create(&report.out, FIX).with_context(cannot)?;
     // Like the results: UTF-8 with a BOM (Excel reads it as UTF-8 then) and the input's delimiter.
-    std::io::Write::write_all(&mut file, b"\xef\xbb\xbf").with_context(cannot)?;
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(table.delimiter)
-        .from_writer(file);
-    w.write_record(columns.iter().map(|c| c.header(&table.headers)))
+    let mut w = Writer::create(&report.out, FIX, table.delimiter).with_context(cannot)?;
+    w.record(columns.iter().map(|c| c.header(&table.headers)))
         .with_context(cannot)?;
     for undo in undo_rows {
-        w.write_record(columns.iter().map(|c| c.cell(undo)))
+        w.record(columns.iter().map(|c| c.cell(undo)))
             .with_context(cannot)?;
     }
-    w.flush().with_context(cannot)?;
+    w.finish().with_context(cannot)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
-use super::records::count_breaks;
+use crate::csvfile::count_breaks;
 use super::InputError;
 
 /// How a file's records are read as text.

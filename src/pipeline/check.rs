@@ -4,7 +4,7 @@
 //! to send (the duplicates, the counts, the file's hash) and reads the rows again as it sends them.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,14 +15,12 @@ use crate::config::InputConfig;
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
 use crate::fsafe::{self, Access};
-use crate::input::records::Records;
 use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
-use crate::results::{
-    encode_cells, encode_line, encode_line_into, needs_quotes, Outcome, Status, StreamWriter,
-};
+use crate::csvfile::{self, Encoder};
+use crate::results::{push_line, Outcome, Status, StreamWriter};
 
 /// What the checking pass found, for `apply`.
 pub struct Scan {
@@ -65,11 +63,12 @@ struct Checked {
     misfit: Option<Misfit>,
 }
 
+/// Plans one row; with an encoder (validate), appends its results line to `lines`.
 fn check_row(
     planner: &Planner,
     raw: &StreamRow,
     width: usize,
-    delimiter: Option<u8>,
+    encoder: Option<&mut Encoder>,
     journal: Option<&Replay>,
     lines: &mut Vec<u8>,
     digest: Option<&mut Vec<u8>>,
@@ -105,9 +104,8 @@ fn check_row(
             None,
         ),
     };
-    if let Some(d) = delimiter {
-        let plain = !needs_quotes(raw.text().as_bytes(), d);
-        encode_line_into(lines, raw.trimmed(width), plain, &outcome, d);
+    if let Some(enc) = encoder {
+        push_line(&mut enc.line(lines), raw.trimmed(width), &outcome);
     }
     Ok(Checked {
         key: target.as_deref().map(duplicates::target_key),
@@ -178,11 +176,13 @@ fn check_batch(
                 0
             });
             let mut encoded = Vec::new();
+            let mut encoder = delimiter.map(Encoder::new);
             let rows = chunk
                 .iter()
                 .map(|raw| {
                     let digest = digest.then_some(&mut encoded);
-                    check_row(planner, raw, width, delimiter, journal, &mut lines, digest)
+                    let enc = encoder.as_mut();
+                    check_row(planner, raw, width, enc, journal, &mut lines, digest)
                 })
                 .collect::<Result<Vec<Checked>, Error>>()?;
             Ok(Piece {
@@ -423,7 +423,7 @@ fn confirm_duplicates(
 }
 
 /// Copies the results written so far (`part`, positioned anywhere) to their final place, turning
-/// duplicate rows `invalid`.
+/// duplicate rows `invalid`. The part is read back through the one CSV reader.
 pub fn rewrite_with_duplicates(
     mut file: File,
     out: &Path,
@@ -435,12 +435,10 @@ pub fn rewrite_with_duplicates(
     let width = planner.headers.len();
     let io = |e| crate::results::cannot_write(out, e);
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut bom = [0u8; 3];
-    file.read_exact(&mut bom).map_err(io)?;
-    let mut records = Records::new(std::io::BufReader::new(file), delimiter);
+    let mut part = csvfile::Reader::new(file, |_| Ok(delimiter)).map_err(io)?;
     let mut w = StreamWriter::create(out, &planner.headers, delimiter).map_err(io)?;
     let mut header = true;
-    while let Some(rec) = records.next_record().map_err(|e| io(e.into()))? {
+    while let Some(rec) = part.next_record().map_err(|e| io(e.into()))? {
         if std::mem::take(&mut header) {
             continue;
         }
@@ -451,35 +449,25 @@ pub fn rewrite_with_duplicates(
                 .parse()
                 .unwrap_or(0)
         };
-        let row = number(width);
-        let Some((first_row, first_line)) = dups.get(&row) else {
-            w.write_encoded(&encode_cells(fields.iter().copied(), delimiter))
-                .map_err(io)?;
+        let row = number(width) as usize;
+        if !dups.contains_key(&(row as u64)) {
+            w.write_cells(fields.iter().copied()).map_err(io)?;
             continue;
-        };
-        let cells: Vec<&str> = fields[..width]
+        }
+        let cells: Vec<&str> = fields
             .iter()
+            .take(width)
             .map(|f| std::str::from_utf8(f).unwrap_or(""))
             .collect();
         let target = match planner.plan_row(&cells) {
             Ok((_, Verdict::Ready(change))) => change.target(),
             _ => None,
         };
-        let message = duplicates::message(
-            *first_row,
-            *first_line,
-            target.as_deref().unwrap_or("same target"),
-        );
-        let o = Outcome::unsent(
-            row as usize,
-            number(width + 1),
-            Status::Invalid,
-            "duplicate_target",
-            &message,
-        );
-        w.write_encoded(&encode_line(cells.iter().copied(), &o, delimiter))
-            .map_err(io)?;
-        summary.recount(Status::Valid, o);
+        let o = duplicates::outcome(dups, row, number(width + 1), target.as_deref());
+        if let Some(o) = o {
+            w.write_line(cells.iter().copied(), &o).map_err(io)?;
+            summary.recount(Status::Valid, o);
+        }
     }
     w.finish().map_err(io)?;
     Ok(())
