@@ -213,10 +213,15 @@ pub fn open(cfg: &InputConfig, hashed: bool) -> Result<(Source, Planner), Error>
     } else {
         Source::open(cfg)?
     };
-    let header = source.header(&cfg.input)?;
-    let planner = Planner::mapped(&header, cfg.operation, &cfg.mapping)
-        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
+    let planner = planner_for(&mut source, cfg)?;
     Ok((source, planner))
+}
+
+/// Reads the input's header into a planner.
+fn planner_for(source: &mut Source, cfg: &InputConfig) -> Result<Planner, Error> {
+    let header = source.header(&cfg.input)?;
+    Planner::mapped(&header, cfg.operation, &cfg.mapping)
+        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))
 }
 
 /// What the pass does beside checking each row.
@@ -296,65 +301,11 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
         path: cfg.input.display().to_string(),
         cause,
     };
-    crate::input::refuse_not_a_file(&cfg.input)?;
-    // Looked at before it is opened: opening a pipe would wait for a writer.
-    let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
-    let file = if regular {
-        Some(File::open(&cfg.input).map_err(io_err)?)
-    } else {
-        None
-    };
-    let Some(file) = file.filter(|f| f.metadata().is_ok_and(|m| m.is_file())) else {
-        return Err(Error::usage(format!(
-            "{} is not a regular file: apply reads its input twice (once to check every row, once \
-             to send), so save it to a file first (validate reads any input once)",
-            cfg.input.display()
-        )));
-    };
+    let file = open_regular(cfg)?;
     let fingerprint = Fingerprint::of(&file).map_err(io_err)?;
     let mut source = Source::from_file(cfg, file.try_clone().map_err(io_err)?, true, None)?;
-    let header = source.header(&cfg.input)?;
-    let planner = Planner::mapped(&header, cfg.operation, &cfg.mapping)
-        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
-    // Keys spill to a scratch file beside the results: a million rows are 32 MB there, not in
-    // memory.
-    let (spill_path, spill) = scratch(&cfg.out, "keys", Access::Owner)?;
-    let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
-    let (mut rows, mut valid) = (0usize, 0usize);
-    let mut operations: Vec<&'static str> = Vec::new();
-    let mut misfit = None;
-    let mut digest = RowsDigest::default();
-    let work = Work {
-        encode: false,
-        digest: true,
-    };
-    let scanned = pass(&mut source, &planner, work, journal, |raws, checks| {
-        checks.add_to(&mut digest);
-        for (raw, (c, _)) in raws.iter().zip(checks.iter()) {
-            rows += 1;
-            if c.misfit.is_some() {
-                misfit = Misfit::first(misfit.take(), c.misfit.clone());
-            }
-            if let Some(k) = c.key {
-                detector
-                    .note(k, raw.row, raw.line)
-                    .map_err(|e| Error::io("cannot write the duplicate index", e))?;
-            }
-            if let Some(op) = c.op {
-                valid += 1;
-                if !operations.contains(&op) {
-                    operations.push(op);
-                }
-            }
-        }
-        Ok(())
-    });
-    let dups = scanned.and_then(|()| {
-        let (candidates, spill) = detector.into_parts();
-        confirm_duplicates(spill, &candidates)
-    });
-    remove_scratch(&spill_path);
-    let dups = dups?;
+    let planner = planner_for(&mut source, cfg)?;
+    let (counted, dups) = count_rows(&mut source, &planner, cfg, journal)?;
     if Fingerprint::of(&file).map_err(io_err)? != fingerprint {
         return Err(Error::usage(format!(
             "{} changed while it was being checked; nothing was sent: run it again once it is \
@@ -362,21 +313,114 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
             cfg.input.display()
         )));
     }
+    let rows = counted.rows;
     Ok(Scan {
         file,
         fingerprint,
         delimiter: source.delimiter,
         sha256: source.sha256(),
-        rows_sha256: digest.finish(),
+        rows_sha256: counted.digest.finish(),
         sheet: source.sheet().map(str::to_owned),
         charset: source.charset(),
-        to_send: valid - dups.len(),
+        to_send: counted.valid - dups.len(),
         rows,
         dups,
-        operations,
+        operations: counted.operations,
         planner,
-        misfit: Misfit::first(misfit, journal.and_then(|j| j.misfit_beyond(rows))),
+        misfit: Misfit::first(counted.misfit, journal.and_then(|j| j.misfit_beyond(rows))),
     })
+}
+
+/// Opens the input for a pass that reads it twice: a regular file, looked at before it is opened
+/// (opening a pipe would wait for a writer).
+fn open_regular(cfg: &InputConfig) -> Result<File, Error> {
+    let io_err = |cause| crate::input::InputError::Io {
+        path: cfg.input.display().to_string(),
+        cause,
+    };
+    crate::input::refuse_not_a_file(&cfg.input)?;
+    let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
+    let file = if regular {
+        Some(File::open(&cfg.input).map_err(io_err)?)
+    } else {
+        None
+    };
+    file.filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{} is not a regular file: apply reads its input twice (once to check every row, \
+                 once to send), so save it to a file first (validate reads any input once)",
+                cfg.input.display()
+            ))
+        })
+}
+
+/// What apply's checking pass counts, row by row.
+#[derive(Default)]
+struct Counted {
+    rows: usize,
+    /// Rows valid (duplicates among them).
+    valid: usize,
+    operations: Vec<&'static str>,
+    misfit: Option<Misfit>,
+    digest: RowsDigest,
+}
+
+impl Counted {
+    /// Counts a checked batch, and notes each row's target for the duplicate check.
+    fn add<W: std::io::Write>(
+        &mut self,
+        raws: &[StreamRow],
+        checks: &Checks,
+        detector: &mut Detector<W>,
+    ) -> Result<(), Error> {
+        checks.add_to(&mut self.digest);
+        for (raw, (c, _)) in raws.iter().zip(checks.iter()) {
+            self.rows += 1;
+            if c.misfit.is_some() {
+                self.misfit = Misfit::first(self.misfit.take(), c.misfit.clone());
+            }
+            if let Some(k) = c.key {
+                detector
+                    .note(k, raw.row, raw.line)
+                    .map_err(|e| Error::io("cannot write the duplicate index", e))?;
+            }
+            if let Some(op) = c.op {
+                self.valid += 1;
+                if !self.operations.contains(&op) {
+                    self.operations.push(op);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs apply's checking pass: the counts, and the duplicate rows. The targets' keys spill to a
+/// scratch file beside the results (a million rows are 32 MB there, not in memory), removed
+/// whatever happens.
+fn count_rows(
+    source: &mut Source,
+    planner: &Planner,
+    cfg: &InputConfig,
+    journal: Option<&Replay>,
+) -> Result<(Counted, Firsts), Error> {
+    let (spill_path, spill) = scratch(&cfg.out, "keys", Access::Owner)?;
+    let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
+    let mut counted = Counted::default();
+    let work = Work {
+        encode: false,
+        digest: true,
+    };
+    let scanned = pass(source, planner, work, journal, |raws, checks| {
+        counted.add(raws, checks, &mut detector)
+    });
+    let dups = scanned.and_then(|()| {
+        let (candidates, spill) = detector.into_parts();
+        confirm_duplicates(spill, &candidates)
+    });
+    remove_scratch(&spill_path);
+    Ok((counted, dups?))
 }
 
 /// A new scratch file beside the results (see [`fsafe::fresh`]): no file or link already there is
