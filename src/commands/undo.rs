@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::csvfile::{unneutralize, Writer};
 use crate::error::{exit, Error};
 use crate::input::header::canonical;
 use crate::journal;
 use crate::ops::check::CLEAR;
 use crate::ops::{self, OpSpec};
-use crate::csvfile::{unneutralize, Writer};
 use crate::results::RESULT_COLUMNS;
 use crate::undo_file::{escape, is_marker, MARKER};
 
@@ -137,7 +137,11 @@ fn read_journal(path: &Path) -> anyhow::Result<journal::Replay> {
 
 /// Refuses the results of a plan (nothing was changed), and an `out` that is the run's input (as
 /// its journal names it, beside the results or as given).
-fn refuse_plan_or_input(replay: &journal::Replay, results: &Path, out: &Path) -> anyhow::Result<()> {
+fn refuse_plan_or_input(
+    replay: &journal::Replay,
+    results: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
     let Some(job) = &replay.job else {
         return Ok(());
     };

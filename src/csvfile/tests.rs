@@ -28,7 +28,13 @@ fn read_back(bytes: &[u8], delimiter: u8) -> Vec<Vec<String>> {
     let mut r = Reader::new(bytes, |_| Ok(delimiter)).unwrap();
     let mut out = Vec::new();
     while let Some(rec) = r.next_record().unwrap() {
-        out.push(rec.texts().unwrap().into_iter().map(str::to_owned).collect());
+        out.push(
+            rec.texts()
+                .unwrap()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        );
     }
     out
 }
@@ -43,8 +49,23 @@ fn hostile() -> Vec<Vec<String>> {
     let long = format!("{}\"{}", "x".repeat(700), ";".repeat(300));
     vec![
         strings(&["plain", "a,b", "a;b", "a\tb", "a|b", "say \"hi\"", "\""]),
-        strings(&["line\nbreak", "cr\rreturn", "crlf\r\nend", "", "=SUM(A1)", "+1", "-2"]),
-        strings(&["@cmd", "'quoted", " padded ", "\u{feff}bom", "naïve ✓", "\0nul"]),
+        strings(&[
+            "line\nbreak",
+            "cr\rreturn",
+            "crlf\r\nend",
+            "",
+            "=SUM(A1)",
+            "+1",
+            "-2",
+        ]),
+        strings(&[
+            "@cmd",
+            "'quoted",
+            " padded ",
+            "\u{feff}bom",
+            "naïve ✓",
+            "\0nul",
+        ]),
         strings(&[""]),
         strings(&["", ""]),
         vec![long.clone(), long],

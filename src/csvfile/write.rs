@@ -26,17 +26,23 @@ impl Encoder {
 
     /// A record appended to `buf` field by field; it ends when the [`Line`] is dropped.
     pub fn line<'e>(&'e mut self, buf: &'e mut Vec<u8>) -> Line<'e> {
-        let at = buf.len();
         Line {
+            start: buf.len(),
+            delimiter: self.core.get_delimiter(),
             core: &mut self.core,
             buf,
-            at,
             first: true,
+            quoted: false,
+            engine_used: false,
         }
     }
 
     /// Appends a whole record to `buf`.
-    pub fn record<C: AsRef<[u8]>>(&mut self, buf: &mut Vec<u8>, cells: impl IntoIterator<Item = C>) {
+    pub fn record<C: AsRef<[u8]>>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        cells: impl IntoIterator<Item = C>,
+    ) {
         let mut line = self.line(buf);
         for c in cells {
             line.field(c.as_ref());
@@ -44,51 +50,106 @@ impl Encoder {
     }
 }
 
-/// Bytes made ready past the end of a line at a time: csv-core writes into a slice, so the buffer
-/// is grown (zeroed) ahead of it and cut back to what was written when the line ends.
-const SLACK: usize = 256;
-
 /// One record being appended to a buffer. Dropping it ends the record.
+///
+/// csv-core writes every quoted field, every delimiter and terminator next to one, and the record
+/// of one empty field. A field it would not quote it would copy as it is, and so is it copied here,
+/// straight onto the buffer: most fields of most lines (GUIDs, numbers, statuses) take that way,
+/// which costs a fraction of going through the engine's slice interface (measured in
+/// docs/PERFORMANCE.md).
 pub struct Line<'e> {
     core: &'e mut csv_core::Writer,
     buf: &'e mut Vec<u8>,
-    /// Where the next byte goes; the buffer may hold zeroes beyond it.
-    at: usize,
+    /// Where the line starts in the buffer.
+    start: usize,
+    delimiter: u8,
     first: bool,
+    /// The last field was quoted: the engine closes it.
+    quoted: bool,
+    /// The engine wrote some of this line: it must end it, to stand at a record's start again.
+    engine_used: bool,
 }
 
 impl Line<'_> {
     /// Appends one field (a delimiter before it unless it is the first).
     pub fn field(&mut self, field: &[u8]) {
         if !std::mem::take(&mut self.first) {
-            self.room(2);
-            let (res, n) = self.core.delimiter(&mut self.buf[self.at..]);
-            debug_assert!(matches!(res, WriteResult::InputEmpty));
-            self.at += n;
+            if std::mem::take(&mut self.quoted) {
+                self.engine(2, |core, out| {
+                    let (res, n) = core.delimiter(out);
+                    (res, 0, n)
+                });
+            } else {
+                self.buf.push(self.delimiter);
+            }
         }
-        // csv-core's bound for a field: every byte a doubled quote, and the two quotes around it.
-        self.room(2 * field.len() + 2);
-        let (res, _, n) = self.core.field(field, &mut self.buf[self.at..]);
-        debug_assert!(matches!(res, WriteResult::InputEmpty));
-        self.at += n;
+        if !self.must_quote(field) {
+            self.buf.extend_from_slice(field);
+            return;
+        }
+        self.quoted = true;
+        self.engine_used = true;
+        // csv-core's bound for a field: every byte a doubled quote, and the opening quote.
+        let (_, taken, _) = self.engine(2 * field.len() + 1, |core, out| core.field(field, out));
+        debug_assert_eq!(taken, field.len());
     }
 
-    /// Makes room for `n` more bytes at [`Line::at`].
-    fn room(&mut self, n: usize) {
-        if self.buf.len() - self.at < n {
-            self.buf.resize(self.at + n.max(SLACK), 0);
+    /// Appends a field known to need no quotes: [`Line::must_quote`] said so of it, or of text it
+    /// was cut from (a row's whole text, asked once instead of cell by cell).
+    pub fn plain_field(&mut self, field: &[u8]) {
+        debug_assert!(!self.must_quote(field));
+        if !std::mem::take(&mut self.first) {
+            if std::mem::take(&mut self.quoted) {
+                self.field(field);
+                return;
+            }
+            self.buf.push(self.delimiter);
         }
+        self.buf.extend_from_slice(field);
+    }
+
+    /// Whether csv-core quotes `field`: whether it holds a byte the engine's table marks (with this
+    /// configuration: the delimiter, `"`, CR and LF). Asked of a row's whole text, it says whether
+    /// any field cut from it needs quotes. A long field is searched with memchr, 16 or 32 bytes a
+    /// step where the table takes one; debug builds (every test) check the answer is the engine's.
+    pub fn must_quote(&self, field: &[u8]) -> bool {
+        let quote = if field.len() < 16 {
+            field.iter().any(|&b| self.core.is_special_byte(b))
+        } else {
+            memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
+                || memchr::memchr(self.delimiter, field).is_some()
+        };
+        debug_assert_eq!(quote, self.core.should_quote(field));
+        quote
+    }
+
+    /// Lets csv-core write at most `room` bytes at the buffer's end.
+    fn engine(
+        &mut self,
+        room: usize,
+        write: impl FnOnce(&mut csv_core::Writer, &mut [u8]) -> (WriteResult, usize, usize),
+    ) -> (WriteResult, usize, usize) {
+        let at = self.buf.len();
+        self.buf.resize(at + room, 0);
+        let done = write(self.core, &mut self.buf[at..]);
+        debug_assert!(matches!(done.0, WriteResult::InputEmpty));
+        self.buf.truncate(at + done.2);
+        done
     }
 }
 
 impl Drop for Line<'_> {
-    /// Ends the record (closing quote, the `""` of a record of one empty field, `\n`) and cuts the
-    /// buffer back to what was written.
+    /// Ends the record: `\n`, after the closing quote of a quoted last field; a record of no bytes
+    /// (one empty field) is written `""` so it does not read as a blank line.
     fn drop(&mut self) {
-        self.room(4);
-        let (res, n) = self.core.terminator(&mut self.buf[self.at..]);
-        debug_assert!(matches!(res, WriteResult::InputEmpty));
-        self.buf.truncate(self.at + n);
+        if self.engine_used || self.buf.len() == self.start {
+            self.engine(4, |core, out| {
+                let (res, n) = core.terminator(out);
+                (res, 0, n)
+            });
+        } else {
+            self.buf.push(b'\n');
+        }
     }
 }
 

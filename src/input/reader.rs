@@ -7,9 +7,9 @@ use std::io::Read;
 use encoding_rs::{DecoderResult, Encoding};
 
 use super::encoding::{Charset, Decode};
-use crate::csvfile::{RecordError, Records};
 use super::row::StreamRow;
 use super::{detect_delimiter, InputError, ReadOptions};
+use crate::csvfile::{RecordError, Records};
 
 /// How much of the file is read to find its byte-order mark and delimiter.
 const SNIFF: usize = 64 * 1024;

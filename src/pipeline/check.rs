@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::source::{Charset, Fingerprint, RowsDigest, Source, StreamRow};
 use crate::config::InputConfig;
+use crate::csvfile::{self, Encoder};
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
 use crate::fsafe::{self, Access};
@@ -19,7 +20,6 @@ use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
-use crate::csvfile::{self, Encoder};
 use crate::results::{push_line, Outcome, Status, StreamWriter};
 
 /// What the checking pass found, for `apply`.
@@ -105,7 +105,9 @@ fn check_row(
         ),
     };
     if let Some(enc) = encoder {
-        push_line(&mut enc.line(lines), raw.trimmed(width), &outcome);
+        let mut line = enc.line(lines);
+        let plain = !line.must_quote(raw.text().as_bytes());
+        push_line(&mut line, raw.trimmed(width), plain, &outcome);
     }
     Ok(Checked {
         key: target.as_deref().map(duplicates::target_key),
