@@ -180,7 +180,8 @@ impl StreamWriter {
         inputs: impl IntoIterator<Item = &'c str>,
         o: &Outcome,
     ) -> io::Result<()> {
-        self.out.write_with(|line| push_line(line, inputs, false, o))
+        self.out
+            .write_with(|line| push_line(line, inputs, false, o))
     }
 
     /// Appends a line's cells exactly as given (already neutralised).
@@ -211,7 +212,12 @@ pub fn encode_line<'c>(
     delimiter: u8,
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256);
-    push_line(&mut Encoder::new(delimiter).line(&mut buf), inputs, false, o);
+    push_line(
+        &mut Encoder::new(delimiter).line(&mut buf),
+        inputs,
+        false,
+        o,
+    );
     buf
 }
 
