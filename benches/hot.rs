@@ -41,7 +41,7 @@ fn read_and_check_a_row(c: &mut Criterion) {
     g.throughput(Throughput::Elements(ROWS));
     g.bench_function("per row", |b| {
         b.iter(|| {
-            let mut records = pcbulk::input::records::Records::new(file.as_bytes(), b',');
+            let mut records = pcbulk::csvfile::Records::new(file.as_bytes(), b',');
             while let Some(rec) = records.next_record().unwrap() {
                 let text = std::str::from_utf8(rec.bytes()).unwrap();
                 let mut from = 0;

@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 
+use crate::results::{Outcome, Status};
+
 /// A duplicate row, with the first row (and its line) that had the same target.
 pub type Firsts = HashMap<u64, (u64, u64)>;
 
@@ -128,8 +130,20 @@ pub fn confirm(spilled: impl Read, candidates: &HashSet<u128>) -> io::Result<Fir
     Ok(dups)
 }
 
+/// The code a duplicate row's outcome carries.
+pub const CODE: &str = "duplicate_target";
+
+/// What a row that repeats an earlier row's target gets instead of being sent (`invalid`, naming
+/// the first row), or `None` when it repeats none. The one place a duplicate is marked: validate's
+/// results, the sending pass and in-memory plans all take it from here.
+pub fn outcome(dups: &Firsts, row: usize, line: u64, target: Option<&str>) -> Option<Outcome> {
+    let (first_row, first_line) = dups.get(&(row as u64))?;
+    let message = message(*first_row, *first_line, target.unwrap_or("same target"));
+    Some(Outcome::unsent(row, line, Status::Invalid, CODE, &message))
+}
+
 /// The message a duplicate row gets.
-pub fn message(first_row: u64, first_line: u64, target: &str) -> String {
+fn message(first_row: u64, first_line: u64, target: &str) -> String {
     format!(
         "row {first_row} (line {first_line}) already changes the {target}; only the first row is \
          applied: merge the two rows or remove one"

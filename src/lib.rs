@@ -28,6 +28,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod csvfile;
 pub mod dispatch;
 pub mod duplicates;
 pub mod error;

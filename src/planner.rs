@@ -728,13 +728,14 @@ pub fn plan(table: &Table, forced: Option<&'static OpSpec>) -> Result<Plan, Usag
     let (candidates, spill) = detector.into_parts();
     let dups = duplicates::confirm(&spill[..], &candidates).expect("reading memory cannot fail");
     for r in &mut rows {
-        if let (Some((first_row, first_line)), Verdict::Ready(change)) =
-            (dups.get(&(r.row as u64)), &r.verdict)
-        {
-            let target = change.target().unwrap_or_default();
+        let Verdict::Ready(change) = &r.verdict else {
+            continue;
+        };
+        let target = change.target();
+        if let Some(o) = duplicates::outcome(&dups, r.row, r.line, target.as_deref()) {
             r.verdict = Verdict::Invalid {
-                code: "duplicate_target".into(),
-                message: duplicates::message(*first_row, *first_line, &target),
+                code: o.error_code,
+                message: o.error_message,
             };
         }
     }

@@ -1,13 +1,15 @@
 //! The results file: one line per input row, in input order, written as rows finish (rows finish in
-//! input order: see `pipeline::engine`). Lines are encoded on any thread and appended as bytes.
+//! input order: see `pipeline::engine`). Lines are encoded by the one CSV codec ([`crate::csvfile`])
+//! on any thread and appended as bytes.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::csvfile::{neutralize, Encoder, Line, Writer};
 use crate::input::header::normalize;
 
 /// The columns pcbulk adds after the input's own, in this order (SPEC: Results CSV).
@@ -106,27 +108,6 @@ impl Outcome {
     }
 }
 
-/// Makes a cell safe to open in a spreadsheet: one that would run as a formula (starting with `=`,
-/// `+`, `-`, `@`, tab or CR) gets a leading apostrophe, which spreadsheets show as text.
-pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
-    // The first byte is one of these exactly when the first character is: they are ASCII.
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
-        _ => cell.into(),
-    }
-}
-
-/// A results cell as it was before [`neutralize`]: a `'` before a formula character comes off. Exact
-/// for every cell but one that itself started with `'` and a formula character (which results files
-/// cannot tell apart). pcbulk reads back from a results file only header names (where a name as
-/// written wins) and row keys, which are GUIDs or letters and digits.
-pub fn unneutralize(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => cell,
-    }
-}
-
 /// The results header: the input's own names (a name that matches a results column becomes
 /// `input_<name>`), then [`RESULT_COLUMNS`].
 pub fn header(input_headers: &[String]) -> Vec<String> {
@@ -144,14 +125,11 @@ pub fn header(input_headers: &[String]) -> Vec<String> {
     out
 }
 
-/// Written first: Excel reads a CSV without it in the machine's legacy code page, and accents come out
-/// garbled; with it, as UTF-8. Readers that know CSV (Python's `utf-8-sig`, the csv crate, pcbulk) skip it.
-const BOM: &[u8] = b"\xef\xbb\xbf";
-
-/// A results file written in order as rows stream past (validate): nothing is held in memory.
-/// Lines are encoded by [`encode_line`] (on any thread) and appended here as bytes.
+/// A results file written in order as rows stream past: nothing is held in memory. Lines are
+/// encoded by [`push_line`] (on any thread, into any buffer) and appended here, or encoded here by
+/// [`StreamWriter::write_line`].
 pub struct StreamWriter {
-    out: std::io::BufWriter<File>,
+    out: Writer<File>,
 }
 
 /// What to do about a results path pcbulk refuses to write (see [`crate::fsafe`]).
@@ -179,23 +157,36 @@ impl StreamWriter {
         Self::new(crate::fsafe::create(path, FIX)?, input_headers, delimiter)
     }
 
-    /// Starts a results file in `file`, which pcbulk has just made.
-    pub fn new(mut file: File, input_headers: &[String], delimiter: u8) -> io::Result<Self> {
-        file.write_all(BOM)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let header: Vec<String> = header(input_headers)
-            .iter()
-            .map(|h| neutralize(h).into_owned())
-            .collect();
-        out.write_all(&encode_cells(
-            header.iter().map(|h| h.as_bytes()),
-            delimiter,
-        ))?;
+    /// Starts a results file in `file`, which pcbulk has just made: the BOM, then the header.
+    pub fn new(file: File, input_headers: &[String], delimiter: u8) -> io::Result<Self> {
+        let mut out = Writer::with_bom(file, delimiter)?;
+        let header = header(input_headers);
+        out.write_with(|line| {
+            for h in &header {
+                line.field(neutralize(h).as_bytes());
+            }
+        })?;
         Ok(StreamWriter { out })
     }
 
-    pub fn write_encoded(&mut self, line: &[u8]) -> io::Result<()> {
-        self.out.write_all(line)
+    /// Appends lines encoded by [`push_line`] with the file's delimiter.
+    pub fn write_encoded(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.out.write_encoded(lines)
+    }
+
+    /// Appends a row's line: its input cells, then the outcome's columns.
+    pub fn write_line<'c>(
+        &mut self,
+        inputs: impl IntoIterator<Item = &'c str>,
+        o: &Outcome,
+    ) -> io::Result<()> {
+        self.out
+            .write_with(|line| push_line(line, inputs, false, o))
+    }
+
+    /// Appends a line's cells exactly as given (already neutralised).
+    pub fn write_cells<'c>(&mut self, cells: impl IntoIterator<Item = &'c [u8]>) -> io::Result<()> {
+        self.out.record(cells)
     }
 
     /// Hands what is buffered to the OS.
@@ -205,121 +196,63 @@ impl StreamWriter {
 
     /// Flushes, and waits until the file is on disk.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()
+        self.out.sync()
     }
 
     /// Flushes, and hands back the file.
     pub fn finish(self) -> io::Result<File> {
-        self.out.into_inner().map_err(|e| e.into_error())
+        self.out.finish()
     }
 }
 
-/// Whether a field must be quoted: it holds the delimiter, a quote or a line break. Also asked of
-/// a whole row's text at once (see [`encode_line_of`]): no cell of it needs quotes if it does not.
-pub fn needs_quotes(field: &[u8], delimiter: u8) -> bool {
-    // Most results fields are a few bytes (a row number, a status): looked at byte by byte, which
-    // costs less than setting up a search.
-    if field.len() < 16 {
-        return field
-            .iter()
-            .any(|&b| matches!(b, b'"' | b'\n' | b'\r') || b == delimiter);
-    }
-    memchr::memchr3(b'"', b'\n', b'\r', field).is_some()
-        || memchr::memchr(delimiter, field).is_some()
-}
-
-/// Appends one CSV field: quoted (quotes doubled) when it holds the delimiter, a quote or a line
-/// break, as the csv crate writes it.
-fn push_field(buf: &mut Vec<u8>, field: &[u8], delimiter: u8, first: bool) {
-    if !first {
-        buf.push(delimiter);
-    }
-    if field.is_empty() {
-        return;
-    }
-    if !needs_quotes(field, delimiter) {
-        buf.extend_from_slice(field);
-        return;
-    }
-    buf.push(b'"');
-    for &b in field {
-        if b == b'"' {
-            buf.push(b'"');
-        }
-        buf.push(b);
-    }
-    buf.push(b'"');
-}
-
-/// A line of cells exactly as given (already neutralised), CSV-encoded.
-pub fn encode_cells<'c>(cells: impl IntoIterator<Item = &'c [u8]>, delimiter: u8) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256);
-    for (i, c) in cells.into_iter().enumerate() {
-        push_field(&mut buf, c, delimiter, i == 0);
-    }
-    buf.push(b'\n');
-    buf
-}
-
-/// A results line, CSV-encoded: the row's input cells, then the outcome's columns. The same bytes as
-/// the csv crate would write, without its per-writer buffers (this runs once a row, on any thread).
+/// A results line, CSV-encoded on its own (see [`push_line`]).
 pub fn encode_line<'c>(
     inputs: impl IntoIterator<Item = &'c str>,
     o: &Outcome,
     delimiter: u8,
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256);
-    encode_line_into(&mut buf, inputs, false, o, delimiter);
+    push_line(
+        &mut Encoder::new(delimiter).line(&mut buf),
+        inputs,
+        false,
+        o,
+    );
     buf
 }
 
-/// [`encode_line`], appended to `buf` (the checking pass encodes many rows into one buffer), and
-/// told whether the input cells are `plain`: known to hold nothing that needs quotes (the checking
-/// pass asks that of a row's whole text at once, which is much cheaper than asking each cell). The
-/// bytes written are the same either way.
-pub fn encode_line_into<'c>(
-    buf: &mut Vec<u8>,
+/// A results line's fields: the row's input cells (neutralised), then the outcome's columns.
+/// `plain`: the input cells are known to need no quotes (the checking pass asks that of a row's
+/// whole text at once, which costs less than asking each cell); the bytes are the same either way.
+pub fn push_line<'c>(
+    line: &mut Line<'_>,
     inputs: impl IntoIterator<Item = &'c str>,
     plain: bool,
     o: &Outcome,
-    delimiter: u8,
 ) {
-    // `'` is what neutralising adds: plain cells stay plain unless it is the delimiter.
-    let plain = plain && delimiter != b'\'';
-    let mut first = true;
+    // The `'` neutralising adds keeps a plain cell plain unless it is the delimiter.
+    let plain = plain && !line.must_quote(b"'");
     for c in inputs {
-        let c = neutralize(c);
-        // A neutralised cell has one more byte, a `'`, which needs no quotes either.
-        if plain {
-            if !std::mem::take(&mut first) {
-                buf.push(delimiter);
-            }
-            buf.extend_from_slice(c.as_bytes());
-        } else {
-            push_field(buf, c.as_bytes(), delimiter, std::mem::take(&mut first));
+        match plain {
+            true => line.plain_field(neutralize(c).as_bytes()),
+            false => line.field(neutralize(c).as_bytes()),
         }
     }
-    let mut field = |buf: &mut Vec<u8>, bytes: &[u8]| {
-        push_field(buf, bytes, delimiter, first);
-        first = false;
-    };
     let mut n = itoa::Buffer::new();
-    field(buf, n.format(o.row).as_bytes());
-    field(buf, n.format(o.line).as_bytes());
-    field(buf, o.status.as_str().as_bytes());
+    line.field(n.format(o.row).as_bytes());
+    line.field(n.format(o.line).as_bytes());
+    line.field(o.status.as_str().as_bytes());
     match o.http_status {
-        Some(h) => field(buf, n.format(h).as_bytes()),
-        None => field(buf, b""),
+        Some(h) => line.field(n.format(h).as_bytes()),
+        None => line.field(b""),
     }
-    field(buf, neutralize(&o.error_code).as_bytes());
-    field(buf, neutralize(&o.error_message).as_bytes());
-    field(buf, n.format(o.attempts).as_bytes());
-    field(buf, o.correlation_id.as_bytes());
-    field(buf, o.request_id.as_bytes());
-    field(buf, n.format(o.duration_ms).as_bytes());
-    field(buf, neutralize(&o.change).as_bytes());
-    buf.push(b'\n');
+    line.field(neutralize(&o.error_code).as_bytes());
+    line.field(neutralize(&o.error_message).as_bytes());
+    line.field(n.format(o.attempts).as_bytes());
+    line.field(o.correlation_id.as_bytes());
+    line.field(o.request_id.as_bytes());
+    line.field(n.format(o.duration_ms).as_bytes());
+    line.field(neutralize(&o.change).as_bytes());
 }
 
 #[cfg(test)]
@@ -336,7 +269,7 @@ mod tests {
     }
 
     /// One results line: the row's input cells (neutralised), then the outcome's columns.
-    fn line<S: AsRef<str>>(inputs: &[S], o: &Outcome) -> Vec<String> {
+    fn line_cells<S: AsRef<str>>(inputs: &[S], o: &Outcome) -> Vec<String> {
         let mut cells: Vec<String> = inputs
             .iter()
             .map(|c| neutralize(c.as_ref()).into_owned())
@@ -355,16 +288,6 @@ mod tests {
             neutralize(&o.change).into_owned(),
         ]);
         cells
-    }
-
-    #[test]
-    fn formula_cells_are_neutralised_and_others_left_alone() {
-        for bad in ["=1+1", "+46 8 555", "-2", "@SUM(A1)", "\tx", "\rx"] {
-            assert_eq!(neutralize(bad), format!("'{bad}"));
-        }
-        for ok in ["Trey Research", "4391507", "", "a=b"] {
-            assert_eq!(neutralize(ok), ok);
-        }
     }
 
     #[test]
@@ -398,33 +321,17 @@ mod tests {
             "",
             "Trey Research",
         ];
-        for delimiter in [b',', b';', b'\t', b'|'] {
-            assert!(!needs_quotes(inputs.concat().as_bytes(), delimiter));
+        for delimiter in [b',', b';', b'\t', b'|', b'\''] {
+            let mut enc = Encoder::new(delimiter);
             let mut plain = b"before\n".to_vec();
-            encode_line_into(&mut plain, inputs, true, &o, delimiter);
+            let mut line = enc.line(&mut plain);
+            let found_plain = !line.must_quote(inputs.concat().as_bytes());
+            assert!(found_plain, "{}", delimiter as char);
+            push_line(&mut line, inputs, found_plain, &o);
+            drop(line);
             let mut want = b"before\n".to_vec();
-            want.extend(encode_line(inputs, &o, delimiter));
-            assert_eq!(plain, want);
-        }
-        // With `'` as the delimiter the neutralising `'` needs quotes after all.
-        let mut quoted = Vec::new();
-        encode_line_into(&mut quoted, inputs, true, &o, b'\'');
-        assert_eq!(quoted, encode(&line(&inputs, &o), b'\'').unwrap());
-    }
-
-    #[test]
-    fn fields_long_and_short_are_quoted_exactly_when_they_must_be() {
-        for len in [0usize, 1, 15, 16, 17, 300] {
-            for special in [None, Some(b'"'), Some(b'\n'), Some(b'\r'), Some(b';')] {
-                for at in [0, len / 2, len.saturating_sub(1)] {
-                    let mut f = vec![b'x'; len];
-                    if let (Some(s), true) = (special, len > 0) {
-                        f[at] = s;
-                    }
-                    let want = len > 0 && special.is_some();
-                    assert_eq!(needs_quotes(&f, b';'), want, "{len} {special:?} {at}");
-                }
-            }
+            want.extend(encode(&line_cells(&inputs, &o), delimiter).unwrap());
+            assert_eq!(plain, want, "{}", delimiter as char);
         }
     }
 
@@ -443,9 +350,16 @@ mod tests {
             duration_ms: 17,
             change: "name: \"Old\" → \"=New\"".into(),
         };
-        let inputs = ["plain", "semi;colon", "=SUM(1)", "", "comma,here"];
-        for delimiter in [b',', b';', b'\t'] {
-            let want = encode(&line(&inputs, &o), delimiter).unwrap();
+        let inputs = [
+            "plain",
+            "semi;colon",
+            "=SUM(1)",
+            "",
+            "comma,here",
+            "pipe|here",
+        ];
+        for delimiter in [b',', b';', b'\t', b'|', b'\''] {
+            let want = encode(&line_cells(&inputs, &o), delimiter).unwrap();
             assert_eq!(
                 encode_line(inputs, &o, delimiter),
                 want,
@@ -453,5 +367,25 @@ mod tests {
                 delimiter as char
             );
         }
+    }
+
+    #[test]
+    fn a_written_line_is_the_encoded_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let o = Outcome::unsent(1, 2, Status::Invalid, "=x", "a;b");
+        let mut w = StreamWriter::create(&path, &["h".into()], b';').unwrap();
+        w.write_line(["=1;2"], &o).unwrap();
+        w.write_encoded(&encode_line(["=1;2"], &o, b';')).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], lines[1]);
+        assert!(
+            lines[0].starts_with("\"'=1;2\";1;2;invalid;;'=x;\"a;b\";"),
+            "{}",
+            lines[0]
+        );
     }
 }

@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
+use crate::csvfile::neutralize;
 use crate::input::header::normalize;
-use crate::results::neutralize;
 
 /// The header of the column that marks a file as an undo file pcbulk wrote; each of its cells is
 /// the row of the results file that the line puts back.

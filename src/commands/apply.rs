@@ -18,7 +18,7 @@ use crate::pipeline::engine::{Drive, PlanRows, Reading, GRACE};
 use crate::report::progress::Progress;
 use crate::report::summary::{About, Summary};
 use crate::report::Output;
-use crate::results::{encode_line, StreamWriter};
+use crate::results::StreamWriter;
 
 /// How often the run record drains the event stream.
 const DRAIN: std::time::Duration = std::time::Duration::from_millis(5);
@@ -31,7 +31,6 @@ struct RunRecord {
     progress: Progress,
     summary: Summary,
     width: usize,
-    delimiter: u8,
     /// Rows written so far, and the row half-way through (for the crash tests).
     written: usize,
     half: usize,
@@ -44,8 +43,8 @@ impl Listener for RunRecord {
                 self.journal
                     .append(journal::Record::Row(f.outcome.clone()), false)?;
             }
-            let line = encode_line(f.raw.trimmed(self.width), &f.outcome, self.delimiter);
-            self.results.write_encoded(&line)?;
+            self.results
+                .write_line(f.raw.trimmed(self.width), &f.outcome)?;
             self.written += 1;
             if self.written == self.half {
                 failpoint::hit("mid-results");
@@ -642,7 +641,7 @@ struct PlanRow {
 /// without the `'` the plan's writer puts before a formula character (a cell the input itself
 /// starts with `'=` reads the same: a spreadsheet shows both as the same text).
 fn as_compared(cell: &str) -> &str {
-    crate::results::unneutralize(crate::input::row::trim(cell))
+    crate::csvfile::unneutralize(crate::input::row::trim(cell))
 }
 
 /// What a row's cells in the operation's columns come to, compared as [`as_compared`] says.
@@ -662,7 +661,7 @@ fn cells_digest<'a>(cells: impl Iterator<Item = &'a str>) -> [u8; 16] {
 /// Where each column the operation reads is in the plan's header (its name as the results header
 /// writes it); a column missing from the plan is named.
 fn plan_columns(
-    header: &csv::StringRecord,
+    header: &[String],
     planner: &crate::planner::Planner,
 ) -> Result<Vec<(usize, usize)>, String> {
     let names = crate::results::header(&planner.headers);
@@ -682,11 +681,12 @@ fn plan_columns(
         .collect()
 }
 
-/// Opens a plan's CSV for reading, refusing what is not a regular file.
+/// Opens a plan's CSV for reading (through the one CSV reader: its BOM passed over, in the input's
+/// delimiter), refusing what is not a regular file.
 fn open_plan(
     plan: &std::path::Path,
     delimiter: u8,
-) -> Result<csv::Reader<std::io::BufReader<std::fs::File>>, Error> {
+) -> Result<crate::csvfile::Reader<std::fs::File>, Error> {
     let cannot = |e| {
         Error::io(
             format!(
@@ -703,10 +703,26 @@ fn open_plan(
             plan.display()
         )));
     }
-    Ok(csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(std::io::BufReader::new(file)))
+    crate::csvfile::Reader::new(file, |_| Ok(delimiter)).map_err(cannot)
+}
+
+/// The next record of a plan as text, with its line; `None` at the end.
+fn plan_record(
+    reader: &mut crate::csvfile::Reader<std::fs::File>,
+    plan: &std::path::Path,
+) -> Result<Option<(u64, Vec<String>)>, Error> {
+    let bad = |what: String| not_a_plan(plan, what);
+    let Some(record) = reader
+        .next_record()
+        .map_err(|e| bad(format!("cannot be read ({e})")))?
+    else {
+        return Ok(None);
+    };
+    let line = record.line;
+    let cells = record
+        .texts()
+        .map_err(|e| bad(format!("line {line}: cannot be read as UTF-8 text ({e})")))?;
+    Ok(Some((line, cells.into_iter().map(str::to_owned).collect())))
 }
 
 /// The error for a plan pcbulk cannot read as a plan.
@@ -729,13 +745,9 @@ fn reviewed_rows(
 ) -> Result<Reviewed, Error> {
     let mut reader = open_plan(plan, delimiter)?;
     let bad = |what: String| not_a_plan(plan, what);
-    let header = reader
-        .headers()
-        .map_err(|e| bad(format!("cannot be read ({e})")))?
-        .clone();
+    let header = plan_record(&mut reader, plan)?.map_or_else(Vec::new, |(_, h)| h);
     let column = |name: &str| {
-        let names: Vec<&str> = header.iter().collect();
-        names
+        header
             .iter()
             .rposition(|h| h.trim_start_matches('\u{feff}') == name)
             .ok_or_else(|| bad(format!("has no `{name}` column")))
@@ -749,22 +761,19 @@ fn reviewed_rows(
         ))
     })?;
     let (mut planned, mut rows) = (std::collections::BTreeSet::new(), Vec::new());
-    for (n, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| bad(format!("line {}: cannot be read ({e})", n + 2)))?;
-        let row = record
-            .get(row_at)
-            .and_then(|r| r.trim().parse::<usize>().ok());
-        let is_planned = record.get(status_at).map(str::trim) == Some("planned");
+    let mut n = 0;
+    while let Some((line, record)) = plan_record(&mut reader, plan)? {
+        let cell = |i: usize| record.get(i).map_or("", String::as_str);
+        let row = cell(row_at).trim().parse::<usize>().ok();
+        let is_planned = cell(status_at).trim() == "planned";
         let row = match (row, is_planned) {
             (Some(row), _) => row,
             // A line that names no row (a reviewer's note) is nothing to apply or compare.
-            (None, false) => continue,
-            (None, true) => {
-                return Err(bad(format!(
-                    "line {}: its `row` is not a row number",
-                    n + 2
-                )))
+            (None, false) => {
+                n += 1;
+                continue;
             }
+            (None, true) => return Err(bad(format!("line {line}: its `row` is not a row number"))),
         };
         if is_planned {
             planned.insert(row);
@@ -772,9 +781,10 @@ fn reviewed_rows(
         rows.push(PlanRow {
             row,
             record: n,
-            line: record.position().map_or(n as u64 + 2, |p| p.line()),
-            digest: cells_digest(columns.iter().map(|(_, j)| record.get(*j).unwrap_or(""))),
+            line,
+            digest: cells_digest(columns.iter().map(|(_, j)| cell(*j))),
         });
+        n += 1;
     }
     rows.sort_by_key(|r| r.row);
     Ok(Reviewed {
@@ -856,13 +866,15 @@ fn edited<'a>(
     input_cell: &dyn Fn(usize) -> &'a str,
     scan: &check::Scan,
 ) -> Error {
-    let record = open_plan(plan, scan.delimiter)
-        .ok()
-        .and_then(|mut r| r.records().nth(p.record))
-        .and_then(Result::ok);
+    let record = open_plan(plan, scan.delimiter).ok().and_then(|mut r| {
+        // The header, then the records before this one.
+        (0..=p.record).try_for_each(|_| plan_record(&mut r, plan).ok()?.map(drop))?;
+        plan_record(&mut r, plan).ok()?.map(|(_, cells)| cells)
+    });
     let names = crate::results::header(&scan.planner.headers);
     let differs = reviewed.columns.iter().find_map(|(i, j)| {
-        let (then, now) = (record.as_ref()?.get(*j).unwrap_or(""), input_cell(*i));
+        let then = record.as_ref()?.get(*j).map_or("", String::as_str);
+        let now = input_cell(*i);
         (as_compared(then) != as_compared(now)).then(|| (&names[*i], then, now))
     });
     let what = match differs {
@@ -1468,7 +1480,6 @@ fn open_results(
         progress: Progress::with_mode(Some(scan.rows as u64), output.progress).unpaced(unpaced),
         summary,
         width: scan.planner.headers.len(),
-        delimiter: scan.delimiter,
         written: 0,
         half: scan.rows / 2,
     })

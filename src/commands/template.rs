@@ -1,5 +1,6 @@
 //! `pcbulk template OP`: every column of an operation and an example row to start a file from.
 
+use crate::csvfile::Writer;
 use crate::error::{exit, Error};
 use crate::ops::OpSpec;
 
@@ -24,14 +25,15 @@ pub fn rows(op: &OpSpec) -> [Vec<&'static str>; 2] {
     ]
 }
 
+/// Writes the template to standard output (through the one CSV writer, without a BOM: it is
+/// meant to be redirected or piped).
 pub fn print(op: &OpSpec) -> Result<u8, Error> {
-    let failed = |e: csv::Error| Error::io("cannot write to standard output", e.into());
-    let mut w = csv::Writer::from_writer(std::io::stdout());
+    let failed = |e| Error::io("cannot write to standard output", e);
+    let mut w = Writer::plain(std::io::stdout().lock(), b',');
     for r in rows(op) {
-        w.write_record(r).map_err(failed)?;
+        w.record(r).map_err(failed)?;
     }
-    w.flush()
-        .map_err(|e| Error::io("cannot write to standard output", e))?;
+    w.flush().map_err(failed)?;
     Ok(exit::OK)
 }
 

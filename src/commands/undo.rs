@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::csvfile::{unneutralize, Writer};
 use crate::error::{exit, Error};
 use crate::input::header::canonical;
 use crate::journal;
 use crate::ops::check::CLEAR;
 use crate::ops::{self, OpSpec};
-use crate::results::{unneutralize, RESULT_COLUMNS};
+use crate::results::RESULT_COLUMNS;
 use crate::undo_file::{escape, is_marker, MARKER};
 
 pub fn run(results: &Path, out: Option<&Path>) -> Result<u8, Error> {
@@ -76,6 +77,9 @@ fn refuse_unsafe_out(out: &Path, results: &Path, journal: &Path) -> anyhow::Resu
     Ok(())
 }
 
+/// Writes the undo file of the run whose results are at `results`: the journal beside them is read
+/// and checked, the results file is read (each row's cells and final status), each succeeded row
+/// becomes an undo line, and the lines are written.
 pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoReport> {
     let journal_path = journal::path_for(results);
     if !journal_path.exists() {
@@ -89,111 +93,155 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
         .map(Path::to_owned)
         .unwrap_or_else(|| default_out(results));
     refuse_unsafe_out(&out, results, &journal_path)?;
-    let replay = match journal::read(&journal_path) {
-        Ok(r) => r,
-        Err(journal::ReadError::Io(e)) => {
-            return Err(e)
-                .with_context(|| format!("cannot read the journal {}", journal_path.display()))
-        }
-        Err(journal::ReadError::Misfit(m)) => bail!(
-            "refusing to write an undo file: the journal {} line {}: {}. It is not a journal \
-             pcbulk wrote (it may be damaged or edited), so its before-values cannot be trusted",
-            journal_path.display(),
-            m.line,
-            m.what
-        ),
+    let replay = read_journal(&journal_path)?;
+    refuse_plan_or_input(&replay, results, &out)?;
+    let table = read_results(results)?;
+    let run = Run {
+        results,
+        journal: &journal_path,
+        columns: ResultsColumns::of(&table.headers, &replay)?,
+        replay: &replay,
     };
-    if replay.job.as_ref().is_some_and(|j| j.plan) {
-        bail!(
-            "{} is a plan: it read what applying would change and changed nothing, so there is \
-             nothing to undo. Give the results file of an apply (<input stem>.results.csv)",
-            results.display()
-        );
-    }
-    // The run's input (as its journal names it, beside the results or as given) is not written.
-    if let Some(job) = &replay.job {
-        let input = std::path::Path::new(&job.input);
-        let beside = results.with_file_name(input.file_name().unwrap_or_default());
-        if crate::fsafe::same_file(&out, input) || crate::fsafe::same_file(&out, &beside) {
-            bail!(
-                "--out {} is the run's input file; the undo file must go elsewhere",
-                out.display()
-            );
-        }
-    }
-
-    // The results file holds each row's input cells and final status; read it as any input (it may
-    // have a BOM, and the input's delimiter).
-    let table = crate::input::read_path(results, &crate::input::ReadOptions::default()).map_err(
-        |e| match e {
-            // Already "cannot read <path>: <why>".
-            crate::input::InputError::Io { .. } => anyhow::Error::new(e),
-            _ => anyhow::Error::new(e).context(format!(
-                "cannot read the results file {}",
-                results.display()
-            )),
-        },
-    )?;
-    let headers = &table.headers;
-    let mapping = replay
-        .job
-        .as_ref()
-        .and_then(|j| j.identity.as_ref())
-        .map_or(&[][..], |i| &i.mapping[..]);
-    // The run's one operation (none for a file whose operation column names each row's): its own
-    // names for a column (a billing file's `Tenant ID`) are read as the run read them.
-    let run_op = replay
-        .job
-        .as_ref()
-        .and_then(|j| j.identity.as_ref())
-        .and_then(|i| ops::by_name(&i.operation));
-    let column_of = resolve_columns(headers, mapping, run_op);
-    let row_index = headers
-        .iter()
-        .position(|h| h == "row")
-        .context("the results file has no row column")?;
-    let status_index = headers
-        .iter()
-        .position(|h| h == "status")
-        .context("the results file has no status column")?;
-    let change_index = headers.iter().position(|h| h == "change");
-
     let mut report = UndoReport {
         out,
         ..UndoReport::default()
     };
     let mut undo_rows: Vec<UndoRow> = Vec::new();
     for raw in &table.rows {
-        let rec = &raw.cells;
-        let row: usize = rec
-            .get(row_index)
-            .map(String::as_str)
-            .unwrap_or("")
-            .parse()
-            .unwrap_or(0);
-        if rec.get(status_index).map(String::as_str) != Some("succeeded") {
-            continue;
+        if let Some(undo) = run.undo_row(&raw.cells, &mut report)? {
+            undo_rows.push(undo);
         }
-        let Some(before) = replay.before.get(&row) else {
+    }
+    report.rows = undo_rows.len();
+    write_rows(&report, &table, &run.columns.column_of, &undo_rows)?;
+    Ok(report)
+}
+
+/// The journal beside the results, read back; one pcbulk did not write is refused (its
+/// before-values cannot be trusted).
+fn read_journal(path: &Path) -> anyhow::Result<journal::Replay> {
+    match journal::read(path) {
+        Ok(r) => Ok(r),
+        Err(journal::ReadError::Io(e)) => {
+            Err(e).with_context(|| format!("cannot read the journal {}", path.display()))
+        }
+        Err(journal::ReadError::Misfit(m)) => bail!(
+            "refusing to write an undo file: the journal {} line {}: {}. It is not a journal \
+             pcbulk wrote (it may be damaged or edited), so its before-values cannot be trusted",
+            path.display(),
+            m.line,
+            m.what
+        ),
+    }
+}
+
+/// Refuses the results of a plan (nothing was changed), and an `out` that is the run's input (as
+/// its journal names it, beside the results or as given).
+fn refuse_plan_or_input(
+    replay: &journal::Replay,
+    results: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let Some(job) = &replay.job else {
+        return Ok(());
+    };
+    if job.plan {
+        bail!(
+            "{} is a plan: it read what applying would change and changed nothing, so there is \
+             nothing to undo. Give the results file of an apply (<input stem>.results.csv)",
+            results.display()
+        );
+    }
+    let input = Path::new(&job.input);
+    let beside = results.with_file_name(input.file_name().unwrap_or_default());
+    if crate::fsafe::same_file(out, input) || crate::fsafe::same_file(out, &beside) {
+        bail!(
+            "--out {} is the run's input file; the undo file must go elsewhere",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The results file, read as any input through the one reader (it may have a BOM, and the input's
+/// delimiter): each row's input cells and final status.
+fn read_results(results: &Path) -> anyhow::Result<crate::input::Table> {
+    crate::input::read_path(results, &crate::input::ReadOptions::default()).map_err(|e| match e {
+        // Already "cannot read <path>: <why>".
+        crate::input::InputError::Io { .. } => anyhow::Error::new(e),
+        _ => anyhow::Error::new(e).context(format!(
+            "cannot read the results file {}",
+            results.display()
+        )),
+    })
+}
+
+/// Where the results file holds what undo reads.
+struct ResultsColumns {
+    /// The operation column each results column is (see [`resolve_columns`]).
+    column_of: Vec<Option<&'static str>>,
+    row: usize,
+    status: usize,
+    change: Option<usize>,
+}
+
+impl ResultsColumns {
+    /// Read as the run read its input: with its mapping, and its one operation's own names for a
+    /// column (a billing file's `Tenant ID`; none for a file whose operation column names each
+    /// row's).
+    fn of(headers: &[String], replay: &journal::Replay) -> anyhow::Result<Self> {
+        let identity = replay.job.as_ref().and_then(|j| j.identity.as_ref());
+        let mapping = identity.map_or(&[][..], |i| &i.mapping[..]);
+        let run_op = identity.and_then(|i| ops::by_name(&i.operation));
+        let named = |name: &str| headers.iter().position(|h| h == name);
+        Ok(ResultsColumns {
+            column_of: resolve_columns(headers, mapping, run_op),
+            row: named("row").context("the results file has no row column")?,
+            status: named("status").context("the results file has no status column")?,
+            change: named("change"),
+        })
+    }
+
+    /// A row's cell in the results column that is operation column `col`.
+    fn cell<'r>(&self, rec: &'r [String], col: &str) -> Option<&'r String> {
+        let i = self.column_of.iter().position(|c| *c == Some(col))?;
+        rec.get(i)
+    }
+}
+
+/// What undo reads a run from: its results, its journal and where the results hold what.
+struct Run<'a> {
+    results: &'a Path,
+    journal: &'a Path,
+    replay: &'a journal::Replay,
+    columns: ResultsColumns,
+}
+
+impl Run<'_> {
+    /// The undo line of one results row: its keys, and each before-value with what the run set
+    /// beside it. A row that did not succeed has none; one that changed only a note or read nothing
+    /// first has none either, and is listed in `report`.
+    fn undo_row(&self, rec: &[String], report: &mut UndoReport) -> anyhow::Result<Option<UndoRow>> {
+        let text = |i: usize| rec.get(i).map_or("", String::as_str);
+        let row: usize = text(self.columns.row).parse().unwrap_or(0);
+        if text(self.columns.status) != "succeeded" {
+            return Ok(None);
+        }
+        let Some(before) = self.replay.before.get(&row) else {
             report.no_before.push(row);
-            continue;
+            return Ok(None);
         };
         if before.values.is_empty() {
             report.notes_left_out.push(row);
-            continue;
+            return Ok(None);
         }
-        let cell = |col: &str| {
-            column_of
-                .iter()
-                .position(|c| *c == Some(col))
-                .and_then(|i| rec.get(i))
-        };
+        let cell = |col: &str| self.columns.cell(rec, col);
         let mut undo = UndoRow {
             row,
             op: before.op,
             cells: BTreeMap::new(),
             expected: BTreeMap::new(),
-            carried: rec.clone(),
+            carried: rec.to_vec(),
         };
         for key in before.op.undo_keys {
             // A key a row succeeded with is a GUID or letters and digits, so a `'` before a formula
@@ -201,8 +249,24 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             let value = cell(key).map(|v| unneutralize(v)).unwrap_or("");
             undo.cells.insert(key, value.to_owned());
         }
-        // What the run set, as its `change` cell says; unknown (no check) without one.
-        let set = change_index
+        self.put_back(&mut undo, rec, before, report)?;
+        Ok(Some(undo))
+    }
+
+    /// Adds a row's before-values to its undo line, each with what the run set beside it (as the
+    /// row's `change` cell says; unknown, so not checked, without one). A value that was empty is
+    /// listed in `report` instead: an empty cell means "leave as it is".
+    fn put_back(
+        &self,
+        undo: &mut UndoRow,
+        rec: &[String],
+        before: &journal::Before,
+        report: &mut UndoReport,
+    ) -> anyhow::Result<()> {
+        let cell = |col: &str| self.columns.cell(rec, col);
+        let set = self
+            .columns
+            .change
             .and_then(|i| rec.get(i))
             .map(|c| after_values(unneutralize(c)))
             .filter(|set| !set.is_empty());
@@ -210,26 +274,17 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
             let Some(col) = ops::all_columns().into_iter().find(|k| *k == column) else {
                 continue;
             };
-            // Only what the row changed was read before: a before-value for a column the row
-            // left empty is not one pcbulk journaled.
+            // Only what the row changed was read before, and what was kept beside it.
             if cell(col).is_none_or(|v| v.trim().is_empty()) {
                 let sets = |c: &str| cell(c).is_some_and(|v| !v.trim().is_empty());
-                let kept = before.op.kept_beside.iter();
-                if kept.clone().any(|(by, k)| *k == col && sets(by)) {
-                    // Read beside a column the row changed, and kept as it was.
+                let mut kept = before.op.kept_beside.iter();
+                if kept.any(|(by, k)| *k == col && sets(by)) {
                     continue;
                 }
-                bail!(
-                    "refusing to write an undo file: the journal {} line {}: a before-value for {col} \
-                     of row {row}, which that row of {} did not change. It is not a journal pcbulk \
-                     wrote for these results (it may be damaged or edited)",
-                    journal_path.display(),
-                    before.line,
-                    results.display()
-                );
+                return Err(self.foreign_before(col, undo.row, before.line));
             }
             if value.is_empty() {
-                report.empty_before.push((row, column.clone()));
+                report.empty_before.push((undo.row, column.clone()));
                 continue;
             }
             undo.cells.insert(col, value.clone());
@@ -240,11 +295,19 @@ pub fn write_undo(results: &Path, out: Option<&Path>) -> anyhow::Result<UndoRepo
                 undo.expected.insert(col, expected.to_owned());
             }
         }
-        undo_rows.push(undo);
+        Ok(())
     }
-    report.rows = undo_rows.len();
-    write_rows(&report, &table, &column_of, &undo_rows)?;
-    Ok(report)
+
+    /// The refusal of a before-value for a column the row left empty: not one pcbulk journaled.
+    fn foreign_before(&self, col: &str, row: usize, line: usize) -> anyhow::Error {
+        anyhow::anyhow!(
+            "refusing to write an undo file: the journal {} line {line}: a before-value for {col} \
+             of row {row}, which that row of {} did not change. It is not a journal pcbulk wrote \
+             for these results (it may be damaged or edited)",
+            self.journal.display(),
+            self.results.display()
+        )
+    }
 }
 
 /// One line of an undo file: the row of the results it puts back, its operation, the values to
@@ -444,19 +507,15 @@ fn write_rows(
     }
     columns.push(Column::Marker);
     let cannot = || format!("cannot write the undo file {}", report.out.display());
-    let mut file = crate::fsafe::create(&report.out, FIX).with_context(cannot)?;
     // Like the results: UTF-8 with a BOM (Excel reads it as UTF-8 then) and the input's delimiter.
-    std::io::Write::write_all(&mut file, b"\xef\xbb\xbf").with_context(cannot)?;
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(table.delimiter)
-        .from_writer(file);
-    w.write_record(columns.iter().map(|c| c.header(&table.headers)))
+    let mut w = Writer::create(&report.out, FIX, table.delimiter).with_context(cannot)?;
+    w.record(columns.iter().map(|c| c.header(&table.headers)))
         .with_context(cannot)?;
     for undo in undo_rows {
-        w.write_record(columns.iter().map(|c| c.cell(undo)))
+        w.record(columns.iter().map(|c| c.cell(undo)))
             .with_context(cannot)?;
     }
-    w.flush().with_context(cannot)?;
+    w.finish().with_context(cannot)?;
     Ok(())
 }
 

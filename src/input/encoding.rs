@@ -6,8 +6,8 @@
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
-use super::records::count_breaks;
 use super::InputError;
+use crate::csvfile::count_breaks;
 
 /// How a file's records are read as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

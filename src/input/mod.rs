@@ -6,7 +6,6 @@
 pub mod encoding;
 pub mod header;
 pub mod reader;
-pub mod records;
 pub mod row;
 pub mod xlsx;
 

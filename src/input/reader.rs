@@ -7,9 +7,9 @@ use std::io::Read;
 use encoding_rs::{DecoderResult, Encoding};
 
 use super::encoding::{Charset, Decode};
-use super::records::{RecordError, Records};
 use super::row::StreamRow;
 use super::{detect_delimiter, InputError, ReadOptions};
+use crate::csvfile::{RecordError, Records};
 
 /// How much of the file is read to find its byte-order mark and delimiter.
 const SNIFF: usize = 64 * 1024;
@@ -224,7 +224,7 @@ impl<R: Read> Decoded<R> {
         self.at += read;
         self.out.truncate(written);
         self.out_at = 0;
-        self.breaks += super::records::count_breaks(&self.out, &mut self.prev_cr);
+        self.breaks += crate::csvfile::count_breaks(&self.out, &mut self.prev_cr);
         if let DecoderResult::Malformed(bad, after) = result {
             let end = self.at.saturating_sub(after as usize);
             let start = end.saturating_sub(bad as usize);

@@ -4,7 +4,7 @@
 //! to send (the duplicates, the counts, the file's hash) and reads the rows again as it sends them.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,17 +12,15 @@ use rayon::prelude::*;
 
 use super::source::{Charset, Fingerprint, RowsDigest, Source, StreamRow};
 use crate::config::InputConfig;
+use crate::csvfile::{self, Encoder};
 use crate::duplicates::{self, Detector, Firsts};
 use crate::error::Error;
 use crate::fsafe::{self, Access};
-use crate::input::records::Records;
 use crate::journal::{Misfit, Replay};
 use crate::planner::{Planner, Verdict};
 use crate::report::progress::Progress;
 use crate::report::summary::Summary;
-use crate::results::{
-    encode_cells, encode_line, encode_line_into, needs_quotes, Outcome, Status, StreamWriter,
-};
+use crate::results::{push_line, Outcome, Status, StreamWriter};
 
 /// What the checking pass found, for `apply`.
 pub struct Scan {
@@ -65,11 +63,12 @@ struct Checked {
     misfit: Option<Misfit>,
 }
 
+/// Plans one row; with an encoder (validate), appends its results line to `lines`.
 fn check_row(
     planner: &Planner,
     raw: &StreamRow,
     width: usize,
-    delimiter: Option<u8>,
+    encoder: Option<&mut Encoder>,
     journal: Option<&Replay>,
     lines: &mut Vec<u8>,
     digest: Option<&mut Vec<u8>>,
@@ -105,9 +104,10 @@ fn check_row(
             None,
         ),
     };
-    if let Some(d) = delimiter {
-        let plain = !needs_quotes(raw.text().as_bytes(), d);
-        encode_line_into(lines, raw.trimmed(width), plain, &outcome, d);
+    if let Some(enc) = encoder {
+        let mut line = enc.line(lines);
+        let plain = !line.must_quote(raw.text().as_bytes());
+        push_line(&mut line, raw.trimmed(width), plain, &outcome);
     }
     Ok(Checked {
         key: target.as_deref().map(duplicates::target_key),
@@ -178,11 +178,13 @@ fn check_batch(
                 0
             });
             let mut encoded = Vec::new();
+            let mut encoder = delimiter.map(Encoder::new);
             let rows = chunk
                 .iter()
                 .map(|raw| {
                     let digest = digest.then_some(&mut encoded);
-                    check_row(planner, raw, width, delimiter, journal, &mut lines, digest)
+                    let enc = encoder.as_mut();
+                    check_row(planner, raw, width, enc, journal, &mut lines, digest)
                 })
                 .collect::<Result<Vec<Checked>, Error>>()?;
             Ok(Piece {
@@ -213,10 +215,15 @@ pub fn open(cfg: &InputConfig, hashed: bool) -> Result<(Source, Planner), Error>
     } else {
         Source::open(cfg)?
     };
-    let header = source.header(&cfg.input)?;
-    let planner = Planner::mapped(&header, cfg.operation, &cfg.mapping)
-        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
+    let planner = planner_for(&mut source, cfg)?;
     Ok((source, planner))
+}
+
+/// Reads the input's header into a planner.
+fn planner_for(source: &mut Source, cfg: &InputConfig) -> Result<Planner, Error> {
+    let header = source.header(&cfg.input)?;
+    Planner::mapped(&header, cfg.operation, &cfg.mapping)
+        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))
 }
 
 /// What the pass does beside checking each row.
@@ -296,65 +303,11 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
         path: cfg.input.display().to_string(),
         cause,
     };
-    crate::input::refuse_not_a_file(&cfg.input)?;
-    // Looked at before it is opened: opening a pipe would wait for a writer.
-    let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
-    let file = if regular {
-        Some(File::open(&cfg.input).map_err(io_err)?)
-    } else {
-        None
-    };
-    let Some(file) = file.filter(|f| f.metadata().is_ok_and(|m| m.is_file())) else {
-        return Err(Error::usage(format!(
-            "{} is not a regular file: apply reads its input twice (once to check every row, once \
-             to send), so save it to a file first (validate reads any input once)",
-            cfg.input.display()
-        )));
-    };
+    let file = open_regular(cfg)?;
     let fingerprint = Fingerprint::of(&file).map_err(io_err)?;
     let mut source = Source::from_file(cfg, file.try_clone().map_err(io_err)?, true, None)?;
-    let header = source.header(&cfg.input)?;
-    let planner = Planner::mapped(&header, cfg.operation, &cfg.mapping)
-        .map_err(|e| Error::Usage(format!("{} cannot be run: {}", cfg.input.display(), e.0)))?;
-    // Keys spill to a scratch file beside the results: a million rows are 32 MB there, not in
-    // memory.
-    let (spill_path, spill) = scratch(&cfg.out, "keys", Access::Owner)?;
-    let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
-    let (mut rows, mut valid) = (0usize, 0usize);
-    let mut operations: Vec<&'static str> = Vec::new();
-    let mut misfit = None;
-    let mut digest = RowsDigest::default();
-    let work = Work {
-        encode: false,
-        digest: true,
-    };
-    let scanned = pass(&mut source, &planner, work, journal, |raws, checks| {
-        checks.add_to(&mut digest);
-        for (raw, (c, _)) in raws.iter().zip(checks.iter()) {
-            rows += 1;
-            if c.misfit.is_some() {
-                misfit = Misfit::first(misfit.take(), c.misfit.clone());
-            }
-            if let Some(k) = c.key {
-                detector
-                    .note(k, raw.row, raw.line)
-                    .map_err(|e| Error::io("cannot write the duplicate index", e))?;
-            }
-            if let Some(op) = c.op {
-                valid += 1;
-                if !operations.contains(&op) {
-                    operations.push(op);
-                }
-            }
-        }
-        Ok(())
-    });
-    let dups = scanned.and_then(|()| {
-        let (candidates, spill) = detector.into_parts();
-        confirm_duplicates(spill, &candidates)
-    });
-    remove_scratch(&spill_path);
-    let dups = dups?;
+    let planner = planner_for(&mut source, cfg)?;
+    let (counted, dups) = count_rows(&mut source, &planner, cfg, journal)?;
     if Fingerprint::of(&file).map_err(io_err)? != fingerprint {
         return Err(Error::usage(format!(
             "{} changed while it was being checked; nothing was sent: run it again once it is \
@@ -362,21 +315,114 @@ pub fn scan(cfg: &InputConfig, journal: Option<&Replay>) -> Result<Scan, Error> 
             cfg.input.display()
         )));
     }
+    let rows = counted.rows;
     Ok(Scan {
         file,
         fingerprint,
         delimiter: source.delimiter,
         sha256: source.sha256(),
-        rows_sha256: digest.finish(),
+        rows_sha256: counted.digest.finish(),
         sheet: source.sheet().map(str::to_owned),
         charset: source.charset(),
-        to_send: valid - dups.len(),
+        to_send: counted.valid - dups.len(),
         rows,
         dups,
-        operations,
+        operations: counted.operations,
         planner,
-        misfit: Misfit::first(misfit, journal.and_then(|j| j.misfit_beyond(rows))),
+        misfit: Misfit::first(counted.misfit, journal.and_then(|j| j.misfit_beyond(rows))),
     })
+}
+
+/// Opens the input for a pass that reads it twice: a regular file, looked at before it is opened
+/// (opening a pipe would wait for a writer).
+fn open_regular(cfg: &InputConfig) -> Result<File, Error> {
+    let io_err = |cause| crate::input::InputError::Io {
+        path: cfg.input.display().to_string(),
+        cause,
+    };
+    crate::input::refuse_not_a_file(&cfg.input)?;
+    let regular = std::fs::metadata(&cfg.input).map_err(io_err)?.is_file();
+    let file = if regular {
+        Some(File::open(&cfg.input).map_err(io_err)?)
+    } else {
+        None
+    };
+    file.filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{} is not a regular file: apply reads its input twice (once to check every row, \
+                 once to send), so save it to a file first (validate reads any input once)",
+                cfg.input.display()
+            ))
+        })
+}
+
+/// What apply's checking pass counts, row by row.
+#[derive(Default)]
+struct Counted {
+    rows: usize,
+    /// Rows valid (duplicates among them).
+    valid: usize,
+    operations: Vec<&'static str>,
+    misfit: Option<Misfit>,
+    digest: RowsDigest,
+}
+
+impl Counted {
+    /// Counts a checked batch, and notes each row's target for the duplicate check.
+    fn add<W: std::io::Write>(
+        &mut self,
+        raws: &[StreamRow],
+        checks: &Checks,
+        detector: &mut Detector<W>,
+    ) -> Result<(), Error> {
+        checks.add_to(&mut self.digest);
+        for (raw, (c, _)) in raws.iter().zip(checks.iter()) {
+            self.rows += 1;
+            if c.misfit.is_some() {
+                self.misfit = Misfit::first(self.misfit.take(), c.misfit.clone());
+            }
+            if let Some(k) = c.key {
+                detector
+                    .note(k, raw.row, raw.line)
+                    .map_err(|e| Error::io("cannot write the duplicate index", e))?;
+            }
+            if let Some(op) = c.op {
+                self.valid += 1;
+                if !self.operations.contains(&op) {
+                    self.operations.push(op);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs apply's checking pass: the counts, and the duplicate rows. The targets' keys spill to a
+/// scratch file beside the results (a million rows are 32 MB there, not in memory), removed
+/// whatever happens.
+fn count_rows(
+    source: &mut Source,
+    planner: &Planner,
+    cfg: &InputConfig,
+    journal: Option<&Replay>,
+) -> Result<(Counted, Firsts), Error> {
+    let (spill_path, spill) = scratch(&cfg.out, "keys", Access::Owner)?;
+    let mut detector = Detector::new(std::io::BufWriter::with_capacity(1 << 20, spill));
+    let mut counted = Counted::default();
+    let work = Work {
+        encode: false,
+        digest: true,
+    };
+    let scanned = pass(source, planner, work, journal, |raws, checks| {
+        counted.add(raws, checks, &mut detector)
+    });
+    let dups = scanned.and_then(|()| {
+        let (candidates, spill) = detector.into_parts();
+        confirm_duplicates(spill, &candidates)
+    });
+    remove_scratch(&spill_path);
+    Ok((counted, dups?))
 }
 
 /// A new scratch file beside the results (see [`fsafe::fresh`]): no file or link already there is
@@ -423,7 +469,7 @@ fn confirm_duplicates(
 }
 
 /// Copies the results written so far (`part`, positioned anywhere) to their final place, turning
-/// duplicate rows `invalid`.
+/// duplicate rows `invalid`. The part is read back through the one CSV reader.
 pub fn rewrite_with_duplicates(
     mut file: File,
     out: &Path,
@@ -435,12 +481,10 @@ pub fn rewrite_with_duplicates(
     let width = planner.headers.len();
     let io = |e| crate::results::cannot_write(out, e);
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut bom = [0u8; 3];
-    file.read_exact(&mut bom).map_err(io)?;
-    let mut records = Records::new(std::io::BufReader::new(file), delimiter);
+    let mut part = csvfile::Reader::new(file, |_| Ok(delimiter)).map_err(io)?;
     let mut w = StreamWriter::create(out, &planner.headers, delimiter).map_err(io)?;
     let mut header = true;
-    while let Some(rec) = records.next_record().map_err(|e| io(e.into()))? {
+    while let Some(rec) = part.next_record().map_err(|e| io(e.into()))? {
         if std::mem::take(&mut header) {
             continue;
         }
@@ -451,35 +495,25 @@ pub fn rewrite_with_duplicates(
                 .parse()
                 .unwrap_or(0)
         };
-        let row = number(width);
-        let Some((first_row, first_line)) = dups.get(&row) else {
-            w.write_encoded(&encode_cells(fields.iter().copied(), delimiter))
-                .map_err(io)?;
+        let row = number(width) as usize;
+        if !dups.contains_key(&(row as u64)) {
+            w.write_cells(fields.iter().copied()).map_err(io)?;
             continue;
-        };
-        let cells: Vec<&str> = fields[..width]
+        }
+        let cells: Vec<&str> = fields
             .iter()
+            .take(width)
             .map(|f| std::str::from_utf8(f).unwrap_or(""))
             .collect();
         let target = match planner.plan_row(&cells) {
             Ok((_, Verdict::Ready(change))) => change.target(),
             _ => None,
         };
-        let message = duplicates::message(
-            *first_row,
-            *first_line,
-            target.as_deref().unwrap_or("same target"),
-        );
-        let o = Outcome::unsent(
-            row as usize,
-            number(width + 1),
-            Status::Invalid,
-            "duplicate_target",
-            &message,
-        );
-        w.write_encoded(&encode_line(cells.iter().copied(), &o, delimiter))
-            .map_err(io)?;
-        summary.recount(Status::Valid, o);
+        let o = duplicates::outcome(dups, row, number(width + 1), target.as_deref());
+        if let Some(o) = o {
+            w.write_line(cells.iter().copied(), &o).map_err(io)?;
+            summary.recount(Status::Valid, o);
+        }
     }
     w.finish().map_err(io)?;
     Ok(())

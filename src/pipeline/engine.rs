@@ -94,16 +94,8 @@ impl Reading {
             }
             Verdict::Ready(change) => change,
         };
-        if let Some((first_row, first_line)) = self.dups.get(&(raw.row as u64)) {
-            let target = change.target().unwrap_or_default();
-            let message = duplicates::message(*first_row, *first_line, &target);
-            let o = Outcome::unsent(
-                raw.row,
-                raw.line,
-                Status::Invalid,
-                "duplicate_target",
-                &message,
-            );
+        let target = change.target();
+        if let Some(o) = duplicates::outcome(&self.dups, raw.row, raw.line, target.as_deref()) {
             return Item::Done(raw, o, false);
         }
         let mut job = Job::new(raw.row, raw.line, op.map(|o| o.name).unwrap_or(""), change);

@@ -10,14 +10,15 @@
 //! example rows per group.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead};
+use std::io;
 use std::path::Path;
 
 use super::headline::{cut, parse_change, FieldChange};
 use super::summary::{About, Summary};
+use crate::csvfile::unneutralize;
 use crate::input::header::{canonical, normalize};
 use crate::ops::{self, OpSpec};
-use crate::results::{unneutralize, Status, RESULT_COLUMNS};
+use crate::results::{Status, RESULT_COLUMNS};
 
 /// How many distinct changes are told apart; rows with any other change are counted together.
 pub const MAX_GROUPS: usize = 1000;
@@ -355,18 +356,14 @@ fn sniff(head: &[u8]) -> io::Result<u8> {
         .ok_or_else(|| io::Error::other("its header is not a results file's"))
 }
 
-/// Reads a results file a record at a time into a [`Tally`].
+/// Reads a results file a record at a time into a [`Tally`], through the one CSV reader (its BOM
+/// passed over, its delimiter found from its header).
 fn read_results(path: &Path, about: &About) -> io::Result<Tally> {
-    let mut file = io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
-    if file.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
-        file.consume(3);
-    }
-    let delimiter = sniff(file.fill_buf()?)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(file);
-    let header: Vec<String> = rdr.byte_headers()?.iter().map(lossy).collect();
+    let mut rdr = crate::csvfile::Reader::new(std::fs::File::open(path)?, sniff)?;
+    let header: Vec<String> = match rdr.next_record()? {
+        Some(rec) => rec.fields().map(lossy).collect(),
+        None => Vec::new(),
+    };
     let at = header
         .len()
         .checked_sub(RESULT_COLUMNS.len())
@@ -382,9 +379,9 @@ fn read_results(path: &Path, about: &About) -> io::Result<Tally> {
         None => vec![op_of(about)],
     });
     let mut naming = naming;
-    let mut rec = csv::ByteRecord::new();
-    while rdr.read_byte_record(&mut rec)? {
-        let cell = |i: usize| lossy(rec.get(i).unwrap_or_default());
+    while let Some(rec) = rdr.next_record()? {
+        let rec: Vec<&[u8]> = rec.fields().collect();
+        let cell = |i: usize| lossy(rec.get(i).copied().unwrap_or_default());
         let (Ok(row), Some(status)) = (cell(at).parse::<usize>(), status_of(&cell(at + 2))) else {
             continue;
         };
@@ -479,8 +476,8 @@ impl Naming {
     }
 
     /// A row's label: `row 12 · Contoso Ltd · Office 365 E3`, or `row 12 · customer_id …`.
-    pub fn label(&mut self, row: usize, op: Option<&OpSpec>, rec: &csv::ByteRecord) -> String {
-        let cell = |i: usize| lossy(rec.get(i).unwrap_or_default());
+    pub fn label(&mut self, row: usize, op: Option<&OpSpec>, rec: &[&[u8]]) -> String {
+        let cell = |i: usize| lossy(rec.get(i).copied().unwrap_or_default());
         let shown = |v: &str| cut(unneutralize(v.trim()), LABEL_CELL_CHARS);
         let mut parts = vec![format!("row {row}")];
         for (i, _, used) in &mut self.names {
@@ -599,6 +596,10 @@ mod tests {
         assert_eq!(g.statuses[Status::Skipped as usize], 1);
     }
 
+    fn bytes<'a>(cells: &[&'a str]) -> Vec<&'a [u8]> {
+        cells.iter().map(|c| c.as_bytes()).collect()
+    }
+
     #[test]
     fn rows_are_named_by_carried_name_columns_and_not_by_ids_or_pcbulk_s_own_columns() {
         let headers: Vec<String> = [
@@ -613,7 +614,7 @@ mod tests {
         .to_vec();
         let mut n = Naming::new(&headers, Some(&[0, 5]));
         let op = ops::by_name("support-contact");
-        let rec = csv::ByteRecord::from(vec![
+        let rec = bytes(&[
             "c1",
             "Contoso Ltd",
             "e0000001-0000-4000-8000-000000000001",
@@ -622,7 +623,7 @@ mod tests {
             "d1",
         ]);
         assert_eq!(n.label(7, op, &rec), "row 7 · Contoso Ltd");
-        let rec = csv::ByteRecord::from(vec![
+        let rec = bytes(&[
             "c1",
             "",
             "e0000001-0000-4000-8000-000000000001",

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// of a higher one; within a layer the imports must not form a cycle.
 const LAYERS: &[&[&str]] = &[
     // Plain values and safe files: text helpers, terminal output, crash points, files opened
-    // safely and where pcbulk keeps them.
-    &["text", "term", "failpoint", "fsafe"],
+    // safely and where pcbulk keeps them, the CSV codec (which writes through `fsafe`).
+    &["text", "term", "failpoint", "fsafe", "csvfile"],
     // Reading input, the error type (which wraps the reader's), service addresses, Ctrl-C; the
     // simulator.
     &["input", "error", "target", "interrupt", "sandbox"],

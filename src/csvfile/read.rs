@@ -1,9 +1,11 @@
-//! The one CSV record reader: csv-core's push parser over any byte stream, with the line each record
-//! starts on counted exactly (blank lines and line breaks inside quotes included: the csv crate's own
-//! count skips blank lines), in constant memory. A quoted field still open at the end of the stream
-//! is an error: csv-core would end it there, one value swallowing every line after its quote.
+//! Reading CSV: one record reader, csv-core's push parser over any byte stream, with the line each
+//! record starts on counted exactly (blank lines and line breaks inside quotes included: the csv
+//! crate's own count skips blank lines), in constant memory. A quoted field still open at the end of
+//! the stream is an error: csv-core would end it there, one value swallowing every line after its
+//! quote. The input reader (`input::reader`) decodes and checks what it returns; [`Reader`] reads
+//! pcbulk's own files back (results files, plans) through it.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use csv_core::{ReadRecordResult, ReaderBuilder};
 use thiserror::Error;
@@ -92,6 +94,56 @@ impl<'r> Record<'r> {
             from = to;
             f
         })
+    }
+}
+
+impl<'r> Record<'r> {
+    /// The fields as text, or the error of the first that is not UTF-8.
+    pub fn texts(&self) -> Result<Vec<&'r str>, std::str::Utf8Error> {
+        let out = self.out;
+        let mut from = 0;
+        self.ends
+            .iter()
+            .map(|&to| {
+                let f = std::str::from_utf8(&out[from..to]);
+                from = to;
+                f
+            })
+            .collect()
+    }
+}
+
+/// A CSV file pcbulk wrote, read back through [`Records`] (a results file for the report, a plan,
+/// the results of a validation being rewritten): its byte-order mark passed over, its delimiter
+/// given or found from its first line.
+pub struct Reader<R> {
+    records: Records<io::BufReader<R>>,
+    delimiter: u8,
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads `src` from where it stands. A [`BOM`](super::BOM) there is passed over; the delimiter
+    /// is what `delimiter` picks from the bytes after it (up to 64 KiB: the header line, whole
+    /// unless it is longer).
+    pub fn new(src: R, delimiter: impl FnOnce(&[u8]) -> io::Result<u8>) -> io::Result<Self> {
+        let mut src = io::BufReader::with_capacity(1 << 16, src);
+        if src.fill_buf()?.starts_with(super::BOM) {
+            src.consume(super::BOM.len());
+        }
+        let delimiter = delimiter(src.fill_buf()?)?;
+        Ok(Reader {
+            records: Records::new(src, delimiter),
+            delimiter,
+        })
+    }
+
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// The next record, or `None` at the end (see [`Records::next_record`]).
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, RecordError> {
+        self.records.next_record()
     }
 }
 
