@@ -53,7 +53,7 @@ impl Out {
 }
 
 enum Inner {
-    Csv(Box<csv::Writer<Box<dyn Write + Send>>>),
+    Csv(Box<crate::csvfile::Writer<Box<dyn Write + Send>>>),
     /// The workbook (its one sheet streamed to a scratch file as rows come), and the file it is
     /// saved to at the end.
     Xlsx(Box<rust_xlsxwriter::Workbook>, File),
@@ -74,7 +74,7 @@ impl Writer {
             Out::Stdout => {
                 let w: Box<dyn Write + Send> = Box::new(io::stdout());
                 (
-                    Inner::Csv(Box::new(csv::WriterBuilder::new().from_writer(w))),
+                    Inner::Csv(Box::new(crate::csvfile::Writer::plain(w, b','))),
                     None,
                 )
             }
@@ -86,7 +86,7 @@ impl Writer {
                     Out::Xlsx(_) => Inner::Xlsx(workbook(sheet).map_err(xlsx_error)?, file),
                     _ => {
                         let w: Box<dyn Write + Send> = Box::new(file);
-                        Inner::Csv(Box::new(csv::WriterBuilder::new().from_writer(w)))
+                        Inner::Csv(Box::new(crate::csvfile::Writer::with_bom(w, b',')?))
                     }
                 };
                 (inner, Some((path.clone(), tmp)))
@@ -132,9 +132,8 @@ impl Writer {
     /// Completes the output: flushed (a file synced and renamed to its final name).
     pub fn finish(mut self) -> io::Result<()> {
         match self.inner.take().expect("open until finished") {
-            Inner::Csv(mut w) => {
-                w.flush()?;
-                drop(w);
+            Inner::Csv(w) => {
+                w.finish()?;
             }
             Inner::Xlsx(mut book, file) => {
                 let mut file = io::BufWriter::new(file);
@@ -168,14 +167,10 @@ impl Drop for Writer {
     }
 }
 
-/// One CSV record of an export, each cell escaped (see the module's doc): the one place export
-/// encodes CSV.
-fn csv_record<W: Write>(w: &mut csv::Writer<W>, cells: &[&str]) -> io::Result<()> {
-    w.write_record(cells.iter().map(|c| escape(c).into_owned()))
-        .map_err(|e| match e.into_kind() {
-            csv::ErrorKind::Io(e) => e,
-            other => io::Error::other(format!("{other:?}")),
-        })
+/// One CSV record of an export, each cell escaped (see the module's doc), through pcbulk's one
+/// CSV writer.
+fn csv_record<W: Write>(w: &mut crate::csvfile::Writer<W>, cells: &[&str]) -> io::Result<()> {
+    w.record(cells.iter().map(|c| escape(c).into_owned()))
 }
 
 /// A workbook of one sheet, streamed (constant memory: each row goes to a scratch file once the
