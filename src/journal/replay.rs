@@ -789,6 +789,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_write_refused_after_an_earlier_copy_may_have_landed_is_still_to_settle() {
+        let resume = r#"{"t":"resume","retry_failed":false}"#.to_string();
+        // Sent, the run killed; sent again by the resume and refused (a stale ETag, say, the
+        // first copy's doing): still to settle, under a new MS-RequestId.
+        let r = read_lines(&[
+            header(),
+            send_as(RID),
+            resume.clone(),
+            send_as(RID),
+            answer(RID, 412),
+        ])
+        .unwrap();
+        assert!(r.unanswered[&1].pending.answered);
+        // Answered 503, sent again under a new id and refused: the first may have been applied.
+        let r = read_lines(&[
+            header(),
+            send_as(RID),
+            answer(RID, 503),
+            send_as(RID2),
+            answer(RID2, 412),
+        ])
+        .unwrap();
+        assert!(r.unanswered.contains_key(&1));
+        // Sent again, then not sent after all: the first copy is still to settle.
+        let r = read_lines(&[header(), send_as(RID), resume, send_as(RID), unsent(RID)]).unwrap();
+        assert!(r.unanswered.contains_key(&1));
+        // Refused with no copy before it: known not applied.
+        let r = read_lines(&[header(), send_as(RID), answer(RID, 412)]).unwrap();
+        assert!(r.unanswered.is_empty());
+        // A copy landed, answered 200: done.
+        let r = read_lines(&[header(), send_as(RID), send_as(RID), answer(RID, 200)]).unwrap();
+        assert!(r.unanswered.is_empty());
+    }
+
+    fn unsent(id: &str) -> String {
+        format!(r#"{{"t":"answer","row":1,"request_id":"{id}","status":null}}"#)
+    }
+
     fn failed_row(code: &str) -> String {
         format!(
             r#"{{"t":"row","row":1,"line":2,"status":"failed","http_status":null,"error_code":"{code}","error_message":"x","attempts":1,"correlation_id":"","request_id":"","duration_ms":3}}"#
