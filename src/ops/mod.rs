@@ -503,10 +503,10 @@ pub async fn resend<C: Change + ?Sized>(
 /// succeeded; absent at every look, it goes again (under the same MS-RequestId after a lost
 /// answer, a new one after an answer); a look that fails ends the row as `outcome_unknown`, never
 /// with a second copy. `resumed` (a resume settling a write a crashed run sent) may look before
-/// the first send too. Once a copy may have been applied, a refusal of the next is believed only
-/// after a look ([`refused_after_a_copy`]). An
-/// operation that cannot tell has its write sent again blindly, for the service's replay to
-/// recognise. Sends are bounded by `--max-attempts` and [`LOST_ANSWERS`].
+/// the first send too. Once a copy may have been applied, a refusal of the next (a stale ETag,
+/// say, which that copy may have caused) is believed only after a look finds the row's values
+/// not there. An operation that cannot tell has its write sent again blindly, for the service's
+/// replay to recognise. Sends are bounded by `--max-attempts` and [`LOST_ANSWERS`].
 pub async fn write_once<C: Change + ?Sized>(
     change: &C,
     api: &dyn Api,
