@@ -457,9 +457,9 @@ fn undo_then_apply_puts_the_tenant_back() {
 /// The customer whose billing profile [`LateBillingPut`] renames.
 const LATE_CUSTOMER: &str = "c1000000-0000-4000-8000-000000000000";
 
-/// A run killed while the service holds its billing-profile PUT, which the service applies 3 s
-/// after it arrived: a resume reads the profile before that copy lands, and sends the PUT again
-/// with the same If-Match, which the copy, landing meanwhile, makes stale (412).
+/// A run killed while the service holds its billing-profile PUT, which the service applies late
+/// (seconds after it arrived): a resume reads the profile before that copy lands, and sends the PUT
+/// again with the same If-Match, which the copy, landing meanwhile, makes stale (412).
 struct LateBillingPut {
     sb: Sandbox,
     w: Workdir,
@@ -469,9 +469,9 @@ struct LateBillingPut {
 }
 
 impl LateBillingPut {
-    /// `flags`: more of the sandbox's.
+    /// `flags`: the sandbox's, `--late-writes` among them.
     fn killed(flags: &[&str]) -> LateBillingPut {
-        let sb = Sandbox::start(&[&["--late-writes", "3000", "--customers", "1"], flags].concat());
+        let sb = Sandbox::start(&[&["--customers", "1"], flags].concat());
         let w = Workdir::new();
         let input = w.write(
             "in.csv",
@@ -526,7 +526,7 @@ impl LateBillingPut {
 
 #[test]
 fn a_killed_run_s_billing_put_landing_while_the_resume_sends_it_again_is_succeeded_not_unchanged() {
-    let late = LateBillingPut::killed(&[]);
+    let late = LateBillingPut::killed(&["--late-writes", "3000"]);
     let out = late.apply(&["--resume"]).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     late.assert_one_change_accounted();
@@ -534,9 +534,10 @@ fn a_killed_run_s_billing_put_landing_while_the_resume_sends_it_again_is_succeed
 
 #[test]
 fn a_resume_killed_right_after_its_resend_was_refused_as_stale_still_settles_the_landed_put() {
-    // Every call takes 2 s: the resume is killed once its resend's 412 is journaled, well before
-    // its look after the refusal is answered and the row's outcome journaled.
-    let late = LateBillingPut::killed(&["--latency-ms", "2000"]);
+    // Every call takes 1 s: the resume is killed once its resend's 412 is journaled, well before
+    // its look after the refusal is answered and the row's outcome journaled. The PUT lands 5 s
+    // after it arrived, leaving the resume 3 s to start, read and send it again.
+    let late = LateBillingPut::killed(&["--late-writes", "4000", "--latency-ms", "1000"]);
     let journal = late.w.path("in.results.csv.journal");
     let mut resume = late.apply(&["--resume"]).spawn().unwrap();
     let refused = r#""t":"answer","row":1,"#;
