@@ -87,6 +87,9 @@ pub struct Replay {
     pub answered_ok: BTreeMap<usize, (String, u16)>,
     /// Per row, its last journaled write: the line and the MS-RequestId (answers must match it).
     sent: BTreeMap<usize, (usize, Uuid)>,
+    /// Rows whose write was sent again while an earlier copy's outcome was unknown: that copy may
+    /// have been applied, so a refusal of a later one does not settle the write.
+    copy_out: std::collections::BTreeSet<usize>,
     /// The highest row any record names, and the first line that names it.
     highest_row: Option<(usize, usize)>,
     /// Records read so far (the first must be the run's header).
@@ -268,6 +271,9 @@ impl Replay {
     ) -> Result<(), String> {
         let correlation_id = guid("correlation id", correlation_id)?;
         let pending = pending(call)?;
+        if self.unanswered.contains_key(&row) {
+            self.copy_out.insert(row);
+        }
         self.sent.insert(row, (line, pending.request_id));
         self.unanswered.insert(
             row,
@@ -300,21 +306,29 @@ impl Replay {
         match status {
             Some(s @ 200..=299) => {
                 self.unanswered.remove(&row);
+                self.copy_out.remove(&row);
                 self.answered_ok.insert(row, (id.to_string(), s));
             }
             // Such an answer does not say whether the write was applied (a gateway may give it
             // after the service did): the write is still to settle, and goes again, if at all,
-            // under a new MS-RequestId.
-            Some(408 | 500..=599) => {
-                if let Some(u) = self.unanswered.get_mut(&row) {
-                    u.pending.answered = true;
-                }
-            }
+            // under a new MS-RequestId. So is a refusal while an earlier copy may have been
+            // applied (a stale ETag may be that copy's doing); a resume looks for it.
+            Some(408 | 500..=599) => self.answered(row),
+            Some(_) if self.copy_out.contains(&row) => self.answered(row),
+            // Not sent after all: an earlier copy, if any, is still to settle.
+            None if self.copy_out.contains(&row) => {}
             _ => {
                 self.unanswered.remove(&row);
             }
         }
         Ok(())
+    }
+
+    /// The row's last write was answered: sent again, it goes under a new MS-RequestId.
+    fn answered(&mut self, row: usize) {
+        if let Some(u) = self.unanswered.get_mut(&row) {
+            u.pending.answered = true;
+        }
     }
 
     /// Rows are numbered from 1; the highest is kept to check against the input's length.
@@ -774,6 +788,45 @@ mod tests {
             let r = read_lines(&[header(), send_as(RID), answer(RID, status)]).unwrap();
             assert!(r.unanswered.is_empty(), "{status}: known not applied");
         }
+    }
+
+    #[test]
+    fn a_write_refused_after_an_earlier_copy_may_have_landed_is_still_to_settle() {
+        let resume = r#"{"t":"resume","retry_failed":false}"#.to_string();
+        // Sent, the run killed; sent again by the resume and refused (a stale ETag, say, the
+        // first copy's doing): still to settle, under a new MS-RequestId.
+        let r = read_lines(&[
+            header(),
+            send_as(RID),
+            resume.clone(),
+            send_as(RID),
+            answer(RID, 412),
+        ])
+        .unwrap();
+        assert!(r.unanswered[&1].pending.answered);
+        // Answered 503, sent again under a new id and refused: the first may have been applied.
+        let r = read_lines(&[
+            header(),
+            send_as(RID),
+            answer(RID, 503),
+            send_as(RID2),
+            answer(RID2, 412),
+        ])
+        .unwrap();
+        assert!(r.unanswered.contains_key(&1));
+        // Sent again, then not sent after all: the first copy is still to settle.
+        let r = read_lines(&[header(), send_as(RID), resume, send_as(RID), unsent(RID)]).unwrap();
+        assert!(r.unanswered.contains_key(&1));
+        // Refused with no copy before it: known not applied.
+        let r = read_lines(&[header(), send_as(RID), answer(RID, 412)]).unwrap();
+        assert!(r.unanswered.is_empty());
+        // A copy landed, answered 200: done.
+        let r = read_lines(&[header(), send_as(RID), send_as(RID), answer(RID, 200)]).unwrap();
+        assert!(r.unanswered.is_empty());
+    }
+
+    fn unsent(id: &str) -> String {
+        format!(r#"{{"t":"answer","row":1,"request_id":"{id}","status":null}}"#)
     }
 
     fn failed_row(code: &str) -> String {

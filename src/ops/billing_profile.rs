@@ -494,6 +494,61 @@ mod tests {
         assert_eq!(api.sent.lock().unwrap().len(), 1);
     }
 
+    /// A resume sends the crashed run's PUT again (the profile did not hold the row's values yet),
+    /// and that run's copy lands in between: the resend is refused with a stale ETag the copy
+    /// caused. The row's values are there: the row changed the profile, it is not applied afresh
+    /// (which would find its values and call it unchanged).
+    #[tokio::test]
+    async fn a_resent_put_refused_as_stale_because_the_crashed_run_s_copy_landed_is_a_change() {
+        use crate::ops::fake::{fail, ok, FakeApi};
+        let c = change();
+        let want = c.changed(with_etag("e1")).unwrap();
+        let pending = || Pending {
+            sent_at: None,
+            answered: false,
+            request: Request::put(c.path(), want.clone()).if_match("e1"),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let none = Default::default();
+        let mut landed = want.clone();
+        landed["attributes"]["etag"] = json!("e2");
+        let api = FakeApi::new(vec![ok(with_etag("e1")), fail(412, None), ok(landed)]);
+        let settled = c.settle(&api, pending(), &none).await;
+        assert_eq!(settled.unwrap(), Some(Applied::Changed));
+        assert_eq!(api.sent.lock().unwrap().len(), 3, "read, PUT, look");
+
+        // Someone else's write made it stale, without the row's values: applied afresh.
+        let api = FakeApi::new(vec![
+            ok(with_etag("e1")),
+            fail(412, None),
+            ok(with_etag("e2")),
+        ]);
+        let settled = c.settle(&api, pending(), &none).await;
+        assert_eq!(settled.unwrap(), None);
+    }
+
+    /// A PUT whose answer was lost, not found at any look, is sent again; the first copy lands
+    /// after the last look and makes the second stale. The row changed the profile: a change.
+    #[tokio::test(start_paused = true)]
+    async fn a_put_sent_again_refused_as_stale_because_its_first_copy_landed_late_is_a_change() {
+        use crate::ops::fake::{fail, ok, FakeApi};
+        let lost = Err(CallError::Transport {
+            message: "timed out".into(),
+            timeout: true,
+        });
+        let c = change();
+        let mut landed = c.changed(with_etag("e1")).unwrap();
+        landed["attributes"]["etag"] = json!("e2");
+        let mut script = vec![ok(with_etag("e1")), lost];
+        script.extend((0..crate::ops::LOOKS).map(|_| ok(with_etag("e1"))));
+        script.extend([fail(412, None), ok(landed)]);
+        let api = FakeApi::new(script);
+        assert_eq!(c.apply(&api).await.unwrap(), Applied::Changed);
+        let sent = api.sent.lock().unwrap();
+        let methods: Vec<_> = sent.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["GET", "PUT", "GET", "GET", "GET", "PUT", "GET"]);
+    }
+
     #[test]
     fn a_journaled_put_must_hold_the_row_s_values_and_its_own_etag() {
         let c = change();

@@ -485,7 +485,9 @@ fn outcome_unknown<C: Change + ?Sized>(
 
 /// Settles a pending write after a crash by [`write_once`] (looking at the service first when
 /// `look_first`): `Some` when the row is done; `None` when it should be applied afresh, after a
-/// refusal that is not about the service's health (a stale ETag, say, after an edit in between).
+/// refusal that is not about the service's health (a stale ETag, say, after an edit in between)
+/// and a look that did not find the row's values (the crashed run's copy, landing late, may be
+/// the edit: then the row succeeded).
 /// A write that was answered goes again under a new MS-RequestId: the service has an answer under
 /// the old one.
 pub async fn resend<C: Change + ?Sized>(
@@ -504,8 +506,11 @@ pub async fn resend<C: Change + ?Sized>(
         .sent_at
         .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
         .unwrap_or_default();
-    let look_first = look_first.then_some(sent_ago);
-    match write_once(change, api, pending.request, id, extra, look_first).await {
+    let resumed = Resumed {
+        sent_ago,
+        look_first,
+    };
+    match write_once(change, api, pending.request, id, extra, Some(resumed)).await {
         Ok(()) => Ok(Some(Applied::Changed)),
         Err(CallError::Service(e))
             if (400..500).contains(&e.status) && !matches!(e.status, 408 | 429) =>
@@ -521,23 +526,28 @@ pub async fn resend<C: Change + ?Sized>(
 /// is looked at ([`Change::landed`], at [`look_times`]) before it goes again: found, the row
 /// succeeded; absent at every look, it goes again (under the same MS-RequestId after a lost
 /// answer, a new one after an answer); a look that fails ends the row as `outcome_unknown`, never
-/// with a second copy. `look_first` (a resume after a crash: how long ago the write was sent)
-/// looks before the first send too. An
-/// operation that cannot tell has its write sent again blindly, for the service's replay to
-/// recognise. Sends are bounded by `--max-attempts` and [`LOST_ANSWERS`].
+/// with a second copy. `resumed` (a resume settling a write a crashed run sent) may look before
+/// the first send too. Once a copy may have been applied, a refusal of the next (a stale ETag,
+/// say, which that copy may have caused) is believed only after a look finds the row's values
+/// not there. An operation that cannot tell has its write sent again blindly, for the service's
+/// replay to recognise. Sends are bounded by `--max-attempts` and [`LOST_ANSWERS`].
 pub async fn write_once<C: Change + ?Sized>(
     change: &C,
     api: &dyn Api,
     req: Request,
     request_id: uuid::Uuid,
     extra: &Extra,
-    look_first: Option<Duration>,
+    resumed: Option<Resumed>,
 ) -> Result<(), CallError> {
     let timeout = api.call_timeout();
     let mut id = request_id;
-    let mut looks = look_first.map(|ago| look_times(timeout, Some(ago)));
+    let mut looks = resumed
+        .filter(|r| r.look_first)
+        .map(|r| look_times(timeout, Some(r.sent_ago)));
     // What left the write's outcome unknown, the last time it did.
     let mut unknown: Option<CallError> = None;
+    // Whether a copy sent before the next may have been applied (a crashed run's is, to a resume).
+    let mut copy_out = resumed.is_some();
     let mut sends = api.max_sends().clamp(1, LOST_ANSWERS + 1);
     loop {
         if let Some(times) = looks.take() {
@@ -560,9 +570,42 @@ pub async fn write_once<C: Change + ?Sized>(
                 }
                 looks = Some(look_times(timeout, None));
                 unknown = Some(e);
+                copy_out = true;
+            }
+            Err(e @ CallError::Service(_)) if copy_out => {
+                return refused_after_a_copy(change, api, extra, e, unknown.as_ref()).await
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A write a resume settles: the copy a crashed run sent may still be on its way.
+#[derive(Debug, Clone, Copy)]
+pub struct Resumed {
+    /// How long ago the crashed run sent it.
+    pub sent_ago: Duration,
+    /// Whether it is looked for before it goes again (see [`Change::settle`]); a row whose write
+    /// carries its If-Match, or that has just read the target, sends it at once.
+    pub look_first: bool,
+}
+
+/// A write refused by the service (`refusal`, a 4xx) after an earlier copy of it may have been
+/// applied: the refusal may be that copy's doing (a stale ETag: the copy, landing late, is what
+/// changed the target). The service is looked at once: holding the row's values, the write went
+/// in; otherwise the refusal stands. A look that fails leaves the outcome unknown (`why`: what left
+/// it unknown in this run, if anything).
+async fn refused_after_a_copy<C: Change + ?Sized>(
+    change: &C,
+    api: &dyn Api,
+    extra: &Extra,
+    refusal: CallError,
+    why: Option<&CallError>,
+) -> Result<(), CallError> {
+    match change.landed(api, extra).await {
+        Ok(Some(true)) => Ok(()),
+        Ok(_) => Err(refusal),
+        Err(look) => Err(outcome_unknown(change, why, &look)),
     }
 }
 

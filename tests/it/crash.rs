@@ -453,3 +453,108 @@ fn undo_then_apply_puts_the_tenant_back() {
         "the note stays: Partner Center cannot remove notes"
     );
 }
+
+/// The customer whose billing profile [`LateBillingPut`] renames.
+const LATE_CUSTOMER: &str = "c1000000-0000-4000-8000-000000000000";
+
+/// A run killed while the service holds its billing-profile PUT, which the service applies late
+/// (seconds after it arrived): a resume reads the profile before that copy lands, and sends the PUT
+/// again with the same If-Match, which the copy, landing meanwhile, makes stale (412).
+struct LateBillingPut {
+    sb: Sandbox,
+    w: Workdir,
+    input: std::path::PathBuf,
+    /// The company name before the row.
+    was: String,
+}
+
+impl LateBillingPut {
+    /// `flags`: the sandbox's, `--late-writes` among them.
+    fn killed(flags: &[&str]) -> LateBillingPut {
+        let sb = Sandbox::start(&[&["--customers", "1"], flags].concat());
+        let w = Workdir::new();
+        let input = w.write(
+            "in.csv",
+            format!("customer_id,company_name\n{LATE_CUSTOMER},Renamed 0\n"),
+        );
+        let was = sb.customer(LATE_CUSTOMER)["billingProfile"]["companyName"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let late = LateBillingPut { sb, w, input, was };
+        let mut child = late.apply(&[]).spawn().unwrap();
+        wait_for_sends(&late.w.path("in.results.csv.journal"), 1);
+        // The profile was read before the PUT's intent was journaled: a call in flight is the PUT.
+        while late.sb.stats()["inFlight"] != 1 {
+            assert!(child.try_wait().unwrap().is_none(), "killed before it ends");
+            std::thread::yield_now();
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let now = late.sb.customer(LATE_CUSTOMER)["billingProfile"]["companyName"].clone();
+        assert_eq!(now, late.was.as_str(), "the PUT has not landed yet");
+        late
+    }
+
+    /// `apply`, with a timeout longer than the service's delay (the resend is answered, not lost).
+    fn apply(&self, extra: &[&str]) -> Command {
+        let mut c = pcbulk();
+        c.arg("apply")
+            .arg(&self.input)
+            .args(["--base-url", &self.sb.url, "--timeout", "30"])
+            .args(extra)
+            .env("PCBULK_ACCESS_TOKEN", "sandbox")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// The profile renamed once, and the row succeeded with its change in the results (and so in
+    /// the undo file), not `unchanged`.
+    fn assert_one_change_accounted(&self) {
+        let profile = self.sb.customer(LATE_CUSTOMER)["billingProfile"].clone();
+        assert_eq!(profile["companyName"], "Renamed 0");
+        let etag = profile["attributes"]["etag"].as_str().unwrap();
+        assert!(etag.ends_with("-000002"), "written exactly once ({etag})");
+        let rows = results(&self.w.path("in.results.csv"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["status"], "succeeded", "{rows:?}");
+        let want = format!("company_name: {:?} → \"Renamed 0\"", self.was);
+        assert_eq!(rows[0]["change"], want, "{rows:?}");
+    }
+}
+
+#[test]
+fn a_killed_run_s_billing_put_landing_while_the_resume_sends_it_again_is_succeeded_not_unchanged() {
+    let late = LateBillingPut::killed(&["--late-writes", "3000"]);
+    let out = late.apply(&["--resume"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    late.assert_one_change_accounted();
+}
+
+#[test]
+fn a_resume_killed_right_after_its_resend_was_refused_as_stale_still_settles_the_landed_put() {
+    // Every call takes 1 s: the resume is killed once its resend's 412 is journaled, well before
+    // its look after the refusal is answered and the row's outcome journaled. The PUT lands 5 s
+    // after it arrived, leaving the resume 3 s to start, read and send it again.
+    let late = LateBillingPut::killed(&["--late-writes", "4000", "--latency-ms", "1000"]);
+    let journal = late.w.path("in.results.csv.journal");
+    let mut resume = late.apply(&["--resume"]).spawn().unwrap();
+    let refused = r#""t":"answer","row":1,"#;
+    while !std::fs::read_to_string(&journal).unwrap().contains(refused) {
+        assert!(
+            resume.try_wait().unwrap().is_none(),
+            "killed before it ends"
+        );
+        std::thread::yield_now();
+    }
+    resume.kill().unwrap(); // SIGKILL
+    resume.wait().unwrap();
+    let journaled = std::fs::read_to_string(&journal).unwrap();
+    let last = journaled.lines().last().unwrap();
+    assert!(last.contains(r#""status":412"#), "{journaled}");
+
+    let out = late.apply(&["--resume"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    late.assert_one_change_accounted();
+}

@@ -20,12 +20,14 @@ pub(super) fn stats(s: &Shared) -> Response {
 
 impl Shared {
     fn stats_json(&self) -> Value {
+        // Calls being served now (a late write among them until it is applied).
+        let in_flight = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
         let s = self.stats.lock().unwrap();
         json!({
             "calls": s.calls, "total": s.total, "replays": s.replays,
             "requestIdReuse": s.request_id_reuse, "unauthorized": s.unauthorized,
             "violations": s.violations, "violationExamples": s.violation_examples,
-            "maxInFlight": s.max_in_flight, "tokensIssued": s.tokens_issued,
+            "inFlight": in_flight, "maxInFlight": s.max_in_flight, "tokensIssued": s.tokens_issued,
             "throttled": s.throttled, "faults": s.faults,
         })
     }
