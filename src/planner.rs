@@ -788,28 +788,51 @@ fn choose(
     if let Some(i) = columns.iter().position(|c| *c == Some("operation")) {
         return Ok((Choice::PerRow(i), columns));
     }
-    let fits = |op: &&OpSpec| {
-        let cols = resolve(headers, Some(op), fixed);
-        let present: Vec<&str> = cols.iter().flatten().copied().collect();
-        op.required.iter().all(|c| present.contains(c))
-            && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
-            && present.iter().all(|c| op.columns().any(|k| k == *c))
+    match fitting(headers, fixed).as_slice() {
+        [op] if op.partner_wide => Err(UsageError(format!(
+            "the header fits {0}, which changes the partner's own {0} for every customer: pcbulk \
+             never takes that from a header alone. If that is what you mean, give --operation {0} \
+             (or an \"operation\" column); otherwise these are the columns of each operation:\n{1}",
+            op.name,
+            expected_columns()
+        ))),
+        [op] => Ok((Choice::One(op), resolve(headers, Some(op), fixed))),
+        [] => Err(fits_none(headers, &columns, fixed)),
+        many => Err(UsageError(format!(
+            "the header fits more than one operation ({}); give --operation OP",
+            many.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// The operations a header fits: those whose columns it has and nothing else; failing that, the
+/// SPEC's rule for a file that also has columns of another operation (an admin's own `Name` or
+/// `Note`): those whose required columns are all there, the other columns then carried. A
+/// partner-wide operation is never taken from a header: it only stands when nothing else fits.
+fn fitting(headers: &[String], fixed: &[Option<&'static str>]) -> Vec<&'static OpSpec> {
+    let present = |op: &OpSpec| -> Vec<&'static str> {
+        resolve(headers, Some(op), fixed)
+            .into_iter()
+            .flatten()
+            .collect()
     };
-    // The SPEC's rule, for a file that also has columns of another operation (an admin's own
-    // `Name` or `Note`): the operations whose required columns are all there; those other
-    // columns are then carried.
-    let fits_required = |op: &&OpSpec| {
-        let cols = resolve(headers, Some(op), fixed);
-        let present: Vec<&str> = cols.iter().flatten().copied().collect();
+    let has_required = |op: &OpSpec, present: &[&str]| {
         op.required.iter().all(|c| present.contains(c))
             && (op.one_of.is_empty() || op.one_of.iter().any(|c| present.contains(c)))
+    };
+    let fits = |op: &&OpSpec| {
+        let present = present(op);
+        has_required(op, &present) && present.iter().all(|c| op.columns().any(|k| k == *c))
+    };
+    let fits_required = |op: &&OpSpec| {
+        let present = present(op);
+        has_required(op, &present)
             && (!op.needs_an_optional || op.optional.iter().any(|c| present.contains(c)))
     };
-    let mut matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
-    // A partner-wide operation is never taken from a header: it only stands when nothing else fits.
     let customer_ops = |m: &[&'static OpSpec]| -> Vec<&'static OpSpec> {
         m.iter().copied().filter(|o| !o.partner_wide).collect()
     };
+    let mut matching: Vec<&'static OpSpec> = ops::OPERATIONS.iter().copied().filter(fits).collect();
     if customer_ops(&matching).is_empty() {
         let loose: Vec<&'static OpSpec> = ops::OPERATIONS
             .iter()
@@ -823,39 +846,33 @@ fn choose(
     if !customer_ops(&matching).is_empty() {
         matching = customer_ops(&matching);
     }
-    match matching.as_slice() {
-        [op] if op.partner_wide => Err(UsageError(format!(
-            "the header fits {0}, which changes the partner's own {0} for every customer: pcbulk \
-             never takes that from a header alone. If that is what you mean, give --operation {0} \
-             (or an \"operation\" column); otherwise these are the columns of each operation:\n{1}",
-            op.name,
-            expected_columns()
-        ))),
-        [op] => Ok((Choice::One(op), resolve(headers, Some(op), fixed))),
-        [] => {
-            let hints: Vec<String> = near_misses(headers, &columns, None)
-                .iter()
-                .map(NearMiss::sentence)
-                .collect();
-            let hints = if hints.is_empty() {
-                String::new()
-            } else {
-                format!("\n{}", hints.join("\n"))
-            };
-            Err(UsageError(format!(
-                "cannot tell which operation the file is for: its header ({}) matches none.\
-                 {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns \
-                 (your own headers say which with --map 'YOUR HEADER=column', repeatable):\n{}",
-                echo_header(headers),
-                closest(headers, fixed),
-                expected_columns()
-            )))
-        }
-        many => Err(UsageError(format!(
-            "the header fits more than one operation ({}); give --operation OP",
-            many.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
-        ))),
-    }
+    matching
+}
+
+/// The refusal of a header that fits no operation: the near misses, the closest operation, and
+/// every operation's columns.
+fn fits_none(
+    headers: &[String],
+    columns: &[Option<&'static str>],
+    fixed: &[Option<&'static str>],
+) -> UsageError {
+    let hints: Vec<String> = near_misses(headers, columns, None)
+        .iter()
+        .map(NearMiss::sentence)
+        .collect();
+    let hints = if hints.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", hints.join("\n"))
+    };
+    UsageError(format!(
+        "cannot tell which operation the file is for: its header ({}) matches none.\
+         {}{hints}\nGive --operation OP, or an \"operation\" column, or these columns \
+         (your own headers say which with --map 'YOUR HEADER=column', repeatable):\n{}",
+        echo_header(headers),
+        closest(headers, fixed),
+        expected_columns()
+    ))
 }
 
 /// The header as the file has it, for a message: each cell quoted, long ones and long headers cut.
