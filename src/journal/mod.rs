@@ -372,107 +372,161 @@ fn error_of(failed: &(io::ErrorKind, String)) -> io::Error {
     io::Error::new(failed.0, failed.1.clone())
 }
 
+/// The last fsync: how long it took, when it ended, and how many intents it covered.
+struct LastSync {
+    took: Duration,
+    end: std::time::Instant,
+    covered: usize,
+}
+
+/// A batch of records taken from the queue: the records, the number of the last, and whether some
+/// caller waits for it to be durable.
+struct Batch {
+    records: Vec<(Record, bool)>,
+    upto: u64,
+    durable: bool,
+}
+
 /// The syncer: writes what was appended, fsyncs when asked, until the journal is closed.
 fn sync_loop(shared: &Shared, mut file: File) {
     // Two queues take turns: records go into one while the other is written.
     let mut spare = Vec::with_capacity(1024);
     let mut buf = Vec::with_capacity(1 << 16);
-    // The last fsync: how long it took, when it ended, and how many intents it covered.
-    let (mut last_took, mut last_end, mut last_covered) =
-        (Duration::ZERO, std::time::Instant::now(), 0usize);
+    let mut last = LastSync {
+        took: Duration::ZERO,
+        end: std::time::Instant::now(),
+        covered: 0,
+    };
     loop {
-        let (mut batch, upto, durable) = {
-            let mut st = shared.lock();
-            // Durable records go at once; others wait up to FLUSH to share a write.
-            while st.wanted <= st.synced && !st.closing {
-                st.idle = true;
-                let (g, waited) = shared
-                    .work
-                    .wait_timeout(st, FLUSH)
-                    .unwrap_or_else(|e| e.into_inner());
-                st = g;
-                st.idle = false;
-                if waited.timed_out() && !st.queue.is_empty() {
-                    break;
-                }
-            }
-            if st.queue.is_empty() && st.wanted <= st.synced && st.closing {
-                drop(st);
-                shared.synced_notify.notify_one(); // the pump ends too
-                return;
-            }
-            // Many intents at once, on a disk where an fsync costs: wait for more to share it.
-            let linger = LINGER.saturating_sub(last_end.elapsed());
-            if last_covered >= 2
-                && last_took >= SLOW_SYNC
-                && !linger.is_zero()
-                && !st.closing
-                && st.queue.len() < 512
-            {
-                drop(st);
-                std::thread::sleep(linger);
-                st = shared.lock();
-            }
-            let batch = std::mem::replace(&mut st.queue, std::mem::take(&mut spare));
-            (batch, st.appended, st.wanted > st.synced)
+        let Some(mut batch) = next_batch(shared, &mut spare, &last) else {
+            shared.synced_notify.notify_one(); // the pump ends too
+            return;
         };
-        let first = upto + 1 - batch.len() as u64;
-        let mut refused = Vec::new();
-        let mut covered = 0;
-        buf.clear();
-        for (i, (record, durable)) in batch.drain(..).enumerate() {
-            covered += usize::from(durable);
-            if !line(&mut buf, &record) && durable {
-                refused.push(first + i as u64);
-            }
-        }
-        spare = batch;
-        let mut done = file.write_all(&buf);
-        if durable && done.is_ok() {
-            let started = std::time::Instant::now();
-            done = file.sync_data();
-            last_end = std::time::Instant::now();
-            (last_took, last_covered) = (last_end - started, covered);
-        }
+        let (done, refused) = write_batch(&mut file, &mut buf, &mut batch, &mut last);
+        spare = batch.records;
         // A buffer grown by a burst of large records does not stay that large.
         if buf.capacity() > 4 << 20 {
             buf = Vec::with_capacity(1 << 16);
         }
-        let mut st = shared.lock();
-        st.refused.extend(refused);
-        let synced = match done {
-            Ok(()) => {
-                st.written = upto;
-                durable.then(|| {
-                    st.synced = upto;
-                    upto
-                })
-            }
-            Err(e) => {
-                st.failed.get_or_insert((e.kind(), e.to_string()));
-                st.synced = u64::MAX; // nobody waits for what will never come
-                Some(u64::MAX)
-            }
-        };
-        if synced.is_some() && st.blocked > 0 {
-            shared.synced_cv.notify_all();
-        }
-        let end = st.failed.is_some() && st.closing;
-        // Read under the lock that set `synced`: a pump that goes after this relays it on its way.
-        let pumped = st.pumped;
-        drop(st);
-        if let Some(synced) = synced {
-            if pumped {
-                shared.synced_notify.notify_one();
-            } else {
-                shared.synced_tx.send_replace(synced);
-            }
-        }
-        if end {
+        if !publish(shared, done, refused, batch.upto, batch.durable) {
             shared.synced_notify.notify_one();
             return;
         }
     }
+}
+
+/// Waits for work and takes the queue (leaving `spare` in its place), or `None` once the journal is
+/// closed with nothing left to write. Durable records go at once; others wait up to [`FLUSH`] to
+/// share a write; and when fsyncs are slow, intents wait up to [`LINGER`] to share one.
+fn next_batch(
+    shared: &Shared,
+    spare: &mut Vec<(Record, bool)>,
+    last: &LastSync,
+) -> Option<Batch> {
+    let mut st = shared.lock();
+    while st.wanted <= st.synced && !st.closing {
+        st.idle = true;
+        let (g, waited) = shared
+            .work
+            .wait_timeout(st, FLUSH)
+            .unwrap_or_else(|e| e.into_inner());
+        st = g;
+        st.idle = false;
+        if waited.timed_out() && !st.queue.is_empty() {
+            break;
+        }
+    }
+    if st.queue.is_empty() && st.wanted <= st.synced && st.closing {
+        return None;
+    }
+    // Many intents at once, on a disk where an fsync costs: wait for more to share it.
+    let linger = LINGER.saturating_sub(last.end.elapsed());
+    if last.covered >= 2
+        && last.took >= SLOW_SYNC
+        && !linger.is_zero()
+        && !st.closing
+        && st.queue.len() < 512
+    {
+        drop(st);
+        std::thread::sleep(linger);
+        st = shared.lock();
+    }
+    let records = std::mem::replace(&mut st.queue, std::mem::take(spare));
+    Some(Batch {
+        records,
+        upto: st.appended,
+        durable: st.wanted > st.synced,
+    })
+}
+
+/// Writes a batch (and fsyncs it when some caller waits for that), emptying its records. What the
+/// write gave, and the numbers of durable records refused as too large.
+fn write_batch(
+    file: &mut File,
+    buf: &mut Vec<u8>,
+    batch: &mut Batch,
+    last: &mut LastSync,
+) -> (io::Result<()>, Vec<u64>) {
+    let first = batch.upto + 1 - batch.records.len() as u64;
+    let mut refused = Vec::new();
+    let mut covered = 0;
+    buf.clear();
+    for (i, (record, durable)) in batch.records.drain(..).enumerate() {
+        covered += usize::from(durable);
+        if !line(buf, &record) && durable {
+            refused.push(first + i as u64);
+        }
+    }
+    let mut done = file.write_all(buf);
+    if batch.durable && done.is_ok() {
+        let started = std::time::Instant::now();
+        done = file.sync_data();
+        last.end = std::time::Instant::now();
+        (last.took, last.covered) = (last.end - started, covered);
+    }
+    (done, refused)
+}
+
+/// Records what the write of records up to `upto` gave, and wakes whoever waits for it. Whether
+/// the syncer goes on (not after a failure while closing).
+fn publish(
+    shared: &Shared,
+    done: io::Result<()>,
+    refused: Vec<u64>,
+    upto: u64,
+    durable: bool,
+) -> bool {
+    let mut st = shared.lock();
+    st.refused.extend(refused);
+    let synced = match done {
+        Ok(()) => {
+            st.written = upto;
+            durable.then(|| {
+                st.synced = upto;
+                upto
+            })
+        }
+        Err(e) => {
+            st.failed.get_or_insert((e.kind(), e.to_string()));
+            st.synced = u64::MAX; // nobody waits for what will never come
+            Some(u64::MAX)
+        }
+    };
+    if synced.is_some() && st.blocked > 0 {
+        shared.synced_cv.notify_all();
+    }
+    let end = st.failed.is_some() && st.closing;
+    // Read under the lock that set `synced`: a pump that goes after this relays it on its way.
+    let pumped = st.pumped;
+    drop(st);
+    if let Some(synced) = synced {
+        if pumped {
+            shared.synced_notify.notify_one();
+        } else {
+            shared.synced_tx.send_replace(synced);
+        }
+    }
+    !end
 }
 
 /// How long the syncer may wait for more intents before an fsync, counted from the end of the last
