@@ -589,6 +589,10 @@ impl Planner {
                     if let Some(col) = col {
                         if self.undo && self.is_literal_clear(cells, i) {
                             row.set_literal(col, cell(i));
+                        } else if self.undo {
+                            // Trimmed before its `'` came off: a tab or space after it is the
+                            // value's own.
+                            row.set_exact(col, cell(i));
                         } else {
                             row.set(col, cell(i));
                         }

@@ -175,6 +175,18 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// Sets a column to a value already trimmed, as it is: a marked file's cell, whose leading tab
+    /// or space pcbulk escaped (`'\tx`) so that it is the value's own.
+    pub fn set_exact(&mut self, column: &'static str, value: &'a str) {
+        if let Some(i) = self.values.iter().position(|(c, _)| *c == column) {
+            self.values.remove(i);
+        }
+        self.literal.retain(|c| *c != column);
+        if !value.is_empty() {
+            self.values.push((column, value));
+        }
+    }
+
     /// Sets a column whose value is taken as it is: a `#N/A` there is text, not a clear.
     pub fn set_literal(&mut self, column: &'static str, value: &'a str) {
         self.set(column, value);
