@@ -957,6 +957,33 @@ impl TryFrom<&ExportArgs> for crate::config::ExportConfig {
                  --summary-json PATH"
             );
         }
+        let json_to = a.output.summary_json.as_deref();
+        if let (Some(out), Some(json)) = (&out, json_to) {
+            if crate::fsafe::same_file(out, json) {
+                usage!(
+                    "--summary-json {} is the export's own --out: give the summary another path",
+                    json.display()
+                );
+            }
+        }
+        if let Some(file) = &a.customers {
+            if out
+                .as_deref()
+                .is_some_and(|o| crate::fsafe::same_file(o, file))
+            {
+                usage!(
+                    "--customers {} is the export's own --out: the export would replace the list \
+                     it reads; give --out another path",
+                    file.display()
+                );
+            }
+        }
+        if out
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().to_string_lossy().ends_with(['/', '\\']))
+        {
+            usage!("--out names a folder: give a file name (FILE.csv or FILE.xlsx)");
+        }
         if a.output.report.is_some() {
             usage!(
                 "export writes no --report; its summary is the text on stderr and --summary-json"

@@ -205,9 +205,7 @@ fn ended(
     let walk_error = match walked {
         Ok(()) => None,
         Err(CallError::Aborted(reason)) => Some(reason),
-        Err(e) => {
-            Some(stop.unwrap_or_else(|| format!("the listing could not be read to its end: {e}")))
-        }
+        Err(e) => Some(stop.unwrap_or_else(|| listing_failed(&e))),
     };
     match (walk_error, writer) {
         (Some(why), Ok(w)) => {
@@ -220,6 +218,22 @@ fn ended(
             .finish()
             .err()
             .map(|e| format!("cannot write {}: {e}", shown(out))),
+    }
+}
+
+/// Why a listing that could not be read to its end stopped the export, worded so that the
+/// summary's `outcome` names the cause (`credentials_refused`, `unreachable`): a cron job acts on it.
+fn listing_failed(e: &CallError) -> String {
+    match e {
+        CallError::Unauthorized(_) => format!("credentials refused while listing: {e}"),
+        CallError::Unreachable(_) | CallError::Transport { .. } => {
+            format!("cannot reach the service to list it all: {e}")
+        }
+        CallError::Service(s) if s.status >= 500 => format!(
+            "cannot reach the service to list it all: it answered {} to the last try ({e})",
+            s.status
+        ),
+        _ => format!("the listing could not be read to its end: {e}"),
     }
 }
 

@@ -418,11 +418,7 @@ fn sync_loop(shared: &Shared, mut file: File) {
 /// Waits for work and takes the queue (leaving `spare` in its place), or `None` once the journal is
 /// closed with nothing left to write. Durable records go at once; others wait up to [`FLUSH`] to
 /// share a write; and when fsyncs are slow, intents wait up to [`LINGER`] to share one.
-fn next_batch(
-    shared: &Shared,
-    spare: &mut Vec<(Record, bool)>,
-    last: &LastSync,
-) -> Option<Batch> {
+fn next_batch(shared: &Shared, spare: &mut Vec<(Record, bool)>, last: &LastSync) -> Option<Batch> {
     let mut st = shared.lock();
     while st.wanted <= st.synced && !st.closing {
         st.idle = true;

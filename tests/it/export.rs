@@ -346,6 +346,65 @@ fn export_to_stdout_with_the_summary_json_on_stdout_too_is_refused() {
     assert_eq!(sb.stats()["total"], 0, "nothing was sent");
 }
 
+/// Found by an outside tester: a listing stopped by refused credentials, or by a service out of
+/// reach, was summed up as `interrupted`, so a cron job acted on the wrong cause.
+#[test]
+fn a_listing_stopped_by_refused_credentials_or_an_unreachable_service_says_so() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let json = w.path("refused.json");
+    let out = pcbulk()
+        .args(["export", "billing-profile", "--base-url", &sb.url, "--out"])
+        .arg(w.path("refused.csv"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("PCBULK_ACCESS_TOKEN", "not-a-token-the-sandbox-issued")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "credentials_refused", "{summary}");
+    assert!(!w.path("refused.csv").exists());
+
+    let json = w.path("unreachable.json");
+    let out = pcbulk()
+        .args([
+            "export",
+            "billing-profile",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ])
+        .args(["--max-attempts", "2", "--out"])
+        .arg(w.path("unreachable.csv"))
+        .arg("--summary-json")
+        .arg(&json)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "unreachable", "{summary}");
+}
+
+/// Found by an outside tester: `--summary-json` naming the export's own `--out` replaced the
+/// export with the summary.
+#[test]
+fn a_summary_json_at_the_export_s_own_path_is_refused() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let same = w.path("same.csv").display().to_string();
+    let out = export(
+        &sb,
+        &w,
+        "support-profile",
+        "same.csv",
+        &["--summary-json", &same],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("--summary-json"), "{}", text(&out));
+    assert_eq!(sb.stats()["total"], 0, "nothing sent: {}", sb.stats());
+}
+
 #[test]
 fn an_unknown_where_column_is_refused_naming_the_columns() {
     let sb = Sandbox::start(&[]);
