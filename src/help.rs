@@ -45,7 +45,7 @@ Examples:
   pcbulk plan contacts.csv && pcbulk apply contacts.csv --from-plan contacts.plan.csv
       look at what would change first, then apply exactly the rows the plan marks planned
   pcbulk apply contacts.xlsx --sheet Feuil1
-      an Excel workbook as it is: that sheet (default: the first); results in contacts.results.csv
+      an Excel workbook as it is: that sheet (default: the first); results in contacts.Feuil1.results.csv
   pcbulk apply contacts.csv --rate 5 --max-errors 5%
       slower, and stop (exit 3) once 5% of the rows have failed
   pcbulk apply contacts.csv --resume
