@@ -102,27 +102,35 @@ fn customer_id(id: &str, flag: &str) -> Result<String, Error> {
         .map_err(|p| Error::usage(format!("{flag}: {}", p.message)))
 }
 
-/// The customer ids of a `--customers` file's `customer_id` column, read by pcbulk's input reader.
+/// The customer ids of a `--customers` file's `customer_id` column, read as an input is: a CSV in
+/// any of the encodings and delimiters inputs may have, or a workbook's first sheet.
 fn customers_file(path: &std::path::Path) -> Result<Vec<String>, Error> {
     crate::input::refuse_not_a_file(path)?;
-    let table = crate::input::read_path(path, &crate::input::ReadOptions::default())?;
-    let column = table
-        .headers
+    let cfg = crate::config::InputConfig {
+        input: path.to_owned(),
+        out: std::path::PathBuf::new(),
+        operation: None,
+        read: crate::input::ReadOptions::default(),
+        mapping: Vec::new(),
+    };
+    let mut source = crate::pipeline::source::Source::open(&cfg)?;
+    let headers = source.header(path)?;
+    let column = headers
         .iter()
         .position(|h| crate::input::header::canonical(h, &["customer_id"]).is_some());
     let Some(column) = column else {
         usage!(
             "--customers {}: no customer_id column (its header names: {})",
             path.display(),
-            table.headers.join(", ")
+            headers.join(", ")
         );
     };
-    let mut ids = Vec::with_capacity(table.rows.len());
-    for r in &table.rows {
-        let cell = r
-            .cells
-            .get(column)
-            .map_or("", |c| crate::input::row::trim(c));
+    let mut ids = Vec::new();
+    for n in 1.. {
+        let Some(r) = source.next_row(n)? else {
+            break;
+        };
+        let cell = r.cells().nth(column).map_or("", crate::input::row::trim);
         if cell.is_empty() {
             continue;
         }

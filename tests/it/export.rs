@@ -405,6 +405,25 @@ fn a_summary_json_at_the_export_s_own_path_is_refused() {
     assert_eq!(sb.stats()["total"], 0, "nothing sent: {}", sb.stats());
 }
 
+/// Found by an outside tester: a `--customers` workbook was read as CSV text, and refused as not
+/// UTF-8, though `export --help` offers a workbook.
+#[test]
+fn a_customers_workbook_narrows_the_export_to_its_customers() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "Customer ID").unwrap();
+    sheet.write_string(1, 0, FABRIKAM).unwrap();
+    let list = w.write("customers.xlsx", book.save_to_buffer().unwrap());
+    let list = list.display().to_string();
+    let out = export(&sb, &w, "billing-profile", "b.csv", &["--customers", &list]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (_, rows) = table(&w.path("b.csv"));
+    let ids: Vec<&str> = rows.iter().map(|r| r["customer_id"].as_str()).collect();
+    assert_eq!(ids, [FABRIKAM]);
+}
+
 #[test]
 fn an_unknown_where_column_is_refused_naming_the_columns() {
     let sb = Sandbox::start(&[]);
