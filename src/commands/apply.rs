@@ -454,7 +454,7 @@ fn read_plan(
     replay: Option<journal::Replay>,
 ) -> Result<PlanRows, Error> {
     // The file a person reviewed first: a missing plan is named as the plan, not as its journal.
-    let reviewed = reviewed_rows(plan, scan.delimiter, &scan.planner)?;
+    let reviewed = reviewed_rows(plan, &scan.planner)?;
     let replay = match replay {
         Some(r) => r,
         None => read_plan_journal(plan)?,
@@ -683,10 +683,7 @@ fn plan_columns(
 
 /// Opens a plan's CSV for reading (through the one CSV reader: its BOM passed over, in the input's
 /// delimiter), refusing what is not a regular file.
-fn open_plan(
-    plan: &std::path::Path,
-    delimiter: u8,
-) -> Result<crate::csvfile::Reader<std::fs::File>, Error> {
+fn open_plan(plan: &std::path::Path) -> Result<crate::csvfile::Reader<std::fs::File>, Error> {
     let cannot = |e| {
         Error::io(
             format!(
@@ -703,7 +700,15 @@ fn open_plan(
             plan.display()
         )));
     }
-    crate::csvfile::Reader::new(file, |_| Ok(delimiter)).map_err(cannot)
+    // Found from its header, not taken from the input's: a plan re-saved by a spreadsheet in
+    // another locale has the locale's delimiter.
+    let delimiter = |head: &[u8]| {
+        let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+        Ok(crate::input::detect_delimiter(&String::from_utf8_lossy(
+            line,
+        )))
+    };
+    crate::csvfile::Reader::new(file, delimiter).map_err(cannot)
 }
 
 /// The next record of a plan as text, with its line; `None` at the end.
@@ -740,10 +745,9 @@ fn not_a_plan(plan: &std::path::Path, what: String) -> Error {
 /// must still be the input's: see [`hold_to_input`].
 fn reviewed_rows(
     plan: &std::path::Path,
-    delimiter: u8,
     planner: &crate::planner::Planner,
 ) -> Result<Reviewed, Error> {
-    let mut reader = open_plan(plan, delimiter)?;
+    let mut reader = open_plan(plan)?;
     let bad = |what: String| not_a_plan(plan, what);
     let header = plan_record(&mut reader, plan)?.map_or_else(Vec::new, |(_, h)| h);
     let column = |name: &str| {
@@ -866,7 +870,7 @@ fn edited<'a>(
     input_cell: &dyn Fn(usize) -> &'a str,
     scan: &check::Scan,
 ) -> Error {
-    let record = open_plan(plan, scan.delimiter).ok().and_then(|mut r| {
+    let record = open_plan(plan).ok().and_then(|mut r| {
         // The header, then the records before this one.
         (0..=p.record).try_for_each(|_| plan_record(&mut r, plan).ok()?.map(drop))?;
         plan_record(&mut r, plan).ok()?.map(|(_, cells)| cells)

@@ -428,3 +428,44 @@ fn an_expected_cell_edited_in_the_plan_is_refused_like_any_edit() {
     );
     assert!(!w.path("sr.results.csv").exists(), "{}", text(&out));
 }
+
+/// Found by an outside tester: a plan re-saved by a spreadsheet in a locale that separates with
+/// `;` was refused as having no `row` column; the plan's delimiter is now read from its header.
+#[test]
+fn a_plan_re_saved_with_semicolons_applies_as_reviewed() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write("sr.csv", notes_csv("first note", "second note"));
+    assert_eq!(code(&run(&sb, &input, &["plan"])), 0);
+    let plan = w.path("sr.plan.csv");
+    let rows = results(&plan);
+    let header: Vec<String> = rows[0].keys().cloned().collect();
+    let mut resaved = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    let order: Vec<String> = {
+        let mut r = csv::Reader::from_path(&plan).unwrap();
+        r.headers()
+            .unwrap()
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+            .collect()
+    };
+    assert_eq!(order.len(), header.len());
+    resaved.write_record(&order).unwrap();
+    for row in &rows {
+        resaved
+            .write_record(order.iter().map(|h| row[h].as_str()))
+            .unwrap();
+    }
+    std::fs::write(&plan, resaved.into_inner().unwrap()).unwrap();
+    let out = run(
+        &sb,
+        &input,
+        &["apply", "--from-plan", plan.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let counts = sb.note_counts();
+    assert_eq!(counts["first note"], 1, "{counts:?}");
+    assert_eq!(counts["second note"], 1, "{counts:?}");
+}
