@@ -306,6 +306,9 @@ struct Tally {
     blanked: usize,
     failed: Vec<Outcome>,
     failed_total: usize,
+    /// Failures beyond those kept, by code: how many, and the first (counted by code in the
+    /// summary, so that its counts hold every target however many failed).
+    more_failed: std::collections::BTreeMap<String, (usize, Outcome)>,
     mode: Mode,
     said: Instant,
     max_errors: Option<MaxErrors>,
@@ -324,6 +327,7 @@ impl Tally {
             blanked: 0,
             failed: Vec::new(),
             failed_total: 0,
+            more_failed: std::collections::BTreeMap::new(),
             mode,
             said: Instant::now(),
             max_errors,
@@ -366,17 +370,22 @@ impl Tally {
     /// when the first targets read all failed (the credentials are for another tenant, say).
     fn failure(&mut self, target: &str, error: &CallError, stop: &Stop) {
         self.failed_total += 1;
+        let n = self.rows + self.failed_total;
+        let mut o = Outcome::unsent(
+            n,
+            0,
+            Status::Failed,
+            &error.code(),
+            &format!("{target}: {error}"),
+        );
+        o.http_status = error.status();
         if self.failed.len() < FAILURES_KEPT {
-            let n = self.rows + self.failed_total;
-            let mut o = Outcome::unsent(
-                n,
-                0,
-                Status::Failed,
-                &error.code(),
-                &format!("{target}: {error}"),
-            );
-            o.http_status = error.status();
             self.failed.push(o);
+        } else {
+            self.more_failed
+                .entry(o.error_code.clone())
+                .or_insert((0, o))
+                .0 += 1;
         }
         let reached = match self.max_errors {
             Some(MaxErrors::Count(n)) => self.failed_total >= n,
@@ -419,6 +428,11 @@ impl Tally {
         }
         for o in &self.failed {
             s.count(o.clone());
+        }
+        for (n, o) in self.more_failed.values() {
+            for _ in 0..*n {
+                s.count(o.clone());
+            }
         }
         s.aborted = aborted;
         s.calls = stats;

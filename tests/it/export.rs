@@ -424,6 +424,38 @@ fn a_customers_workbook_narrows_the_export_to_its_customers() {
     assert_eq!(ids, [FABRIKAM]);
 }
 
+/// Found by an outside tester: past 1,000 targets that could not be read, the summary counted
+/// no more of them.
+#[test]
+fn every_target_that_could_not_be_read_is_counted_in_the_summary() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let mut list = format!("customer_id\n{CONTOSO}\n");
+    for i in 0..1100 {
+        list.push_str(&format!("c9000000-0000-4000-8000-{i:012x}\n"));
+    }
+    let list = w.write("customers.csv", list).display().to_string();
+    let json = w.path("s.json").display().to_string();
+    let out = export(
+        &sb,
+        &w,
+        "billing-profile",
+        "b.csv",
+        &["--customers", &list, "--summary-json", &json],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["rows"]["succeeded"], 1, "{summary}");
+    assert_eq!(summary["rows"]["failed"], 1100, "{summary}");
+    let counted: u64 = summary["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 1100, "{summary}");
+}
+
 #[test]
 fn an_unknown_where_column_is_refused_naming_the_columns() {
     let sb = Sandbox::start(&[]);
