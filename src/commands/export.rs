@@ -506,7 +506,8 @@ fn summary_text(s: &Summary, blanked: usize) -> String {
     }
     if let Some(why) = &s.aborted {
         out.push_str(&format!(
-            "stopped early: {why}; no file was left under {}\n",
+            "stopped early: {why}; the export was not written to {} (a file already there is \
+             left as it was)\n",
             s.results.display()
         ));
     }
