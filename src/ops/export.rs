@@ -1,6 +1,6 @@
 //! What an operation gives `pcbulk export`: which targets it walks and how a target's current values
 //! become a row of the operation's own columns. Each operation file holds its own [`ExportSpec`];
-//! the walking, paging, filtering and writing are `crate::export`'s.
+//! the walking, paging, filtering and writing belong to the export command.
 
 use futures::future::BoxFuture;
 use serde_json::Value;
