@@ -164,20 +164,13 @@ impl<'a> Row<'a> {
     }
 
     pub fn set(&mut self, column: &'static str, value: &'a str) {
-        let v = crate::input::row::trim(value);
-        // At most one is there: every set keeps it so.
-        if let Some(i) = self.values.iter().position(|(c, _)| *c == column) {
-            self.values.remove(i);
-        }
-        self.literal.retain(|c| *c != column);
-        if !v.is_empty() {
-            self.values.push((column, v));
-        }
+        self.set_exact(column, crate::input::row::trim(value));
     }
 
     /// Sets a column to a value already trimmed, as it is: a marked file's cell, whose leading tab
     /// or space pcbulk escaped (`'\tx`) so that it is the value's own.
     pub fn set_exact(&mut self, column: &'static str, value: &'a str) {
+        // At most one is there: every set keeps it so.
         if let Some(i) = self.values.iter().position(|(c, _)| *c == column) {
             self.values.remove(i);
         }
