@@ -88,7 +88,7 @@ urls_of_export() {
 import csv, sys
 path, base = sys.argv[1], sys.argv[2]
 seen = set()
-with open(path, newline='', encoding='utf-8') as f:
+with open(path, newline='', encoding='utf-8-sig') as f:  # export files start with a BOM
     for row in csv.DictReader(f):
         c, s = row['customer_id'], row['subscription_id']
         if c not in seen:

@@ -86,6 +86,26 @@ impl Emitter {
     }
 }
 
+/// How often a listener looks at the stream when it found it empty.
+pub const DRAIN: Duration = Duration::from_millis(5);
+
+/// Gives `on` every event in the stream until every emitter is gone: `Some(event)` for each one
+/// queued, then `None` each time the queue is found empty, after which the listener sleeps
+/// [`DRAIN`] before looking again. Drained every few milliseconds rather than woken for each event:
+/// a run emits several events a call, and a thread's wake-up each would cost more than the work.
+pub fn drain(events: &mpsc::Receiver<Event>, mut on: impl FnMut(Option<Event>)) {
+    loop {
+        match events.try_recv() {
+            Ok(e) => on(Some(e)),
+            Err(mpsc::TryRecvError::Empty) => {
+                on(None);
+                std::thread::sleep(DRAIN);
+            }
+            Err(mpsc::TryRecvError::Disconnected) => return,
+        }
+    }
+}
+
 /// Something that listens to a run's events.
 pub trait Listener {
     fn on(&mut self, event: &Event) -> std::io::Result<()>;

@@ -1,7 +1,7 @@
 //! `pcbulk apply`: check the file, then send it, streamed, with a journal, and keep the run record
 //! (results file, journal outcomes, progress, summary) from the run's events.
 
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,9 +19,6 @@ use crate::report::progress::Progress;
 use crate::report::summary::{About, Summary};
 use crate::report::Output;
 use crate::results::StreamWriter;
-
-/// How often the run record drains the event stream.
-const DRAIN: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Everything a run leaves behind, kept from its events on one thread: the results file (in input
 /// order, as rows finish), each row's outcome in the journal, the progress display and the summary.
@@ -65,32 +62,24 @@ impl RunRecord {
     /// already sent are in the journal).
     fn listen(mut self, events: Receiver<Event>, stop: Arc<crate::dispatch::Stop>) -> Summary {
         let mut broken = false;
-        loop {
-            // Drained every few milliseconds rather than woken for each event: a run emits several
-            // events a call, and a wake-up each would cost more than the work. Lines reach the file
-            // each time the stream is drained.
-            let event = match events.try_recv() {
-                Ok(e) => e,
-                Err(TryRecvError::Empty) => {
-                    // Shown while no event comes too (a Retry-After waited out).
-                    self.progress.show(&self.summary);
-                    if !broken {
-                        if let Err(e) = self.results.flush() {
-                            broken = self.fail(&stop, e);
-                        }
+        crate::events::drain(&events, |event| match event {
+            // Shown while no event comes too (a Retry-After waited out); lines reach the file each
+            // time the stream is drained.
+            None => {
+                self.progress.show(&self.summary);
+                if !broken {
+                    if let Err(e) = self.results.flush() {
+                        broken = self.fail(&stop, e);
                     }
-                    std::thread::sleep(DRAIN);
-                    continue;
                 }
-                Err(TryRecvError::Disconnected) => break,
-            };
-            if broken {
-                continue;
             }
-            if let Err(e) = self.on(&event) {
-                broken = self.fail(&stop, e);
+            Some(_) if broken => {}
+            Some(event) => {
+                if let Err(e) = self.on(&event) {
+                    broken = self.fail(&stop, e);
+                }
             }
-        }
+        });
         self.progress.finish();
         failpoint::hit("before-results-sync");
         if !broken {

@@ -170,10 +170,12 @@ async fn export(
         .map_err(|e| Error::usage(format!("cannot write {}: {e}", shown(&out))))?;
     let listener = std::thread::spawn(move || {
         let mut stats = CallStats::default();
-        for e in received {
-            crate::report::logs::log(&e);
-            stats.on(&e);
-        }
+        crate::events::drain(&received, |e| {
+            if let Some(e) = e {
+                crate::report::logs::log(&e);
+                stats.on(&e);
+            }
+        });
         stats
     });
     crate::interrupt::sending();

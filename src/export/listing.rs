@@ -76,10 +76,10 @@ impl State<'_> {
                 self.root
             )));
         }
-        let body = self.api.call(req).await?.json()?;
-        let items = match get(&body, "items") {
+        let mut body = self.api.call(req).await?.json()?;
+        let items = match take(&mut body, "items") {
             Some(Value::Array(items)) => items,
-            None | Some(Value::Null) => &Vec::new(),
+            None | Some(Value::Null) => Vec::new(),
             Some(_) => {
                 return Err(bad(format!(
                     "the listing {} has items that are not a list",
@@ -94,7 +94,7 @@ impl State<'_> {
                 items.len()
             )));
         }
-        self.items.extend(items.iter().cloned());
+        self.items.extend(items);
         self.next = self.next_request(&body)?;
         Ok(())
     }
@@ -122,6 +122,16 @@ impl State<'_> {
             None => req,
         }))
     }
+}
+
+/// Takes the value under `key` (any case) out of an object, leaving null: a page's items are moved
+/// to the listing's queue, not copied.
+fn take(obj: &mut Value, key: &str) -> Option<Value> {
+    let (_, v) = obj
+        .as_object_mut()?
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))?;
+    Some(std::mem::take(v))
 }
 
 /// The path under `/v1` a `links.next` uri names: relative to the `/v1` root as the reference's
