@@ -1,16 +1,17 @@
 //! `--where COLUMN=VALUE`: which exported rows are kept. COLUMN is matched as an input header is
 //! (case, spaces, `_` and `-` aside, and the aliases) against the export's own columns; values are
-//! compared trimmed, and GUIDs in any case and with or without braces.
+//! compared trimmed, GUIDs in any case and with or without braces, yes-or-no columns' answers in
+//! any spelling.
 
 use crate::error::{usage, Error};
 use crate::input::header::canonical;
-use crate::ops::check::guid;
+use crate::ops::check::same_cell;
 
 /// One `--where` condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     pub column: &'static str,
-    /// The value as compared (a GUID lower-case and without braces).
+    /// The value asked for, trimmed.
     value: String,
 }
 
@@ -31,22 +32,14 @@ impl Filter {
         };
         Ok(Filter {
             column,
-            value: compared(value).into_owned(),
+            value: crate::input::row::trim(value).to_owned(),
         })
     }
 
-    /// Whether `value` (a row's cell in the filter's column) is the one asked for.
+    /// Whether `value` (a row's cell in the filter's column) is the one asked for: trimmed, a GUID
+    /// in any case, a yes-or-no column's answer in any spelling.
     pub fn holds(&self, value: &str) -> bool {
-        compared(value) == self.value
-    }
-}
-
-/// A value as compared: trimmed, and a GUID in one spelling.
-fn compared(value: &str) -> std::borrow::Cow<'_, str> {
-    let v = crate::input::row::trim(value);
-    match guid("", v) {
-        Ok(g) => g.into(),
-        Err(_) => v.into(),
+        same_cell(self.column, &self.value, crate::input::row::trim(value))
     }
 }
 
@@ -76,6 +69,22 @@ mod tests {
         assert!(alias.holds("4391507"));
         let name = Filter::parse("customer_name=Contoso", COLUMNS).unwrap();
         assert!(!name.holds("contoso"), "text is compared exactly");
+    }
+
+    #[test]
+    fn where_auto_renew_yes_keeps_rows_whose_cell_says_true_in_any_spelling() {
+        let f = Filter::parse("auto_renew= yes ", &["auto_renew", "friendly_name"]).unwrap();
+        for kept in ["true", "True", "1", "YES"] {
+            assert!(f.holds(kept), "{kept}");
+        }
+        for dropped in ["false", "no", "0", ""] {
+            assert!(!f.holds(dropped), "{dropped}");
+        }
+        let text = Filter::parse("friendly_name=yes", &["auto_renew", "friendly_name"]).unwrap();
+        assert!(
+            !text.holds("true"),
+            "only a yes-or-no column compares answers"
+        );
     }
 
     #[test]

@@ -10,6 +10,28 @@ pub fn is_clear(value: &str) -> bool {
     value == CLEAR
 }
 
+/// `true`/`false`, `yes`/`no`, `1`/`0`, in any case, trimmed: the spellings of a yes-or-no cell.
+pub fn yes_no(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether two cells of `column` say the same: as written, the same GUID in another case or with
+/// braces (the service may echo a GUID in either case), or in a yes-or-no column the same answer
+/// in another spelling (`yes` and `True`).
+pub fn same_cell(column: &str, a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Ok(a), Ok(b)) = (guid("", a), guid("", b)) {
+        return a == b;
+    }
+    super::is_yes_no(column) && yes_no(a).is_some() && yes_no(a) == yes_no(b)
+}
+
 /// `#N/A` in an optional column Partner Center needs a value in: an empty cell keeps the field.
 pub fn cannot_clear(column: &'static str) -> Problem {
     Problem::new(

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::check::{guid, is_clear};
+use super::check::{is_clear, same_cell};
 use super::OpSpec;
 use crate::input::header::normalize;
 
@@ -84,15 +84,6 @@ pub struct Precondition {
     pub row_value: String,
 }
 
-/// Whether two values of a column are the same: as written, or the same GUID in another case or
-/// with braces (the service may echo a GUID in either case).
-fn same(expected: &str, now: &str) -> bool {
-    if expected == now {
-        return true;
-    }
-    matches!((guid("", expected), guid("", now)), (Ok(a), Ok(b)) if a == b)
-}
-
 /// `Some(why)` when a row's target does not hold what its preconditions expect. `before` is what
 /// the row recorded when it read the target (`None`: there was nothing to read, so every field
 /// is empty).
@@ -109,12 +100,13 @@ pub fn unmet(
                 p.expected.as_str()
             };
             let (now, holds) = match before.map(|b| b.get(p.column)) {
-                Some(Some(now)) => (now.as_str(), same(expected, now)),
+                Some(Some(now)) => (now.as_str(), same_cell(p.column, expected, now)),
                 // Left out of what the row read: the target holds the row's own value already (a
                 // row with an expected cell and no value of its own is refused before it is sent).
                 Some(None) => (
                     p.row_value.as_str(),
-                    same(expected, &p.row_value) || normalize(expected) == normalize(&p.row_value),
+                    same_cell(p.column, expected, &p.row_value)
+                        || normalize(expected) == normalize(&p.row_value),
                 ),
                 None => ("", expected.is_empty()),
             };
@@ -205,6 +197,15 @@ mod tests {
             !why.contains("support_mpn_id"),
             "an empty cell checks nothing: {why}"
         );
+    }
+
+    #[test]
+    fn expected_auto_renew_yes_is_met_by_a_subscription_that_reads_true() {
+        let held = [pre("auto_renew", "yes")];
+        assert_eq!(unmet(&held, Some(&before(&[("auto_renew", "true")]))), None);
+        assert!(unmet(&held, Some(&before(&[("auto_renew", "false")]))).is_some());
+        let text = [pre("friendly_name", "yes")];
+        assert!(unmet(&text, Some(&before(&[("friendly_name", "true")]))).is_some());
     }
 
     #[test]

@@ -56,12 +56,20 @@ pub struct OpSpec {
     /// Changes the partner's own settings rather than a customer's: never chosen from a header
     /// alone, only by `--operation` or an `operation` column.
     pub partner_wide: bool,
+    /// Columns that hold yes or no in any spelling ([`check::yes_no`]): compared as answers, not
+    /// as text, by `expected_<column>` preconditions and `export --where`.
+    pub yes_no: &'static [&'static str],
     /// An example row for `pcbulk template`, as (column, value).
     pub example: &'static [(&'static str, &'static str)],
     /// Validates a row and builds the change it asks for. Never sends anything.
     pub plan: fn(&Row) -> Planned,
     /// How `pcbulk export` lists this operation's targets and reads their current values.
     pub export: Option<&'static export::ExportSpec>,
+}
+
+/// Whether `column` holds yes or no in any operation that reads it.
+pub fn is_yes_no(column: &str) -> bool {
+    OPERATIONS.iter().any(|op| op.yes_no.contains(&column))
 }
 
 impl OpSpec {

@@ -27,6 +27,7 @@ pub static SPEC: OpSpec = OpSpec {
     kept_beside: &[],
     in_china: false,
     partner_wide: false,
+    yes_no: &[],
     example: &[
         ("service_request_id", "616122292874576"),
         ("note", "Reseller Trey Research now handles this request."),

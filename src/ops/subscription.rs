@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use super::check::{cannot_clear, guid, is_clear, optional, required};
+use super::check::{cannot_clear, guid, is_clear, optional, required, yes_no};
 use super::export::{ExportRow, ExportSpec, Found, Walk};
 use super::json::{get, get_str, set};
 use super::{
@@ -45,6 +45,7 @@ pub static SPEC: OpSpec = OpSpec {
     // The Subscription resource pages apply to Partner Center operated by 21Vianet too.
     in_china: true,
     partner_wide: false,
+    yes_no: &["auto_renew"],
     example: &[
         // The sandbox's demo tenant: `pcbulk template` prints a row `apply --sandbox` applies (a
         // legacy subscription, whose seats may go down as well as up).
@@ -128,15 +129,13 @@ struct UpdateSubscription {
 
 /// `true`/`false`, `yes`/`no`, `1`/`0`, in any case.
 pub fn auto_renew(column: &'static str, value: &str) -> Result<bool, Problem> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Ok(true),
-        "false" | "no" | "0" => Ok(false),
-        _ => Err(Problem::new(
+    yes_no(value).ok_or_else(|| {
+        Problem::new(
             column,
             "invalid_auto_renew",
             format!("{column} {value:?} is not yes or no; use true/false, yes/no or 1/0"),
-        )),
-    }
+        )
+    })
 }
 
 /// A seat count: a whole number from 1 to [`MAX_QUANTITY`], digits only (no sign, decimal point,

@@ -26,6 +26,7 @@ pub static SPEC: OpSpec = OpSpec {
     kept_beside: &[],
     in_china: true,
     partner_wide: true,
+    yes_no: &[],
     example: &[
         // The sandbox's demo partner: `pcbulk template` prints a row `apply --sandbox` applies.
         ("email", "partner-support@adatum.example"),
