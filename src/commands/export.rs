@@ -187,7 +187,13 @@ async fn export(
     );
     let scratch = writer.scratch();
     let mut tally = Tally::new(writer, &out, output.progress, max_errors);
-    let walked = walk_interruptibly(&job, &d, concurrency * 2, &mut tally, scratch).await;
+    let walked = walk_interruptibly(&job, &d, concurrency * 2, &mut tally, scratch)
+        .await
+        .and_then(|()| {
+            tally
+                .out_of_reach()
+                .map_or(Ok(()), |why| Err(CallError::Aborted(why)))
+        });
     let stop_reason = d.stop.reason();
     drop(d);
     let stats = listener.join().unwrap_or_default();
@@ -231,19 +237,27 @@ fn ended(
     }
 }
 
+/// Whether a call failed for want of the service: no connection, no answer in time, or a 5xx to
+/// its last try.
+fn out_of_reach(e: &CallError) -> bool {
+    match e {
+        CallError::Unreachable(_) | CallError::Transport { .. } => true,
+        CallError::Service(s) => s.status >= 500,
+        _ => false,
+    }
+}
+
 /// Why a listing that could not be read to its end stopped the export, worded so that the
 /// summary's `outcome` names the cause (`credentials_refused`, `unreachable`): a cron job acts on it.
 fn listing_failed(e: &CallError) -> String {
     match e {
         CallError::Unauthorized(_) => format!("credentials refused while listing: {e}"),
-        CallError::Unreachable(_) | CallError::Transport { .. } => {
-            format!("cannot reach the service to list it all: {e}")
-        }
-        CallError::Service(s) if s.status >= 500 => format!(
+        _ if !out_of_reach(e) => format!("the listing could not be read to its end: {e}"),
+        CallError::Service(s) => format!(
             "cannot reach the service to list it all: it answered {} to the last try ({e})",
             s.status
         ),
-        _ => format!("the listing could not be read to its end: {e}"),
+        _ => format!("cannot reach the service to list it all: {e}"),
     }
 }
 
@@ -314,6 +328,8 @@ struct Tally {
     mode: Mode,
     said: Instant,
     max_errors: Option<MaxErrors>,
+    /// Every target that failed so far failed for want of the service (connection, time-out, 5xx).
+    all_out_of_reach: bool,
 }
 
 /// How many failed targets a summary keeps.
@@ -333,7 +349,22 @@ impl Tally {
             mode,
             said: Instant::now(),
             max_errors,
+            all_out_of_reach: true,
         }
+    }
+
+    /// Why the export did not reach the service at all: no row was read and every target failed
+    /// for want of it. Such an export ends like a listing that could not be read (`unreachable`,
+    /// exit 3, no file), not as a complete file of no rows.
+    fn out_of_reach(&self) -> Option<String> {
+        let example = self.failed.first()?;
+        (self.rows == 0 && self.all_out_of_reach).then(|| {
+            format!(
+                "cannot reach the service: none of the {} could be read ({})",
+                count(self.failed_total, "target"),
+                example.error_message
+            )
+        })
     }
 
     /// One row written, or one target that failed counted; a write that fails stops the export.
@@ -372,6 +403,7 @@ impl Tally {
     /// when the first targets read all failed (the credentials are for another tenant, say).
     fn failure(&mut self, target: &str, error: &CallError, stop: &Stop) {
         self.failed_total += 1;
+        self.all_out_of_reach &= out_of_reach(error);
         let n = self.rows + self.failed_total;
         let mut o = Outcome::unsent(
             n,
@@ -475,13 +507,20 @@ fn finish(output: &Output, s: &Summary, exit_code: u8, blanked: usize) {
 /// What the export did, for stderr.
 fn summary_text(s: &Summary, blanked: usize) -> String {
     let rows = s.count_of(Status::Succeeded);
-    let mut out = format!(
-        "pcbulk: exported {} ({}) in {:.1} s to {}\n",
-        count(rows, "row"),
-        s.about.operation.as_deref().unwrap_or(""),
-        s.elapsed.as_secs_f64(),
-        s.results.display()
-    );
+    let op = s.about.operation.as_deref().unwrap_or("");
+    let secs = s.elapsed.as_secs_f64();
+    // A stopped export wrote nothing under its name: the line says what was read, not where.
+    let mut out = match s.aborted {
+        None => format!(
+            "pcbulk: exported {} ({op}) in {secs:.1} s to {}\n",
+            count(rows, "row"),
+            s.results.display()
+        ),
+        Some(_) => format!(
+            "pcbulk: read {} ({op}) in {secs:.1} s before the export stopped\n",
+            count(rows, "row")
+        ),
+    };
     let c = &s.calls;
     if c.calls > 0 {
         out.push_str(&format!(
