@@ -63,6 +63,13 @@ impl ServiceError {
             None => (None, None),
         };
         let message = message.unwrap_or_else(|| {
+            if (300..400).contains(&status) {
+                return format!(
+                    "HTTP {status}: the service answered with a redirect, which pcbulk never \
+                     follows (the call and its token would go to another address); check the \
+                     --base-url or the proxy in between"
+                );
+            }
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
             if text.is_empty() {

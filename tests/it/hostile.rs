@@ -201,6 +201,12 @@ fn a_redirected_write_is_not_followed_and_the_row_fails() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "failed");
     assert_eq!(rows[0]["http_status"], "307");
+    // Found by an outside tester: the row said only "HTTP 307 with an empty body".
+    assert!(
+        rows[0]["error_message"].contains("redirect"),
+        "{:?}",
+        rows[0]["error_message"]
+    );
     assert!(
         elsewhere.seen().is_empty(),
         "the redirect was followed: {:?}",
