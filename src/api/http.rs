@@ -68,6 +68,7 @@ fn make_tls_config() -> Result<rustls::ClientConfig, String> {
     // The system's store, or what SSL_CERT_FILE / SSL_CERT_DIR name instead: a corporate CA or a
     // TLS-inspecting proxy's is there, not among the web PKI roots.
     let native = rustls_native_certs::load_native_certs();
+    named_store_is_usable(&native)?;
     for e in &native.errors {
         tracing::warn!("a trusted certificate could not be read: {e}");
     }
@@ -81,6 +82,34 @@ fn make_tls_config() -> Result<rustls::ClientConfig, String> {
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
+}
+
+/// An `SSL_CERT_FILE` or `SSL_CERT_DIR` the admin set replaces the system's store: one that cannot
+/// be read, or a file with no certificate in it, would leave only the web PKI roots and fail every
+/// call through the corporate proxy it was set for, named as an untrusted certificate. Refused
+/// before anything is sent, naming the variable.
+fn named_store_is_usable(native: &rustls_native_certs::CertificateResult) -> Result<(), String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let fix = "name a PEM file (or a directory of them) holding the CA to trust, or unset it";
+    if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+        let f = std::path::PathBuf::from(f);
+        let certs = CertificateDer::pem_file_iter(&f)
+            .map_err(|e| format!("SSL_CERT_FILE={} cannot be read ({e}): {fix}", f.display()))?
+            .filter(Result::is_ok)
+            .count();
+        if certs == 0 {
+            return Err(format!(
+                "SSL_CERT_FILE={} holds no PEM certificate: {fix}",
+                f.display()
+            ));
+        }
+    }
+    match native.errors.first() {
+        Some(e) => Err(format!(
+            "the certificates SSL_CERT_FILE/SSL_CERT_DIR name cannot be read ({e}): {fix}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// How a [`client`] keeps its connections.

@@ -1339,14 +1339,16 @@ fn open_run(
     // Rows that finish without a call: invalid ones, and those the earlier run finished.
     let unpaced = scan.rows - scan.to_send
         + (run.earlier.as_ref()).map_or(0, |r| finished_before(r, cfg.retry_failed));
+    // Before any record is touched: a client that cannot be made (an SSL_CERT_FILE that holds no
+    // certificate) is a usage error that must leave no journal of a run that never began.
+    let transport = HttpTransport::new(base_url, cfg.timeout)
+        .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;
     if fresh {
         set_aside(&cfg.input.out)?;
     }
     let (journal, replay) =
         journal::open_for_run(journal_path, &run.job, run.earlier.take(), cfg.retry_failed)?;
     let journal = Arc::new(journal);
-    let transport = HttpTransport::new(base_url, cfg.timeout)
-        .map_err(|e| Error::usage(format!("cannot set up HTTP: {e:#}")))?;
     let (events, received) = Emitter::channel();
     let dispatcher = Arc::new(
         Dispatcher::new(

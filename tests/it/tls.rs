@@ -154,6 +154,43 @@ fn without_ssl_cert_file_the_sandbox_certificate_is_refused_naming_the_trust_pro
     );
 }
 
+/// Found by an outside tester: an `SSL_CERT_FILE` that names a missing file, or one with no
+/// certificate in it, was only logged; the run then failed as an untrusted certificate, with a
+/// journal of a run to resume.
+#[test]
+fn an_ssl_cert_file_that_is_missing_or_holds_no_certificate_is_refused_naming_it() {
+    let w = Workdir::new();
+    let sb = TlsSandbox::start(&w);
+    let input = w.write("in.csv", contacts_csv(3));
+    let empty = w.write("not-a-ca.pem", "this is not a PEM certificate\n");
+    let missing = w.path("missing.pem");
+    for (file, said) in [
+        (&empty, "holds no PEM certificate"),
+        (&missing, "cannot be read"),
+    ] {
+        let out = sb.apply(
+            &input,
+            &sb.url,
+            &[("SSL_CERT_FILE", file.to_str().unwrap())],
+        );
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        let text = text(&out);
+        assert!(
+            text.contains("SSL_CERT_FILE=") && text.contains(said),
+            "{text}"
+        );
+        assert!(
+            text.contains(file.file_name().unwrap().to_str().unwrap()),
+            "{text}"
+        );
+        assert!(
+            !w.path("in.results.csv.journal").exists(),
+            "no run began, so none is left to resume: {text}"
+        );
+    }
+    assert_eq!(sb.get("/_sandbox/stats")["total"], 0, "nothing was sent");
+}
+
 #[test]
 fn the_ca_file_is_the_owner_s_and_never_written_through_a_link() {
     let w = Workdir::new();
