@@ -197,11 +197,17 @@ async fn export(
     let stop_reason = d.stop.reason();
     drop(d);
     let stats = listener.join().unwrap_or_default();
+    let delivered = tally.writer.as_ref().and_then(Writer::delivered);
     let written = tally
         .writer
         .take()
         .ok_or_else(|| tally.write_error.clone().unwrap_or_default());
     let aborted = ended(walked, stop_reason, written, &out);
+    if let (Some(n), Some(why)) = (delivered, &aborted) {
+        if why.starts_with("cannot write") {
+            tally.rows = n; // the last buffer never reached stdout's reader
+        }
+    }
     let mut summary = tally.summary(&job, &cfg.target_name, aborted, stats, started);
     if let Some(s) = running {
         s.shutdown().await;
@@ -375,6 +381,8 @@ impl Tally {
                     return;
                 };
                 if let Err(e) = w.row(&cells) {
+                    // Stdout's reader gone: what it was given is what was exported.
+                    self.rows = w.delivered().unwrap_or(self.rows);
                     let why = format!("cannot write {}: {e}", self.out_name);
                     stop.raise(why.clone());
                     self.write_error = Some(why);

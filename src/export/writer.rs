@@ -59,12 +59,18 @@ enum Inner {
     Xlsx(Box<rust_xlsxwriter::Workbook>, File),
 }
 
+/// How often rows written to stdout are flushed: a reader sees them as they come, and one that has
+/// gone (`| head -1`) is noticed within this long, not after the whole export has been read.
+const STDOUT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Writes an export row by row.
 pub struct Writer {
     inner: Option<Inner>,
     /// The final name and the scratch file written beside it (`None`: stdout).
     names: Option<(PathBuf, PathBuf)>,
     rows: u32,
+    /// Stdout only: data rows flushed to it, and when it was last flushed.
+    delivered: Option<(u32, std::time::Instant)>,
 }
 
 impl Writer {
@@ -92,10 +98,12 @@ impl Writer {
                 (inner, Some((path.clone(), tmp)))
             }
         };
+        let delivered = names.is_none().then(|| (0, std::time::Instant::now()));
         let mut w = Writer {
             inner: Some(inner),
             names,
             rows: 0,
+            delivered,
         };
         let header: Vec<&str> = columns.iter().copied().chain([EXPORT_MARKER]).collect();
         w.cells(&header)?;
@@ -116,7 +124,22 @@ impl Writer {
             .map(String::as_str)
             .chain([n.as_str()])
             .collect();
-        self.cells(&all)
+        self.cells(&all)?;
+        match (&mut self.delivered, self.inner.as_mut()) {
+            (Some((rows, at)), Some(Inner::Csv(w))) if at.elapsed() >= STDOUT_FLUSH => {
+                w.flush()?;
+                *rows = self.rows - 1;
+                *at = std::time::Instant::now();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Stdout only: how many data rows are known to have reached it (flushed before a write to it
+    /// failed); the rows of a buffer that could not be flushed are not among them.
+    pub fn delivered(&self) -> Option<usize> {
+        self.delivered.map(|(rows, _)| rows as usize)
     }
 
     fn cells(&mut self, cells: &[&str]) -> io::Result<()> {

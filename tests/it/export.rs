@@ -523,8 +523,10 @@ fn an_unknown_where_column_is_refused_naming_the_columns() {
     assert_eq!(sb.stats()["total"], 0, "nothing was sent");
 }
 
+/// Found by an outside tester: behind `| head -1` the export went on reading every target (its
+/// rows sat in a buffer that was flushed only at the end) and counted them all as exported.
 #[test]
-fn a_stdout_closed_midway_ends_the_export_with_exit_3_write_error() {
+fn a_stdout_closed_midway_ends_the_export_soon_with_exit_3_write_error_counting_rows_delivered() {
     let sb = Sandbox::start(&["--customers", "3000"]);
     let w = Workdir::new();
     let json = w.path("s.json");
@@ -535,7 +537,7 @@ fn a_stdout_closed_midway_ends_the_export_with_exit_3_write_error() {
             "--base-url",
             &sb.url,
             "--rate",
-            "2000",
+            "500",
             "-q",
             "--out",
             "-",
@@ -556,6 +558,15 @@ fn a_stdout_closed_midway_ends_the_export_with_exit_3_write_error() {
     assert_eq!(status.code(), Some(3));
     let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["outcome"], "write_error", "{summary}");
+    // At 500 calls a second the 3,030 customers take six seconds; stdout's reader left after the
+    // header, and the export stopped at its next flush, long before the end.
+    let calls = summary["calls"].as_u64().unwrap();
+    assert!(calls < 3000, "it read on after stdout closed: {summary}");
+    let rows = summary["rows"]["succeeded"].as_u64().unwrap();
+    assert!(
+        rows < 3000,
+        "rows that never reached stdout were counted: {summary}"
+    );
 }
 
 #[test]
