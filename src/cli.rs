@@ -641,39 +641,6 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
     type Error = Error;
 
     fn try_from(a: &SandboxArgs) -> Result<Self, Error> {
-        use crate::sandbox::faults::{Knobs, StaleEtag, Throttle};
-        use crate::sandbox::{ProfilePaths, Rules};
-        let bucket = |rate: f64, burst: Option<f64>| -> Result<Throttle, Error> {
-            let burst = burst.unwrap_or(rate.max(1.0));
-            if burst < 1.0 {
-                usage!("a burst must be at least 1 call, not {burst}");
-            }
-            Ok(Throttle::Bucket { rate, burst })
-        };
-        let throttle = match (a.rate, a.window) {
-            (None, _) => None,
-            (Some(r), Some(window)) => Some(Throttle::Window {
-                limit: (r * window.as_secs_f64()).round().clamp(1.0, 1e12) as u64,
-                window,
-            }),
-            (Some(r), None) => Some(bucket(r, a.burst)?),
-        };
-        let customer_throttle = a
-            .customer_rate
-            .map(|r| bucket(r, a.customer_burst))
-            .transpose()?;
-        let (latency_min, latency_max) = a.latency_ms;
-        let (tail_share, tail) = a.tail.unwrap_or((0.0, Duration::ZERO));
-        if a.fail_share + a.drop_before + a.drop_after + a.applied_5xx > 1.0 {
-            usage!(
-                "--fail-share, --drop-before, --drop-after and --applied-5xx add up to more than 1"
-            );
-        }
-        let stale_etag = match a.stale_etag.as_str() {
-            "2055" | "400" => StaleEtag::Code2055,
-            "mix" => StaleEtag::Mix,
-            _ => StaleEtag::Status412,
-        };
         Ok(crate::sandbox::Options {
             listen: a.listen,
             seed: a.seed,
@@ -692,40 +659,89 @@ impl TryFrom<&SandboxArgs> for crate::sandbox::Options {
                     ca_out: ca_out.clone(),
                     names: a.tls_name.clone(),
                 }),
-            rules: Rules {
-                profile_paths: match a.strict_paths.as_deref() {
-                    Some("sdk") => ProfilePaths::Sdk,
-                    Some(_) => ProfilePaths::Pages,
-                    None => ProfilePaths::Both,
-                },
-                quoted_if_match: !a.unquoted_if_match,
-                token_kinds: !a.any_token,
-                full_bodies: !a.partial_bodies,
-                gateway_bodies: a.gateway_bodies,
-                writable_partner_id: a.writable_partner_id,
-            },
-            knobs: Knobs {
-                throttle,
-                customer_throttle,
-                retry_after_date: a.retry_after_date,
-                latency_min,
-                latency_max,
-                tail_share,
-                tail,
-                fail_share: a.fail_share,
-                fail_statuses: a.fail_status.0.clone(),
-                drop_before: a.drop_before,
-                drop_after: a.drop_after,
-                applied_5xx: a.applied_5xx,
-                late_writes: a.late_writes,
-                refused_count: !a.free_429s,
-                no_retry_after: a.no_retry_after,
-                bom_share: a.bom_share,
-                etag_churn: a.etag_churn,
-                stale_etag,
-            },
+            rules: sandbox_rules(a),
+            knobs: sandbox_knobs(a)?,
         })
     }
+}
+
+/// The sandbox's strictness flags, apart from its faults: each flag relaxes one rule of the
+/// reference, so the sandbox is as strict as the service unless told otherwise.
+fn sandbox_rules(a: &SandboxArgs) -> crate::sandbox::Rules {
+    use crate::sandbox::{ProfilePaths, Rules};
+    Rules {
+        profile_paths: match a.strict_paths.as_deref() {
+            Some("sdk") => ProfilePaths::Sdk,
+            Some(_) => ProfilePaths::Pages,
+            None => ProfilePaths::Both,
+        },
+        quoted_if_match: !a.unquoted_if_match,
+        token_kinds: !a.any_token,
+        full_bodies: !a.partial_bodies,
+        gateway_bodies: a.gateway_bodies,
+        writable_partner_id: a.writable_partner_id,
+    }
+}
+
+/// The sandbox's faults, checked as a whole: the shares of calls that fail in some way cannot
+/// add up to more than every call.
+fn sandbox_knobs(a: &SandboxArgs) -> Result<crate::sandbox::faults::Knobs, Error> {
+    use crate::sandbox::faults::{Knobs, StaleEtag, Throttle};
+    let throttle = match (a.rate, a.window) {
+        (None, _) => None,
+        (Some(r), Some(window)) => Some(Throttle::Window {
+            limit: (r * window.as_secs_f64()).round().clamp(1.0, 1e12) as u64,
+            window,
+        }),
+        (Some(r), None) => Some(sandbox_bucket(r, a.burst)?),
+    };
+    let customer_throttle = a
+        .customer_rate
+        .map(|r| sandbox_bucket(r, a.customer_burst))
+        .transpose()?;
+    let (latency_min, latency_max) = a.latency_ms;
+    let (tail_share, tail) = a.tail.unwrap_or((0.0, Duration::ZERO));
+    if a.fail_share + a.drop_before + a.drop_after + a.applied_5xx > 1.0 {
+        usage!("--fail-share, --drop-before, --drop-after and --applied-5xx add up to more than 1");
+    }
+    let stale_etag = match a.stale_etag.as_str() {
+        "2055" | "400" => StaleEtag::Code2055,
+        "mix" => StaleEtag::Mix,
+        _ => StaleEtag::Status412,
+    };
+    Ok(Knobs {
+        throttle,
+        customer_throttle,
+        retry_after_date: a.retry_after_date,
+        latency_min,
+        latency_max,
+        tail_share,
+        tail,
+        fail_share: a.fail_share,
+        fail_statuses: a.fail_status.0.clone(),
+        drop_before: a.drop_before,
+        drop_after: a.drop_after,
+        applied_5xx: a.applied_5xx,
+        late_writes: a.late_writes,
+        refused_count: !a.free_429s,
+        no_retry_after: a.no_retry_after,
+        bom_share: a.bom_share,
+        etag_churn: a.etag_churn,
+        stale_etag,
+    })
+}
+
+/// A token bucket for `--rate`/`--customer-rate`; the burst defaults to one second's calls (at
+/// least one), since a bucket that holds less than one call would refuse every call.
+fn sandbox_bucket(
+    rate: f64,
+    burst: Option<f64>,
+) -> Result<crate::sandbox::faults::Throttle, Error> {
+    let burst = burst.unwrap_or(rate.max(1.0));
+    if burst < 1.0 {
+        usage!("a burst must be at least 1 call, not {burst}");
+    }
+    Ok(crate::sandbox::faults::Throttle::Bucket { rate, burst })
 }
 
 impl TryFrom<&InputArgs> for InputConfig {
@@ -945,45 +961,7 @@ impl TryFrom<&ExportArgs> for crate::config::ExportConfig {
     type Error = Error;
 
     fn try_from(a: &ExportArgs) -> Result<Self, Error> {
-        let out = a.out.clone().filter(|p| p.as_os_str() != "-");
-        let json_to_stdout = a
-            .output
-            .summary_json
-            .as_ref()
-            .is_some_and(|p| p.as_os_str() == "-");
-        if out.is_none() && json_to_stdout {
-            usage!(
-                "--summary-json - and the export both go to stdout; give --out FILE.csv, or \
-                 --summary-json PATH"
-            );
-        }
-        let json_to = a.output.summary_json.as_deref();
-        if let (Some(out), Some(json)) = (&out, json_to) {
-            if crate::fsafe::same_file(out, json) {
-                usage!(
-                    "--summary-json {} is the export's own --out: give the summary another path",
-                    json.display()
-                );
-            }
-        }
-        if let Some(file) = &a.customers {
-            if out
-                .as_deref()
-                .is_some_and(|o| crate::fsafe::same_file(o, file))
-            {
-                usage!(
-                    "--customers {} is the export's own --out: the export would replace the list \
-                     it reads; give --out another path",
-                    file.display()
-                );
-            }
-        }
-        if out
-            .as_ref()
-            .is_some_and(|p| p.as_os_str().to_string_lossy().ends_with(['/', '\\']))
-        {
-            usage!("--out names a folder: give a file name (FILE.csv or FILE.xlsx)");
-        }
+        let out = export_out(a)?;
         if a.output.report.is_some() {
             usage!(
                 "export writes no --report; its summary is the text on stderr and --summary-json"
@@ -1021,6 +999,51 @@ impl TryFrom<&ExportArgs> for crate::config::ExportConfig {
             },
         })
     }
+}
+
+/// The export's `--out` (`None` for stdout), refused before anything is sent when it would clash
+/// with another file of the same run: the export must not overwrite what it reads or reports to.
+fn export_out(a: &ExportArgs) -> Result<Option<PathBuf>, Error> {
+    let out = a.out.clone().filter(|p| p.as_os_str() != "-");
+    let json_to_stdout = a
+        .output
+        .summary_json
+        .as_ref()
+        .is_some_and(|p| p.as_os_str() == "-");
+    if out.is_none() && json_to_stdout {
+        usage!(
+            "--summary-json - and the export both go to stdout; give --out FILE.csv, or \
+             --summary-json PATH"
+        );
+    }
+    let json_to = a.output.summary_json.as_deref();
+    if let (Some(out), Some(json)) = (&out, json_to) {
+        if crate::fsafe::same_file(out, json) {
+            usage!(
+                "--summary-json {} is the export's own --out: give the summary another path",
+                json.display()
+            );
+        }
+    }
+    if let Some(file) = &a.customers {
+        if out
+            .as_deref()
+            .is_some_and(|o| crate::fsafe::same_file(o, file))
+        {
+            usage!(
+                "--customers {} is the export's own --out: the export would replace the list \
+                 it reads; give --out another path",
+                file.display()
+            );
+        }
+    }
+    if out
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().to_string_lossy().ends_with(['/', '\\']))
+    {
+        usage!("--out names a folder: give a file name (FILE.csv or FILE.xlsx)");
+    }
+    Ok(out)
 }
 
 /// What apply and plan share: the input, the pacing and the target; a plan only reads.

@@ -267,38 +267,49 @@ impl Tokens {
         let status = resp.status();
         let body = crate::api::http::read_bounded_reqwest(resp).await?;
         if !status.is_success() {
-            let mut refusal: TokenRefusal = serde_json::from_slice(&body).unwrap_or(TokenRefusal {
-                error: format!("HTTP {}", status.as_u16()),
-                error_description: String::new(),
-            });
-            // The authority's words, with whatever secret it echoes masked.
-            let secrets: Vec<&str> = form
-                .iter()
-                .filter(|(k, _)| matches!(*k, "refresh_token" | "client_secret"))
-                .map(|(_, v)| v.as_str())
-                .collect();
-            refusal.error = crate::api::error::clean(&refusal.error, &secrets);
-            refusal.error_description =
-                crate::api::error::clean(&refusal.error_description, &secrets);
-            return Err(CallError::Unauthorized(explain_refusal(&refusal)));
+            return Err(refused(status, &body, &form));
         }
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
             CallError::Unauthorized("the token authority's answer was not a token response".into())
         })?;
-        let lifetime = answer
-            .expires_in
-            .as_ref()
-            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
-            .unwrap_or(3600);
-        // Renew a little before expiry: a fifth of the lifetime early, at most five minutes.
-        let margin = (lifetime / 5).min(300);
-        let cached = Cached {
-            access: SecretString::from(answer.access_token),
-            renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),
-            expires_at: SystemTime::now() + Duration::from_secs(lifetime),
-        };
-        Ok((cached, answer.refresh_token.map(SecretString::from)))
+        Ok(granted(answer))
     }
+}
+
+/// A refused grant as the user reads it: the authority's words, with whatever secret of the
+/// form it echoes masked, since its message goes to the terminal and the logs.
+fn refused(status: reqwest::StatusCode, body: &[u8], form: &[(&str, String)]) -> CallError {
+    let mut refusal: TokenRefusal = serde_json::from_slice(body).unwrap_or(TokenRefusal {
+        error: format!("HTTP {}", status.as_u16()),
+        error_description: String::new(),
+    });
+    let secrets: Vec<&str> = form
+        .iter()
+        .filter(|(k, _)| matches!(*k, "refresh_token" | "client_secret"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    refusal.error = crate::api::error::clean(&refusal.error, &secrets);
+    refusal.error_description = crate::api::error::clean(&refusal.error_description, &secrets);
+    CallError::Unauthorized(explain_refusal(&refusal))
+}
+
+/// A granted access token with when to renew it: a little before it expires (a fifth of its
+/// lifetime early, at most five minutes), so no call goes out with a token about to lapse; and
+/// the new refresh token if the authority sent one. Takes the answer whole so no copy of either
+/// token is left outside a secret.
+fn granted(answer: TokenAnswer) -> (Cached, Option<SecretString>) {
+    let lifetime = answer
+        .expires_in
+        .as_ref()
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .unwrap_or(3600);
+    let margin = (lifetime / 5).min(300);
+    let cached = Cached {
+        access: SecretString::from(answer.access_token),
+        renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),
+        expires_at: SystemTime::now() + Duration::from_secs(lifetime),
+    };
+    (cached, answer.refresh_token.map(SecretString::from))
 }
 
 /// What can be told of the credentials in use, for `pcbulk auth status`: never the token itself.

@@ -228,6 +228,51 @@ impl<R: Read> Records<R> {
         }
     }
 
+    /// Reads the next chunk once the buffer is spent, so the parser always has bytes or the end.
+    #[inline]
+    fn refill(&mut self) -> io::Result<()> {
+        if self.start == self.end && !self.eof {
+            self.start = 0;
+            self.end = self.src.read(&mut self.buf)?;
+            self.eof = self.end == 0;
+        }
+        Ok(())
+    }
+
+    /// The open quote reported on the line it opens on, not the end of the file where it was
+    /// found: that is the line a user has to fix.
+    #[cold]
+    fn unclosed_quote(&self, start_line: Option<u64>, nends: usize) -> RecordError {
+        let from = if nends == 0 { 0 } else { self.ends[nends - 1] };
+        let inside = count_breaks(&self.out[..from], &mut false);
+        RecordError::UnclosedQuote {
+            line: start_line.unwrap_or(self.breaks + 1) + inside,
+            column: nends + 1,
+        }
+    }
+
+    /// Moves past the `nin` bytes the parser took, counting their line breaks, and notes the line
+    /// the record starts on once its first byte (or its end) is seen, so a record's line number
+    /// skips the blank lines before it.
+    #[inline]
+    fn consume(&mut self, nin: usize, ended: bool, start_line: &mut Option<u64>) {
+        let consumed = &self.buf[self.start..self.start + nin];
+        if start_line.is_none() {
+            // Leading line breaks are blank lines before the record.
+            let lead = consumed
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            let mut cr = self.prev_cr;
+            let before = self.breaks + count_breaks(&consumed[..lead], &mut cr);
+            if lead < consumed.len() || ended {
+                *start_line = Some(before + 1);
+            }
+        }
+        self.breaks += count_breaks(consumed, &mut self.prev_cr);
+        self.start += nin;
+    }
+
     /// The next record, or `None` at the end. Blank lines are skipped (and counted).
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, RecordError> {
         if let Some((line, nends)) = self.plain_line() {
@@ -241,11 +286,7 @@ impl<R: Read> Records<R> {
         let (mut nout, mut nends) = (0, 0);
         let mut start_line: Option<u64> = None;
         loop {
-            if self.start == self.end && !self.eof {
-                self.start = 0;
-                self.end = self.src.read(&mut self.buf)?;
-                self.eof = self.end == 0;
-            }
+            self.refill()?;
             // At the end, one line break more, once: it changes no record (it ends the last one,
             // or is a blank line) unless a quoted field is still open, the one place a line break
             // is copied out. (csv-core does not say where it stands, and its clones do not work.)
@@ -261,29 +302,11 @@ impl<R: Read> Records<R> {
             if probe {
                 self.probed = nin == 1;
                 if nin == 1 && o == 1 {
-                    let from = if nends == 0 { 0 } else { self.ends[nends - 1] };
-                    let inside = count_breaks(&self.out[..from], &mut false);
-                    return Err(RecordError::UnclosedQuote {
-                        line: start_line.unwrap_or(self.breaks + 1) + inside,
-                        column: nends + 1,
-                    });
+                    return Err(self.unclosed_quote(start_line, nends));
                 }
             } else {
-                let consumed = &self.buf[self.start..self.start + nin];
-                if start_line.is_none() {
-                    // Leading line breaks are blank lines before the record.
-                    let lead = consumed
-                        .iter()
-                        .take_while(|b| matches!(b, b'\r' | b'\n'))
-                        .count();
-                    let mut cr = self.prev_cr;
-                    let before = self.breaks + count_breaks(&consumed[..lead], &mut cr);
-                    if lead < consumed.len() || matches!(res, ReadRecordResult::Record) {
-                        start_line = Some(before + 1);
-                    }
-                }
-                self.breaks += count_breaks(consumed, &mut self.prev_cr);
-                self.start += nin;
+                let ended = matches!(res, ReadRecordResult::Record);
+                self.consume(nin, ended, &mut start_line);
             }
             nout += o;
             nends += e;

@@ -131,18 +131,7 @@ impl Charset {
     pub fn read<'b>(&mut self, bytes: &'b [u8], line: u64) -> Result<Decode<'b>, InputError> {
         let Charset::Shown(shown) = *self else {
             // Told, or decoded to UTF-8 on the way in (where bytes that are not text are refused).
-            return match std::str::from_utf8(bytes) {
-                Ok(text) => Ok(Decode::Utf8(text)),
-                Err(e) => {
-                    let at = e.valid_up_to();
-                    let bad = &bytes[at..at + e.error_len().unwrap_or(bytes.len() - at)];
-                    Err(InputError::NotInEncoding {
-                        line: line + count_breaks(&bytes[..at], &mut false),
-                        encoding: UTF_8.name(),
-                        bytes: bad.to_vec(),
-                    })
-                }
-            };
+            return told_utf8(bytes, line);
         };
         if let Evidence::Utf8(_) = shown {
             if let Ok(text) = std::str::from_utf8(bytes) {
@@ -150,6 +139,18 @@ impl Charset {
                 return Ok(Decode::Utf8(text));
             }
         }
+        self.learn(shown, bytes, line)
+    }
+
+    /// Weighs a record against what the file has shown so far, kept apart from [`Charset::read`]
+    /// so the common case (a UTF-8 record of a UTF-8 file) stays a single check there.
+    #[inline]
+    fn learn<'b>(
+        &mut self,
+        shown: Evidence,
+        bytes: &'b [u8],
+        line: u64,
+    ) -> Result<Decode<'b>, InputError> {
         // A record spans lines only inside quotes, whose line breaks are in its bytes.
         let line_at = |at: usize| line + count_breaks(&bytes[..at], &mut false);
         let refused = |line, byte, utf8| Err(InputError::NotUtf8 { line, byte, utf8 });
@@ -196,6 +197,24 @@ impl Charset {
                     utf8_at: Some(utf8),
                 },
             ) => refused(line_at(at), byte, Utf8At::Line(line_at(utf8))),
+        }
+    }
+}
+
+/// A record of a file whose encoding is told (or decoded to UTF-8 on the way in): its bytes must
+/// be UTF-8, and the first that are not are named with their line, never read as U+FFFD.
+#[inline]
+fn told_utf8(bytes: &[u8], line: u64) -> Result<Decode<'_>, InputError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(Decode::Utf8(text)),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let bad = &bytes[at..at + e.error_len().unwrap_or(bytes.len() - at)];
+            Err(InputError::NotInEncoding {
+                line: line + count_breaks(&bytes[..at], &mut false),
+                encoding: UTF_8.name(),
+                bytes: bad.to_vec(),
+            })
         }
     }
 }

@@ -141,68 +141,76 @@ impl Replay {
         op: Option<&'static OpSpec>,
         change: Option<&dyn Change>,
     ) -> Option<Misfit> {
-        let mut found = None;
-        let mut misfit = |line: usize, what: String| {
-            found = Misfit::first(found.take(), Some(Misfit::new(line, what)));
-        };
-        if let Some(b) = self.before.get(&row) {
-            match (op, change) {
-                (Some(op), Some(c)) if op.name == b.op.name => {
-                    if let Err(e) = c.check_extra(&b.extra) {
-                        misfit(b.line, format!("row {row}'s before-values: {e}"));
-                    }
-                }
-                (Some(op), Some(_)) => misfit(
-                    b.line,
-                    format!(
-                        "before-values of a {} row, but row {row} of the input is a {} row",
-                        b.op.name, op.name
-                    ),
-                ),
-                _ => misfit(
-                    b.line,
-                    format!("before-values for row {row}, which the input has as invalid"),
-                ),
+        let before = self.before_misfit(row, op, change);
+        let write = self.write_misfit(row, change);
+        let outcome = self.outcome_misfit(row, line, change);
+        Misfit::first(Misfit::first(before, write), outcome)
+    }
+
+    /// Journaled before-values that the row as the input has it would not have read: another
+    /// operation's, values its change cannot take, or any for a row that is now invalid.
+    fn before_misfit(
+        &self,
+        row: usize,
+        op: Option<&'static OpSpec>,
+        change: Option<&dyn Change>,
+    ) -> Option<Misfit> {
+        let b = self.before.get(&row)?;
+        let what = match (op, change) {
+            (Some(op), Some(c)) if op.name == b.op.name => {
+                let e = c.check_extra(&b.extra).err()?;
+                format!("row {row}'s before-values: {e}")
             }
-        }
+            (Some(op), Some(_)) => format!(
+                "before-values of a {} row, but row {row} of the input is a {} row",
+                b.op.name, op.name
+            ),
+            _ => format!("before-values for row {row}, which the input has as invalid"),
+        };
+        Some(Misfit::new(b.line, what))
+    }
+
+    /// A journaled write the row as the input has it would not make: any write for a row now
+    /// invalid, or an unanswered write that is not the row's call (settling it would look for
+    /// the wrong thing).
+    fn write_misfit(&self, row: usize, change: Option<&dyn Change>) -> Option<Misfit> {
+        let mut found = None;
         if let (Some((l, _)), None) = (self.sent.get(&row), change) {
-            misfit(
-                *l,
-                format!("a write for row {row}, which the input has as invalid"),
-            );
+            let what = format!("a write for row {row}, which the input has as invalid");
+            found = Some(Misfit::new(*l, what));
         }
         if let (Some(u), Some(c)) = (self.unanswered.get(&row), change) {
             if let Err(e) = c.check_write(&u.pending.request) {
                 let r = &u.pending.request;
-                misfit(
-                    u.line,
-                    format!(
-                        "the write {} {} for row {row} is not the call that row makes: {e}",
-                        r.method.as_str(),
-                        shown(&r.path)
-                    ),
+                let what = format!(
+                    "the write {} {} for row {row} is not the call that row makes: {e}",
+                    r.method.as_str(),
+                    shown(&r.path)
                 );
+                found = Misfit::first(found, Some(Misfit::new(u.line, what)));
             }
         }
-        if let Some((l, o)) = self.outcomes.get(&row) {
-            if o.line != 0 && o.line != line {
-                misfit(
-                    *l,
-                    format!(
-                        "row {row} is on line {line} of the input, not on line {}",
-                        o.line
-                    ),
-                );
-            }
-            if change.is_none() && !matches!(o.status, Status::Invalid | Status::Skipped) {
-                misfit(
-                    *l,
-                    format!(
-                        "row {row} {}, but the input has it as invalid",
-                        o.status.as_str()
-                    ),
-                );
-            }
+        found
+    }
+
+    /// A journaled outcome that belongs to another input: the row on another line, or a status
+    /// only a valid row can have for a row the input has as invalid.
+    fn outcome_misfit(&self, row: usize, line: u64, change: Option<&dyn Change>) -> Option<Misfit> {
+        let (l, o) = self.outcomes.get(&row)?;
+        let mut found = None;
+        if o.line != 0 && o.line != line {
+            let what = format!(
+                "row {row} is on line {line} of the input, not on line {}",
+                o.line
+            );
+            found = Some(Misfit::new(*l, what));
+        }
+        if change.is_none() && !matches!(o.status, Status::Invalid | Status::Skipped) {
+            let what = format!(
+                "row {row} {}, but the input has it as invalid",
+                o.status.as_str()
+            );
+            found = Misfit::first(found, Some(Misfit::new(*l, what)));
         }
         found
     }

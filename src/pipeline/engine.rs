@@ -81,6 +81,8 @@ impl Reading {
         }
     }
 
+    /// A row read again, as the sending pass hands it on: planned, checked against the other
+    /// rows, then against `--from-plan`'s plan and `--resume`'s journal.
     fn item(&self, raw: StreamRow) -> Item {
         let cells: Vec<&str> = raw.cells().collect();
         let (op, verdict) = match self.planner.plan_row(&cells) {
@@ -102,52 +104,64 @@ impl Reading {
         if !self.force {
             job.preconditions = self.planner.preconditions(&cells);
         }
-        if let Some(plan) = &self.plan {
-            match plan.status.get(&raw.row) {
-                Some(Status::Planned) if plan.reviewed.contains(&raw.row) => {
-                    job.expected = plan.before.get(&raw.row).cloned()
-                }
-                other => {
-                    let why = match other {
-                        Some(Status::Planned) => {
-                            "file no longer marks it planned (taken out in review)".to_owned()
-                        }
-                        Some(s) => format!("says {s}"),
-                        None => "does not list it".to_owned(),
-                    };
-                    let message = format!("not applied: the plan {why}");
-                    let o = Outcome::unsent(
-                        raw.row,
-                        raw.line,
-                        Status::Skipped,
-                        "not_planned",
-                        &message,
-                    );
-                    return Item::Done(raw, o, false);
-                }
-            }
+        if let Err(message) = self.as_planned(raw.row, &mut job) {
+            let o = Outcome::unsent(raw.row, raw.line, Status::Skipped, "not_planned", &message);
+            return Item::Done(raw, o, false);
         }
-        if let Some((replay, retry_failed)) = &self.replay {
-            let before = replay.before.get(&raw.row);
-            if let Some(mut done) = replay.finished(raw.row, raw.line, *retry_failed) {
-                // A write answered before the crash, its row's line lost: what it changed, from
-                // the before-values the row journaled.
-                if done.status == Status::Succeeded && done.change.is_empty() {
-                    if let Some(b) = before {
-                        done.change = job.change.describe(&b.values);
-                    }
-                }
-                return Item::Done(raw, done, true);
-            }
-            if let Some(u) = replay.unanswered.get(&raw.row) {
-                job.pending = Some((u.correlation_id, u.pending.clone()));
-            }
-            if let Some(before) = before {
-                job.extra = before.extra.clone();
-                job.before = Some(before.values.clone());
-            }
+        if let Some(done) = self.as_journaled(raw.row, raw.line, &mut job) {
+            return Item::Done(raw, done, true);
         }
         Item::Send(raw, Box::new(job))
+    }
+
+    /// `--from-plan`: a row is sent only if the reviewed plan still marks it planned, and then
+    /// expects what the plan read; otherwise why it is skipped, for its results line.
+    fn as_planned(&self, row: usize, job: &mut Job) -> Result<(), String> {
+        let Some(plan) = &self.plan else {
+            return Ok(());
+        };
+        match plan.status.get(&row) {
+            Some(Status::Planned) if plan.reviewed.contains(&row) => {
+                job.expected = plan.before.get(&row).cloned();
+                Ok(())
+            }
+            other => {
+                let why = match other {
+                    Some(Status::Planned) => {
+                        "file no longer marks it planned (taken out in review)".to_owned()
+                    }
+                    Some(s) => format!("says {s}"),
+                    None => "does not list it".to_owned(),
+                };
+                Err(format!("not applied: the plan {why}"))
+            }
+        }
+    }
+
+    /// `--resume`: the row's outcome if an earlier run finished it, so it is never applied
+    /// twice; otherwise the job picks up its unanswered write (to be looked for before it goes
+    /// again) and the before-values it journaled.
+    fn as_journaled(&self, row: usize, line: u64, job: &mut Job) -> Option<Outcome> {
+        let (replay, retry_failed) = self.replay.as_ref()?;
+        let before = replay.before.get(&row);
+        if let Some(mut done) = replay.finished(row, line, *retry_failed) {
+            // A write answered before the crash, its row's line lost: what it changed, from
+            // the before-values the row journaled.
+            if done.status == Status::Succeeded && done.change.is_empty() {
+                if let Some(b) = before {
+                    done.change = job.change.describe(&b.values);
+                }
+            }
+            return Some(done);
+        }
+        if let Some(u) = replay.unanswered.get(&row) {
+            job.pending = Some((u.correlation_id, u.pending.clone()));
+        }
+        if let Some(before) = before {
+            job.extra = before.extra.clone();
+            job.before = Some(before.values.clone());
+        }
+        None
     }
 
     /// Reads the file on its own thread, handing items over as the window makes room.

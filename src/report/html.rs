@@ -217,7 +217,54 @@ fn chart(h: &mut String, seconds: &[Second]) {
         return;
     }
     let per = seconds.len().div_ceil(BARS).max(1);
-    let bars: Vec<(f64, f64)> = seconds
+    let bars = bar_means(seconds, per);
+    let top = bars.iter().map(|b| b.0.max(b.1)).fold(1.0, f64::max);
+    let (w, ht, left, bottom) = (1000.0, 240.0, 50.0, 28.0);
+    let plot = Plot {
+        left,
+        width: w - left - 10.0,
+        height: ht - bottom - 10.0,
+        top,
+    };
+    let _ = write!(
+        h,
+        "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {ht}\" \
+         width=\"100%\" role=\"img\" aria-label=\"calls and 429s per second\">\
+         <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{ht}\" fill=\"#ffffff\"/>"
+    );
+    gridlines(h, &plot);
+    draw_bars(h, &plot, &bars);
+    let secs = seconds.len();
+    let _ = writeln!(
+        h,
+        "<text x=\"{left}\" y=\"{:.1}\" font-size=\"11\" fill=\"#5b6475\">0 s</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{secs} s</text>\
+         </svg><div class=\"legend\"><span><i class=\"sw\" style=\"background:#2f81f7\"></i>calls/s</span>\
+         <span><i class=\"sw\" style=\"background:#cf222e\"></i>429s/s</span>{}</div></div>",
+        ht - 8.0,
+        left + plot.width,
+        ht - 8.0,
+        if per > 1 {
+            format!("<span>each bar is the mean of {per} s</span>")
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// The chart's plot area inside the SVG and the value its top stands for, shared by the grid and
+/// the bars so they cannot disagree on the scale.
+struct Plot {
+    left: f64,
+    width: f64,
+    height: f64,
+    top: f64,
+}
+
+/// Calls and 429s per second, averaged over `per` seconds a bar: a long run still fits the
+/// chart's [`BARS`] bars.
+fn bar_means(seconds: &[Second], per: usize) -> Vec<(f64, f64)> {
+    seconds
         .chunks(per)
         .map(|c| {
             let n = c.len() as f64;
@@ -225,18 +272,17 @@ fn chart(h: &mut String, seconds: &[Second]) {
             let thr: u64 = c.iter().map(|x| u64::from(x.throttled)).sum();
             (calls as f64 / n, thr as f64 / n)
         })
-        .collect();
-    let top = bars.iter().map(|b| b.0.max(b.1)).fold(1.0, f64::max);
-    let (w, ht, left, bottom) = (1000.0, 240.0, 50.0, 28.0);
-    let plot_w = w - left - 10.0;
-    let plot_h = ht - bottom - 10.0;
-    let bw = plot_w / bars.len() as f64;
-    let _ = write!(
-        h,
-        "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {ht}\" \
-         width=\"100%\" role=\"img\" aria-label=\"calls and 429s per second\">\
-         <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{ht}\" fill=\"#ffffff\"/>"
-    );
+        .collect()
+}
+
+/// Five horizontal lines with their values, so a bar's height can be read off.
+fn gridlines(h: &mut String, plot: &Plot) {
+    let Plot {
+        left,
+        width: plot_w,
+        height: plot_h,
+        top,
+    } = *plot;
     for i in 0..=4 {
         let v = top * f64::from(i) / 4.0;
         let y = 10.0 + plot_h - plot_h * f64::from(i) / 4.0;
@@ -249,6 +295,17 @@ fn chart(h: &mut String, seconds: &[Second]) {
             y + 4.0
         );
     }
+}
+
+/// One bar of calls per slot, with its 429s drawn over it in red where there were any.
+fn draw_bars(h: &mut String, plot: &Plot, bars: &[(f64, f64)]) {
+    let Plot {
+        left,
+        width: plot_w,
+        height: plot_h,
+        top,
+    } = *plot;
+    let bw = plot_w / bars.len() as f64;
     for (i, (calls, thr)) in bars.iter().enumerate() {
         let x = left + bw * i as f64;
         let ch = plot_h * calls / top;
@@ -268,22 +325,6 @@ fn chart(h: &mut String, seconds: &[Second]) {
             );
         }
     }
-    let secs = seconds.len();
-    let _ = writeln!(
-        h,
-        "<text x=\"{left}\" y=\"{:.1}\" font-size=\"11\" fill=\"#5b6475\">0 s</text>\
-         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{secs} s</text>\
-         </svg><div class=\"legend\"><span><i class=\"sw\" style=\"background:#2f81f7\"></i>calls/s</span>\
-         <span><i class=\"sw\" style=\"background:#cf222e\"></i>429s/s</span>{}</div></div>",
-        ht - 8.0,
-        left + plot_w,
-        ht - 8.0,
-        if per > 1 {
-            format!("<span>each bar is the mean of {per} s</span>")
-        } else {
-            String::new()
-        }
-    );
 }
 
 fn latency(h: &mut String, s: &Summary) {

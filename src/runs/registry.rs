@@ -376,42 +376,23 @@ fn entries(tail: &Tail) -> Result<Vec<Entry>, BadLine> {
 /// [`look_up`] in the list's tail: read newest first, the first line that counts decides.
 fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, BadLine> {
     let results = absolute(results).display().to_string();
-    // Where moved-aside results are now, by the path they had.
-    let mut moved: HashMap<String, String> = HashMap::new();
-    // Runs withdrawn after the lines still to be read, by id; and, for lines an earlier pcbulk
-    // wrote (no id), by results path.
-    let mut withdrawn: HashSet<String> = HashSet::new();
-    let mut withdrawn_old: HashSet<String> = HashSet::new();
-    // Whether a finished run of the input was read: the started lines before it are of runs that
-    // ended.
-    let mut ended = false;
+    let mut later = Later::default();
     for entry in entries(tail)?.into_iter().rev() {
         match entry {
-            Entry::Moved(m) => {
-                let now = moved.get(&m.to).cloned().unwrap_or(m.to);
-                moved.insert(m.moved, now);
-            }
-            Entry::Withdrawn(w) => match w.run {
-                Some(run) => {
-                    withdrawn.insert(run);
-                }
-                None if job.same_input(None, &w.input_sha256, &w.target) => {
-                    withdrawn_old.insert(w.results);
-                }
-                None => {}
-            },
+            Entry::Moved(m) => later.moved(m),
+            Entry::Withdrawn(w) => later.withdrawn(w, job),
             // A run that changed nothing (every row failed, say) is no reason to refuse the next
             // attempt; it still ends its input's earlier started lines.
             Entry::Finished(r)
                 if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target)
                     && !r.rows.contains_key(Status::Succeeded.as_str()) =>
             {
-                ended = true;
+                later.ended = true;
             }
             Entry::Finished(r)
                 if job.same_input(r.identity.as_ref(), &r.input_sha256, &r.target) =>
             {
-                let now = moved.get(&r.results).cloned();
+                let now = later.moved.get(&r.results).cloned();
                 return Ok(Some(Earlier::Finished(r, now)));
             }
             // A run with this very results file is the results file's business: its journal says
@@ -419,14 +400,11 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
             // since (a run killed after its journal's end, before its finished line): then it
             // finished, and nothing says what it did.
             Entry::Started(s)
-                if !ended
+                if !later.ended
                     && job.same_input(s.identity.as_ref(), &s.input_sha256, &s.target)
-                    && !match &s.run {
-                        Some(run) => withdrawn.contains(run),
-                        None => withdrawn_old.contains(&s.results),
-                    } =>
+                    && !later.withdraws(&s) =>
             {
-                if let Some(now) = moved.get(&s.results) {
+                if let Some(now) = later.moved.get(&s.results) {
                     return Ok(Some(Earlier::Finished(
                         unrecorded_end(s),
                         Some(now.clone()),
@@ -440,6 +418,51 @@ fn earlier(tail: &Tail, job: &Job, results: &Path) -> Result<Option<Earlier>, Ba
         }
     }
     Ok(None)
+}
+
+/// What the lines after the one being read said, as [`earlier`] reads the list newest first: a
+/// line about a run is read in the light of every line written after it.
+#[derive(Default)]
+struct Later {
+    /// Where moved-aside results are now, by the path they had.
+    moved: HashMap<String, String>,
+    /// Runs withdrawn after the lines still to be read, by id.
+    withdrawn: HashSet<String>,
+    /// Runs withdrawn whose lines an earlier pcbulk wrote (no id), by results path.
+    withdrawn_old: HashSet<String>,
+    /// Whether a finished run of the input was read: the started lines before it are of runs
+    /// that ended.
+    ended: bool,
+}
+
+impl Later {
+    /// Notes a move, following it through the moves written after it to where the file is now.
+    fn moved(&mut self, m: Moved) {
+        let now = self.moved.get(&m.to).cloned().unwrap_or(m.to);
+        self.moved.insert(m.moved, now);
+    }
+
+    /// Notes a withdrawal: by run id, or (for a line without one) by results path when it is of
+    /// this job's input.
+    fn withdrawn(&mut self, w: Withdrawn, job: &Job) {
+        match w.run {
+            Some(run) => {
+                self.withdrawn.insert(run);
+            }
+            None if job.same_input(None, &w.input_sha256, &w.target) => {
+                self.withdrawn_old.insert(w.results);
+            }
+            None => {}
+        }
+    }
+
+    /// Whether a started run was withdrawn by a line written after it.
+    fn withdraws(&self, s: &Start) -> bool {
+        match &s.run {
+            Some(run) => self.withdrawn.contains(run),
+            None => self.withdrawn_old.contains(&s.results),
+        }
+    }
 }
 
 /// A run whose records were moved aside with no finished line: taken as finished, having applied

@@ -396,107 +396,72 @@ fn original_customers() -> BTreeMap<String, Customer> {
     customers
 }
 
+/// One seeded subscription: id, customer, offer, New Commerce, seats, reseller of record's MPN id.
+type SeededSubscription = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    u64,
+    &'static str,
+);
+
+/// The original subscriptions as the tests and samples know them (ids, offers, seats, resellers);
+/// kept as a table so a new one is one line, not a block of code.
+#[rustfmt::skip]
+const ORIGINAL_SUBSCRIPTIONS: [SeededSubscription; 8] = [
+    ("d0000001-0000-4000-8000-000000000011", CONTOSO, "Office 365 E3", false, 25, "4391507"),
+    ("d0000001-0000-4000-8000-000000000012", CONTOSO, "Exchange Online (Plan 1)", false, 10, "4391507"),
+    ("d0000001-0000-4000-8000-000000000013", CONTOSO, "Microsoft 365 Business Premium", false, 15, "4391507"),
+    ("d0000002-0000-4000-8000-000000000021", FABRIKAM, "Office 365 E1", false, 40, "5123456"),
+    ("d0000002-0000-4000-8000-000000000022", FABRIKAM, "Microsoft 365 E5 (New Commerce)", true, 12, "5123456"),
+    ("d0000003-0000-4000-8000-000000000031", NORTHWIND, "Office 365 E3", false, 30, "6789012"),
+    ("d0000003-0000-4000-8000-000000000032", NORTHWIND, "Visio Plan 2", false, 5, "6789012"),
+    ("d0000004-0000-4000-8000-000000000041", TAILSPIN, "Office 365 E1", false, 3, "4391507"),
+];
+
 /// The original subscriptions (ids, offers and support contacts as the tests and samples know
 /// them; seats, resellers of record and the rest added), then `extra` plain ones for Contoso.
 fn original_subscriptions(extra: usize) -> Vec<(String, Subscription)> {
-    let plain = [
-        (
-            "d0000001-0000-4000-8000-000000000011",
-            CONTOSO,
-            "Office 365 E3",
-            false,
-            25,
-            "4391507",
-        ),
-        (
-            "d0000001-0000-4000-8000-000000000012",
-            CONTOSO,
-            "Exchange Online (Plan 1)",
-            false,
-            10,
-            "4391507",
-        ),
-        (
-            "d0000001-0000-4000-8000-000000000013",
-            CONTOSO,
-            "Microsoft 365 Business Premium",
-            false,
-            15,
-            "4391507",
-        ),
-        (
-            "d0000002-0000-4000-8000-000000000021",
-            FABRIKAM,
-            "Office 365 E1",
-            false,
-            40,
-            "5123456",
-        ),
-        (
-            "d0000002-0000-4000-8000-000000000022",
-            FABRIKAM,
-            "Microsoft 365 E5 (New Commerce)",
-            true,
-            12,
-            "5123456",
-        ),
-        (
-            "d0000003-0000-4000-8000-000000000031",
-            NORTHWIND,
-            "Office 365 E3",
-            false,
-            30,
-            "6789012",
-        ),
-        (
-            "d0000003-0000-4000-8000-000000000032",
-            NORTHWIND,
-            "Visio Plan 2",
-            false,
-            5,
-            "6789012",
-        ),
-        (
-            "d0000004-0000-4000-8000-000000000041",
-            TAILSPIN,
-            "Office 365 E1",
-            false,
-            3,
-            "4391507",
-        ),
-    ];
-    let mut out = Vec::new();
-    let mut add =
-        |id: String, customer: &str, offer: &str, nce: bool, seats: u64, reseller: Option<&str>| {
-            let mut sub = Subscription::new(customer, offer, nce);
-            sub.support_contact = support_contact(
-                customer,
-                &id,
-                PARTNER_TENANT,
-                PARTNER_MPN,
-                "Adatum Cloud (partner)",
-            );
-            sub.quantity = seats;
-            sub.partner_id = reseller.map(str::to_owned);
-            if nce {
-                sub.offer_id = "CFQ7TTC0LFK5:0002:CFQ7TTC0K5GT".into();
-            }
-            out.push((id, sub));
-        };
-    for (id, customer, offer, nce, seats, reseller) in plain {
-        add(id.into(), customer, offer, nce, seats, Some(reseller));
+    let table =
+        ORIGINAL_SUBSCRIPTIONS
+            .iter()
+            .map(|&(id, customer, offer, nce, seats, reseller)| {
+                let sub = seeded_subscription(id, customer, offer, nce, seats, Some(reseller));
+                (id.to_owned(), sub)
+            });
+    let extras = (0..extra).map(|i| {
+        let id = format!("d1000000-0000-4000-8000-{i:012x}");
+        let sub = seeded_subscription(&id, CONTOSO, "Office 365 E1", false, 1, None);
+        (id, sub)
+    });
+    table.chain(extras).collect()
+}
+
+/// One place that says what a seeded subscription looks like (supported by the partner itself,
+/// New Commerce ones on the NCE offer), so the table's and the extra ones cannot drift apart.
+fn seeded_subscription(
+    id: &str,
+    customer: &str,
+    offer: &str,
+    nce: bool,
+    seats: u64,
+    reseller: Option<&str>,
+) -> Subscription {
+    let mut sub = Subscription::new(customer, offer, nce);
+    sub.support_contact = support_contact(
+        customer,
+        id,
+        PARTNER_TENANT,
+        PARTNER_MPN,
+        "Adatum Cloud (partner)",
+    );
+    sub.quantity = seats;
+    sub.partner_id = reseller.map(str::to_owned);
+    if nce {
+        sub.offer_id = "CFQ7TTC0LFK5:0002:CFQ7TTC0K5GT".into();
     }
-    for i in 0..extra {
-        add(
-            format!("d1000000-0000-4000-8000-{i:012x}"),
-            CONTOSO,
-            "Office 365 E1",
-            false,
-            1,
-            None,
-        );
-    }
-    out
+    sub
 }
 
 /// The partner's service requests.

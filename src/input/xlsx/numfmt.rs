@@ -304,13 +304,7 @@ fn parse_section(section: &str) -> Result<Section, String> {
         let c = chars[i];
         i += 1;
         match c {
-            '"' => {
-                while i < chars.len() && chars[i] != '"' {
-                    s.tokens.push(Token::Lit(chars[i]));
-                    i += 1;
-                }
-                i += 1;
-            }
+            '"' => i = quoted(&mut s, &chars, i),
             '\\' => {
                 s.tokens.extend(chars.get(i).map(|&c| Token::Lit(c)));
                 i += 1;
@@ -330,13 +324,7 @@ fn parse_section(section: &str) -> Result<Section, String> {
                 s.tokens.push(Token::Lit('%'));
             }
             'E' | 'e' if matches!(chars.get(i), Some('+' | '-')) => {
-                let plus = chars[i] == '+';
-                let digits = chars[i + 1..].iter().take_while(|c| **c == '0').count();
-                if digits == 0 || i + 1 + digits != chars.len() {
-                    return Err("has a scientific notation pcbulk does not know".into());
-                }
-                s.exponent = Some((plus, digits));
-                i = chars.len();
+                i = exponent(&mut s, &chars, i)?;
             }
             '/' if s.tokens.iter().any(|t| matches!(t, Token::Digit(_))) => {
                 return Err("shows a fraction".into())
@@ -352,6 +340,30 @@ fn parse_section(section: &str) -> Result<Section, String> {
     }
     check_section(&s)?;
     Ok(s)
+}
+
+/// Quoted text from `at` (just past its opening quote), shown as it is; where reading goes on,
+/// past the closing quote (a quote never closed runs to the end of the section).
+fn quoted(s: &mut Section, chars: &[char], at: usize) -> usize {
+    let mut i = at;
+    while i < chars.len() && chars[i] != '"' {
+        s.tokens.push(Token::Lit(chars[i]));
+        i += 1;
+    }
+    i + 1
+}
+
+/// Scientific notation from `at` (its sign): zeros after the sign that end the section (`E+00`)
+/// are the one form pcbulk shows as Excel does; anything else is refused rather than guessed.
+/// Returns where reading goes on: the end.
+fn exponent(s: &mut Section, chars: &[char], at: usize) -> Result<usize, String> {
+    let plus = chars[at] == '+';
+    let digits = chars[at + 1..].iter().take_while(|c| **c == '0').count();
+    if digits == 0 || at + 1 + digits != chars.len() {
+        return Err("has a scientific notation pcbulk does not know".into());
+    }
+    s.exponent = Some((plus, digits));
+    Ok(chars.len())
 }
 
 /// A comma between digit placeholders groups thousands; one after the last scales by 1000.

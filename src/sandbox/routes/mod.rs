@@ -174,6 +174,28 @@ pub(super) fn route_name(rest: &[&str]) -> &'static str {
     }
 }
 
+/// A write's body as a JSON object (a UTF-8 byte-order mark before it allowed, as the service
+/// allows it); parsed only by the routes that take a body, so a GET's body is never looked at.
+fn json_body(body: &Bytes) -> Result<Value, Answer> {
+    let b = body
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(body);
+    match serde_json::from_slice::<Value>(b) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err(error(400, 800002, "The request body is not a JSON object")),
+    }
+}
+
+/// The answer to a support-profile path the chosen profile does not serve: the SDKs' service
+/// knows one path (so the other is not found); the pages' knows both, each for one method.
+fn profile_path_refused(s: &Shared) -> Answer {
+    if s.opts.rules.profile_paths == ProfilePaths::Sdk {
+        error(404, 404, "No such resource")
+    } else {
+        error(405, 405, "Method not allowed on this resource")
+    }
+}
+
 /// Hands a `/v1` call to the resource it names, by method and path, under the tenant's lock.
 pub(super) fn dispatch(
     s: &Shared,
@@ -183,15 +205,7 @@ pub(super) fn dispatch(
     h: &HeaderMap,
     body: &Bytes,
 ) -> Answer {
-    let parse = || -> Result<Value, Answer> {
-        let b = body
-            .strip_prefix(b"\xef\xbb\xbf".as_slice())
-            .unwrap_or(body);
-        match serde_json::from_slice::<Value>(b) {
-            Ok(v) if v.is_object() => Ok(v),
-            _ => Err(error(400, 800002, "The request body is not a JSON object")),
-        }
-    };
+    let parse = || json_body(body);
     let mut t = s.tenant.lock().unwrap();
     let result = match (method.clone(), rest) {
         (Method::GET, ["customers"]) => list_customers(s, &t, query, h),
@@ -214,12 +228,7 @@ pub(super) fn dispatch(
         (m, ["profiles", word @ ("support" | "supportprofile")])
             if !profile_path_serves(s, &m, word) =>
         {
-            // The SDKs' service knows one path; the pages' knows both, each for one method.
-            if s.opts.rules.profile_paths == ProfilePaths::Sdk {
-                Err(error(404, 404, "No such resource"))
-            } else {
-                Err(error(405, 405, "Method not allowed on this resource"))
-            }
+            Err(profile_path_refused(s))
         }
         (Method::GET, ["profiles", "support" | "supportprofile"]) => get_support_profile(&t),
         (Method::PUT, ["profiles", "support" | "supportprofile"]) => {

@@ -30,6 +30,7 @@ pub(super) fn get_service_request(t: &Tenant, id: &str) -> Result<Answer, Answer
         .ok_or_else(|| error(404, 800002, &format!("Service request {id} was not found")))
 }
 
+/// PATCH: adds a note and/or sets a new status; a request that changes neither is refused.
 pub(super) fn patch_service_request(
     s: &Shared,
     t: &mut Tenant,
@@ -43,22 +44,7 @@ pub(super) fn patch_service_request(
             &format!("Service request {id} was not found"),
         ));
     }
-    let note = field(b, "NewNote")
-        .and_then(|n| text(n, "Text"))
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
-    let status = text(b, "Status")
-        .map(str::to_ascii_lowercase)
-        .filter(|st| st != "none");
-    if let Some(st) = &status {
-        if !["open", "closed", "attention_needed"].contains(&st.as_str()) {
-            return Err(error(
-                400,
-                800002,
-                &format!("Status {st} is not one of open, closed, attention_needed"),
-            ));
-        }
-    }
+    let (note, status) = patch_fields(b)?;
     if note.is_none() && status.is_none() {
         s.violation(format!("PATCH servicerequest {id}: nothing to change"));
         return Err(error(
@@ -90,6 +76,28 @@ pub(super) fn patch_service_request(
     t.changes
         .push(format!("service request {id}: {}", said.join("; ")));
     Ok((StatusCode::OK, out))
+}
+
+/// The body's new note (blank is none) and new status (`none` is none, any other case taken),
+/// with a status the service does not know refused before anything is looked at further.
+fn patch_fields(b: &Value) -> Result<(Option<&str>, Option<String>), Answer> {
+    let note = field(b, "NewNote")
+        .and_then(|n| text(n, "Text"))
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    let status = text(b, "Status")
+        .map(str::to_ascii_lowercase)
+        .filter(|st| st != "none");
+    if let Some(st) = &status {
+        if !["open", "closed", "attention_needed"].contains(&st.as_str()) {
+            return Err(error(
+                400,
+                800002,
+                &format!("Status {st} is not one of open, closed, attention_needed"),
+            ));
+        }
+    }
+    Ok((note, status))
 }
 
 fn now_text() -> String {

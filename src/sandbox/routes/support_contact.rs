@@ -15,6 +15,8 @@ pub(super) fn get_support_contact(t: &Tenant, c: &str, sub: &str) -> Result<Answ
     subscription(t, c, sub).map(|sub| (StatusCode::OK, sub.support_contact.clone()))
 }
 
+/// PUT: replaces the support contact with an indirect reseller of the partner's (or the partner
+/// itself), as the service checks it: the body's fields, then the reseller they name.
 pub(super) fn put_support_contact(
     t: &mut Tenant,
     c: &str,
@@ -29,6 +31,26 @@ pub(super) fn put_support_contact(
             "Updating the support contact is not supported for New Commerce subscriptions",
         ));
     }
+    let (tenant_id, mpn, name) = contact_fields(b)?;
+    check_reseller(&tenant_id, mpn)?;
+    let contact = support_contact(c, sub, &tenant_id, mpn, name);
+    let sub_entry = t.subscriptions.get_mut(sub).expect("checked above");
+    let before = sub_entry
+        .support_contact
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    sub_entry.support_contact = contact.clone();
+    t.changes.push(format!(
+        "subscription {sub} ({c}): support contact {before} → {name} ({mpn})"
+    ));
+    Ok((StatusCode::OK, contact))
+}
+
+/// The body's tenant id (lower-cased), MPN id and name, refused as one 400 when any is malformed,
+/// as the service answers before it looks the reseller up.
+fn contact_fields(b: &Value) -> Result<(String, &str, &str), Answer> {
     let tenant_id = text(b, "SupportTenantId")
         .unwrap_or("")
         .to_ascii_lowercase();
@@ -45,15 +67,22 @@ pub(super) fn put_support_contact(
             "Invalid input: SupportTenantId must be a GUID, SupportMpnId digits, Name not empty",
         ));
     }
-    // The partner itself, the contact every subscription starts with, may be put back.
-    let partner = Reseller {
-        tenant_id: PARTNER_TENANT,
-        mpn_id: PARTNER_MPN,
-        name: "the partner",
-        indirect_reseller: true,
-    };
+    Ok((tenant_id, mpn, name))
+}
+
+/// The partner itself, the contact every subscription starts with, which may be put back.
+const PARTNER: Reseller = Reseller {
+    tenant_id: PARTNER_TENANT,
+    mpn_id: PARTNER_MPN,
+    name: "the partner",
+    indirect_reseller: true,
+};
+
+/// Whether `mpn` may support the subscription: a known indirect reseller (or the partner), whose
+/// tenant is `tenant_id`; each refusal carries the service's own code.
+fn check_reseller(tenant_id: &str, mpn: &str) -> Result<(), Answer> {
     let found = RESELLERS.iter().find(|r| r.mpn_id == mpn);
-    let Some(reseller) = found.or((mpn == PARTNER_MPN).then_some(&partner)) else {
+    let Some(reseller) = found.or((mpn == PARTNER_MPN).then_some(&PARTNER)) else {
         return Err(error(404, 800015, &format!("PartnerID {mpn} isn't found")));
     };
     if !reseller.indirect_reseller {
@@ -70,17 +99,5 @@ pub(super) fn put_support_contact(
             &format!("SupportTenantId {tenant_id} is not the tenant of PartnerID {mpn}"),
         ));
     }
-    let contact = support_contact(c, sub, &tenant_id, mpn, name);
-    let sub_entry = t.subscriptions.get_mut(sub).expect("checked above");
-    let before = sub_entry
-        .support_contact
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    sub_entry.support_contact = contact.clone();
-    t.changes.push(format!(
-        "subscription {sub} ({c}): support contact {before} → {name} ({mpn})"
-    ));
-    Ok((StatusCode::OK, contact))
+    Ok(())
 }
