@@ -168,16 +168,7 @@ async fn export(
     .with_events(events);
     let writer = Writer::open(&out, &job.columns, job.op.name)
         .map_err(|e| Error::usage(format!("cannot write {}: {e}", shown(&out))))?;
-    let listener = std::thread::spawn(move || {
-        let mut stats = CallStats::default();
-        crate::events::drain(&received, |e| {
-            if let Some(e) = e {
-                crate::report::logs::log(&e);
-                stats.on(&e);
-            }
-        });
-        stats
-    });
+    let listener = std::thread::spawn(move || listen(&received));
     crate::interrupt::sending();
     eprintln!(
         "pcbulk: exporting {} from {} to {}",
@@ -197,23 +188,25 @@ async fn export(
     let stop_reason = d.stop.reason();
     drop(d);
     let stats = listener.join().unwrap_or_default();
-    let delivered = tally.writer.as_ref().and_then(Writer::delivered);
-    let written = tally
-        .writer
-        .take()
-        .ok_or_else(|| tally.write_error.clone().unwrap_or_default());
-    let aborted = ended(walked, stop_reason, written, &out);
-    if let (Some(n), Some(why)) = (delivered, &aborted) {
-        if why.starts_with("cannot write") {
-            tally.rows = n; // the last buffer never reached stdout's reader
-        }
-    }
+    let aborted = tally.close(walked, stop_reason, &out);
     let mut summary = tally.summary(&job, &cfg.target_name, aborted, stats, started);
     if let Some(s) = running {
         s.shutdown().await;
     }
     summary.about.finished = Some(SystemTime::now());
     Ok((summary, tally.blanked))
+}
+
+/// The export's calls, logged and counted from its events on a thread of its own.
+fn listen(events: &std::sync::mpsc::Receiver<crate::events::Event>) -> CallStats {
+    let mut stats = CallStats::default();
+    crate::events::drain(events, |e| {
+        if let Some(e) = e {
+            crate::report::logs::log(&e);
+            stats.on(&e);
+        }
+    });
+    stats
 }
 
 /// Why the export stopped early (`None`: it is complete): the walk's error, or a write that failed
@@ -371,6 +364,26 @@ impl Tally {
                 example.error_message
             )
         })
+    }
+
+    /// Completes the output once the walk has ended; returns why the export stopped early, if it
+    /// did (see [`ended`]).
+    fn close(
+        &mut self,
+        walked: Result<(), CallError>,
+        stop_reason: Option<String>,
+        out: &Out,
+    ) -> Option<String> {
+        let delivered = self.writer.as_ref().and_then(Writer::delivered);
+        let written =
+            (self.writer.take()).ok_or_else(|| self.write_error.clone().unwrap_or_default());
+        let aborted = ended(walked, stop_reason, written, out);
+        if let (Some(n), Some(why)) = (delivered, &aborted) {
+            if why.starts_with("cannot write") {
+                self.rows = n; // the last buffer never reached stdout's reader
+            }
+        }
+        aborted
     }
 
     /// One row written, or one target that failed counted; a write that fails stops the export.
