@@ -7,7 +7,7 @@
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{results, Sandbox, Workdir};
 use serde_json::Value;
@@ -22,9 +22,13 @@ struct Figures {
     calls: u64,
     throttled: u64,
     admitted: u64,
+    /// When each success was answered, in seconds since the sandbox started (its windows start
+    /// then); from the client's `-vv` JSON log.
+    ok_at: Vec<f64>,
 }
 
 fn run(sandbox: &[&str], client: &[&str], csv: &str) -> (Figures, Sandbox, Workdir) {
+    let started = SystemTime::now();
     let sb = Sandbox::start(sandbox);
     let w = Workdir::new();
     let input = w.write("in.csv", csv);
@@ -54,23 +58,56 @@ fn run(sandbox: &[&str], client: &[&str], csv: &str) -> (Figures, Sandbox, Workd
         calls,
         throttled,
         admitted: calls - throttled - faults,
+        ok_at: successes_since(&out.stderr, started),
     };
     (figures, sb, w)
 }
 
-fn limit_scenario(name: &str, sandbox: &[&str], client: &[&str], limit: f64) {
+/// The answers of status 2xx in a `-vv --log-format json` log, as seconds since `origin`. The
+/// sandbox admits a call just before it answers it, so the answer's time places the admission.
+fn successes_since(log: &[u8], origin: SystemTime) -> Vec<f64> {
+    String::from_utf8_lossy(log)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["message"] == "answer" && (200..300).contains(&e["status"].as_u64().unwrap_or(0))
+        })
+        .filter_map(|e| humantime::parse_rfc3339(e["timestamp"].as_str()?).ok())
+        .map(|t| t.duration_since(origin).unwrap_or_default().as_secs_f64())
+        .collect()
+}
+
+/// Successes per full window of `window` over the windows the run spanned whole, as a share of
+/// the window's `limit`; and how many windows that is.
+fn per_full_window(ok_at: &[f64], window: Duration, limit: f64) -> (f64, u64) {
+    let index = |t: &f64| (t / window.as_secs_f64()) as u64;
+    let first = ok_at.iter().map(index).min().unwrap_or(0);
+    let last = ok_at.iter().map(index).max().unwrap_or(0);
+    let full = last.saturating_sub(first + 1);
+    let ok = ok_at
+        .iter()
+        .filter(|t| (first + 1..last).contains(&index(t)))
+        .count();
+    (ok as f64 / (full as f64 * limit), full)
+}
+
+/// `window`: the sandbox's window (a token bucket's figures are taken per second).
+fn limit_scenario(name: &str, sandbox: &[&str], client: &[&str], rate: f64, window: Duration) {
     let mut args = vec!["--latency-ms", LATENCY, "--subscriptions", "600"];
     args.extend_from_slice(sandbox);
-    let (f, _, _) = run(&args, client, &common::contacts_csv(ROWS));
-    let admitted_rate = f.admitted as f64 / f.seconds;
+    let mut client = client.to_vec();
+    client.extend_from_slice(&["-vv", "--log-format", "json"]);
+    let (f, _, _) = run(&args, &client, &common::contacts_csv(ROWS));
+    let (share, windows) = per_full_window(&f.ok_at, window, rate * window.as_secs_f64());
     println!(
-        "{name}: {}/{} rows succeeded in {:.1} s; admitted {:.2} calls/s = {:.1}% of {limit}/s; \
-         429s {}/{} calls = {:.1}%",
+        "{name}: {}/{} rows succeeded in {:.1} s; admitted {:.1}% of the limit per full {} s \
+         window over {windows} windows ({} calls admitted in all); 429s {}/{} calls = {:.1}%",
         f.succeeded,
         f.rows,
         f.seconds,
-        admitted_rate,
-        100.0 * admitted_rate / limit,
+        100.0 * share,
+        window.as_secs(),
+        f.admitted,
         f.throttled,
         f.calls,
         100.0 * f.throttled as f64 / f.calls as f64
@@ -155,6 +192,7 @@ fn main() {
             &["--rate", "20", "--burst", "5"],
             &["--rate", "100", "--concurrency", "8"],
             20.0,
+            Duration::from_secs(1),
         );
     }
     if want("window") {
@@ -163,6 +201,16 @@ fn main() {
             &["--rate", "20", "--window", "5"],
             &["--rate", "100", "--concurrency", "8"],
             20.0,
+            Duration::from_secs(5),
+        );
+    }
+    if want("window1") {
+        limit_scenario(
+            "window1 (20 calls per 1 s window, --rate 100)",
+            &["--rate", "20", "--window", "1"],
+            &["--rate", "100", "--concurrency", "8"],
+            20.0,
+            Duration::from_secs(1),
         );
     }
     if want("known") {
@@ -171,6 +219,7 @@ fn main() {
             &["--rate", "20", "--burst", "5"],
             &["--rate", "20", "--concurrency", "8"],
             20.0,
+            Duration::from_secs(1),
         );
     }
     if want("faults") {

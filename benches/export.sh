@@ -11,10 +11,12 @@
 #   * The same reads alone: oha sends every subscription listing and support-contact GET the
 #     export made (their URLs taken from the exported file) at the same concurrency, to the same
 #     sandbox; the ratio is the export's wall time over oha's.
-#   * Under a limit (EXPORT_WINDOW_RATE > 0): a sandbox with fixed windows (`--rate R --window 1`,
+#   * Under a limit (EXPORT_WINDOW_RATE > 0): a sandbox with fixed windows (`--rate R --window W`,
 #     refused calls counted against the limit, the sandbox's default) and 1,000 customers; export
 #     with no --rate of its own, so only the adaptive controller paces it. 429 share = 429s / calls;
-#     admitted = (calls - 429s) / (R x the seconds it ran), over the whole run (at least 10 windows).
+#     admitted = successes per full window / the window's limit (R x W), over the full windows of
+#     the run: the windows start when the sandbox does, and each success is placed by the time its
+#     answer came (the export's -vv JSON log; the sandbox admits a call just before answering it).
 #   Nothing is sent anywhere but 127.0.0.1.
 #
 # How to run
@@ -26,6 +28,8 @@
 #   EXPORT_CUSTOMERS ("1000 10000")  EXPORT_SUBSCRIPTIONS (5)  EXPORT_CONCURRENCY (32)
 #   EXPORT_PAGE_SIZE (100: the sandbox's page size and the size export asks for)
 #   EXPORT_WINDOW_RATE (200: the windowed limit in calls/s; 0 skips that part)
+#   EXPORT_WINDOW (1: the window's length in whole seconds)
+#   EXPORT_WINDOW_ONLY (0: set 1 to run only the windowed part)
 #   PCBULK_BIN (build if unset)  EXPORT_KEEP (0: set 1 to keep the temp dir)
 set -euo pipefail
 
@@ -36,11 +40,13 @@ CONC=${EXPORT_CONCURRENCY:-32}
 PAGE=${EXPORT_PAGE_SIZE:-100}
 KEEP=${EXPORT_KEEP:-0}
 WINDOW_RATE=${EXPORT_WINDOW_RATE:-200}
+WINDOW=${EXPORT_WINDOW:-1}
+WINDOW_ONLY=${EXPORT_WINDOW_ONLY:-0}
 
 log() { printf '[export] %s\n' "$*" >&2; }
 die() { printf '[export] error: %s\n' "$*" >&2; exit 1; }
 
-for v in SUBS CONC PAGE; do
+for v in SUBS CONC PAGE WINDOW; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 command -v oha >/dev/null || die "oha is needed (cargo install oha)"
@@ -61,10 +67,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a sandbox of $1 customers; sets URL and SANDBOX_PID. Its address is its first line.
+# Starts a sandbox of $1 customers; sets URL, SANDBOX_PID and STARTED (the epoch seconds just
+# before it was started: its windows start a few milliseconds later). Its address is its first line.
 start_sandbox() {
     local n=$1
     shift
+    STARTED=$(date +%s.%N)
     "$PCBULK_BIN" sandbox --listen 127.0.0.1:0 --customers "$n" \
         --subscriptions-per-customer "$SUBS" --page-size "$PAGE" "$@" >"$TMP/sandbox.out" 2>/dev/null &
     SANDBOX_PID=$!
@@ -72,7 +80,7 @@ start_sandbox() {
         URL=$(sed -n 's/^pcbulk sandbox listening on //p' "$TMP/sandbox.out")
         [[ -n $URL ]] && return 0
         kill -0 "$SANDBOX_PID" 2>/dev/null || die "the sandbox did not start"
-        sleep 0.1
+        sleep 0.01
     done
     die "the sandbox did not say its address"
 }
@@ -101,6 +109,7 @@ EOF
 
 printf '| customers | rows | export wall s | rows/s | peak RSS MiB | its reads alone (oha) s | export / reads |\n'
 printf '|---|---|---|---|---|---|---|\n'
+[[ $WINDOW_ONLY == 1 ]] && SIZES=
 for N in $SIZES; do
     [[ $N =~ ^[1-9][0-9]*$ ]] || die "EXPORT_CUSTOMERS holds '$N', not a count"
     start_sandbox "$N"
@@ -126,17 +135,32 @@ done
 
 [[ $WINDOW_RATE =~ ^[0-9]+$ ]] || die "EXPORT_WINDOW_RATE must be a whole number"
 [[ $WINDOW_RATE == 0 ]] && exit 0
-start_sandbox 1000 --rate "$WINDOW_RATE" --window 1
-log "1,000 customers x $SUBS under --rate $WINDOW_RATE --window 1"
+start_sandbox 1000 --rate "$WINDOW_RATE" --window "$WINDOW"
+log "1,000 customers x $SUBS under --rate $WINDOW_RATE --window $WINDOW"
 PCBULK_ACCESS_TOKEN=sandbox "$PCBULK_BIN" export support-contact --base-url "$URL" \
-    --rate 1000000 --concurrency "$CONC" --page-size "$PAGE" -q --out "$TMP/w.csv" \
-    --summary-json "$TMP/w.json" 2>/dev/null || true
+    --rate 1000000 --concurrency "$CONC" --page-size "$PAGE" -vv --log-format json \
+    --out "$TMP/w.csv" --summary-json "$TMP/w.json" 2>"$TMP/w.log" >/dev/null || true
 stop_sandbox
-printf '\n| windowed limit | calls | 429s | 429 share | admitted | seconds |\n|---|---|---|---|---|---|\n'
-python3 - "$TMP/w.json" "$WINDOW_RATE" <<'EOF'
+printf '\n| windowed limit | calls | 429s | 429 share | full windows | admitted | seconds |\n'
+printf '|---|---|---|---|---|---|---|\n'
+python3 - "$TMP/w.json" "$TMP/w.log" "$WINDOW_RATE" "$WINDOW" "$STARTED" <<'EOF'
 import json, sys
-s, rate = json.load(open(sys.argv[1])), int(sys.argv[2])
+from datetime import datetime
+s, log = json.load(open(sys.argv[1])), sys.argv[2]
+rate, window, started = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+limit = rate * window
 calls, t429, secs = s["calls"], s["throttled"], s["elapsed_s"]
-print(f"| {rate}/s, 1 s windows | {calls:,} | {t429:,} | {100 * t429 / calls:.1f}% | "
-      f"{100 * (calls - t429) / (rate * secs):.1f}% | {secs:.1f} |")
+answers = []
+for line in open(log, encoding="utf-8"):
+    if not line.startswith("{"):
+        continue
+    e = json.loads(line)
+    if e.get("message") == "answer":
+        t = datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+        answers.append((int((t - started) // window), e["status"]))
+first, last = answers[0][0], answers[-1][0]
+full = range(first + 1, last)  # the windows the run spanned whole
+ok = sum(1 for w, st in answers if w in full and 200 <= st < 300)
+print(f"| {rate}/s, {window} s windows | {calls:,} | {t429:,} | {100 * t429 / calls:.1f}% | "
+      f"{len(full)} | {100 * ok / (limit * len(full)):.1f}% | {secs:.1f} |")
 EOF
