@@ -12,7 +12,8 @@
 #     export made (their URLs taken from the exported file) at the same concurrency, to the same
 #     sandbox; the ratio is the export's wall time over oha's.
 #   * Under a limit (EXPORT_WINDOW_RATE > 0): a sandbox with fixed windows (`--rate R --window W`,
-#     refused calls counted against the limit, the sandbox's default) and 1,000 customers; export
+#     refused calls counted against the limit, the sandbox's default) and EXPORT_WINDOW_CUSTOMERS
+#     customers (2,000 x 5: about 12,600 calls, over 60 one-second windows at 200/s); export
 #     with no --rate of its own, so only the adaptive controller paces it. 429 share = 429s / calls;
 #     admitted = successes per full window / the window's limit (R x W), over the full windows of
 #     the run: the windows start when the sandbox does, and each success is placed by the time its
@@ -29,6 +30,7 @@
 #   EXPORT_PAGE_SIZE (100: the sandbox's page size and the size export asks for)
 #   EXPORT_WINDOW_RATE (200: the windowed limit in calls/s; 0 skips that part)
 #   EXPORT_WINDOW (1: the window's length in whole seconds)
+#   EXPORT_WINDOW_CUSTOMERS (2000: the customers behind the windowed limit)
 #   EXPORT_WINDOW_ONLY (0: set 1 to run only the windowed part)
 #   PCBULK_BIN (build if unset)  EXPORT_KEEP (0: set 1 to keep the temp dir)
 set -euo pipefail
@@ -41,12 +43,13 @@ PAGE=${EXPORT_PAGE_SIZE:-100}
 KEEP=${EXPORT_KEEP:-0}
 WINDOW_RATE=${EXPORT_WINDOW_RATE:-200}
 WINDOW=${EXPORT_WINDOW:-1}
+WINDOW_CUSTOMERS=${EXPORT_WINDOW_CUSTOMERS:-2000}
 WINDOW_ONLY=${EXPORT_WINDOW_ONLY:-0}
 
 log() { printf '[export] %s\n' "$*" >&2; }
 die() { printf '[export] error: %s\n' "$*" >&2; exit 1; }
 
-for v in SUBS CONC PAGE WINDOW; do
+for v in SUBS CONC PAGE WINDOW WINDOW_CUSTOMERS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 command -v oha >/dev/null || die "oha is needed (cargo install oha)"
@@ -135,8 +138,8 @@ done
 
 [[ $WINDOW_RATE =~ ^[0-9]+$ ]] || die "EXPORT_WINDOW_RATE must be a whole number"
 [[ $WINDOW_RATE == 0 ]] && exit 0
-start_sandbox 1000 --rate "$WINDOW_RATE" --window "$WINDOW"
-log "1,000 customers x $SUBS under --rate $WINDOW_RATE --window $WINDOW"
+start_sandbox "$WINDOW_CUSTOMERS" --rate "$WINDOW_RATE" --window "$WINDOW"
+log "$WINDOW_CUSTOMERS customers x $SUBS under --rate $WINDOW_RATE --window $WINDOW"
 PCBULK_ACCESS_TOKEN=sandbox "$PCBULK_BIN" export support-contact --base-url "$URL" \
     --rate 1000000 --concurrency "$CONC" --page-size "$PAGE" -vv --log-format json \
     --out "$TMP/w.csv" --summary-json "$TMP/w.json" 2>"$TMP/w.log" >/dev/null || true

@@ -781,9 +781,54 @@ impl RowApi<'_> {
         } else {
             self.pace(customer).await;
         }
+        let permit = self.permit_unpaused(customer, intent, first).await?;
+        if intent.is_some() {
+            self.note(|r| r.wrote = true);
+        }
+        Ok(permit)
+    }
+
+    /// Journals the intent and takes a permit (see [`RowApi::wait_turn`]); a call that waited for
+    /// its permit while a 429 paused its pacers gives the permit back and waits out the pause, so
+    /// the calls queued behind a flood of 429s do not all follow it into a spent limit.
+    async fn permit_unpaused(
+        &self,
+        customer: Option<&str>,
+        intent: Option<(&Request, Uuid)>,
+        first: bool,
+    ) -> Result<permits::Permit<'_>, CallError> {
         if let Some((req, request_id)) = intent {
             self.journal_send(req, request_id).await?;
         }
+        loop {
+            let permit = self.permit_or_stop(intent, first).await?;
+            if !self.d.controller.paused(customer) {
+                return Ok(permit);
+            }
+            drop(permit);
+            if !first {
+                self.pace(customer).await;
+                continue;
+            }
+            tokio::select! {
+                () = self.pace(customer) => {}
+                reason = self.d.stop.stopped() => {
+                    if let Some((_, request_id)) = intent {
+                        self.journal_unsent(request_id);
+                    }
+                    return Err(CallError::Aborted(reason));
+                }
+            }
+        }
+    }
+
+    /// A permit; a row that has written nothing gives its turn up if the run stops meanwhile.
+    async fn permit_or_stop(
+        &self,
+        intent: Option<(&Request, Uuid)>,
+        first: bool,
+    ) -> Result<permits::Permit<'_>, CallError> {
+        let d = self.d;
         // A row that has written nothing gives its turn up if the run stops while it waits for a
         // permit, and looks once more when it has one (the row that stopped the run may have just
         // handed its permit over).
@@ -805,9 +850,6 @@ impl RowApi<'_> {
         } else {
             self.permit().await
         };
-        if intent.is_some() {
-            self.note(|r| r.wrote = true);
-        }
         Ok(permit)
     }
 

@@ -10,28 +10,46 @@
 //! One [`Pacer`] for the partner and one per customer tenant. Each starts at half the ceiling
 //! and doubles every half second (slow start) until the first 429. A 429 whose Retry-After is short
 //! (under [`LONG_WAIT`]) means "slower": the pacer remembers the rate it could sustain (`w_max`, the
-//! smaller of its rate and the successes of the last second), drops to `BETA × w_max`, and climbs
-//! back along a cubic curve, as CUBIC and the AWS SDKs' adaptive mode do: quickly while far below
-//! `w_max`, flat near it, then probing above. 429s within [`COOLDOWN`] of a cut belong to the same
-//! episode and do not cut again. A 429 with a long Retry-After means "blocked until
-//! then" (a fixed window): the pacer sends nothing until that moment, then resumes at its rate, rather
-//! than collecting more 429s. A 429 for a call sent before the pacer last reacted says nothing new and
-//! is ignored.
+//! smaller of its rate and the successes per second of the last [`SPAN`], over at least a second),
+//! drops to `BETA × w_max`, and climbs back along a cubic curve, as CUBIC and the AWS SDKs'
+//! adaptive mode do: quickly while far below `w_max`, flat near it, then probing above, gently
+//! (a fixed window's limit is met within a window of probing, and every call refused in it may
+//! count against the next). Slow start's first 429 cuts deeper ([`BETA_FIRST`]) and sends nothing
+//! until its Retry-After has passed: slow start overshoots, and what it sends past the limit is
+//! refused. 429s within [`COOLDOWN`] of a cut belong to the same episode and do not cut again. A
+//! 429 with a long Retry-After means "blocked until then" (a long fixed window): the pacer sends
+//! nothing until that moment, then resumes at its rate, rather than collecting more 429s. A 429 for
+//! a call sent before the pacer last reacted says nothing new and is ignored.
+//!
+//! A 429 is one customer's limit only when that customer's calls meet 429s twice within [`SPREAD`]
+//! and no other customer's do; then only its pacer slows. Otherwise it is the partner's: the
+//! partner's pacer slows, and customers' pacers cut for it meanwhile are forgotten. A call that passed
+//! its pacers and then waited for a permit while a 429 paused them waits out the pause too (see
+//! `RowApi::permit_unpaused`).
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
 
 // Keys are tenant ids from the file, hashed on every call: FxHash, not SipHash (no key here is
 // chosen to collide, and a collision costs a probe, not correctness).
 use rustc_hash::FxHashMap as HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 /// Multiplicative decrease on a throttle.
-pub const BETA: f64 = 0.8;
+pub const BETA: f64 = 0.9;
+/// The decrease when slow start meets its first throttle: deeper, because slow start overshoots
+/// and the calls it sent past the limit are owed where refusals count against it.
+pub const BETA_FIRST: f64 = 0.8;
+/// The decrease when a throttle comes within [`AGAIN`] of the last cut: that cut was not enough
+/// (a limit in debt, where refused calls count against it, admits nothing until the calls slow
+/// well below it).
+pub const BETA_AGAIN: f64 = 0.7;
+/// See [`BETA_AGAIN`].
+pub const AGAIN: Duration = Duration::from_secs(2);
 /// Cubic growth constant, as a share of `w_max` per second³.
-pub const C: f64 = 0.02;
+pub const C: f64 = 0.01;
 /// Slow start: the rate doubles every this long until the first throttle.
 pub const DOUBLING: Duration = Duration::from_millis(500);
 /// The timer's granularity: a slot due within this long is taken at once rather than slept for (a
@@ -43,6 +61,8 @@ pub const LONG_WAIT: Duration = Duration::from_secs(2);
 /// After a cut, further 429s are part of the same episode (the service's bucket is still empty) for
 /// this long, and do not cut again.
 pub const COOLDOWN: Duration = Duration::from_secs(1);
+/// How far back the successes that tell the admitted rate are counted.
+pub const SPAN: Duration = Duration::from_secs(2);
 /// The rate never goes below this (calls per second).
 pub const MIN_RATE: f64 = 0.05;
 
@@ -61,9 +81,12 @@ pub struct Pacer {
     rate: f64,
     grown_at: Instant,
     w_max: f64,
+    /// The decrease of the last cut: [`BETA`], or [`BETA_FIRST`].
+    beta: f64,
     last_cut: Instant,
     next_slot: Instant,
     paused_until: Option<Instant>,
+    /// When the calls of the last [`SPAN`] succeeded.
     successes: VecDeque<Instant>,
     started: Instant,
 }
@@ -76,6 +99,7 @@ impl Pacer {
             rate: (ceiling / 2.0).max(MIN_RATE).min(ceiling),
             grown_at: now,
             w_max: ceiling,
+            beta: BETA,
             last_cut: now,
             next_slot: now,
             paused_until: None,
@@ -102,7 +126,7 @@ impl Pacer {
             Phase::Avoidance => {
                 let t = now.saturating_duration_since(self.last_cut).as_secs_f64();
                 let c = C * self.w_max;
-                let k = (self.w_max * (1.0 - BETA) / c).cbrt();
+                let k = (self.w_max * (1.0 - self.beta) / c).cbrt();
                 (c * (t - k).powi(3) + self.w_max).clamp(MIN_RATE, self.ceiling)
             }
         }
@@ -147,18 +171,22 @@ impl Pacer {
         while self
             .successes
             .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1))
+            .is_some_and(|t| now.saturating_duration_since(*t) > SPAN)
         {
             self.successes.pop_front();
         }
     }
 
-    /// Successes per second over the last second (over the time since the start, if shorter, but
-    /// at least a quarter second).
+    /// Successes per second over the last [`SPAN`] (since the start, if shorter, but over at
+    /// least a second). Near the limit, that is the limit: under a fixed window, the spans holds
+    /// whole windows' worth and the ragged end of one more, spread over two seconds; under a
+    /// token bucket, what the bucket refilled. Over less than a second (a run's first throttle can
+    /// come within milliseconds, all its calls let through at a window's start) it would be read
+    /// as a rate many times the limit.
     fn admitted_rate(&self, now: Instant) -> f64 {
         let span = now
             .saturating_duration_since(self.started)
-            .clamp(Duration::from_millis(250), Duration::from_secs(1));
+            .clamp(Duration::from_secs(1), SPAN);
         self.successes.len() as f64 / span.as_secs_f64()
     }
 
@@ -176,19 +204,34 @@ impl Pacer {
         }
         let current = self.rate(now);
         let admitted = self.admitted_rate(now);
+        // Nothing admitted for a whole span: the limit is spent and, where refusals count
+        // against it, each call sent keeps it so; halve, rather than take a tenth off.
         self.w_max = if admitted > 0.0 {
             current.min(admitted)
         } else {
-            current
+            current / 2.0
         }
         .max(MIN_RATE);
+        self.beta = match self.phase {
+            Phase::SlowStart => BETA_FIRST,
+            Phase::Avoidance if now.saturating_duration_since(self.last_cut) < AGAIN => BETA_AGAIN,
+            Phase::Avoidance => BETA,
+        };
         tracing::debug!(
             current,
             admitted,
             w_max = self.w_max,
-            new_rate = self.w_max * BETA,
+            new_rate = self.w_max * self.beta,
             "throttled: cutting the rate"
         );
+        if self.phase == Phase::SlowStart {
+            // Slow start overshoots by up to twice the limit, and every call sent until the limit
+            // resets is refused (and, where refusals count against it, spends the next window):
+            // nothing goes until the Retry-After has passed.
+            if let Some(wait) = retry_after {
+                self.paused_until = Some(now + wait);
+            }
+        }
         self.phase = Phase::Avoidance;
         self.last_cut = now;
         // Calls already reserved at the old rate keep their slots; new ones follow the new rate.
@@ -310,7 +353,10 @@ pub struct Controller {
     customers: Mutex<Customers>,
     /// Which customers (or "" for partner-level calls) were throttled lately, for telling a
     /// partner-wide limit from a per-customer one.
-    recent: Mutex<HashMap<String, Instant>>,
+    /// With the last time each was, and how many times within [`SPREAD`] of the one before.
+    recent: Mutex<HashMap<String, (Instant, u32)>>,
+    /// The last two customers whose calls succeeded (their ids hashed), and when.
+    admitted: Mutex<[(u64, Instant); 2]>,
 }
 
 /// The per-customer pacers, pruned as the map grows: a file of many customers must not grow
@@ -335,7 +381,7 @@ impl Customers {
 
 /// Throttles from this many different customers within [`SPREAD`] mean the partner-wide limit.
 const DISTINCT: usize = 2;
-const SPREAD: Duration = Duration::from_secs(2);
+pub const SPREAD: Duration = Duration::from_secs(2);
 
 impl Controller {
     pub fn new(ceiling: f64) -> Self {
@@ -347,6 +393,7 @@ impl Controller {
                 prune_at: 1024,
             }),
             recent: Mutex::new(HashMap::default()),
+            admitted: Mutex::new([(0, Instant::now()); 2]),
         }
     }
 
@@ -383,9 +430,34 @@ impl Controller {
         }
     }
 
+    /// Whether a 429 has paused the partner's pacer, or `customer`'s, at this moment.
+    pub fn paused(&self, customer: Option<&str>) -> bool {
+        let now = Instant::now();
+        if self.partner.pacer().paused(now) {
+            return true;
+        }
+        let Some(c) = customer else { return false };
+        let pacer = self
+            .customers
+            .lock()
+            .expect("pacers")
+            .pacers
+            .get(c)
+            .cloned();
+        pacer.is_some_and(|g| g.pacer().paused(now))
+    }
+
     pub fn on_success(&self, customer: Option<&str>) {
         let now = Instant::now();
         self.partner.pacer().on_success(now);
+        if let Some(c) = customer {
+            let id = hash_of(c);
+            let mut last = self.admitted.lock().expect("admitted");
+            if last[0].0 != id {
+                last[1] = last[0];
+            }
+            last[0] = (id, now);
+        }
         if let Some(c) = customer {
             // The pacer the call waited on; none if it was pruned meanwhile, and a success makes
             // none (it would learn nothing but this one success).
@@ -411,21 +483,60 @@ impl Controller {
         retry_after: Option<Duration>,
     ) {
         let now = Instant::now();
-        let partner_wide = {
+        let (partner_wide, blamed) = {
             let mut recent = self.recent.lock().expect("recent");
-            recent.insert(customer.unwrap_or("").to_owned(), now);
-            recent.retain(|_, t| now.saturating_duration_since(*t) <= SPREAD);
-            customer.is_none() || recent.len() >= DISTINCT
+            recent.retain(|_, (t, _)| now.saturating_duration_since(*t) <= SPREAD);
+            let seen = (recent.entry(customer.unwrap_or("").to_owned())).or_insert((now, 0));
+            *seen = (now, seen.1 + 1);
+            let again = seen.1 > 1;
+            // One customer's limit only once its calls meet 429s again while another customer's
+            // calls succeed and meet none: a single 429 says nothing of whose limit it was, and a
+            // customer's pacer cut for the partner's would leave its calls crawling.
+            let own = again && customer.is_some_and(|c| self.others_admitted(c, now));
+            let partner_wide = customer.is_none() || recent.len() >= DISTINCT || !own;
+            let blamed: Vec<String> = match partner_wide {
+                true => recent.keys().filter(|c| !c.is_empty()).cloned().collect(),
+                false => Vec::new(),
+            };
+            (partner_wide, blamed)
         };
-        if let Some(c) = customer {
+        if partner_wide {
+            // The partner's limit, not a customer's: the customers' pacers cut for it before it
+            // showed on a second customer are forgotten (a customer's few calls would otherwise
+            // crawl at the rate its own handful of successes suggested).
+            self.forgive(&blamed);
+            self.partner.pacer().on_throttled(now, sent, retry_after);
+        } else if let Some(c) = customer {
             self.customer(c)
                 .pacer()
                 .on_throttled(now, sent, retry_after);
         }
-        if partner_wide {
-            self.partner.pacer().on_throttled(now, sent, retry_after);
+    }
+
+    /// Whether a customer other than `c` had a call succeed within [`SPREAD`].
+    fn others_admitted(&self, c: &str, now: Instant) -> bool {
+        let id = hash_of(c);
+        let last = self.admitted.lock().expect("admitted");
+        last.iter()
+            .any(|(o, t)| *o != id && *o != 0 && now.saturating_duration_since(*t) <= SPREAD)
+    }
+
+    /// Makes the pacers of `customers` fresh again: what they learnt was the partner's limit.
+    fn forgive(&self, customers: &[String]) {
+        let all = self.customers.lock().expect("pacers");
+        for c in customers {
+            if let Some(g) = all.pacers.get(c) {
+                *g.pacer() = Pacer::new(self.ceiling, Instant::now());
+            }
         }
     }
+}
+
+/// A customer id as a number, for remembering which customers' calls succeeded without keeping
+/// their ids.
+fn hash_of(customer: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(customer) | 1
 }
 
 #[cfg(test)]
@@ -436,6 +547,8 @@ mod tests {
     async fn pacers_of_many_customers_do_not_grow_memory_but_a_throttled_one_is_kept() {
         let c = Controller::new(100.0);
         c.on_throttled(Some("throttled"), Instant::now(), None);
+        c.on_success(Some("other"));
+        c.on_throttled(Some("throttled"), Instant::now(), None); // again while another got in
         for i in 0..100_000 {
             c.on_success(Some(&format!("customer-{i}")));
         }
@@ -446,6 +559,45 @@ mod tests {
             customers.pacers.len()
         );
         assert!(customers.pacers.contains_key("throttled"));
+    }
+
+    /// Found by the windowed export bench: a partner-wide window's 429 was blamed on the customer
+    /// whose call met it, and that customer's few remaining calls crawled at the rate its own
+    /// handful of successes suggested, holding up the export's ordered output.
+    #[tokio::test(start_paused = true)]
+    async fn a_customer_s_pacer_slows_only_when_its_calls_alone_meet_429s_again() {
+        let c = Controller::new(100.0);
+        let wait = Some(Duration::from_secs(1));
+        c.on_throttled(Some("a"), Instant::now(), wait);
+        assert!(
+            !c.partner.pacer().untaught(),
+            "one 429: the partner's limit"
+        );
+        assert!(
+            c.paused(None),
+            "slow start's first throttle waits out its Retry-After"
+        );
+        assert!(c.customer("a").pacer().untaught(), "a's own pacer not cut");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        c.on_throttled(Some("a"), Instant::now(), wait);
+        assert!(
+            c.customer("a").pacer().untaught(),
+            "a again, but no other customer's call got in"
+        );
+        c.on_success(Some("c"));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        c.on_throttled(Some("a"), Instant::now(), wait);
+        assert!(
+            !c.customer("a").pacer().untaught(),
+            "a again while c's got in: a's own limit"
+        );
+        tokio::time::advance(Duration::from_millis(500)).await;
+        c.on_throttled(Some("b"), Instant::now(), wait);
+        assert!(
+            c.customer("a").pacer().untaught(),
+            "b too: the partner's, a's cut forgotten"
+        );
+        assert!(c.customer("b").pacer().untaught(), "b's never cut");
     }
 
     fn ms(n: u64) -> Duration {
@@ -465,18 +617,53 @@ mod tests {
     fn a_short_retry_after_cuts_to_beta_of_what_was_admitted_then_climbs_back() {
         let t0 = Instant::now();
         let mut p = Pacer::new(100.0, t0);
-        for i in 0..20 {
-            p.on_success(t0 + ms(1000 + i * 50)); // 20 successes in the last second
+        for i in 0..40 {
+            p.on_success(t0 + ms(i * 50)); // 40 successes over the two seconds: 20/s
         }
         let t1 = t0 + ms(2000);
         p.on_throttled(t1, t1, Some(Duration::from_secs(1)));
-        assert!((p.rate(t1) - 20.0 * BETA).abs() < 0.01, "{}", p.rate(t1));
-        let k = ((1.0 - BETA) / C).cbrt();
+        assert!(
+            (p.rate(t1) - 20.0 * BETA_FIRST).abs() < 0.01,
+            "{}",
+            p.rate(t1)
+        );
+        assert!(
+            p.paused(t1 + ms(999)),
+            "slow start's overshoot waits out the Retry-After"
+        );
+        assert!(!p.paused(t1 + ms(1000)));
+        let k = ((1.0 - BETA_FIRST) / C).cbrt();
         let at_k = p.rate(t1 + Duration::from_secs_f64(k));
         assert!((at_k - 20.0).abs() < 0.01, "back to w_max after K: {at_k}");
         assert!(
-            p.rate(t1 + Duration::from_secs_f64(k + 3.0)) > 20.0,
+            p.rate(t1 + Duration::from_secs_f64(k + 5.0)) > 20.0,
             "then probes above"
+        );
+        // A later throttle, in avoidance: the shallower cut, and no pause.
+        let t2 = t1 + Duration::from_secs_f64(k);
+        for i in 0..40 {
+            p.on_success(t2 - ms(2000) + ms(i * 50));
+        }
+        p.on_throttled(t2, t2, Some(Duration::from_secs(1)));
+        assert!((p.rate(t2) - 20.0 * BETA).abs() < 0.01, "{}", p.rate(t2));
+        assert!(!p.paused(t2));
+    }
+
+    /// Found by the windowed export bench: a run's first 429 came 10 ms in, after a window's
+    /// 200 calls were let through at its start, and was read as 800 calls a second.
+    #[test]
+    fn a_first_throttle_within_milliseconds_reads_the_admitted_rate_over_a_second() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1_000_000.0, t0);
+        for i in 0..200 {
+            p.on_success(t0 + Duration::from_micros(i * 50));
+        }
+        let t1 = t0 + ms(10);
+        p.on_throttled(t1, t1, Some(Duration::from_secs(1)));
+        assert!(
+            (p.rate(t1) - 200.0 * BETA_FIRST).abs() < 0.01,
+            "{}",
+            p.rate(t1)
         );
     }
 
@@ -502,10 +689,14 @@ mod tests {
         p.on_throttled(t1 + ms(10), t1 - ms(5), None);
         p.on_throttled(t1 + ms(500), t1 + ms(400), None);
         assert_eq!(p.rate(t1), after_first, "one episode, one cut");
-        p.on_throttled(t1 + COOLDOWN, t1 + COOLDOWN, None);
+        let t2 = t1 + COOLDOWN;
+        let climbed = p.rate(t2);
+        p.on_throttled(t2, t2, None);
         assert!(
-            p.rate(t1 + COOLDOWN) < after_first,
-            "a later episode cuts again"
+            (p.rate(t2) - climbed / 2.0 * BETA_AGAIN).abs() < 0.01,
+            "a later episode, soon after and with nothing admitted, halves and cuts deeper: {} \
+             from {climbed}",
+            p.rate(t2)
         );
     }
 
@@ -514,10 +705,10 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(10.0, t0);
         let t1 = t0 + Duration::from_secs(2); // slow start has reached the ceiling
-        for _ in 0..10 {
+        for _ in 0..20 {
             p.on_success(t1);
         }
-        p.on_throttled(t1, t1, None); // into avoidance at w_max 10 → 8/s
+        p.on_throttled(t1, t1, None); // into avoidance at w_max 10 (20 over 2 s) → 8/s
         let a = p.reserve(t1);
         let b = p.reserve(t1);
         let gap = b.duration_since(a).as_secs_f64();
