@@ -437,14 +437,17 @@ impl Controller {
             return true;
         }
         let Some(c) = customer else { return false };
-        let pacer = self
-            .customers
+        self.existing(c).is_some_and(|g| g.pacer().paused(now))
+    }
+
+    /// `c`'s pacer, if there is one (none was made, or it was pruned).
+    fn existing(&self, c: &str) -> Option<std::sync::Arc<Gated>> {
+        self.customers
             .lock()
             .expect("pacers")
             .pacers
             .get(c)
-            .cloned();
-        pacer.is_some_and(|g| g.pacer().paused(now))
+            .cloned()
     }
 
     pub fn on_success(&self, customer: Option<&str>) {
@@ -461,14 +464,7 @@ impl Controller {
         if let Some(c) = customer {
             // The pacer the call waited on; none if it was pruned meanwhile, and a success makes
             // none (it would learn nothing but this one success).
-            let pacer = self
-                .customers
-                .lock()
-                .expect("pacers")
-                .pacers
-                .get(c)
-                .cloned();
-            if let Some(g) = pacer {
+            if let Some(g) = self.existing(c) {
                 g.pacer().on_success(now);
             }
         }

@@ -366,24 +366,34 @@ fn a_listing_stopped_by_refused_credentials_or_an_unreachable_service_says_so() 
     assert_eq!(summary["outcome"], "credentials_refused", "{summary}");
     assert!(!w.path("refused.csv").exists());
 
-    let json = w.path("unreachable.json");
-    let out = pcbulk()
-        .args([
-            "export",
-            "billing-profile",
-            "--base-url",
-            "http://127.0.0.1:9",
-        ])
-        .args(["--max-attempts", "2", "--out"])
-        .arg(w.path("unreachable.csv"))
+    let args = [
+        "billing-profile",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--max-attempts",
+        "2",
+    ];
+    let (out, summary) = export_with_summary(&w, &args, "unreachable.csv");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(summary["outcome"], "unreachable", "{summary}");
+}
+
+/// `pcbulk export ARGS --out OUT --summary-json OUT.json` with the sandbox's token: its output
+/// and its summary.
+fn export_with_summary(w: &Workdir, args: &[&str], out: &str) -> (std::process::Output, Value) {
+    let json = w.path(&format!("{out}.json"));
+    let output = pcbulk()
+        .arg("export")
+        .args(args)
+        .arg("--out")
+        .arg(w.path(out))
         .arg("--summary-json")
         .arg(&json)
         .env("PCBULK_ACCESS_TOKEN", "sandbox")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(summary["outcome"], "unreachable", "{summary}");
+    let summary = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (output, summary)
 }
 
 /// Found by an outside tester: an export of a few named customers with the service out of reach
@@ -391,43 +401,37 @@ fn a_listing_stopped_by_refused_credentials_or_an_unreachable_service_says_so() 
 #[test]
 fn named_customers_none_of_them_reachable_end_the_export_as_unreachable_with_no_file() {
     let w = Workdir::new();
-    let json = w.path("unreachable.json");
-    let out = pcbulk()
-        .args([
-            "export",
-            "support-contact",
-            "--base-url",
-            "http://127.0.0.1:9",
-        ])
-        .args(["--max-attempts", "2", "--out"])
-        .arg(w.path("named.csv"))
-        .args(["--customer", "c0000001-0000-4000-8000-000000000001"])
-        .args(["--customer", "c0000001-0000-4000-8000-000000000002"])
-        .arg("--summary-json")
-        .arg(&json)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .output()
-        .unwrap();
+    let named = [
+        "--customer",
+        "c0000001-0000-4000-8000-000000000001",
+        "--customer",
+        "c0000001-0000-4000-8000-000000000002",
+    ];
+    let unreachable = ["support-contact", "--base-url", "http://127.0.0.1:9"];
+    let args: Vec<&str> = unreachable
+        .iter()
+        .chain(&["--max-attempts", "2"])
+        .chain(&named)
+        .copied()
+        .collect();
+    let (out, summary) = export_with_summary(&w, &args, "named.csv");
     assert_eq!(code(&out), 3, "{}", text(&out));
-    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["outcome"], "unreachable", "{summary}");
     assert!(!w.path("named.csv").exists(), "{}", text(&out));
 
     // A customer the service answers for, but does not know, is that target's failure: the
     // export is written, without it.
     let sb = Sandbox::start(&[]);
-    let json = w.path("unknown.json");
-    let out = pcbulk()
-        .args(["export", "support-contact", "--base-url", &sb.url, "--out"])
-        .arg(w.path("unknown.csv"))
-        .args(["--customer", "c0000999-0000-4000-8000-000000000999"])
-        .arg("--summary-json")
-        .arg(&json)
-        .env("PCBULK_ACCESS_TOKEN", "sandbox")
-        .output()
-        .unwrap();
+    let unknown = ["--customer", "c0000999-0000-4000-8000-000000000999"];
+    let args = [
+        "support-contact",
+        "--base-url",
+        &sb.url,
+        unknown[0],
+        unknown[1],
+    ];
+    let (out, summary) = export_with_summary(&w, &args, "unknown.csv");
     assert_eq!(code(&out), 1, "{}", text(&out));
-    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["outcome"], "completed_with_errors", "{summary}");
     assert!(w.path("unknown.csv").exists(), "{}", text(&out));
 }
