@@ -93,11 +93,13 @@ fn named_store_is_usable(native: &rustls_native_certs::CertificateResult) -> Res
     let fix = "name a PEM file (or a directory of them) holding the CA to trust, or unset it";
     if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
         let f = std::path::PathBuf::from(f);
-        let certs = CertificateDer::pem_file_iter(&f)
+        let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&f)
             .map_err(|e| format!("SSL_CERT_FILE={} cannot be read ({e}): {fix}", f.display()))?
-            .filter(Result::is_ok)
-            .count();
-        if certs == 0 {
+            .filter_map(Result::ok)
+            .collect();
+        // A PEM block is not yet a certificate: one a trust store would take must be in it.
+        let (usable, _) = rustls::RootCertStore::empty().add_parsable_certificates(certs);
+        if usable == 0 {
             return Err(format!(
                 "SSL_CERT_FILE={} holds no PEM certificate: {fix}",
                 f.display()

@@ -467,6 +467,11 @@ fn held_to_plan(
     }
 }
 
+/// How many 429s a call waits out for each attempt `--max-attempts` allows after the first (25 at
+/// the default 6, none at 1): they do not spend attempts (the service is pacing the run, not
+/// failing it), but a call the service keeps refusing that long is better reported than waited on.
+pub const THROTTLED_PER_ATTEMPT: u32 = 5;
+
 /// How many rows sent, all failed, stop a run that gave no `--max-errors`.
 pub const HOPELESS_AFTER: usize = 50;
 
@@ -628,6 +633,8 @@ struct Call<'r> {
     /// A write the caller settles by looking (see [`RowApi::call_with_retries`]).
     settle_after: bool,
     attempts: u32,
+    /// How many of the attempts were answered 429: they do not count against `--max-attempts`.
+    throttled: u32,
     /// The token was renewed once after a 401.
     renewed: bool,
     /// The current MS-RequestId's intent is journaled.
@@ -949,6 +956,7 @@ impl RowApi<'_> {
             is_write: req.method != crate::api::Method::Get,
             settle_after,
             attempts: 0,
+            throttled: 0,
             renewed: false,
             journaled: false,
             unknown: false,
@@ -1034,7 +1042,21 @@ impl RowApi<'_> {
         if call.settle_after && crate::ops::may_have_been_applied(&err, req) {
             return Err(self.give_up(err, answer_to));
         }
-        self.before_next_attempt(err, retry_after, call.attempts, answer_to)
+        // A 429 is the service pacing the run, not failing it: it does not spend an attempt; each
+        // attempt after the first may wait out THROTTLED_PER_ATTEMPT of them.
+        let counted = match err.status() == Some(429) {
+            true => {
+                call.throttled += 1;
+                let allowed =
+                    d.settings.retry.max_attempts.saturating_sub(1) * THROTTLED_PER_ATTEMPT;
+                if call.throttled > allowed {
+                    return Err(self.give_up(err, answer_to));
+                }
+                call.throttled
+            }
+            false => call.attempts - call.throttled,
+        };
+        self.before_next_attempt(err, retry_after, (call.attempts, counted), answer_to)
             .await?;
         if answered {
             call.new_request_id();
@@ -1057,7 +1079,7 @@ impl RowApi<'_> {
         &self,
         err: CallError,
         retry_after: Option<String>,
-        attempts: u32,
+        (attempts, counted): (u32, u32),
         answer_to: Option<Uuid>,
     ) -> Result<(), CallError> {
         let d = self.d;
@@ -1069,7 +1091,7 @@ impl RowApi<'_> {
         let delay =
             d.settings
                 .retry
-                .next_delay(attempts, &err, retry_after.as_deref(), &mut rand::rng());
+                .next_delay(counted, &err, retry_after.as_deref(), &mut rand::rng());
         // A 429 is the service, alive, asking for less: it is answered by waiting and by the
         // pacers slowing down, not by the budget that spares a failing service (spending it on
         // 429s failed rows of a run the service was only pacing).

@@ -39,13 +39,20 @@ impl RetryPolicy {
         retry_after: Option<&str>,
         rng: &mut impl Rng,
     ) -> Option<Duration> {
-        if !err.is_retryable() || attempts >= self.max_attempts {
+        // A 429's attempts are counted by the caller against a limit of their own.
+        let throttled = err.status() == Some(429);
+        if !err.is_retryable() || (attempts >= self.max_attempts && !throttled) {
             return None;
         }
         if let Some(wait) = retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())) {
             return Some(wait.min(self.max_retry_after));
         }
-        Some(self.backoff(attempts, rng))
+        match throttled {
+            // Without a Retry-After, a 429 waits at least a second (no limit the service can
+            // state in whole seconds resets sooner), growing like any backoff.
+            true => Some(self.backoff(attempts, rng).max(Duration::from_secs(1))),
+            false => Some(self.backoff(attempts, rng)),
+        }
     }
 
     /// Capped exponential backoff with full jitter: uniform in `[0, min(cap, base·2^(n-1))]`.

@@ -88,6 +88,8 @@ pub struct Pacer {
     paused_until: Option<Instant>,
     /// When the calls of the last [`SPAN`] succeeded.
     successes: VecDeque<Instant>,
+    /// Successes since the last pause began.
+    since_pause: u32,
     started: Instant,
 }
 
@@ -104,6 +106,7 @@ impl Pacer {
             next_slot: now,
             paused_until: None,
             successes: VecDeque::new(),
+            since_pause: 0,
             started: now,
         }
     }
@@ -167,6 +170,7 @@ impl Pacer {
     }
 
     pub fn on_success(&mut self, now: Instant) {
+        self.since_pause = self.since_pause.saturating_add(1);
         self.successes.push_back(now);
         while self
             .successes
@@ -193,8 +197,23 @@ impl Pacer {
     /// A call sent at `sent` was answered 429 at `now`, with this Retry-After (if any).
     pub fn on_throttled(&mut self, now: Instant, sent: Instant, retry_after: Option<Duration>) {
         if let Some(wait) = retry_after.filter(|w| *w >= LONG_WAIT) {
+            // A limit in debt (a bucket whose refusals took tokens too) answers the first calls
+            // after its Retry-After with another: waiting alone would go round like that for
+            // ever, so the rate is halved as well.
+            let in_debt = self.paused_until.is_some_and(|p| p <= now) && self.since_pause <= 1;
             let until = now + wait;
+            let extended = self.paused_until.is_some_and(|p| p > now);
             self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+            if !extended {
+                self.since_pause = 0;
+            }
+            if in_debt {
+                self.w_max = (self.rate(now) / 2.0).max(MIN_RATE);
+                self.beta = 1.0;
+                self.phase = Phase::Avoidance;
+                self.last_cut = now;
+                self.next_slot = self.next_slot.max(now);
+            }
             return;
         }
         if self.phase == Phase::Avoidance
@@ -673,6 +692,26 @@ mod tests {
         assert!(!p.paused(t0 + ms(4000)));
         assert!(p.reserve(t0) >= t0 + Duration::from_secs(4));
         assert_eq!(p.rate(t0), before);
+    }
+
+    /// Found by an outside tester: a token bucket whose refusals take tokens too answered every
+    /// call after each long Retry-After with another, and the pacer, only waiting, never slowed.
+    #[test]
+    fn a_limit_that_refuses_again_right_after_its_long_retry_after_halves_the_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10)); // at the ceiling
+        p.on_throttled(t0, t0, Some(Duration::from_secs(3)));
+        assert!(p.paused(t0 + ms(2999)));
+        assert_eq!(p.rate(t0), 100.0, "a first long wait only pauses");
+        let t1 = t0 + ms(3010);
+        p.on_success(t1);
+        p.on_throttled(t1 + ms(10), t1, Some(Duration::from_secs(3)));
+        assert!(
+            (p.rate(t1 + ms(10)) - 50.0).abs() < 0.01,
+            "{}",
+            p.rate(t1 + ms(10))
+        );
+        assert!(p.paused(t1 + ms(2000)), "and waits again");
     }
 
     #[test]

@@ -221,6 +221,43 @@ fn a_redirected_write_is_not_followed_and_the_row_fails() {
     assert!(puts[0].path.ends_with("/supportcontact"), "{puts:?}");
 }
 
+/// Found by an outside tester: under a limit in debt, rows failed after six 429s, each spending
+/// one of `--max-attempts`, though the service was only pacing the run.
+#[test]
+fn a_429_does_not_spend_an_attempt_but_a_call_waits_out_only_five_an_attempt() {
+    let throttling = |refused: usize| {
+        Hostile::start(Box::new(move |seen, n| match seen.method.as_str() {
+            "GET" if n < refused => answer("429 Too Many Requests", &[("Retry-After", "0")], "{}"),
+            "GET" => answer("200 OK", &[], CONTACT),
+            _ => answer("200 OK", &[], "{}"),
+        }))
+    };
+    let hostile = throttling(4);
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &["--max-attempts", "2"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(statuses(&w.path("in.results.csv")), vec!["succeeded"]);
+    let gets = hostile.seen().iter().filter(|s| s.method == "GET").count();
+    assert_eq!(
+        gets, 5,
+        "four 429s waited out on two attempts, then the read"
+    );
+
+    let hostile = throttling(100);
+    let w = Workdir::new();
+    let input = one_contact_row(&w);
+    let out = apply(&hostile.url, &input, &["--max-attempts", "2"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let rows = results(&w.path("in.results.csv"));
+    assert_eq!(rows[0]["http_status"], "429");
+    let gets = hostile.seen().iter().filter(|s| s.method == "GET").count();
+    assert_eq!(
+        gets, 6,
+        "one attempt after the first: five 429s waited out, then given up"
+    );
+}
+
 #[test]
 fn an_absurd_retry_after_neither_panics_nor_stalls_the_retry_path() {
     // A negative Retry-After is ignored (pcbulk backs off on its own and retries); a huge one is

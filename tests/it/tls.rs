@@ -163,9 +163,14 @@ fn an_ssl_cert_file_that_is_missing_or_holds_no_certificate_is_refused_naming_it
     let sb = TlsSandbox::start(&w);
     let input = w.write("in.csv", contacts_csv(3));
     let empty = w.write("not-a-ca.pem", "this is not a PEM certificate\n");
+    let junk = w.write(
+        "junk.pem",
+        "-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n",
+    );
     let missing = w.path("missing.pem");
     for (file, said) in [
         (&empty, "holds no PEM certificate"),
+        (&junk, "holds no PEM certificate"),
         (&missing, "cannot be read"),
     ] {
         let out = sb.apply(
