@@ -191,7 +191,14 @@ impl Pacer {
         let span = now
             .saturating_duration_since(self.started)
             .clamp(Duration::from_secs(1), SPAN);
-        self.successes.len() as f64 / span.as_secs_f64()
+        // Pruned only as successes come: with none for a while, the old ones are still here.
+        let recent = self
+            .successes
+            .iter()
+            .rev()
+            .take_while(|t| now.saturating_duration_since(**t) <= SPAN)
+            .count();
+        recent as f64 / span.as_secs_f64()
     }
 
     /// A call sent at `sent` was answered 429 at `now`, with this Retry-After (if any).
@@ -712,6 +719,20 @@ mod tests {
             p.rate(t1 + ms(10))
         );
         assert!(p.paused(t1 + ms(2000)), "and waits again");
+    }
+
+    /// Found by an outside tester: with no success for seven seconds under a limit in debt, the
+    /// successes of long before still counted as admitted, and each cut took a tenth off a rate
+    /// that nothing was getting through at.
+    #[test]
+    fn successes_older_than_the_span_are_not_admitted_however_long_since_the_last() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10));
+        for i in 0..40 {
+            p.on_success(t0 + ms(i * 50));
+        }
+        assert!((p.admitted_rate(t0 + ms(2000)) - 20.0).abs() < 0.01);
+        assert_eq!(p.admitted_rate(t0 + Duration::from_secs(7)), 0.0);
     }
 
     #[test]
