@@ -250,6 +250,23 @@ impl Dispatcher {
         (2 * self.settings.concurrency).max(10)
     }
 
+    /// What a stopped run leaves undone: rows skipped (a run with a journal), or targets not read
+    /// (an export).
+    fn left_out(&self) -> &'static str {
+        match self.journal {
+            Some(_) => "The rows not attempted were skipped",
+            None => "The targets not read were left out",
+        }
+    }
+
+    /// How to finish the job once the cause is fixed: a run resumes; an export runs again.
+    fn again(&self) -> &'static str {
+        match self.journal {
+            Some(_) => "run again with --resume",
+            None => "run it again",
+        }
+    }
+
     /// Counts a call that could not connect, or resets the count on an answer; stops the run when
     /// the service is out of reach.
     fn note_reachability(&self, sent: &Result<crate::api::Response, CallError>) {
@@ -258,9 +275,10 @@ impl Dispatcher {
             // stops the run, before retries spend minutes on it.
             Err(CallError::Unreachable(why)) if why.contains(crate::api::http::UNTRUSTED) => {
                 self.stop.raise(format!(
-                    "cannot reach {}: {why}. The rows not attempted were skipped; once the \
-                     certificate is trusted, run again with --resume",
-                    self.transport.target()
+                    "cannot reach {}: {why}. {}; once the certificate is trusted, {}",
+                    self.transport.target(),
+                    self.left_out(),
+                    self.again()
                 ));
             }
             Err(CallError::Unreachable(why)) => {
@@ -268,9 +286,10 @@ impl Dispatcher {
                 if n >= self.unreachable_limit() {
                     self.stop.raise(format!(
                         "cannot reach {}: {n} calls in a row could not connect, the last with: \
-                         {why}. The rows not attempted were skipped; check the address, the \
-                         network and any proxy, then run again with --resume",
-                        self.transport.target()
+                         {why}. {}; check the address, the network and any proxy, then {}",
+                        self.transport.target(),
+                        self.left_out(),
+                        self.again()
                     ));
                 }
             }
