@@ -277,12 +277,7 @@ fn bar_means(seconds: &[Second], per: usize) -> Vec<(f64, f64)> {
 
 /// Five horizontal lines with their values, so a bar's height can be read off.
 fn gridlines(h: &mut String, plot: &Plot) {
-    let Plot {
-        left,
-        width: plot_w,
-        height: plot_h,
-        top,
-    } = *plot;
+    let (left, plot_w, plot_h, top) = (plot.left, plot.width, plot.height, plot.top);
     for i in 0..=4 {
         let v = top * f64::from(i) / 4.0;
         let y = 10.0 + plot_h - plot_h * f64::from(i) / 4.0;
