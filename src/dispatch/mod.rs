@@ -486,11 +486,6 @@ fn held_to_plan(
     }
 }
 
-/// How many 429s a call waits out for each attempt `--max-attempts` allows after the first (25 at
-/// the default 6, none at 1): they do not spend attempts (the service is pacing the run, not
-/// failing it), but a call the service keeps refusing that long is better reported than waited on.
-pub const THROTTLED_PER_ATTEMPT: u32 = 5;
-
 /// How many rows sent, all failed, stop a run that gave no `--max-errors`.
 pub const HOPELESS_AFTER: usize = 50;
 
@@ -1061,14 +1056,12 @@ impl RowApi<'_> {
         if call.settle_after && crate::ops::may_have_been_applied(&err, req) {
             return Err(self.give_up(err, answer_to));
         }
-        // A 429 is the service pacing the run, not failing it: it does not spend an attempt; each
-        // attempt after the first may wait out THROTTLED_PER_ATTEMPT of them.
+        // A 429 is the service pacing the run, not failing it: it does not spend an attempt, but
+        // has an allowance of its own.
         let counted = match err.status() == Some(429) {
             true => {
                 call.throttled += 1;
-                let allowed =
-                    d.settings.retry.max_attempts.saturating_sub(1) * THROTTLED_PER_ATTEMPT;
-                if call.throttled > allowed {
+                if call.throttled > d.settings.retry.throttled_allowed() {
                     return Err(self.give_up(err, answer_to));
                 }
                 call.throttled

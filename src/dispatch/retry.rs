@@ -29,7 +29,17 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How many 429s a call waits out for each attempt `--max-attempts` allows after the first (25 at
+/// the default 6, none at 1): they do not spend attempts (the service is pacing the run, not
+/// failing it), but a call the service keeps refusing that long is better reported than waited on.
+pub const THROTTLED_PER_ATTEMPT: u32 = 5;
+
 impl RetryPolicy {
+    /// How many 429s one call may wait out.
+    pub fn throttled_allowed(&self) -> u32 {
+        self.max_attempts.saturating_sub(1) * THROTTLED_PER_ATTEMPT
+    }
+
     /// How long to wait before attempt `attempts + 1`, or `None` when the call should not be tried
     /// again. `retry_after` is the raw header of the failed answer, if any.
     pub fn next_delay(
@@ -39,7 +49,7 @@ impl RetryPolicy {
         retry_after: Option<&str>,
         rng: &mut impl Rng,
     ) -> Option<Duration> {
-        // A 429's attempts are counted by the caller against a limit of their own.
+        // A 429's attempts are counted against their own allowance (`throttled_allowed`).
         let throttled = err.status() == Some(429);
         if !err.is_retryable() || (attempts >= self.max_attempts && !throttled) {
             return None;
