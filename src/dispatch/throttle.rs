@@ -90,6 +90,9 @@ pub struct Pacer {
     successes: VecDeque<Instant>,
     /// Successes since the last pause began.
     since_pause: u32,
+    /// Seconds per unit of the cubic curve's time: 1, or the length of the fixed window a long
+    /// Retry-After showed.
+    scale: f64,
     started: Instant,
 }
 
@@ -107,6 +110,7 @@ impl Pacer {
             paused_until: None,
             successes: VecDeque::new(),
             since_pause: 0,
+            scale: 1.0,
             started: now,
         }
     }
@@ -127,7 +131,7 @@ impl Pacer {
                 self.rate
             }
             Phase::Avoidance => {
-                let t = now.saturating_duration_since(self.last_cut).as_secs_f64();
+                let t = now.saturating_duration_since(self.last_cut).as_secs_f64() / self.scale;
                 let c = C * self.w_max;
                 let k = (self.w_max * (1.0 - self.beta) / c).cbrt();
                 (c * (t - k).powi(3) + self.w_max).clamp(MIN_RATE, self.ceiling)
@@ -201,28 +205,59 @@ impl Pacer {
         recent as f64 / span.as_secs_f64()
     }
 
+    /// A 429 whose Retry-After says the limit is spent until then: a fixed window that reopens
+    /// then. Nothing is sent until it does; the calls then go at the rate the closed window
+    /// admitted, spread over the next one, rather than spend it at the ceiling and send what is in
+    /// flight into a closed window.
+    fn on_long_wait(&mut self, now: Instant, wait: Duration) {
+        let until = now + wait;
+        if let Some(p) = self.paused_until.filter(|p| *p > now) {
+            self.paused_until = Some(p.max(until)); // the same pause
+            return;
+        }
+        // A limit in debt (a bucket whose refusals took tokens too) answers the first calls
+        // after its Retry-After with another: waiting alone would go round like that for ever, so
+        // the rate is halved as well.
+        let in_debt = self.paused_until.is_some() && self.since_pause <= 1;
+        // The window that closed admitted the successes since the last pause (or the start) and
+        // reopens at `until`. With none, it says nothing of its size (another client spent it).
+        let resumed = self.paused_until.unwrap_or(self.started);
+        let window = until.saturating_duration_since(resumed).as_secs_f64();
+        let admitted = self.since_pause as f64 / window;
+        let current = self.rate(now);
+        self.paused_until = Some(until);
+        self.since_pause = 0;
+        let w_max = match (in_debt, admitted > 0.0) {
+            (true, _) => current / 2.0,
+            (false, true) => current.min(admitted),
+            (false, false) => return,
+        };
+        tracing::debug!(current, admitted, w_max, "throttled: pausing");
+        self.w_max = w_max.max(MIN_RATE);
+        self.beta = 1.0;
+        self.phase = Phase::Avoidance;
+        // The curve starts when the calls do again, and runs on the window's time: probing above
+        // what a window admitted shows only at its end.
+        self.last_cut = until;
+        self.scale = window.max(1.0);
+        self.next_slot = self.next_slot.max(now);
+    }
+
+    /// Skips the next send slot.
+    fn repay(&mut self, now: Instant) {
+        let interval = Duration::from_secs_f64(1.0 / self.rate(now));
+        self.next_slot = self.next_slot.max(now) + interval;
+    }
+
     /// A call sent at `sent` was answered 429 at `now`, with this Retry-After (if any).
     pub fn on_throttled(&mut self, now: Instant, sent: Instant, retry_after: Option<Duration>) {
         if let Some(wait) = retry_after.filter(|w| *w >= LONG_WAIT) {
-            // A limit in debt (a bucket whose refusals took tokens too) answers the first calls
-            // after its Retry-After with another: waiting alone would go round like that for
-            // ever, so the rate is halved as well.
-            let in_debt = self.paused_until.is_some_and(|p| p <= now) && self.since_pause <= 1;
-            let until = now + wait;
-            let extended = self.paused_until.is_some_and(|p| p > now);
-            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-            if !extended {
-                self.since_pause = 0;
-            }
-            if in_debt {
-                self.w_max = (self.rate(now) / 2.0).max(MIN_RATE);
-                self.beta = 1.0;
-                self.phase = Phase::Avoidance;
-                self.last_cut = now;
-                self.next_slot = self.next_slot.max(now);
-            }
-            return;
+            return self.on_long_wait(now, wait);
         }
+        // Where refusals count against the limit, each one spent a call the limit would have
+        // admitted: the slot after it is skipped to repay it, so a cut does not have to be deep
+        // enough to pay for a whole episode's refusals.
+        self.repay(now);
         if self.phase == Phase::Avoidance
             && (sent < self.last_cut || now.saturating_duration_since(self.last_cut) < COOLDOWN)
         {
@@ -689,8 +724,46 @@ mod tests {
         );
     }
 
+    /// Found by the dispatch bench's 5 s windows: after each long Retry-After the calls went at
+    /// the ceiling again, spent the window in a second and sent what was in flight (a twentieth of
+    /// the window, owed by the next one) into it closed.
     #[test]
-    fn a_long_retry_after_pauses_without_cutting() {
+    fn a_long_retry_after_spreads_what_the_closed_window_admitted_over_the_next() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10)); // at the ceiling
+        p.on_throttled(t0, t0, Some(Duration::from_secs(5)));
+        let t1 = t0 + Duration::from_secs(5);
+        for i in 0..100 {
+            p.on_success(t1 + ms(i * 10));
+        }
+        let t2 = t1 + ms(1000);
+        p.on_throttled(t2, t2, Some(Duration::from_secs(4))); // the window ends at t1 + 5 s
+        let t3 = t1 + Duration::from_secs(5);
+        assert!(p.paused(t3 - ms(1)));
+        assert!((p.rate(t3) - 20.0).abs() < 0.01, "{}", p.rate(t3));
+        let a_window_on = p.rate(t3 + Duration::from_secs(5));
+        assert!(
+            a_window_on > 20.0 && a_window_on < 20.5,
+            "probes gently over a window: {a_window_on}"
+        );
+    }
+
+    /// Refusals that count against the limit spend calls it would have admitted: each one is
+    /// repaid by a slot not used.
+    #[test]
+    fn each_refusal_skips_a_send_slot() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(10.0, t0 - Duration::from_secs(10)); // at 10 calls a second
+        assert_eq!(p.reserve(t0), t0);
+        p.on_throttled(t0, t0, Some(ms(500)));
+        let next = p.next_slot;
+        let after_cut = Duration::from_secs_f64(1.0 / p.rate(t0 + ms(1)));
+        p.on_throttled(t0 + ms(1), t0, Some(ms(500))); // the same episode: no cut, but repaid
+        assert_eq!(p.next_slot, next + after_cut);
+    }
+
+    #[test]
+    fn a_long_retry_after_with_nothing_admitted_only_pauses() {
         let t0 = Instant::now();
         let mut p = Pacer::new(100.0, t0);
         let before = p.rate(t0);
