@@ -16,6 +16,7 @@ use crate::events::Emitter;
 use crate::export::filter::Filter;
 use crate::export::writer::{Out, Writer};
 use crate::export::{Job, Produced};
+use crate::report::json::LISTING_REFUSED;
 use crate::report::progress::Mode;
 use crate::report::stats::CallStats;
 use crate::report::summary::Summary;
@@ -247,17 +248,30 @@ fn out_of_reach(e: &CallError) -> bool {
 }
 
 /// Why a listing that could not be read to its end stopped the export, worded so that the
-/// summary's `outcome` names the cause (`credentials_refused`, `unreachable`): a cron job acts on it.
+/// summary's `outcome` names the cause: `credentials_refused`, else `unreachable` (the service did
+/// not give the listing: out of reach, throttling past the tries allowed, or refusing it), never
+/// `interrupted`, which is the user's stop. A cron job acts on it.
 fn listing_failed(e: &CallError) -> String {
+    let text = e.to_string();
+    let said = sentence(&text);
     match e {
-        CallError::Unauthorized(_) => format!("credentials refused while listing: {e}"),
-        _ if !out_of_reach(e) => format!("the listing could not be read to its end: {e}"),
+        CallError::Unauthorized(_) => format!("credentials refused while listing: {said}"),
+        CallError::Service(s) if s.status == 429 => format!(
+            "cannot reach the service to list it all: it still answered 429 (too many requests) \
+             when the tries --max-attempts allows ran out ({said}); run the export again later"
+        ),
+        _ if !out_of_reach(e) => format!("{LISTING_REFUSED}: {said}"),
         CallError::Service(s) => format!(
-            "cannot reach the service to list it all: it answered {} to the last try ({e})",
+            "cannot reach the service to list it all: it answered {} to the last try ({said})",
             s.status
         ),
-        _ => format!("cannot reach the service to list it all: {e}"),
+        _ => format!("cannot reach the service to list it all: {said}"),
     }
+}
+
+/// A message without its closing full stop, to be joined into a longer sentence.
+fn sentence(text: &str) -> &str {
+    text.trim_end().trim_end_matches('.')
 }
 
 /// Walks until the end, or until a signal stops it: the first stops new reads (the export then
@@ -568,8 +582,9 @@ fn summary_text(s: &Summary, blanked: usize) -> String {
     }
     if let Some(why) = &s.aborted {
         out.push_str(&format!(
-            "stopped early: {why}; the export was not written to {} (a file already there is \
+            "stopped early: {}; the export was not written to {} (a file already there is \
              left as it was)\n",
+            sentence(why),
             s.results.display()
         ));
     }

@@ -378,6 +378,38 @@ fn a_listing_stopped_by_refused_credentials_or_an_unreachable_service_says_so() 
     assert_eq!(summary["outcome"], "unreachable", "{summary}");
 }
 
+/// Found by an outside tester: a customer listing the service kept throttling past the tries
+/// allowed ended as `interrupted` (the user's stop), and its reason was joined with a stray `.;`.
+#[test]
+fn a_listing_stopped_by_429s_ends_unreachable_and_its_reason_reads_cleanly() {
+    // One call an hour (far past the test's end), spent here: the export's first call, the
+    // customer listing, is throttled, and --max-attempts 1 waits out no 429.
+    let sb = Sandbox::start(&["--rate", "0.0001", "--window", "10000"]);
+    let spent = sb.call("GET", "/customers", None, &[]).unwrap();
+    assert_eq!(spent.status(), 200);
+    let w = Workdir::new();
+    let args = [
+        "billing-profile",
+        "--base-url",
+        &sb.url,
+        "--max-attempts",
+        "1",
+    ];
+    let (out, summary) = export_with_summary(&w, &args, "throttled.csv");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(summary["outcome"], "unreachable", "{summary}");
+    assert_eq!(summary["throttled"], 1, "{summary}");
+    let why = summary["aborted"].as_str().unwrap();
+    assert!(why.contains("429"), "{why}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(".;") && !why.contains(".;"), "{err}");
+    assert!(
+        err.contains("stopped early: cannot reach the service"),
+        "{err}"
+    );
+    assert!(!w.path("throttled.csv").exists());
+}
+
 /// `pcbulk export ARGS --out OUT --summary-json OUT.json` with the sandbox's token: its output
 /// and its summary.
 fn export_with_summary(w: &Workdir, args: &[&str], out: &str) -> (std::process::Output, Value) {
