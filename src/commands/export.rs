@@ -14,7 +14,7 @@ use crate::dispatch::{Dispatcher, MaxErrors, Stop, HOPELESS_AFTER, HOPELESS_REAS
 use crate::error::{usage, Error};
 use crate::events::Emitter;
 use crate::export::filter::Filter;
-use crate::export::writer::{Out, Writer};
+use crate::export::writer::{stdout_gone, Out, Writer, READER_GONE, STDOUT_FLUSH};
 use crate::export::{Job, Produced};
 use crate::report::json::LISTING_REFUSED;
 use crate::report::progress::Mode;
@@ -179,7 +179,9 @@ async fn export(
     );
     let scratch = writer.scratch();
     let mut tally = Tally::new(writer, &out, output.progress, max_errors);
-    let walked = walk_interruptibly(&job, &d, concurrency * 2, &mut tally, scratch)
+    let walk = crate::export::walk(&job, &d, concurrency * 2, |p| tally.on(p, &d.stop));
+    let watched = watch_reader(walk, out == Out::Stdout, &d.stop);
+    let walked = walk_interruptibly(watched, &d.stop, scratch)
         .await
         .and_then(|()| {
             tally
@@ -274,20 +276,44 @@ fn sentence(text: &str) -> &str {
     text.trim_end().trim_end_matches('.')
 }
 
+/// The walk, with stdout's reader watched (`watch`): one that has gone stops the export within
+/// [`STDOUT_FLUSH`] even when no row is written (a `--where` that keeps none), where a write
+/// would have failed.
+async fn watch_reader(
+    walk: impl std::future::Future<Output = Result<(), CallError>>,
+    watch: bool,
+    stop: &Stop,
+) -> Result<(), CallError> {
+    tokio::pin!(walk);
+    let gone = async {
+        if !watch {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(STDOUT_FLUSH).await;
+            if stdout_gone() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        r = &mut walk => return r,
+        () = gone => stop.raise(format!("cannot write standard output: {READER_GONE}")),
+    }
+    walk.await
+}
+
 /// Walks until the end, or until a signal stops it: the first stops new reads (the export then
 /// ends, leaving no file under its name); a second ends the process at once.
 async fn walk_interruptibly(
-    job: &Job,
-    d: &Dispatcher,
-    window: usize,
-    tally: &mut Tally,
+    walk: impl std::future::Future<Output = Result<(), CallError>>,
+    stop: &Stop,
     scratch: Option<std::path::PathBuf>,
 ) -> Result<(), CallError> {
-    let walk = crate::export::walk(job, d, window, |p| tally.on(p, &d.stop));
     tokio::pin!(walk);
     tokio::select! {
         r = &mut walk => return r,
-        sig = next_signal() => d.stop.raise(format!("interrupted by {sig}")),
+        sig = next_signal() => stop.raise(format!("interrupted by {sig}")),
     }
     tokio::select! {
         r = &mut walk => r,

@@ -605,6 +605,40 @@ fn a_stdout_closed_midway_ends_the_export_soon_with_exit_3_write_error_counting_
     );
 }
 
+/// Found by an outside tester: with a `--where` that keeps no row, nothing was written to stdout
+/// (not even its header, until the end), so a reader that had gone went unnoticed: the export read
+/// every target and ended as if complete.
+#[test]
+fn a_stdout_closed_while_where_keeps_no_row_ends_the_export_soon_with_write_error() {
+    let sb = Sandbox::start(&["--customers", "3000"]);
+    let w = Workdir::new();
+    let json = w.path("s.json");
+    let mut child = pcbulk()
+        .args(["export", "billing-profile", "--base-url", &sb.url])
+        .args(["--rate", "500", "-q", "--out", "-"])
+        .args(["--where", "city=No Such City"])
+        .arg("--summary-json")
+        .arg(&json)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    stdout.read_line(&mut header).unwrap();
+    assert!(header.starts_with("customer_id,"), "{header}");
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(status.code(), Some(3), "{summary}");
+    assert_eq!(summary["outcome"], "write_error", "{summary}");
+    assert_eq!(summary["rows"]["succeeded"], 0, "{summary}");
+    // The 3,030 customers take six seconds at 500 calls a second: the reader left at the header.
+    let calls = summary["calls"].as_u64().unwrap();
+    assert!(calls < 3000, "it read on after stdout closed: {summary}");
+}
+
 #[test]
 fn an_interrupted_export_exits_3_and_leaves_no_file() {
     let sb = Sandbox::start(&["--customers", "2000"]);
