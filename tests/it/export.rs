@@ -410,6 +410,55 @@ fn a_listing_stopped_by_429s_ends_unreachable_and_its_reason_reads_cleanly() {
     assert!(!w.path("throttled.csv").exists());
 }
 
+/// Found by an outside tester: with a proxy that is down named in the environment, calls failed
+/// as if the service refused the connection, and nothing said to look at the proxy. The proxy is
+/// a closed port on this machine (the target's name is never resolved: calls go to the proxy).
+#[test]
+fn a_dead_proxy_is_named_host_and_port_only_as_the_one_to_check() {
+    let dead = closed_port_url();
+    let port = dead.rsplit(':').next().unwrap();
+    let proxy = format!("http://pc-user:pr0xy-secret@127.0.0.1:{port}");
+    let shown = format!("the proxy 127.0.0.1:{port} that");
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(1));
+    for (variable, command) in [("HTTPS_PROXY", "export"), ("all_proxy", "apply")] {
+        let mut c = pcbulk();
+        match command {
+            "export" => c
+                .args(["export", "billing-profile", "--out"])
+                .arg(w.path("e.csv")),
+            _ => c.arg("apply").arg(&input).arg("--yes"),
+        };
+        c.args(["--base-url", "https://api.pcbulk-test.invalid"])
+            .args(["--max-attempts", "2"])
+            .env("PCBULK_ACCESS_TOKEN", "t");
+        for v in PROXY_VARS {
+            c.env_remove(v);
+        }
+        let out = c.env(variable, &proxy).output().unwrap();
+        let said = match command {
+            "export" => text(&out),
+            _ => std::fs::read_to_string(w.path("in.results.csv")).unwrap() + &text(&out),
+        };
+        assert_eq!(
+            code(&out),
+            if command == "export" { 3 } else { 1 },
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("{shown} {variable} names")),
+            "{said}"
+        );
+        assert!(said.contains("check that proxy"), "{said}");
+        assert!(
+            !said.contains("pr0xy-secret") && !said.contains("pc-user"),
+            "{said}"
+        );
+    }
+    let row = &results(&w.path("in.results.csv"))[0];
+    assert_eq!(row["error_code"], "unreachable", "{row:?}");
+}
+
 /// `pcbulk export ARGS --out OUT --summary-json OUT.json` with the sandbox's token: its output
 /// and its summary.
 fn export_with_summary(w: &Workdir, args: &[&str], out: &str) -> (std::process::Output, Value) {
