@@ -321,6 +321,32 @@ fn billing_export_round_trips_exactly_in_csv_and_xlsx() {
     );
 }
 
+/// Found by an outside tester: `--where subscription_status=Active` kept no row, the status being
+/// compared as written though apply reads it in any case.
+#[test]
+fn where_subscription_status_in_another_case_keeps_the_subscriptions_in_that_status() {
+    let sb = Sandbox::start(&[]);
+    for (asked, status) in [("Active", "active"), ("SUSPENDED", "suspended")] {
+        let w = Workdir::new();
+        let filter = format!("subscription_status={asked}");
+        let out = export(&sb, &w, "subscription", "s.csv", &["--where", &filter]);
+        assert!(code(&out) <= 1, "{}", text(&out));
+        let (_, rows) = table(&w.path("s.csv"));
+        let subs = readable_subscriptions(&sb);
+        let want: Vec<&str> = subs
+            .iter()
+            .filter(|(_, s)| s["status"] == status)
+            .map(|(_, s)| s["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "the demo tenant has {status} subscriptions"
+        );
+        let got: Vec<&str> = rows.iter().map(|r| r["subscription_id"].as_str()).collect();
+        assert_eq!(got, want, "{asked}");
+    }
+}
+
 #[test]
 fn export_to_stdout_with_the_summary_json_on_stdout_too_is_refused() {
     let sb = Sandbox::start(&[]);
