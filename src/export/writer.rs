@@ -154,13 +154,23 @@ impl Writer {
             .chain([n.as_str()])
             .collect();
         self.cells(&all)?;
-        match (&mut self.delivered, self.inner.as_mut()) {
-            (Some((rows, at)), Some(Inner::Csv(w))) if at.elapsed() >= STDOUT_FLUSH => {
-                w.flush()?;
-                *rows = self.rows - 1;
-                *at = std::time::Instant::now();
-            }
-            _ => {}
+        if self
+            .delivered
+            .is_some_and(|(_, at)| at.elapsed() >= STDOUT_FLUSH)
+        {
+            self.deliver()?;
+        }
+        Ok(())
+    }
+
+    /// Stdout only: hands the rows written so far to its reader now (an export that stops gives
+    /// its reader what it read, and [`Writer::delivered`] counts them).
+    pub fn deliver(&mut self) -> io::Result<()> {
+        if let (Some((rows, at)), Some(Inner::Csv(w))) = (&mut self.delivered, self.inner.as_mut())
+        {
+            w.flush()?;
+            *rows = self.rows - 1;
+            *at = std::time::Instant::now();
         }
         Ok(())
     }

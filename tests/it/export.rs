@@ -754,6 +754,93 @@ fn an_interrupted_export_exits_3_and_leaves_no_file() {
     assert!(left.is_empty(), "no file, not even a scratch one: {left:?}");
 }
 
+/// `pcbulk export billing-profile --out OUT --summary-json JSON` at 20 calls a second, stopped
+/// by SIGINT once its progress shows rows: its exit code, what it printed on stdout and on stderr,
+/// its summary.
+fn interrupted_once_rows_show(
+    sb: &Sandbox,
+    out: &str,
+    json: &Path,
+) -> (i32, String, String, Value) {
+    let mut child = pcbulk()
+        .args(["export", "billing-profile", "--base-url", &sb.url])
+        .args(["--rate", "20", "--out", out])
+        .arg("--summary-json")
+        .arg(json)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        let mut all = String::new();
+        stdout.read_to_string(&mut all).unwrap();
+        all
+    });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "ended: {said}");
+        said.push_str(&line);
+        let shown: usize = line
+            .strip_prefix("pcbulk: ")
+            .and_then(|l| l.split_once(" rows exported so far"))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or(0);
+        if shown > 0 {
+            break;
+        }
+    }
+    signal(&child, "-INT");
+    stderr.read_to_string(&mut said).unwrap();
+    let code = child.wait().unwrap().code().unwrap();
+    let summary = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    (code, printed.join().unwrap(), said, summary)
+}
+
+/// Found by an outside tester: a file export stopped by SIGINT wrote no file, yet its summary
+/// counted the rows it had read as `succeeded`.
+#[test]
+fn an_interrupted_file_export_counts_no_row_succeeded_and_says_how_many_it_read() {
+    let sb = Sandbox::start(&["--customers", "2000"]);
+    let w = Workdir::new();
+    let out = w.path("b.csv").display().to_string();
+    let (code, _, said, summary) = interrupted_once_rows_show(&sb, &out, &w.path("s.json"));
+    assert_eq!(code, 3, "{said}");
+    assert!(!w.path("b.csv").exists());
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    assert_eq!(
+        summary["rows"]["succeeded"], 0,
+        "no file, no row exported: {summary}"
+    );
+    let read = summary["rows_read"].as_u64().unwrap();
+    assert!(read > 0, "{summary}");
+    assert!(
+        said.contains(&format!("read {read} rows")) && said.contains("no file was written"),
+        "{said}"
+    );
+}
+
+/// The same stop with the rows going to stdout: the rows counted `succeeded` are exactly those
+/// that reached it.
+#[test]
+fn an_interrupted_stdout_export_counts_succeeded_the_rows_that_reached_stdout() {
+    let sb = Sandbox::start(&["--customers", "2000"]);
+    let w = Workdir::new();
+    let (code, printed, said, summary) = interrupted_once_rows_show(&sb, "-", &w.path("s.json"));
+    assert_eq!(code, 3, "{said}");
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    let rows = csv::Reader::from_reader(printed.as_bytes())
+        .records()
+        .map(|r| r.unwrap())
+        .count() as u64;
+    assert!(rows > 0, "{said}");
+    assert_eq!(summary["rows"]["succeeded"], rows, "{summary}");
+    assert_eq!(summary["rows_read"], rows, "{summary}");
+}
+
 /// A text a billing field may hold, as an admin's tenant has them: accents, quotes, a newline
 /// inside, leading zeros or `+`, formula characters, the text `#N/A`. No leading or trailing
 /// space: pcbulk trims cells, as the SPEC says.
