@@ -206,12 +206,7 @@ async fn export(
         s.shutdown().await;
     }
     summary.about.finished = Some(SystemTime::now());
-    let end = End {
-        blanked: tally.blanked,
-        read: tally.rows,
-        to_stdout: out == Out::Stdout,
-    };
-    Ok((summary, end))
+    Ok((summary, tally.end(&out)))
 }
 
 /// The export's calls, logged and counted from its events on a thread of its own.
@@ -526,6 +521,15 @@ impl Tally {
                 "{HOPELESS_REASON}: the first {HOPELESS_AFTER} targets read all failed, so the \
                  export stopped (are the credentials for this partner's tenant?)"
             ));
+        }
+    }
+
+    /// What the summary says beside the SPEC's fields.
+    fn end(&self, out: &Out) -> End {
+        End {
+            blanked: self.blanked,
+            read: self.rows,
+            to_stdout: *out == Out::Stdout,
         }
     }
 
