@@ -285,7 +285,8 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE.csv|FILE.xlsx|-")]
     pub out: Option<PathBuf>,
     /// Keep only rows whose COLUMN holds VALUE (repeatable: all must hold). COLUMN is any of the
-    /// export's columns, spelt as a header may be; GUIDs compare in any case.
+    /// export's columns, spelt as a header may be; GUIDs, statuses and country codes compare in any
+    /// case, yes/no columns in any spelling.
     #[arg(long = "where", value_name = "COLUMN=VALUE")]
     pub filters: Vec<String>,
     /// Export only this customer (repeatable), read by id instead of listing every customer.

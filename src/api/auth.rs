@@ -263,7 +263,7 @@ impl Tokens {
             .form(&form)
             .send()
             .await
-            .map_err(crate::api::http::token_error)?;
+            .map_err(|e| crate::api::http::token_error(e, token_url))?;
         let status = resp.status();
         let body = crate::api::http::read_bounded_reqwest(resp).await?;
         if !status.is_success() {

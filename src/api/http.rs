@@ -179,6 +179,50 @@ fn proxy_for(target: &str, env: &Matcher) -> Option<Intercept> {
     env.intercept(&target.parse::<http::Uri>().ok()?)
 }
 
+/// The proxy calls to `target` go through, as messages name it: its host and port (never the user
+/// and password a proxy URL may hold) and the variable that names it.
+fn proxy_shown(target: &str) -> Option<String> {
+    let found = proxy_for(target, &Matcher::from_env())?;
+    let uri = found.uri();
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        Some("http") => 80,
+        _ => 1080,
+    });
+    let variable = proxy_variable(&target.parse().ok()?);
+    Some(format!(
+        "the proxy {}:{port} that {variable} names",
+        uri.host()?
+    ))
+}
+
+/// Which variable names the proxy for `dst`, as hyper's matcher reads them: the scheme's own
+/// (upper case first) when it holds a proxy URL, else `ALL_PROXY` / `all_proxy`.
+fn proxy_variable(dst: &http::Uri) -> &'static str {
+    let own: [&'static str; 2] = match dst.scheme_str() {
+        Some("https") => ["HTTPS_PROXY", "https_proxy"],
+        _ => ["HTTP_PROXY", "http_proxy"],
+    };
+    let first_set = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|n| std::env::var(n).ok().map(|v| (n, v)))
+    };
+    match first_set(own) {
+        Some((name, v))
+            if Matcher::builder()
+                .http(&v)
+                .https(&v)
+                .build()
+                .intercept(dst)
+                .is_some() =>
+        {
+            name
+        }
+        _ => first_set(["ALL_PROXY", "all_proxy"]).map_or("ALL_PROXY", |(n, _)| n),
+    }
+}
+
 /// How long calls go on new connections only after a kept one failed under a call.
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
@@ -186,6 +230,8 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 pub struct HttpTransport {
     /// `{base}` as given: what a client is made again for.
     base: String,
+    /// The proxy calls go through, as messages name it ([`proxy_shown`]).
+    proxy: Option<String>,
     connect_timeout: Duration,
     /// Calls on kept connections. Made again (its idle connections dropped) when the service
     /// closed a kept connection under a call: the others, as old, are likely closed too.
@@ -243,6 +289,7 @@ impl HttpTransport {
         Ok(HttpTransport {
             kept: Mutex::new(client(&base, connect_timeout, Pooling::Kept)?),
             fresh: client(&base, connect_timeout, Pooling::Fresh)?,
+            proxy: proxy_shown(&base),
             base,
             connect_timeout,
             fresh_until: Mutex::new(None),
@@ -384,12 +431,13 @@ impl HttpTransport {
 
     /// Sends one call and reads its answer, bounded by [`MAX_BODY`].
     async fn exchange(
+        &self,
         client: &reqwest::Client,
         call: reqwest::Request,
     ) -> Result<Response, Failed> {
         let resp = client.execute(call).await.map_err(|e| Failed {
             lost: !e.is_connect() && !e.is_timeout(),
-            error: transport_error(e),
+            error: transport_error_via(e, self.proxy.as_deref()),
         })?;
         // An answer that says it is too large is refused before it is waited for.
         if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
@@ -422,7 +470,7 @@ impl HttpTransport {
             true => (self.fresh.clone(), Pooling::Fresh),
             false => self.pick(),
         };
-        match Self::exchange(&client, self.request(req, ids, token)?).await {
+        match self.exchange(&client, self.request(req, ids, token)?).await {
             Err(f) if f.lost && pooling == Pooling::Kept => {
                 self.forget_idle();
                 if req.method != Method::Get {
@@ -432,9 +480,7 @@ impl HttpTransport {
                     return Err(f.error);
                 }
                 let again = self.request(req, ids, token)?;
-                Self::exchange(&self.fresh, again)
-                    .await
-                    .map_err(|f| f.error)
+                self.exchange(&self.fresh, again).await.map_err(|f| f.error)
             }
             answer => answer.map_err(|f| f.error),
         }
@@ -575,6 +621,12 @@ fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> 
 /// Describes a failed exchange without the URL's query or any header. A call that could not
 /// connect was not sent.
 fn transport_error(e: reqwest::Error) -> CallError {
+    transport_error_via(e, None)
+}
+
+/// [`transport_error`] for a call that went through `proxy` ([`proxy_shown`]): one that could not
+/// connect names the proxy as the one to check, since the service itself was never reached.
+fn transport_error_via(e: reqwest::Error, proxy: Option<&str>) -> CallError {
     let timeout = e.is_timeout();
     let kind = if timeout {
         "the call timed out"
@@ -585,17 +637,29 @@ fn transport_error(e: reqwest::Error) -> CallError {
     } else {
         "the connection failed"
     };
-    match describe(kind, &e) {
-        CallError::Transport { message, .. } if e.is_connect() => CallError::Unreachable(message),
-        CallError::Transport { message, .. } => CallError::Transport { message, timeout },
-        other => other,
+    let local = super::error::os_resource(&e).is_some() || certificate_problem(&e).is_some();
+    let proxy = proxy.filter(|_| e.is_connect() && !local);
+    let kind = match proxy {
+        Some(p) if timeout => format!("could not connect in time to the service through {p}"),
+        Some(p) => format!("could not connect to the service through {p}"),
+        None => kind.to_owned(),
+    };
+    match (describe(&kind, &e), proxy) {
+        (CallError::Transport { message, .. }, Some(_)) => CallError::Unreachable(format!(
+            "{message}; check that proxy, or set NO_PROXY to go around it"
+        )),
+        (CallError::Transport { message, .. }, None) if e.is_connect() => {
+            CallError::Unreachable(message)
+        }
+        (CallError::Transport { message, .. }, None) => CallError::Transport { message, timeout },
+        (other, _) => other,
     }
 }
 
-/// A token request that got no answer, said as [`transport_error`] says a call's.
-pub(crate) fn token_error(e: reqwest::Error) -> CallError {
+/// A token request to `token_url` that got no answer, said as [`transport_error`] says a call's.
+pub(crate) fn token_error(e: reqwest::Error, token_url: &str) -> CallError {
     let timeout = e.is_timeout();
-    let message = match transport_error(e) {
+    let message = match transport_error_via(e, proxy_shown(token_url).as_deref()) {
         CallError::Transport { message, .. } | CallError::Unreachable(message) => message,
         other => other.to_string(),
     };

@@ -14,8 +14,9 @@ use crate::dispatch::{Dispatcher, MaxErrors, Stop, HOPELESS_AFTER, HOPELESS_REAS
 use crate::error::{usage, Error};
 use crate::events::Emitter;
 use crate::export::filter::Filter;
-use crate::export::writer::{Out, Writer};
+use crate::export::writer::{stdout_gone, Out, Writer, READER_GONE, STDOUT_FLUSH};
 use crate::export::{Job, Produced};
+use crate::report::json::LISTING_REFUSED;
 use crate::report::progress::Mode;
 use crate::report::stats::CallStats;
 use crate::report::summary::Summary;
@@ -36,9 +37,9 @@ pub fn run(args: &ExportArgs) -> Result<u8, Error> {
         super::one_thread_runtime()?.block_on(export(cfg, job, &output, started))
     });
     match result {
-        Ok((summary, blanked)) => {
+        Ok((summary, end)) => {
             let code = summary.exit_code();
-            finish(&output, &summary, code, blanked);
+            finish(&output, &summary, code, &end);
             Ok(code)
         }
         Err(e) => {
@@ -140,13 +141,22 @@ fn customers_file(path: &std::path::Path) -> Result<Vec<String>, Error> {
     Ok(ids)
 }
 
+/// What an export's summary says beside the SPEC's fields.
+struct End {
+    /// Cells left empty (see [`Job::fit`](crate::export::Job)).
+    blanked: usize,
+    /// Rows read and kept, written or not: a stopped export delivers fewer (none to a file).
+    read: usize,
+    to_stdout: bool,
+}
+
 /// Reaches the target, walks the job through a dispatcher of its own into the output, and sums up.
 async fn export(
     cfg: ExportConfig,
     job: Job,
     output: &Output,
     started: (Instant, SystemTime),
-) -> Result<(Summary, usize), Error> {
+) -> Result<(Summary, End), Error> {
     let out = Out::from_flag(cfg.out.as_deref());
     crate::interrupt::check()?;
     let super::Reached {
@@ -178,7 +188,9 @@ async fn export(
     );
     let scratch = writer.scratch();
     let mut tally = Tally::new(writer, &out, output.progress, max_errors);
-    let walked = walk_interruptibly(&job, &d, concurrency * 2, &mut tally, scratch)
+    let walk = crate::export::walk(&job, &d, concurrency * 2, |p| tally.on(p, &d.stop));
+    let watched = watch_reader(walk, out == Out::Stdout, &d.stop);
+    let walked = walk_interruptibly(watched, &d.stop, scratch)
         .await
         .and_then(|()| {
             tally
@@ -194,7 +206,7 @@ async fn export(
         s.shutdown().await;
     }
     summary.about.finished = Some(SystemTime::now());
-    Ok((summary, tally.blanked))
+    Ok((summary, tally.end(&out)))
 }
 
 /// The export's calls, logged and counted from its events on a thread of its own.
@@ -247,33 +259,70 @@ fn out_of_reach(e: &CallError) -> bool {
 }
 
 /// Why a listing that could not be read to its end stopped the export, worded so that the
-/// summary's `outcome` names the cause (`credentials_refused`, `unreachable`): a cron job acts on it.
+/// summary's `outcome` names the cause: `credentials_refused`, else `unreachable` (the service did
+/// not give the listing: out of reach, throttling past the tries allowed, or refusing it), never
+/// `interrupted`, which is the user's stop. A cron job acts on it.
 fn listing_failed(e: &CallError) -> String {
+    let text = e.to_string();
+    let said = sentence(&text);
     match e {
-        CallError::Unauthorized(_) => format!("credentials refused while listing: {e}"),
-        _ if !out_of_reach(e) => format!("the listing could not be read to its end: {e}"),
+        CallError::Unauthorized(_) => format!("credentials refused while listing: {said}"),
+        CallError::Service(s) if s.status == 429 => format!(
+            "cannot reach the service to list it all: it still answered 429 (too many requests) \
+             when the tries --max-attempts allows ran out ({said}); run the export again later"
+        ),
+        _ if !out_of_reach(e) => format!("{LISTING_REFUSED}: {said}"),
         CallError::Service(s) => format!(
-            "cannot reach the service to list it all: it answered {} to the last try ({e})",
+            "cannot reach the service to list it all: it answered {} to the last try ({said})",
             s.status
         ),
-        _ => format!("cannot reach the service to list it all: {e}"),
+        _ => format!("cannot reach the service to list it all: {said}"),
     }
+}
+
+/// A message without its closing full stop, to be joined into a longer sentence.
+fn sentence(text: &str) -> &str {
+    text.trim_end().trim_end_matches('.')
+}
+
+/// The walk, with stdout's reader watched (`watch`): one that has gone stops the export within
+/// [`STDOUT_FLUSH`] even when no row is written (a `--where` that keeps none), where a write
+/// would have failed.
+async fn watch_reader(
+    walk: impl std::future::Future<Output = Result<(), CallError>>,
+    watch: bool,
+    stop: &Stop,
+) -> Result<(), CallError> {
+    tokio::pin!(walk);
+    let gone = async {
+        if !watch {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(STDOUT_FLUSH).await;
+            if stdout_gone() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        r = &mut walk => return r,
+        () = gone => stop.raise(format!("cannot write standard output: {READER_GONE}")),
+    }
+    walk.await
 }
 
 /// Walks until the end, or until a signal stops it: the first stops new reads (the export then
 /// ends, leaving no file under its name); a second ends the process at once.
 async fn walk_interruptibly(
-    job: &Job,
-    d: &Dispatcher,
-    window: usize,
-    tally: &mut Tally,
+    walk: impl std::future::Future<Output = Result<(), CallError>>,
+    stop: &Stop,
     scratch: Option<std::path::PathBuf>,
 ) -> Result<(), CallError> {
-    let walk = crate::export::walk(job, d, window, |p| tally.on(p, &d.stop));
     tokio::pin!(walk);
     tokio::select! {
         r = &mut walk => return r,
-        sig = next_signal() => d.stop.raise(format!("interrupted by {sig}")),
+        sig = next_signal() => stop.raise(format!("interrupted by {sig}")),
     }
     tokio::select! {
         r = &mut walk => r,
@@ -317,7 +366,11 @@ struct Tally {
     writer: Option<Writer>,
     write_error: Option<String>,
     out_name: String,
+    /// Rows read and written to the output (to stdout: at most those that reached it).
     rows: usize,
+    /// Rows the output holds once the export has ended: every row of a complete one, none of a
+    /// file that was not written, those that reached stdout's reader.
+    delivered: usize,
     blanked: usize,
     failed: Vec<Outcome>,
     failed_total: usize,
@@ -341,6 +394,7 @@ impl Tally {
             write_error: None,
             out_name: shown(out),
             rows: 0,
+            delivered: 0,
             blanked: 0,
             failed: Vec::new(),
             failed_total: 0,
@@ -367,22 +421,29 @@ impl Tally {
     }
 
     /// Completes the output once the walk has ended; returns why the export stopped early, if it
-    /// did (see [`ended`]).
+    /// did (see [`ended`]), and counts the rows delivered.
     fn close(
         &mut self,
         walked: Result<(), CallError>,
         stop_reason: Option<String>,
         out: &Out,
     ) -> Option<String> {
-        let delivered = self.writer.as_ref().and_then(Writer::delivered);
-        let written =
-            (self.writer.take()).ok_or_else(|| self.write_error.clone().unwrap_or_default());
-        let aborted = ended(walked, stop_reason, written, out);
-        if let (Some(n), Some(why)) = (delivered, &aborted) {
-            if why.starts_with("cannot write") {
-                self.rows = n; // the last buffer never reached stdout's reader
-            }
+        let mut writer = self.writer.take();
+        if let (Some(w), Err(_)) = (writer.as_mut(), &walked) {
+            // Stopped: stdout's reader gets the rows read (a failure shows in `delivered`).
+            let _ = w.deliver();
         }
+        let delivered = writer.as_ref().and_then(Writer::delivered);
+        let written = writer.ok_or_else(|| self.write_error.clone().unwrap_or_default());
+        let aborted = ended(walked, stop_reason, written, out);
+        self.delivered = match (&aborted, out) {
+            (None, _) => self.rows,
+            // What was flushed before the export stopped: a last buffer that could not be written
+            // never reached the reader.
+            (Some(_), Out::Stdout) => delivered.unwrap_or(self.rows),
+            // A stopped export leaves no file.
+            (Some(_), _) => 0,
+        };
         aborted
     }
 
@@ -463,7 +524,17 @@ impl Tally {
         }
     }
 
-    /// The summary: exported rows as `succeeded`, targets that could not be read as `failed`.
+    /// What the summary says beside the SPEC's fields.
+    fn end(&self, out: &Out) -> End {
+        End {
+            blanked: self.blanked,
+            read: self.rows,
+            to_stdout: *out == Out::Stdout,
+        }
+    }
+
+    /// The summary: rows delivered as `succeeded` (a stopped export's rows read but not written
+    /// are not: see [`End::read`]), targets that could not be read as `failed`.
     fn summary(
         &self,
         job: &Job,
@@ -478,7 +549,7 @@ impl Tally {
         s.about.target = Some(target.to_owned());
         s.about.started = started.1;
         s.elapsed = started.0.elapsed();
-        for n in 1..=self.rows {
+        for n in 1..=self.delivered {
             s.count(Outcome::unsent(n, 0, Status::Succeeded, "", ""));
         }
         for o in &self.failed {
@@ -502,13 +573,14 @@ fn shown(out: &Out) -> String {
 }
 
 /// Ends the export: the text summary on stderr (stdout may hold the rows), the JSON summary.
-fn finish(output: &Output, s: &Summary, exit_code: u8, blanked: usize) {
-    eprint!("{}", summary_text(s, blanked));
+fn finish(output: &Output, s: &Summary, exit_code: u8, end: &End) {
+    eprint!("{}", summary_text(s, end));
     let Some(to) = &output.summary_json else {
         return;
     };
     let mut doc = crate::report::json::summary(s, exit_code);
-    doc["cells_left_empty"] = serde_json::json!(blanked);
+    doc["cells_left_empty"] = serde_json::json!(end.blanked);
+    doc["rows_read"] = serde_json::json!(end.read);
     let mut doc = doc.to_string();
     doc.push('\n');
     let written = match to {
@@ -526,20 +598,27 @@ fn finish(output: &Output, s: &Summary, exit_code: u8, blanked: usize) {
 }
 
 /// What the export did, for stderr.
-fn summary_text(s: &Summary, blanked: usize) -> String {
-    let rows = s.count_of(Status::Succeeded);
+fn summary_text(s: &Summary, end: &End) -> String {
     let op = s.about.operation.as_deref().unwrap_or("");
     let secs = s.elapsed.as_secs_f64();
-    // A stopped export wrote nothing under its name: the line says what was read, not where.
     let mut out = match s.aborted {
         None => format!(
             "pcbulk: exported {} ({op}) in {secs:.1} s to {}\n",
-            count(rows, "row"),
+            count(end.read, "row"),
             s.results.display()
         ),
+        // A stopped export wrote nothing under its name: the line says what was read, and what
+        // of it reached stdout's reader.
         Some(_) => format!(
-            "pcbulk: read {} ({op}) in {secs:.1} s before the export stopped\n",
-            count(rows, "row")
+            "pcbulk: read {} ({op}) in {secs:.1} s before the export stopped; {}\n",
+            count(end.read, "row"),
+            match end.to_stdout {
+                true => format!(
+                    "{} reached standard output",
+                    count(s.count_of(Status::Succeeded), "row")
+                ),
+                false => "no file was written".to_owned(),
+            }
         ),
     };
     let c = &s.calls;
@@ -551,11 +630,11 @@ fn summary_text(s: &Summary, blanked: usize) -> String {
             count(c.throttled as usize, "429")
         ));
     }
-    if blanked > 0 {
+    if end.blanked > 0 {
         out.push_str(&format!(
             "{} left empty: the value read is one a row may not hold (an empty cell keeps the field \
              as it is when the file is applied)\n",
-            count(blanked, "cell")
+            count(end.blanked, "cell")
         ));
     }
     for g in s.errors() {
@@ -567,11 +646,14 @@ fn summary_text(s: &Summary, blanked: usize) -> String {
         ));
     }
     if let Some(why) = &s.aborted {
-        out.push_str(&format!(
-            "stopped early: {why}; the export was not written to {} (a file already there is \
-             left as it was)\n",
-            s.results.display()
-        ));
+        let left = match end.to_stdout {
+            true => "what reached standard output is not the whole export".to_owned(),
+            false => format!(
+                "the export was not written to {} (a file already there is left as it was)",
+                s.results.display()
+            ),
+        };
+        out.push_str(&format!("stopped early: {}; {left}\n", sentence(why)));
     }
     out
 }

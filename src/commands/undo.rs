@@ -435,21 +435,31 @@ fn quoted(s: &str) -> Option<(String, &str)> {
     None
 }
 
-/// The results columns the run's operations do not read (the admin's own: a customer's name, a
-/// note to self), by index: copied into the undo file under their names, so rows can be chosen by
-/// them. A column whose name the undo file would read as one of pcbulk's is left out.
+/// The results columns the undo file's operations (`used`) do not read (the admin's own: a
+/// customer's name, a note to self, a column named like another operation's, such as `note` in a
+/// support-contact file), by index: copied into the undo file under their names, so rows can be
+/// chosen by them. A column whose name the undo file would read as one of its operations' is left
+/// out.
 fn carried_columns(
     headers: &[String],
     column_of: &[Option<&'static str>],
+    used: &[&'static OpSpec],
     single: Option<&'static OpSpec>,
 ) -> Vec<usize> {
-    let known = ops::all_columns();
+    let mut known: Vec<&'static str> = vec!["operation"];
+    for op in used {
+        known.extend(
+            op.columns()
+                .filter(|c| !known.contains(c))
+                .collect::<Vec<_>>(),
+        );
+    }
     let inputs = match headers.len().checked_sub(RESULT_COLUMNS.len()) {
         Some(n) if headers[n..].iter().eq(RESULT_COLUMNS.iter()) => n,
         _ => return Vec::new(),
     };
     (0..inputs)
-        .filter(|i| column_of[*i].is_none())
+        .filter(|i| column_of[*i].is_none_or(|c| !known.contains(&c)))
         .filter(|i| {
             let h = unneutralize(&headers[*i]);
             !h.trim().is_empty()
@@ -470,8 +480,8 @@ fn read_alone(op: &'static OpSpec, header: &str) -> bool {
     planner.is_ok_and(|p| p.columns_read().len() == op.columns().count())
 }
 
-/// Writes the undo file: `operation` (several operations, or a partner-wide one that no header
-/// chooses), the carried columns, each operation column with its `expected_` column beside
+/// Writes the undo file: `operation` (several operations, a partner-wide one that no header
+/// chooses, or a carried column that another operation reads), the carried columns, each operation column with its `expected_` column beside
 /// those that are put back, and the [`MARKER`].
 fn write_rows(
     report: &UndoReport,
@@ -489,9 +499,15 @@ fn write_rows(
         [op] if !op.partner_wide => Some(op),
         _ => None,
     };
-    let carried = carried_columns(&table.headers, column_of, single);
+    let carried = carried_columns(&table.headers, column_of, &ops_used, single);
+    // A carried column that another operation reads (`city` beside support-contact's columns)
+    // could make the header fit that operation too: the `operation` column says which it is.
+    let known = ops::all_columns();
+    let fits_another = carried
+        .iter()
+        .any(|i| canonical(unneutralize(&table.headers[*i]), &known).is_some());
     let mut columns: Vec<Column> = Vec::new();
-    if single.is_none() && !ops_used.is_empty() {
+    if (single.is_none() || fits_another) && !ops_used.is_empty() {
         columns.push(Column::Operation);
     }
     columns.extend(carried.iter().map(|i| Column::Carried(*i)));
@@ -682,7 +698,7 @@ mod tests {
             "a mapped header is its column; the header it displaced is carried"
         );
         let sc = ops::by_name("support-contact").unwrap();
-        let carried = carried_columns(&headers, &columns, Some(sc));
+        let carried = carried_columns(&headers, &columns, &[sc], Some(sc));
         assert_eq!(
             carried,
             [0],
@@ -700,7 +716,7 @@ mod tests {
         headers.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
         let columns = resolve_columns(&headers, &[], None);
         let billing = ops::by_name("billing-profile").unwrap();
-        let names: Vec<&str> = carried_columns(&headers, &columns, Some(billing))
+        let names: Vec<&str> = carried_columns(&headers, &columns, &[billing], Some(billing))
             .into_iter()
             .map(|i| headers[i].as_str())
             .collect();
@@ -710,11 +726,15 @@ mod tests {
             "Customer and Tenant ID name the customer in a billing file"
         );
         let sc = ops::by_name("support-contact").unwrap();
-        let names: Vec<&str> = carried_columns(&headers, &columns, Some(sc))
+        let names: Vec<&str> = carried_columns(&headers, &columns, &[sc], Some(sc))
             .into_iter()
             .map(|i| headers[i].as_str())
             .collect();
-        assert_eq!(names, ["Customer", "Tenant ID", "Notes"]);
+        assert_eq!(
+            names,
+            ["Customer", "Tenant ID", "Notes", "city"],
+            "a billing column is the admin's own in a support-contact file"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `--where COLUMN=VALUE`: which exported rows are kept. COLUMN is matched as an input header is
 //! (case, spaces, `_` and `-` aside, and the aliases) against the export's own columns; values are
 //! compared trimmed, GUIDs in any case and with or without braces, yes-or-no columns' answers in
-//! any spelling.
+//! any spelling, the words an operation reads in any case (statuses, country codes) in any case.
 
 use crate::error::{usage, Error};
 use crate::input::header::canonical;
@@ -37,7 +37,8 @@ impl Filter {
     }
 
     /// Whether `value` (a row's cell in the filter's column) is the one asked for: trimmed, a GUID
-    /// in any case, a yes-or-no column's answer in any spelling.
+    /// in any case, a yes-or-no column's answer in any spelling, a status in any case
+    /// ([`same_cell`]).
     pub fn holds(&self, value: &str) -> bool {
         same_cell(self.column, &self.value, crate::input::row::trim(value))
     }
@@ -85,6 +86,20 @@ mod tests {
             !text.holds("true"),
             "only a yes-or-no column compares answers"
         );
+    }
+
+    /// Found by an outside tester: `--where subscription_status=Active` kept no row.
+    #[test]
+    fn where_a_status_in_another_case_keeps_rows_in_that_status() {
+        let columns = &["subscription_status", "new_status", "friendly_name"];
+        let f = Filter::parse("subscription_status=Active", columns).unwrap();
+        assert!(f.holds("active") && f.holds("ACTIVE"));
+        assert!(!f.holds("suspended"));
+        assert!(Filter::parse("new_status=Attention_Needed", columns)
+            .unwrap()
+            .holds("attention_needed"));
+        let text = Filter::parse("friendly_name=Active", columns).unwrap();
+        assert!(!text.holds("active"), "free text is compared as written");
     }
 
     #[test]

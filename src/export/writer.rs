@@ -60,8 +60,33 @@ enum Inner {
 }
 
 /// How often rows written to stdout are flushed: a reader sees them as they come, and one that has
-/// gone (`| head -1`) is noticed within this long, not after the whole export has been read.
-const STDOUT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+/// gone (`| head -1`) is noticed within this long, not after the whole export has been read. An
+/// export whose `--where` keeps no row writes nothing that could fail: [`stdout_gone`] is asked
+/// as often.
+pub const STDOUT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Why standard output cannot be written when its reader has gone.
+pub const READER_GONE: &str = "its reader has gone (the pipe was closed before the export ended)";
+
+/// Whether standard output's reader has gone (a pipe whose reading end is closed, a socket hung
+/// up), asked without writing to it: a file, a terminal or `/dev/null` never goes.
+pub fn stdout_gone() -> bool {
+    #[cfg(unix)]
+    {
+        let mut fd = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd that outlives the call, which does not wait.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
 
 /// Writes an export row by row.
 pub struct Writer {
@@ -107,6 +132,10 @@ impl Writer {
         };
         let header: Vec<&str> = columns.iter().copied().chain([EXPORT_MARKER]).collect();
         w.cells(&header)?;
+        // Stdout's reader sees the header at once (`| head -1` has what it asked for and goes).
+        if let (Some(_), Some(Inner::Csv(c))) = (w.delivered, w.inner.as_mut()) {
+            c.flush()?;
+        }
         Ok(w)
     }
 
@@ -125,13 +154,23 @@ impl Writer {
             .chain([n.as_str()])
             .collect();
         self.cells(&all)?;
-        match (&mut self.delivered, self.inner.as_mut()) {
-            (Some((rows, at)), Some(Inner::Csv(w))) if at.elapsed() >= STDOUT_FLUSH => {
-                w.flush()?;
-                *rows = self.rows - 1;
-                *at = std::time::Instant::now();
-            }
-            _ => {}
+        if self
+            .delivered
+            .is_some_and(|(_, at)| at.elapsed() >= STDOUT_FLUSH)
+        {
+            self.deliver()?;
+        }
+        Ok(())
+    }
+
+    /// Stdout only: hands the rows written so far to its reader now (an export that stops gives
+    /// its reader what it read, and [`Writer::delivered`] counts them).
+    pub fn deliver(&mut self) -> io::Result<()> {
+        if let (Some((rows, at)), Some(Inner::Csv(w))) = (&mut self.delivered, self.inner.as_mut())
+        {
+            w.flush()?;
+            *rows = self.rows - 1;
+            *at = std::time::Instant::now();
         }
         Ok(())
     }
@@ -152,11 +191,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Completes the output: flushed (a file synced and renamed to its final name).
+    /// Completes the output: flushed (a file synced and renamed to its final name). Stdout whose
+    /// reader left before the end fails as a write to it would, though nothing was left to write.
     pub fn finish(mut self) -> io::Result<()> {
         match self.inner.take().expect("open until finished") {
             Inner::Csv(w) => {
                 w.finish()?;
+                if self.delivered.is_some() && stdout_gone() {
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, READER_GONE));
+                }
             }
             Inner::Xlsx(mut book, file) => {
                 let mut file = io::BufWriter::new(file);

@@ -60,6 +60,8 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: true,
     partner_wide: false,
     yes_no: &[],
+    // `check::country` reads the code in any case.
+    any_case: &["country"],
     example: &[
         // The sandbox's demo tenant: `pcbulk template` prints a row `apply --sandbox` applies.
         ("customer_id", "c0000001-0000-4000-8000-000000000001"),

@@ -20,14 +20,18 @@ pub fn yes_no(value: &str) -> Option<bool> {
 }
 
 /// Whether two cells of `column` say the same: as written, the same GUID in another case or with
-/// braces (the service may echo a GUID in either case), or in a yes-or-no column the same answer
-/// in another spelling (`yes` and `True`).
+/// braces (the service may echo a GUID in either case), in a yes-or-no column the same answer
+/// in another spelling (`yes` and `True`), or in a column read in any case the same word in
+/// another case (`Active` and `active`).
 pub fn same_cell(column: &str, a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
     if let (Ok(a), Ok(b)) = (guid("", a), guid("", b)) {
         return a == b;
+    }
+    if super::is_any_case(column) {
+        return a.eq_ignore_ascii_case(b);
     }
     super::is_yes_no(column) && yes_no(a).is_some() && yes_no(a) == yes_no(b)
 }

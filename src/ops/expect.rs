@@ -209,6 +209,17 @@ mod tests {
     }
 
     #[test]
+    fn expected_subscription_status_active_is_met_by_a_subscription_that_reads_active() {
+        let held = [pre("subscription_status", "Active")];
+        let now = before(&[("subscription_status", "active")]);
+        assert_eq!(unmet(&held, Some(&now)), None);
+        let suspended = before(&[("subscription_status", "suspended")]);
+        assert!(unmet(&held, Some(&suspended)).is_some());
+        let country = [pre("country", "us")];
+        assert_eq!(unmet(&country, Some(&before(&[("country", "US")]))), None);
+    }
+
+    #[test]
     fn guids_compare_in_any_case_and_n_a_expects_the_field_empty() {
         let tenant = [pre(
             "support_tenant_id",

@@ -59,6 +59,10 @@ pub struct OpSpec {
     /// Columns that hold yes or no in any spelling ([`check::yes_no`]): compared as answers, not
     /// as text, by `expected_<column>` preconditions and `export --where`.
     pub yes_no: &'static [&'static str],
+    /// Columns whose words the operation reads in any letter case (a status, a country code):
+    /// compared so by `expected_<column>` preconditions and `export --where` too, as the row
+    /// itself would be read.
+    pub any_case: &'static [&'static str],
     /// An example row for `pcbulk template`, as (column, value).
     pub example: &'static [(&'static str, &'static str)],
     /// Validates a row and builds the change it asks for. Never sends anything.
@@ -70,6 +74,11 @@ pub struct OpSpec {
 /// Whether `column` holds yes or no in any operation that reads it.
 pub fn is_yes_no(column: &str) -> bool {
     OPERATIONS.iter().any(|op| op.yes_no.contains(&column))
+}
+
+/// Whether an operation that reads `column` reads its words in any letter case.
+pub fn is_any_case(column: &str) -> bool {
+    OPERATIONS.iter().any(|op| op.any_case.contains(&column))
 }
 
 impl OpSpec {

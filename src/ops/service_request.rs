@@ -28,6 +28,7 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: false,
     partner_wide: false,
     yes_no: &[],
+    any_case: &["new_status"],
     example: &[
         ("service_request_id", "616122292874576"),
         ("note", "Reseller Trey Research now handles this request."),

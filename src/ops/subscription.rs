@@ -46,6 +46,7 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: true,
     partner_wide: false,
     yes_no: &["auto_renew"],
+    any_case: &["subscription_status"],
     example: &[
         // The sandbox's demo tenant: `pcbulk template` prints a row `apply --sandbox` applies (a
         // legacy subscription, whose seats may go down as well as up).

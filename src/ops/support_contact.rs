@@ -31,6 +31,7 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: false,
     partner_wide: false,
     yes_no: &[],
+    any_case: &[],
     example: &[
         // The sandbox's demo tenant: `pcbulk template` prints a row `apply --sandbox` applies.
         ("customer_id", "c0000001-0000-4000-8000-000000000001"),

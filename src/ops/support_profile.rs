@@ -27,6 +27,7 @@ pub static SPEC: OpSpec = OpSpec {
     in_china: true,
     partner_wide: true,
     yes_no: &[],
+    any_case: &[],
     example: &[
         // The sandbox's demo partner: `pcbulk template` prints a row `apply --sandbox` applies.
         ("email", "partner-support@adatum.example"),

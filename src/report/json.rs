@@ -82,11 +82,15 @@ pub fn outcome(s: &Summary, exit_code: u8) -> &'static str {
     }
 }
 
+/// How an export's reason starts when the service refused its listing: the service did not give
+/// what the export needs (`unreachable`), whatever it answered.
+pub const LISTING_REFUSED: &str = "the listing could not be read to its end";
+
 /// The outcome of a run that stopped after sending began, from the reason it gave.
 pub fn stopped_because(why: &str) -> &'static str {
     if why.starts_with("credentials refused") {
         "credentials_refused"
-    } else if why.starts_with("cannot reach") {
+    } else if why.starts_with("cannot reach") || why.starts_with(LISTING_REFUSED) {
         "unreachable"
     } else if why.contains("--max-errors") || why.starts_with(crate::dispatch::HOPELESS_REASON) {
         "max_errors"

@@ -321,6 +321,32 @@ fn billing_export_round_trips_exactly_in_csv_and_xlsx() {
     );
 }
 
+/// Found by an outside tester: `--where subscription_status=Active` kept no row, the status being
+/// compared as written though apply reads it in any case.
+#[test]
+fn where_subscription_status_in_another_case_keeps_the_subscriptions_in_that_status() {
+    let sb = Sandbox::start(&[]);
+    for (asked, status) in [("Active", "active"), ("SUSPENDED", "suspended")] {
+        let w = Workdir::new();
+        let filter = format!("subscription_status={asked}");
+        let out = export(&sb, &w, "subscription", "s.csv", &["--where", &filter]);
+        assert!(code(&out) <= 1, "{}", text(&out));
+        let (_, rows) = table(&w.path("s.csv"));
+        let subs = readable_subscriptions(&sb);
+        let want: Vec<&str> = subs
+            .iter()
+            .filter(|(_, s)| s["status"] == status)
+            .map(|(_, s)| s["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "the demo tenant has {status} subscriptions"
+        );
+        let got: Vec<&str> = rows.iter().map(|r| r["subscription_id"].as_str()).collect();
+        assert_eq!(got, want, "{asked}");
+    }
+}
+
 #[test]
 fn export_to_stdout_with_the_summary_json_on_stdout_too_is_refused() {
     let sb = Sandbox::start(&[]);
@@ -376,6 +402,87 @@ fn a_listing_stopped_by_refused_credentials_or_an_unreachable_service_says_so() 
     let (out, summary) = export_with_summary(&w, &args, "unreachable.csv");
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert_eq!(summary["outcome"], "unreachable", "{summary}");
+}
+
+/// Found by an outside tester: a customer listing the service kept throttling past the tries
+/// allowed ended as `interrupted` (the user's stop), and its reason was joined with a stray `.;`.
+#[test]
+fn a_listing_stopped_by_429s_ends_unreachable_and_its_reason_reads_cleanly() {
+    // One call an hour (far past the test's end), spent here: the export's first call, the
+    // customer listing, is throttled, and --max-attempts 1 waits out no 429.
+    let sb = Sandbox::start(&["--rate", "0.0001", "--window", "10000"]);
+    let spent = sb.call("GET", "/customers", None, &[]).unwrap();
+    assert_eq!(spent.status(), 200);
+    let w = Workdir::new();
+    let args = [
+        "billing-profile",
+        "--base-url",
+        &sb.url,
+        "--max-attempts",
+        "1",
+    ];
+    let (out, summary) = export_with_summary(&w, &args, "throttled.csv");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(summary["outcome"], "unreachable", "{summary}");
+    assert_eq!(summary["throttled"], 1, "{summary}");
+    let why = summary["aborted"].as_str().unwrap();
+    assert!(why.contains("429"), "{why}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(".;") && !why.contains(".;"), "{err}");
+    assert!(
+        err.contains("stopped early: cannot reach the service"),
+        "{err}"
+    );
+    assert!(!w.path("throttled.csv").exists());
+}
+
+/// Found by an outside tester: with a proxy that is down named in the environment, calls failed
+/// as if the service refused the connection, and nothing said to look at the proxy. The proxy is
+/// a closed port on this machine (the target's name is never resolved: calls go to the proxy).
+#[test]
+fn a_dead_proxy_is_named_host_and_port_only_as_the_one_to_check() {
+    let dead = closed_port_url();
+    let port = dead.rsplit(':').next().unwrap();
+    let proxy = format!("http://pc-user:pr0xy-secret@127.0.0.1:{port}");
+    let shown = format!("the proxy 127.0.0.1:{port} that");
+    let w = Workdir::new();
+    let input = w.write("in.csv", contacts_csv(1));
+    for (variable, command) in [("HTTPS_PROXY", "export"), ("all_proxy", "apply")] {
+        let mut c = pcbulk();
+        match command {
+            "export" => c
+                .args(["export", "billing-profile", "--out"])
+                .arg(w.path("e.csv")),
+            _ => c.arg("apply").arg(&input).arg("--yes"),
+        };
+        c.args(["--base-url", "https://api.pcbulk-test.invalid"])
+            .args(["--max-attempts", "2"])
+            .env("PCBULK_ACCESS_TOKEN", "t");
+        for v in PROXY_VARS {
+            c.env_remove(v);
+        }
+        let out = c.env(variable, &proxy).output().unwrap();
+        let said = match command {
+            "export" => text(&out),
+            _ => std::fs::read_to_string(w.path("in.results.csv")).unwrap() + &text(&out),
+        };
+        assert_eq!(
+            code(&out),
+            if command == "export" { 3 } else { 1 },
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("{shown} {variable} names")),
+            "{said}"
+        );
+        assert!(said.contains("check that proxy"), "{said}");
+        assert!(
+            !said.contains("pr0xy-secret") && !said.contains("pc-user"),
+            "{said}"
+        );
+    }
+    let row = &results(&w.path("in.results.csv"))[0];
+    assert_eq!(row["error_code"], "unreachable", "{row:?}");
 }
 
 /// `pcbulk export ARGS --out OUT --summary-json OUT.json` with the sandbox's token: its output
@@ -573,6 +680,40 @@ fn a_stdout_closed_midway_ends_the_export_soon_with_exit_3_write_error_counting_
     );
 }
 
+/// Found by an outside tester: with a `--where` that keeps no row, nothing was written to stdout
+/// (not even its header, until the end), so a reader that had gone went unnoticed: the export read
+/// every target and ended as if complete.
+#[test]
+fn a_stdout_closed_while_where_keeps_no_row_ends_the_export_soon_with_write_error() {
+    let sb = Sandbox::start(&["--customers", "3000"]);
+    let w = Workdir::new();
+    let json = w.path("s.json");
+    let mut child = pcbulk()
+        .args(["export", "billing-profile", "--base-url", &sb.url])
+        .args(["--rate", "500", "-q", "--out", "-"])
+        .args(["--where", "city=No Such City"])
+        .arg("--summary-json")
+        .arg(&json)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    stdout.read_line(&mut header).unwrap();
+    assert!(header.starts_with("customer_id,"), "{header}");
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(status.code(), Some(3), "{summary}");
+    assert_eq!(summary["outcome"], "write_error", "{summary}");
+    assert_eq!(summary["rows"]["succeeded"], 0, "{summary}");
+    // The 3,030 customers take six seconds at 500 calls a second: the reader left at the header.
+    let calls = summary["calls"].as_u64().unwrap();
+    assert!(calls < 3000, "it read on after stdout closed: {summary}");
+}
+
 #[test]
 fn an_interrupted_export_exits_3_and_leaves_no_file() {
     let sb = Sandbox::start(&["--customers", "2000"]);
@@ -611,6 +752,94 @@ fn an_interrupted_export_exits_3_and_leaves_no_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "no file, not even a scratch one: {left:?}");
+}
+
+/// `pcbulk export billing-profile --out OUT --summary-json JSON` at 20 calls a second, stopped
+/// by SIGINT once its progress shows rows: its exit code, what it printed on stdout and on stderr,
+/// its summary.
+fn interrupted_once_rows_show(
+    sb: &Sandbox,
+    out: &str,
+    json: &Path,
+) -> (i32, String, String, Value) {
+    let mut child = pcbulk()
+        .args(["export", "billing-profile", "--base-url", &sb.url])
+        .args(["--rate", "20", "--out", out])
+        .arg("--summary-json")
+        .arg(json)
+        .env("PCBULK_ACCESS_TOKEN", "sandbox")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        let mut all = String::new();
+        stdout.read_to_string(&mut all).unwrap();
+        all
+    });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "ended: {said}");
+        said.push_str(&line);
+        let shown: usize = line
+            .strip_prefix("pcbulk: ")
+            .and_then(|l| l.split_once(" rows exported so far"))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or(0);
+        if shown > 0 {
+            break;
+        }
+    }
+    signal(&child, "-INT");
+    stderr.read_to_string(&mut said).unwrap();
+    let code = child.wait().unwrap().code().unwrap();
+    let summary = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    (code, printed.join().unwrap(), said, summary)
+}
+
+/// Found by an outside tester: a file export stopped by SIGINT wrote no file, yet its summary
+/// counted the rows it had read as `succeeded`.
+#[test]
+fn an_interrupted_file_export_counts_no_row_succeeded_and_says_how_many_it_read() {
+    let sb = Sandbox::start(&["--customers", "2000"]);
+    let w = Workdir::new();
+    let out = w.path("b.csv").display().to_string();
+    let (code, _, said, summary) = interrupted_once_rows_show(&sb, &out, &w.path("s.json"));
+    assert_eq!(code, 3, "{said}");
+    assert!(!w.path("b.csv").exists());
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    assert_eq!(
+        summary["rows"]["succeeded"], 0,
+        "no file, no row exported: {summary}"
+    );
+    let read = summary["rows_read"].as_u64().unwrap();
+    assert!(read > 0, "{summary}");
+    assert!(
+        said.contains(&format!("read {read} rows")) && said.contains("no file was written"),
+        "{said}"
+    );
+}
+
+/// The same stop with the rows going to stdout: the rows counted `succeeded` are exactly those
+/// that reached it.
+#[test]
+fn an_interrupted_stdout_export_counts_succeeded_the_rows_that_reached_stdout() {
+    let sb = Sandbox::start(&["--customers", "2000"]);
+    let w = Workdir::new();
+    let (code, printed, said, summary) = interrupted_once_rows_show(&sb, "-", &w.path("s.json"));
+    assert_eq!(code, 3, "{said}");
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    let records: Vec<csv::StringRecord> = csv::Reader::from_reader(printed.as_bytes())
+        .records()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let rows = records.len() as u64;
+    assert!(rows > 0, "{said}");
+    assert_eq!(summary["rows"]["succeeded"], rows, "{summary}");
+    assert_eq!(summary["rows_read"], rows, "{summary}");
 }
 
 /// A text a billing field may hold, as an admin's tenant has them: accents, quotes, a newline

@@ -235,3 +235,45 @@ fn an_undo_file_keeps_the_input_s_delimiter_and_a_bom() {
     assert!(headers.iter().any(|h| h == "name"), "{headers:?}");
     assert_eq!(r.records().count(), 1);
 }
+
+/// Found by an outside tester: a carried column named like another operation's (`note`, a
+/// service request's; `city`, a billing profile's) was left out of the undo file of a
+/// support-contact run. The undo file keeps them, says its operation (the header alone could fit
+/// a billing profile too), and applied, puts the contacts back, the columns still carried.
+#[test]
+fn undo_keeps_a_carried_column_named_like_another_operation_s() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "changes.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name,note,city\n\
+             {CONTOSO},{SUB_A},{TREY_TENANT},4391507,Trey Research,ticket 42,Lyon\n"
+        ),
+    );
+    let before = contact_name(&sb, SUB_A);
+    let out = sb.apply(&input, &["--operation", "support-contact"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let undo = pcbulk()
+        .arg("undo")
+        .arg(w.path("changes.results.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&undo), 0, "{}", text(&undo));
+    let (headers, rows) = table(&w.path("changes.undo.csv"));
+    assert!(headers.contains(&"note".to_owned()), "{headers:?}");
+    assert_eq!(rows[0]["note"], "ticket 42");
+    assert_eq!(rows[0]["city"], "Lyon");
+    assert_eq!(rows[0]["operation"], "support-contact");
+
+    let out = sb.apply(&w.path("changes.undo.csv"), &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let applied = results(&w.path("changes.undo.results.csv"));
+    assert_eq!(applied[0]["status"], "succeeded", "{applied:?}");
+    assert_eq!(applied[0]["note"], "ticket 42");
+    assert_eq!(contact_name(&sb, SUB_A), before);
+    assert!(
+        !sb.note_counts().contains_key("ticket 42"),
+        "no note was added"
+    );
+}
