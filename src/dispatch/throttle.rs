@@ -16,9 +16,13 @@
 //! (a fixed window's limit is met within a window of probing, and every call refused in it may
 //! count against the next). Slow start's first 429 cuts deeper ([`BETA_FIRST`]) and sends nothing
 //! until its Retry-After has passed: slow start overshoots, and what it sends past the limit is
-//! refused. 429s within [`COOLDOWN`] of a cut belong to the same episode and do not cut again. A
+//! refused. 429s within [`COOLDOWN`] of a cut belong to the same episode and do not cut again, but
+//! every 429 skips a send slot: where refusals count against the limit, each spent a call it would
+//! have admitted. A limit found again where it was found last time is held longer before the curve
+//! probes above it (up to [`MAX_HOLD`]): a fixed limit gains nothing from probing. A
 //! 429 with a long Retry-After means "blocked until then" (a long fixed window): the pacer sends
-//! nothing until that moment, then resumes at its rate, rather than collecting more 429s. A 429 for
+//! nothing until that moment, rather than collecting more 429s, then resumes at the rate the closed
+//! window admitted, its curve running on the window's time. A 429 for
 //! a call sent before the pacer last reacted says nothing new and is ignored.
 //!
 //! A 429 is one customer's limit only when that customer's calls meet 429s twice within [`SPREAD`]
@@ -62,7 +66,9 @@ pub const LONG_WAIT: Duration = Duration::from_secs(2);
 /// this long, and do not cut again.
 pub const COOLDOWN: Duration = Duration::from_secs(1);
 /// How far back the successes that tell the admitted rate are counted.
-pub const SPAN: Duration = Duration::from_secs(2);
+pub const SPAN: Duration = Duration::from_secs(4);
+/// The longest the curve stays level at a limit found again where it was before.
+pub const MAX_HOLD: Duration = Duration::from_secs(30);
 /// The rate never goes below this (calls per second).
 pub const MIN_RATE: f64 = 0.05;
 
@@ -93,6 +99,8 @@ pub struct Pacer {
     /// Seconds per unit of the cubic curve's time: 1, or the length of the fixed window a long
     /// Retry-After showed.
     scale: f64,
+    /// How long the curve stays level at `w_max` before probing above it.
+    hold: Duration,
     started: Instant,
 }
 
@@ -111,6 +119,7 @@ impl Pacer {
             successes: VecDeque::new(),
             since_pause: 0,
             scale: 1.0,
+            hold: Duration::ZERO,
             started: now,
         }
     }
@@ -134,6 +143,12 @@ impl Pacer {
                 let t = now.saturating_duration_since(self.last_cut).as_secs_f64() / self.scale;
                 let c = C * self.w_max;
                 let k = (self.w_max * (1.0 - self.beta) / c).cbrt();
+                let hold = self.hold.as_secs_f64() / self.scale;
+                let t = if t > k {
+                    k + (t - k - hold).max(0.0)
+                } else {
+                    t
+                };
                 (c * (t - k).powi(3) + self.w_max).clamp(MIN_RATE, self.ceiling)
             }
         }
@@ -267,12 +282,21 @@ impl Pacer {
         let admitted = self.admitted_rate(now);
         // Nothing admitted for a whole span: the limit is spent and, where refusals count
         // against it, each call sent keeps it so; halve, rather than take a tenth off.
-        self.w_max = if admitted > 0.0 {
+        let w_max = if admitted > 0.0 {
             current.min(admitted)
         } else {
             current / 2.0
         }
         .max(MIN_RATE);
+        // A limit found again where it was found last time is a fixed one: probing above it
+        // again soon would only spend calls (each refused one is owed where refusals count), so
+        // the curve stays level at it for longer each time, up to [`MAX_HOLD`].
+        let same = self.phase == Phase::Avoidance && (w_max - self.w_max).abs() <= 0.1 * self.w_max;
+        self.hold = match same {
+            true => (self.hold * 2).clamp(Duration::from_secs(1), MAX_HOLD),
+            false => Duration::ZERO,
+        };
+        self.w_max = w_max;
         self.beta = match self.phase {
             Phase::SlowStart => BETA_FIRST,
             Phase::Avoidance if now.saturating_duration_since(self.last_cut) < AGAIN => BETA_AGAIN,
@@ -698,8 +722,9 @@ mod tests {
         );
         // A later throttle, in avoidance: the shallower cut, and no pause.
         let t2 = t1 + Duration::from_secs_f64(k);
-        for i in 0..40 {
-            p.on_success(t2 - ms(2000) + ms(i * 50));
+        let n = SPAN.as_millis() as u64 / 50; // a span's worth at 20/s
+        for i in 0..n {
+            p.on_success(t2 - SPAN + ms(i * 50));
         }
         p.on_throttled(t2, t2, Some(Duration::from_secs(1)));
         assert!((p.rate(t2) - 20.0 * BETA).abs() < 0.01, "{}", p.rate(t2));
@@ -801,11 +826,55 @@ mod tests {
     fn successes_older_than_the_span_are_not_admitted_however_long_since_the_last() {
         let t0 = Instant::now();
         let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10));
-        for i in 0..40 {
+        let n = SPAN.as_millis() as u64 / 50; // a span's worth at 20/s
+        for i in 0..n {
             p.on_success(t0 + ms(i * 50));
         }
-        assert!((p.admitted_rate(t0 + ms(2000)) - 20.0).abs() < 0.01);
-        assert_eq!(p.admitted_rate(t0 + Duration::from_secs(7)), 0.0);
+        assert!((p.admitted_rate(t0 + SPAN) - 20.0).abs() < 0.01);
+        assert_eq!(p.admitted_rate(t0 + SPAN * 3), 0.0);
+    }
+
+    /// Found by the dispatch bench's 1 s windows of 5 and 20 calls: the curve probed above a
+    /// limit it had found twice already every five seconds, and each probe's refusals were owed
+    /// by the next window.
+    #[test]
+    fn a_limit_found_again_where_it_was_is_held_longer_each_time_before_probing() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10));
+        let mut cut_at = |p: &mut Pacer, t: Instant| {
+            for i in 0..SPAN.as_millis() as u64 / 50 {
+                p.on_success(t - SPAN + ms(i * 50)); // 20/s admitted
+            }
+            p.on_throttled(t, t, Some(Duration::from_secs(1)));
+        };
+        let mut t = t0;
+        for held in [0, 1, 2, 4, 8] {
+            cut_at(&mut p, t);
+            assert_eq!(p.hold, Duration::from_secs(held));
+            t += Duration::from_secs(20);
+        }
+        let k = ((1.0 - BETA) / C).cbrt();
+        let t = t - Duration::from_secs(20);
+        let level = p.rate(t + Duration::from_secs_f64(k + 7.9));
+        assert!((level - 20.0).abs() < 0.01, "level while held: {level}");
+        assert!(
+            p.rate(t + Duration::from_secs_f64(k + 10.0)) > 20.0,
+            "then probes"
+        );
+        cut_at(&mut p, t + Duration::from_secs(20)); // found at 20 again...
+        for i in 0..SPAN.as_millis() as u64 / 100 {
+            p.on_success(t + Duration::from_secs(40) - SPAN + ms(i * 100));
+        }
+        p.on_throttled(
+            t + Duration::from_secs(40),
+            t + Duration::from_secs(40),
+            None,
+        );
+        assert_eq!(
+            p.hold,
+            Duration::ZERO,
+            "...then at 10: a new limit, probed as usual"
+        );
     }
 
     #[test]
