@@ -841,7 +841,7 @@ mod tests {
     fn a_limit_found_again_where_it_was_is_held_longer_each_time_before_probing() {
         let t0 = Instant::now();
         let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10));
-        let mut cut_at = |p: &mut Pacer, t: Instant| {
+        let cut_at = |p: &mut Pacer, t: Instant| {
             for i in 0..SPAN.as_millis() as u64 / 50 {
                 p.on_success(t - SPAN + ms(i * 50)); // 20/s admitted
             }
