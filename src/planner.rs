@@ -275,20 +275,18 @@ impl Planner {
 
     /// One cell as the operation reads it: trimmed, and an undo file's `'` taken off.
     fn cell<'a>(&self, cells: &[&'a str], i: usize) -> &'a str {
-        let c = cells
-            .get(i)
-            .map(|c| crate::input::row::trim(c))
-            .unwrap_or("");
+        let raw = cells.get(i).copied().unwrap_or("");
         if self.undo {
-            crate::undo_file::unescape(c)
+            crate::undo_file::read(raw)
         } else {
-            c
+            crate::input::row::trim(raw)
         }
     }
 
     /// Whether a marked file's cell is the text `#N/A` itself (`'#N/A`), not a request to clear.
     fn is_literal_clear(&self, cells: &[&str], i: usize) -> bool {
-        let raw = cells.get(i).map(|c| crate::input::row::trim(c));
+        // Trimmed at its start only: `'#N/A` and a line end is the text with its line end.
+        let raw = cells.get(i).map(|c| c.trim_start());
         raw.is_some_and(crate::undo_file::is_literal_clear)
     }
 
