@@ -188,7 +188,7 @@ async fn export(
     );
     let scratch = writer.scratch();
     let mut tally = Tally::new(writer, &out, output.progress, max_errors);
-    let walk = crate::export::walk(&job, &d, concurrency * 2, |p| tally.on(p, &d.stop));
+    let walk = crate::export::walk(&job, &d, units_ahead(concurrency), |p| tally.on(p, &d.stop));
     let watched = watch_reader(walk, out == Out::Stdout, &d.stop);
     let walked = walk_interruptibly(watched, &d.stop, scratch)
         .await
@@ -386,6 +386,16 @@ struct Tally {
 
 /// How many failed targets a summary keeps.
 const FAILURES_KEPT: usize = 1000;
+
+/// How many customers (or other units) an export reads at once: rows are written in listing
+/// order, so one call waiting out a 429's Retry-After (a whole second, as Partner Center gives it)
+/// holds up every unit after it; the others keep the calls going meanwhile, if there are enough
+/// of them for that second. Memory holds these units' rows, never the export's.
+const UNITS_AHEAD: usize = 256;
+
+fn units_ahead(concurrency: usize) -> usize {
+    (concurrency * 2).max(UNITS_AHEAD)
+}
 
 impl Tally {
     fn new(writer: Writer, out: &Out, mode: Mode, max_errors: Option<MaxErrors>) -> Tally {
