@@ -535,7 +535,8 @@ impl Controller {
             .cloned()
     }
 
-    pub fn on_success(&self, customer: Option<&str>) {
+    /// A call the limit let through, whatever its answer (a 400 spends the limit as a 200 does).
+    pub fn on_admitted(&self, customer: Option<&str>) {
         let now = Instant::now();
         self.partner.pacer().on_success(now);
         if let Some(c) = customer {
@@ -594,6 +595,12 @@ impl Controller {
         }
     }
 
+    /// The calls the partner's pacer counts as admitted over the last [`SPAN`].
+    #[cfg(test)]
+    pub fn admitted_calls(&self) -> usize {
+        self.partner.pacer().successes.len()
+    }
+
     /// Whether a customer other than `c` had a call succeed within [`SPREAD`].
     fn others_admitted(&self, c: &str, now: Instant) -> bool {
         let id = hash_of(c);
@@ -628,10 +635,10 @@ mod tests {
     async fn pacers_of_many_customers_do_not_grow_memory_but_a_throttled_one_is_kept() {
         let c = Controller::new(100.0);
         c.on_throttled(Some("throttled"), Instant::now(), None);
-        c.on_success(Some("other"));
+        c.on_admitted(Some("other"));
         c.on_throttled(Some("throttled"), Instant::now(), None); // again while another got in
         for i in 0..100_000 {
-            c.on_success(Some(&format!("customer-{i}")));
+            c.on_admitted(Some(&format!("customer-{i}")));
         }
         let customers = c.customers.lock().unwrap();
         assert!(
@@ -665,7 +672,7 @@ mod tests {
             c.customer("a").pacer().untaught(),
             "a again, but no other customer's call got in"
         );
-        c.on_success(Some("c"));
+        c.on_admitted(Some("c"));
         tokio::time::advance(Duration::from_millis(10)).await;
         c.on_throttled(Some("a"), Instant::now(), wait);
         assert!(
