@@ -59,11 +59,7 @@ fn undo_of_a_formula_looking_value_puts_back_exactly_the_value() {
     assert_eq!(contact_name(&sb, SUB_A), "Trey Research");
     assert_eq!(telephone(&sb), "+46 8 555 0100");
 
-    let undo = pcbulk()
-        .arg("undo")
-        .arg(w.path("changes.results.csv"))
-        .output()
-        .unwrap();
+    let undo = undo_of(&w.path("changes.results.csv"));
     assert_eq!(code(&undo), 0, "{}", text(&undo));
     let undo_file = w.path("changes.undo.csv");
     let (headers, rows) = table(&undo_file);
@@ -138,11 +134,7 @@ fn undo_reads_a_results_header_neutralised_by_the_results_writer() {
     let (headers, _) = table(&w.path("changes.results.csv"));
     assert_eq!(headers[0], "'-Customer ID");
 
-    let undo = pcbulk()
-        .arg("undo")
-        .arg(w.path("changes.results.csv"))
-        .output()
-        .unwrap();
+    let undo = undo_of(&w.path("changes.results.csv"));
     assert_eq!(code(&undo), 0, "{}", text(&undo));
     let (_, rows) = table(&w.path("changes.undo.csv"));
     assert_eq!(rows[0]["customer_id"], CONTOSO, "{rows:?}");
@@ -219,11 +211,7 @@ fn an_undo_file_keeps_the_input_s_delimiter_and_a_bom() {
     );
     let out = sb.apply(&input, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let out = pcbulk()
-        .arg("undo")
-        .arg(w.path("kontakte.results.csv"))
-        .output()
-        .unwrap();
+    let out = undo_of(&w.path("kontakte.results.csv"));
     assert_eq!(code(&out), 0, "{}", text(&out));
     let bytes = std::fs::read(w.path("kontakte.undo.csv")).unwrap();
     assert!(bytes.starts_with(b"\xef\xbb\xbf"), "a BOM");
@@ -254,11 +242,7 @@ fn undo_keeps_a_carried_column_named_like_another_operation_s() {
     let before = contact_name(&sb, SUB_A);
     let out = sb.apply(&input, &["--operation", "support-contact"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let undo = pcbulk()
-        .arg("undo")
-        .arg(w.path("changes.results.csv"))
-        .output()
-        .unwrap();
+    let undo = undo_of(&w.path("changes.results.csv"));
     assert_eq!(code(&undo), 0, "{}", text(&undo));
     let (headers, rows) = table(&w.path("changes.undo.csv"));
     assert!(headers.contains(&"note".to_owned()), "{headers:?}");
@@ -276,4 +260,9 @@ fn undo_keeps_a_carried_column_named_like_another_operation_s() {
         !sb.note_counts().contains_key("ticket 42"),
         "no note was added"
     );
+}
+
+/// `pcbulk undo RESULTS`, run to its end.
+fn undo_of(results: &std::path::Path) -> std::process::Output {
+    pcbulk().arg("undo").arg(results).output().unwrap()
 }
