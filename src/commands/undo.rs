@@ -183,6 +183,9 @@ struct ResultsColumns {
     row: usize,
     status: usize,
     change: Option<usize>,
+    /// Whether the run's input was a file pcbulk marked (an export or an undo file): its cells,
+    /// echoed in the results, are escaped as pcbulk escapes them.
+    marked: bool,
 }
 
 impl ResultsColumns {
@@ -199,7 +202,17 @@ impl ResultsColumns {
             row: named("row").context("the results file has no row column")?,
             status: named("status").context("the results file has no status column")?,
             change: named("change"),
+            marked: headers.iter().any(|h| crate::undo_file::is_marker(h)),
         })
+    }
+
+    /// A carried cell's value: a marked input's escape taken off (or a `'` added again at each
+    /// undo would grow the cell), a results file's own `'` otherwise.
+    fn carried(&self, cell: &str) -> String {
+        match self.marked {
+            true => crate::undo_file::read(cell).to_owned(),
+            false => unneutralize(cell).to_owned(),
+        }
     }
 
     /// A row's cell in the results column that is operation column `col`.
@@ -241,7 +254,7 @@ impl Run<'_> {
             op: before.op,
             cells: BTreeMap::new(),
             expected: BTreeMap::new(),
-            carried: rec.to_vec(),
+            carried: rec.iter().map(|c| self.columns.carried(c)).collect(),
         };
         for key in before.op.undo_keys {
             // A key a row succeeded with is a GUID or letters and digits, so a `'` before a formula
@@ -563,10 +576,9 @@ impl Column {
         };
         match self {
             Column::Operation => undo.op.name.to_owned(),
-            Column::Carried(i) => escape(unneutralize(
-                undo.carried.get(*i).map_or("", String::as_str),
-            ))
-            .into_owned(),
+            Column::Carried(i) => {
+                escape(undo.carried.get(*i).map_or("", String::as_str)).into_owned()
+            }
             Column::Op(c) => value(&undo.cells, c),
             Column::Expected(c) => value(&undo.expected, c),
             Column::Marker => undo.row.to_string(),

@@ -266,3 +266,26 @@ fn undo_keeps_a_carried_column_named_like_another_operation_s() {
 fn undo_of(results: &std::path::Path) -> std::process::Output {
     pcbulk().arg("undo").arg(results).output().unwrap()
 }
+
+/// Found by an outside tester: a carried cell of a marked file (an export's `subscription_name`,
+/// escaped `''apostrophe` for the name `'apostrophe`) gained one more `'` in the undo file, and
+/// another each time it went round.
+#[test]
+fn a_marked_file_s_carried_cell_comes_out_of_undo_escaped_once() {
+    let sb = Sandbox::start(&[]);
+    let w = Workdir::new();
+    let input = w.write(
+        "export.csv",
+        format!(
+            "customer_id,subscription_id,support_tenant_id,support_mpn_id,name,subscription_name,\
+             pcbulk_export\n\
+             {CONTOSO},{SUB_A},{TREY_TENANT},4391507,Trey Research,''apostrophe,1\n"
+        ),
+    );
+    let out = sb.apply(&input, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let undo = undo_of(&w.path("export.results.csv"));
+    assert_eq!(code(&undo), 0, "{}", text(&undo));
+    let (_, rows) = table(&w.path("export.undo.csv"));
+    assert_eq!(rows[0]["subscription_name"], "''apostrophe");
+}
