@@ -692,6 +692,14 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Successes at `per_second`, evenly spaced over a [`SPAN`] from `from`.
+    fn admit_a_span(p: &mut Pacer, from: Instant, per_second: u64) {
+        let every = 1000 / per_second;
+        for i in 0..SPAN.as_millis() as u64 / every {
+            p.on_success(from + ms(i * every));
+        }
+    }
+
     #[test]
     fn slow_start_doubles_to_the_ceiling() {
         let t0 = Instant::now();
@@ -729,10 +737,7 @@ mod tests {
         );
         // A later throttle, in avoidance: the shallower cut, and no pause.
         let t2 = t1 + Duration::from_secs_f64(k);
-        let n = SPAN.as_millis() as u64 / 50; // a span's worth at 20/s
-        for i in 0..n {
-            p.on_success(t2 - SPAN + ms(i * 50));
-        }
+        admit_a_span(&mut p, t2 - SPAN, 20);
         p.on_throttled(t2, t2, Some(Duration::from_secs(1)));
         assert!((p.rate(t2) - 20.0 * BETA).abs() < 0.01, "{}", p.rate(t2));
         assert!(!p.paused(t2));
@@ -833,10 +838,7 @@ mod tests {
     fn successes_older_than_the_span_are_not_admitted_however_long_since_the_last() {
         let t0 = Instant::now();
         let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10));
-        let n = SPAN.as_millis() as u64 / 50; // a span's worth at 20/s
-        for i in 0..n {
-            p.on_success(t0 + ms(i * 50));
-        }
+        admit_a_span(&mut p, t0, 20);
         assert!((p.admitted_rate(t0 + SPAN) - 20.0).abs() < 0.01);
         assert_eq!(p.admitted_rate(t0 + SPAN * 3), 0.0);
     }
@@ -849,9 +851,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(100.0, t0 - Duration::from_secs(10));
         let cut_at = |p: &mut Pacer, t: Instant| {
-            for i in 0..SPAN.as_millis() as u64 / 50 {
-                p.on_success(t - SPAN + ms(i * 50)); // 20/s admitted
-            }
+            admit_a_span(p, t - SPAN, 20);
             p.on_throttled(t, t, Some(Duration::from_secs(1)));
         };
         let mut t = t0;
@@ -869,9 +869,7 @@ mod tests {
             "then probes"
         );
         cut_at(&mut p, t + Duration::from_secs(20)); // found at 20 again...
-        for i in 0..SPAN.as_millis() as u64 / 100 {
-            p.on_success(t + Duration::from_secs(40) - SPAN + ms(i * 100));
-        }
+        admit_a_span(&mut p, t + Duration::from_secs(40) - SPAN, 10);
         p.on_throttled(
             t + Duration::from_secs(40),
             t + Duration::from_secs(40),
